@@ -1,0 +1,87 @@
+//! `pachd`: the server. Configuration and wiring only: it opens the metadata
+//! store and the bucket, checks the store's format version, and serves the gRPC
+//! API until SIGTERM or SIGINT.
+
+mod cluster;
+mod config;
+mod service;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use pach_pfs::Pfs;
+use pach_storage::ContentStore;
+
+use crate::config::Config;
+
+#[tokio::main]
+async fn main() {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(config).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; choose another with --data-dir",
+            data_dir.display()
+        )
+    })?;
+    let meta_path = data_dir.join("meta.redb");
+    let meta = Arc::new(pach_meta::RedbStore::open(&meta_path)?);
+    let storage_url = config.storage_url(&data_dir);
+    let (store, prefix) = pach_storage::open_object_store(&storage_url)
+        .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
+    let cluster = cluster::open(&*meta).await?;
+    tracing::info!(cluster_id = %cluster.id, metadata = %meta_path.display(), storage = %storage_url, "opened cluster");
+    let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
+    let listener = bind(&config.address).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "pachd listening");
+    // Scripts wait for this line on stdout to know the server is ready.
+    println!("pachd listening on {local}");
+    service::serve(pfs, listener, shutdown_signal()).await?;
+    tracing::info!("pachd stopped");
+    Ok(())
+}
+
+async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let address = address.strip_prefix("grpc://").unwrap_or(address);
+    tokio::net::TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {address}; is another pachd running? Choose another with --address HOST:PORT")
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

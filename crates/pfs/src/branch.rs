@@ -1,0 +1,246 @@
+//! Branches: named pointers to head commits, with branch provenance. Creating a
+//! branch with provenance, or changing it, starts a commit downstream so that a
+//! pipeline (or a user) can compute it from the upstream heads.
+
+use std::collections::{BTreeSet, HashMap};
+
+use pach_meta::Txn;
+
+use crate::commit::add_downstream;
+use crate::error::{PfsError, Result};
+use crate::names::validate_name;
+use crate::records::*;
+use crate::{MAX_ATTEMPTS, Pfs};
+
+/// A branch with its subvenance (the branches that have it in their provenance).
+#[derive(Debug, Clone)]
+pub struct BranchInfo {
+    pub record: BranchRecord,
+    pub subvenance: Vec<BranchName>,
+}
+
+impl Pfs {
+    pub(crate) async fn branch_records(&self, repo: &str) -> Result<Vec<BranchRecord>> {
+        Ok(
+            load_all::<BranchRecord>(&*self.meta, &branches_prefix(repo))
+                .await?
+                .into_iter()
+                .map(|(b, _)| b)
+                .collect(),
+        )
+    }
+
+    pub(crate) async fn all_branches(&self) -> Result<Vec<BranchRecord>> {
+        Ok(load_all::<BranchRecord>(&*self.meta, BRANCHES)
+            .await?
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect())
+    }
+
+    pub(crate) async fn all_branches_with_rev(&self) -> Result<Vec<(BranchRecord, u64)>> {
+        load_all::<BranchRecord>(&*self.meta, BRANCHES).await
+    }
+
+    pub(crate) async fn branch_record(
+        &self,
+        repo: &str,
+        name: &str,
+    ) -> Result<Option<(BranchRecord, u64)>> {
+        load::<BranchRecord>(&*self.meta, &branch_key(repo, name)).await
+    }
+
+    pub async fn inspect_branch(&self, repo: &str, name: &str) -> Result<BranchInfo> {
+        self.repo_record(repo).await?;
+        let record = self
+            .branch_record(repo, name)
+            .await?
+            .map(|(b, _)| b)
+            .ok_or_else(|| PfsError::BranchNotFound {
+                repo: repo.into(),
+                branch: name.into(),
+            })?;
+        let me = BranchName {
+            repo: repo.into(),
+            name: name.into(),
+        };
+        let subvenance = self
+            .all_branches()
+            .await?
+            .into_iter()
+            .filter(|b| b.provenance.contains(&me))
+            .map(|b| BranchName {
+                repo: b.repo,
+                name: b.name,
+            })
+            .collect();
+        Ok(BranchInfo { record, subvenance })
+    }
+
+    pub async fn list_branch(&self, repo: &str) -> Result<Vec<BranchInfo>> {
+        self.repo_record(repo).await?;
+        let all = self.all_branches().await?;
+        let mut out: Vec<BranchInfo> = all
+            .iter()
+            .filter(|b| b.repo == repo)
+            .map(|b| {
+                let me = BranchName {
+                    repo: b.repo.clone(),
+                    name: b.name.clone(),
+                };
+                BranchInfo {
+                    record: b.clone(),
+                    subvenance: all
+                        .iter()
+                        .filter(|o| o.provenance.contains(&me))
+                        .map(|o| BranchName {
+                            repo: o.repo.clone(),
+                            name: o.name.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        Ok(out)
+    }
+
+    /// Creates or updates a branch. `head`: a commit reference in the same repo
+    /// (None keeps the current head). `provenance`: replaces the branch's provenance
+    /// when `Some`.
+    pub async fn create_branch(
+        &self,
+        repo: &str,
+        name: &str,
+        head: Option<&str>,
+        provenance: Option<Vec<BranchName>>,
+    ) -> Result<()> {
+        validate_name("branch", name)?;
+        self.repo_record(repo).await?;
+        let head_id = match head {
+            Some(h) if !h.is_empty() => Some(self.resolve_commit(repo, h).await?.0.id),
+            _ => None,
+        };
+        if let Some(prov) = &provenance {
+            for p in prov {
+                self.repo_record(&p.repo).await?;
+                if p.repo == repo {
+                    return Err(PfsError::InvalidArgument(format!(
+                        "branch {repo}@{name} cannot have provenance on its own repo ({p})"
+                    )));
+                }
+                if self.branch_record(&p.repo, &p.name).await?.is_none() {
+                    // Pachyderm creates missing provenance branches empty.
+                    Box::pin(self.create_branch(&p.repo, &p.name, None, None)).await?;
+                }
+            }
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let branches = self.all_branches_with_rev().await?;
+            let key = branch_key(repo, name);
+            let existing = branches
+                .iter()
+                .find(|(b, _)| b.repo == repo && b.name == name);
+            let rev = existing.map(|(_, r)| *r).unwrap_or(0);
+            let mut record = existing.map(|(b, _)| b.clone()).unwrap_or(BranchRecord {
+                repo: repo.into(),
+                name: name.into(),
+                head: None,
+                provenance: vec![],
+            });
+            if head_id.is_some() {
+                record.head = head_id.clone();
+            }
+            let provenance_changed = match &provenance {
+                Some(p) => {
+                    let new: BTreeSet<_> = p.iter().cloned().collect();
+                    let old: BTreeSet<_> = record.provenance.iter().cloned().collect();
+                    record.provenance = new.iter().cloned().collect();
+                    new != old
+                }
+                None => false,
+            };
+            if provenance_changed {
+                check_acyclic(&branches, &record)?;
+            }
+            let mut downstream = Vec::new();
+            if provenance_changed && !record.provenance.is_empty() {
+                // Compute this branch from the current upstream heads.
+                let mut all: Vec<(BranchRecord, u64)> = branches
+                    .iter()
+                    .filter(|(b, _)| !(b.repo == repo && b.name == name))
+                    .cloned()
+                    .collect();
+                all.push((record.clone(), rev));
+                let me = BranchName {
+                    repo: repo.into(),
+                    name: name.into(),
+                };
+                downstream = self.plan_downstream(&all, HashMap::new(), vec![me]).await?;
+            }
+            let txn = if downstream
+                .iter()
+                .any(|d| d.branch.repo == repo && d.branch.name == name)
+            {
+                add_downstream(Txn::new(), &downstream)
+            } else {
+                add_downstream(
+                    Txn::new().expect(&key, rev).put(&key, encode(&record)),
+                    &downstream,
+                )
+            };
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("branch {repo}@{name}"),
+        })
+    }
+
+    pub async fn delete_branch(&self, repo: &str, name: &str, force: bool) -> Result<()> {
+        let info = self.inspect_branch(repo, name).await?;
+        if !info.subvenance.is_empty() && !force {
+            let names: Vec<String> = info.subvenance.iter().map(|b| b.to_string()).collect();
+            return Err(PfsError::FailedPrecondition(format!(
+                "branch {repo}@{name} is in the provenance of {}; delete those first or use --force",
+                names.join(", ")
+            )));
+        }
+        self.meta
+            .commit(Txn::new().delete(branch_key(repo, name)))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Refuses a provenance graph with a cycle through `changed`.
+fn check_acyclic(branches: &[(BranchRecord, u64)], changed: &BranchRecord) -> Result<()> {
+    let me = BranchName {
+        repo: changed.repo.clone(),
+        name: changed.name.clone(),
+    };
+    let provenance_of = |b: &BranchName| -> Vec<BranchName> {
+        if *b == me {
+            return changed.provenance.clone();
+        }
+        branches
+            .iter()
+            .find(|(r, _)| r.repo == b.repo && r.name == b.name)
+            .map(|(r, _)| r.provenance.clone())
+            .unwrap_or_default()
+    };
+    let mut stack = changed.provenance.clone();
+    let mut seen = BTreeSet::new();
+    while let Some(b) = stack.pop() {
+        if b == me {
+            return Err(PfsError::InvalidArgument(format!(
+                "provenance of {me} would form a cycle (it reaches itself)"
+            )));
+        }
+        if seen.insert(b.clone()) {
+            stack.extend(provenance_of(&b));
+        }
+    }
+    Ok(())
+}

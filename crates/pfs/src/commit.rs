@@ -1,0 +1,829 @@
+//! Commits: resolution of references (`id`, `branch`, `branch^`, `branch~2`),
+//! start / finish, writes (auto commits on branches, staged writes into open
+//! commits), provenance propagation to downstream branches, listing, waiting,
+//! subscribing, flushing and deletion.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use pach_meta::Txn;
+use pach_storage::{Change, IndexReader, IndexSummary};
+use tokio::sync::mpsc;
+
+use crate::error::{PfsError, Result};
+use crate::names::validate_name;
+use crate::records::*;
+use crate::{MAX_ATTEMPTS, Pfs, new_commit_id, now_ns};
+
+/// A commit started downstream because an upstream head moved.
+#[derive(Debug, Clone)]
+pub(crate) struct Downstream {
+    pub branch: BranchRecord,
+    pub branch_rev: u64,
+    pub commit: CommitRecord,
+}
+
+/// Adds the records of planned downstream commits to a transaction.
+pub(crate) fn add_downstream(mut txn: Txn, downstream: &[Downstream]) -> Txn {
+    for d in downstream {
+        let bkey = branch_key(&d.branch.repo, &d.branch.name);
+        let ckey = commit_key(&d.commit.repo, &d.commit.id);
+        txn = txn
+            .expect(&bkey, d.branch_rev)
+            .put(bkey, encode(&d.branch))
+            .expect(&ckey, 0)
+            .put(ckey, encode(&d.commit));
+    }
+    txn
+}
+
+/// Splits `master~2^` into (`master`, 3).
+fn split_ancestry(reference: &str) -> Result<(&str, usize)> {
+    let cut = reference.find(['^', '~']).unwrap_or(reference.len());
+    let (base, mut rest) = reference.split_at(cut);
+    let mut depth = 0usize;
+    while !rest.is_empty() {
+        let bad = || {
+            PfsError::InvalidArgument(format!(
+                "invalid commit reference '{reference}': use BRANCH, COMMIT, BRANCH^ (parent) or BRANCH~N (N-th ancestor)"
+            ))
+        };
+        if let Some(r) = rest.strip_prefix('^') {
+            depth += 1;
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('~') {
+            let digits = r.chars().take_while(|c| c.is_ascii_digit()).count();
+            let n = if digits == 0 {
+                1
+            } else {
+                r[..digits].parse::<usize>().map_err(|_| bad())?
+            };
+            depth += n;
+            rest = &r[digits..];
+        } else {
+            return Err(bad());
+        }
+    }
+    if base.is_empty() {
+        return Err(PfsError::InvalidArgument(format!(
+            "invalid commit reference '{reference}': a branch or commit id must come first"
+        )));
+    }
+    Ok((base, depth))
+}
+
+impl Pfs {
+    pub(crate) async fn commit_record(
+        &self,
+        repo: &str,
+        id: &str,
+    ) -> Result<Option<(CommitRecord, u64)>> {
+        load::<CommitRecord>(&*self.meta, &commit_key(repo, id)).await
+    }
+
+    /// Resolves a commit reference within a repo.
+    pub async fn resolve_commit(&self, repo: &str, reference: &str) -> Result<(CommitRecord, u64)> {
+        self.repo_record(repo).await?;
+        let (base, depth) = split_ancestry(reference)?;
+        let not_found = || PfsError::CommitNotFound {
+            repo: repo.into(),
+            commit: reference.into(),
+        };
+        let mut id = match self.branch_record(repo, base).await? {
+            Some((b, _)) => b.head.ok_or_else(|| {
+                PfsError::FailedPrecondition(format!(
+                    "branch {repo}@{base} has no commits yet; put a file into it first"
+                ))
+            })?,
+            None => base.to_string(),
+        };
+        for _ in 0..depth {
+            let (c, _) = self.commit_record(repo, &id).await?.ok_or_else(not_found)?;
+            id = c.parent.ok_or_else(not_found)?;
+        }
+        self.commit_record(repo, &id).await?.ok_or_else(not_found)
+    }
+
+    /// Plans the open commits that `start` branches (and everything downstream of
+    /// them) get when upstream heads move. `heads` overrides branch heads with
+    /// commits being created in the same transaction.
+    pub(crate) async fn plan_downstream(
+        &self,
+        branches: &[(BranchRecord, u64)],
+        mut heads: HashMap<BranchName, String>,
+        start: Vec<BranchName>,
+    ) -> Result<Vec<Downstream>> {
+        let name_of = |b: &BranchRecord| BranchName {
+            repo: b.repo.clone(),
+            name: b.name.clone(),
+        };
+        // Everything downstream of the start set.
+        let mut affected: BTreeSet<BranchName> = start.into_iter().collect();
+        loop {
+            let before = affected.len();
+            for (b, _) in branches {
+                if b.provenance.iter().any(|p| affected.contains(p)) {
+                    affected.insert(name_of(b));
+                }
+            }
+            if affected.len() == before {
+                break;
+            }
+        }
+        // Provenance order: a branch after every affected branch it depends on.
+        let mut order = Vec::new();
+        let mut done: HashSet<BranchName> = HashSet::new();
+        while order.len() < affected.len() {
+            let ready: Vec<BranchName> = affected
+                .iter()
+                .filter(|b| !done.contains(*b))
+                .filter(|b| {
+                    let rec = branches.iter().find(|(r, _)| name_of(r) == **b);
+                    rec.map(|(r, _)| {
+                        r.provenance
+                            .iter()
+                            .all(|p| !affected.contains(p) || done.contains(p))
+                    })
+                    .unwrap_or(true)
+                })
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                return Err(PfsError::FailedPrecondition(
+                    "branch provenance has a cycle".into(),
+                ));
+            }
+            for b in ready {
+                done.insert(b.clone());
+                order.push(b);
+            }
+        }
+        let mut created: HashMap<String, CommitRecord> = HashMap::new();
+        let mut out = Vec::new();
+        for name in order {
+            let Some((record, rev)) = branches.iter().find(|(r, _)| name_of(r) == name) else {
+                continue;
+            };
+            let mut provenance = BTreeSet::new();
+            for p in &record.provenance {
+                let head = heads.get(p).cloned().or_else(|| {
+                    branches
+                        .iter()
+                        .find(|(r, _)| name_of(r) == *p)
+                        .and_then(|(r, _)| r.head.clone())
+                });
+                let Some(head) = head else { continue };
+                let upstream = match created.get(&head) {
+                    Some(c) => Some(c.clone()),
+                    None => self.commit_record(&p.repo, &head).await?.map(|(c, _)| c),
+                };
+                provenance.insert(CommitName {
+                    repo: p.repo.clone(),
+                    id: head,
+                });
+                if let Some(up) = upstream {
+                    provenance.extend(up.provenance.iter().cloned());
+                }
+            }
+            if provenance.is_empty() {
+                continue;
+            }
+            let parent = match &record.head {
+                Some(h) => self.commit_record(&record.repo, h).await?.map(|(c, _)| c),
+                None => None,
+            };
+            let commit = CommitRecord {
+                repo: record.repo.clone(),
+                id: new_commit_id(),
+                branch: Some(record.name.clone()),
+                parent: parent.as_ref().map(|p| p.id.clone()),
+                started_ns: now_ns(),
+                finished_ns: None,
+                description: String::new(),
+                provenance: provenance.into_iter().collect(),
+                origin: Origin::Auto,
+                base: parent
+                    .as_ref()
+                    .and_then(|p| p.index.clone().or_else(|| p.base.clone())),
+                index: None,
+                writes: 0,
+            };
+            let mut branch = record.clone();
+            branch.head = Some(commit.id.clone());
+            heads.insert(name.clone(), commit.id.clone());
+            created.insert(commit.id.clone(), commit.clone());
+            out.push(Downstream {
+                branch,
+                branch_rev: *rev,
+                commit,
+            });
+        }
+        Ok(out)
+    }
+
+    fn direct_subvenance(branches: &[(BranchRecord, u64)], of: &BranchName) -> Vec<BranchName> {
+        branches
+            .iter()
+            .filter(|(b, _)| b.provenance.contains(of))
+            .map(|(b, _)| BranchName {
+                repo: b.repo.clone(),
+                name: b.name.clone(),
+            })
+            .collect()
+    }
+
+    /// Starts an open commit on `branch` (created if missing). `parent`, when
+    /// given, is a commit reference that becomes the parent instead of the head.
+    pub async fn start_commit(
+        &self,
+        repo: &str,
+        branch: Option<&str>,
+        parent: Option<&str>,
+        description: &str,
+    ) -> Result<CommitRecord> {
+        self.repo_record(repo).await?;
+        if let Some(b) = branch {
+            validate_name("branch", b)?;
+        }
+        let explicit_parent = match parent {
+            Some(p) if !p.is_empty() => Some(self.resolve_commit(repo, p).await?.0),
+            _ => None,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let branches = self.all_branches_with_rev().await?;
+            let existing =
+                branch.and_then(|b| branches.iter().find(|(r, _)| r.repo == repo && r.name == b));
+            let head = match (&explicit_parent, existing.and_then(|(b, _)| b.head.clone())) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(h)) => self.commit_record(repo, &h).await?.map(|(c, _)| c),
+                (None, None) => None,
+            };
+            if let (Some(h), Some(b), None) = (&head, branch, &explicit_parent)
+                && !h.is_finished()
+            {
+                return Err(PfsError::CommitOpen {
+                    repo: repo.into(),
+                    branch: b.into(),
+                    commit: h.id.clone(),
+                });
+            }
+            let (branch_record, branch_rev) = match (branch, existing) {
+                (Some(_), Some((b, r))) => (Some(b.clone()), *r),
+                (Some(b), None) => (
+                    Some(BranchRecord {
+                        repo: repo.into(),
+                        name: b.into(),
+                        head: None,
+                        provenance: vec![],
+                    }),
+                    0,
+                ),
+                (None, _) => (None, 0),
+            };
+            let mut provenance = Vec::new();
+            if let Some(b) = &branch_record {
+                for p in &b.provenance {
+                    if let Some((pb, _)) = branches
+                        .iter()
+                        .find(|(r, _)| r.repo == p.repo && r.name == p.name)
+                        && let Some(h) = &pb.head
+                    {
+                        provenance.push(CommitName {
+                            repo: p.repo.clone(),
+                            id: h.clone(),
+                        });
+                    }
+                }
+            }
+            let commit = CommitRecord {
+                repo: repo.into(),
+                id: new_commit_id(),
+                branch: branch.map(str::to_string),
+                parent: head.as_ref().map(|h| h.id.clone()),
+                started_ns: now_ns(),
+                finished_ns: None,
+                description: description.into(),
+                provenance,
+                origin: Origin::User,
+                base: head
+                    .as_ref()
+                    .and_then(|h| h.index.clone().or_else(|| h.base.clone())),
+                index: None,
+                writes: 0,
+            };
+            let ckey = commit_key(repo, &commit.id);
+            let mut txn = Txn::new().expect(&ckey, 0).put(&ckey, encode(&commit));
+            if let Some(mut b) = branch_record {
+                let me = BranchName {
+                    repo: b.repo.clone(),
+                    name: b.name.clone(),
+                };
+                b.head = Some(commit.id.clone());
+                let key = branch_key(repo, &b.name);
+                txn = txn.expect(&key, branch_rev).put(&key, encode(&b));
+                let heads = HashMap::from([(me.clone(), commit.id.clone())]);
+                let downstream = self
+                    .plan_downstream(&branches, heads, Self::direct_subvenance(&branches, &me))
+                    .await?;
+                txn = add_downstream(txn, &downstream);
+            }
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(commit);
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("repo '{repo}'"),
+        })
+    }
+
+    /// Applies file changes to `reference`: an open commit gets them staged; a
+    /// branch whose head is finished (or that has no head) gets a new finished
+    /// commit holding exactly these changes. Content must already be stored.
+    /// Returns the id of the commit that holds the changes.
+    pub async fn write_changes(
+        &self,
+        repo: &str,
+        reference: &str,
+        changes: Vec<Change>,
+    ) -> Result<String> {
+        self.repo_record(repo).await?;
+        let mut staged_changes = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let target = self.write_target(repo, reference).await?;
+            let outcome = match target {
+                WriteTarget::Open(commit, rev) => {
+                    let key = match &staged_changes {
+                        Some(k) => *k,
+                        None => {
+                            let k = self.content.write_changes(&changes).await?;
+                            staged_changes = Some(k);
+                            k
+                        }
+                    };
+                    self.stage(commit, rev, key, changes.len() as u64).await?
+                }
+                WriteTarget::Branch(branch) => self.auto_commit(repo, branch, &changes).await?,
+            };
+            if let Some(id) = outcome {
+                return Ok(id);
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("{repo}@{reference}"),
+        })
+    }
+
+    async fn write_target(&self, repo: &str, reference: &str) -> Result<WriteTarget> {
+        if let Some((b, rev)) = self.branch_record(repo, reference).await? {
+            if let Some(h) = &b.head
+                && let Some((c, crev)) = self.commit_record(repo, h).await?
+                && !c.is_finished()
+            {
+                return Ok(WriteTarget::Open(c, crev));
+            }
+            return Ok(WriteTarget::Branch((Some(b), rev, reference.to_string())));
+        }
+        if let Some((c, rev)) = self.commit_record(repo, reference).await? {
+            if c.is_finished() {
+                return Err(PfsError::CommitFinished {
+                    repo: repo.into(),
+                    commit: c.id,
+                });
+            }
+            return Ok(WriteTarget::Open(c, rev));
+        }
+        if reference.contains(['^', '~']) {
+            let (c, _) = self.resolve_commit(repo, reference).await?;
+            return Err(PfsError::CommitFinished {
+                repo: repo.into(),
+                commit: c.id,
+            });
+        }
+        validate_name("branch", reference)?;
+        Ok(WriteTarget::Branch((None, 0, reference.to_string())))
+    }
+
+    async fn stage(
+        &self,
+        mut commit: CommitRecord,
+        rev: u64,
+        changes: pach_storage::ContentHash,
+        count: u64,
+    ) -> Result<Option<String>> {
+        let order = format!("{:020}-{}", now_ns(), new_commit_id());
+        let skey = format!("{}{}", staging_prefix(&commit.repo, &commit.id), order);
+        commit.writes += 1;
+        let ckey = commit_key(&commit.repo, &commit.id);
+        let txn = Txn::new()
+            .expect(&ckey, rev)
+            .put(skey, encode(&StagingRecord { changes, count }))
+            .put(&ckey, encode(&commit));
+        Ok(self.meta.commit(txn).await?.map(|_| commit.id))
+    }
+
+    async fn auto_commit(
+        &self,
+        repo: &str,
+        (branch, branch_rev, name): (Option<BranchRecord>, u64, String),
+        changes: &[Change],
+    ) -> Result<Option<String>> {
+        let parent = match branch.as_ref().and_then(|b| b.head.clone()) {
+            Some(h) => self.commit_record(repo, &h).await?.map(|(c, _)| c),
+            None => None,
+        };
+        let base = parent
+            .as_ref()
+            .and_then(|p| p.index.as_ref().map(|i| i.root));
+        let index = self
+            .content
+            .write_index(base.as_ref(), changes.to_vec())
+            .await?;
+        let branches = self.all_branches_with_rev().await?;
+        let mut branch = branch.unwrap_or(BranchRecord {
+            repo: repo.into(),
+            name: name.clone(),
+            head: None,
+            provenance: vec![],
+        });
+        let mut provenance = Vec::new();
+        for p in &branch.provenance {
+            if let Some((pb, _)) = branches
+                .iter()
+                .find(|(r, _)| r.repo == p.repo && r.name == p.name)
+                && let Some(h) = &pb.head
+            {
+                provenance.push(CommitName {
+                    repo: p.repo.clone(),
+                    id: h.clone(),
+                });
+            }
+        }
+        let now = now_ns();
+        let commit = CommitRecord {
+            repo: repo.into(),
+            id: new_commit_id(),
+            branch: Some(name.clone()),
+            parent: parent.as_ref().map(|p| p.id.clone()),
+            started_ns: now,
+            finished_ns: Some(now),
+            description: String::new(),
+            provenance,
+            origin: Origin::User,
+            base: parent.as_ref().and_then(|p| p.index.clone()),
+            index: Some(index),
+            writes: 1,
+        };
+        branch.head = Some(commit.id.clone());
+        let bkey = branch_key(repo, &name);
+        let ckey = commit_key(repo, &commit.id);
+        let me = BranchName {
+            repo: repo.into(),
+            name,
+        };
+        let heads = HashMap::from([(me.clone(), commit.id.clone())]);
+        let downstream = self
+            .plan_downstream(&branches, heads, Self::direct_subvenance(&branches, &me))
+            .await?;
+        let txn = Txn::new()
+            .expect(&bkey, branch_rev)
+            .put(&bkey, encode(&branch))
+            .expect(&ckey, 0)
+            .put(&ckey, encode(&commit));
+        let txn = add_downstream(txn, &downstream);
+        Ok(self.meta.commit(txn).await?.map(|_| commit.id))
+    }
+
+    /// The changes staged into an open commit, in the order they were written.
+    async fn staged_changes(&self, commit: &CommitRecord) -> Result<Vec<Change>> {
+        let mut changes = Vec::new();
+        for (s, _) in
+            load_all::<StagingRecord>(&*self.meta, &staging_prefix(&commit.repo, &commit.id))
+                .await?
+        {
+            changes.extend(self.content.read_changes(&s.changes).await?);
+        }
+        Ok(changes)
+    }
+
+    /// The file index of a commit; for an open commit, its base with the staged
+    /// changes applied.
+    pub(crate) async fn commit_index(&self, commit: &CommitRecord) -> Result<IndexReader> {
+        if let Some(i) = &commit.index {
+            return Ok(self.content.open_index(Some(&i.root)).await?);
+        }
+        let base = commit.base.as_ref().map(|b| b.root);
+        let changes = self.staged_changes(commit).await?;
+        if changes.is_empty() {
+            return Ok(self.content.open_index(base.as_ref()).await?);
+        }
+        let summary = self.content.write_index(base.as_ref(), changes).await?;
+        Ok(self.content.open_index(Some(&summary.root)).await?)
+    }
+
+    pub async fn finish_commit(
+        &self,
+        repo: &str,
+        reference: &str,
+        description: Option<&str>,
+    ) -> Result<CommitRecord> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut commit, rev) = self.resolve_commit(repo, reference).await?;
+            if commit.is_finished() {
+                return Err(PfsError::CommitFinished {
+                    repo: repo.into(),
+                    commit: commit.id,
+                });
+            }
+            let changes = self.staged_changes(&commit).await?;
+            let base = commit.base.as_ref().map(|b| b.root);
+            let index: IndexSummary = self.content.write_index(base.as_ref(), changes).await?;
+            commit.index = Some(index);
+            commit.finished_ns = Some(now_ns());
+            if let Some(d) = description.filter(|d| !d.is_empty()) {
+                commit.description = d.to_string();
+            }
+            let ckey = commit_key(repo, &commit.id);
+            let txn = Txn::new()
+                .expect(&ckey, rev)
+                .put(&ckey, encode(&commit))
+                .delete_prefix(staging_prefix(repo, &commit.id));
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(commit);
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("{repo}@{reference}"),
+        })
+    }
+
+    /// The commit, with its current size for open commits. With `wait`, blocks
+    /// until it is finished.
+    pub async fn inspect_commit(
+        &self,
+        repo: &str,
+        reference: &str,
+        wait: bool,
+    ) -> Result<CommitRecord> {
+        let (commit, _) = self.resolve_commit(repo, reference).await?;
+        if !wait || commit.is_finished() {
+            return Ok(commit);
+        }
+        self.wait_finished(commit).await
+    }
+
+    async fn wait_finished(&self, commit: CommitRecord) -> Result<CommitRecord> {
+        let key = commit_key(&commit.repo, &commit.id);
+        let mut watch = self.meta.watch(&key).await?;
+        loop {
+            match self.commit_record(&commit.repo, &commit.id).await? {
+                Some((c, _)) if c.is_finished() => return Ok(c),
+                Some(_) => {}
+                None => {
+                    return Err(PfsError::CommitNotFound {
+                        repo: commit.repo.clone(),
+                        commit: commit.id.clone(),
+                    });
+                }
+            }
+            // Wake on any change of the record; the periodic re-read covers a
+            // watcher that lagged.
+            let _ = tokio::time::timeout(Duration::from_secs(5), watch.next()).await;
+        }
+    }
+
+    /// Commits of a repo, newest first: the ancestry of `from` when given,
+    /// otherwise every commit. `number` 0 = all.
+    pub async fn list_commit(
+        &self,
+        repo: &str,
+        from: Option<&str>,
+        number: usize,
+    ) -> Result<Vec<CommitRecord>> {
+        self.repo_record(repo).await?;
+        let limit = if number == 0 { usize::MAX } else { number };
+        let mut out = Vec::new();
+        match from.filter(|f| !f.is_empty()) {
+            Some(f) => {
+                let (mut c, _) = self.resolve_commit(repo, f).await?;
+                loop {
+                    let parent = c.parent.clone();
+                    out.push(c);
+                    if out.len() >= limit {
+                        break;
+                    }
+                    match parent {
+                        Some(p) => match self.commit_record(repo, &p).await? {
+                            Some((pc, _)) => c = pc,
+                            None => break,
+                        },
+                        None => break,
+                    }
+                }
+            }
+            None => {
+                out = load_all::<CommitRecord>(&*self.meta, &commits_prefix(repo))
+                    .await?
+                    .into_iter()
+                    .map(|(c, _)| c)
+                    .collect();
+                out.sort_by(|a, b| b.started_ns.cmp(&a.started_ns).then(a.id.cmp(&b.id)));
+                out.truncate(limit);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of the commits whose parent is `id`.
+    pub async fn commit_children(&self, repo: &str, id: &str) -> Result<Vec<String>> {
+        Ok(load_all::<CommitRecord>(&*self.meta, &commits_prefix(repo))
+            .await?
+            .into_iter()
+            .filter(|(c, _)| c.parent.as_deref() == Some(id))
+            .map(|(c, _)| c.id)
+            .collect())
+    }
+
+    /// Deletes a commit and every commit downstream of it (with it in their
+    /// provenance). Children are re-parented onto its parent (indexes are full
+    /// snapshots, so they keep their files); branch heads on a deleted commit
+    /// move to its parent.
+    pub async fn delete_commit(&self, repo: &str, reference: &str) -> Result<()> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (target, _) = self.resolve_commit(repo, reference).await?;
+            let target_name = CommitName {
+                repo: repo.into(),
+                id: target.id.clone(),
+            };
+            let all = load_all::<CommitRecord>(&*self.meta, COMMITS).await?;
+            let doomed: Vec<&(CommitRecord, u64)> = all
+                .iter()
+                .filter(|(c, _)| {
+                    c.id == target.id && c.repo == repo || c.provenance.contains(&target_name)
+                })
+                .collect();
+            let doomed_ids: HashMap<(String, String), Option<String>> = doomed
+                .iter()
+                .map(|(c, _)| ((c.repo.clone(), c.id.clone()), c.parent.clone()))
+                .collect();
+            // Follow a chain of deleted parents to the first surviving ancestor.
+            let surviving = |repo: &str, mut id: Option<String>| {
+                while let Some(i) = id.clone() {
+                    match doomed_ids.get(&(repo.to_string(), i)) {
+                        Some(p) => id = p.clone(),
+                        None => break,
+                    }
+                }
+                id
+            };
+            let mut txn = Txn::new();
+            for (c, rev) in &doomed {
+                let key = commit_key(&c.repo, &c.id);
+                txn = txn
+                    .expect(&key, *rev)
+                    .delete(key)
+                    .delete_prefix(staging_prefix(&c.repo, &c.id));
+            }
+            for (c, rev) in &all {
+                if doomed_ids.contains_key(&(c.repo.clone(), c.id.clone())) {
+                    continue;
+                }
+                if let Some(p) = &c.parent
+                    && doomed_ids.contains_key(&(c.repo.clone(), p.clone()))
+                {
+                    let mut moved = c.clone();
+                    moved.parent = surviving(&c.repo, Some(p.clone()));
+                    let key = commit_key(&c.repo, &c.id);
+                    txn = txn.expect(&key, *rev).put(key, encode(&moved));
+                }
+            }
+            for (b, rev) in self.all_branches_with_rev().await? {
+                if let Some(h) = &b.head
+                    && doomed_ids.contains_key(&(b.repo.clone(), h.clone()))
+                {
+                    let mut moved = b.clone();
+                    moved.head = surviving(&b.repo, Some(h.clone()));
+                    let key = branch_key(&b.repo, &b.name);
+                    txn = txn.expect(&key, rev).put(key, encode(&moved));
+                }
+            }
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("{repo}@{reference}"),
+        })
+    }
+
+    /// Finished commits of a branch, oldest first, then every commit finished
+    /// on it from now on. With `new_only`, only the latter.
+    pub async fn subscribe_commit(
+        &self,
+        repo: &str,
+        branch: &str,
+        new_only: bool,
+    ) -> Result<BoxStream<'static, Result<CommitRecord>>> {
+        self.repo_record(repo).await?;
+        let mut watch = self.meta.watch(&commits_prefix(repo)).await?;
+        let mut seen = HashSet::new();
+        let mut initial = Vec::new();
+        for (c, _) in load_all::<CommitRecord>(&*self.meta, &commits_prefix(repo)).await? {
+            if c.branch.as_deref() == Some(branch) && c.is_finished() {
+                seen.insert(c.id.clone());
+                if !new_only {
+                    initial.push(c);
+                }
+            }
+        }
+        initial.sort_by_key(|c| c.finished_ns);
+        let (tx, rx) = mpsc::channel(64);
+        let branch = branch.to_string();
+        tokio::spawn(async move {
+            for c in initial {
+                if tx.send(Ok(c)).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(event) = watch.next().await {
+                let item = match event {
+                    Ok(pach_meta::Event::Put(kv)) => match decode::<CommitRecord>(&kv) {
+                        Ok(c)
+                            if c.branch.as_deref() == Some(branch.as_str()) && c.is_finished() =>
+                        {
+                            if !seen.insert(c.id.clone()) {
+                                continue;
+                            }
+                            Ok(c)
+                        }
+                        Ok(_) => continue,
+                        Err(e) => Err(e),
+                    },
+                    Ok(_) => continue,
+                    Err(e) => Err(e.into()),
+                };
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(tokio_stream_from(rx))
+    }
+
+    /// Waits for every commit that has one of `commits` in its provenance (in
+    /// `to_repos` only, when not empty) to finish, and returns them.
+    pub async fn flush_commit(
+        &self,
+        commits: &[(String, String)],
+        to_repos: &[String],
+    ) -> Result<Vec<CommitRecord>> {
+        let mut targets = HashSet::new();
+        for (repo, reference) in commits {
+            let (c, _) = self.resolve_commit(repo, reference).await?;
+            targets.insert(CommitName {
+                repo: c.repo,
+                id: c.id,
+            });
+        }
+        let downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
+            .await?
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| c.provenance.iter().any(|p| targets.contains(p)))
+            .filter(|c| to_repos.is_empty() || to_repos.contains(&c.repo))
+            .collect();
+        let mut out = Vec::new();
+        for c in downstream {
+            out.push(self.wait_finished(c).await?);
+        }
+        Ok(out)
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+type BranchTarget = (Option<BranchRecord>, u64, String);
+
+enum WriteTarget {
+    Open(CommitRecord, u64),
+    Branch(BranchTarget),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_ancestry;
+
+    #[test]
+    fn ancestry() {
+        assert_eq!(split_ancestry("master").unwrap(), ("master", 0));
+        assert_eq!(split_ancestry("master^").unwrap(), ("master", 1));
+        assert_eq!(split_ancestry("master^^").unwrap(), ("master", 2));
+        assert_eq!(split_ancestry("master~3").unwrap(), ("master", 3));
+        assert_eq!(split_ancestry("abc~2^").unwrap(), ("abc", 3));
+        assert!(split_ancestry("^").is_err());
+        assert!(split_ancestry("master~x").is_err());
+    }
+}

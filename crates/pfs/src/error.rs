@@ -1,0 +1,105 @@
+//! The errors of versioned data. Each variant carries what the user needs to act
+//! (the repo, the commit, the path) and its message names the way out.
+
+use pach_meta::MetaError;
+use pach_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PfsError {
+    #[error("invalid {kind} name '{name}': {reason}")]
+    InvalidName {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
+    #[error("invalid path '{path}': {reason}")]
+    InvalidPath { path: String, reason: String },
+    #[error(
+        "repo '{repo}' not found; `pachctl list repo` shows the repos, `pachctl create repo {repo}` creates it"
+    )]
+    RepoNotFound { repo: String },
+    #[error(
+        "repo '{repo}' already exists; use `pachctl update repo {repo}` to change its description"
+    )]
+    RepoExists { repo: String },
+    #[error(
+        "branch '{branch}' not found in repo '{repo}'; `pachctl list branch {repo}` shows its branches"
+    )]
+    BranchNotFound { repo: String, branch: String },
+    #[error(
+        "commit '{commit}' not found in repo '{repo}'; `pachctl list commit {repo}` shows its commits"
+    )]
+    CommitNotFound { repo: String, commit: String },
+    #[error(
+        "commit {commit} in repo '{repo}' is finished and cannot be written; write to the branch to get a new commit, or `pachctl start commit {repo}@BRANCH`"
+    )]
+    CommitFinished { repo: String, commit: String },
+    #[error(
+        "{repo}@{branch} already has an open commit {commit}; finish it with `pachctl finish commit {repo}@{commit}` first"
+    )]
+    CommitOpen {
+        repo: String,
+        branch: String,
+        commit: String,
+    },
+    #[error(
+        "file '{path}' not found in {repo}@{commit}; `pachctl list file {repo}@{commit}` shows its files"
+    )]
+    FileNotFound {
+        repo: String,
+        commit: String,
+        path: String,
+    },
+    #[error("'{path}' in {repo}@{commit} is a directory; use -r to read a directory")]
+    IsDirectory {
+        repo: String,
+        commit: String,
+        path: String,
+    },
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("the metadata record '{key}' is unreadable ({reason}); run `pachctl fsck`")]
+    Corrupt { key: String, reason: String },
+    #[error("too much contention on {what}; retry the operation")]
+    Contention { what: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+/// How an error should be reported to clients (maps onto gRPC status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    FailedPrecondition,
+    Unavailable,
+    Internal,
+}
+
+impl PfsError {
+    pub fn kind(&self) -> ErrorKind {
+        use PfsError::*;
+        match self {
+            InvalidName { .. } | InvalidPath { .. } | InvalidArgument(_) | IsDirectory { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            RepoNotFound { .. }
+            | BranchNotFound { .. }
+            | CommitNotFound { .. }
+            | FileNotFound { .. } => ErrorKind::NotFound,
+            RepoExists { .. } => ErrorKind::AlreadyExists,
+            CommitFinished { .. } | CommitOpen { .. } | FailedPrecondition(_) => {
+                ErrorKind::FailedPrecondition
+            }
+            Contention { .. } => ErrorKind::Unavailable,
+            Corrupt { .. } | Storage(_) | Meta(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, PfsError>;

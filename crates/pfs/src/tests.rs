@@ -1,0 +1,380 @@
+//! PFS behaviour over a real redb store and an in-memory bucket.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use pach_meta::RedbStore;
+use pach_storage::{Change, ContentStore};
+
+use crate::*;
+
+struct Fixture {
+    pfs: Pfs,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let content = ContentStore::new(store, object_store::path::Path::from(""));
+    Fixture {
+        pfs: Pfs::new(meta, content),
+        _dir: dir,
+    }
+}
+
+async fn put(pfs: &Pfs, repo: &str, reference: &str, files: &[(&str, &[u8])]) -> Result<String> {
+    let mut session = pfs.content().session();
+    let mut changes = Vec::new();
+    for (path, data) in files {
+        session.begin_file(names::file_path(path)?, None);
+        session.write(data).await?;
+        changes.push(Change::Put(session.end_file().await?));
+    }
+    session.finish().await?;
+    pfs.write_changes(repo, reference, changes).await
+}
+
+async fn read(pfs: &Pfs, repo: &str, reference: &str, path: &str) -> Result<Vec<u8>> {
+    let chunks: Vec<bytes::Bytes> = pfs
+        .get_file(repo, reference, path, 0, None)
+        .await?
+        .try_collect()
+        .await?;
+    Ok(chunks.concat())
+}
+
+async fn listing(pfs: &Pfs, repo: &str, reference: &str, path: &str) -> Vec<(String, bool, u64)> {
+    let (_, s) = pfs.list_file(repo, reference, path, false).await.unwrap();
+    let v: Vec<FileInfo> = s.try_collect().await.unwrap();
+    v.into_iter()
+        .map(|f| (f.path, f.is_dir, f.size_bytes))
+        .collect()
+}
+
+#[tokio::test]
+async fn put_get_list_and_ancestry() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("images", "pics", false).await.unwrap();
+    assert!(matches!(
+        pfs.create_repo("images", "", false).await,
+        Err(PfsError::RepoExists { .. })
+    ));
+    let c1 = put(
+        pfs,
+        "images",
+        "master",
+        &[("/a.txt", b"one"), ("/d/x", b"12345")],
+    )
+    .await
+    .unwrap();
+    let c2 = put(pfs, "images", "master", &[("/a.txt", b"two!")])
+        .await
+        .unwrap();
+    assert_ne!(c1, c2);
+    assert_eq!(
+        read(pfs, "images", "master", "/a.txt").await.unwrap(),
+        b"two!"
+    );
+    assert_eq!(
+        read(pfs, "images", "master^", "/a.txt").await.unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        read(pfs, "images", "master~1", "a.txt").await.unwrap(),
+        b"one"
+    );
+    assert_eq!(read(pfs, "images", &c1, "/a.txt").await.unwrap(), b"one");
+    assert!(matches!(
+        pfs.resolve_commit("images", "master~2").await,
+        Err(PfsError::CommitNotFound { .. })
+    ));
+    assert_eq!(
+        listing(pfs, "images", "master", "/").await,
+        vec![("/a.txt".into(), false, 4), ("/d".into(), true, 5)]
+    );
+    assert_eq!(
+        listing(pfs, "images", "master", "/d").await,
+        vec![("/d/x".into(), false, 5)]
+    );
+    assert!(matches!(
+        pfs.list_file("images", "master", "/nope", false).await,
+        Err(PfsError::FileNotFound { .. })
+    ));
+    assert!(matches!(
+        read(pfs, "images", "master", "/d").await,
+        Err(PfsError::IsDirectory { .. })
+    ));
+    let commits = pfs.list_commit("images", Some("master"), 0).await.unwrap();
+    assert_eq!(
+        commits.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![c2.clone(), c1.clone()]
+    );
+    assert_eq!(commits[0].size_bytes(), 9);
+    let repos = pfs.list_repo().await.unwrap();
+    assert_eq!(repos[0].size_bytes, 9);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    assert!(matches!(
+        pfs.create_repo("bad/name", "", false).await,
+        Err(PfsError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        put(pfs, "missing", "master", &[("/a", b"x")]).await,
+        Err(PfsError::RepoNotFound { .. })
+    ));
+    pfs.create_repo("r", "", false).await.unwrap();
+    assert!(matches!(
+        put(pfs, "r", "master", &[("/../etc", b"x")]).await,
+        Err(PfsError::InvalidPath { .. })
+    ));
+    let c = put(pfs, "r", "master", &[("/a", b"x")]).await.unwrap();
+    // A finished commit refuses writes.
+    assert!(matches!(
+        put(pfs, "r", &c, &[("/b", b"y")]).await,
+        Err(PfsError::CommitFinished { .. })
+    ));
+    assert_eq!(pfs.list_commit("r", None, 0).await.unwrap().len(), 1);
+    assert!(matches!(
+        pfs.inspect_branch("r", "nope").await,
+        Err(PfsError::BranchNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn open_commits_stage_writes_until_finished() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(pfs, "r", "master", &[("/keep", b"k"), ("/old", b"o")])
+        .await
+        .unwrap();
+    let open = pfs
+        .start_commit("r", Some("master"), None, "batch")
+        .await
+        .unwrap();
+    assert!(matches!(
+        pfs.start_commit("r", Some("master"), None, "").await,
+        Err(PfsError::CommitOpen { .. })
+    ));
+    // Writes to the branch go into the open commit.
+    let id = put(pfs, "r", "master", &[("/new", b"n")]).await.unwrap();
+    assert_eq!(id, open.id);
+    put(pfs, "r", &open.id, &[("/new2", b"m")]).await.unwrap();
+    pfs.delete_file("r", &open.id, "/old").await.unwrap();
+    assert_eq!(read(pfs, "r", &open.id, "/new").await.unwrap(), b"n");
+    let finished = pfs.finish_commit("r", "master", None).await.unwrap();
+    assert!(finished.is_finished());
+    assert_eq!(finished.file_count(), 3);
+    let files: Vec<String> = listing(pfs, "r", "master", "/")
+        .await
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(files, ["/keep", "/new", "/new2"]);
+    assert!(matches!(
+        pfs.finish_commit("r", &open.id, None).await,
+        Err(PfsError::CommitFinished { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_each_land_in_serial_commits() {
+    let f = fixture();
+    pfs_concurrency(&f.pfs).await;
+}
+
+async fn pfs_concurrency(pfs: &Pfs) {
+    pfs.create_repo("r", "", false).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let pfs = pfs.clone();
+            tokio::spawn(async move {
+                let path = format!("/f{i}");
+                put(
+                    &pfs,
+                    "r",
+                    "master",
+                    &[(path.as_str(), format!("{i}").as_bytes())],
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let commits = pfs.list_commit("r", Some("master"), 0).await.unwrap();
+    assert_eq!(commits.len(), 8, "one commit per writer, chained");
+    assert_eq!(
+        listing(pfs, "r", "master", "/").await.len(),
+        8,
+        "no write lost"
+    );
+}
+
+#[tokio::test]
+async fn provenance_starts_downstream_commits_and_flush_waits() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("input", "", false).await.unwrap();
+    pfs.create_repo("output", "", false).await.unwrap();
+    put(pfs, "input", "master", &[("/a", b"1")]).await.unwrap();
+    let prov = vec![BranchName {
+        repo: "input".into(),
+        name: "master".into(),
+    }];
+    pfs.create_branch("output", "master", None, Some(prov.clone()))
+        .await
+        .unwrap();
+    assert!(
+        pfs.create_branch(
+            "input",
+            "master",
+            None,
+            Some(vec![BranchName {
+                repo: "output".into(),
+                name: "master".into()
+            }])
+        )
+        .await
+        .is_err(),
+        "cycle refused"
+    );
+    let first = pfs.inspect_commit("output", "master", false).await.unwrap();
+    assert!(!first.is_finished());
+    pfs.finish_commit("output", "master", None).await.unwrap();
+    let c = put(pfs, "input", "master", &[("/b", b"2")]).await.unwrap();
+    let out = pfs.inspect_commit("output", "master", false).await.unwrap();
+    assert_eq!(out.origin, Origin::Auto);
+    assert!(out.provenance.contains(&CommitName {
+        repo: "input".into(),
+        id: c.clone()
+    }));
+    let flusher = {
+        let pfs = pfs.clone();
+        let c = c.clone();
+        tokio::spawn(async move { pfs.flush_commit(&[("input".into(), c)], &[]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !flusher.is_finished(),
+        "flush waits for the downstream commit"
+    );
+    pfs.finish_commit("output", &out.id, None).await.unwrap();
+    let flushed = flusher.await.unwrap().unwrap();
+    assert_eq!(flushed.len(), 1);
+    assert_eq!(flushed[0].id, out.id);
+    // Deleting the input commit deletes what was computed from it.
+    pfs.delete_commit("input", &c).await.unwrap();
+    assert!(pfs.resolve_commit("output", &out.id).await.is_err());
+    assert_ne!(
+        pfs.inspect_branch("input", "master")
+            .await
+            .unwrap()
+            .record
+            .head,
+        Some(c)
+    );
+    assert!(pfs.fsck().await.unwrap().problems.is_empty());
+}
+
+#[tokio::test]
+async fn glob_diff_copy() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(
+        pfs,
+        "r",
+        "master",
+        &[
+            ("/a/1.csv", b"1"),
+            ("/a/2.txt", b"22"),
+            ("/b/3.csv", b"333"),
+        ],
+    )
+    .await
+    .unwrap();
+    let (_, g) = pfs.glob_file("r", "master", "/*/*.csv").await.unwrap();
+    assert_eq!(
+        g.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["/a/1.csv", "/b/3.csv"]
+    );
+    let (_, g) = pfs.glob_file("r", "master", "/*").await.unwrap();
+    assert_eq!(
+        g.iter()
+            .map(|f| (f.path.as_str(), f.size_bytes))
+            .collect::<Vec<_>>(),
+        [("/a", 3), ("/b", 3)]
+    );
+    assert!(pfs.glob_file("r", "master", "/[").await.is_err());
+    put(
+        pfs,
+        "r",
+        "master",
+        &[("/a/1.csv", b"changed"), ("/c", b"new")],
+    )
+    .await
+    .unwrap();
+    pfs.delete_file("r", "master", "/b").await.unwrap();
+    let diffs = pfs
+        .diff_file(("r", "master", "/"), Some(("r", "master~2", "/")))
+        .await
+        .unwrap();
+    let summary: Vec<String> = diffs
+        .iter()
+        .map(|d| match d {
+            FileDiff::Added(f) => format!("+{}", f.path),
+            FileDiff::Deleted(f) => format!("-{}", f.path),
+            FileDiff::Modified { new, .. } => format!("~{}", new.path),
+        })
+        .collect();
+    assert_eq!(summary, ["~/a/1.csv", "-/b/3.csv", "+/c"]);
+    pfs.create_repo("dst", "", false).await.unwrap();
+    pfs.copy_file(("r", "master", "/a"), ("dst", "master", "/copied"), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        read(pfs, "dst", "master", "/copied/2.txt").await.unwrap(),
+        b"22"
+    );
+}
+
+#[tokio::test]
+async fn fsck_finds_missing_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let pfs = Pfs::new(
+        meta,
+        ContentStore::new(store.clone(), object_store::path::Path::from("")),
+    );
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(&pfs, "r", "master", &[("/a", b"hello")]).await.unwrap();
+    assert!(pfs.fsck().await.unwrap().problems.is_empty());
+    let keys: Vec<_> = store
+        .list(None)
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .unwrap();
+    let pack = keys
+        .iter()
+        .find(|k| k.as_ref().starts_with("packs/"))
+        .expect("small file packed");
+    store.delete(pack).await.unwrap();
+    let report = pfs.fsck().await.unwrap();
+    assert!(
+        !report.problems.is_empty(),
+        "a missing pack must be reported"
+    );
+}

@@ -1,0 +1,354 @@
+//! Writing file content: [`PutSession`].
+//!
+//! A session turns byte streams into [`FileEntry`]s. Each file is cut into
+//! content-defined chunks as bytes arrive; every chunk is hashed on the
+//! caller's task and then either
+//!
+//! * reused: the file's previous version (or an earlier file of this
+//!   session) already stored a chunk with that hash, so nothing is written;
+//! * stored loose (raw length >= [`LOOSE_MIN`]): compressed and uploaded in a
+//!   background task as its own object, after a HEAD shows it is not there yet;
+//! * packed (smaller): its blob is appended to the current pack buffer, which
+//!   is uploaded when it reaches [`PACK_TARGET`] and at [`PutSession::finish`].
+//!
+//! Pack names: `end_file` must return chunk references before the pack they
+//! live in is complete, so a pack cannot be named after its content. A pack is
+//! named when it is started, by BLAKE3 over the process id, the wall clock in
+//! nanoseconds, a process-wide counter and the standard library's per-process
+//! random hasher keys. That is unique without a random-number dependency, and
+//! a pack's bytes are never rewritten under its name. Corruption inside a pack
+//! is still caught: every chunk is verified against its own hash on read.
+//!
+//! Invariant: entries returned by `end_file` may refer to objects still being
+//! uploaded; they become valid only once `finish` has returned `Ok`. Dropping
+//! a session without `finish` aborts its uploads (what was already stored
+//! stays, unreferenced, for garbage collection).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+
+use crate::StorageError;
+use crate::chunker::Chunker;
+use crate::codec::ChunkEncoder;
+use crate::hash::{ContentHash, file_hash};
+use crate::layout::Layout;
+use crate::model::{ChunkLocation, ChunkRef, FileEntry};
+use crate::upload::Uploader;
+
+/// Chunks at least this long are stored as their own object.
+pub const LOOSE_MIN: usize = 64 * 1024;
+/// A pack is uploaded once its buffer reaches this size.
+pub const PACK_TARGET: usize = 8 * 1024 * 1024;
+/// Bound on the session's memory of recently stored chunks (for dedup within a session).
+const RECENT_LIMIT: usize = 65_536;
+
+/// Streams files into the content store. See the module docs.
+pub struct PutSession {
+    chunker: Chunker,
+    sink: ChunkSink,
+    open: Option<OpenFile>,
+}
+
+struct OpenFile {
+    path: String,
+    previous: Option<FileEntry>,
+    /// The previous version's chunks by hash: these need no upload at all.
+    reusable: HashMap<ContentHash, ChunkRef>,
+    chunks: Vec<ChunkRef>,
+}
+
+/// Where chunks go once cut and hashed.
+struct ChunkSink {
+    layout: Layout,
+    uploads: Uploader,
+    encoder: ChunkEncoder,
+    pack: Option<PackBuilder>,
+    packed_recently: HashMap<ContentHash, ChunkRef>,
+    loose_recently: HashSet<ContentHash>,
+}
+
+struct PackBuilder {
+    id: ContentHash,
+    buf: Vec<u8>,
+}
+
+impl PutSession {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, layout: Layout) -> Self {
+        PutSession {
+            chunker: Chunker::new(),
+            sink: ChunkSink {
+                layout,
+                uploads: Uploader::new(store),
+                encoder: ChunkEncoder::new(),
+                pack: None,
+                packed_recently: HashMap::new(),
+                loose_recently: HashSet::new(),
+            },
+            open: None,
+        }
+    }
+
+    /// Starts a file. `previous` is the file's entry in the parent commit, if
+    /// any: chunks it already has are not stored again, and if the new
+    /// content turns out identical the previous chunks are returned as is.
+    ///
+    /// A file still open from an earlier `begin_file` is abandoned.
+    pub fn begin_file(&mut self, path: String, previous: Option<FileEntry>) {
+        if let Some(abandoned) = &self.open {
+            tracing::warn!(path = %abandoned.path, "abandoning file that was never ended");
+        }
+        self.chunker.reset();
+        let reusable = previous
+            .iter()
+            .flat_map(|entry| entry.chunks.iter())
+            .map(|chunk| (chunk.hash, chunk.clone()))
+            .collect();
+        self.open = Some(OpenFile {
+            path,
+            previous,
+            reusable,
+            chunks: Vec::new(),
+        });
+    }
+
+    /// Adds bytes to the open file.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let file = self
+            .open
+            .as_mut()
+            .ok_or_else(|| misuse("write called without begin_file"))?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let taken = self.chunker.push(rest);
+            rest = &rest[taken..];
+            while let Some(range) = self.chunker.next_ready() {
+                let bytes = self.chunker.bytes(range);
+                self.sink.store(file, bytes, ContentHash::of(bytes)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the open file and returns its entry (valid once `finish` succeeds).
+    pub async fn end_file(&mut self) -> Result<FileEntry, StorageError> {
+        let mut file = self
+            .open
+            .take()
+            .ok_or_else(|| misuse("end_file called without begin_file"))?;
+        let mut tail = Vec::new();
+        while let Some(range) = self.chunker.next_final() {
+            let hash = ContentHash::of(self.chunker.bytes(range.clone()));
+            tail.push((range, hash));
+        }
+        if let Some(unchanged) = unchanged_entry(&file, &tail) {
+            self.chunker.reset();
+            return Ok(unchanged);
+        }
+        for (range, hash) in tail {
+            self.sink
+                .store(&mut file, self.chunker.bytes(range), hash)
+                .await?;
+        }
+        self.chunker.reset();
+        Ok(FileEntry::from_chunks(file.path, file.chunks))
+    }
+
+    /// Stores a whole file held in memory: `begin_file`, `write`, `end_file`.
+    pub async fn put_bytes(
+        &mut self,
+        path: String,
+        previous: Option<FileEntry>,
+        data: &[u8],
+    ) -> Result<FileEntry, StorageError> {
+        self.begin_file(path, previous);
+        self.write(data).await?;
+        self.end_file().await
+    }
+
+    /// Uploads the last pack and waits for every upload of the session.
+    ///
+    /// Only after this returns `Ok` may metadata refer to the entries.
+    pub async fn finish(mut self) -> Result<(), StorageError> {
+        let unfinished = self.open.take().map(|file| file.path);
+        self.sink.flush_pack().await?;
+        self.sink.uploads.finish().await?;
+        match unfinished {
+            Some(path) => Err(StorageError::UnfinishedFile { path }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The previous entry (under the new path) if the file's content did not change.
+fn unchanged_entry(
+    file: &OpenFile,
+    tail: &[(std::ops::Range<usize>, ContentHash)],
+) -> Option<FileEntry> {
+    let previous = file.previous.as_ref()?;
+    let size: u64 = file.chunks.iter().map(|c| u64::from(c.len)).sum::<u64>()
+        + tail
+            .iter()
+            .map(|(range, _)| range.len() as u64)
+            .sum::<u64>();
+    if size != previous.size {
+        return None;
+    }
+    let hash = file_hash(
+        file.chunks
+            .iter()
+            .map(|c| &c.hash)
+            .chain(tail.iter().map(|(_, h)| h)),
+    );
+    (hash == previous.hash).then(|| FileEntry {
+        path: file.path.clone(),
+        size,
+        hash,
+        chunks: previous.chunks.clone(),
+    })
+}
+
+impl ChunkSink {
+    /// Records the chunk `data` (with hash `hash`) as the next chunk of `file`.
+    async fn store(
+        &mut self,
+        file: &mut OpenFile,
+        data: &[u8],
+        hash: ContentHash,
+    ) -> Result<(), StorageError> {
+        let len = chunk_len(data, &file.path)?;
+        let chunk = match file.reusable.get(&hash) {
+            Some(known) if known.len == len => known.clone(),
+            _ if data.len() >= LOOSE_MIN => self.store_loose(data, hash, len).await?,
+            _ => self.store_packed(data, hash, len).await?,
+        };
+        file.chunks.push(chunk);
+        Ok(())
+    }
+
+    async fn store_loose(
+        &mut self,
+        data: &[u8],
+        hash: ContentHash,
+        len: u32,
+    ) -> Result<ChunkRef, StorageError> {
+        if self.loose_recently.len() >= RECENT_LIMIT {
+            self.loose_recently.clear();
+        }
+        if self.loose_recently.insert(hash) {
+            let key = self.layout.chunk(&hash);
+            self.uploads
+                .put_chunk_if_absent(key, Bytes::copy_from_slice(data))
+                .await?;
+        }
+        Ok(ChunkRef {
+            hash,
+            len,
+            loc: ChunkLocation::Loose,
+        })
+    }
+
+    async fn store_packed(
+        &mut self,
+        data: &[u8],
+        hash: ContentHash,
+        len: u32,
+    ) -> Result<ChunkRef, StorageError> {
+        if let Some(known) = self.packed_recently.get(&hash) {
+            return Ok(known.clone());
+        }
+        let pack = self.pack.get_or_insert_with(PackBuilder::new);
+        let offset = pack.buf.len() as u64;
+        let stored = self.encoder.encode_into(data, &mut pack.buf);
+        // A packed blob is at most LOOSE_MIN bytes plus the header, so this cannot truncate.
+        let stored_len =
+            u32::try_from(stored).map_err(|_| misuse("packed chunk blob too large"))?;
+        let chunk = ChunkRef {
+            hash,
+            len,
+            loc: ChunkLocation::Packed {
+                pack: pack.id,
+                offset,
+                stored_len,
+            },
+        };
+        let full = pack.buf.len() >= PACK_TARGET;
+        if self.packed_recently.len() >= RECENT_LIMIT {
+            self.packed_recently.clear();
+        }
+        self.packed_recently.insert(hash, chunk.clone());
+        if full {
+            self.flush_pack().await?;
+        }
+        Ok(chunk)
+    }
+
+    async fn flush_pack(&mut self) -> Result<(), StorageError> {
+        let Some(pack) = self.pack.take() else {
+            return Ok(());
+        };
+        let key = self.layout.pack(&pack.id);
+        tracing::debug!(%key, bytes = pack.buf.len(), "uploading pack");
+        self.uploads.put_blob(key, pack.buf).await
+    }
+}
+
+impl PackBuilder {
+    fn new() -> Self {
+        // Room for one more maximal packed blob past the target, so the buffer never reallocates.
+        PackBuilder {
+            id: new_pack_id(),
+            buf: Vec::with_capacity(PACK_TARGET + LOOSE_MIN + 64),
+        }
+    }
+}
+
+fn new_pack_id() -> ContentHash {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"pach-storage pack id v1");
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.update(&nanos.to_le_bytes());
+    hasher.update(&count.to_le_bytes());
+    hasher.update(&RandomState::new().hash_one(count).to_le_bytes());
+    ContentHash(*hasher.finalize().as_bytes())
+}
+
+fn chunk_len(data: &[u8], path: &str) -> Result<u32, StorageError> {
+    u32::try_from(data.len()).map_err(|_| StorageError::InvalidEntry {
+        path: path.to_string(),
+        reason: format!("chunk of {} bytes exceeds the chunk size limit", data.len()),
+    })
+}
+
+fn misuse(what: &str) -> StorageError {
+    StorageError::SessionMisuse(what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_ids_are_unique() {
+        let ids: HashSet<ContentHash> = (0..1000).map(|_| new_pack_id()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn session_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<PutSession>();
+    }
+}

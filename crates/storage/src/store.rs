@@ -1,0 +1,194 @@
+//! [`ContentStore`]: the entry point tying sessions, indexes, reads, staged
+//! objects and checks to one object store and key prefix.
+//!
+//! It holds no state besides the store handle and the prefix, so clones are
+//! cheap and everything it does is safe to run concurrently: all objects are
+//! immutable and named by content (or a unique id), and writers never replace
+//! an object with different bytes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use crate::StorageError;
+use crate::codec::{decode_object, encode_object};
+use crate::fetch;
+use crate::fsck;
+use crate::hash::ContentHash;
+use crate::index::{self, IndexReader, ShardLimits, get_object};
+use crate::layout::Layout;
+use crate::model::{Change, FileEntry, IndexSummary};
+use crate::session::PutSession;
+use crate::upload::put;
+
+/// Content storage over an object store. Cheap to clone.
+#[derive(Clone)]
+pub struct ContentStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    shard_limits: ShardLimits,
+}
+
+/// A staged change list as stored; the variant doubles as a format version.
+#[derive(Serialize, Deserialize)]
+enum ChangeList {
+    Changes(Vec<Change>),
+}
+
+#[derive(Serialize)]
+enum ChangeListOut<'a> {
+    Changes(&'a [Change]),
+}
+
+impl ContentStore {
+    /// Content storage in `store`, with every key under `prefix`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        ContentStore {
+            inner: Arc::new(Inner {
+                store,
+                layout: Layout::new(prefix),
+                shard_limits: ShardLimits::default(),
+            }),
+        }
+    }
+
+    /// The same store, writing index shards of up to `entries` entries (default 4,096).
+    ///
+    /// Only affects indexes written from now on; any shard size reads fine.
+    /// Small values are useful to exercise multi-shard behaviour in tests.
+    pub fn with_shard_capacity(&self, entries: usize) -> Self {
+        ContentStore {
+            inner: Arc::new(Inner {
+                store: Arc::clone(&self.inner.store),
+                layout: self.inner.layout.clone(),
+                shard_limits: ShardLimits::with_capacity(entries),
+            }),
+        }
+    }
+
+    /// The underlying object store (for garbage collection and export).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    /// The key prefix everything of this store lives under.
+    pub fn prefix(&self) -> &Path {
+        self.inner.layout.prefix()
+    }
+
+    /// Key of the loose chunk object with this hash.
+    pub fn chunk_key(&self, hash: &ContentHash) -> Path {
+        self.inner.layout.chunk(hash)
+    }
+
+    /// Key of the pack object with this id.
+    pub fn pack_key(&self, id: &ContentHash) -> Path {
+        self.inner.layout.pack(id)
+    }
+
+    /// Key of the index root or shard object with this hash.
+    pub fn index_key(&self, hash: &ContentHash) -> Path {
+        self.inner.layout.index(hash)
+    }
+
+    /// Key of the staged change list with this hash.
+    pub fn changes_key(&self, hash: &ContentHash) -> Path {
+        self.inner.layout.changes(hash)
+    }
+
+    /// Starts writing files.
+    pub fn session(&self) -> PutSession {
+        PutSession::new(Arc::clone(&self.inner.store), self.inner.layout.clone())
+    }
+
+    /// Writes the index that results from applying `changes` (in order) to `base`.
+    pub async fn write_index(
+        &self,
+        base: Option<&ContentHash>,
+        changes: Vec<Change>,
+    ) -> Result<IndexSummary, StorageError> {
+        index::write_index(
+            &self.inner.store,
+            &self.inner.layout,
+            self.inner.shard_limits,
+            base,
+            changes,
+        )
+        .await
+    }
+
+    /// Opens an index for reading; `None` is the empty index.
+    pub async fn open_index(
+        &self,
+        root: Option<&ContentHash>,
+    ) -> Result<IndexReader, StorageError> {
+        IndexReader::open(
+            Arc::clone(&self.inner.store),
+            self.inner.layout.clone(),
+            root,
+        )
+        .await
+    }
+
+    /// The bytes `[offset, offset + len)` of a file (`len` None = to the end), verified.
+    ///
+    /// The range is clipped to the file: reading past the end yields nothing.
+    /// A missing object or one whose bytes do not match their hash ends the
+    /// stream with an error naming the object key.
+    pub fn read_file(
+        &self,
+        entry: &FileEntry,
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxStream<'static, Result<Bytes, StorageError>> {
+        fetch::read_file(
+            Arc::clone(&self.inner.store),
+            self.inner.layout.clone(),
+            entry,
+            offset,
+            len,
+        )
+    }
+
+    /// Stores the pending changes of an open commit; returns the object's name.
+    pub async fn write_changes(&self, changes: &[Change]) -> Result<ContentHash, StorageError> {
+        let (hash, stored) = encode_object("staged changes", &ChangeListOut::Changes(changes))?;
+        put(
+            &*self.inner.store,
+            &self.inner.layout.changes(&hash),
+            stored.into(),
+        )
+        .await?;
+        Ok(hash)
+    }
+
+    /// Reads back changes stored by [`ContentStore::write_changes`].
+    pub async fn read_changes(&self, key: &ContentHash) -> Result<Vec<Change>, StorageError> {
+        let path = self.inner.layout.changes(key);
+        let stored = get_object(&*self.inner.store, &path).await?;
+        let ChangeList::Changes(changes) = decode_object(&path, &stored, key)?;
+        Ok(changes)
+    }
+
+    /// Checks that the index and every object it refers to exist (fsck).
+    ///
+    /// Returns one line per missing or corrupt shard, pack or loose chunk;
+    /// empty means consistent. Chunk contents are not read; see
+    /// [`ContentStore::check_index_deep`].
+    pub async fn check_index(&self, root: &ContentHash) -> Result<Vec<String>, StorageError> {
+        fsck::check_index(&*self.inner.store, &self.inner.layout, root, false).await
+    }
+
+    /// Like [`ContentStore::check_index`], and also reads and verifies every chunk.
+    pub async fn check_index_deep(&self, root: &ContentHash) -> Result<Vec<String>, StorageError> {
+        fsck::check_index(&*self.inner.store, &self.inner.layout, root, true).await
+    }
+}

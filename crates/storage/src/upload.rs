@@ -1,0 +1,142 @@
+//! Background uploads with bounded concurrency and bounded memory.
+//!
+//! A session hands finished blobs (or raw chunks still to be compressed) to
+//! an [`Uploader`], which runs each as a spawned task so hashing of the next
+//! chunk overlaps with compression and I/O of the previous ones. At most
+//! [`MAX_TASKS`] tasks and [`MAX_BYTES`] bytes are in flight; submitting more
+//! waits for earlier tasks, which is the back-pressure that keeps a session's
+//! memory bounded whatever the file size. The first failure is reported by the
+//! next call and the uploader refuses work afterwards.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::task::JoinSet;
+
+use crate::StorageError;
+use crate::codec::chunk_payload;
+
+const MAX_TASKS: usize = 8;
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+pub(crate) struct Uploader {
+    store: Arc<dyn ObjectStore>,
+    tasks: JoinSet<Result<usize, StorageError>>,
+    in_flight: usize,
+    /// Set once a task failed; its error has been returned to the caller.
+    failed: Option<String>,
+}
+
+impl Uploader {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Uploader {
+            store,
+            tasks: JoinSet::new(),
+            in_flight: 0,
+            failed: None,
+        }
+    }
+
+    /// Uploads `blob` at `key` as is.
+    pub(crate) async fn put_blob(&mut self, key: Path, blob: Vec<u8>) -> Result<(), StorageError> {
+        let size = blob.len();
+        self.make_room(size).await?;
+        let store = Arc::clone(&self.store);
+        self.tasks.spawn(async move {
+            put(&*store, &key, blob.into()).await?;
+            Ok(size)
+        });
+        self.in_flight += size;
+        Ok(())
+    }
+
+    /// Uploads the chunk `raw` at `key` unless an object is already there.
+    ///
+    /// Compression happens in the task, off the caller's path.
+    pub(crate) async fn put_chunk_if_absent(
+        &mut self,
+        key: Path,
+        raw: Bytes,
+    ) -> Result<(), StorageError> {
+        // While compressing, the task holds the raw chunk and its blob.
+        let size = 2 * raw.len();
+        self.make_room(size).await?;
+        let store = Arc::clone(&self.store);
+        self.tasks.spawn(async move {
+            if exists(&*store, &key).await? {
+                return Ok(size);
+            }
+            put(&*store, &key, chunk_payload(raw)).await?;
+            Ok(size)
+        });
+        self.in_flight += size;
+        Ok(())
+    }
+
+    /// Waits for every upload; returns the first error.
+    pub(crate) async fn finish(mut self) -> Result<(), StorageError> {
+        self.check_failed()?;
+        let mut first = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Err(err) = flatten(joined) {
+                first.get_or_insert(err);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    async fn make_room(&mut self, size: usize) -> Result<(), StorageError> {
+        self.check_failed()?;
+        while !self.tasks.is_empty()
+            && (self.tasks.len() >= MAX_TASKS || self.in_flight + size > MAX_BYTES)
+        {
+            let Some(joined) = self.tasks.join_next().await else {
+                break;
+            };
+            match flatten(joined) {
+                Ok(done) => self.in_flight = self.in_flight.saturating_sub(done),
+                Err(err) => {
+                    self.failed = Some(err.to_string());
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_failed(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(reason) => Err(StorageError::SessionFailed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn flatten(
+    joined: Result<Result<usize, StorageError>, tokio::task::JoinError>,
+) -> Result<usize, StorageError> {
+    joined?
+}
+
+pub(crate) async fn put(
+    store: &dyn ObjectStore,
+    key: &Path,
+    payload: PutPayload,
+) -> Result<(), StorageError> {
+    store
+        .put(key, payload)
+        .await
+        .map_err(|err| StorageError::store("put", key, err))?;
+    Ok(())
+}
+
+/// Whether `key` exists; "not found" is an answer, not an error.
+pub(crate) async fn exists(store: &dyn ObjectStore, key: &Path) -> Result<bool, StorageError> {
+    match store.head(key).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(err) => Err(StorageError::store("head", key, err)),
+    }
+}

@@ -1,0 +1,197 @@
+//! Starts real `pachd` processes on loopback and runs the real `pachctl`
+//! against them, each test with its own data directory, port and config file.
+//! The binaries come from the same target directory as the test executable
+//! (`cargo build --bins` first; the README's test command does).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        p.display()
+    );
+    p
+}
+
+pub struct Pachd {
+    child: Option<Child>,
+    pub address: String,
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Pachd {
+    /// A new cluster in a fresh data directory.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut p = Pachd {
+            child: None,
+            address: format!("127.0.0.1:{}", free_port()),
+            dir,
+        };
+        p.launch();
+        p
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// (Re)starts pachd on the same data directory and address.
+    pub fn launch(&mut self) {
+        let mut child = Command::new(bin("pachd"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--address")
+            .arg(&self.address)
+            .env("PACHD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pachd");
+        let stdout = child.stdout.take().expect("pachd stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("pachd did not report listening within 30 s");
+        assert!(
+            line.contains("listening"),
+            "unexpected first line from pachd: {line}"
+        );
+        self.child = Some(child);
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(status)) = c.try_wait() {
+                    assert!(status.success(), "pachd exited with {status} on SIGTERM");
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "pachd did not stop within 20 s of SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn pachctl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("pachctl"));
+        cmd.args(args)
+            .env("PACH_CONFIG", self.dir.path().join("config.json"))
+            .env("PACHD_ADDRESS", &self.address)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs pachctl and returns its output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.pachctl_cmd(args).output().expect("run pachctl")
+    }
+
+    /// Runs pachctl, requires success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "pachctl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs pachctl with `input` on stdin; requires success.
+    pub fn ok_stdin(&self, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = self
+            .pachctl_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pachctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("pachctl output");
+        assert!(
+            out.status.success(),
+            "pachctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs pachctl, requires failure, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "pachctl {args:?} should have failed but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The JSON objects `--raw` prints, one per line.
+    pub fn raw(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = args.to_vec();
+        args.push("--raw");
+        self.ok(&args)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+impl Drop for Pachd {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,295 @@
+//! Versioned data through the real CLI, as a Pachyderm 1.x user types it.
+
+use pach_e2e::Pachd;
+
+#[test]
+fn version_table_and_config() {
+    let p = Pachd::start();
+    let out = p.ok(&["version"]);
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("COMPONENT") && header.contains("VERSION"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("pachctl ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("pachd ")), "{out}");
+
+    assert_eq!(p.ok(&["config", "get", "active-context"]).trim(), "local");
+    p.ok(&[
+        "config",
+        "update",
+        "context",
+        "local",
+        "--pachd-address=127.0.0.1:1",
+    ]);
+    let ctx: serde_json::Value =
+        serde_json::from_str(&p.ok(&["config", "get", "context", "local"])).unwrap();
+    assert_eq!(ctx["pachd_address"], "127.0.0.1:1");
+    let listed = p.ok(&["config", "list", "context"]);
+    assert!(listed.contains("local"), "{listed}");
+}
+
+#[test]
+fn repos_commits_branches_and_files() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "images", "--description", "raw pictures"]);
+    let repos = p.raw(&["list", "repo"]);
+    assert_eq!(repos.len(), 1);
+    assert_eq!(repos[0]["repo"]["name"], "images");
+    assert_eq!(repos[0]["description"], "raw pictures");
+    p.ok(&["update", "repo", "images", "--description", "new"]);
+    assert_eq!(
+        p.raw(&["inspect", "repo", "images"])[0]["description"],
+        "new"
+    );
+
+    // stdin, -f file, -r directory: each a commit.
+    p.ok_stdin(&["put", "file", "images@master:/hello.txt"], b"hello\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tree/sub")).unwrap();
+    std::fs::write(dir.path().join("tree/a.csv"), "1,2\n").unwrap();
+    std::fs::write(dir.path().join("tree/sub/b.csv"), "3,4\n").unwrap();
+    std::fs::write(dir.path().join("single.bin"), vec![7u8; 3 << 20]).unwrap();
+    let single = dir.path().join("single.bin");
+    p.ok(&[
+        "put",
+        "file",
+        "images@master:/single.bin",
+        "-f",
+        single.to_str().unwrap(),
+    ]);
+    let tree = dir.path().join("tree");
+    p.ok(&[
+        "put",
+        "file",
+        "images@master:/data",
+        "-r",
+        "-f",
+        tree.to_str().unwrap(),
+    ]);
+
+    assert_eq!(
+        p.ok(&["get", "file", "images@master:/hello.txt"]),
+        "hello\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "images@master:/data/sub/b.csv"]),
+        "3,4\n"
+    );
+    let commits = p.raw(&["list", "commit", "images@master"]);
+    assert_eq!(commits.len(), 3, "three puts, three commits");
+    // Ancestry: master^ lacks the tree, master~2 lacks the big file too.
+    assert!(
+        !p.run(&["get", "file", "images@master^:/data/a.csv"])
+            .status
+            .success()
+    );
+    assert!(
+        p.run(&["get", "file", "images@master~2:/hello.txt"])
+            .status
+            .success()
+    );
+    assert!(
+        !p.run(&["inspect", "file", "images@master~2:/single.bin"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        p.raw(&["list", "commit", "images@master", "-n", "1"]).len(),
+        1
+    );
+
+    let files = p.raw(&["list", "file", "images@master:/"]);
+    let names: Vec<&str> = files
+        .iter()
+        .map(|f| f["file"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/data", "/hello.txt", "/single.bin"]);
+    assert_eq!(files[0]["file_type"], "DIR");
+    assert_eq!(files[0]["size_bytes"], 8);
+    let table = p.ok(&["list", "file", "images@master"]);
+    assert!(table.lines().next().unwrap().contains("NAME"), "{table}");
+
+    let globbed = p.raw(&["glob", "file", "images@master:/data/**.csv"]);
+    assert_eq!(globbed.len(), 2, "{globbed:?}");
+    let info = p.raw(&["inspect", "file", "images@master:/single.bin"]);
+    assert_eq!(info[0]["size_bytes"], 3 << 20);
+
+    // get -o writes a file; get -r a directory.
+    let out = dir.path().join("out.bin");
+    p.ok(&[
+        "get",
+        "file",
+        "images@master:/single.bin",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 3 << 20]);
+    let outdir = dir.path().join("restored");
+    p.ok(&[
+        "get",
+        "file",
+        "images@master:/data",
+        "-r",
+        "-o",
+        outdir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(outdir.join("sub/b.csv")).unwrap(),
+        "3,4\n"
+    );
+
+    // append, overwrite, delete, copy, diff.
+    p.ok_stdin(
+        &["put", "file", "images@master:/hello.txt", "--append"],
+        b"again\n",
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "images@master:/hello.txt"]),
+        "hello\nagain\n"
+    );
+    p.ok_stdin(
+        &["put", "file", "images@master:/hello.txt", "-o"],
+        b"over\n",
+    );
+    assert_eq!(p.ok(&["get", "file", "images@master:/hello.txt"]), "over\n");
+    p.ok(&["delete", "file", "images@master:/data/sub"]);
+    assert!(
+        !p.run(&["get", "file", "images@master:/data/sub/b.csv"])
+            .status
+            .success()
+    );
+    p.ok(&["create", "repo", "copies"]);
+    p.ok(&["copy", "file", "images@master:/data", "copies@master:/d"]);
+    assert_eq!(p.ok(&["get", "file", "copies@master:/d/a.csv"]), "1,2\n");
+    let diff = p.ok(&["diff", "file", "images@master", "images@master~1"]);
+    assert!(diff.contains("/data/sub/b.csv"), "{diff}");
+
+    // Branches.
+    let head = commits[0]["commit"]["id"].as_str().unwrap().to_string();
+    p.ok(&["create", "branch", "images@dev", "--head", &head]);
+    let branches = p.raw(&["list", "branch", "images"]);
+    assert_eq!(branches.len(), 2);
+    assert_eq!(
+        p.raw(&["inspect", "branch", "images@dev"])[0]["head"]["id"],
+        head.as_str()
+    );
+    p.ok(&["delete", "branch", "images@dev"]);
+    assert_eq!(p.raw(&["list", "branch", "images"]).len(), 1);
+
+    // Open commits: writes collect until finish.
+    let id = p
+        .ok(&["start", "commit", "images@master"])
+        .trim()
+        .to_string();
+    p.ok_stdin(&["put", "file", &format!("images@{id}:/staged")], b"s");
+    p.ok_stdin(&["put", "file", "images@master:/staged2"], b"t");
+    assert!(p.raw(&["inspect", "commit", &format!("images@{id}")])[0]["finished"].is_null());
+    p.ok(&["finish", "commit", &format!("images@{id}")]);
+    assert_eq!(p.ok(&["get", "file", "images@master:/staged2"]), "t");
+    assert!(p.raw(&["inspect", "commit", "images@master"])[0]["finished"].is_string());
+
+    // Deleting a commit moves the branch back.
+    p.ok(&["delete", "commit", &format!("images@{id}")]);
+    assert!(
+        !p.run(&["get", "file", "images@master:/staged"])
+            .status
+            .success()
+    );
+
+    p.ok(&["delete", "repo", "copies"]);
+    p.ok(&["delete", "repo", "--all"]);
+    assert!(p.raw(&["list", "repo"]).is_empty());
+    assert!(p.ok(&["fsck"]).contains("no problems"));
+}
+
+#[test]
+fn provenance_and_flush() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    p.ok(&["create", "repo", "out"]);
+    p.ok(&[
+        "create",
+        "branch",
+        "out@master",
+        "--provenance",
+        "in@master",
+    ]);
+    p.ok_stdin(&["put", "file", "in@master:/x"], b"x");
+    let out = p.raw(&["inspect", "commit", "out@master"]);
+    assert!(
+        out[0]["finished"].is_null(),
+        "a downstream commit waits to be computed"
+    );
+    let in_head = p.raw(&["inspect", "commit", "in@master"])[0]["commit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut flush = p
+        .pachctl_cmd(&["flush", "commit", &format!("in@{in_head}"), "--raw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        flush.try_wait().unwrap().is_none(),
+        "flush must wait for out@master"
+    );
+    p.ok(&["finish", "commit", "out@master"]);
+    let status = flush.wait().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let p = Pachd::start();
+    let e = p.fails(&["create", "repo", "bad/name"]);
+    assert!(e.contains("bad/name") && e.contains("letters"), "{e}");
+    let e = p.fails(&["list", "commit", "nope"]);
+    assert!(e.contains("'nope' not found"), "{e}");
+    p.ok(&["create", "repo", "r"]);
+    let e = p.fails(&["create", "repo", "r"]);
+    assert!(e.contains("already exists"), "{e}");
+    let e = p.fails(&["inspect", "branch", "r@nope"]);
+    assert!(e.contains("nope"), "{e}");
+    p.ok_stdin(&["put", "file", "r@master:/a"], b"a");
+    let id = p.raw(&["inspect", "commit", "r@master"])[0]["commit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = p
+        .pachctl_cmd(&["put", "file", &format!("r@{id}:/b")])
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("finished"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = p.fails(&["put", "file", "r@master:/../x", "-f", "/etc/hostname"]);
+    assert!(e.contains(".."), "{e}");
+    let e = p.fails(&["get", "file", "r@master:/missing"]);
+    assert!(e.contains("/missing"), "{e}");
+    let e = p.fails(&["inspect", "commit", "r@0123456789abcdef0123456789abcdef"]);
+    assert!(e.contains("not found"), "{e}");
+    assert_eq!(
+        p.raw(&["list", "commit", "r"]).len(),
+        1,
+        "failed writes made no commit"
+    );
+
+    let down = Pachd::start();
+    let address = down.address.clone();
+    drop(down);
+    let out = p
+        .pachctl_cmd(&["list", "repo"])
+        .env("PACHD_ADDRESS", &address)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains(&address) && e.contains("pachd-address"), "{e}");
+}
