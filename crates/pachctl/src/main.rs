@@ -1,1 +1,300 @@
-fn main() {}
+//! `pachctl`: the command line of pachd, with Pachyderm 1.x syntax
+//! (`pachctl VERB NOUN ARGS`). Parsing and wiring only; each noun's commands
+//! live in `cmd/`.
+
+mod client;
+mod cmd;
+mod config;
+mod output;
+mod refs;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd::{branch, commit, file, misc, repo};
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pachctl",
+    version,
+    about = "Version-controlled data and pipelines: the pachd command line"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Print the versions of pachctl and pachd.
+    Version {
+        /// Print only the version of pachctl (do not contact pachd).
+        #[arg(long)]
+        client_only: bool,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Create a repo or a branch.
+    #[command(subcommand)]
+    Create(CreateNoun),
+    /// Update a repo.
+    #[command(subcommand)]
+    Update(UpdateNoun),
+    /// List repos, commits, branches or files.
+    #[command(subcommand)]
+    List(ListNoun),
+    /// Show details of a repo, commit, branch or file.
+    #[command(subcommand)]
+    Inspect(InspectNoun),
+    /// Delete a repo, commit, branch or file.
+    #[command(subcommand)]
+    Delete(DeleteNoun),
+    /// Start a commit.
+    #[command(subcommand)]
+    Start(StartNoun),
+    /// Finish a commit.
+    #[command(subcommand)]
+    Finish(FinishNoun),
+    /// Wait for a commit to finish.
+    #[command(subcommand)]
+    Wait(WaitNoun),
+    /// Wait for every commit downstream of the given ones to finish.
+    #[command(subcommand)]
+    Flush(FlushNoun),
+    /// Print commits as they are finished on a branch.
+    #[command(subcommand)]
+    Subscribe(SubscribeNoun),
+    /// Put files into a repo.
+    #[command(subcommand)]
+    Put(PutNoun),
+    /// Get files out of a repo.
+    #[command(subcommand)]
+    Get(GetNoun),
+    /// List the files matching a glob pattern.
+    #[command(subcommand)]
+    Glob(GlobNoun),
+    /// Show the files that differ between two commits.
+    #[command(subcommand)]
+    Diff(DiffNoun),
+    /// Copy files between commits (by reference: no bytes are copied).
+    #[command(subcommand)]
+    Copy(CopyNoun),
+    /// Check that every record refers only to objects that exist and are intact.
+    Fsck,
+    /// Manage pachctl's contexts (which pachd to talk to).
+    #[command(subcommand)]
+    Config(misc::ConfigVerb),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CreateNoun {
+    /// Create a repo.
+    Repo(repo::CreateRepo),
+    /// Create a branch (or move its head / change its provenance).
+    Branch(branch::CreateBranch),
+}
+#[derive(Debug, Subcommand)]
+enum UpdateNoun {
+    /// Update a repo's description.
+    Repo(repo::CreateRepo),
+}
+#[derive(Debug, Subcommand)]
+enum ListNoun {
+    /// List repos.
+    Repo {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// List the commits of a repo or of a branch's history.
+    Commit(commit::ListCommit),
+    /// List the branches of a repo.
+    Branch {
+        repo: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// List the files of a directory in a commit.
+    File(file::ListFile),
+}
+#[derive(Debug, Subcommand)]
+enum InspectNoun {
+    /// Show a repo.
+    Repo {
+        repo: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a commit.
+    Commit(commit::InspectCommit),
+    /// Show a branch.
+    Branch {
+        /// REPO@BRANCH
+        branch: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a file.
+    File {
+        /// REPO@BRANCH:/PATH
+        file: String,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum DeleteNoun {
+    /// Delete a repo (or all of them).
+    Repo(repo::DeleteRepo),
+    /// Delete a commit and everything computed from it.
+    Commit {
+        /// REPO@COMMIT
+        commit: String,
+    },
+    /// Delete a branch (its commits stay).
+    Branch {
+        /// REPO@BRANCH
+        branch: String,
+        /// Delete even if other branches have it in their provenance.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Delete a file or directory (a new commit, or in an open commit).
+    File {
+        /// REPO@BRANCH:/PATH
+        file: String,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum StartNoun {
+    /// Start a commit on a branch; prints its id.
+    Commit(commit::StartCommit),
+}
+#[derive(Debug, Subcommand)]
+enum FinishNoun {
+    /// Finish an open commit.
+    Commit(commit::FinishCommit),
+}
+#[derive(Debug, Subcommand)]
+enum WaitNoun {
+    /// Wait for a commit to finish, then show it.
+    Commit {
+        /// REPO@COMMIT
+        commit: String,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum FlushNoun {
+    /// Wait for every commit with the given commits in its provenance.
+    Commit(commit::FlushCommit),
+}
+#[derive(Debug, Subcommand)]
+enum SubscribeNoun {
+    /// Print commits as they are finished on a branch.
+    Commit(commit::SubscribeCommit),
+}
+#[derive(Debug, Subcommand)]
+enum PutNoun {
+    /// Put files (from paths, directories, URLs or stdin) into a branch or open commit.
+    File(file::PutFile),
+}
+#[derive(Debug, Subcommand)]
+enum GetNoun {
+    /// Get a file (to stdout or -o), or a directory with -r.
+    File(file::GetFile),
+}
+#[derive(Debug, Subcommand)]
+enum GlobNoun {
+    /// List the files and directories matching a pattern, e.g. images@master:/*/*.png
+    File {
+        /// REPO@BRANCH:PATTERN
+        pattern: String,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum DiffNoun {
+    /// Show added (+), deleted (-) and modified (~) files between two commits
+    /// (default: the commit's parent).
+    File {
+        /// REPO@COMMIT[:PATH]
+        new: String,
+        /// REPO@COMMIT[:PATH]
+        old: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum CopyNoun {
+    /// Copy a file or directory to another commit.
+    File {
+        /// SRC_REPO@COMMIT:/PATH
+        src: String,
+        /// DST_REPO@BRANCH:/PATH
+        dst: String,
+        /// Append to the destination instead of replacing it.
+        #[arg(short, long)]
+        append: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli.command).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(verb: Verb) -> anyhow::Result<()> {
+    match verb {
+        Verb::Version {
+            client_only,
+            format,
+        } => misc::version(client_only, &format).await,
+        Verb::Config(c) => misc::config(c),
+        Verb::Completion { shell } => {
+            misc::completion::<Cli>(&shell);
+            Ok(())
+        }
+        Verb::Fsck => misc::fsck().await,
+        Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,
+        Verb::Update(UpdateNoun::Repo(a)) => repo::create(a, true).await,
+        Verb::Create(CreateNoun::Branch(a)) => branch::create(a).await,
+        Verb::List(ListNoun::Repo { format }) => repo::list(&format).await,
+        Verb::List(ListNoun::Commit(a)) => commit::list(a).await,
+        Verb::List(ListNoun::Branch { repo, format }) => branch::list(&repo, &format).await,
+        Verb::List(ListNoun::File(a)) => file::list(a).await,
+        Verb::Inspect(InspectNoun::Repo { repo, format }) => repo::inspect(&repo, &format).await,
+        Verb::Inspect(InspectNoun::Commit(a)) => commit::inspect(a).await,
+        Verb::Inspect(InspectNoun::Branch { branch, format }) => {
+            branch::inspect(&branch, &format).await
+        }
+        Verb::Inspect(InspectNoun::File { file, format }) => file::inspect(&file, &format).await,
+        Verb::Delete(DeleteNoun::Repo(a)) => repo::delete(a).await,
+        Verb::Delete(DeleteNoun::Commit { commit }) => commit::delete(&commit).await,
+        Verb::Delete(DeleteNoun::Branch { branch, force }) => branch::delete(&branch, force).await,
+        Verb::Delete(DeleteNoun::File { file }) => file::delete(&file).await,
+        Verb::Start(StartNoun::Commit(a)) => commit::start(a).await,
+        Verb::Finish(FinishNoun::Commit(a)) => commit::finish(a).await,
+        Verb::Wait(WaitNoun::Commit { commit, format }) => commit::wait(&commit, &format).await,
+        Verb::Flush(FlushNoun::Commit(a)) => commit::flush(a).await,
+        Verb::Subscribe(SubscribeNoun::Commit(a)) => commit::subscribe(a).await,
+        Verb::Put(PutNoun::File(a)) => file::put(a).await,
+        Verb::Get(GetNoun::File(a)) => file::get(a).await,
+        Verb::Glob(GlobNoun::File { pattern, format }) => file::glob(&pattern, &format).await,
+        Verb::Diff(DiffNoun::File { new, old, format }) => {
+            file::diff(&new, old.as_deref(), &format).await
+        }
+        Verb::Copy(CopyNoun::File { src, dst, append }) => file::copy(&src, &dst, append).await,
+    }
+}

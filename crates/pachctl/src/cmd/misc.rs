@@ -1,0 +1,214 @@
+//! `version`, `config ...`, `fsck` and `completion`.
+
+use std::io::{Read, Write};
+
+use anyhow::bail;
+use clap::Subcommand;
+use pach_api as api;
+
+use crate::client::{connect, status};
+use crate::config::{Config, Context};
+use crate::output::{Format, Table};
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigVerb {
+    /// Print a setting.
+    #[command(subcommand)]
+    Get(ConfigGet),
+    /// Change a setting.
+    #[command(subcommand)]
+    Set(ConfigSet),
+    /// Change fields of a context.
+    #[command(subcommand)]
+    Update(ConfigUpdate),
+    /// List contexts.
+    #[command(subcommand)]
+    List(ConfigList),
+    /// Delete a context.
+    #[command(subcommand)]
+    Delete(ConfigDelete),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigGet {
+    /// Print the name of the active context.
+    ActiveContext,
+    /// Print a context as JSON.
+    Context { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigSet {
+    /// Make a context the active one.
+    ActiveContext { name: String },
+    /// Create or replace a context from JSON on stdin, e.g. {"pachd_address":"localhost:30650"}.
+    Context {
+        name: String,
+        /// Replace an existing context.
+        #[arg(long)]
+        overwrite: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigUpdate {
+    /// Change a context (the active one when NAME is omitted); created if missing.
+    Context {
+        name: Option<String>,
+        /// The pachd address, HOST:PORT.
+        #[arg(long)]
+        pachd_address: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigList {
+    /// List contexts; `*` marks the active one.
+    Context,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigDelete {
+    /// Delete a context.
+    Context { name: String },
+}
+
+pub async fn version(client_only: bool, format: &Format) -> anyhow::Result<()> {
+    let ours = env!("CARGO_PKG_VERSION").to_string();
+    let pachd = if client_only {
+        None
+    } else {
+        let mut c = connect().await?;
+        let v = c
+            .admin
+            .version(api::Empty {})
+            .await
+            .map_err(status)?
+            .into_inner();
+        let mut s = format!("{}.{}.{}", v.major, v.minor, v.micro);
+        if !v.additional.is_empty() {
+            s.push_str(&v.additional);
+        }
+        Some(s)
+    };
+    let mut out = super::stdout();
+    if format.is_human() {
+        let mut t = Table::new(&["COMPONENT", "VERSION"]);
+        t.row(vec!["pachctl".into(), ours]);
+        if let Some(p) = pachd {
+            t.row(vec!["pachd".into(), p]);
+        }
+        t.print(&mut out)?;
+    } else {
+        let mut j = serde_json::json!({ "pachctl": ours });
+        if let Some(p) = pachd {
+            j["pachd"] = serde_json::Value::String(p);
+        }
+        format.print(&mut out, &[j])?;
+    }
+    super::finish(out)
+}
+
+pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
+    let mut config = Config::load()?;
+    match verb {
+        ConfigVerb::Get(ConfigGet::ActiveContext) => println!("{}", config.v2.active_context),
+        ConfigVerb::Get(ConfigGet::Context { name }) => {
+            println!("{}", serde_json::to_string_pretty(config.context(&name)?)?)
+        }
+        ConfigVerb::Set(ConfigSet::ActiveContext { name }) => {
+            config.context(&name)?;
+            config.v2.active_context = name;
+            config.save()?;
+        }
+        ConfigVerb::Set(ConfigSet::Context { name, overwrite }) => {
+            if config.v2.contexts.contains_key(&name) && !overwrite {
+                bail!("context '{name}' already exists; add --overwrite to replace it");
+            }
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            let ctx: Context = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("stdin is not a context in JSON ({e}); e.g. {{\"pachd_address\":\"localhost:30650\"}}")
+            })?;
+            config.v2.contexts.insert(name, ctx);
+            config.save()?;
+        }
+        ConfigVerb::Update(ConfigUpdate::Context {
+            name,
+            pachd_address,
+        }) => {
+            let name = name.unwrap_or_else(|| config.v2.active_context.clone());
+            let ctx = config.v2.contexts.entry(name).or_default();
+            if let Some(addr) = pachd_address {
+                if addr.is_empty() || !addr.contains(':') {
+                    bail!("--pachd-address '{addr}' is not HOST:PORT");
+                }
+                ctx.pachd_address = addr;
+            }
+            config.save()?;
+        }
+        ConfigVerb::List(ConfigList::Context) => {
+            let mut t = Table::new(&["ACTIVE", "NAME"]);
+            for name in config.v2.contexts.keys() {
+                let active = if *name == config.v2.active_context {
+                    "*"
+                } else {
+                    ""
+                };
+                t.row(vec![active.into(), name.clone()]);
+            }
+            let mut out = super::stdout();
+            t.print(&mut out)?;
+            super::finish(out)?;
+        }
+        ConfigVerb::Delete(ConfigDelete::Context { name }) => {
+            if config.v2.contexts.remove(&name).is_none() {
+                bail!(
+                    "context '{name}' does not exist; `pachctl config list context` shows the contexts"
+                );
+            }
+            if config.v2.active_context == name {
+                bail!(
+                    "context '{name}' is active; `pachctl config set active-context OTHER` first"
+                );
+            }
+            config.save()?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn fsck() -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let r = c
+        .pfs
+        .fsck(api::Empty {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    if r.problems.is_empty() {
+        println!(
+            "checked {} commits, {} indexes: no problems found",
+            r.commits_checked, r.objects_checked
+        );
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    for p in &r.problems {
+        writeln!(err, "{p}")?;
+    }
+    bail!(
+        "{} problems found in {} commits",
+        r.problems.len(),
+        r.commits_checked
+    )
+}
+
+pub fn completion<C: clap::CommandFactory>(shell: &str) {
+    let shell = match shell {
+        "zsh" => clap_complete::Shell::Zsh,
+        "fish" => clap_complete::Shell::Fish,
+        _ => clap_complete::Shell::Bash,
+    };
+    clap_complete::generate(shell, &mut C::command(), "pachctl", &mut std::io::stdout());
+}
