@@ -93,10 +93,10 @@ impl Config {
 
     /// The address to dial and a description of where it came from.
     pub fn target(&self) -> (String, String) {
-        if let Ok(addr) = std::env::var("PACHD_ADDRESS") {
-            if !addr.is_empty() {
-                return (strip_scheme(&addr), "PACHD_ADDRESS".to_string());
-            }
+        if let Ok(addr) = std::env::var("PACHD_ADDRESS")
+            && !addr.is_empty()
+        {
+            return (strip_scheme(&addr), "PACHD_ADDRESS".to_string());
         }
         let name = &self.v2.active_context;
         let addr = self

@@ -172,11 +172,7 @@ impl Pfs {
         reference: &str,
         pattern: &str,
     ) -> Result<(CommitRecord, Vec<FileInfo>)> {
-        let normalized = if pattern.starts_with('/') {
-            pattern.to_string()
-        } else {
-            format!("/{pattern}")
-        };
+        let normalized = pachyderm_glob(pattern);
         let glob = GlobBuilder::new(&normalized)
             .literal_separator(true)
             .build()
@@ -390,6 +386,39 @@ impl Pfs {
         }
         self.write_changes(dst_repo, dst_ref, changes).await
     }
+}
+
+/// Pachyderm's globs treat `**` anywhere as "any characters, `/` included"
+/// (`/data/**.csv` matches `/data/x/y.csv`); globset only gives `**` that
+/// meaning as a whole path component, so `**` inside a component is rewritten
+/// into the component forms with the same matches.
+fn pachyderm_glob(pattern: &str) -> String {
+    let p = if pattern.starts_with('/') {
+        pattern.to_string()
+    } else {
+        format!("/{pattern}")
+    };
+    let mut out = String::with_capacity(p.len() + 8);
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '*' && chars.get(i + 1) == Some(&'*') {
+            let before_sep = i == 0 || chars[i - 1] == '/';
+            let after_sep = i + 2 >= chars.len() || chars[i + 2] == '/';
+            if !before_sep {
+                out.push_str("*/");
+            }
+            out.push_str("**");
+            if !after_sep {
+                out.push_str("/*");
+            }
+            i += 2;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn diff_path(d: &FileDiff) -> &str {

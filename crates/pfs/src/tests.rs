@@ -317,6 +317,13 @@ async fn glob_diff_copy() {
         [("/a", 3), ("/b", 3)]
     );
     assert!(pfs.glob_file("r", "master", "/[").await.is_err());
+    let (_, g) = pfs.glob_file("r", "master", "/**.csv").await.unwrap();
+    assert_eq!(
+        g.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["/a/1.csv", "/b/3.csv"]
+    );
+    let (_, g) = pfs.glob_file("r", "master", "/**").await.unwrap();
+    assert_eq!(g.len(), 5, "every file and directory");
     put(
         pfs,
         "r",

@@ -407,35 +407,32 @@ async fn get_one(
 
 /// Writes through a temporary file in the same directory, renamed into place
 /// only when complete: an error never leaves a half-written output.
-fn write_atomically(
+async fn write_atomically(
     dest: &Path,
     fill: impl AsyncFnOnce(&mut dyn Write) -> anyhow::Result<()>,
-) -> impl std::future::Future<Output = anyhow::Result<()>> {
-    async move {
-        let dir = dest
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create '{}'", dir.display()))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.pachctl-partial"));
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write '{}'", tmp.display()))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        let result = fill(&mut w)
-            .await
-            .and_then(|_| w.flush().map_err(Into::into));
-        match result {
-            Ok(()) => std::fs::rename(&tmp, dest)
-                .with_context(|| format!("cannot write '{}'", dest.display())),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
+) -> anyhow::Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.pachctl-partial"));
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write '{}'", tmp.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let result = fill(&mut w)
+        .await
+        .and_then(|_| w.flush().map_err(Into::into));
+    match result {
+        Ok(()) => std::fs::rename(&tmp, dest)
+            .with_context(|| format!("cannot write '{}'", dest.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
     }
 }
@@ -535,7 +532,7 @@ fn print_infos(
 ) -> anyhow::Result<()> {
     if format.is_human() {
         if *header {
-            writeln!(out, "{:<40} {:<4} {}", "NAME", "TYPE", "SIZE")?;
+            writeln!(out, "{:<40} {:<4} SIZE", "NAME", "TYPE")?;
             *header = false;
         }
         for f in files {
