@@ -293,3 +293,122 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains(&address) && e.contains("pachd-address"), "{e}");
 }
+
+#[test]
+fn put_from_url_many_files_and_output_formats() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "web"]);
+    // A real HTTP server on loopback serves the file pachd fetches.
+    let served = tempfile::tempdir().unwrap();
+    std::fs::write(served.path().join("data.csv"), "a,b\n1,2\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut http = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(served.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    let url = format!("http://127.0.0.1:{port}/data.csv");
+    let mut fetched = false;
+    for _ in 0..50 {
+        if p.run(&["put", "file", "web@master", "-f", &url])
+            .status
+            .success()
+        {
+            fetched = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = http.kill();
+    let _ = http.wait();
+    assert!(fetched, "put file from {url} failed");
+    assert_eq!(p.ok(&["get", "file", "web@master:/data.csv"]), "a,b\n1,2\n");
+
+    // Many files with read-ahead land in one commit, in order.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..300 {
+        std::fs::write(dir.path().join(format!("f{i:03}")), format!("{i}")).unwrap();
+    }
+    p.ok(&[
+        "put",
+        "file",
+        "web@master:/many",
+        "-r",
+        "-p",
+        "8",
+        "-f",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(p.raw(&["list", "commit", "web@master"]).len(), 2);
+    let listed = p.raw(&["list", "file", "web@master:/many"]);
+    assert_eq!(listed.len(), 300);
+    assert_eq!(p.ok(&["get", "file", "web@master:/many/f123"]), "123");
+
+    let yaml = p.ok(&["inspect", "repo", "web", "-o", "yaml"]);
+    assert!(yaml.contains("name: web"), "{yaml}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["inspect", "commit", "web@master", "-o", "json"])).unwrap();
+    assert_eq!(json["commit"]["repo"]["name"], "web");
+    let completion = p.ok(&["completion", "bash"]);
+    assert!(completion.contains("pachctl"), "bash completion script");
+}
+
+#[test]
+fn subscribe_prints_commits_as_they_finish() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "s"]);
+    p.ok_stdin(&["put", "file", "s@master:/1"], b"1");
+    let mut sub = p
+        .pachctl_cmd(&["subscribe", "commit", "s@master", "--raw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = sub.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("existing commit");
+    p.ok_stdin(&["put", "file", "s@master:/2"], b"2");
+    let second = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("new commit");
+    let _ = sub.kill();
+    let _ = sub.wait();
+    let ids: Vec<String> = [first, second]
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["commit"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let history: Vec<String> = p
+        .raw(&["list", "commit", "s@master"])
+        .iter()
+        .rev()
+        .map(|c| c["commit"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, history);
+}

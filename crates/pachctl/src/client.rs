@@ -29,6 +29,8 @@ pub async fn connect() -> anyhow::Result<Client> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| unreachable(format!("invalid address ({e})")))?
         .connect_timeout(Duration::from_secs(3))
+        .initial_stream_window_size(Some(16 * 1024 * 1024))
+        .initial_connection_window_size(Some(32 * 1024 * 1024))
         .tcp_nodelay(true);
     let channel = endpoint.connect().await.map_err(|e| {
         let mut reason = e.to_string();

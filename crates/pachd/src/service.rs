@@ -16,6 +16,8 @@ type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>
 
 /// Largest message accepted (a put file data frame is at most a few MiB).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// HTTP/2 flow-control window per stream.
+const WINDOW: u32 = 16 * 1024 * 1024;
 /// Entries per ListFile/GlobFile response message.
 const FILE_BATCH: usize = 2048;
 
@@ -26,6 +28,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
+        // Large windows: put/get stream hundreds of MB; the 64 KiB default
+        // makes throughput wait on window updates.
+        .initial_stream_window_size(Some(WINDOW))
+        .initial_connection_window_size(Some(WINDOW * 2))
+        .tcp_nodelay(true)
         .add_service(
             PfsServer::new(PfsService { pfs })
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -690,9 +697,14 @@ impl Upload {
     async fn fetch_url(&mut self, url: &str) -> Result<(), Status> {
         let parsed = url::Url::parse(url)
             .map_err(|e| Status::invalid_argument(format!("invalid URL '{url}': {e}")))?;
-        let options = std::env::vars()
+        let mut options: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v));
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        if parsed.scheme() == "http" {
+            // The user named a plain-http URL: allow it (object_store refuses by default).
+            options.push(("allow_http".into(), "true".into()));
+        }
         let (store, path) = object_store::parse_url_opts(&parsed, options)
             .map_err(|e| Status::invalid_argument(format!("cannot read '{url}': {e}")))?;
         let got = store
