@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use pach_api::admin_client::AdminClient;
 use pach_api::pfs_client::PfsClient;
+use pach_api::pps_client::PpsClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
@@ -12,6 +13,7 @@ use crate::config::Config;
 pub struct Client {
     pub pfs: PfsClient<Channel>,
     pub admin: AdminClient<Channel>,
+    pub pps: PpsClient<Channel>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -45,7 +47,10 @@ pub async fn connect() -> anyhow::Result<Client> {
         pfs: PfsClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE),
-        admin: AdminClient::new(channel),
+        admin: AdminClient::new(channel.clone()),
+        pps: PpsClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
     })
 }
 

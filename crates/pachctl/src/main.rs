@@ -10,7 +10,7 @@ mod refs;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{branch, commit, file, misc, repo};
+use crate::cmd::{branch, commit, file, job, misc, pipeline, repo};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -37,7 +37,7 @@ enum Verb {
     /// Create a repo or a branch.
     #[command(subcommand)]
     Create(CreateNoun),
-    /// Update a repo.
+    /// Update a repo or a pipeline.
     #[command(subcommand)]
     Update(UpdateNoun),
     /// List repos, commits, branches or files.
@@ -49,7 +49,7 @@ enum Verb {
     /// Delete a repo, commit, branch or file.
     #[command(subcommand)]
     Delete(DeleteNoun),
-    /// Start a commit.
+    /// Start a commit or a stopped pipeline.
     #[command(subcommand)]
     Start(StartNoun),
     /// Finish a commit.
@@ -79,6 +79,14 @@ enum Verb {
     /// Copy files between commits (by reference: no bytes are copied).
     #[command(subcommand)]
     Copy(CopyNoun),
+    /// Stop a pipeline (no new jobs) or a running job.
+    #[command(subcommand)]
+    Stop(StopNoun),
+    /// Restart a failed datum (a new job retries it).
+    #[command(subcommand)]
+    Restart(RestartNoun),
+    /// Print the logs of a pipeline's, a job's or a datum's user code.
+    Logs(job::Logs),
     /// Check that every record refers only to objects that exist and are intact.
     Fsck,
     /// Manage pachctl's contexts (which pachd to talk to).
@@ -97,11 +105,15 @@ enum CreateNoun {
     Repo(repo::CreateRepo),
     /// Create a branch (or move its head / change its provenance).
     Branch(branch::CreateBranch),
+    /// Create pipelines from a spec file (JSON or YAML).
+    Pipeline(pipeline::CreatePipeline),
 }
 #[derive(Debug, Subcommand)]
 enum UpdateNoun {
     /// Update a repo's description.
     Repo(repo::CreateRepo),
+    /// Update pipelines from a spec file; new data runs with the new spec.
+    Pipeline(pipeline::UpdatePipeline),
 }
 #[derive(Debug, Subcommand)]
 enum ListNoun {
@@ -120,6 +132,19 @@ enum ListNoun {
     },
     /// List the files of a directory in a commit.
     File(file::ListFile),
+    /// List pipelines (upstream first).
+    Pipeline {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// List jobs, newest first.
+    Job(job::ListJob),
+    /// List the datums of a job.
+    Datum {
+        job: String,
+        #[command(flatten)]
+        format: Format,
+    },
 }
 #[derive(Debug, Subcommand)]
 enum InspectNoun {
@@ -142,6 +167,28 @@ enum InspectNoun {
     File {
         /// REPO@BRANCH:/PATH
         file: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a pipeline.
+    Pipeline {
+        pipeline: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a job.
+    Job {
+        job: String,
+        /// Wait for the job to end first.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a datum of a job.
+    Datum {
+        job: String,
+        datum: String,
         #[command(flatten)]
         format: Format,
     },
@@ -168,11 +215,29 @@ enum DeleteNoun {
         /// REPO@BRANCH:/PATH
         file: String,
     },
+    /// Delete pipelines with their jobs and output repos.
+    Pipeline(pipeline::DeletePipeline),
+    /// Delete a job's records (its output commit stays).
+    Job { job: String },
 }
 #[derive(Debug, Subcommand)]
 enum StartNoun {
     /// Start a commit on a branch; prints its id.
     Commit(commit::StartCommit),
+    /// Start stopped pipelines; they process what arrived meanwhile.
+    Pipeline(pipeline::Selection),
+}
+#[derive(Debug, Subcommand)]
+enum StopNoun {
+    /// Stop pipelines: they start no new job until started again.
+    Pipeline(pipeline::Selection),
+    /// Stop a running job: its datums are killed, its output commit finished empty-handed.
+    Job { job: String },
+}
+#[derive(Debug, Subcommand)]
+enum RestartNoun {
+    /// Retry a failed datum of a finished job; prints the id of the job that runs it.
+    Datum { job: String, datum: String },
 }
 #[derive(Debug, Subcommand)]
 enum FinishNoun {
@@ -185,6 +250,12 @@ enum WaitNoun {
     Commit {
         /// REPO@COMMIT
         commit: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Wait for a job to end, then show it.
+    Job {
+        job: String,
         #[command(flatten)]
         format: Format,
     },
@@ -296,5 +367,29 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
             file::diff(&new, old.as_deref(), &format).await
         }
         Verb::Copy(CopyNoun::File { src, dst, append }) => file::copy(&src, &dst, append).await,
+        Verb::Create(CreateNoun::Pipeline(a)) => pipeline::create(a, false, false).await,
+        Verb::Update(UpdateNoun::Pipeline(a)) => {
+            pipeline::create(a.create, true, a.reprocess).await
+        }
+        Verb::List(ListNoun::Pipeline { format }) => pipeline::list(&format).await,
+        Verb::Inspect(InspectNoun::Pipeline { pipeline, format }) => {
+            pipeline::inspect(&pipeline, &format).await
+        }
+        Verb::Stop(StopNoun::Pipeline(s)) => pipeline::set_state(s, false).await,
+        Verb::Start(StartNoun::Pipeline(s)) => pipeline::set_state(s, true).await,
+        Verb::Delete(DeleteNoun::Pipeline(a)) => pipeline::delete(a).await,
+        Verb::List(ListNoun::Job(a)) => job::list(a).await,
+        Verb::Inspect(InspectNoun::Job { job, wait, format }) => {
+            job::inspect(&job, wait, &format).await
+        }
+        Verb::Wait(WaitNoun::Job { job, format }) => job::inspect(&job, true, &format).await,
+        Verb::Stop(StopNoun::Job { job }) => job::stop(&job).await,
+        Verb::Delete(DeleteNoun::Job { job }) => job::delete(&job).await,
+        Verb::List(ListNoun::Datum { job, format }) => job::list_datum(&job, &format).await,
+        Verb::Inspect(InspectNoun::Datum { job, datum, format }) => {
+            job::inspect_datum(&job, &datum, &format).await
+        }
+        Verb::Restart(RestartNoun::Datum { job, datum }) => job::restart_datum(&job, &datum).await,
+        Verb::Logs(a) => job::logs(a).await,
     }
 }

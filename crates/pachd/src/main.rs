@@ -1,9 +1,10 @@
 //! `pachd`: the server. Configuration and wiring only: it opens the metadata
-//! store and the bucket, checks the store's format version, and serves the gRPC
-//! API until SIGTERM or SIGINT.
+//! store and the bucket, checks the store's format version, starts the pipeline
+//! controller and serves the gRPC API until SIGTERM or SIGINT.
 
 mod cluster;
 mod config;
+mod pps_service;
 mod service;
 
 use std::sync::Arc;
@@ -47,12 +48,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let cluster = cluster::open(&*meta).await?;
     tracing::info!(cluster_id = %cluster.id, metadata = %meta_path.display(), storage = %storage_url, "opened cluster");
     let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
+    // Datums are materialised here while they run; leftovers of a crash go.
+    let scratch = data_dir.join("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let pps = pach_pps::Pps::new(pfs, scratch);
+    tokio::spawn(pps.clone().run_controller());
     let listener = bind(&config.address).await?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
-    service::serve(pfs, listener, shutdown_signal()).await?;
+    service::serve(pps, listener, shutdown_signal()).await?;
     tracing::info!("pachd stopped");
     Ok(())
 }

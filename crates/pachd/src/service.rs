@@ -12,7 +12,7 @@ use pach_pfs::{BranchName, CommitRecord, ErrorKind, FileDiff, FileInfo, Pfs, Pfs
 use pach_storage::{Change, IndexReader, PutSession};
 use tonic::{Request, Response, Status, Streaming};
 
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(crate) type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// Largest message accepted (a put file data frame is at most a few MiB).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -22,7 +22,7 @@ const WINDOW: u32 = 16 * 1024 * 1024;
 const FILE_BATCH: usize = 2048;
 
 pub async fn serve(
-    pfs: Pfs,
+    pps: pach_pps::Pps,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -34,7 +34,14 @@ pub async fn serve(
         .initial_connection_window_size(Some(WINDOW * 2))
         .tcp_nodelay(true)
         .add_service(
-            PfsServer::new(PfsService { pfs })
+            PfsServer::new(PfsService {
+                pfs: pps.pfs().clone(),
+            })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            pach_api::pps_server::PpsServer::new(crate::pps_service::PpsService { pps })
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
@@ -695,18 +702,7 @@ impl Upload {
 
     /// Streams the content of a URL (http(s), s3, gs, az, file) into the open file.
     async fn fetch_url(&mut self, url: &str) -> Result<(), Status> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| Status::invalid_argument(format!("invalid URL '{url}': {e}")))?;
-        let mut options: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        if parsed.scheme() == "http" {
-            // The user named a plain-http URL: allow it (object_store refuses by default).
-            options.push(("allow_http".into(), "true".into()));
-        }
-        let (store, path) = object_store::parse_url_opts(&parsed, options)
-            .map_err(|e| Status::invalid_argument(format!("cannot read '{url}': {e}")))?;
+        let (store, path) = open_url(url)?;
         let got = store
             .get(&path)
             .await
@@ -721,6 +717,25 @@ impl Upload {
         }
         Ok(())
     }
+}
+
+/// The object store and path a URL names (http(s), s3, gs, az, file), with
+/// credentials from the standard AWS_* environment variables.
+pub(crate) fn open_url(
+    url: &str,
+) -> Result<(Box<dyn object_store::ObjectStore>, object_store::path::Path), Status> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Status::invalid_argument(format!("invalid URL '{url}': {e}")))?;
+    let mut options: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    if parsed.scheme() == "http" {
+        // The user named a plain-http URL: allow it (object_store refuses by default).
+        options.push(("allow_http".into(), "true".into()));
+    }
+    object_store::parse_url_opts(&parsed, options)
+        .map_err(|e| Status::invalid_argument(format!("cannot read '{url}': {e}")))
 }
 
 struct AdminService;

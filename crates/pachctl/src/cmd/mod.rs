@@ -4,7 +4,9 @@
 pub mod branch;
 pub mod commit;
 pub mod file;
+pub mod job;
 pub mod misc;
+pub mod pipeline;
 pub mod repo;
 
 use std::io::Write;

@@ -1,0 +1,173 @@
+//! The controller: watches pipelines and output commits and runs, for every
+//! running pipeline, the jobs of its open output commits one after another,
+//! oldest first (pipelines run concurrently). Cron inputs get a ticker that
+//! writes a timestamp file into the pipeline's tick repo on schedule.
+//!
+//! Everything the controller acts on is in the metadata store, so after a
+//! restart it resumes where it stopped: an open output commit is a job still
+//! to run, and datums already processed are reused from the cache.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use pach_pfs::CommitRecord;
+use pach_worker::Sandbox;
+
+use crate::cron::Schedule;
+use crate::error::Result;
+use crate::pipeline::Pps;
+use crate::records::{PIPELINES, PipelineState};
+
+impl Pps {
+    /// Runs the controller until the process ends.
+    pub async fn run_controller(self) {
+        let sandbox = match Sandbox::detect() {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::error!("{e}; jobs will fail until it is installed and pachd restarted");
+                None
+            }
+        };
+        let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let tickers: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut events = match (
+            self.pfs.meta().watch("pfs/commits/").await,
+            self.pfs.meta().watch(PIPELINES).await,
+        ) {
+            (Ok(a), Ok(b)) => futures::stream::select(a, b).boxed(),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("controller cannot watch the metadata store: {e}");
+                futures::stream::pending().boxed()
+            }
+        };
+        loop {
+            if let Err(e) = self.schedule(&active, &tickers, &sandbox).await {
+                tracing::warn!("controller: {e}");
+            }
+            // Any change wakes us; the timeout covers a lagging watcher.
+            let _ = tokio::time::timeout(Duration::from_secs(1), events.next()).await;
+        }
+    }
+
+    async fn schedule(
+        &self,
+        active: &Arc<Mutex<HashSet<String>>>,
+        tickers: &Arc<Mutex<HashSet<String>>>,
+        sandbox: &Option<Arc<Sandbox>>,
+    ) -> Result<()> {
+        for p in self.list_pipeline_records().await? {
+            if p.state != PipelineState::Running {
+                continue;
+            }
+            let name = p.name().to_string();
+            if let Some(input) = &p.spec.input {
+                for c in crate::cron::cron_inputs(input) {
+                    let id = format!("{name}/{}", c.name);
+                    if tickers
+                        .lock()
+                        .map(|mut t| t.insert(id.clone()))
+                        .unwrap_or(false)
+                    {
+                        let this = self.clone();
+                        let tickers = tickers.clone();
+                        let c = c.clone();
+                        let pipeline = name.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = this.run_ticker(&pipeline, &c).await {
+                                tracing::warn!(pipeline = %pipeline, "cron input '{}': {e}", c.name);
+                            }
+                            if let Ok(mut t) = tickers.lock() {
+                                t.remove(&id);
+                            }
+                        });
+                    }
+                }
+            }
+            if self
+                .next_open_commit(&p.spec.pipeline.name, &p.spec.output_branch)
+                .await?
+                .is_none()
+            {
+                continue;
+            }
+            if !active
+                .lock()
+                .map(|mut a| a.insert(name.clone()))
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let this = self.clone();
+            let active = active.clone();
+            let sandbox = sandbox.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.drain_pipeline(&name, sandbox).await {
+                    tracing::warn!(pipeline = %name, "job runner: {e}");
+                }
+                if let Ok(mut a) = active.lock() {
+                    a.remove(&name);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the pipeline's pending jobs until none is left or it is stopped.
+    async fn drain_pipeline(&self, name: &str, sandbox: Option<Arc<Sandbox>>) -> Result<()> {
+        loop {
+            let p = self.inspect_pipeline(name).await?;
+            if p.state != PipelineState::Running {
+                return Ok(());
+            }
+            let Some(commit) = self.next_open_commit(name, &p.spec.output_branch).await? else {
+                return Ok(());
+            };
+            self.run_job(&p, commit, sandbox.clone()).await?;
+        }
+    }
+
+    async fn next_open_commit(&self, repo: &str, branch: &str) -> Result<Option<CommitRecord>> {
+        let mut open: Vec<CommitRecord> = match self.pfs.list_commit(repo, None, 0).await {
+            Ok(c) => c,
+            Err(pach_pfs::PfsError::RepoNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        .into_iter()
+        .filter(|c| !c.is_finished() && c.branch.as_deref() == Some(branch))
+        .collect();
+        open.sort_by_key(|c| c.started_ns);
+        Ok(open.into_iter().next())
+    }
+
+    /// Writes a tick file into the cron repo on schedule while the pipeline
+    /// runs. With `overwrite`, each tick replaces the previous files.
+    async fn run_ticker(&self, pipeline: &str, cron: &crate::spec::CronInput) -> Result<()> {
+        let schedule = Schedule::parse(&cron.spec)?;
+        loop {
+            let wait = schedule.until_next(std::time::SystemTime::now());
+            tokio::time::sleep(wait).await;
+            let p = match self.inspect_pipeline(pipeline).await {
+                Ok(p) => p,
+                Err(crate::PpsError::PipelineNotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if p.state != PipelineState::Running {
+                return Ok(());
+            }
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            let mut session = self.pfs.content().session();
+            let entry = session.put_bytes(format!("/{stamp}"), None, b"").await?;
+            session.finish().await?;
+            let mut changes = Vec::new();
+            if cron.overwrite {
+                changes.push(pach_storage::Change::Delete("/".into()));
+            }
+            changes.push(pach_storage::Change::Put(entry));
+            self.pfs
+                .write_changes(&cron.repo, "master", changes)
+                .await?;
+        }
+    }
+}

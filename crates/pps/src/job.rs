@@ -1,0 +1,769 @@
+//! Jobs: one per open output commit. A job resolves its input commits from
+//! the output commit's provenance, plans datums from the glob patterns, reuses
+//! the outputs of datums already processed with the same inputs and salt, runs
+//! the others in the sandbox (`parallelism_spec` at a time), and merges every
+//! datum's output into the output commit. Two datums writing the same path fail
+//! the job rather than one silently winning.
+//!
+//! Invariants: the output commit receives all outputs in one write and is then
+//! finished, so a reader never sees part of a job; datum outputs are stored
+//! before any record names them, so a crash at any point only costs re-running
+//! datums.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use pach_meta::Txn;
+use pach_pfs::records::{encode, load, load_all};
+use pach_pfs::{CommitName, CommitRecord, PfsError};
+use pach_storage::{Change, ContentHash, FileEntry};
+use pach_worker::{Command, InputMount, Sandbox};
+
+use crate::datum::{self, Datum, InputFile};
+use crate::error::{PpsError, Result};
+use crate::pipeline::Pps;
+use crate::records::*;
+use crate::spec::Input;
+
+/// Datum records written per metadata transaction.
+const RECORD_BATCH: usize = 500;
+
+/// One leaf input of a pipeline (pfs or cron), as the job sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct LeafInput {
+    pub name: String,
+    pub repo: String,
+    pub branch: String,
+}
+
+pub(crate) fn leaf_inputs(input: Option<&Input>) -> Vec<LeafInput> {
+    fn walk(i: &Input, out: &mut Vec<LeafInput>) {
+        if let Some(p) = &i.pfs {
+            out.push(LeafInput {
+                name: p.name.clone(),
+                repo: p.repo.clone(),
+                branch: p.branch.clone(),
+            });
+        }
+        if let Some(c) = &i.cron {
+            out.push(LeafInput {
+                name: c.name.clone(),
+                repo: c.repo.clone(),
+                branch: "master".into(),
+            });
+        }
+        for c in i
+            .cross
+            .iter()
+            .chain(&i.union)
+            .chain(&i.join)
+            .chain(&i.group)
+        {
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(i) = input {
+        walk(i, &mut out);
+    }
+    out
+}
+
+/// What a running job needs to run its datums.
+struct JobContext {
+    pipeline: PipelineRecord,
+    job_id: String,
+    /// Input name -> (commit id, path -> entry).
+    inputs: HashMap<String, (String, HashMap<String, FileEntry>)>,
+    input_names: Vec<String>,
+    sandbox: Option<Arc<Sandbox>>,
+}
+
+/// What one datum produced.
+struct DatumOutcome {
+    record: DatumRecord,
+    outputs: Vec<FileEntry>,
+    cache: Option<(String, CacheRecord)>,
+}
+
+impl Pps {
+    /// Jobs, newest first; only `pipeline`'s when given.
+    pub async fn list_job(&self, pipeline: Option<&str>) -> Result<Vec<JobRecord>> {
+        if let Some(p) = pipeline {
+            self.inspect_pipeline(p).await?;
+        }
+        let mut jobs: Vec<JobRecord> = load_all::<JobRecord>(&**self.pfs.meta(), JOBS)
+            .await?
+            .into_iter()
+            .map(|(j, _)| j)
+            .filter(|j| pipeline.is_none_or(|p| j.pipeline == p))
+            .collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.started_ns));
+        Ok(jobs)
+    }
+
+    pub async fn inspect_job(&self, id: &str, wait: bool) -> Result<JobRecord> {
+        let key = job_key(id);
+        let mut watch = self.pfs.meta().watch(&key).await?;
+        loop {
+            let (job, _) = load::<JobRecord>(&**self.pfs.meta(), &key)
+                .await?
+                .ok_or_else(|| PpsError::JobNotFound(id.into()))?;
+            if !wait || job.state.is_terminal() {
+                return Ok(job);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), watch.next()).await;
+        }
+    }
+
+    /// Marks a job killed; its running datums are stopped and its output
+    /// commit finished without output.
+    pub async fn stop_job(&self, id: &str) -> Result<()> {
+        let key = job_key(id);
+        loop {
+            let (mut job, rev) = load::<JobRecord>(&**self.pfs.meta(), &key)
+                .await?
+                .ok_or_else(|| PpsError::JobNotFound(id.into()))?;
+            if job.state.is_terminal() {
+                return Ok(());
+            }
+            job.state = JobState::Killed;
+            job.reason = "stopped by the user".into();
+            let txn = Txn::new().expect(&key, rev).put(&key, encode(&job));
+            if self.pfs.meta().commit(txn).await?.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Deletes a job's records (stopping it first); its output commit stays.
+    pub async fn delete_job(&self, id: &str) -> Result<()> {
+        self.stop_job(id).await?;
+        let txn = Txn::new()
+            .delete(job_key(id))
+            .delete_prefix(datums_prefix(id));
+        self.pfs.meta().commit(txn).await?;
+        Ok(())
+    }
+
+    pub async fn list_datum(&self, job: &str) -> Result<Vec<DatumRecord>> {
+        self.inspect_job(job, false).await?;
+        Ok(
+            load_all::<DatumRecord>(&**self.pfs.meta(), &datums_prefix(job))
+                .await?
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect(),
+        )
+    }
+
+    pub async fn inspect_datum(&self, job: &str, datum: &str) -> Result<DatumRecord> {
+        self.inspect_job(job, false).await?;
+        load::<DatumRecord>(&**self.pfs.meta(), &datum_key(job, datum))
+            .await?
+            .map(|(d, _)| d)
+            .ok_or_else(|| PpsError::DatumNotFound {
+                job: job.into(),
+                datum: datum.into(),
+            })
+    }
+
+    /// Retries a datum of a finished job: a new job runs on the pipeline's
+    /// current inputs; datums that succeeded are reused, failed ones run
+    /// again. Returns the id of the job that will run it.
+    pub async fn restart_datum(&self, job: &str, datum: &str) -> Result<String> {
+        let d = self.inspect_datum(job, datum).await?;
+        let j = self.inspect_job(job, false).await?;
+        if !j.state.is_terminal() {
+            return Err(PpsError::FailedPrecondition(format!(
+                "job {job} is still running; failed datums are retried {} times, and `pachctl stop job {job}` stops it",
+                self.inspect_pipeline(&j.pipeline).await?.spec.datum_tries()
+            )));
+        }
+        if matches!(d.state, DatumState::Success | DatumState::Skipped) {
+            return Err(PpsError::FailedPrecondition(format!(
+                "datum {datum} of job {job} succeeded; only failed datums are restarted"
+            )));
+        }
+        let p = self.inspect_pipeline(&j.pipeline).await?;
+        match self
+            .pfs
+            .start_commit(&j.pipeline, Some(&p.spec.output_branch), None, "")
+            .await
+        {
+            Ok(c) => Ok(c.id),
+            Err(PfsError::CommitOpen { commit, .. }) => Ok(commit),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The logs of a datum that ran (empty for reused datums).
+    pub async fn datum_logs(&self, d: &DatumRecord) -> Result<Vec<u8>> {
+        let Some(key) = &d.log else {
+            return Ok(Vec::new());
+        };
+        let content = self.pfs.content();
+        let path = content.prefix().clone().join(key.as_str());
+        let failed = |source| pach_storage::StorageError::ObjectStore {
+            op: "get",
+            key: key.clone(),
+            source,
+        };
+        match content.object_store().get(&path).await {
+            Ok(r) => Ok(r.bytes().await.map_err(failed)?.to_vec()),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(failed(e).into()),
+        }
+    }
+
+    /// Runs the job of an open output commit to the end.
+    pub(crate) async fn run_job(
+        &self,
+        pipeline: &PipelineRecord,
+        commit: CommitRecord,
+        sandbox: Option<Arc<Sandbox>>,
+    ) -> Result<()> {
+        let meta = self.pfs.meta().clone();
+        let key = job_key(&commit.id);
+        let output = CommitName {
+            repo: commit.repo.clone(),
+            id: commit.id.clone(),
+        };
+        let mut job = match load::<JobRecord>(&*meta, &key).await? {
+            Some((j, _)) if j.state.is_terminal() => {
+                // Decided before a restart; only the commit is left to finish.
+                self.finish_output(&commit, None).await?;
+                return Ok(());
+            }
+            Some((j, _)) => j,
+            None => JobRecord {
+                id: commit.id.clone(),
+                pipeline: pipeline.name().to_string(),
+                pipeline_version: pipeline.version,
+                output_commit: output,
+                input_commits: vec![],
+                state: JobState::Starting,
+                reason: String::new(),
+                started_ns: crate::now_ns(),
+                finished_ns: None,
+                counts: DatumCounts::default(),
+            },
+        };
+        job.pipeline_version = pipeline.version;
+        self.save_job(&job).await?;
+        let leaves = leaf_inputs(pipeline.spec.input.as_ref());
+        let mut inputs = HashMap::new();
+        let mut files: HashMap<String, Vec<InputFile>> = HashMap::new();
+        let mut input_commits = Vec::new();
+        for leaf in &leaves {
+            let Some(id) = self.input_commit(&commit, leaf).await? else {
+                inputs.insert(leaf.name.clone(), (String::new(), HashMap::new()));
+                continue;
+            };
+            self.pfs.inspect_commit(&leaf.repo, &id, true).await?;
+            let (_, index) = self.pfs.open_commit(&leaf.repo, &id).await?;
+            let entries: Vec<FileEntry> = index
+                .range("/", None)
+                .try_collect()
+                .await
+                .map_err(PfsError::from)?;
+            files.insert(
+                leaf.name.clone(),
+                entries
+                    .iter()
+                    .map(|e| InputFile {
+                        path: e.path.clone(),
+                        hash: e.hash.to_hex(),
+                        size: e.size,
+                    })
+                    .collect(),
+            );
+            input_commits.push(CommitName {
+                repo: leaf.repo.clone(),
+                id: id.clone(),
+            });
+            inputs.insert(
+                leaf.name.clone(),
+                (
+                    id,
+                    entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+                ),
+            );
+        }
+        job.input_commits = input_commits;
+        let datums = match &pipeline.spec.input {
+            Some(i) => datum::plan(i, &files),
+            None => Ok(vec![]),
+        };
+        let datums = match datums {
+            Ok(d) => d,
+            Err(e) => {
+                return self
+                    .end_job(job, &commit, JobState::Failure, e.to_string(), None)
+                    .await;
+            }
+        };
+        job.state = JobState::Running;
+        job.counts = DatumCounts {
+            total: datums.len() as u64,
+            ..Default::default()
+        };
+        self.save_job(&job).await?;
+        let ctx = Arc::new(JobContext {
+            pipeline: pipeline.clone(),
+            job_id: job.id.clone(),
+            inputs,
+            input_names: leaves.iter().map(|l| l.name.clone()).collect(),
+            sandbox,
+        });
+        let run = self.run_datums(&ctx, datums, &mut job);
+        let outcome = match pipeline.spec.job_timeout() {
+            Some(t) => match tokio::time::timeout(t, run).await {
+                Ok(r) => r?,
+                Err(_) => RunEnd::Failed(format!(
+                    "job timed out after {}",
+                    humantime::format_duration(t)
+                )),
+            },
+            None => run.await?,
+        };
+        match outcome {
+            RunEnd::Killed => {
+                let reason = job_reason(&*meta, &job.id).await;
+                self.end_job(job, &commit, JobState::Killed, reason, None)
+                    .await
+            }
+            RunEnd::Failed(reason) => {
+                self.end_job(job, &commit, JobState::Failure, reason, None)
+                    .await
+            }
+            RunEnd::Done(outputs) => {
+                let mut by_path: BTreeMap<String, (String, FileEntry)> = BTreeMap::new();
+                for (datum, entries) in outputs {
+                    for e in entries {
+                        if let Some((other, _)) = by_path.get(&e.path) {
+                            let reason = format!(
+                                "datums {other} and {datum} both wrote '{}'; each output path must come from one datum",
+                                e.path
+                            );
+                            return self
+                                .end_job(job, &commit, JobState::Failure, reason, None)
+                                .await;
+                        }
+                        by_path.insert(e.path.clone(), (datum.clone(), e));
+                    }
+                }
+                let mut changes = vec![Change::Delete("/".into())];
+                changes.extend(by_path.into_values().map(|(_, e)| Change::Put(e)));
+                self.end_job(
+                    job,
+                    &commit,
+                    JobState::Success,
+                    String::new(),
+                    Some(changes),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn save_job(&self, job: &JobRecord) -> Result<()> {
+        let key = job_key(&job.id);
+        // A stop from the user wins over the runner's progress updates.
+        if let Some((current, _)) = load::<JobRecord>(&**self.pfs.meta(), &key).await?
+            && current.state == JobState::Killed
+            && job.state != JobState::Killed
+        {
+            return Ok(());
+        }
+        self.pfs
+            .meta()
+            .commit(Txn::new().put(&key, encode(job)))
+            .await?;
+        Ok(())
+    }
+
+    async fn end_job(
+        &self,
+        mut job: JobRecord,
+        commit: &CommitRecord,
+        state: JobState,
+        reason: String,
+        changes: Option<Vec<Change>>,
+    ) -> Result<()> {
+        self.finish_output(commit, changes).await?;
+        let _ = tokio::fs::remove_dir_all(self.scratch.join(&job.id)).await;
+        job.state = state;
+        job.reason = reason;
+        job.finished_ns = Some(crate::now_ns());
+        let key = job_key(&job.id);
+        // A job deleted while it ran stays deleted.
+        let Some((_, rev)) = load::<JobRecord>(&**self.pfs.meta(), &key).await? else {
+            return Ok(());
+        };
+        self.pfs
+            .meta()
+            .commit(Txn::new().expect(&key, rev).put(&key, encode(&job)))
+            .await?;
+        tracing::info!(job = %job.id, pipeline = %job.pipeline, state = job.state.as_str(), reason = %job.reason, "job ended");
+        Ok(())
+    }
+
+    /// Writes the job's output (when it succeeded) and finishes the commit. A
+    /// failed or killed job's commit is finished unchanged (its parent's files).
+    async fn finish_output(
+        &self,
+        commit: &CommitRecord,
+        changes: Option<Vec<Change>>,
+    ) -> Result<()> {
+        if let Some(changes) = changes {
+            self.pfs
+                .write_changes(&commit.repo, &commit.id, changes)
+                .await?;
+        }
+        match self.pfs.finish_commit(&commit.repo, &commit.id, None).await {
+            Ok(_) | Err(PfsError::CommitFinished { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The commit of `leaf` that the output commit was opened for.
+    async fn input_commit(
+        &self,
+        commit: &CommitRecord,
+        leaf: &LeafInput,
+    ) -> Result<Option<String>> {
+        for p in commit.provenance.iter().filter(|p| p.repo == leaf.repo) {
+            let c = self.pfs.inspect_commit(&p.repo, &p.id, false).await?;
+            if c.branch.as_deref() == Some(leaf.branch.as_str()) {
+                return Ok(Some(c.id));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn run_datums(
+        &self,
+        ctx: &Arc<JobContext>,
+        datums: Vec<Datum>,
+        job: &mut JobRecord,
+    ) -> Result<RunEnd> {
+        let meta = self.pfs.meta().clone();
+        let parallelism = ctx.pipeline.spec.parallelism().max(1);
+        let mut results = futures::stream::iter(datums.into_iter().map(|d| {
+            let this = self.clone();
+            let ctx = ctx.clone();
+            async move { this.process_datum(&ctx, d).await }
+        }))
+        .buffer_unordered(parallelism);
+        let mut outputs = Vec::new();
+        let mut batch: Vec<DatumOutcome> = Vec::new();
+        let mut first_failure: Option<(String, String)> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                next = results.next() => {
+                    let Some(outcome) = next else { break };
+                    let outcome = outcome?;
+                    match outcome.record.state {
+                        DatumState::Success => job.counts.processed += 1,
+                        DatumState::Skipped => job.counts.skipped += 1,
+                        DatumState::Failed => {
+                            job.counts.failed += 1;
+                            first_failure.get_or_insert((outcome.record.id.clone(), outcome.record.reason.clone()));
+                        }
+                        DatumState::Recovered => job.counts.recovered += 1,
+                    }
+                    batch.push(outcome);
+                    if batch.len() >= RECORD_BATCH {
+                        self.flush_datums(job, &mut batch, &mut outputs).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    if job_reason_if_killed(&*meta, &job.id).await.is_some() {
+                        return Ok(RunEnd::Killed);
+                    }
+                    if !batch.is_empty() {
+                        self.flush_datums(job, &mut batch, &mut outputs).await?;
+                    }
+                }
+            }
+        }
+        self.flush_datums(job, &mut batch, &mut outputs).await?;
+        if job_reason_if_killed(&*meta, &job.id).await.is_some() {
+            return Ok(RunEnd::Killed);
+        }
+        if let Some((datum, reason)) = first_failure {
+            return Ok(RunEnd::Failed(format!(
+                "{} of {} datums failed; first: datum {datum}: {reason}; `pachctl logs --job {} --datum {datum}` shows its logs",
+                job.counts.failed, job.counts.total, job.id
+            )));
+        }
+        Ok(RunEnd::Done(outputs))
+    }
+
+    async fn flush_datums(
+        &self,
+        job: &JobRecord,
+        batch: &mut Vec<DatumOutcome>,
+        outputs: &mut Vec<(String, Vec<FileEntry>)>,
+    ) -> Result<()> {
+        let mut txn = Txn::new();
+        for o in batch.drain(..) {
+            txn = txn.put(datum_key(&job.id, &o.record.id), encode(&o.record));
+            if let Some((key, c)) = &o.cache {
+                txn = txn.put(cache_key(&job.pipeline, key), encode(c));
+            }
+            outputs.push((o.record.id, o.outputs));
+        }
+        self.pfs.meta().commit(txn).await?;
+        self.save_job(job).await
+    }
+
+    async fn process_datum(&self, ctx: &JobContext, d: Datum) -> Result<DatumOutcome> {
+        let content = self.pfs.content().clone();
+        let started = crate::now_ns();
+        let key = cache_id(&ctx.pipeline.salt, &d.id);
+        let ckey = cache_key(ctx.pipeline.name(), &key);
+        if let Some((c, _)) = load::<CacheRecord>(&**self.pfs.meta(), &ckey).await? {
+            let outputs: Vec<FileEntry> = content
+                .read_changes(&c.outputs)
+                .await?
+                .into_iter()
+                .filter_map(|ch| match ch {
+                    Change::Put(e) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            return Ok(DatumOutcome {
+                record: DatumRecord {
+                    id: d.id.clone(),
+                    job: ctx.job_id.clone(),
+                    state: DatumState::Skipped,
+                    inputs: d.inputs,
+                    outputs: Some(c.outputs),
+                    output_files: outputs.len() as u64,
+                    tries: 0,
+                    started_ns: started,
+                    finished_ns: crate::now_ns(),
+                    log: None,
+                    reason: String::new(),
+                },
+                outputs,
+                cache: None,
+            });
+        }
+        let mut log = Vec::new();
+        let (state, entries, tries, reason) = match &ctx.sandbox {
+            None => (
+                DatumState::Failed,
+                vec![],
+                0,
+                pach_worker::WorkerError::NoBubblewrap.to_string(),
+            ),
+            Some(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log).await?,
+        };
+        let log_key = if log.is_empty() {
+            None
+        } else {
+            let k = format!("logs/{}/{}", ctx.job_id, d.id);
+            let path = content.prefix().clone().join(k.as_str());
+            content
+                .object_store()
+                .put(&path, log.into())
+                .await
+                .map_err(|source| pach_storage::StorageError::ObjectStore {
+                    op: "put",
+                    key: k.clone(),
+                    source,
+                })?;
+            Some(k)
+        };
+        let (outputs, cache) = if state == DatumState::Success {
+            let changes: Vec<Change> = entries.iter().cloned().map(Change::Put).collect();
+            let hash: ContentHash = content.write_changes(&changes).await?;
+            (
+                Some(hash),
+                Some((
+                    key,
+                    CacheRecord {
+                        outputs: hash,
+                        job: ctx.job_id.clone(),
+                        datum: d.id.clone(),
+                    },
+                )),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(DatumOutcome {
+            record: DatumRecord {
+                id: d.id.clone(),
+                job: ctx.job_id.clone(),
+                state,
+                inputs: d.inputs,
+                outputs,
+                output_files: entries.len() as u64,
+                tries,
+                started_ns: started,
+                finished_ns: crate::now_ns(),
+                log: log_key,
+                reason,
+            },
+            outputs: entries,
+            cache,
+        })
+    }
+
+    /// Materialises and runs a datum, retrying up to `datum_tries` times, then
+    /// `err_cmd` if it still fails.
+    async fn run_datum(
+        &self,
+        ctx: &JobContext,
+        d: &Datum,
+        sandbox: &Sandbox,
+        log: &mut Vec<u8>,
+    ) -> Result<(DatumState, Vec<FileEntry>, u64, String)> {
+        let spec = &ctx.pipeline.spec;
+        let t = &spec.transform;
+        let content = self.pfs.content();
+        let dir: PathBuf = self.scratch.join(&ctx.job_id).join(&d.id);
+        let mut mounts = Vec::new();
+        let mut env: Vec<(String, String)> =
+            t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.extend([
+            ("PACH_JOB_ID".to_string(), ctx.job_id.clone()),
+            ("PACH_OUTPUT_COMMIT_ID".to_string(), ctx.job_id.clone()),
+            (
+                "PPS_PIPELINE_NAME".to_string(),
+                ctx.pipeline.name().to_string(),
+            ),
+            ("PACH_DATUM_ID".to_string(), d.id.clone()),
+        ]);
+        for i in &d.inputs {
+            let (commit, entries) = ctx.inputs.get(&i.name).ok_or_else(|| {
+                PpsError::FailedPrecondition(format!("datum input '{}' has no commit", i.name))
+            })?;
+            for f in &i.files {
+                let entry = entries.get(&f.path).cloned().ok_or_else(|| {
+                    PpsError::FailedPrecondition(format!(
+                        "file '{}' vanished from input '{}'",
+                        f.path, i.name
+                    ))
+                })?;
+                mounts.push(InputMount {
+                    input: i.name.clone(),
+                    entry,
+                    empty: i.empty_files,
+                });
+            }
+            let glob_path = if i.glob_path == "/" {
+                String::new()
+            } else {
+                i.glob_path.clone()
+            };
+            env.push((i.name.clone(), format!("/pfs/{}{}", i.name, glob_path)));
+            env.push((format!("{}_COMMIT", i.name), commit.clone()));
+        }
+        let command = Command {
+            cmd: t.cmd.clone(),
+            stdin: t.stdin.clone(),
+            env: env.clone(),
+            working_dir: t.working_dir.clone(),
+            timeout: spec.datum_timeout(),
+        };
+        let tries = spec.datum_tries().max(1);
+        let mut reason = String::new();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            let step = async {
+                pach_worker::materialise(content, &dir, &ctx.input_names, &mounts).await?;
+                let outcome = sandbox.run(&dir, &command, log).await?;
+                let ok = outcome.code == Some(0)
+                    || outcome
+                        .code
+                        .is_some_and(|c| t.accept_return_code.contains(&(c as i64)));
+                if !ok {
+                    return Ok(Err(match (outcome.timed_out, outcome.code) {
+                        (true, _) => format!(
+                            "timed out after {}",
+                            humantime::format_duration(command.timeout.unwrap_or_default())
+                        ),
+                        (false, Some(c)) => format!("exit code {c}"),
+                        (false, None) => "killed by a signal".to_string(),
+                    }));
+                }
+                Ok(Ok(pach_worker::collect(content, &dir).await?))
+            };
+            let step: std::result::Result<
+                std::result::Result<Vec<FileEntry>, String>,
+                pach_worker::WorkerError,
+            > = step.await;
+            match step {
+                Ok(Ok(entries)) => break Some(entries),
+                Ok(Err(r)) => reason = r,
+                Err(e) => reason = e.to_string(),
+            }
+            log.extend_from_slice(
+                format!("datum try {attempt} of {tries} failed: {reason}\n").as_bytes(),
+            );
+            if attempt >= tries {
+                break None;
+            }
+        };
+        let out = match result {
+            Some(entries) => (DatumState::Success, entries, attempt, String::new()),
+            None if !t.err_cmd.is_empty() => {
+                let err = Command {
+                    cmd: t.err_cmd.clone(),
+                    stdin: t.err_stdin.clone(),
+                    env,
+                    working_dir: t.working_dir.clone(),
+                    timeout: spec.datum_timeout(),
+                };
+                match sandbox.run(&dir, &err, log).await {
+                    Ok(o) if o.code == Some(0) => (DatumState::Recovered, vec![], attempt, reason),
+                    _ => (DatumState::Failed, vec![], attempt, reason),
+                }
+            }
+            None => (DatumState::Failed, vec![], attempt, reason),
+        };
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        Ok(out)
+    }
+}
+
+enum RunEnd {
+    Done(Vec<(String, Vec<FileEntry>)>),
+    Failed(String),
+    Killed,
+}
+
+/// The cache key of a datum: its inputs (the datum id) under the pipeline's salt.
+fn cache_id(salt: &str, datum: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(salt.as_bytes());
+    h.update(&[0]);
+    h.update(datum.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+async fn job_reason_if_killed(meta: &dyn pach_meta::MetaStore, id: &str) -> Option<String> {
+    match load::<JobRecord>(meta, &job_key(id)).await {
+        Ok(Some((j, _))) if j.state == JobState::Killed => Some(j.reason),
+        Ok(None) => Some("job deleted".into()),
+        _ => None,
+    }
+}
+
+async fn job_reason(meta: &dyn pach_meta::MetaStore, id: &str) -> String {
+    job_reason_if_killed(meta, id)
+        .await
+        .unwrap_or_else(|| "stopped".into())
+}

@@ -1,0 +1,25 @@
+//! Pipelines (PPS): Pachyderm pipeline specs, datum planning from glob
+//! patterns, the records of pipelines, jobs and datums, and the controller
+//! that turns every new input commit into a job whose datums run in the
+//! sandbox (`pach-worker`), incrementally and with provenance.
+
+mod controller;
+pub mod cron;
+pub mod datum;
+pub mod error;
+pub mod glob;
+pub mod info;
+mod job;
+mod pipeline;
+pub mod records;
+pub mod spec;
+
+pub use error::{PpsError, Result};
+pub use pipeline::Pps;
+
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,493 @@
+//! Pipelines: create, update, list, inspect, stop, start, delete. A pipeline
+//! owns an output repo of its name whose output branch has the input branches
+//! as provenance, so every new input commit opens an output commit (PFS does
+//! that atomically with the input commit); the controller turns each open
+//! output commit into a job.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use pach_meta::Txn;
+use pach_pfs::records::{encode, load, load_all};
+use pach_pfs::{BranchName, Pfs, PfsError};
+
+use crate::error::{PpsError, Result};
+use crate::records::*;
+use crate::spec::{self, PipelineSpec};
+
+/// How many times a guarded transaction is retried on conflict.
+const MAX_ATTEMPTS: usize = 100;
+
+#[derive(Clone)]
+pub struct Pps {
+    pub(crate) pfs: Pfs,
+    /// Where datums are materialised while they run.
+    pub(crate) scratch: PathBuf,
+}
+
+impl Pps {
+    pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
+        Self { pfs, scratch }
+    }
+
+    pub fn pfs(&self) -> &Pfs {
+        &self.pfs
+    }
+
+    /// Creates (or, with `update`, updates) every pipeline of a spec file, in
+    /// file order. Every spec is validated against the cluster and the others
+    /// first; on any error nothing changes.
+    pub async fn create_pipelines(
+        &self,
+        text: &str,
+        update: bool,
+        reprocess: bool,
+    ) -> Result<Vec<String>> {
+        let specs = spec::parse_specs(text)?;
+        self.check_specs(&specs, update).await?;
+        let mut names = Vec::new();
+        for s in specs {
+            names.push(s.pipeline.name.clone());
+            self.put_pipeline(s, update, reprocess).await?;
+        }
+        Ok(names)
+    }
+
+    async fn check_specs(&self, specs: &[PipelineSpec], update: bool) -> Result<()> {
+        let existing: BTreeMap<String, PipelineRecord> = self
+            .list_pipeline_records()
+            .await?
+            .into_iter()
+            .map(|p| (p.name().to_string(), p))
+            .collect();
+        let mut repos: BTreeSet<String> = self
+            .pfs
+            .list_repo()
+            .await?
+            .into_iter()
+            .map(|r| r.record.name)
+            .collect();
+        let mut graph: HashMap<String, Vec<String>> = existing
+            .values()
+            .map(|p| (p.name().to_string(), input_repo_names(&p.spec)))
+            .collect();
+        let mut seen = BTreeSet::new();
+        for s in specs {
+            let name = &s.pipeline.name;
+            if !seen.insert(name.clone()) {
+                return Err(PpsError::InvalidSpec(format!(
+                    "pipeline '{name}' appears twice in the spec file"
+                )));
+            }
+            match (existing.contains_key(name), update) {
+                (true, false) => return Err(PpsError::PipelineExists(name.clone())),
+                (false, _) if repos.contains(name) => {
+                    return Err(PpsError::InvalidSpec(format!(
+                        "pipeline '{name}': its output repo '{name}' already exists as a plain repo; delete it or choose another pipeline name"
+                    )));
+                }
+                _ => {}
+            }
+            if let Some(input) = &s.input {
+                for (repo, _) in spec::input_repos(input) {
+                    let is_cron = cron_repos(s).contains(&repo);
+                    if repo == *name {
+                        return Err(PpsError::InvalidSpec(format!(
+                            "pipeline '{name}': input repo '{repo}' is the pipeline's own output repo (a cycle)"
+                        )));
+                    }
+                    if !is_cron && !repos.contains(&repo) {
+                        return Err(PpsError::InvalidSpec(format!(
+                            "pipeline '{name}': input repo '{repo}' does not exist; create it with `pachctl create repo {repo}` first"
+                        )));
+                    }
+                }
+            }
+            repos.insert(name.clone());
+            repos.extend(cron_repos(s));
+            graph.insert(name.clone(), input_repo_names(s));
+        }
+        if let Some(cycle) = find_cycle(&graph) {
+            return Err(PpsError::InvalidSpec(format!(
+                "pipelines form a cycle: {}",
+                cycle.join(" -> ")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn put_pipeline(&self, spec: PipelineSpec, update: bool, reprocess: bool) -> Result<()> {
+        let name = spec.pipeline.name.clone();
+        let key = pipeline_key(&name);
+        let now = crate::now_ns();
+        let existing = load::<PipelineRecord>(&**self.pfs.meta(), &key).await?;
+        for repo in cron_repos(&spec) {
+            match self
+                .pfs
+                .create_repo(&repo, &format!("Cron tick repo for pipeline {name}"), false)
+                .await
+            {
+                Ok(()) | Err(PfsError::RepoExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if existing.is_none() {
+            self.pfs
+                .create_repo(&name, &format!("Output repo for pipeline {name}."), false)
+                .await?;
+        }
+        let (record, rev) = match existing {
+            Some((old, rev)) if update => {
+                let salt = if reprocess || !spec.salt.is_empty() && spec.salt != old.spec.salt {
+                    new_salt(&spec)
+                } else {
+                    old.salt.clone()
+                };
+                (
+                    PipelineRecord {
+                        spec: spec.clone(),
+                        version: old.version + 1,
+                        state: old.state,
+                        salt,
+                        created_ns: old.created_ns,
+                        updated_ns: now,
+                    },
+                    rev,
+                )
+            }
+            Some(_) => return Err(PpsError::PipelineExists(name)),
+            None => (
+                PipelineRecord {
+                    salt: new_salt(&spec),
+                    spec: spec.clone(),
+                    version: 1,
+                    state: PipelineState::Running,
+                    created_ns: now,
+                    updated_ns: now,
+                },
+                0,
+            ),
+        };
+        let txn = Txn::new().expect(&key, rev).put(&key, encode(&record));
+        if self.pfs.meta().commit(txn).await?.is_none() {
+            return Err(PpsError::FailedPrecondition(format!(
+                "pipeline '{name}' was changed concurrently; retry"
+            )));
+        }
+        // Provenance last: it opens the first output commit from the current
+        // input heads, which the controller picks up with the record in place.
+        let provenance: Vec<BranchName> = spec
+            .input
+            .as_ref()
+            .map(spec::input_repos)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(repo, name)| BranchName { repo, name })
+            .collect();
+        let branch = &spec.output_branch;
+        let had_branch = self
+            .pfs
+            .list_branch(&name)
+            .await?
+            .iter()
+            .any(|b| &b.record.name == branch);
+        let same_provenance = had_branch
+            && self
+                .pfs
+                .inspect_branch(&name, branch)
+                .await?
+                .record
+                .provenance
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                == provenance.iter().cloned().collect::<BTreeSet<_>>();
+        self.pfs
+            .create_branch(&name, branch, None, Some(provenance.clone()))
+            .await?;
+        if update && same_provenance && !provenance.is_empty() {
+            // Pachyderm runs an updated pipeline on the current inputs.
+            match self.pfs.start_commit(&name, Some(branch), None, "").await {
+                Ok(_) | Err(PfsError::CommitOpen { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn list_pipeline_records(&self) -> Result<Vec<PipelineRecord>> {
+        Ok(load_all::<PipelineRecord>(&**self.pfs.meta(), PIPELINES)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    pub async fn inspect_pipeline(&self, name: &str) -> Result<PipelineRecord> {
+        load::<PipelineRecord>(&**self.pfs.meta(), &pipeline_key(name))
+            .await?
+            .map(|(p, _)| p)
+            .ok_or_else(|| PpsError::PipelineNotFound(name.into()))
+    }
+
+    /// Every pipeline, upstream before downstream.
+    pub async fn list_pipeline(&self) -> Result<Vec<PipelineRecord>> {
+        let records = self.list_pipeline_records().await?;
+        Ok(dag_order(records))
+    }
+
+    /// Stops (pauses) or starts pipelines: all of them in DAG order (stop:
+    /// downstream first; start: upstream first), or the named ones.
+    pub async fn set_pipeline_state(
+        &self,
+        names: &[String],
+        all: bool,
+        run: bool,
+    ) -> Result<Vec<String>> {
+        let mut targets: Vec<String> = if all {
+            self.list_pipeline()
+                .await?
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect()
+        } else {
+            for n in names {
+                self.inspect_pipeline(n).await?;
+            }
+            names.to_vec()
+        };
+        if all && !run {
+            targets.reverse();
+        }
+        let state = if run {
+            PipelineState::Running
+        } else {
+            PipelineState::Paused
+        };
+        for name in &targets {
+            self.update_pipeline_record(name, |p| {
+                p.state = state;
+            })
+            .await?;
+        }
+        Ok(targets)
+    }
+
+    pub(crate) async fn update_pipeline_record(
+        &self,
+        name: &str,
+        change: impl Fn(&mut PipelineRecord),
+    ) -> Result<PipelineRecord> {
+        let key = pipeline_key(name);
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut p, rev) = load::<PipelineRecord>(&**self.pfs.meta(), &key)
+                .await?
+                .ok_or_else(|| PpsError::PipelineNotFound(name.into()))?;
+            change(&mut p);
+            p.updated_ns = crate::now_ns();
+            let txn = Txn::new().expect(&key, rev).put(&key, encode(&p));
+            if self.pfs.meta().commit(txn).await?.is_some() {
+                return Ok(p);
+            }
+        }
+        Err(PpsError::FailedPrecondition(format!(
+            "pipeline '{name}' is being changed concurrently; retry"
+        )))
+    }
+
+    /// Deletes pipelines with their jobs, datum records, cache and output
+    /// repos (downstream first with `all`). A pipeline that another one reads
+    /// from is refused unless `force`.
+    pub async fn delete_pipelines(
+        &self,
+        names: &[String],
+        all: bool,
+        force: bool,
+    ) -> Result<Vec<String>> {
+        let records = self.list_pipeline().await?;
+        let targets: Vec<String> = if all {
+            records.iter().rev().map(|p| p.name().to_string()).collect()
+        } else {
+            for n in names {
+                self.inspect_pipeline(n).await?;
+            }
+            names.to_vec()
+        };
+        if !force {
+            for t in &targets {
+                let readers: Vec<&str> = records
+                    .iter()
+                    .filter(|p| !targets.contains(&p.name().to_string()))
+                    .filter(|p| input_repo_names(&p.spec).contains(t))
+                    .map(|p| p.name())
+                    .collect();
+                if !readers.is_empty() {
+                    return Err(PpsError::FailedPrecondition(format!(
+                        "pipeline '{t}' is an input of {}; delete those first or use --force",
+                        readers.join(", ")
+                    )));
+                }
+            }
+        }
+        for t in &targets {
+            let record = self.inspect_pipeline(t).await?;
+            let jobs = self.list_job(Some(t)).await?;
+            let mut txn = Txn::new()
+                .delete(pipeline_key(t))
+                .delete_prefix(cache_prefix(t));
+            for j in &jobs {
+                txn = txn
+                    .delete(job_key(&j.id))
+                    .delete_prefix(datums_prefix(&j.id));
+            }
+            self.pfs.meta().commit(txn).await?;
+            match self.pfs.delete_repo(t, true).await {
+                Ok(()) | Err(PfsError::RepoNotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            for repo in cron_repos(&record.spec) {
+                match self.pfs.delete_repo(&repo, true).await {
+                    Ok(()) | Err(PfsError::RepoNotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(targets)
+    }
+}
+
+/// The repos a pipeline reads (pfs and cron inputs).
+pub(crate) fn input_repo_names(spec: &PipelineSpec) -> Vec<String> {
+    spec.input
+        .as_ref()
+        .map(spec::input_repos)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect()
+}
+
+/// The tick repos of a pipeline's cron inputs.
+pub(crate) fn cron_repos(spec: &PipelineSpec) -> Vec<String> {
+    fn walk(i: &spec::Input, out: &mut Vec<String>) {
+        if let Some(c) = &i.cron {
+            out.push(c.repo.clone());
+        }
+        for c in i
+            .cross
+            .iter()
+            .chain(&i.union)
+            .chain(&i.join)
+            .chain(&i.group)
+        {
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(i) = &spec.input {
+        walk(i, &mut out);
+    }
+    out
+}
+
+fn new_salt(spec: &PipelineSpec) -> String {
+    if spec.salt.is_empty() {
+        uuid::Uuid::new_v4().simple().to_string()
+    } else {
+        spec.salt.clone()
+    }
+}
+
+/// A cycle among pipelines (pipeline -> the pipelines it reads), if any.
+fn find_cycle(graph: &HashMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &HashMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == node) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if graph.contains_key(next)
+                && let Some(c) = visit(next, graph, path, done)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    let mut names: Vec<&String> = graph.keys().collect();
+    names.sort();
+    for n in names {
+        if let Some(c) = visit(n, graph, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Pipelines sorted so that each comes after the pipelines it reads from.
+fn dag_order(mut records: Vec<PipelineRecord>) -> Vec<PipelineRecord> {
+    records.sort_by(|a, b| a.name().cmp(b.name()));
+    let names: BTreeSet<String> = records.iter().map(|p| p.name().to_string()).collect();
+    let mut placed = BTreeSet::new();
+    let mut out = Vec::with_capacity(records.len());
+    while !records.is_empty() {
+        let before = records.len();
+        let mut rest = Vec::new();
+        for p in records {
+            let ready = input_repo_names(&p.spec)
+                .iter()
+                .all(|r| !names.contains(r) || placed.contains(r));
+            if ready {
+                placed.insert(p.name().to_string());
+                out.push(p);
+            } else {
+                rest.push(p);
+            }
+        }
+        records = rest;
+        if records.len() == before {
+            // A cycle cannot be created; keep whatever is left in name order.
+            out.append(&mut records);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles_are_found() {
+        let g: HashMap<String, Vec<String>> = [
+            ("a".to_string(), vec!["raw".to_string()]),
+            ("b".to_string(), vec!["a".to_string(), "c".to_string()]),
+            ("c".to_string(), vec!["b".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        let cycle = find_cycle(&g).unwrap();
+        assert_eq!(cycle.first(), cycle.last());
+        assert!(cycle.contains(&"b".to_string()) && cycle.contains(&"c".to_string()));
+        let acyclic: HashMap<String, Vec<String>> = [
+            ("a".to_string(), vec!["raw".to_string()]),
+            ("b".to_string(), vec!["a".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        assert!(find_cycle(&acyclic).is_none());
+    }
+}

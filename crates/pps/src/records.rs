@@ -1,0 +1,158 @@
+//! The records pipelines keep in the metadata store. Key layout (the same in
+//! every metadata backend):
+//!
+//! - `pps/pipelines/<pipeline>`: the spec, its version, state and salt;
+//! - `pps/jobs/<job id>`: one per output commit (the job id is the output
+//!   commit's id, so a job and its commit are found from each other);
+//! - `pps/datums/<job id>/<datum id>`: what each datum of a job did;
+//! - `pps/cache/<pipeline>/<key>`: outputs of datums that succeeded, keyed by
+//!   the datum's inputs and the pipeline's salt, for incremental processing.
+//!
+//! Datum outputs and logs live in the bucket; records only name them.
+
+use pach_pfs::CommitName;
+use pach_storage::ContentHash;
+use serde::{Deserialize, Serialize};
+
+use crate::datum::DatumInput;
+use crate::spec::PipelineSpec;
+
+pub const PIPELINES: &str = "pps/pipelines/";
+pub const JOBS: &str = "pps/jobs/";
+pub const DATUMS: &str = "pps/datums/";
+pub const CACHE: &str = "pps/cache/";
+
+pub fn pipeline_key(name: &str) -> String {
+    format!("{PIPELINES}{name}")
+}
+pub fn job_key(id: &str) -> String {
+    format!("{JOBS}{id}")
+}
+pub fn datums_prefix(job: &str) -> String {
+    format!("{DATUMS}{job}/")
+}
+pub fn datum_key(job: &str, datum: &str) -> String {
+    format!("{DATUMS}{job}/{datum}")
+}
+pub fn cache_prefix(pipeline: &str) -> String {
+    format!("{CACHE}{pipeline}/")
+}
+pub fn cache_key(pipeline: &str, key: &str) -> String {
+    format!("{CACHE}{pipeline}/{key}")
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum PipelineState {
+    #[serde(rename = "PIPELINE_RUNNING")]
+    Running,
+    #[serde(rename = "PIPELINE_PAUSED")]
+    Paused,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PipelineRecord {
+    pub spec: PipelineSpec,
+    pub version: u64,
+    pub state: PipelineState,
+    /// Part of every datum's cache key: a new salt (`--reprocess`) reruns all.
+    pub salt: String,
+    pub created_ns: i64,
+    pub updated_ns: i64,
+}
+
+impl PipelineRecord {
+    pub fn name(&self) -> &str {
+        &self.spec.pipeline.name
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum JobState {
+    #[serde(rename = "JOB_STARTING")]
+    Starting,
+    #[serde(rename = "JOB_RUNNING")]
+    Running,
+    #[serde(rename = "JOB_SUCCESS")]
+    Success,
+    #[serde(rename = "JOB_FAILURE")]
+    Failure,
+    #[serde(rename = "JOB_KILLED")]
+    Killed,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Success | JobState::Failure | JobState::Killed
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Starting => "starting",
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Failure => "failure",
+            JobState::Killed => "killed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatumCounts {
+    pub total: u64,
+    pub processed: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub recovered: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobRecord {
+    pub id: String,
+    pub pipeline: String,
+    pub pipeline_version: u64,
+    pub output_commit: CommitName,
+    pub input_commits: Vec<CommitName>,
+    pub state: JobState,
+    pub reason: String,
+    pub started_ns: i64,
+    pub finished_ns: Option<i64>,
+    pub counts: DatumCounts,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DatumState {
+    #[serde(rename = "SUCCESS")]
+    Success,
+    #[serde(rename = "SKIPPED")]
+    Skipped,
+    #[serde(rename = "FAILED")]
+    Failed,
+    #[serde(rename = "RECOVERED")]
+    Recovered,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatumRecord {
+    pub id: String,
+    pub job: String,
+    pub state: DatumState,
+    pub inputs: Vec<DatumInput>,
+    /// The change set (in the bucket) holding the datum's output files.
+    pub outputs: Option<ContentHash>,
+    pub output_files: u64,
+    pub tries: u64,
+    pub started_ns: i64,
+    pub finished_ns: i64,
+    /// The bucket object holding the datum's logs, when it ran.
+    pub log: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheRecord {
+    pub outputs: ContentHash,
+    pub job: String,
+    pub datum: String,
+}

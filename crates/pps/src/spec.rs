@@ -1,0 +1,555 @@
+//! Pachyderm 1.x pipeline specs: the fields, parsing from JSON (one or several
+//! concatenated objects) or YAML (one or several documents), Pachyderm's
+//! defaults, and validation. Unknown fields are refused by name rather than
+//! ignored, so a typo never silently changes what a pipeline does. Fields that
+//! only mean something on Kubernetes are accepted and recorded.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PpsError, Result};
+use crate::glob::Glob;
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineRef {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    pub pipeline: PipelineRef,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub description: String,
+    #[serde(default)]
+    pub transform: Transform,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Input>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism_spec: Option<ParallelismSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datum_tries: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datum_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub output_branch: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub standby: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Egress>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub salt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_requests: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_limits: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_resource_limits: Option<Resources>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cache_size: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub enable_stats: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub max_queue_size: i64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub reprocess: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_spec: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pod_spec: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pod_patch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spout: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_spec: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub s3_out: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub reprocess_spec: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub autoscaling: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdin: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub working_dir: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_return_code: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub err_cmd: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub err_stdin: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub debug: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dockerfile: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelismSpec {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub constant: u64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub coefficient: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Egress {
+    #[serde(rename = "URL", default)]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub memory: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cpu: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disk: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfs: Option<PfsInput>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross: Vec<Input>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub union: Vec<Input>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join: Vec<Input>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<Input>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<CronInput>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PfsInput {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub repo: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub commit: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub glob: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub join_on: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub outer_join: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub group_by: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lazy: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub empty_files: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub s3: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronInput {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub spec: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub repo: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub overwrite: bool,
+}
+
+impl PipelineSpec {
+    /// Tries per datum before it counts as failed (Pachyderm's default: 3).
+    pub fn datum_tries(&self) -> u64 {
+        self.datum_tries.filter(|t| *t > 0).unwrap_or(3)
+    }
+    pub fn datum_timeout(&self) -> Option<Duration> {
+        self.datum_timeout
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
+    }
+    pub fn job_timeout(&self) -> Option<Duration> {
+        self.job_timeout
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
+    }
+    /// Datums run at once: `constant`, else `coefficient` × cores, else 1.
+    pub fn parallelism(&self) -> usize {
+        let Some(p) = &self.parallelism_spec else {
+            return 1;
+        };
+        if p.constant > 0 {
+            return p.constant as usize;
+        }
+        if p.coefficient > 0.0 {
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            return ((p.coefficient * cores as f64).ceil() as usize).max(1);
+        }
+        1
+    }
+}
+
+/// Durations as Pachyderm writes them ("30s", "1m30s", "2h").
+fn parse_duration(s: &str) -> std::result::Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s.trim())
+}
+
+/// Parses one or several specs (JSON objects one after another, or YAML
+/// documents separated by `---`), applies defaults and validates each.
+pub fn parse_specs(text: &str) -> Result<Vec<PipelineSpec>> {
+    let trimmed = text.trim_start();
+    let mut specs = Vec::new();
+    if trimmed.starts_with('{') {
+        for (i, item) in serde_json::Deserializer::from_str(trimmed)
+            .into_iter::<PipelineSpec>()
+            .enumerate()
+        {
+            specs.push(item.map_err(|e| PpsError::InvalidSpec(format!("spec #{}: {e}", i + 1)))?);
+        }
+    } else {
+        for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let value = serde_yaml_ng::Value::deserialize(doc)
+                .map_err(|e| PpsError::InvalidSpec(format!("spec #{}: {e}", i + 1)))?;
+            if value.is_null() {
+                continue;
+            }
+            let spec: PipelineSpec = serde_yaml_ng::from_value(value)
+                .map_err(|e| PpsError::InvalidSpec(format!("spec #{}: {e}", i + 1)))?;
+            specs.push(spec);
+        }
+    }
+    if specs.is_empty() {
+        return Err(PpsError::InvalidSpec(
+            "no pipeline spec found; a spec is a JSON object or YAML document with at least `pipeline.name`, `transform.cmd` and `input`".into(),
+        ));
+    }
+    for s in &mut specs {
+        normalize(s);
+        validate(s)?;
+    }
+    Ok(specs)
+}
+
+/// Fills Pachyderm's defaults: output branch `master`, pfs input name = repo,
+/// input branch `master`, cron tick repo `<pipeline>_<cron name>`.
+pub fn normalize(spec: &mut PipelineSpec) {
+    if spec.output_branch.is_empty() {
+        spec.output_branch = "master".into();
+    }
+    fn walk(i: &mut Input, pipeline: &str) {
+        if let Some(p) = &mut i.pfs {
+            if p.name.is_empty() {
+                p.name = p.repo.clone();
+            }
+            if p.branch.is_empty() {
+                p.branch = "master".into();
+            }
+        }
+        if let Some(c) = &mut i.cron
+            && c.repo.is_empty()
+            && !c.name.is_empty()
+        {
+            c.repo = format!("{pipeline}_{}", c.name);
+        }
+        for c in i
+            .cross
+            .iter_mut()
+            .chain(i.union.iter_mut())
+            .chain(i.join.iter_mut())
+            .chain(i.group.iter_mut())
+        {
+            walk(c, pipeline);
+        }
+    }
+    let name = spec.pipeline.name.clone();
+    if let Some(i) = &mut spec.input {
+        walk(i, &name);
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Checks a normalized spec; every error names the pipeline and the field.
+pub fn validate(spec: &PipelineSpec) -> Result<()> {
+    let name = &spec.pipeline.name;
+    let err = |field: &str, why: String| {
+        PpsError::InvalidSpec(format!("pipeline '{name}': {field}: {why}"))
+    };
+    if !valid_name(name) {
+        return Err(PpsError::InvalidSpec(format!(
+            "pipeline.name '{name}': a name is 1 to 63 letters, digits, '_' or '-'"
+        )));
+    }
+    if spec.transform.cmd.is_empty() {
+        return Err(err(
+            "transform.cmd",
+            "is required (the command user code runs)".into(),
+        ));
+    }
+    let Some(input) = &spec.input else {
+        return Err(err(
+            "input",
+            "is required (the repos the pipeline reads)".into(),
+        ));
+    };
+    let mut names = Vec::new();
+    validate_input(input, "input", None, &mut names, &err)?;
+    let mut sorted = names.clone();
+    sorted.sort();
+    for w in sorted.windows(2) {
+        if w[0] == w[1] {
+            return Err(err(
+                "input",
+                format!(
+                    "two inputs are named '{}'; give one a distinct `name`",
+                    w[0]
+                ),
+            ));
+        }
+    }
+    for (field, v) in [
+        ("datum_timeout", &spec.datum_timeout),
+        ("job_timeout", &spec.job_timeout),
+    ] {
+        if let Some(d) = v {
+            parse_duration(d).map_err(|e| {
+                err(
+                    field,
+                    format!("'{d}' is not a duration like \"30s\" or \"1h5m\" ({e})"),
+                )
+            })?;
+        }
+    }
+    if let Some(p) = &spec.parallelism_spec
+        && (p.coefficient < 0.0 || !p.coefficient.is_finite())
+    {
+        return Err(err(
+            "parallelism_spec.coefficient",
+            "must be a number >= 0".into(),
+        ));
+    }
+    if let Some(e) = &spec.egress
+        && e.url.is_empty()
+    {
+        return Err(err("egress.URL", "is required when egress is set".into()));
+    }
+    Ok(())
+}
+
+fn validate_input(
+    input: &Input,
+    path: &str,
+    parent: Option<&str>,
+    names: &mut Vec<String>,
+    err: &dyn Fn(&str, String) -> PpsError,
+) -> Result<()> {
+    let set = [
+        input.pfs.is_some(),
+        !input.cross.is_empty(),
+        !input.union.is_empty(),
+        !input.join.is_empty(),
+        !input.group.is_empty(),
+        input.cron.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set != 1 {
+        return Err(err(
+            path,
+            format!(
+                "exactly one of pfs, cross, union, join, group or cron must be set ({set} are)"
+            ),
+        ));
+    }
+    if let Some(p) = &input.pfs {
+        let f = |x: &str| format!("{path}.pfs.{x}");
+        if p.repo.is_empty() {
+            return Err(err(&f("repo"), "is required".into()));
+        }
+        if !valid_name(&p.repo) {
+            return Err(err(
+                &f("repo"),
+                format!("'{}' is not a valid repo name", p.repo),
+            ));
+        }
+        if p.glob.is_empty() {
+            return Err(err(
+                &f("glob"),
+                "is required (\"/\" for the whole repo, \"/*\" for each top-level entry)".into(),
+            ));
+        }
+        Glob::new(&p.glob).map_err(|e| err(&f("glob"), format!("'{}': {e}", p.glob)))?;
+        if p.name == "out" {
+            return Err(err(&f("name"), "'out' is reserved for /pfs/out".into()));
+        }
+        if !valid_name(&p.name) {
+            return Err(err(
+                &f("name"),
+                format!("'{}' is not a valid input name", p.name),
+            ));
+        }
+        match parent {
+            Some("join") if p.join_on.is_empty() => {
+                return Err(err(
+                    &f("join_on"),
+                    "is required inside a join (e.g. \"$1\")".into(),
+                ));
+            }
+            Some("group") if p.group_by.is_empty() => {
+                return Err(err(
+                    &f("group_by"),
+                    "is required inside a group (e.g. \"$1\")".into(),
+                ));
+            }
+            _ => {}
+        }
+        if !p.join_on.is_empty() && parent != Some("join") {
+            return Err(err(
+                &f("join_on"),
+                "is only meaningful inside a join input".into(),
+            ));
+        }
+        if p.outer_join && parent != Some("join") {
+            return Err(err(
+                &f("outer_join"),
+                "is only meaningful inside a join input".into(),
+            ));
+        }
+        if !p.group_by.is_empty() && parent != Some("group") {
+            return Err(err(
+                &f("group_by"),
+                "is only meaningful inside a group input".into(),
+            ));
+        }
+        names.push(p.name.clone());
+    }
+    if let Some(c) = &input.cron {
+        let f = |x: &str| format!("{path}.cron.{x}");
+        if !valid_name(&c.name) || c.name == "out" {
+            return Err(err(
+                &f("name"),
+                format!("'{}' is not a valid input name", c.name),
+            ));
+        }
+        crate::cron::Schedule::parse(&c.spec).map_err(|e| err(&f("spec"), e.to_string()))?;
+        if let Some(s) = &c.start {
+            humantime::parse_rfc3339_weak(s)
+                .map_err(|e| err(&f("start"), format!("'{s}' is not an RFC 3339 time ({e})")))?;
+        }
+        if matches!(parent, Some("join") | Some("group")) {
+            return Err(err(
+                path,
+                "a cron input cannot be part of a join or group".into(),
+            ));
+        }
+        names.push(c.name.clone());
+    }
+    for (kind, children) in [
+        ("cross", &input.cross),
+        ("union", &input.union),
+        ("join", &input.join),
+        ("group", &input.group),
+    ] {
+        for (i, c) in children.iter().enumerate() {
+            if matches!(kind, "join" | "group") && c.pfs.is_none() {
+                return Err(err(
+                    &format!("{path}.{kind}[{i}]"),
+                    format!("every input of a {kind} must be a pfs input"),
+                ));
+            }
+            validate_input(c, &format!("{path}.{kind}[{i}]"), Some(kind), names, err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every repo and branch the input reads (pfs and cron inputs), in tree
+/// order, without repeats.
+pub fn input_repos(input: &Input) -> Vec<(String, String)> {
+    fn walk(i: &Input, out: &mut Vec<(String, String)>) {
+        let mut push = |r: &str, b: &str| {
+            let item = (
+                r.to_string(),
+                if b.is_empty() {
+                    "master".to_string()
+                } else {
+                    b.to_string()
+                },
+            );
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        };
+        if let Some(p) = &i.pfs {
+            push(&p.repo, &p.branch);
+        }
+        if let Some(c) = &i.cron {
+            push(&c.repo, "master");
+        }
+        for c in i
+            .cross
+            .iter()
+            .chain(&i.union)
+            .chain(&i.join)
+            .chain(&i.group)
+        {
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(input, &mut out);
+    out
+}

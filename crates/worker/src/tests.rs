@@ -1,0 +1,135 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use pach_storage::ContentStore;
+
+use super::*;
+
+fn store() -> ContentStore {
+    ContentStore::new(
+        Arc::new(InMemory::new()),
+        object_store::path::Path::from("t"),
+    )
+}
+
+async fn read_all(content: &ContentStore, e: &pach_storage::FileEntry) -> Vec<u8> {
+    let parts: Vec<_> = content.read_file(e, 0, None).try_collect().await.unwrap();
+    parts.concat()
+}
+
+fn sh(script: &str) -> Command {
+    Command {
+        cmd: vec!["sh".into()],
+        stdin: vec![script.into()],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn datum_runs_in_sandbox_with_inputs_and_links() {
+    let content = store();
+    let mut s = content.session();
+    let entry = s
+        .put_bytes("/dir/a.txt".into(), None, b"hello input\n")
+        .await
+        .unwrap();
+    s.finish().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mounts = vec![
+        InputMount {
+            input: "in".into(),
+            entry: entry.clone(),
+            empty: false,
+        },
+        InputMount {
+            input: "hollow".into(),
+            entry: entry.clone(),
+            empty: true,
+        },
+    ];
+    materialise(
+        &content,
+        dir.path(),
+        &["in".into(), "hollow".into(), "none".into()],
+        &mounts,
+    )
+    .await
+    .unwrap();
+    let sandbox = Sandbox::detect().unwrap();
+    let mut cmd = sh(concat!(
+        "set -e\n",
+        "cat /pfs/in/dir/a.txt > /pfs/out/copy.txt\n",
+        "mkdir -p /pfs/out/sub && ln -s /pfs/in/dir/a.txt /pfs/out/sub/link.txt\n",
+        "test -d /pfs/none\n",
+        "printf '%s' \"$(wc -c < /pfs/hollow/dir/a.txt)\" > /pfs/out/hollow-size\n",
+        "echo \"$GREETING\" > /pfs/out/env.txt\n",
+        "pwd > /pfs/out/pwd.txt\n",
+        "if touch /pfs/in/x 2>/dev/null; then echo inputs-writable; exit 9; fi\n",
+        "echo to-stderr >&2\n",
+    ));
+    cmd.env = vec![("GREETING".into(), "hi".into())];
+    cmd.working_dir = "/usr".into();
+    let mut log = Vec::new();
+    let outcome = sandbox.run(dir.path(), &cmd, &mut log).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome {
+            code: Some(0),
+            timed_out: false
+        },
+        "log: {}",
+        String::from_utf8_lossy(&log)
+    );
+    assert!(String::from_utf8_lossy(&log).contains("to-stderr"));
+    let out = collect(&content, dir.path()).await.unwrap();
+    let paths: Vec<_> = out.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/copy.txt",
+            "/env.txt",
+            "/hollow-size",
+            "/pwd.txt",
+            "/sub/link.txt"
+        ]
+    );
+    assert_eq!(read_all(&content, &out[0]).await, b"hello input\n");
+    assert_eq!(read_all(&content, &out[1]).await, b"hi\n");
+    assert_eq!(read_all(&content, &out[2]).await, b"0");
+    assert_eq!(read_all(&content, &out[3]).await, b"/usr\n");
+    // The link yields the input's bytes, stored under the same hash.
+    assert_eq!(out[4].hash, entry.hash);
+    // Nothing leaked onto the host outside the datum directory.
+    assert!(!std::path::Path::new("/pfs").exists());
+}
+
+#[tokio::test]
+async fn exit_codes_timeouts_and_links_outside_pfs() {
+    let content = store();
+    let dir = tempfile::tempdir().unwrap();
+    materialise(&content, dir.path(), &[], &[]).await.unwrap();
+    let sandbox = Sandbox::detect().unwrap();
+    let mut log = Vec::new();
+    let failed = sandbox
+        .run(dir.path(), &sh("exit 3"), &mut log)
+        .await
+        .unwrap();
+    assert_eq!(failed.code, Some(3));
+
+    let mut slow = sh("sleep 30");
+    slow.timeout = Some(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let t = sandbox.run(dir.path(), &slow, &mut log).await.unwrap();
+    assert!(t.timed_out && t.code.is_none());
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let ok = sandbox
+        .run(dir.path(), &sh("ln -s /etc/hostname /pfs/out/h"), &mut log)
+        .await
+        .unwrap();
+    assert_eq!(ok.code, Some(0));
+    let err = collect(&content, dir.path()).await.unwrap_err();
+    assert!(matches!(err, WorkerError::LinkOutsidePfs { .. }), "{err}");
+}

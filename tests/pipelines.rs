@@ -1,0 +1,392 @@
+//! Pipelines through the real CLI: specs as Pachyderm users write them, user
+//! code in the bubblewrap sandbox, incremental jobs, provenance and failures.
+
+use pach_e2e::Pachd;
+use serde_json::Value;
+
+fn spec_file(p: &Pachd, name: &str, text: &str) -> String {
+    let path = p.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn jobs(p: &Pachd, pipeline: &str) -> Vec<Value> {
+    p.raw(&["list", "job", "-p", pipeline])
+}
+
+fn get(p: &Pachd, file: &str) -> String {
+    p.ok(&["get", "file", file])
+}
+
+const WORD_COUNT: &str = r#"{
+  "pipeline": {"name": "wc"},
+  "description": "Counts the words of each document.",
+  "transform": {
+    "cmd": ["sh"],
+    "stdin": ["for f in $(find -L /pfs/docs -type f); do wc -w < \"$f\" | tr -d ' ' > /pfs/out/$(basename \"$f\").count; done",
+              "echo \"job $PACH_JOB_ID datum $PACH_DATUM_ID input $docs\""]
+  },
+  "input": {"pfs": {"repo": "docs", "glob": "/*"}}
+}"#;
+
+#[test]
+fn word_count_runs_incrementally_with_provenance() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "docs"]);
+    p.ok_stdin(&["put", "file", "docs@master:/a.txt"], b"one two three\n");
+    p.ok_stdin(&["put", "file", "docs@master:/b.txt"], b"four five\n");
+    p.ok_stdin(&["put", "file", "docs@master:/c.txt"], b"six\n");
+    let f = spec_file(&p, "wc.json", WORD_COUNT);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "docs@master"]);
+    assert_eq!(get(&p, "wc@master:/a.txt.count"), "3\n");
+    assert_eq!(get(&p, "wc@master:/b.txt.count"), "2\n");
+    assert_eq!(get(&p, "wc@master:/c.txt.count"), "1\n");
+    let first = jobs(&p, "wc");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["state"], "JOB_SUCCESS", "{}", first[0]);
+    assert_eq!(first[0]["data_processed"], 3);
+
+    // Change one document: one datum runs, two are reused.
+    p.ok_stdin(
+        &["put", "file", "docs@master:/b.txt"],
+        b"four five six seven\n",
+    );
+    let docs_head = p.raw(&["inspect", "commit", "docs@master"])[0]["commit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.ok(&["flush", "commit", "docs@master"]);
+    assert_eq!(get(&p, "wc@master:/b.txt.count"), "4\n");
+    assert_eq!(get(&p, "wc@master:/a.txt.count"), "3\n");
+    let all = jobs(&p, "wc");
+    assert_eq!(all.len(), 2);
+    let latest = &all[0];
+    assert_eq!(latest["state"], "JOB_SUCCESS", "{latest}");
+    assert_eq!(latest["data_processed"], 1, "{latest}");
+    assert_eq!(latest["data_skipped"], 2, "{latest}");
+
+    // The output commit's provenance is exactly the input commit.
+    let out = &p.raw(&["inspect", "commit", "wc@master"])[0];
+    let prov: Vec<String> = out["provenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}@{}",
+                c["commit"]["repo"]["name"].as_str().unwrap_or(""),
+                c["commit"]["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(prov, vec![format!("docs@{docs_head}")], "{out}");
+    assert_eq!(out["commit"]["id"], latest["job"]["id"]);
+
+    // Datums, logs and the environment user code saw.
+    let job = latest["job"]["id"].as_str().unwrap();
+    let datums = p.raw(&["list", "datum", job]);
+    assert_eq!(datums.len(), 3);
+    let ran: Vec<&Value> = datums.iter().filter(|d| d["state"] == "SUCCESS").collect();
+    assert_eq!(ran.len(), 1);
+    let logs = p.ok(&["logs", "--job", job]);
+    let datum = ran[0]["datum"]["id"].as_str().unwrap();
+    assert!(
+        logs.contains(&format!("job {job} datum {datum} input /pfs/docs/b.txt")),
+        "{logs}"
+    );
+    let human = p.ok(&["list", "pipeline"]);
+    assert!(
+        human.contains("docs:/*") && human.contains("running / success"),
+        "{human}"
+    );
+}
+
+#[test]
+fn symlinks_into_inputs_cross_and_join() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "left"]);
+    p.ok(&["create", "repo", "right"]);
+    p.ok_stdin(&["put", "file", "left@master:/1.txt"], b"L1\n");
+    p.ok_stdin(&["put", "file", "left@master:/2.txt"], b"L2\n");
+    p.ok_stdin(&["put", "file", "right@master:/1.txt"], b"R1\n");
+    p.ok_stdin(&["put", "file", "right@master:/3.txt"], b"R3\n");
+    let specs = r#"
+pipeline:
+  name: shuffle
+transform:
+  cmd: ["sh", "-c", "mkdir -p /pfs/out/$(basename $left) && ln -s $left /pfs/out/$(basename $left)/data"]
+input:
+  pfs: {repo: left, glob: "/*"}
+---
+pipeline:
+  name: pairs
+transform:
+  cmd: ["sh", "-c", "echo $(cat /pfs/left/*) $(cat /pfs/right/*) > /pfs/out/$(basename $left)-$(basename $right)"]
+input:
+  cross:
+  - pfs: {repo: left, glob: "/*"}
+  - pfs: {repo: right, glob: "/*"}
+---
+pipeline:
+  name: joined
+transform:
+  cmd: ["sh", "-c", "cat /pfs/left/* /pfs/right/* > /pfs/out/$(basename $left)"]
+input:
+  join:
+  - pfs: {repo: left, glob: "/(*).txt", join_on: "$1"}
+  - pfs: {repo: right, glob: "/(*).txt", join_on: "$1"}
+"#;
+    let f = spec_file(&p, "specs.yaml", specs);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "left@master"]);
+    p.ok(&["flush", "commit", "right@master"]);
+    // A symlink into /pfs/left yields the input's bytes.
+    assert_eq!(get(&p, "shuffle@master:/1.txt/data"), "L1\n");
+    assert_eq!(get(&p, "shuffle@master:/2.txt/data"), "L2\n");
+    let pairs: Vec<String> = p
+        .raw(&["list", "file", "pairs@master:/"])
+        .iter()
+        .map(|f| f["file"]["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            "/1.txt-1.txt",
+            "/1.txt-3.txt",
+            "/2.txt-1.txt",
+            "/2.txt-3.txt"
+        ]
+    );
+    assert_eq!(get(&p, "pairs@master:/2.txt-3.txt"), "L2 R3\n");
+    // Only key 1 is in both inputs.
+    let joined: Vec<String> = p
+        .raw(&["list", "file", "joined@master:/"])
+        .iter()
+        .map(|f| f["file"]["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(joined, ["/1.txt"]);
+    assert_eq!(get(&p, "joined@master:/1.txt"), "L1\nR1\n");
+    // list pipeline is in DAG order with Pachyderm's JSON shape.
+    let names: Vec<String> = p
+        .raw(&["list", "pipeline"])
+        .iter()
+        .map(|x| x["pipeline"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3);
+}
+
+#[test]
+fn failing_datums_fail_the_job_with_logs_then_retry() {
+    let p = Pachd::start();
+    let marker = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("pach-e2e-fix-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/good"], b"fine\n");
+    p.ok_stdin(&["put", "file", "in@master:/bad"], b"broken\n");
+    let spec = format!(
+        r#"{{"pipeline": {{"name": "picky"}},
+            "transform": {{"cmd": ["sh", "-c", "if grep -q broken $in && ! test -e {m}; then echo cannot handle $in; exit 3; fi; cp $in /pfs/out/"]}},
+            "datum_tries": 2,
+            "input": {{"pfs": {{"repo": "in", "glob": "/*"}}}}}}"#,
+        m = marker.display()
+    );
+    let f = spec_file(&p, "picky.json", &spec);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "picky")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert_eq!(job["data_failed"], 1);
+    assert_eq!(job["data_processed"], 1);
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exit code 3") && reason.contains("pachctl logs"),
+        "{reason}"
+    );
+    let id = job["job"]["id"].as_str().unwrap().to_string();
+    // No partial output: the failed job's commit holds nothing.
+    assert!(p.raw(&["list", "file", "picky@master:/"]).is_empty());
+    let failed: Vec<Value> = p
+        .raw(&["list", "datum", &id])
+        .into_iter()
+        .filter(|d| d["state"] == "FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["tries"], 2);
+    let datum = failed[0]["datum"]["id"].as_str().unwrap();
+    let logs = p.ok(&["logs", "--job", &id, "--datum", datum]);
+    assert!(logs.contains("cannot handle /pfs/in/bad"), "{logs}");
+    assert!(
+        logs.contains("datum try 2 of 2 failed: exit code 3"),
+        "{logs}"
+    );
+
+    // Fix the environment and restart the datum: only it runs again.
+    std::fs::write(&marker, b"").unwrap();
+    let retry = p.ok(&["restart", "datum", &id, datum]).trim().to_string();
+    let done = &p.raw(&["wait", "job", &retry])[0];
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(done["state"], "JOB_SUCCESS", "{done}");
+    assert_eq!(done["data_processed"], 1, "{done}");
+    assert_eq!(done["data_skipped"], 1, "{done}");
+    assert_eq!(get(&p, "picky@master:/bad"), "broken\n");
+    assert_eq!(get(&p, "picky@master:/good"), "fine\n");
+}
+
+#[test]
+fn two_datums_writing_one_path_fail_the_job() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    let f = spec_file(
+        &p,
+        "clash.json",
+        r#"{"pipeline": {"name": "clash"}, "transform": {"cmd": ["sh", "-c", "cp $in /pfs/out/same"]},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "clash")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .contains("both wrote '/same'"),
+        "{job}"
+    );
+}
+
+#[test]
+fn bad_specs_are_refused_and_change_nothing() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "raw"]);
+    let good = r#"{"pipeline": {"name": "up"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "raw", "glob": "/*"}}}"#;
+    let cases = [
+        (
+            r#"{"pipeline": {"name": "x"}, "transfrom": {"cmd": ["true"]}, "input": {"pfs": {"repo": "raw", "glob": "/*"}}}"#,
+            "transfrom",
+        ),
+        (
+            r#"{"pipeline": {"name": "x"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "nope", "glob": "/*"}}}"#,
+            "nope",
+        ),
+        (
+            r#"{"pipeline": {"name": "x"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "raw", "glob": "/[a"}}}"#,
+            "glob",
+        ),
+    ];
+    for (i, (spec, needle)) in cases.iter().enumerate() {
+        // A good spec first in the same file: it must not be created either.
+        let f = spec_file(&p, &format!("bad{i}.json"), &format!("{good}\n{spec}"));
+        let err = p.fails(&["create", "pipeline", "-f", &f]);
+        assert!(err.contains(needle), "case {i}: {err}");
+        assert!(p.raw(&["list", "pipeline"]).is_empty(), "case {i}");
+        assert_eq!(p.raw(&["list", "repo"]).len(), 1, "case {i}");
+    }
+    // A cycle through an update: up reads raw, down reads up; up may not read down.
+    let f = spec_file(&p, "up.json", good);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let f = spec_file(
+        &p,
+        "down.json",
+        r#"{"pipeline": {"name": "down"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "up", "glob": "/"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let f = spec_file(
+        &p,
+        "cycle.json",
+        r#"{"pipeline": {"name": "up"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "down", "glob": "/"}}}"#,
+    );
+    let err = p.fails(&["update", "pipeline", "-f", &f]);
+    assert!(err.contains("cycle"), "{err}");
+    let up = &p.raw(&["inspect", "pipeline", "up"])[0];
+    assert_eq!(up["input"]["pfs"]["repo"], "raw", "{up}");
+    assert_eq!(up["version"], 1);
+    let err = p.fails(&["create", "pipeline", "-f", &spec_file(&p, "dup.json", good)]);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn stop_start_update_and_delete() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    let spec = |suffix: &str| {
+        format!(
+            r#"{{"pipeline": {{"name": "copy"}}, "transform": {{"cmd": ["sh", "-c", "cat $in > /pfs/out/$(basename $in){suffix}"]}},
+                "input": {{"pfs": {{"repo": "in", "glob": "/*"}}}}}}"#
+        )
+    };
+    let f = spec_file(&p, "copy.json", &spec(""));
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(jobs(&p, "copy").len(), 1);
+
+    // Stopped through the migration guide's own command line: no job starts.
+    let script = format!(
+        "{pachctl} list pipeline --raw | jq -r '.pipeline.name' | xargs -n1 -I{{}} {pachctl} stop pipeline {{}}",
+        pachctl = pach_e2e::bin("pachctl").display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("PACH_CONFIG", p.dir.path().join("config.json"))
+        .env("PACHD_ADDRESS", &p.address)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        p.raw(&["inspect", "pipeline", "copy"])[0]["state"],
+        "PIPELINE_PAUSED"
+    );
+    p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        jobs(&p, "copy").len(),
+        1,
+        "a stopped pipeline started a job"
+    );
+    // Started again, it processes what arrived meanwhile.
+    p.ok(&["start", "pipeline", "--all"]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(get(&p, "copy@master:/b"), "b\n");
+
+    // Update without --reprocess: datums already processed are kept.
+    let f = spec_file(&p, "copy2.json", &spec(".v2"));
+    p.ok(&["update", "pipeline", "-f", &f]);
+    let j = p.raw(&[
+        "wait",
+        "job",
+        jobs(&p, "copy")[0]["job"]["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(j[0]["data_skipped"], 2, "{}", j[0]);
+    // With --reprocess every datum runs with the new code.
+    p.ok(&["update", "pipeline", "-f", &f, "--reprocess"]);
+    let j = p.raw(&[
+        "wait",
+        "job",
+        jobs(&p, "copy")[0]["job"]["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(j[0]["data_processed"], 2, "{}", j[0]);
+    assert_eq!(get(&p, "copy@master:/a.v2"), "a\n");
+    assert_eq!(p.raw(&["inspect", "pipeline", "copy"])[0]["version"], 3);
+
+    p.ok(&["delete", "pipeline", "copy"]);
+    assert!(p.raw(&["list", "pipeline"]).is_empty());
+    let repos: Vec<String> = p
+        .raw(&["list", "repo"])
+        .iter()
+        .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(repos, ["in"]);
+    assert!(
+        p.fails(&["inspect", "pipeline", "copy"])
+            .contains("not found")
+    );
+}
