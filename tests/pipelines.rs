@@ -390,3 +390,192 @@ fn stop_start_update_and_delete() {
             .contains("not found")
     );
 }
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn transform_options_env_return_codes_err_cmd_and_timeouts() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/x"], b"x\n");
+    let specs = r#"
+{"pipeline": {"name": "opts"},
+ "transform": {"cmd": ["sh", "-c", "echo $GREETING $(pwd) > /pfs/out/env; read line; echo $line > /pfs/out/stdin; exit 3"],
+               "stdin": ["from stdin"], "env": {"GREETING": "hello"}, "working_dir": "/usr",
+               "accept_return_code": [3]},
+ "input": {"pfs": {"repo": "in", "glob": "/*"}}}
+{"pipeline": {"name": "recovers"},
+ "transform": {"cmd": ["sh", "-c", "exit 1"], "err_cmd": ["sh", "-c", "echo recovering $in"]},
+ "datum_tries": 1,
+ "input": {"pfs": {"repo": "in", "glob": "/*"}}}
+{"pipeline": {"name": "slow"},
+ "transform": {"cmd": ["sh", "-c", "echo sleeping; sleep 30"]},
+ "datum_tries": 1, "datum_timeout": "1s",
+ "input": {"pfs": {"repo": "in", "glob": "/*"}}}
+"#;
+    let f = spec_file(&p, "opts.json", specs);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(get(&p, "opts@master:/env"), "hello /usr\n");
+    assert_eq!(get(&p, "opts@master:/stdin"), "from stdin\n");
+    assert_eq!(jobs(&p, "opts")[0]["state"], "JOB_SUCCESS");
+    let r = &jobs(&p, "recovers")[0];
+    assert_eq!(r["state"], "JOB_SUCCESS", "{r}");
+    assert_eq!(r["data_recovered"], 1, "{r}");
+    let logs = p.ok(&["logs", "--pipeline", "recovers"]);
+    assert!(logs.contains("recovering /pfs/in/x"), "{logs}");
+    let s = &jobs(&p, "slow")[0];
+    assert_eq!(s["state"], "JOB_FAILURE", "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().contains("timed out after 1s"),
+        "{s}"
+    );
+    let logs = p.ok(&["logs", "--pipeline", "slow", "--raw"]);
+    let line: Value = serde_json::from_str(logs.lines().next().unwrap()).unwrap();
+    assert_eq!(line["message"], "sleeping");
+    assert_eq!(line["pipelineName"], "slow");
+}
+
+#[test]
+fn parallel_datums_stop_job_and_job_timeout() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    for i in 0..4 {
+        p.ok_stdin(&["put", "file", &format!("in@master:/{i}")], b"x\n");
+    }
+    let f = spec_file(
+        &p,
+        "par.json",
+        r#"{"pipeline": {"name": "par"},
+            "transform": {"cmd": ["sh", "-c", "sleep 2; cp $in /pfs/out/"]},
+            "parallelism_spec": {"constant": 4},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
+    );
+    let started = std::time::Instant::now();
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "in@master"]);
+    // Four 2-second datums, four at a time: well under the 8 s they take in turn.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.raw(&["list", "file", "par@master:/"]).len(), 4);
+
+    let f = spec_file(
+        &p,
+        "hang.json",
+        r#"{"pipeline": {"name": "hang"},
+            "transform": {"cmd": ["sh", "-c", "sleep 60"]},
+            "input": {"pfs": {"repo": "in", "glob": "/"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    wait_for("the hanging job to run", 20, || {
+        jobs(&p, "hang")
+            .first()
+            .is_some_and(|j| j["state"] == "JOB_RUNNING")
+    });
+    let id = jobs(&p, "hang")[0]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stopped_at = std::time::Instant::now();
+    p.ok(&["stop", "job", &id]);
+    let j = &p.raw(&["wait", "job", &id])[0];
+    assert_eq!(j["state"], "JOB_KILLED", "{j}");
+    assert!(stopped_at.elapsed() < std::time::Duration::from_secs(10));
+    // Its output commit is finished, so flush returns.
+    p.ok(&["wait", "commit", &format!("hang@{id}")]);
+
+    let f = spec_file(
+        &p,
+        "budget.json",
+        r#"{"pipeline": {"name": "budget"},
+            "transform": {"cmd": ["sh", "-c", "sleep 60"]},
+            "job_timeout": "2s",
+            "input": {"pfs": {"repo": "in", "glob": "/"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    wait_for("the job timeout", 30, || {
+        jobs(&p, "budget")
+            .first()
+            .is_some_and(|j| j["state"] == "JOB_FAILURE")
+    });
+    let j = &jobs(&p, "budget")[0];
+    assert!(
+        j["reason"]
+            .as_str()
+            .unwrap()
+            .contains("job timed out after 2s"),
+        "{j}"
+    );
+}
+
+#[test]
+fn cron_inputs_tick_and_jobs_survive_a_crash() {
+    let mut p = Pachd::start();
+    let f = spec_file(
+        &p,
+        "tick.json",
+        r#"{"pipeline": {"name": "ticker"},
+            "transform": {"cmd": ["sh", "-c", "ls /pfs/tick > /pfs/out/ticks"]},
+            "input": {"cron": {"name": "tick", "spec": "@every 1s", "overwrite": true}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    wait_for("a cron job", 30, || {
+        jobs(&p, "ticker")
+            .iter()
+            .any(|j| j["state"] == "JOB_SUCCESS")
+    });
+    let repos: Vec<String> = p
+        .raw(&["list", "repo"])
+        .iter()
+        .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(repos.contains(&"ticker_tick".to_string()), "{repos:?}");
+    let ticks = get(&p, "ticker@master:/ticks");
+    assert_eq!(
+        ticks.lines().count(),
+        1,
+        "overwrite keeps one tick: {ticks}"
+    );
+    p.ok(&["stop", "pipeline", "ticker"]);
+
+    // A job in the middle of its datums when pachd dies finishes after restart.
+    p.ok(&["create", "repo", "in"]);
+    for i in 0..6 {
+        p.ok_stdin(&["put", "file", &format!("in@master:/{i}")], b"x\n");
+    }
+    let f = spec_file(
+        &p,
+        "steady.json",
+        r#"{"pipeline": {"name": "steady"},
+            "transform": {"cmd": ["sh", "-c", "sleep 1; cp $in /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    wait_for("some datums to finish", 30, || {
+        jobs(&p, "steady")
+            .first()
+            .is_some_and(|j| j["data_processed"].as_u64().unwrap_or(0) >= 2)
+    });
+    p.kill9();
+    p.launch();
+    p.ok(&["flush", "commit", "in@master"]);
+    let j = &jobs(&p, "steady")[0];
+    assert_eq!(j["state"], "JOB_SUCCESS", "{j}");
+    assert_eq!(p.raw(&["list", "file", "steady@master:/"]).len(), 6);
+    // Datums finished before the crash were not run again.
+    assert!(j["data_skipped"].as_u64().unwrap() >= 1, "{j}");
+    let fsck = p.ok(&["fsck"]);
+    assert!(!fsck.to_lowercase().contains("missing"), "{fsck}");
+}

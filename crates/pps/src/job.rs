@@ -11,7 +11,6 @@
 //! datums.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use pach_meta::Txn;
 use pach_pfs::records::{encode, load, load_all};
 use pach_pfs::{CommitName, CommitRecord, PfsError};
 use pach_storage::{Change, ContentHash, FileEntry};
-use pach_worker::{Command, InputMount, Sandbox};
+use pach_worker::{Command, InputMount, Sandbox, SandboxSession};
 
 use crate::datum::{self, Datum, InputFile};
 use crate::error::{PpsError, Result};
@@ -81,6 +80,10 @@ struct JobContext {
     inputs: HashMap<String, (String, HashMap<String, FileEntry>)>,
     input_names: Vec<String>,
     sandbox: Option<Arc<Sandbox>>,
+    /// Idle sandboxes of this job (at most `parallelism` exist).
+    sessions: std::sync::Mutex<Vec<SandboxSession>>,
+    /// Numbers the slot directories of new sandboxes.
+    slots: std::sync::atomic::AtomicUsize,
 }
 
 /// What one datum produced.
@@ -236,7 +239,7 @@ impl Pps {
         let mut job = match load::<JobRecord>(&*meta, &key).await? {
             Some((j, _)) if j.state.is_terminal() => {
                 // Decided before a restart; only the commit is left to finish.
-                self.finish_output(&commit, None).await?;
+                self.finish_output(&commit).await?;
                 return Ok(());
             }
             Some((j, _)) => j,
@@ -319,6 +322,8 @@ impl Pps {
             inputs,
             input_names: leaves.iter().map(|l| l.name.clone()).collect(),
             sandbox,
+            sessions: std::sync::Mutex::new(Vec::new()),
+            slots: std::sync::atomic::AtomicUsize::new(0),
         });
         let run = self.run_datums(&ctx, datums, &mut job);
         let outcome = match pipeline.spec.job_timeout() {
@@ -395,36 +400,35 @@ impl Pps {
         reason: String,
         changes: Option<Vec<Change>>,
     ) -> Result<()> {
-        self.finish_output(commit, changes).await?;
+        // Order matters for restarts: the output is staged into the commit,
+        // then the job's end recorded, then the commit finished. A crash in
+        // between leaves a finished job with an open commit, which the
+        // controller finishes (with the staged output) when it comes back.
+        if let Some(changes) = changes {
+            self.pfs
+                .write_changes(&commit.repo, &commit.id, changes)
+                .await?;
+        }
         let _ = tokio::fs::remove_dir_all(self.scratch.join(&job.id)).await;
         job.state = state;
         job.reason = reason;
         job.finished_ns = Some(crate::now_ns());
         let key = job_key(&job.id);
         // A job deleted while it ran stays deleted.
-        let Some((_, rev)) = load::<JobRecord>(&**self.pfs.meta(), &key).await? else {
-            return Ok(());
-        };
-        self.pfs
-            .meta()
-            .commit(Txn::new().expect(&key, rev).put(&key, encode(&job)))
-            .await?;
+        if let Some((_, rev)) = load::<JobRecord>(&**self.pfs.meta(), &key).await? {
+            self.pfs
+                .meta()
+                .commit(Txn::new().expect(&key, rev).put(&key, encode(&job)))
+                .await?;
+        }
+        self.finish_output(commit).await?;
         tracing::info!(job = %job.id, pipeline = %job.pipeline, state = job.state.as_str(), reason = %job.reason, "job ended");
         Ok(())
     }
 
-    /// Writes the job's output (when it succeeded) and finishes the commit. A
-    /// failed or killed job's commit is finished unchanged (its parent's files).
-    async fn finish_output(
-        &self,
-        commit: &CommitRecord,
-        changes: Option<Vec<Change>>,
-    ) -> Result<()> {
-        if let Some(changes) = changes {
-            self.pfs
-                .write_changes(&commit.repo, &commit.id, changes)
-                .await?;
-        }
+    /// Finishes the output commit with what was staged into it: the job's
+    /// output, or nothing (a failed or killed job keeps its parent's files).
+    async fn finish_output(&self, commit: &CommitRecord) -> Result<()> {
         match self.pfs.finish_commit(&commit.repo, &commit.id, None).await {
             Ok(_) | Err(PfsError::CommitFinished { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -530,15 +534,18 @@ impl Pps {
         let key = cache_id(&ctx.pipeline.salt, &d.id);
         let ckey = cache_key(ctx.pipeline.name(), &key);
         if let Some((c, _)) = load::<CacheRecord>(&**self.pfs.meta(), &ckey).await? {
-            let outputs: Vec<FileEntry> = content
-                .read_changes(&c.outputs)
-                .await?
-                .into_iter()
-                .filter_map(|ch| match ch {
-                    Change::Put(e) => Some(e),
-                    _ => None,
-                })
-                .collect();
+            let outputs: Vec<FileEntry> = match c.entries {
+                Some(entries) => entries,
+                None => content
+                    .read_changes(&c.outputs)
+                    .await?
+                    .into_iter()
+                    .filter_map(|ch| match ch {
+                        Change::Put(e) => Some(e),
+                        _ => None,
+                    })
+                    .collect(),
+            };
             return Ok(DatumOutcome {
                 record: DatumRecord {
                     id: d.id.clone(),
@@ -592,6 +599,9 @@ impl Pps {
                     key,
                     CacheRecord {
                         outputs: hash,
+                        entries: (serde_json::to_vec(&entries).map_or(usize::MAX, |v| v.len())
+                            <= INLINE_OUTPUTS)
+                            .then(|| entries.clone()),
                         job: ctx.job_id.clone(),
                         datum: d.id.clone(),
                     },
@@ -631,7 +641,6 @@ impl Pps {
         let spec = &ctx.pipeline.spec;
         let t = &spec.transform;
         let content = self.pfs.content();
-        let dir: PathBuf = self.scratch.join(&ctx.job_id).join(&d.id);
         let mut mounts = Vec::new();
         let mut env: Vec<(String, String)> =
             t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -679,12 +688,20 @@ impl Pps {
         let tries = spec.datum_tries().max(1);
         let mut reason = String::new();
         let mut attempt = 0;
+        let mut session: Option<SandboxSession> =
+            ctx.sessions.lock().ok().and_then(|mut s| s.pop());
         let result = loop {
             attempt += 1;
-            let _ = tokio::fs::remove_dir_all(&dir).await;
             let step = async {
-                pach_worker::materialise(content, &dir, &ctx.input_names, &mounts).await?;
-                let outcome = sandbox.run(&dir, &command, log).await?;
+                if !session.as_mut().is_some_and(|s| s.is_alive()) {
+                    session = Some(self.new_session(ctx, sandbox).await?);
+                }
+                let Some(s) = session.as_mut() else {
+                    return Ok(Err("no sandbox".to_string()));
+                };
+                s.reset().await?;
+                pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts).await?;
+                let outcome = s.run(&command, log).await?;
                 let ok = outcome.code == Some(0)
                     || outcome
                         .code
@@ -699,7 +716,7 @@ impl Pps {
                         (false, None) => "killed by a signal".to_string(),
                     }));
                 }
-                Ok(Ok(pach_worker::collect(content, &dir).await?))
+                Ok(Ok(pach_worker::collect(content, s.dir()).await?))
             };
             let step: std::result::Result<
                 std::result::Result<Vec<FileEntry>, String>,
@@ -727,15 +744,47 @@ impl Pps {
                     working_dir: t.working_dir.clone(),
                     timeout: spec.datum_timeout(),
                 };
-                match sandbox.run(&dir, &err, log).await {
-                    Ok(o) if o.code == Some(0) => (DatumState::Recovered, vec![], attempt, reason),
+                // err_cmd sees the failed datum's /pfs, as in Pachyderm.
+                let recovered = async {
+                    if !session.as_mut().is_some_and(|s| s.is_alive()) {
+                        let s = session.insert(self.new_session(ctx, sandbox).await?);
+                        s.reset().await?;
+                        pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts)
+                            .await?;
+                    }
+                    match session.as_mut() {
+                        Some(s) => s.run(&err, log).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                match recovered.await {
+                    Ok(Some(o)) if o.code == Some(0) => {
+                        (DatumState::Recovered, vec![], attempt, reason)
+                    }
                     _ => (DatumState::Failed, vec![], attempt, reason),
                 }
             }
             None => (DatumState::Failed, vec![], attempt, reason),
         };
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        if let Some(mut s) = session
+            && s.is_alive()
+            && let Ok(mut pool) = ctx.sessions.lock()
+        {
+            pool.push(s);
+        }
         Ok(out)
+    }
+
+    /// A new sandbox for this job, in its own slot directory.
+    async fn new_session(
+        &self,
+        ctx: &JobContext,
+        sandbox: &Sandbox,
+    ) -> std::result::Result<SandboxSession, pach_worker::WorkerError> {
+        let n = ctx.slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = self.scratch.join(&ctx.job_id).join(format!("slot-{n}"));
+        let _ = tokio::fs::remove_dir_all(&slot).await;
+        sandbox.start(&slot).await
     }
 }
 

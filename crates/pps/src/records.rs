@@ -11,7 +11,7 @@
 //! Datum outputs and logs live in the bucket; records only name them.
 
 use pach_pfs::CommitName;
-use pach_storage::ContentHash;
+use pach_storage::{ContentHash, FileEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::datum::DatumInput;
@@ -150,9 +150,17 @@ pub struct DatumRecord {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CacheRecord {
+    /// The change set holding the datum's output files.
     pub outputs: ContentHash,
+    /// The same entries, kept inline when they are small, so that reusing the
+    /// datum costs no bucket read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<FileEntry>>,
     pub job: String,
     pub datum: String,
 }
+
+/// Output entries of a datum kept inline in its cache record up to this size.
+pub const INLINE_OUTPUTS: usize = 2048;

@@ -553,3 +553,130 @@ pub fn input_repos(input: &Input) -> Vec<(String, String)> {
     walk(input, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDGES: &str = r#"{"pipeline":{"name":"edges"},"description":"A pipeline that performs image edge detection by using the OpenCV library.","transform":{"cmd":["python3","/edges.py"],"image":"pachyderm/opencv"},"input":{"pfs":{"repo":"images","glob":"/*"}}}"#;
+    const MONTAGE: &str = r#"{
+  "pipeline": {"name": "montage"},
+  "description": "A pipeline that combines images from the `images` and `edges` repositories into a montage.",
+  "input": {"cross": [{"pfs": {"glob": "/", "repo": "images"}}, {"pfs": {"glob": "/", "repo": "edges"}}]},
+  "transform": {
+    "cmd": ["sh"],
+    "image": "v4tech/imagemagick",
+    "stdin": ["montage -shadow -background SkyBlue -geometry 300x300+2+2 $(find -L /pfs/images /pfs/edges -type f | sort) /pfs/out/montage.png"]
+  }
+}"#;
+
+    fn one(text: &str) -> PipelineSpec {
+        let mut v = parse_specs(text).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    fn invalid(text: &str) -> String {
+        match parse_specs(text) {
+            Err(PpsError::InvalidSpec(m)) => m,
+            other => panic!("expected an invalid spec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pachyderm_examples_parse_with_defaults() {
+        let e = one(EDGES);
+        assert_eq!(e.pipeline.name, "edges");
+        assert_eq!(e.transform.cmd, ["python3", "/edges.py"]);
+        assert_eq!(e.output_branch, "master");
+        let pfs = e.input.as_ref().unwrap().pfs.as_ref().unwrap();
+        assert_eq!(
+            (pfs.name.as_str(), pfs.branch.as_str()),
+            ("images", "master")
+        );
+        assert_eq!(e.datum_tries(), 3);
+        assert_eq!(e.parallelism(), 1);
+        let m = one(MONTAGE);
+        assert_eq!(m.input.as_ref().unwrap().cross.len(), 2);
+        assert_eq!(
+            input_repos(m.input.as_ref().unwrap()),
+            [
+                ("images".to_string(), "master".to_string()),
+                ("edges".to_string(), "master".to_string())
+            ]
+        );
+        // Re-serialised specs parse back to the same thing.
+        let again = one(&serde_json::to_string(&m).unwrap());
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn several_specs_per_file_in_json_and_yaml() {
+        let both = parse_specs(&format!("{EDGES}\n{MONTAGE}")).unwrap();
+        assert_eq!(both.len(), 2);
+        let yaml = "pipeline: {name: a}\ntransform: {cmd: [sh]}\ninput: {pfs: {repo: r, glob: /*}}\n---\npipeline: {name: b}\ntransform: {cmd: [sh]}\ninput: {cron: {name: tick, spec: \"@every 10s\"}}\n";
+        let v = parse_specs(yaml).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v[1].input.as_ref().unwrap().cron.as_ref().unwrap().repo,
+            "b_tick"
+        );
+        assert!(invalid("  \n").contains("no pipeline spec"));
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_named() {
+        let m = invalid(&EDGES.replace("\"transform\"", "\"transfrom\""));
+        assert!(m.contains("transfrom"), "{m}");
+        let m = invalid(&EDGES.replace("\"glob\"", "\"glog\""));
+        assert!(m.contains("glog"), "{m}");
+        let m = invalid(
+            r#"{"pipeline":{"name":"x"},"transform":{"cmd":"sh"},"input":{"pfs":{"repo":"r","glob":"/"}}}"#,
+        );
+        assert!(m.contains("invalid type"), "{m}");
+        let m = invalid(
+            "pipeline: {name: x}\ntransform: {cmd: [sh], bogus: 1}\ninput: {pfs: {repo: r, glob: /}}\n",
+        );
+        assert!(m.contains("bogus"), "{m}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let base = |input: &str| {
+            format!(r#"{{"pipeline":{{"name":"p"}},"transform":{{"cmd":["sh"]}},"input":{input}}}"#)
+        };
+        let cases = [
+            (base(r#"{"pfs":{"repo":"r","glob":"/[a"}}"#), "input.pfs.glob"),
+            (base(r#"{"pfs":{"repo":"r"}}"#), "input.pfs.glob"),
+            (base(r#"{"pfs":{"glob":"/"}}"#), "input.pfs.repo"),
+            (base(r#"{"pfs":{"repo":"r","glob":"/"},"cross":[{"pfs":{"repo":"s","glob":"/"}}]}"#), "exactly one"),
+            (base(r#"{}"#), "exactly one"),
+            (base(r#"{"cross":[{"pfs":{"repo":"r","glob":"/"}},{"pfs":{"repo":"r","glob":"/*"}}]}"#), "two inputs are named 'r'"),
+            (base(r#"{"join":[{"pfs":{"repo":"a","glob":"/(*)"}},{"pfs":{"repo":"b","glob":"/(*)","join_on":"$1"}}]}"#), "input.join[0].pfs.join_on"),
+            (base(r#"{"pfs":{"repo":"a","glob":"/(*)","join_on":"$1"}}"#), "only meaningful inside a join"),
+            (base(r#"{"group":[{"pfs":{"repo":"a","glob":"/(*)"}}]}"#), "group_by"),
+            (base(r#"{"pfs":{"repo":"a","glob":"/","name":"out"}}"#), "reserved"),
+            (base(r#"{"cron":{"name":"t","spec":"every day"}}"#), "input.cron.spec"),
+            (r#"{"pipeline":{"name":"bad name"},"transform":{"cmd":["sh"]},"input":{"pfs":{"repo":"r","glob":"/"}}}"#.to_string(), "pipeline.name"),
+            (r#"{"pipeline":{"name":"p"},"transform":{},"input":{"pfs":{"repo":"r","glob":"/"}}}"#.to_string(), "transform.cmd"),
+            (r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]}}"#.to_string(), "input"),
+            (r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"datum_timeout":"soon","input":{"pfs":{"repo":"r","glob":"/"}}}"#.to_string(), "datum_timeout"),
+            (r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"egress":{},"input":{"pfs":{"repo":"r","glob":"/"}}}"#.to_string(), "egress.URL"),
+        ];
+        for (spec, needle) in cases {
+            let m = invalid(&spec);
+            assert!(m.contains(needle), "{spec}\n=> {m}");
+        }
+    }
+
+    #[test]
+    fn durations_tries_and_parallelism() {
+        let s = one(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"datum_tries":1,"datum_timeout":"1m30s","job_timeout":"2h","parallelism_spec":{"constant":4},"input":{"pfs":{"repo":"r","glob":"/"}}}"#,
+        );
+        assert_eq!(s.datum_tries(), 1);
+        assert_eq!(s.datum_timeout(), Some(Duration::from_secs(90)));
+        assert_eq!(s.job_timeout(), Some(Duration::from_secs(7200)));
+        assert_eq!(s.parallelism(), 4);
+    }
+}

@@ -2,9 +2,10 @@
 //!
 //! 1. [`materialise`] writes the datum's input files under `<dir>/pfs/<input>/…`
 //!    at their repo paths, and an empty `<dir>/pfs/out`;
-//! 2. [`Sandbox::run`] runs `transform.cmd` (fed `transform.stdin`) inside a
-//!    bubblewrap sandbox that sees the host's userland read-only, a private
-//!    `/tmp`, and `<dir>/pfs` mounted at `/pfs`;
+//! 2. [`SandboxSession::run`] runs `transform.cmd` (fed `transform.stdin`)
+//!    inside a bubblewrap sandbox that sees the host's userland read-only, a
+//!    private `/tmp`, and `<dir>/pfs` mounted at `/pfs`; one sandbox serves
+//!    many datums in turn;
 //! 3. [`collect`] stores everything user code left in `/pfs/out` (following
 //!    symlinks into `/pfs/<input>`, as Pachyderm's examples rely on) and
 //!    returns the file entries.
@@ -18,7 +19,7 @@ mod sandbox;
 
 pub use collect::collect;
 pub use materialise::{InputMount, materialise};
-pub use sandbox::{Command, Outcome, Sandbox};
+pub use sandbox::{Command, Outcome, Sandbox, SandboxSession};
 
 use std::path::PathBuf;
 

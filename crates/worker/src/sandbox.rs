@@ -1,20 +1,35 @@
 //! The bubblewrap sandbox user code runs in. The host's top-level directories
 //! are mounted read-only (so the tools a pipeline calls are the host's), `/tmp`
 //! is private, `/pfs` holds the datum's inputs read-only and `/pfs/out`
-//! writable. The sandbox has its own PID namespace and dies with its parent,
-//! so a timeout or a stopped job leaves no process behind.
+//! writable. The sandbox has its own PID namespace and dies with its parent.
+//!
+//! Starting a sandbox costs several milliseconds, more than many datums take,
+//! so a [`SandboxSession`] keeps one sandbox alive across datums, like
+//! Pachyderm's worker container: a small shell loop inside it runs each
+//! datum's script on request and reports the exit code. Between datums the
+//! slot directory behind `/pfs` is emptied and refilled in place (the bind
+//! mounts follow the directories, so they must never be replaced). A datum
+//! that times out takes its whole sandbox down, leaving no process behind;
+//! the next datum gets a fresh one.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use crate::{Result, WorkerError};
+use crate::{Result, WorkerError, io};
 
 /// Logs kept per run; beyond this only the tail is kept.
-const MAX_LOG: usize = 8 << 20;
+const MAX_LOG: u64 = 8 << 20;
+
+/// Runs requests until its input closes: each line names a script to run
+/// with its output going to the log; the exit code is reported on stdout.
+const AGENT: &str = r#"while read -r req; do
+  sh /.pach/run.sh </.pach/stdin >/.pach/log 2>&1
+  echo "exit $?"
+done"#;
 
 /// What to run for a datum.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +45,7 @@ pub struct Command {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// The exit code; None when killed by a signal or the timeout.
+    /// The exit code (128 + N when killed by signal N); None on timeout.
     pub code: Option<i32>,
     pub timed_out: bool,
 }
@@ -47,7 +62,7 @@ impl Sandbox {
     pub fn detect() -> Result<Sandbox> {
         let bwrap = find_on_path("bwrap").ok_or(WorkerError::NoBubblewrap)?;
         let mut host_args = Vec::new();
-        let entries = std::fs::read_dir("/").map_err(crate::io("cannot list", "/"))?;
+        let entries = std::fs::read_dir("/").map_err(io("cannot list", "/"))?;
         let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
         names.sort();
         for name in names {
@@ -55,13 +70,15 @@ impl Sandbox {
                 continue;
             };
             // Provided by bubblewrap itself or by us.
-            if matches!(name.as_str(), "proc" | "dev" | "tmp" | "pfs" | "sys") {
+            if matches!(
+                name.as_str(),
+                "proc" | "dev" | "tmp" | "pfs" | "sys" | ".pach"
+            ) {
                 continue;
             }
             let host = format!("/{name}");
-            let meta = match std::fs::symlink_metadata(&host) {
-                Ok(m) => m,
-                Err(_) => continue,
+            let Ok(meta) = std::fs::symlink_metadata(&host) else {
+                continue;
             };
             if meta.file_type().is_symlink() {
                 if let Ok(target) = std::fs::read_link(&host) {
@@ -78,11 +95,17 @@ impl Sandbox {
         Ok(Sandbox { bwrap, host_args })
     }
 
-    /// Runs `command` with `<dir>/pfs` at `/pfs`; its standard output and
-    /// error, interleaved by line, are appended to `log`.
-    pub async fn run(&self, dir: &Path, command: &Command, log: &mut Vec<u8>) -> Result<Outcome> {
-        let program = command.cmd.first().cloned().unwrap_or_default();
-        let pfs = dir.join("pfs");
+    /// Starts a sandbox over the slot directory `slot`: `slot/pfs` appears at
+    /// `/pfs` (with `slot/pfs/out` writable) and `slot/ctl` holds the run
+    /// requests and logs.
+    pub async fn start(&self, slot: &Path) -> Result<SandboxSession> {
+        let pfs = slot.join("pfs");
+        let ctl = slot.join("ctl");
+        for d in [pfs.join("out"), ctl.clone()] {
+            tokio::fs::create_dir_all(&d)
+                .await
+                .map_err(io("cannot create", &d))?;
+        }
         let mut bwrap = tokio::process::Command::new(&self.bwrap);
         bwrap
             .args(["--die-with-parent", "--unshare-pid", "--tmpfs", "/"])
@@ -94,14 +117,10 @@ impl Sandbox {
             .arg("--bind")
             .arg(pfs.join("out"))
             .arg("/pfs/out")
-            .arg("--chdir")
-            .arg(if command.working_dir.is_empty() {
-                "/"
-            } else {
-                command.working_dir.as_str()
-            })
-            .arg("--")
-            .args(&command.cmd)
+            .arg("--bind")
+            .arg(&ctl)
+            .arg("/.pach")
+            .args(["--", "sh", "-c", AGENT])
             .env_clear()
             .env(
                 "PATH",
@@ -109,76 +128,192 @@ impl Sandbox {
             )
             .env("HOME", "/tmp")
             .env("LANG", "C.UTF-8")
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .kill_on_drop(true);
         let mut child = bwrap.spawn().map_err(|source| WorkerError::Spawn {
-            program: program.clone(),
+            program: "bwrap".into(),
             source,
         })?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_lines(out, tx.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_lines(err, tx.clone()));
-        }
-        drop(tx);
-        if let Some(mut stdin) = child.stdin.take() {
-            let mut text = command.stdin.join("\n");
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            // A command that does not read its input closes the pipe early; that is fine.
-            tokio::spawn(async move {
-                let _ = stdin.write_all(text.as_bytes()).await;
-            });
-        }
-        let collect_logs = async {
-            let mut buf = Vec::new();
-            while let Some(line) = rx.recv().await {
-                buf.extend_from_slice(&line);
-                if buf.len() > MAX_LOG {
-                    let cut = buf.len() - MAX_LOG / 2;
-                    buf.drain(..cut);
-                }
-            }
-            buf
-        };
-        let wait = async {
-            match command.timeout {
-                Some(t) => match tokio::time::timeout(t, child.wait()).await {
-                    Ok(status) => status.map(|s| (s.code(), false)),
-                    Err(_) => {
-                        let _ = child.start_kill();
-                        child.wait().await.map(|_| (None, true))
-                    }
-                },
-                None => child.wait().await.map(|s| (s.code(), false)),
-            }
-        };
-        let (status, logs) = tokio::join!(wait, collect_logs);
-        log.extend_from_slice(&logs);
-        let (code, timed_out) = status.map_err(|source| WorkerError::Spawn { program, source })?;
-        Ok(Outcome { code, timed_out })
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
+        Ok(SandboxSession {
+            child,
+            stdin,
+            stdout,
+            slot: slot.to_path_buf(),
+        })
     }
 }
 
-async fn forward_lines(stream: impl AsyncRead + Unpin, tx: mpsc::UnboundedSender<Vec<u8>>) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if tx.send(line).is_err() {
-                    return;
+/// A running sandbox that runs datums one at a time.
+pub struct SandboxSession {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<Lines<BufReader<ChildStdout>>>,
+    slot: PathBuf,
+}
+
+impl SandboxSession {
+    /// The slot directory: inputs go under `dir()/pfs/<input>/`.
+    pub fn dir(&self) -> &Path {
+        &self.slot
+    }
+
+    /// Empties `/pfs` for the next datum, keeping the mounted directories.
+    pub async fn reset(&self) -> Result<()> {
+        let slot = self.slot.clone();
+        tokio::task::spawn_blocking(move || clear_slot(&slot))
+            .await
+            .map_err(|e| WorkerError::Io {
+                what: "cannot clear",
+                path: PathBuf::new(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Runs `command`; its standard output and error, interleaved as written,
+    /// are appended to `log`. After a timeout the session is dead (the
+    /// sandbox was killed with everything in it): start a new one.
+    pub async fn run(&mut self, command: &Command, log: &mut Vec<u8>) -> Result<Outcome> {
+        let ctl = self.slot.join("ctl");
+        let script = script(command);
+        let mut stdin = command.stdin.join("\n");
+        if !stdin.is_empty() {
+            stdin.push('\n');
+        }
+        for (name, body) in [("run.sh", script.as_str()), ("stdin", stdin.as_str())] {
+            let p = ctl.join(name);
+            tokio::fs::write(&p, body)
+                .await
+                .map_err(io("cannot write", &p))?;
+        }
+        let (Some(input), Some(output)) = (self.stdin.as_mut(), self.stdout.as_mut()) else {
+            return Err(self.died());
+        };
+        let request = async {
+            input.write_all(b"run\n").await.ok()?;
+            input.flush().await.ok()?;
+            output.next_line().await.ok()?
+        };
+        let reply = match command.timeout {
+            Some(t) => match tokio::time::timeout(t, request).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.kill().await;
+                    read_log(&ctl, log).await;
+                    return Ok(Outcome {
+                        code: None,
+                        timed_out: true,
+                    });
                 }
-            }
+            },
+            None => request.await,
+        };
+        read_log(&ctl, log).await;
+        let code = reply
+            .as_deref()
+            .and_then(|l| l.strip_prefix("exit "))
+            .and_then(|c| c.trim().parse::<i32>().ok());
+        match code {
+            Some(code) => Ok(Outcome {
+                code: Some(code),
+                timed_out: false,
+            }),
+            None => Err(self.died()),
         }
     }
+
+    pub fn is_alive(&mut self) -> bool {
+        self.stdin.is_some() && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    async fn kill(&mut self) {
+        self.stdin = None;
+        self.stdout = None;
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    fn died(&mut self) -> WorkerError {
+        self.stdin = None;
+        WorkerError::Spawn {
+            program: "the sandbox".into(),
+            source: std::io::Error::other(
+                "it exited unexpectedly; is bubblewrap able to create namespaces here?",
+            ),
+        }
+    }
+}
+
+/// The shell script running one datum: its environment, working directory
+/// and command, each word quoted.
+fn script(c: &Command) -> String {
+    let mut s = String::new();
+    for (k, v) in &c.env {
+        if k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') && !k.is_empty() {
+            s.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+    }
+    let wd = if c.working_dir.is_empty() {
+        "/"
+    } else {
+        c.working_dir.as_str()
+    };
+    s.push_str(&format!("cd {} || exit 126\n", quote(wd)));
+    s.push_str("exec");
+    for w in &c.cmd {
+        s.push(' ');
+        s.push_str(&quote(w));
+    }
+    s.push('\n');
+    s
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+async fn read_log(ctl: &Path, log: &mut Vec<u8>) {
+    let p = ctl.join("log");
+    let Ok(mut f) = tokio::fs::File::open(&p).await else {
+        return;
+    };
+    let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    if len > MAX_LOG {
+        use tokio::io::AsyncSeekExt;
+        let _ = f.seek(std::io::SeekFrom::Start(len - MAX_LOG)).await;
+    }
+    use tokio::io::AsyncReadExt;
+    let _ = f.read_to_end(log).await;
+    let _ = tokio::fs::remove_file(&p).await;
+}
+
+/// Removes everything below `slot/pfs` except the (emptied) `out` directory.
+fn clear_slot(slot: &Path) -> Result<()> {
+    let pfs = slot.join("pfs");
+    for dir in [&pfs, &pfs.join("out")] {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("cannot list", dir)(e)),
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if dir == &pfs && e.file_name() == "out" {
+                continue;
+            }
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(io("cannot clear", &path))?;
+        }
+    }
+    Ok(())
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {

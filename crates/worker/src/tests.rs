@@ -49,15 +49,16 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
             empty: true,
         },
     ];
+    let sandbox = Sandbox::detect().unwrap();
+    let mut session = sandbox.start(dir.path()).await.unwrap();
     materialise(
         &content,
-        dir.path(),
+        session.dir(),
         &["in".into(), "hollow".into(), "none".into()],
         &mounts,
     )
     .await
     .unwrap();
-    let sandbox = Sandbox::detect().unwrap();
     let mut cmd = sh(concat!(
         "set -e\n",
         "cat /pfs/in/dir/a.txt > /pfs/out/copy.txt\n",
@@ -72,7 +73,7 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     cmd.env = vec![("GREETING".into(), "hi".into())];
     cmd.working_dir = "/usr".into();
     let mut log = Vec::new();
-    let outcome = sandbox.run(dir.path(), &cmd, &mut log).await.unwrap();
+    let outcome = session.run(&cmd, &mut log).await.unwrap();
     assert_eq!(
         outcome,
         Outcome {
@@ -103,33 +104,51 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     assert_eq!(out[4].hash, entry.hash);
     // Nothing leaked onto the host outside the datum directory.
     assert!(!std::path::Path::new("/pfs").exists());
+
+    // The next datum in the same sandbox starts from an empty /pfs.
+    session.reset().await.unwrap();
+    materialise(&content, session.dir(), &["other".into()], &[])
+        .await
+        .unwrap();
+    let mut log = Vec::new();
+    let clean = sh(
+        "test ! -e /pfs/in && test -d /pfs/other && test -z \"$(ls -A /pfs/out)\" && test -z \"$GREETING\" && pwd",
+    );
+    let outcome = session.run(&clean, &mut log).await.unwrap();
+    assert_eq!(outcome.code, Some(0), "{}", String::from_utf8_lossy(&log));
+    assert_eq!(log, b"/\n");
+    assert!(collect(&content, session.dir()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn exit_codes_timeouts_and_links_outside_pfs() {
     let content = store();
     let dir = tempfile::tempdir().unwrap();
-    materialise(&content, dir.path(), &[], &[]).await.unwrap();
     let sandbox = Sandbox::detect().unwrap();
+    let mut session = sandbox.start(dir.path()).await.unwrap();
     let mut log = Vec::new();
-    let failed = sandbox
-        .run(dir.path(), &sh("exit 3"), &mut log)
-        .await
-        .unwrap();
+    let failed = session.run(&sh("exit 3"), &mut log).await.unwrap();
     assert_eq!(failed.code, Some(3));
+    assert!(session.is_alive());
 
-    let mut slow = sh("sleep 30");
-    slow.timeout = Some(Duration::from_millis(300));
+    let mut slow = sh("echo started; sleep 30");
+    slow.timeout = Some(Duration::from_millis(500));
     let started = std::time::Instant::now();
-    let t = sandbox.run(dir.path(), &slow, &mut log).await.unwrap();
+    let t = session.run(&slow, &mut log).await.unwrap();
     assert!(t.timed_out && t.code.is_none());
     assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&log).contains("started"));
+    // A timeout takes the sandbox down with everything in it.
+    assert!(!session.is_alive());
+    assert!(session.run(&sh("true"), &mut log).await.is_err());
 
-    let ok = sandbox
-        .run(dir.path(), &sh("ln -s /etc/hostname /pfs/out/h"), &mut log)
+    let mut session = sandbox.start(dir.path()).await.unwrap();
+    session.reset().await.unwrap();
+    let ok = session
+        .run(&sh("ln -s /etc/hostname /pfs/out/h"), &mut log)
         .await
         .unwrap();
     assert_eq!(ok.code, Some(0));
-    let err = collect(&content, dir.path()).await.unwrap_err();
+    let err = collect(&content, session.dir()).await.unwrap_err();
     assert!(matches!(err, WorkerError::LinkOutsidePfs { .. }), "{err}");
 }
