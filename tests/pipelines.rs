@@ -579,3 +579,70 @@ fn cron_inputs_tick_and_jobs_survive_a_crash() {
     let fsck = p.ok(&["fsck"]);
     assert!(!fsck.to_lowercase().contains("missing"), "{fsck}");
 }
+
+/// A shuffle in the style of Pachyderm's example: a union of two inputs read
+/// as empty placeholders (`empty_files`), a bash script that finds them with
+/// `find -L` and links them into a per-name directory. The outputs carry the
+/// inputs' real bytes. Written with Pachyderm 2.x's `project` fields.
+#[test]
+fn shuffle_with_empty_files_keeps_the_bytes() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "photos"]);
+    p.ok(&["create", "repo", "prices"]);
+    p.ok_stdin(
+        &["put", "file", "photos@master:/kiwi.jpeg"],
+        b"kiwi picture bytes",
+    );
+    p.ok_stdin(
+        &["put", "file", "photos@master:/plum.jpeg"],
+        b"plum picture",
+    );
+    p.ok_stdin(
+        &["put", "file", "prices@master:/kiwi.json"],
+        br#"{"price": 3}"#,
+    );
+    let spec = r#"{
+  "pipeline": {"project": {"name": "default"}, "name": "shuffle"},
+  "input": {"union": [
+    {"pfs": {"project": "default", "repo": "photos", "glob": "/*.jpeg", "empty_files": true}},
+    {"pfs": {"project": "default", "repo": "prices", "glob": "/*.json", "empty_files": true}}
+  ]},
+  "transform": {
+    "image": "ubuntu:22.04",
+    "cmd": ["/bin/bash"],
+    "stdin": [
+      "for f in $(find -L /pfs -not -path '*/out/*' -type f -path '*/photos/*'); do n=$(basename $f .jpeg); mkdir -p /pfs/out/$n; ln -s $f /pfs/out/$n/picture.jpeg; done",
+      "for f in $(find -L /pfs -not -path '*/out/*' -type f -path '*/prices/*'); do n=$(basename $f .json); mkdir -p /pfs/out/$n; ln -s $f /pfs/out/$n/price.json; done"
+    ]
+  }
+}"#;
+    let f = spec_file(&p, "shuffle.json", spec);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "photos@master"]);
+    p.ok(&["flush", "commit", "prices@master"]);
+    assert_eq!(
+        get(&p, "shuffle@master:/kiwi/picture.jpeg"),
+        "kiwi picture bytes"
+    );
+    assert_eq!(
+        get(&p, "shuffle@master:/kiwi/price.json"),
+        r#"{"price": 3}"#
+    );
+    assert_eq!(get(&p, "shuffle@master:/plum/picture.jpeg"), "plum picture");
+    let j = &jobs(&p, "shuffle")[0];
+    assert_eq!(j["data_total"], 3, "{j}");
+    let err = p.fails(&[
+        "create",
+        "pipeline",
+        "-f",
+        &spec_file(
+            &p,
+            "other.json",
+            &spec.replace(
+                r#""project": {"name": "default"}"#,
+                r#""project": {"name": "research"}"#,
+            ),
+        ),
+    ]);
+    assert!(err.contains("project 'research'"), "{err}");
+}

@@ -678,6 +678,10 @@ impl Pps {
             env.push((i.name.clone(), format!("/pfs/{}{}", i.name, glob_path)));
             env.push((format!("{}_COMMIT", i.name), commit.clone()));
         }
+        let linked: HashMap<String, FileEntry> = mounts
+            .iter()
+            .map(|m| (format!("/pfs/{}{}", m.input, m.entry.path), m.entry.clone()))
+            .collect();
         let command = Command {
             cmd: t.cmd.clone(),
             stdin: t.stdin.clone(),
@@ -716,7 +720,7 @@ impl Pps {
                         (false, None) => "killed by a signal".to_string(),
                     }));
                 }
-                Ok(Ok(pach_worker::collect(content, s.dir()).await?))
+                Ok(Ok(pach_worker::collect(content, s.dir(), &linked).await?))
             };
             let step: std::result::Result<
                 std::result::Result<Vec<FileEntry>, String>,

@@ -20,6 +20,16 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct PipelineRef {
     pub name: String,
+    /// Pachyderm 2.x projects: only the default project exists here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectRef {
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -166,6 +176,9 @@ pub struct Input {
 pub struct PfsInput {
     #[serde(default, skip_serializing_if = "is_default")]
     pub name: String,
+    /// Pachyderm 2.x projects: only the default project exists here.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub project: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub repo: String,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -332,6 +345,17 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
             "pipeline.name '{name}': a name is 1 to 63 letters, digits, '_' or '-'"
         )));
     }
+    if let Some(p) = &spec.pipeline.project
+        && !matches!(p.name.as_str(), "" | "default")
+    {
+        return Err(err(
+            "pipeline.project",
+            format!(
+                "project '{}' does not exist; only the default project is supported",
+                p.name
+            ),
+        ));
+    }
     if spec.transform.cmd.is_empty() {
         return Err(err(
             "transform.cmd",
@@ -423,6 +447,15 @@ fn validate_input(
             return Err(err(
                 &f("repo"),
                 format!("'{}' is not a valid repo name", p.repo),
+            ));
+        }
+        if !matches!(p.project.as_str(), "" | "default") {
+            return Err(err(
+                &f("project"),
+                format!(
+                    "project '{}' does not exist; only the default project is supported",
+                    p.project
+                ),
             ));
         }
         if p.glob.is_empty() {

@@ -1,8 +1,11 @@
 //! Stores what user code wrote to `/pfs/out`. Symlinks are followed the way
 //! they resolve inside the sandbox: an absolute `/pfs/...` target is read from
-//! the datum directory, so a link into an input yields the input's bytes
-//! (and, content being addressed by hash, costs no new storage).
+//! the datum directory. A link that lands on an input file yields that input's
+//! entry by reference — no bytes are read or stored, and with `empty_files`
+//! (where the sandbox only holds empty placeholders) the output still carries
+//! the input's real content, as Pachyderm's shuffle pipelines expect.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use pach_storage::{ContentStore, FileEntry};
@@ -14,10 +17,17 @@ use crate::{Result, WorkerError, io};
 const MAX_LINKS: usize = 40;
 
 /// Stores every file below `<dir>/pfs/out` and returns their entries, with
-/// paths relative to `/pfs/out` ("/a/b.txt"), sorted by path.
-pub async fn collect(content: &ContentStore, dir: &Path) -> Result<Vec<FileEntry>> {
+/// paths relative to `/pfs/out` ("/a/b.txt"), sorted by path. `inputs` maps
+/// the sandbox path of each mounted input file (`/pfs/<input>/<path>`) to its
+/// entry.
+pub async fn collect(
+    content: &ContentStore,
+    dir: &Path,
+    inputs: &HashMap<String, FileEntry>,
+) -> Result<Vec<FileEntry>> {
     let pfs = dir.join("pfs");
     let mut files = Vec::new();
+    let mut by_reference = Vec::new();
     let mut stack = vec![(pfs.join("out"), String::new())];
     while let Some((host_dir, out_path)) = stack.pop() {
         let mut entries = tokio::fs::read_dir(&host_dir)
@@ -37,7 +47,18 @@ pub async fn collect(content: &ContentStore, dir: &Path) -> Result<Vec<FileEntry
             if meta.is_dir() {
                 stack.push((host, path));
             } else if meta.is_file() {
-                files.push((path, host));
+                let linked = host
+                    .strip_prefix(&pfs)
+                    .ok()
+                    .filter(|rel| !rel.starts_with("out"))
+                    .and_then(|rel| inputs.get(&format!("/pfs/{}", rel.to_string_lossy())));
+                match linked {
+                    Some(entry) => by_reference.push(FileEntry {
+                        path,
+                        ..entry.clone()
+                    }),
+                    None => files.push((path, host)),
+                }
             }
         }
     }
@@ -63,6 +84,8 @@ pub async fn collect(content: &ContentStore, dir: &Path) -> Result<Vec<FileEntry
         out.push(session.end_file().await?);
     }
     session.finish().await?;
+    out.extend(by_reference);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
@@ -87,11 +110,35 @@ async fn resolve(pfs: &Path, mut host: PathBuf, out_path: &str) -> Result<PathBu
                 target: target.to_string_lossy().into_owned(),
             });
         } else {
-            host.parent().unwrap_or(pfs).join(target)
+            let joined = lexical(&host.parent().unwrap_or(pfs).join(&target));
+            if !joined.starts_with(pfs) {
+                return Err(WorkerError::LinkOutsidePfs {
+                    path: out_path.to_string(),
+                    target: target.to_string_lossy().into_owned(),
+                });
+            }
+            joined
         };
     }
     Err(WorkerError::LinkOutsidePfs {
         path: out_path.to_string(),
         target: "(a chain of more than 40 links)".into(),
     })
+}
+
+/// `a/b/../c` -> `a/c`, without touching the filesystem (links are resolved
+/// one at a time by the caller).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

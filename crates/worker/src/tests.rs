@@ -63,6 +63,7 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
         "set -e\n",
         "cat /pfs/in/dir/a.txt > /pfs/out/copy.txt\n",
         "mkdir -p /pfs/out/sub && ln -s /pfs/in/dir/a.txt /pfs/out/sub/link.txt\n",
+        "ln -s ../hollow/dir/a.txt /pfs/out/hollow-link\n",
         "test -d /pfs/none\n",
         "printf '%s' \"$(wc -c < /pfs/hollow/dir/a.txt)\" > /pfs/out/hollow-size\n",
         "echo \"$GREETING\" > /pfs/out/env.txt\n",
@@ -74,6 +75,12 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     cmd.working_dir = "/usr".into();
     let mut log = Vec::new();
     let outcome = session.run(&cmd, &mut log).await.unwrap();
+    let linked: std::collections::HashMap<String, pach_storage::FileEntry> = [
+        ("/pfs/in/dir/a.txt".to_string(), entry.clone()),
+        ("/pfs/hollow/dir/a.txt".to_string(), entry.clone()),
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(
         outcome,
         Outcome {
@@ -84,13 +91,14 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
         String::from_utf8_lossy(&log)
     );
     assert!(String::from_utf8_lossy(&log).contains("to-stderr"));
-    let out = collect(&content, dir.path()).await.unwrap();
+    let out = collect(&content, dir.path(), &linked).await.unwrap();
     let paths: Vec<_> = out.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
         [
             "/copy.txt",
             "/env.txt",
+            "/hollow-link",
             "/hollow-size",
             "/pwd.txt",
             "/sub/link.txt"
@@ -98,10 +106,13 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     );
     assert_eq!(read_all(&content, &out[0]).await, b"hello input\n");
     assert_eq!(read_all(&content, &out[1]).await, b"hi\n");
-    assert_eq!(read_all(&content, &out[2]).await, b"0");
-    assert_eq!(read_all(&content, &out[3]).await, b"/usr\n");
-    // The link yields the input's bytes, stored under the same hash.
-    assert_eq!(out[4].hash, entry.hash);
+    // A link to an empty_files placeholder still carries the input's bytes.
+    assert_eq!(read_all(&content, &out[2]).await, b"hello input\n");
+    assert_eq!(read_all(&content, &out[3]).await, b"0");
+    assert_eq!(read_all(&content, &out[4]).await, b"/usr\n");
+    // The link yields the input's entry by reference.
+    assert_eq!(out[5].hash, entry.hash);
+    assert_eq!(out[5].chunks, entry.chunks);
     // Nothing leaked onto the host outside the datum directory.
     assert!(!std::path::Path::new("/pfs").exists());
 
@@ -117,7 +128,12 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     let outcome = session.run(&clean, &mut log).await.unwrap();
     assert_eq!(outcome.code, Some(0), "{}", String::from_utf8_lossy(&log));
     assert_eq!(log, b"/\n");
-    assert!(collect(&content, session.dir()).await.unwrap().is_empty());
+    assert!(
+        collect(&content, session.dir(), &Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -149,6 +165,8 @@ async fn exit_codes_timeouts_and_links_outside_pfs() {
         .await
         .unwrap();
     assert_eq!(ok.code, Some(0));
-    let err = collect(&content, session.dir()).await.unwrap_err();
+    let err = collect(&content, session.dir(), &Default::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, WorkerError::LinkOutsidePfs { .. }), "{err}");
 }
