@@ -95,6 +95,12 @@ fn word_count_runs_incrementally_with_provenance() {
         logs.contains(&format!("job {job} datum {datum} input /pfs/docs/b.txt")),
         "{logs}"
     );
+    // Following a finished job's logs ends by itself.
+    let followed = p.ok(&["logs", "--job", job, "--follow"]);
+    assert_eq!(followed, logs);
+    // A pipeline's logs span its jobs: the first job ran three datums.
+    let all_logs = p.ok(&["logs", "--pipeline", "wc"]);
+    assert_eq!(all_logs.lines().count(), 4, "{all_logs}");
     let human = p.ok(&["list", "pipeline"]);
     assert!(
         human.contains("docs:/*") && human.contains("running / success"),
