@@ -6,7 +6,6 @@ use std::time::Duration;
 use object_store::ObjectStoreExt;
 use pach_api as api;
 use pach_api::pps_server::Pps as PpsApi;
-use pach_pfs::ErrorKind;
 use pach_pps::records::{DatumRecord, JobRecord};
 use pach_pps::{Pps, PpsError, info};
 use tonic::{Request, Response, Status};
@@ -18,18 +17,7 @@ pub struct PpsService {
 }
 
 pub fn status(e: PpsError) -> Status {
-    let message = e.to_string();
-    match e.kind() {
-        ErrorKind::NotFound => Status::not_found(message),
-        ErrorKind::AlreadyExists => Status::already_exists(message),
-        ErrorKind::InvalidArgument => Status::invalid_argument(message),
-        ErrorKind::FailedPrecondition => Status::failed_precondition(message),
-        ErrorKind::Unavailable => Status::unavailable(message),
-        ErrorKind::Internal => {
-            tracing::error!(error = %message, "internal error");
-            Status::internal(message)
-        }
-    }
+    crate::service::status_of(e.kind(), e.to_string())
 }
 
 fn json(v: serde_json::Value) -> api::Json {
@@ -39,6 +27,19 @@ fn json(v: serde_json::Value) -> api::Json {
 }
 
 impl PpsService {
+    async fn set_state(
+        &self,
+        r: api::PipelineSelection,
+        run: bool,
+    ) -> Result<Response<api::PipelineNames>, Status> {
+        let names = self
+            .pps
+            .set_pipeline_state(&r.names, r.all, run)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::PipelineNames { names }))
+    }
+
     async fn last_jobs(&self) -> Result<Vec<JobRecord>, Status> {
         self.pps.list_job(None).await.map_err(status)
     }
@@ -110,26 +111,14 @@ impl PpsApi for PpsService {
         &self,
         r: Request<api::PipelineSelection>,
     ) -> Result<Response<api::PipelineNames>, Status> {
-        let r = r.into_inner();
-        let names = self
-            .pps
-            .set_pipeline_state(&r.names, r.all, false)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(api::PipelineNames { names }))
+        self.set_state(r.into_inner(), false).await
     }
 
     async fn start_pipeline(
         &self,
         r: Request<api::PipelineSelection>,
     ) -> Result<Response<api::PipelineNames>, Status> {
-        let r = r.into_inner();
-        let names = self
-            .pps
-            .set_pipeline_state(&r.names, r.all, true)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(api::PipelineNames { names }))
+        self.set_state(r.into_inner(), true).await
     }
 
     async fn delete_pipeline(

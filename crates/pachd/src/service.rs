@@ -52,8 +52,12 @@ pub async fn serve(
 }
 
 pub fn status(e: PfsError) -> Status {
-    let message = e.to_string();
-    match e.kind() {
+    status_of(e.kind(), e.to_string())
+}
+
+/// The gRPC status for an error of a kind clients act on.
+pub(crate) fn status_of(kind: ErrorKind, message: String) -> Status {
+    match kind {
         ErrorKind::NotFound => Status::not_found(message),
         ErrorKind::AlreadyExists => Status::already_exists(message),
         ErrorKind::InvalidArgument => Status::invalid_argument(message),

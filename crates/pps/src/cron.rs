@@ -119,20 +119,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Every cron input of an input tree.
 pub fn cron_inputs(input: &Input) -> Vec<&CronInput> {
-    let mut out = Vec::new();
-    if let Some(c) = &input.cron {
-        out.push(c);
-    }
-    for c in input
-        .cross
-        .iter()
-        .chain(&input.union)
-        .chain(&input.join)
-        .chain(&input.group)
-    {
-        out.extend(cron_inputs(c));
-    }
-    out
+    input
+        .walk()
+        .into_iter()
+        .filter_map(|i| i.cron.as_ref())
+        .collect()
 }
 
 #[cfg(test)]

@@ -40,36 +40,22 @@ pub(crate) struct LeafInput {
 }
 
 pub(crate) fn leaf_inputs(input: Option<&Input>) -> Vec<LeafInput> {
-    fn walk(i: &Input, out: &mut Vec<LeafInput>) {
-        if let Some(p) = &i.pfs {
-            out.push(LeafInput {
+    let all = input.map(Input::walk).unwrap_or_default();
+    all.into_iter()
+        .filter_map(|i| match (&i.pfs, &i.cron) {
+            (Some(p), _) => Some(LeafInput {
                 name: p.name.clone(),
                 repo: p.repo.clone(),
                 branch: p.branch.clone(),
-            });
-        }
-        if let Some(c) = &i.cron {
-            out.push(LeafInput {
+            }),
+            (None, Some(c)) => Some(LeafInput {
                 name: c.name.clone(),
                 repo: c.repo.clone(),
                 branch: "master".into(),
-            });
-        }
-        for c in i
-            .cross
-            .iter()
-            .chain(&i.union)
-            .chain(&i.join)
-            .chain(&i.group)
-        {
-            walk(c, out);
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(i) = input {
-        walk(i, &mut out);
-    }
-    out
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a running job needs to run its datums.

@@ -369,25 +369,14 @@ pub(crate) fn input_repo_names(spec: &PipelineSpec) -> Vec<String> {
 
 /// The tick repos of a pipeline's cron inputs.
 pub(crate) fn cron_repos(spec: &PipelineSpec) -> Vec<String> {
-    fn walk(i: &spec::Input, out: &mut Vec<String>) {
-        if let Some(c) = &i.cron {
-            out.push(c.repo.clone());
-        }
-        for c in i
-            .cross
-            .iter()
-            .chain(&i.union)
-            .chain(&i.join)
-            .chain(&i.group)
-        {
-            walk(c, out);
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(i) = &spec.input {
-        walk(i, &mut out);
-    }
-    out
+    let all = spec
+        .input
+        .as_ref()
+        .map(spec::Input::walk)
+        .unwrap_or_default();
+    all.into_iter()
+        .filter_map(|i| i.cron.as_ref().map(|c| c.repo.clone()))
+        .collect()
 }
 
 fn new_salt(spec: &PipelineSpec) -> String {

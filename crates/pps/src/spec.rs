@@ -552,39 +552,45 @@ fn validate_input(
 /// Every repo and branch the input reads (pfs and cron inputs), in tree
 /// order, without repeats.
 pub fn input_repos(input: &Input) -> Vec<(String, String)> {
-    fn walk(i: &Input, out: &mut Vec<(String, String)>) {
-        let mut push = |r: &str, b: &str| {
-            let item = (
-                r.to_string(),
-                if b.is_empty() {
-                    "master".to_string()
-                } else {
-                    b.to_string()
-                },
-            );
-            if !out.contains(&item) {
-                out.push(item);
-            }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for i in input.walk() {
+        let found = match (&i.pfs, &i.cron) {
+            (Some(p), _) => Some((p.repo.clone(), p.branch.clone())),
+            (None, Some(c)) => Some((c.repo.clone(), String::new())),
+            _ => None,
         };
-        if let Some(p) = &i.pfs {
-            push(&p.repo, &p.branch);
-        }
-        if let Some(c) = &i.cron {
-            push(&c.repo, "master");
-        }
-        for c in i
-            .cross
-            .iter()
-            .chain(&i.union)
-            .chain(&i.join)
-            .chain(&i.group)
-        {
-            walk(c, out);
+        if let Some((repo, branch)) = found {
+            let branch = if branch.is_empty() {
+                "master".into()
+            } else {
+                branch
+            };
+            if !out.iter().any(|(r, b)| *r == repo && *b == branch) {
+                out.push((repo, branch));
+            }
         }
     }
-    let mut out = Vec::new();
-    walk(input, &mut out);
     out
+}
+
+impl Input {
+    /// The sub-inputs of a cross, union, join or group.
+    pub fn children(&self) -> impl Iterator<Item = &Input> {
+        self.cross
+            .iter()
+            .chain(&self.union)
+            .chain(&self.join)
+            .chain(&self.group)
+    }
+
+    /// Every input of the tree, depth first, this one first.
+    pub fn walk(&self) -> Vec<&Input> {
+        let mut out = vec![self];
+        for c in self.children() {
+            out.extend(c.walk());
+        }
+        out
+    }
 }
 
 #[cfg(test)]
