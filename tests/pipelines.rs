@@ -428,12 +428,30 @@ fn transform_options_env_return_codes_err_cmd_and_timeouts() {
  "datum_tries": 1, "datum_timeout": "1s",
  "input": {"pfs": {"repo": "in", "glob": "/*"}}}
 "#;
-    let f = spec_file(&p, "opts.json", specs);
+    let egress_dir = p.dir.path().join("egress");
+    std::fs::create_dir_all(&egress_dir).unwrap();
+    let specs = specs.replace(
+        r#""accept_return_code": [3]},"#,
+        &format!(
+            r#""accept_return_code": [3]}}, "egress": {{"URL": "file://{}"}},"#,
+            egress_dir.display()
+        ),
+    );
+    let f = spec_file(&p, "opts.json", &specs);
     p.ok(&["create", "pipeline", "-f", &f]);
     p.ok(&["flush", "commit", "in@master"]);
     assert_eq!(get(&p, "opts@master:/env"), "hello /usr\n");
     assert_eq!(get(&p, "opts@master:/stdin"), "from stdin\n");
     assert_eq!(jobs(&p, "opts")[0]["state"], "JOB_SUCCESS");
+    // Egress copied the output to the URL.
+    assert_eq!(
+        std::fs::read_to_string(egress_dir.join("env")).unwrap(),
+        "hello /usr\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(egress_dir.join("stdin")).unwrap(),
+        "from stdin\n"
+    );
     let r = &jobs(&p, "recovers")[0];
     assert_eq!(r["state"], "JOB_SUCCESS", "{r}");
     assert_eq!(r["data_recovered"], 1, "{r}");

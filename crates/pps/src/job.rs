@@ -348,8 +348,17 @@ impl Pps {
                         by_path.insert(e.path.clone(), (datum.clone(), e));
                     }
                 }
+                let entries: Vec<FileEntry> = by_path.into_values().map(|(_, e)| e).collect();
+                if let Some(egress) = &pipeline.spec.egress
+                    && let Err(e) = self.egress(&egress.url, &entries).await
+                {
+                    let reason = format!("egress to '{}' failed: {e}", egress.url);
+                    return self
+                        .end_job(job, &commit, JobState::Failure, reason, None)
+                        .await;
+                }
                 let mut changes = vec![Change::Delete("/".into())];
-                changes.extend(by_path.into_values().map(|(_, e)| Change::Put(e)));
+                changes.extend(entries.into_iter().map(Change::Put));
                 self.end_job(
                     job,
                     &commit,
@@ -360,6 +369,30 @@ impl Pps {
                 .await
             }
         }
+    }
+
+    /// Copies a job's output files to the pipeline's egress URL (any object
+    /// store URL: s3://, az://, gs://, file://), streaming each file.
+    async fn egress(&self, url: &str, entries: &[FileEntry]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let (store, prefix) = pach_storage::open_object_store(url)?;
+        let content = self.pfs.content();
+        for e in entries {
+            let mut target = prefix.clone();
+            for part in e.path.split('/').filter(|p| !p.is_empty()) {
+                target = target.join(part);
+            }
+            let failed = |source: std::io::Error| {
+                PpsError::FailedPrecondition(format!("writing '{}': {source}", e.path))
+            };
+            let mut w = object_store::buffered::BufWriter::new(store.clone(), target);
+            let mut bytes = content.read_file(e, 0, None);
+            while let Some(chunk) = bytes.next().await {
+                w.write_all(&chunk?).await.map_err(failed)?;
+            }
+            w.shutdown().await.map_err(failed)?;
+        }
+        Ok(())
     }
 
     async fn save_job(&self, job: &JobRecord) -> Result<()> {
