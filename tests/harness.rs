@@ -31,6 +31,8 @@ pub struct Pachd {
     child: Option<Child>,
     pub address: String,
     pub dir: tempfile::TempDir,
+    /// Extra pachd arguments (e.g. `--storage URL`).
+    pub args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -41,11 +43,17 @@ fn free_port() -> u16 {
 impl Pachd {
     /// A new cluster in a fresh data directory.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A new cluster started with extra pachd arguments.
+    pub fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut p = Pachd {
             child: None,
             address: format!("127.0.0.1:{}", free_port()),
             dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         p.launch();
         p
@@ -62,6 +70,7 @@ impl Pachd {
             .arg(self.data_dir())
             .arg("--address")
             .arg(&self.address)
+            .args(&self.args)
             .env("PACHD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -165,6 +174,17 @@ impl Pachd {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs pachctl, requires success, returns stdout as bytes.
+    pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "pachctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
     }
 
     /// Runs pachctl, requires failure, returns stderr.

@@ -185,8 +185,16 @@ input:
 #[test]
 fn failing_datums_fail_the_job_with_logs_then_retry() {
     let p = Pachd::start();
-    let marker = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("pach-e2e-fix-{}", std::process::id()));
+    // User code sees the host read-only except /tmp, which is private to the
+    // sandbox: the marker lives in /var/tmp so that the datum can see it.
+    let marker = std::path::Path::new("/var/tmp").join(format!(
+        "pach-e2e-fix-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
     let _ = std::fs::remove_file(&marker);
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/good"], b"fine\n");

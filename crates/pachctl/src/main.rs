@@ -10,7 +10,7 @@ mod refs;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{branch, commit, file, job, misc, pipeline, repo};
+use crate::cmd::{admin, branch, commit, file, job, misc, pipeline, repo};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -87,6 +87,10 @@ enum Verb {
     Restart(RestartNoun),
     /// Print the logs of a pipeline's, a job's or a datum's user code.
     Logs(job::Logs),
+    /// Write the whole cluster (metadata and, by default, objects) as one stream.
+    Extract(admin::Extract),
+    /// Restore a stream written by extract; it is validated entirely first.
+    Restore(admin::Restore),
     /// Check that every record refers only to objects that exist and are intact.
     Fsck,
     /// Manage pachctl's contexts (which pachd to talk to).
@@ -338,6 +342,8 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
             Ok(())
         }
         Verb::Fsck => misc::fsck().await,
+        Verb::Extract(a) => admin::extract(a).await,
+        Verb::Restore(a) => admin::restore(a).await,
         Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,
         Verb::Update(UpdateNoun::Repo(a)) => repo::create(a, true).await,
         Verb::Create(CreateNoun::Branch(a)) => branch::create(a).await,

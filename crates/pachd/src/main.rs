@@ -2,6 +2,7 @@
 //! store and the bucket, checks the store's format version, starts the pipeline
 //! controller and serves the gRPC API until SIGTERM or SIGINT.
 
+mod admin_service;
 mod cluster;
 mod config;
 mod pps_service;
@@ -58,7 +59,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
-    service::serve(pps, listener, shutdown_signal()).await?;
+    service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
     tracing::info!("pachd stopped");
     Ok(())
 }

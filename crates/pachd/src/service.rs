@@ -6,7 +6,7 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use pach_api as api;
-use pach_api::admin_server::{Admin, AdminServer};
+use pach_api::admin_server::AdminServer;
 use pach_api::pfs_server::{Pfs as PfsApi, PfsServer};
 use pach_pfs::{BranchName, CommitRecord, ErrorKind, FileDiff, FileInfo, Pfs, PfsError, names};
 use pach_storage::{Change, IndexReader, PutSession};
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub(crate) type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// Largest message accepted (a put file data frame is at most a few MiB).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// HTTP/2 flow-control window per stream.
 const WINDOW: u32 = 16 * 1024 * 1024;
 /// Entries per ListFile/GlobFile response message.
@@ -23,10 +23,12 @@ const FILE_BATCH: usize = 2048;
 
 pub async fn serve(
     pps: pach_pps::Pps,
+    spool: std::path::PathBuf,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let pfs = pps.pfs().clone();
     tonic::transport::Server::builder()
         // Large windows: put/get stream hundreds of MB; the 64 KiB default
         // makes throughput wait on window updates.
@@ -34,18 +36,20 @@ pub async fn serve(
         .initial_connection_window_size(Some(WINDOW * 2))
         .tcp_nodelay(true)
         .add_service(
-            PfsServer::new(PfsService {
-                pfs: pps.pfs().clone(),
-            })
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE),
+            PfsServer::new(PfsService { pfs: pfs.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
         )
         .add_service(
             pach_api::pps_server::PpsServer::new(crate::pps_service::PpsService { pps })
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .add_service(AdminServer::new(AdminService))
+        .add_service(
+            AdminServer::new(crate::admin_service::AdminService { pfs, spool })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
@@ -740,19 +744,4 @@ pub(crate) fn open_url(
     }
     object_store::parse_url_opts(&parsed, options)
         .map_err(|e| Status::invalid_argument(format!("cannot read '{url}': {e}")))
-}
-
-struct AdminService;
-
-#[tonic::async_trait]
-impl Admin for AdminService {
-    async fn version(&self, _: Request<api::Empty>) -> Result<Response<api::VersionInfo>, Status> {
-        let parse = |s: &str| s.parse::<u32>().unwrap_or(0);
-        Ok(Response::new(api::VersionInfo {
-            major: parse(env!("CARGO_PKG_VERSION_MAJOR")),
-            minor: parse(env!("CARGO_PKG_VERSION_MINOR")),
-            micro: parse(env!("CARGO_PKG_VERSION_PATCH")),
-            additional: String::new(),
-        }))
-    }
 }

@@ -1,6 +1,7 @@
 //! One module per noun: each turns parsed arguments into API calls and prints
 //! the answer.
 
+pub mod admin;
 pub mod branch;
 pub mod commit;
 pub mod file;

@@ -1,0 +1,45 @@
+//! The errors of extract and restore; each names what is wrong and what to do.
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("not an extract stream: {0}")]
+    NotAStream(String),
+    #[error(
+        "the stream's format version {found} is newer than this pachd reads ({supported}); restore it with a newer pachd"
+    )]
+    UnknownVersion { found: String, supported: String },
+    #[error("the stream is truncated: {0}; extract it again")]
+    Truncated(String),
+    #[error("the stream is corrupt: {0}; extract it again")]
+    Corrupt(String),
+    #[error("the stream refers to {what} that it does not hold: {detail}")]
+    Dangling { what: String, detail: String },
+    #[error(
+        "{count} object(s) the stream's commits need are missing from the bucket (first: {first}); with --no-objects the bucket must be copied to the target first"
+    )]
+    MissingObjects { count: usize, first: String },
+    #[error(
+        "{what} already exists in this cluster with different content; delete it first or restore into another cluster"
+    )]
+    Clash { what: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Meta(#[from] pach_meta::MetaError),
+    #[error(transparent)]
+    Storage(#[from] pach_storage::StorageError),
+    #[error(transparent)]
+    Pfs(#[from] pach_pfs::PfsError),
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+}
+
+pub type Result<T> = std::result::Result<T, AdminError>;
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AdminError {
+    let what = what.into();
+    move |source| AdminError::Io { what, source }
+}

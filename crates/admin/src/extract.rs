@@ -1,0 +1,99 @@
+//! Writing a cluster as an extract stream.
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use pach_meta::MetaStore;
+use pach_pfs::{CommitRecord, Pfs};
+use tokio::io::AsyncWrite;
+
+use crate::Summary;
+use crate::error::{AdminError, Result};
+use crate::stream::Writer;
+
+/// Metadata prefixes in the order a restore can apply them: a record comes
+/// after the records it refers to.
+pub(crate) const RECORD_ORDER: &[&str] = &[
+    "pfs/repos/",
+    "pfs/commits/",
+    "pfs/branches/",
+    "pfs/staging/",
+    "pps/pipelines/",
+    "pps/jobs/",
+    "pps/datums/",
+    "pps/cache/",
+];
+
+const PAGE: usize = 1000;
+
+/// Writes every metadata record of the cluster and, with `objects`, every
+/// object of its bucket, as one stream.
+pub async fn extract<W: AsyncWrite + Unpin>(pfs: &Pfs, objects: bool, out: W) -> Result<Summary> {
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut w = Writer::new(out, objects, created).await?;
+    if objects {
+        let content = pfs.content();
+        let store = content.object_store();
+        let prefix = content.prefix().clone();
+        let mut listing = store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let key = relative(prefix.as_ref(), meta.location.as_ref());
+            let data = store.get(&meta.location).await?.bytes().await?;
+            w.object(&key, &data).await?;
+        }
+    }
+    let meta = pfs.meta();
+    for prefix in RECORD_ORDER {
+        if *prefix == "pfs/commits/" {
+            // Parents before children: a parent always started first.
+            let mut commits = Vec::new();
+            for kv in all(&**meta, prefix).await? {
+                let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
+                    AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
+                })?;
+                commits.push((c.started_ns, kv));
+            }
+            commits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+            for (_, kv) in commits {
+                w.record(&kv.key, &kv.value).await?;
+            }
+            continue;
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = meta.list(prefix, after.as_deref(), PAGE).await?;
+            for kv in &page {
+                w.record(&kv.key, &kv.value).await?;
+            }
+            if page.len() < PAGE {
+                break;
+            }
+            after = page.last().map(|kv| kv.key.clone());
+        }
+    }
+    w.finish().await
+}
+
+pub(crate) async fn all(meta: &dyn MetaStore, prefix: &str) -> Result<Vec<pach_meta::KeyValue>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = meta.list(prefix, after.as_deref(), PAGE).await?;
+        let n = page.len();
+        after = page.last().map(|kv| kv.key.clone());
+        out.extend(page);
+        if n < PAGE {
+            return Ok(out);
+        }
+    }
+}
+
+/// `key` without the cluster's prefix.
+pub(crate) fn relative(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        return key.to_string();
+    }
+    key.strip_prefix(prefix)
+        .map(|k| k.trim_start_matches('/').to_string())
+        .unwrap_or_else(|| key.to_string())
+}

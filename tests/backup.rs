@@ -1,0 +1,240 @@
+//! extract / restore between two real pachd processes, as the migration guide
+//! runs them: with objects, and with `--no-objects` over a copied bucket.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use pach_e2e::Pachd;
+
+/// A small cluster: two repos with history, a branch, a pipeline with a job.
+fn populate(p: &Pachd) {
+    p.ok(&["create", "repo", "images", "--description", "raw"]);
+    p.ok_stdin(&["put", "file", "images@master:/a.txt"], b"alpha\n");
+    p.ok_stdin(&["put", "file", "images@master:/b.txt"], b"beta\n");
+    p.ok(&["create", "branch", "images@keep", "--head", "master^"]);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    p.ok_stdin(&["put", "file", "images@master:/big.bin"], &big);
+    let spec = p.dir.path().join("upper.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "upper"}, "transform": {"cmd": ["sh", "-c", "tr a-z A-Z < $images > /pfs/out/$(basename $images)"]},
+            "input": {"pfs": {"repo": "images", "glob": "/*.txt"}}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "images@master"]);
+}
+
+/// Everything a user would compare between two clusters.
+fn snapshot(p: &Pachd) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in p.raw(&["list", "repo"]) {
+        let name = r["repo"]["name"].as_str().unwrap().to_string();
+        out.push(format!("repo {name} {}", r["description"]));
+        for b in p.raw(&["list", "branch", &name]) {
+            out.push(format!(
+                "branch {name}@{} head {}",
+                b["branch"]["name"], b["head"]["id"]
+            ));
+        }
+        for c in p.raw(&["list", "commit", &name]) {
+            let prov: Vec<String> = c["provenance"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["commit"]["id"].as_str().unwrap().to_string())
+                .collect();
+            out.push(format!(
+                "commit {name}@{} parent {} prov {prov:?}",
+                c["commit"]["id"], c["parent_commit"]
+            ));
+            let id = c["commit"]["id"].as_str().unwrap();
+            for f in p.raw(&["list", "file", &format!("{name}@{id}:/")]) {
+                let path = f["file"]["path"].as_str().unwrap();
+                if f["file_type"] == "FILE" {
+                    let bytes = p.ok_bytes(&["get", "file", &format!("{name}@{id}:{path}")]);
+                    out.push(format!(
+                        "file {name}@{id}:{path} {} {}",
+                        bytes.len(),
+                        blake(&bytes)
+                    ));
+                }
+            }
+        }
+    }
+    for pl in p.raw(&["list", "pipeline"]) {
+        out.push(format!(
+            "pipeline {} {} {}",
+            pl["pipeline"]["name"], pl["transform"], pl["input"]
+        ));
+    }
+    out
+}
+
+fn blake(b: &[u8]) -> String {
+    // A cheap, dependency-free fingerprint is enough to compare bytes here.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for x in b {
+        h = (h ^ *x as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn extract_to(p: &Pachd, args: &[&str], file: &Path) {
+    let out = p
+        .pachctl_cmd(&[&["extract"], args].concat())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(file, &out.stdout).unwrap();
+}
+
+fn restore_from(p: &Pachd, file: &Path) -> std::process::Output {
+    p.pachctl_cmd(&["restore"])
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn full_extract_restores_into_an_empty_cluster_identically() {
+    let a = Pachd::start();
+    populate(&a);
+    let stream = a.dir.path().join("backup.stream");
+    extract_to(&a, &[], &stream);
+
+    let b = Pachd::start();
+    let out = restore_from(&b, &stream);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshot(&a), snapshot(&b));
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+    // Restoring the same stream again changes nothing.
+    let again = restore_from(&b, &stream);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(snapshot(&a), snapshot(&b));
+    // The restored pipeline runs on new data.
+    b.ok_stdin(&["put", "file", "images@master:/c.txt"], b"gamma\n");
+    b.ok(&["flush", "commit", "images@master"]);
+    assert_eq!(b.ok(&["get", "file", "upper@master:/c.txt"]), "GAMMA\n");
+    assert_eq!(b.ok(&["get", "file", "upper@master:/a.txt"]), "ALPHA\n");
+
+    // Through a URL that pachd reads and writes itself.
+    let url = format!("file://{}", a.dir.path().join("via-url.stream").display());
+    a.ok(&["extract", "--url", &url]);
+    let c = Pachd::start();
+    c.ok(&["restore", "--url", &url]);
+    assert_eq!(snapshot(&a), snapshot(&c));
+}
+
+#[test]
+fn no_objects_extract_restores_over_a_copied_bucket() {
+    let a = Pachd::start();
+    populate(&a);
+    let stream = a.dir.path().join("meta.stream");
+    extract_to(&a, &["--no-objects"], &stream);
+    let objects = a.data_dir().join("objects");
+
+    // Into an empty bucket it is refused, and nothing changes.
+    let empty = Pachd::start();
+    let out = restore_from(&empty, &stream);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing from the bucket") && err.contains("--no-objects"),
+        "{err}"
+    );
+    assert!(empty.raw(&["list", "repo"]).is_empty());
+
+    // With the bucket copied, as step 3 of the migration guide does.
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&objects)
+        .arg(copy.path().join("bucket"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let storage = format!("file://{}", copy.path().join("bucket").display());
+    let b = Pachd::start_with(&["--storage", &storage]);
+    let out = restore_from(&b, &stream);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshot(&a), snapshot(&b));
+}
+
+#[test]
+fn bad_streams_are_refused_before_any_change() {
+    let a = Pachd::start();
+    populate(&a);
+    let stream = a.dir.path().join("good.stream");
+    extract_to(&a, &[], &stream);
+    let good = std::fs::read(&stream).unwrap();
+
+    let b = Pachd::start();
+    b.ok(&["create", "repo", "other"]);
+    let before = snapshot(&b);
+    let bad = |name: &str, bytes: &[u8], needle: &str| {
+        let f = b.dir.path().join(name);
+        std::fs::write(&f, bytes).unwrap();
+        let out = restore_from(&b, &f);
+        assert!(!out.status.success(), "{name} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains(needle), "{name}: {err}");
+        assert_eq!(snapshot(&b), before, "{name} changed the cluster");
+    };
+    bad("truncated", &good[..good.len() - 40], "truncated");
+    bad("cut-in-frame", &good[..good.len() / 2], "truncated");
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    bad("flipped", &flipped, "stream");
+    let text = String::from_utf8_lossy(&good[..200]).to_string();
+    let at = text.find(r#""version":"1.0""#).expect("version in header");
+    let mut newer = good.clone();
+    newer[at + 11] = b'9';
+    bad("newer", &newer, "newer than this pachd");
+    bad("garbage", b"definitely not a stream", "stream");
+
+    // A repo of the same name with other content is a clash.
+    let c = Pachd::start();
+    c.ok(&["create", "repo", "images", "--description", "mine"]);
+    let before_c = snapshot(&c);
+    let out = restore_from(&c, &stream);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("repo 'images' already exists"), "{err}");
+    assert_eq!(snapshot(&c), before_c);
+
+    // The good stream restores next to existing repos.
+    let out = restore_from(&b, &stream);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repos: Vec<String> = b
+        .raw(&["list", "repo"])
+        .iter()
+        .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        repos.contains(&"other".to_string()) && repos.contains(&"images".to_string()),
+        "{repos:?}"
+    );
+}
