@@ -238,3 +238,53 @@ fn bad_streams_are_refused_before_any_change() {
         "{repos:?}"
     );
 }
+
+/// Every released stream format keeps restoring: the golden streams in
+/// tests/golden were written by the release that introduced their format.
+#[test]
+fn golden_streams_keep_restoring() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/extract-1.0.stream");
+    let p = Pachd::start();
+    let out = restore_from(&p, &golden);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = &p.raw(&["inspect", "repo", "golden"])[0];
+    assert_eq!(repo["description"], "golden stream 1.0");
+    let ids: Vec<String> = p
+        .raw(&["list", "commit", "golden"])
+        .iter()
+        .map(|c| c["commit"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "e6c7dc1f0b2a4afcb7f95a29d901f00b",
+            "563f327a22ca491084ad9fcc5ad635e9",
+            "6f35bf237a39436f85c41d8e8824126e"
+        ]
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "golden@master:/a.txt"]),
+        "golden a, second version\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "golden@master^:/a.txt"]),
+        "golden a\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "golden@master:/dir/b.txt"]),
+        "golden b\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "golden-upper@master:/a.txt"]),
+        "GOLDEN A, SECOND VERSION\n"
+    );
+    assert_eq!(
+        p.raw(&["list", "pipeline"])[0]["pipeline"]["name"],
+        "golden-upper"
+    );
+    assert!(!p.ok(&["fsck"]).to_lowercase().contains("missing"));
+}
