@@ -125,11 +125,34 @@ fn full_extract_restores_into_an_empty_cluster_identically() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(snapshot(&a), snapshot(&b));
+    // verify finds no difference, against the stream or the source cluster.
+    let out = b
+        .pachctl_cmd(&["verify"])
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.ok(&["verify", "--from", &a.address]);
     // The restored pipeline runs on new data.
     b.ok_stdin(&["put", "file", "images@master:/c.txt"], b"gamma\n");
     b.ok(&["flush", "commit", "images@master"]);
     assert_eq!(b.ok(&["get", "file", "upper@master:/c.txt"]), "GAMMA\n");
     assert_eq!(b.ok(&["get", "file", "upper@master:/a.txt"]), "ALPHA\n");
+    // Now the clusters differ, and verify says where.
+    let out = b.run(&["verify", "--from", &a.address]);
+    assert!(!out.status.success());
+    let diffs = String::from_utf8_lossy(&out.stdout);
+    assert!(diffs.contains("differs: branch 'images@master'"), "{diffs}");
+    assert!(
+        diffs.contains("only in this cluster: commit 'images@"),
+        "{diffs}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("difference(s)"));
 
     // Through a URL that pachd reads and writes itself.
     let url = format!("file://{}", a.dir.path().join("via-url.stream").display());

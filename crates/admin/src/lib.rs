@@ -12,10 +12,12 @@ mod error;
 mod extract;
 mod restore;
 pub mod stream;
+mod verify;
 
 pub use error::{AdminError, Result};
 pub use extract::extract;
 pub use restore::restore;
+pub use verify::verify;
 
 /// What a stream held (or a restore applied).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -217,7 +217,7 @@ fn join(prefix: &str, key: &str) -> String {
 }
 
 /// "repo 'images'" for `pfs/repos/images`, and so on.
-fn describe(key: &str) -> String {
+pub(crate) fn describe(key: &str) -> String {
     let kinds = [
         ("pfs/repos/", "repo"),
         ("pfs/commits/", "commit"),

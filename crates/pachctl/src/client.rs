@@ -21,12 +21,19 @@ const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub async fn connect() -> anyhow::Result<Client> {
     let config = Config::load()?;
     let (address, source) = config.target();
+    let hint = format!(
+        "Start it with 'pachd', or point pachctl elsewhere with 'pachctl config update context {} \
+         --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT",
+        config.v2.active_context
+    );
+    connect_to(&address, &source, &hint).await
+}
+
+/// Connects to the pachd at `address`; `source` says where the address came
+/// from and `hint` how to change it, for the error message.
+pub async fn connect_to(address: &str, source: &str, hint: &str) -> anyhow::Result<Client> {
     let unreachable = |reason: String| {
-        anyhow::anyhow!(
-            "cannot reach pachd at {address} ({source}): {reason}. Start it with 'pachd', or point pachctl \
-             elsewhere with 'pachctl config update context {ctx} --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT",
-            ctx = config.v2.active_context
-        )
+        anyhow::anyhow!("cannot reach pachd at {address} ({source}): {reason}. {hint}")
     };
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| unreachable(format!("invalid address ({e})")))?

@@ -91,6 +91,8 @@ enum Verb {
     Extract(admin::Extract),
     /// Restore a stream written by extract; it is validated entirely first.
     Restore(admin::Restore),
+    /// Compare this cluster with an extract stream or another cluster.
+    Verify(admin::Verify),
     /// Check that every record refers only to objects that exist and are intact.
     Fsck,
     /// Manage pachctl's contexts (which pachd to talk to).
@@ -344,6 +346,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Fsck => misc::fsck().await,
         Verb::Extract(a) => admin::extract(a).await,
         Verb::Restore(a) => admin::restore(a).await,
+        Verb::Verify(a) => admin::verify(a).await,
         Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,
         Verb::Update(UpdateNoun::Repo(a)) => repo::create(a, true).await,
         Verb::Create(CreateNoun::Branch(a)) => branch::create(a).await,

@@ -124,29 +124,45 @@ impl Admin for AdminService {
         &self,
         r: Request<Streaming<api::RestoreRequest>>,
     ) -> Result<Response<api::StreamSummary>, Status> {
-        let mut incoming = r.into_inner();
-        let first = incoming.next().await.transpose()?.unwrap_or_default();
-        if !first.url.is_empty() {
-            let (store, path) = open_url(&first.url)?;
-            let got = store.get(&path).await.map_err(|e| {
-                Status::failed_precondition(format!("cannot read '{}': {e}", first.url))
-            })?;
-            let body = got.into_stream().map(|c| c.map_err(std::io::Error::other));
-            let reader = tokio_util::io::StreamReader::new(body);
-            let s = pach_admin::restore(&self.pfs, &self.spool, reader)
-                .await
-                .map_err(status)?;
-            return Ok(Response::new(summary(s)));
-        }
-        let rest = incoming.map(|m| {
-            m.map(|m| bytes::Bytes::from(m.data))
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        });
-        let body = futures::stream::iter([Ok(bytes::Bytes::from(first.data))]).chain(rest);
-        let reader = tokio_util::io::StreamReader::new(body);
+        let reader = incoming_stream(r.into_inner()).await?;
         let s = pach_admin::restore(&self.pfs, &self.spool, reader)
             .await
             .map_err(status)?;
         Ok(Response::new(summary(s)))
     }
+
+    async fn verify(
+        &self,
+        r: Request<Streaming<api::RestoreRequest>>,
+    ) -> Result<Response<api::VerifyReport>, Status> {
+        let reader = incoming_stream(r.into_inner()).await?;
+        let differences = pach_admin::verify(&self.pfs, reader)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::VerifyReport { differences }))
+    }
+}
+
+type ByteReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// The stream a client sends: its bytes, or the object at the URL named in
+/// the first message.
+async fn incoming_stream(
+    mut incoming: Streaming<api::RestoreRequest>,
+) -> Result<ByteReader, Status> {
+    let first = incoming.next().await.transpose()?.unwrap_or_default();
+    if !first.url.is_empty() {
+        let (store, path) = open_url(&first.url)?;
+        let got = store.get(&path).await.map_err(|e| {
+            Status::failed_precondition(format!("cannot read '{}': {e}", first.url))
+        })?;
+        let body = got.into_stream().map(|c| c.map_err(std::io::Error::other));
+        return Ok(Box::new(tokio_util::io::StreamReader::new(body)));
+    }
+    let rest = incoming.map(|m| {
+        m.map(|m| bytes::Bytes::from(m.data))
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    let body = futures::stream::iter([Ok(bytes::Bytes::from(first.data))]).chain(rest);
+    Ok(Box::new(tokio_util::io::StreamReader::new(body)))
 }

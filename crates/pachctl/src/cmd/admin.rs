@@ -72,22 +72,35 @@ pub async fn extract(a: Extract) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn restore(a: Restore) -> anyhow::Result<()> {
-    let mut c = connect().await?;
-    let s = if let Some(url) = a.url {
-        let first = api::RestoreRequest { data: vec![], url };
-        c.admin
-            .restore(futures::stream::iter([first]))
-            .await
-            .map_err(status)?
-            .into_inner()
-    } else {
-        let (tx, rx) = tokio::sync::mpsc::channel::<api::RestoreRequest>(4);
-        let reader = std::thread::spawn(move || -> std::io::Result<()> {
+/// Where a restore or verify reads its stream from.
+enum Source {
+    Stdin,
+    Url(String),
+    /// Another cluster's `extract --no-objects`.
+    Cluster(String),
+}
+
+/// Sends a stream to pachd as `RestoreRequest`s: the bytes of stdin or of
+/// another cluster's extract, or just the URL for pachd to read.
+async fn send_stream(
+    source: Source,
+) -> anyhow::Result<(
+    tokio_stream::wrappers::ReceiverStream<api::RestoreRequest>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<api::RestoreRequest>(4);
+    let task = match source {
+        Source::Url(url) => tokio::spawn(async move {
+            let _ = tx.send(api::RestoreRequest { data: vec![], url }).await;
+            Ok(())
+        }),
+        Source::Stdin => tokio::task::spawn_blocking(move || {
             let mut stdin = std::io::stdin().lock();
             loop {
                 let mut buf = vec![0u8; 1 << 20];
-                let n = stdin.read(&mut buf)?;
+                let n = stdin
+                    .read(&mut buf)
+                    .context("reading the stream from stdin")?;
                 if n == 0 {
                     return Ok(());
                 }
@@ -100,17 +113,79 @@ pub async fn restore(a: Restore) -> anyhow::Result<()> {
                     return Ok(());
                 }
             }
-        });
-        let result = c
-            .admin
-            .restore(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
-        let read = reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("reading stdin failed"))?;
-        read.context("reading the stream from stdin")?;
-        result.map_err(status)?.into_inner()
+        }),
+        Source::Cluster(address) => {
+            let mut other =
+                crate::client::connect_to(&address, "--from", "Check the address given to --from.")
+                    .await?;
+            let mut replies = other
+                .admin
+                .extract(api::ExtractRequest {
+                    no_objects: true,
+                    url: String::new(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            tokio::spawn(async move {
+                while let Some(reply) = replies.next().await {
+                    let reply = reply.map_err(status)?;
+                    let msg = api::RestoreRequest {
+                        data: reply.data,
+                        url: String::new(),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        }
     };
-    report("restored", Some(s));
+    Ok((tokio_stream::wrappers::ReceiverStream::new(rx), task))
+}
+
+pub async fn restore(a: Restore) -> anyhow::Result<()> {
+    let source = a.url.map(Source::Url).unwrap_or(Source::Stdin);
+    let mut c = connect().await?;
+    let (requests, task) = send_stream(source).await?;
+    let result = c.admin.restore(requests).await;
+    task.await??;
+    report("restored", Some(result.map_err(status)?.into_inner()));
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct Verify {
+    /// Read the stream from this URL instead of stdin.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Compare with another cluster (HOST:PORT) instead of a stream.
+    #[arg(long, conflicts_with = "url")]
+    pub from: Option<String>,
+}
+
+/// Compares this cluster with a stream or another cluster; prints each
+/// difference and fails when there is any.
+pub async fn verify(a: Verify) -> anyhow::Result<()> {
+    let source = match (a.url, a.from) {
+        (Some(u), _) => Source::Url(u),
+        (None, Some(f)) => Source::Cluster(f),
+        (None, None) => Source::Stdin,
+    };
+    let mut c = connect().await?;
+    let (requests, task) = send_stream(source).await?;
+    let result = c.admin.verify(requests).await;
+    task.await??;
+    let report = result.map_err(status)?.into_inner();
+    let mut out = super::stdout();
+    for d in &report.differences {
+        writeln!(out, "{d}")?;
+    }
+    super::finish(out)?;
+    if !report.differences.is_empty() {
+        anyhow::bail!("{} difference(s)", report.differences.len());
+    }
+    eprintln!("no differences");
     Ok(())
 }
