@@ -311,3 +311,34 @@ fn golden_streams_keep_restoring() {
     );
     assert!(!p.ok(&["fsck"]).to_lowercase().contains("missing"));
 }
+
+#[test]
+fn paused_writes_are_refused_retryably_and_resume() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "raw"]);
+    p.ok_stdin(&["put", "file", "raw@master:/a"], b"a\n");
+    p.ok(&["pause", "writes", "--reason", "migrating"]);
+    let commits = p.raw(&["list", "commit", "raw"]).len();
+    for args in [
+        vec!["put", "file", "raw@master:/b"],
+        vec!["create", "repo", "late"],
+        vec!["start", "commit", "raw@master"],
+        vec!["delete", "file", "raw@master:/a"],
+    ] {
+        let out = p.pachctl_cmd(&args).stdin(Stdio::piped()).output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted while paused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("paused") && err.contains("migrating") && err.contains("retry"),
+            "{err}"
+        );
+    }
+    assert_eq!(p.raw(&["list", "commit", "raw"]).len(), commits);
+    assert_eq!(p.raw(&["list", "repo"]).len(), 1);
+    // Reads and extracts go on while paused.
+    assert_eq!(p.ok(&["get", "file", "raw@master:/a"]), "a\n");
+    extract_to(&p, &["--no-objects"], &p.dir.path().join("paused.stream"));
+    p.ok(&["resume", "writes"]);
+    p.ok_stdin(&["put", "file", "raw@master:/b"], b"b\n");
+    assert_eq!(p.raw(&["list", "commit", "raw"]).len(), commits + 1);
+}

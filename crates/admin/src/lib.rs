@@ -13,11 +13,13 @@ mod extract;
 mod restore;
 pub mod stream;
 mod verify;
+mod writes;
 
 pub use error::{AdminError, Result};
 pub use extract::extract;
 pub use restore::restore;
 pub use verify::verify;
+pub use writes::{WRITES_KEY, WritesState, set_writes, writes_state};
 
 /// What a stream held (or a restore applied).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

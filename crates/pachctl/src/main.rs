@@ -93,6 +93,12 @@ enum Verb {
     Restore(admin::Restore),
     /// Compare this cluster with an extract stream or another cluster.
     Verify(admin::Verify),
+    /// Pause clients' writes (for maintenance); pipelines keep running.
+    #[command(subcommand)]
+    Pause(PauseNoun),
+    /// Resume clients' writes.
+    #[command(subcommand)]
+    Resume(ResumeNoun),
     /// Check that every record refers only to objects that exist and are intact.
     Fsck,
     /// Manage pachctl's contexts (which pachd to talk to).
@@ -105,6 +111,20 @@ enum Verb {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum PauseNoun {
+    /// Refuse clients' writes with a retryable error until resumed.
+    Writes {
+        /// Why, shown to the clients that are refused.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum ResumeNoun {
+    /// Accept clients' writes again.
+    Writes,
+}
 #[derive(Debug, Subcommand)]
 enum CreateNoun {
     /// Create a repo.
@@ -347,6 +367,8 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Extract(a) => admin::extract(a).await,
         Verb::Restore(a) => admin::restore(a).await,
         Verb::Verify(a) => admin::verify(a).await,
+        Verb::Pause(PauseNoun::Writes { reason }) => admin::set_writes(true, reason).await,
+        Verb::Resume(ResumeNoun::Writes) => admin::set_writes(false, String::new()).await,
         Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,
         Verb::Update(UpdateNoun::Repo(a)) => repo::create(a, true).await,
         Verb::Create(CreateNoun::Branch(a)) => branch::create(a).await,

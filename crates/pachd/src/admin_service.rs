@@ -131,6 +131,21 @@ impl Admin for AdminService {
         Ok(Response::new(summary(s)))
     }
 
+    async fn set_writes(
+        &self,
+        r: Request<api::SetWritesRequest>,
+    ) -> Result<Response<api::WritesState>, Status> {
+        let r = r.into_inner();
+        let s = pach_admin::set_writes(&**self.pfs.meta(), r.paused, &r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::WritesState {
+            paused: s.paused,
+            since: s.since,
+            reason: s.reason,
+        }))
+    }
+
     async fn verify(
         &self,
         r: Request<Streaming<api::RestoreRequest>>,

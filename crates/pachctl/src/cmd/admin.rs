@@ -189,3 +189,23 @@ pub async fn verify(a: Verify) -> anyhow::Result<()> {
     eprintln!("no differences");
     Ok(())
 }
+
+/// `pause writes` / `resume writes`.
+pub async fn set_writes(paused: bool, reason: String) -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let s = c
+        .admin
+        .set_writes(api::SetWritesRequest { paused, reason })
+        .await
+        .map_err(status)?
+        .into_inner();
+    if s.paused {
+        eprintln!(
+            "writes paused since {}: clients get a retryable error until `pachctl resume writes`",
+            s.since
+        );
+    } else {
+        eprintln!("writes resumed");
+    }
+    Ok(())
+}
