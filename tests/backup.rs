@@ -342,3 +342,71 @@ fn paused_writes_are_refused_retryably_and_resume() {
     p.ok_stdin(&["put", "file", "raw@master:/b"], b"b\n");
     assert_eq!(p.raw(&["list", "commit", "raw"]).len(), commits + 1);
 }
+
+fn bucket_bytes(p: &Pachd) -> u64 {
+    fn walk(d: &Path) -> u64 {
+        std::fs::read_dir(d)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => walk(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&p.data_dir().join("objects"))
+}
+
+#[test]
+fn garbage_collection_returns_space_after_deletes() {
+    let p = Pachd::start();
+    populate(&p);
+    p.ok(&["create", "repo", "doomed"]);
+    // Incompressible bytes (xorshift), so that their chunks take real space.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..8_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    p.ok_stdin(&["put", "file", "doomed@master:/noise.bin"], &noise);
+    let before_snapshot = snapshot(&p);
+
+    // Nothing is garbage yet: a collection keeps everything.
+    p.ok(&["garbage-collect", "--grace", "0s"]);
+    assert_eq!(snapshot(&p), before_snapshot);
+    // Refused while a commit is open.
+    p.ok(&["start", "commit", "images@scratch"]);
+    let err = p.fails(&["garbage-collect", "--grace", "0s"]);
+    assert!(err.contains("open"), "{err}");
+    p.ok(&["finish", "commit", "images@scratch"]);
+    let full = bucket_bytes(&p);
+
+    p.ok(&["delete", "repo", "doomed"]);
+    // Within the grace period nothing goes.
+    p.ok(&["garbage-collect", "--grace", "1h"]);
+    assert_eq!(bucket_bytes(&p), full);
+
+    p.ok(&["garbage-collect", "--grace", "0s"]);
+    let after = bucket_bytes(&p);
+    assert!(
+        after + 7_500_000 < full,
+        "bucket went from {full} to {after} bytes only"
+    );
+    // What remains is intact and writes are accepted again.
+    let fsck = p.ok(&["fsck"]);
+    assert!(!fsck.to_lowercase().contains("missing"), "{fsck}");
+    assert_eq!(p.ok(&["get", "file", "upper@master:/a.txt"]), "ALPHA\n");
+    assert_eq!(
+        p.ok_bytes(&["get", "file", "images@master:/big.bin"]).len(),
+        3_000_000
+    );
+    p.ok_stdin(&["put", "file", "images@master:/after-gc.txt"], b"ok\n");
+}

@@ -28,7 +28,9 @@ async fn main() -> anyhow::Result<()> {
         for f in 0..files {
             let body = format!("commit {c:06} file {f:04}: {}\n", "x".repeat(64));
             let path = format!("/c{:03}/c{c:06}-f{f:04}.txt", c % 1000);
-            changes.push(Change::Put(session.put_bytes(path, None, body.as_bytes()).await?));
+            changes.push(Change::Put(
+                session.put_bytes(path, None, body.as_bytes()).await?,
+            ));
         }
         session.finish().await?;
         pfs.write_changes(repo, "master", changes).await?;

@@ -22,6 +22,8 @@ pub enum AdminError {
         "{what} already exists in this cluster with different content; delete it first or restore into another cluster"
     )]
     Clash { what: String },
+    #[error("{0}")]
+    Busy(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

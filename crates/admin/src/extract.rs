@@ -34,11 +34,21 @@ pub async fn extract<W: AsyncWrite + Unpin>(pfs: &Pfs, objects: bool, out: W) ->
         let content = pfs.content();
         let store = content.object_store();
         let prefix = content.prefix().clone();
-        let mut listing = store.list(Some(&prefix));
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
-            let key = relative(prefix.as_ref(), meta.location.as_ref());
-            let data = store.get(&meta.location).await?.bytes().await?;
+        // Reads overlap (object stores reward concurrency); writes keep order.
+        let mut objects = store
+            .list(Some(&prefix))
+            .map(|meta| {
+                let store = store.clone();
+                async move {
+                    let meta = meta?;
+                    let data = store.get(&meta.location).await?.bytes().await?;
+                    Ok::<_, object_store::Error>((meta.location, data))
+                }
+            })
+            .buffered(16);
+        while let Some(item) = objects.next().await {
+            let (location, data) = item?;
+            let key = relative(prefix.as_ref(), location.as_ref());
             w.object(&key, &data).await?;
         }
     }

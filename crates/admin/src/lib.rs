@@ -10,6 +10,7 @@
 
 mod error;
 mod extract;
+mod gc;
 mod restore;
 pub mod stream;
 mod verify;
@@ -17,6 +18,7 @@ mod writes;
 
 pub use error::{AdminError, Result};
 pub use extract::extract;
+pub use gc::garbage_collect;
 pub use restore::restore;
 pub use verify::verify;
 pub use writes::{WRITES_KEY, WritesState, set_writes, writes_state};

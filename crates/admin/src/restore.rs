@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use pach_meta::Txn;
 use pach_pfs::{BranchRecord, CommitRecord, Pfs};
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 
 use crate::Summary;
 use crate::error::{AdminError, Result, io};
@@ -18,6 +19,8 @@ use crate::stream::{Frame, Reader};
 
 /// Records written per metadata transaction.
 const BATCH: usize = 256;
+/// Object writes in flight during a restore.
+const PARALLEL_PUTS: usize = 16;
 
 /// Validates the whole stream from `input`, then applies it. `spool_dir`
 /// holds the stream while it is read twice. Records identical to the
@@ -39,12 +42,15 @@ pub async fn restore<R: AsyncRead + Unpin>(
             .unwrap_or(0)
     ));
     let result = async {
-        let mut file = tokio::fs::File::create(&spool)
+        let file = tokio::fs::File::create(&spool)
             .await
             .map_err(io("creating the spool file"))?;
-        tokio::io::copy(&mut input, &mut file)
+        let mut file = tokio::io::BufWriter::with_capacity(4 << 20, file);
+        let mut input = BufReader::with_capacity(4 << 20, &mut input);
+        tokio::io::copy_buf(&mut input, &mut file)
             .await
             .map_err(io("receiving the stream"))?;
+        file.flush().await.map_err(io("writing the spool file"))?;
         drop(file);
         let summary = validate(pfs, &spool).await?;
         apply(pfs, &spool).await?;
@@ -173,13 +179,25 @@ async fn apply(pfs: &Pfs, spool: &Path) -> Result<()> {
     let prefix = content.prefix().as_ref().to_string();
     let mut txn = Txn::new();
     let mut pending = 0;
+    // Objects are written concurrently (order among them does not matter);
+    // all of them land before the first record is written.
+    let mut puts = futures::stream::FuturesUnordered::new();
     while let Some(frame) = r.next().await? {
         match frame {
             Frame::Object { key, data } => {
                 let path = object_store::path::Path::from(join(&prefix, &key));
-                content.object_store().put(&path, data.into()).await?;
+                let store = content.object_store().clone();
+                puts.push(async move { store.put(&path, data.into()).await.map(|_| ()) });
+                if puts.len() >= PARALLEL_PUTS
+                    && let Some(done) = puts.next().await
+                {
+                    done?;
+                }
             }
             Frame::Record { key, value } => {
+                while let Some(done) = puts.next().await {
+                    done?;
+                }
                 if meta.get(&key).await?.is_some_and(|kv| kv.value == value) {
                     continue;
                 }
@@ -192,6 +210,9 @@ async fn apply(pfs: &Pfs, spool: &Path) -> Result<()> {
             }
             Frame::Header(_) | Frame::Trailer(_) => {}
         }
+    }
+    while let Some(done) = puts.next().await {
+        done?;
     }
     if pending > 0 {
         commit(&**meta, txn).await?;

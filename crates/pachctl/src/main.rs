@@ -93,6 +93,8 @@ enum Verb {
     Restore(admin::Restore),
     /// Compare this cluster with an extract stream or another cluster.
     Verify(admin::Verify),
+    /// Delete the objects nothing refers to any more (after deletes).
+    GarbageCollect(admin::GarbageCollect),
     /// Pause clients' writes (for maintenance); pipelines keep running.
     #[command(subcommand)]
     Pause(PauseNoun),
@@ -367,6 +369,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Extract(a) => admin::extract(a).await,
         Verb::Restore(a) => admin::restore(a).await,
         Verb::Verify(a) => admin::verify(a).await,
+        Verb::GarbageCollect(a) => admin::garbage_collect(a).await,
         Verb::Pause(PauseNoun::Writes { reason }) => admin::set_writes(true, reason).await,
         Verb::Resume(ResumeNoun::Writes) => admin::set_writes(false, String::new()).await,
         Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,

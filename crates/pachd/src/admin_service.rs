@@ -24,6 +24,7 @@ pub struct AdminService {
 fn status(e: AdminError) -> Status {
     match e {
         AdminError::Clash { .. } => Status::already_exists(e.to_string()),
+        AdminError::Busy(_) => Status::failed_precondition(e.to_string()),
         AdminError::Io { .. }
         | AdminError::Meta(_)
         | AdminError::Storage(_)
@@ -143,6 +144,21 @@ impl Admin for AdminService {
             paused: s.paused,
             since: s.since,
             reason: s.reason,
+        }))
+    }
+
+    async fn garbage_collect(
+        &self,
+        r: Request<api::GarbageCollectRequest>,
+    ) -> Result<Response<api::GarbageCollectReport>, Status> {
+        let grace = std::time::Duration::from_secs(r.into_inner().grace_seconds);
+        let report = pach_admin::garbage_collect(&self.pfs, grace)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(api::GarbageCollectReport {
+            deleted: report.deleted,
+            deleted_bytes: report.deleted_bytes,
+            kept: report.kept,
         }))
     }
 

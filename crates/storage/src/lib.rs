@@ -18,6 +18,7 @@ mod codec;
 mod error;
 mod fetch;
 mod fsck;
+mod gc;
 mod hash;
 mod index;
 mod layout;
@@ -29,6 +30,7 @@ mod task;
 mod upload;
 
 pub use error::StorageError;
+pub use gc::{LiveObjects, SweepReport};
 pub use hash::{ContentHash, file_hash};
 pub use index::{IndexReader, ShardInfo};
 pub use model::{Change, ChunkLocation, ChunkRef, FileEntry, IndexSummary, validate_path};

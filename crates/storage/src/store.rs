@@ -79,6 +79,10 @@ impl ContentStore {
         &self.inner.store
     }
 
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
     /// The key prefix everything of this store lives under.
     pub fn prefix(&self) -> &Path {
         self.inner.layout.prefix()

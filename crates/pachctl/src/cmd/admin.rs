@@ -209,3 +209,31 @@ pub async fn set_writes(paused: bool, reason: String) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct GarbageCollect {
+    /// Keep objects younger than this (uploads in flight), e.g. 10m, 1h, 0s.
+    #[arg(long, default_value = "10m")]
+    pub grace: String,
+}
+
+pub async fn garbage_collect(a: GarbageCollect) -> anyhow::Result<()> {
+    let grace = humantime::parse_duration(&a.grace)
+        .with_context(|| format!("--grace '{}' is not a duration like 10m or 1h", a.grace))?;
+    let mut c = connect().await?;
+    let r = c
+        .admin
+        .garbage_collect(api::GarbageCollectRequest {
+            grace_seconds: grace.as_secs(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    eprintln!(
+        "deleted {} objects ({}), kept {}",
+        r.deleted,
+        crate::output::bytes(r.deleted_bytes),
+        r.kept
+    );
+    Ok(())
+}
