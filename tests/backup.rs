@@ -410,3 +410,53 @@ fn garbage_collection_returns_space_after_deletes() {
     );
     p.ok_stdin(&["put", "file", "images@master:/after-gc.txt"], b"ok\n");
 }
+
+#[test]
+fn online_extract_is_a_consistent_snapshot() {
+    let a = Pachd::start();
+    populate(&a);
+    // A loader keeps writing (and the pipeline keeps running) during extracts.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let stop = stop.clone();
+        let address = a.address.clone();
+        let config = a.dir.path().join("config.json");
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ok = std::process::Command::new(pach_e2e::bin("pachctl"))
+                    .args([
+                        "put",
+                        "file",
+                        &format!("images@master:/load-{n}.txt"),
+                        "-f",
+                        "/etc/hostname",
+                    ])
+                    .env("PACHD_ADDRESS", &address)
+                    .env("PACH_CONFIG", &config)
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "a loader write failed during extract");
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..3 {
+        let stream = a.dir.path().join(format!("online-{i}.stream"));
+        extract_to(&a, &[], &stream);
+        let b = Pachd::start();
+        let out = restore_from(&b, &stream);
+        assert!(
+            out.status.success(),
+            "snapshot {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        b.ok(&["fsck"]);
+        assert_eq!(b.ok(&["get", "file", "images@master:/a.txt"]), "alpha\n");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = loader.join().unwrap();
+    assert!(writes > 0);
+}

@@ -25,9 +25,17 @@ pub(crate) const RECORD_ORDER: &[&str] = &[
 
 const PAGE: usize = 1000;
 
+/// How many times extract re-reads the records when writes moved the store's
+/// revision while it read them.
+const SNAPSHOT_ATTEMPTS: usize = 50;
+
 /// Writes every metadata record of the cluster and, with `objects`, every
-/// object of its bucket, as one stream.
+/// object of its bucket, as one stream. The records are a consistent snapshot
+/// (read while the store's revision did not move), taken before the objects
+/// are listed, so every object they name is in the stream even while loaders
+/// and pipelines keep writing.
 pub async fn extract<W: AsyncWrite + Unpin>(pfs: &Pfs, objects: bool, out: W) -> Result<Summary> {
+    let records = snapshot(&**pfs.meta()).await?;
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let mut w = Writer::new(out, objects, created).await?;
     if objects {
@@ -52,36 +60,41 @@ pub async fn extract<W: AsyncWrite + Unpin>(pfs: &Pfs, objects: bool, out: W) ->
             w.object(&key, &data).await?;
         }
     }
-    let meta = pfs.meta();
-    for prefix in RECORD_ORDER {
-        if *prefix == "pfs/commits/" {
-            // Parents before children: a parent always started first.
-            let mut commits = Vec::new();
-            for kv in all(&**meta, prefix).await? {
-                let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
-                    AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
-                })?;
-                commits.push((c.started_ns, kv));
-            }
-            commits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
-            for (_, kv) in commits {
-                w.record(&kv.key, &kv.value).await?;
-            }
-            continue;
-        }
-        let mut after: Option<String> = None;
-        loop {
-            let page = meta.list(prefix, after.as_deref(), PAGE).await?;
-            for kv in &page {
-                w.record(&kv.key, &kv.value).await?;
-            }
-            if page.len() < PAGE {
-                break;
-            }
-            after = page.last().map(|kv| kv.key.clone());
-        }
+    for kv in records {
+        w.record(&kv.key, &kv.value).await?;
     }
     w.finish().await
+}
+
+/// Every record in stream order, read at one revision of the store.
+async fn snapshot(meta: &dyn MetaStore) -> Result<Vec<pach_meta::KeyValue>> {
+    for _ in 0..SNAPSHOT_ATTEMPTS {
+        let start = meta.revision().await?;
+        let mut out = Vec::new();
+        for prefix in RECORD_ORDER {
+            let mut kvs = all(meta, prefix).await?;
+            if *prefix == "pfs/commits/" {
+                // Parents before children: a parent always started first.
+                let mut keyed = Vec::with_capacity(kvs.len());
+                for kv in kvs {
+                    let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
+                        AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
+                    })?;
+                    keyed.push((c.started_ns, kv));
+                }
+                keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+                kvs = keyed.into_iter().map(|(_, kv)| kv).collect();
+            }
+            out.extend(kvs);
+        }
+        if meta.revision().await? == start {
+            return Ok(out);
+        }
+    }
+    Err(AdminError::Busy(format!(
+        "the cluster changed during each of {SNAPSHOT_ATTEMPTS} attempts to read a consistent snapshot; \
+         pause writes (`pachctl pause writes`) or stop pipelines, then extract again"
+    )))
 }
 
 pub(crate) async fn all(meta: &dyn MetaStore, prefix: &str) -> Result<Vec<pach_meta::KeyValue>> {
