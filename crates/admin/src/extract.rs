@@ -8,7 +8,8 @@ use tokio::io::AsyncWrite;
 
 use crate::Summary;
 use crate::error::{AdminError, Result};
-use crate::stream::Writer;
+use crate::stream::{FORMAT, Header, VERSION, Writer};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Metadata prefixes in the order a restore can apply them: a record comes
 /// after the records it refers to.
@@ -29,22 +30,98 @@ const PAGE: usize = 1000;
 /// revision while it read them.
 const SNAPSHOT_ATTEMPTS: usize = 50;
 
+/// A point in a cluster's history: the metadata revision and the time of a
+/// snapshot. Printed by every extract; `extract --since` takes it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub revision: u64,
+    pub unix_seconds: u64,
+}
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "r{}-t{}", self.revision, self.unix_seconds)
+    }
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = AdminError;
+    fn from_str(s: &str) -> Result<Checkpoint> {
+        let bad = || {
+            AdminError::NotAStream(format!(
+                "'{s}' is not a checkpoint; use the one an earlier extract printed (like r1234-t1795600000)"
+            ))
+        };
+        let (r, t) = s
+            .strip_prefix('r')
+            .and_then(|x| x.split_once("-t"))
+            .ok_or_else(bad)?;
+        Ok(Checkpoint {
+            revision: r.parse().map_err(|_| bad())?,
+            unix_seconds: t.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Clock skew tolerated between pachd and the object store when choosing
+/// the objects of a `since` stream.
+const SKEW: Duration = Duration::from_secs(5);
+
 /// Writes every metadata record of the cluster and, with `objects`, every
 /// object of its bucket, as one stream. The records are a consistent snapshot
 /// (read while the store's revision did not move), taken before the objects
 /// are listed, so every object they name is in the stream even while loaders
-/// and pipelines keep writing.
-pub async fn extract<W: AsyncWrite + Unpin>(pfs: &Pfs, objects: bool, out: W) -> Result<Summary> {
-    let records = snapshot(&**pfs.meta()).await?;
-    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut w = Writer::new(out, objects, created).await?;
+/// and pipelines keep writing. With `since`, only what changed after that
+/// checkpoint is written (records written later, objects stored later, and
+/// the full key list so that a restore also applies deletions).
+pub async fn extract<W: AsyncWrite + Unpin>(
+    pfs: &Pfs,
+    objects: bool,
+    since: Option<Checkpoint>,
+    out: W,
+) -> Result<(Summary, Checkpoint)> {
+    let meta = pfs.meta();
+    let (records, revision) = snapshot(&**meta).await?;
+    let now = std::time::SystemTime::now();
+    let checkpoint = Checkpoint {
+        revision,
+        unix_seconds: now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let cluster_id = meta
+        .get("cluster/info")
+        .await?
+        .and_then(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION.into(),
+        objects,
+        created: humantime::format_rfc3339_seconds(now).to_string(),
+        producer: env!("CARGO_PKG_VERSION").into(),
+        cluster_id,
+        checkpoint: checkpoint.to_string(),
+        since: since.map(|c| c.to_string()),
+    };
+    let mut w = Writer::new(out, header).await?;
     if objects {
         let content = pfs.content();
         let store = content.object_store();
         let prefix = content.prefix().clone();
+        let newer_than = since.map(|c| UNIX_EPOCH + Duration::from_secs(c.unix_seconds) - SKEW);
         // Reads overlap (object stores reward concurrency); writes keep order.
         let mut objects = store
             .list(Some(&prefix))
+            .filter(|meta| {
+                let keep = match (meta, newer_than) {
+                    (Ok(m), Some(t)) => std::time::SystemTime::from(m.last_modified) >= t,
+                    _ => true,
+                };
+                std::future::ready(keep)
+            })
             .map(|meta| {
                 let store = store.clone();
                 async move {
@@ -60,14 +137,23 @@ pub async fn extract<W: AsyncWrite + Unpin>(pfs: &Pfs, objects: bool, out: W) ->
             w.object(&key, &data).await?;
         }
     }
+    let keys: Vec<String> = match since {
+        Some(_) => records.iter().map(|kv| kv.key.clone()).collect(),
+        None => vec![],
+    };
     for kv in records {
-        w.record(&kv.key, &kv.value).await?;
+        if since.is_none_or(|c| kv.mod_revision > c.revision) {
+            w.record(&kv.key, &kv.value).await?;
+        }
     }
-    w.finish().await
+    if since.is_some() {
+        w.keys(&keys).await?;
+    }
+    Ok((w.finish().await?, checkpoint))
 }
 
 /// Every record in stream order, read at one revision of the store.
-async fn snapshot(meta: &dyn MetaStore) -> Result<Vec<pach_meta::KeyValue>> {
+async fn snapshot(meta: &dyn MetaStore) -> Result<(Vec<pach_meta::KeyValue>, u64)> {
     for _ in 0..SNAPSHOT_ATTEMPTS {
         let start = meta.revision().await?;
         let mut out = Vec::new();
@@ -88,7 +174,7 @@ async fn snapshot(meta: &dyn MetaStore) -> Result<Vec<pach_meta::KeyValue>> {
             out.extend(kvs);
         }
         if meta.revision().await? == start {
-            return Ok(out);
+            return Ok((out, start));
         }
     }
     Err(AdminError::Busy(format!(

@@ -17,7 +17,7 @@ mod verify;
 mod writes;
 
 pub use error::{AdminError, Result};
-pub use extract::extract;
+pub use extract::{Checkpoint, extract};
 pub use gc::garbage_collect;
 pub use restore::restore;
 pub use verify::verify;

@@ -61,15 +61,6 @@ pub async fn restore<R: AsyncRead + Unpin>(
     result
 }
 
-async fn open(spool: &Path) -> Result<Reader<BufReader<tokio::fs::File>>> {
-    let file = tokio::fs::File::open(spool)
-        .await
-        .map_err(io("reading the spool file"))?;
-    Ok(Reader::open(BufReader::with_capacity(1 << 20, file))
-        .await?
-        .0)
-}
-
 async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
     let file = tokio::fs::File::open(spool)
         .await
@@ -85,11 +76,14 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
     let mut heads: Vec<(String, String, String)> = Vec::new();
     let mut roots: Vec<(String, String)> = Vec::new();
     let mut summary = Summary::default();
+    let since = header.since.is_some();
+    let mut keys: Option<HashSet<String>> = None;
     while let Some(frame) = r.next().await? {
         match frame {
             Frame::Header(_) | Frame::Trailer(_) => {
                 return Err(AdminError::Corrupt("a second header in the stream".into()));
             }
+            Frame::Keys(k) => keys = Some(k.into_iter().collect()),
             Frame::Object { key, data } => {
                 summary.objects += 1;
                 summary.object_bytes += data.len() as u64;
@@ -127,7 +121,9 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
                 } else {
                     serde_json::from_slice::<serde_json::Value>(&value).map_err(parse_err)?;
                 }
-                if let Some(existing) = meta.get(&key).await?
+                // A stream of changes updates records; a full one may not.
+                if !since
+                    && let Some(existing) = meta.get(&key).await?
                     && existing.value != value
                 {
                     return Err(AdminError::Clash {
@@ -137,8 +133,19 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
             }
         }
     }
+    if since && keys.is_none() {
+        return Err(AdminError::Corrupt(
+            "a stream of changes without its key list".into(),
+        ));
+    }
     for (what, repo, id) in parents.iter().chain(&heads) {
-        if !commits.contains(&(repo.clone(), id.clone())) {
+        let key = pach_pfs::records::commit_key(repo, id);
+        // A stream of changes may refer to commits the target already holds
+        // (and keeps: they are in the stream's key list).
+        let in_target = since
+            && keys.as_ref().is_some_and(|k| k.contains(&key))
+            && meta.get(&key).await?.is_some();
+        if !in_target && !commits.contains(&(repo.clone(), id.clone())) {
             return Err(AdminError::Dangling {
                 what: format!("commit {repo}@{id}"),
                 detail: format!("{what} points to it"),
@@ -150,7 +157,7 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
         if objects.contains(key) {
             continue;
         }
-        if header.objects {
+        if header.objects && !since {
             return Err(AdminError::Dangling {
                 what: format!("object {key}"),
                 detail: format!("{what} needs it"),
@@ -173,7 +180,11 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
 }
 
 async fn apply(pfs: &Pfs, spool: &Path) -> Result<()> {
-    let mut r = open(spool).await?;
+    let file = tokio::fs::File::open(spool)
+        .await
+        .map_err(io("reading the spool file"))?;
+    let (mut r, header) = Reader::open(BufReader::with_capacity(1 << 20, file)).await?;
+    let since = header.since.is_some();
     let meta = pfs.meta();
     let content = pfs.content();
     let prefix = content.prefix().as_ref().to_string();
@@ -198,14 +209,38 @@ async fn apply(pfs: &Pfs, spool: &Path) -> Result<()> {
                 while let Some(done) = puts.next().await {
                     done?;
                 }
-                if meta.get(&key).await?.is_some_and(|kv| kv.value == value) {
+                let existing = meta.get(&key).await?;
+                if existing.as_ref().is_some_and(|kv| kv.value == value) {
                     continue;
                 }
-                txn = txn.expect(&key, 0).put(&key, value);
+                // A full stream only adds (validation refused clashes); a
+                // stream of changes replaces what the record was.
+                let rev = if since {
+                    existing.map_or(0, |kv| kv.mod_revision)
+                } else {
+                    0
+                };
+                txn = txn.expect(&key, rev).put(&key, value);
                 pending += 1;
                 if pending >= BATCH {
                     commit(&**meta, std::mem::take(&mut txn)).await?;
                     pending = 0;
+                }
+            }
+            Frame::Keys(keys) => {
+                // Records deleted at the source since the checkpoint.
+                let keep: HashSet<String> = keys.into_iter().collect();
+                for prefix in RECORD_ORDER {
+                    for kv in crate::extract::all(&**meta, prefix).await? {
+                        if !keep.contains(&kv.key) {
+                            txn = txn.expect(&kv.key, kv.mod_revision).delete(&kv.key);
+                            pending += 1;
+                            if pending >= BATCH {
+                                commit(&**meta, std::mem::take(&mut txn)).await?;
+                                pending = 0;
+                            }
+                        }
+                    }
                 }
             }
             Frame::Header(_) | Frame::Trailer(_) => {}

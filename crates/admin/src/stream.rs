@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! frame   = kind:u8  length:u32le  payload[length]
-//! stream  = header  object*  record*  trailer
-//! header  = 'H' JSON {"format": "pachyderm-rs extract", "version": "1.0", "objects": bool, "created": RFC 3339}
+//! stream  = header  object*  record*  keys?  trailer
+//! header  = 'H' JSON {"format": "pachyderm-rs extract", "version": "1.0", "objects": bool, "created": RFC 3339,
+//!                     "producer": version, "cluster_id": id, "checkpoint": token, "since": token or absent}
 //! object  = 'O' key_len:u32le key bytes        (a bucket object, key relative to the cluster prefix)
 //! record  = 'R' key_len:u32le key value        (a metadata record, value as stored)
+//! keys    = 'K' newline-separated keys         (only in a `since` stream: every record key at the checkpoint)
 //! trailer = 'T' JSON {"records": n, "objects": n, "object_bytes": n, "checksum": BLAKE3 hex of every byte before the trailer}
 //! ```
 //!
@@ -31,6 +33,17 @@ pub struct Header {
     pub version: String,
     pub objects: bool,
     pub created: String,
+    /// The pachd release that wrote the stream.
+    #[serde(default)]
+    pub producer: String,
+    #[serde(default)]
+    pub cluster_id: String,
+    /// Where this snapshot stands; `extract --since` takes it back.
+    #[serde(default)]
+    pub checkpoint: String,
+    /// For a stream of changes only: the checkpoint it starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,8 +56,17 @@ pub struct Trailer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Header(Header),
-    Object { key: String, data: Vec<u8> },
-    Record { key: String, value: Vec<u8> },
+    Object {
+        key: String,
+        data: Vec<u8>,
+    },
+    Record {
+        key: String,
+        value: Vec<u8>,
+    },
+    /// Every record key of the snapshot (a `since` stream's deletions are the
+    /// target's keys missing from it).
+    Keys(Vec<String>),
     Trailer(Trailer),
 }
 
@@ -56,17 +78,11 @@ pub struct Writer<W> {
 }
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
-    pub async fn new(out: W, objects: bool, created: String) -> Result<Self> {
+    pub async fn new(out: W, header: Header) -> Result<Self> {
         let mut w = Writer {
             out,
             hasher: blake3::Hasher::new(),
             summary: Summary::default(),
-        };
-        let header = Header {
-            format: FORMAT.into(),
-            version: VERSION.into(),
-            objects,
-            created,
         };
         let json = serde_json::to_vec(&header).unwrap_or_default();
         w.frame(b'H', &[&json]).await?;
@@ -84,6 +100,11 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.summary.records += 1;
         let len = (key.len() as u32).to_le_bytes();
         self.frame(b'R', &[&len, key.as_bytes(), value]).await
+    }
+
+    pub async fn keys(&mut self, keys: &[String]) -> Result<()> {
+        let joined = keys.join("\n");
+        self.frame(b'K', &[joined.as_bytes()]).await
     }
 
     /// Writes the trailer and flushes; returns what was written.
@@ -261,6 +282,16 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 let (key, value) = keyed(payload)?;
                 self.seen.records += 1;
                 Ok(Some(Frame::Record { key, value }))
+            }
+            b'K' => {
+                let text = String::from_utf8(payload)
+                    .map_err(|_| AdminError::Corrupt("a key list that is not UTF-8".into()))?;
+                Ok(Some(Frame::Keys(
+                    text.split('\n')
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )))
             }
             other => Err(AdminError::Corrupt(format!(
                 "unknown frame kind {other:#04x}"

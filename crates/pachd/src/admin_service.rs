@@ -34,11 +34,12 @@ fn status(e: AdminError) -> Status {
     }
 }
 
-fn summary(s: Summary) -> api::StreamSummary {
+fn summary(s: Summary, checkpoint: String) -> api::StreamSummary {
     api::StreamSummary {
         records: s.records,
         objects: s.objects,
         object_bytes: s.object_bytes,
+        checkpoint,
     }
 }
 
@@ -71,20 +72,25 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::ExtractStream>, Status> {
         let r = r.into_inner();
         let objects = !r.no_objects;
+        let since = match r.since.as_str() {
+            "" => None,
+            s => Some(s.parse::<pach_admin::Checkpoint>().map_err(status)?),
+        };
         if !r.url.is_empty() {
             let w = url_writer(&r.url)?;
-            let s = pach_admin::extract(&self.pfs, objects, w)
+            let (s, checkpoint) = pach_admin::extract(&self.pfs, objects, since, w)
                 .await
                 .map_err(status)?;
             let last = api::ExtractReply {
                 data: vec![],
-                summary: Some(summary(s)),
+                summary: Some(summary(s, checkpoint.to_string())),
             };
             return Ok(Response::new(Box::pin(futures::stream::iter([Ok(last)]))));
         }
         let (writer, mut reader) = tokio::io::duplex(1 << 20);
         let pfs = self.pfs.clone();
-        let task = tokio::spawn(async move { pach_admin::extract(&pfs, objects, writer).await });
+        let task =
+            tokio::spawn(async move { pach_admin::extract(&pfs, objects, since, writer).await });
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
             let mut buf = vec![0u8; 1 << 20];
@@ -107,9 +113,9 @@ impl Admin for AdminService {
                 }
             }
             let last = match task.await {
-                Ok(Ok(s)) => Ok(api::ExtractReply {
+                Ok(Ok((s, checkpoint))) => Ok(api::ExtractReply {
                     data: vec![],
-                    summary: Some(summary(s)),
+                    summary: Some(summary(s, checkpoint.to_string())),
                 }),
                 Ok(Err(e)) => Err(status(e)),
                 Err(e) => Err(Status::internal(e.to_string())),
@@ -129,7 +135,7 @@ impl Admin for AdminService {
         let s = pach_admin::restore(&self.pfs, &self.spool, reader)
             .await
             .map_err(status)?;
-        Ok(Response::new(summary(s)))
+        Ok(Response::new(summary(s, String::new())))
     }
 
     async fn set_writes(

@@ -19,6 +19,10 @@ pub struct Extract {
     /// Write the stream to this URL (s3://, az://, gs://, file://) instead of stdout.
     #[arg(long)]
     pub url: Option<String>,
+    /// Only what changed after this checkpoint (printed by an earlier extract);
+    /// restoring it on top of that extract's restore brings the target up to date.
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -34,6 +38,12 @@ fn report(verb: &str, s: Option<api::StreamSummary>) {
             "{verb} {} records and {} objects ({} bytes)",
             s.records, s.objects, s.object_bytes
         );
+        if !s.checkpoint.is_empty() {
+            eprintln!(
+                "checkpoint: {} (`pachctl extract --since {}` writes what changes after it)",
+                s.checkpoint, s.checkpoint
+            );
+        }
     }
 }
 
@@ -50,6 +60,7 @@ pub async fn extract(a: Extract) -> anyhow::Result<()> {
         .extract(api::ExtractRequest {
             no_objects: a.no_objects,
             url: a.url.unwrap_or_default(),
+            since: a.since.unwrap_or_default(),
         })
         .await
         .map_err(status)?
@@ -123,6 +134,7 @@ async fn send_stream(
                 .extract(api::ExtractRequest {
                     no_objects: true,
                     url: String::new(),
+                    since: String::new(),
                 })
                 .await
                 .map_err(status)?
