@@ -530,3 +530,43 @@ fn extract_since_a_checkpoint_replays_what_changed() {
     let err = a.fails(&["extract", "--since", "yesterday"]);
     assert!(err.contains("checkpoint"), "{err}");
 }
+
+/// A store written by a newer pachd is refused with the way out; the store
+/// is left as it was.
+#[test]
+fn pachd_refuses_stores_of_newer_formats() {
+    for (major, minor, needle) in [(2, 0, "pachctl extract"), (1, 7, "newer than this pachd")] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let record = format!(r#"{{"id":"future","format_major":{major},"format_minor":{minor}}}"#);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            use pach_meta::MetaStore;
+            let store = pach_meta::RedbStore::open(&data.join("meta.redb")).unwrap();
+            let txn = pach_meta::Txn::new().put("cluster/info", record.clone().into_bytes());
+            store.commit(txn).await.unwrap().unwrap();
+        });
+        let out = std::process::Command::new(pach_e2e::bin("pachd"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--address", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "pachd opened a {major}.{minor} store"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{major}.{minor}")) && err.contains(needle),
+            "{err}"
+        );
+        rt.block_on(async {
+            use pach_meta::MetaStore;
+            let store = pach_meta::RedbStore::open(&data.join("meta.redb")).unwrap();
+            let kv = store.get("cluster/info").await.unwrap().unwrap();
+            assert_eq!(kv.value, record.as_bytes());
+        });
+    }
+}

@@ -32,6 +32,21 @@ pub struct Restore {
     pub url: Option<String>,
 }
 
+/// A byte counter on stderr when it is a terminal (streams have no known size).
+fn progress(what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} {{bytes}} ({{bytes_per_sec}}) {{elapsed}}"
+    )) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
 fn report(verb: &str, s: Option<api::StreamSummary>) {
     if let Some(s) = s {
         eprintln!(
@@ -67,15 +82,22 @@ pub async fn extract(a: Extract) -> anyhow::Result<()> {
         .into_inner();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     let mut last = None;
+    let bar = progress("extracting");
     while let Some(reply) = replies.next().await {
         let reply = reply.map_err(status)?;
         out.write_all(&reply.data)
             .context("writing the stream to stdout")?;
+        if let Some(b) = &bar {
+            b.inc(reply.data.len() as u64);
+        }
         if reply.summary.is_some() {
             last = reply.summary;
         }
     }
     out.flush().context("writing the stream to stdout")?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if last.is_none() {
         anyhow::bail!("the extract ended early; the output is incomplete");
     }
