@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
+scripts/example-tools.sh
 cargo build --bins
 cargo test --workspace --no-fail-fast "$@"

@@ -88,7 +88,10 @@ impl Sandbox {
                         host.clone(),
                     ]);
                 }
-            } else if meta.is_dir() {
+            } else if meta.is_dir() || meta.is_file() {
+                // Files too: a pipeline's image may keep its script at the
+                // root (`python3 /edges.py`); installed there on the host, it
+                // is where the spec expects it.
                 host_args.extend(["--ro-bind".into(), host.clone(), host]);
             }
         }
