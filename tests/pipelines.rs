@@ -431,6 +431,9 @@ fn transform_options_env_return_codes_err_cmd_and_timeouts() {
  "transform": {"cmd": ["sh", "-c", "exit 1"], "err_cmd": ["sh", "-c", "echo recovering $in"]},
  "datum_tries": 1,
  "input": {"pfs": {"repo": "in", "glob": "/*"}}}
+{"pipeline": {"name": "lazy"},
+ "transform": {"cmd": ["sh", "-c", "test -p $in && cat $in > /pfs/out/copy"]},
+ "input": {"pfs": {"repo": "in", "glob": "/*", "lazy": true}}}
 {"pipeline": {"name": "slow"},
  "transform": {"cmd": ["sh", "-c", "echo sleeping; sleep 30"]},
  "datum_tries": 1, "datum_timeout": "1s",
@@ -450,6 +453,8 @@ fn transform_options_env_return_codes_err_cmd_and_timeouts() {
     p.ok(&["flush", "commit", "in@master"]);
     assert_eq!(get(&p, "opts@master:/env"), "hello /usr\n");
     assert_eq!(get(&p, "opts@master:/stdin"), "from stdin\n");
+    // A lazy input is a named pipe fed when read.
+    assert_eq!(get(&p, "lazy@master:/copy"), "x\n");
     assert_eq!(jobs(&p, "opts")[0]["state"], "JOB_SUCCESS");
     // Egress copied the output to the URL.
     assert_eq!(

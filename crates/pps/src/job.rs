@@ -687,6 +687,7 @@ impl Pps {
                     input: i.name.clone(),
                     entry,
                     empty: i.empty_files,
+                    lazy: i.lazy,
                 });
             }
             let glob_path = if i.glob_path == "/" {
@@ -723,8 +724,11 @@ impl Pps {
                     return Ok(Err("no sandbox".to_string()));
                 };
                 s.reset().await?;
-                pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts).await?;
-                let outcome = s.run(&command, log).await?;
+                let lazy =
+                    pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts).await?;
+                let outcome = s.run(&command, log).await;
+                lazy.release().await;
+                let outcome = outcome?;
                 let ok = outcome.code == Some(0)
                     || outcome
                         .code
@@ -767,18 +771,22 @@ impl Pps {
                     working_dir: t.working_dir.clone(),
                     timeout: spec.datum_timeout(),
                 };
-                // err_cmd sees the failed datum's /pfs, as in Pachyderm.
+                // err_cmd sees the failed datum's /pfs, freshly written (lazy
+                // files can be read once).
                 let recovered = async {
                     if !session.as_mut().is_some_and(|s| s.is_alive()) {
-                        let s = session.insert(self.new_session(ctx, sandbox).await?);
-                        s.reset().await?;
+                        session = Some(self.new_session(ctx, sandbox).await?);
+                    }
+                    let Some(s) = session.as_mut() else {
+                        return Ok(None);
+                    };
+                    s.reset().await?;
+                    let lazy =
                         pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts)
                             .await?;
-                    }
-                    match session.as_mut() {
-                        Some(s) => s.run(&err, log).await.map(Some),
-                        None => Ok(None),
-                    }
+                    let outcome = s.run(&err, log).await;
+                    lazy.release().await;
+                    outcome.map(Some)
                 };
                 match recovered.await {
                     Ok(Some(o)) if o.code == Some(0) => {

@@ -41,24 +41,27 @@ pub async fn collect(
             let name = e.file_name().to_string_lossy().into_owned();
             let path = format!("{out_path}/{name}");
             let host = resolve(&pfs, e.path(), &path).await?;
+            // A link to an input file (a lazy one being a named pipe) is
+            // that input's entry, whatever it is on disk.
+            let linked = host
+                .strip_prefix(&pfs)
+                .ok()
+                .filter(|rel| !rel.starts_with("out"))
+                .and_then(|rel| inputs.get(&format!("/pfs/{}", rel.to_string_lossy())));
+            if let Some(entry) = linked {
+                by_reference.push(FileEntry {
+                    path,
+                    ..entry.clone()
+                });
+                continue;
+            }
             let meta = tokio::fs::metadata(&host)
                 .await
                 .map_err(io("cannot read output", &host))?;
             if meta.is_dir() {
                 stack.push((host, path));
             } else if meta.is_file() {
-                let linked = host
-                    .strip_prefix(&pfs)
-                    .ok()
-                    .filter(|rel| !rel.starts_with("out"))
-                    .and_then(|rel| inputs.get(&format!("/pfs/{}", rel.to_string_lossy())));
-                match linked {
-                    Some(entry) => by_reference.push(FileEntry {
-                        path,
-                        ..entry.clone()
-                    }),
-                    None => files.push((path, host)),
-                }
+                files.push((path, host));
             }
         }
     }

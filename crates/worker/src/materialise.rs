@@ -1,6 +1,11 @@
-//! Writes a datum's input files where user code expects them.
+//! Writes a datum's input files where user code expects them. A `lazy` input
+//! file is a named pipe instead, fed from storage only when user code opens
+//! it, as Pachyderm does for lazy inputs: a datum that reads a few of many
+//! large files fetches only those (and, as in Pachyderm, each can be read once).
 
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use pach_storage::{ContentStore, FileEntry};
@@ -15,6 +20,65 @@ pub struct InputMount {
     pub entry: FileEntry,
     /// `empty_files`: the file exists but holds no bytes.
     pub empty: bool,
+    /// `lazy`: a named pipe fed on first open.
+    pub lazy: bool,
+}
+
+/// The lazy files of a materialised datum; [`Materialised::release`] ends
+/// their feeders once user code is done.
+#[derive(Debug, Default)]
+pub struct Materialised {
+    fifos: Vec<PathBuf>,
+    feeders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Materialised {
+    /// Stops feeding lazy files nobody opened (or finished reading).
+    pub async fn release(self) {
+        for fifo in &self.fifos {
+            // Opening the read end lets a feeder blocked in open() go on; it
+            // then fails on the closed pipe and ends.
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+        }
+        for f in self.feeders {
+            f.abort();
+            let _ = f.await;
+        }
+    }
+}
+
+fn make_fifo(path: &Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("a path with a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated path; mkfifo only reads it.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Writes a file's content into its named pipe once a reader opens it.
+fn feed(content: ContentStore, entry: FileEntry, fifo: PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let path = fifo.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).open(&path)
+        })
+        .await;
+        let Ok(Ok(file)) = opened else { return };
+        let mut file = tokio::fs::File::from_std(file);
+        let mut bytes = content.read_file(&entry, 0, None);
+        while let Some(Ok(chunk)) = bytes.next().await {
+            if file.write_all(&chunk).await.is_err() {
+                return; // the reader went away
+            }
+        }
+        let _ = file.flush().await;
+    })
 }
 
 /// Creates `<dir>/pfs/out`, a directory per input name (present even when the
@@ -24,7 +88,8 @@ pub async fn materialise(
     dir: &Path,
     inputs: &[String],
     mounts: &[InputMount],
-) -> Result<()> {
+) -> Result<Materialised> {
+    let mut lazy = Materialised::default();
     let pfs = dir.join("pfs");
     for d in std::iter::once("out").chain(inputs.iter().map(String::as_str)) {
         let d = pfs.join(d);
@@ -40,6 +105,13 @@ pub async fn materialise(
                 .await
                 .map_err(io("cannot create", parent))?;
         }
+        if m.lazy && !m.empty {
+            make_fifo(&target).map_err(io("cannot create", &target))?;
+            lazy.feeders
+                .push(feed(content.clone(), m.entry.clone(), target.clone()));
+            lazy.fifos.push(target);
+            continue;
+        }
         let mut file = tokio::fs::File::create(&target)
             .await
             .map_err(io("cannot create", &target))?;
@@ -53,5 +125,5 @@ pub async fn materialise(
         }
         file.flush().await.map_err(io("cannot write", &target))?;
     }
-    Ok(())
+    Ok(lazy)
 }

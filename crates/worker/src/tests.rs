@@ -42,11 +42,13 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
             input: "in".into(),
             entry: entry.clone(),
             empty: false,
+            lazy: false,
         },
         InputMount {
             input: "hollow".into(),
             entry: entry.clone(),
             empty: true,
+            lazy: false,
         },
     ];
     let sandbox = Sandbox::detect().unwrap();
@@ -169,4 +171,54 @@ async fn exit_codes_timeouts_and_links_outside_pfs() {
         .await
         .unwrap_err();
     assert!(matches!(err, WorkerError::LinkOutsidePfs { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn lazy_inputs_are_fed_only_when_read() {
+    let content = store();
+    let mut s = content.session();
+    let read = s
+        .put_bytes("/big/read.bin".into(), None, &vec![7u8; 3 << 20])
+        .await
+        .unwrap();
+    let unread = s
+        .put_bytes("/big/unread.bin".into(), None, b"never opened")
+        .await
+        .unwrap();
+    s.finish().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::detect().unwrap();
+    let mut session = sandbox.start(dir.path()).await.unwrap();
+    let mounts: Vec<InputMount> = [read.clone(), unread.clone()]
+        .into_iter()
+        .map(|entry| InputMount {
+            input: "in".into(),
+            entry,
+            empty: false,
+            lazy: true,
+        })
+        .collect();
+    let lazy = materialise(&content, session.dir(), &["in".into()], &mounts)
+        .await
+        .unwrap();
+    let mut log = Vec::new();
+    let cmd = sh(
+        "test -p /pfs/in/big/read.bin && cat /pfs/in/big/read.bin > /pfs/out/copy && ln -s /pfs/in/big/unread.bin /pfs/out/linked",
+    );
+    let outcome = session.run(&cmd, &mut log).await.unwrap();
+    assert_eq!(outcome.code, Some(0), "{}", String::from_utf8_lossy(&log));
+    // Nobody opened unread.bin: releasing must not hang.
+    tokio::time::timeout(Duration::from_secs(10), lazy.release())
+        .await
+        .expect("release hung");
+    let linked: std::collections::HashMap<String, pach_storage::FileEntry> = mounts
+        .iter()
+        .map(|m| (format!("/pfs/in{}", m.entry.path), m.entry.clone()))
+        .collect();
+    let out = collect(&content, session.dir(), &linked).await.unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].path, "/copy");
+    assert_eq!(out[0].hash, read.hash);
+    assert_eq!(out[1].path, "/linked");
+    assert_eq!(out[1].hash, unread.hash);
 }
