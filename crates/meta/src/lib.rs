@@ -16,8 +16,10 @@
 //!   started, in revision order.
 
 pub mod conformance;
+mod etcd_store;
 mod redb_store;
 
+pub use etcd_store::EtcdStore;
 pub use redb_store::RedbStore;
 
 use async_trait::async_trait;

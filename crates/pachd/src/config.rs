@@ -27,6 +27,13 @@ pub struct Config {
     #[arg(long, env = "PACHD_STORAGE")]
     pub storage: Option<String>,
 
+    /// Metadata store: empty for the embedded store (<data-dir>/meta.redb), or
+    /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] for an etcd cluster (run etcd
+    /// with --max-txn-ops 1024). Several pachd on one etcd prefix and one
+    /// bucket serve the same cluster.
+    #[arg(long, env = "PACHD_METADATA")]
+    pub metadata: Option<String>,
+
     /// Log filter (error, warn, info, debug, trace; or tracing directives).
     /// PACHD_LOG overrides it.
     #[arg(long, default_value = "info")]
@@ -50,5 +57,76 @@ impl Config {
             Some(s) => s.clone(),
             None => data_dir.join("objects").display().to_string(),
         }
+    }
+}
+
+/// Where the metadata lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metadata {
+    Embedded(PathBuf),
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+    },
+}
+
+impl Config {
+    pub fn metadata(&self, data_dir: &std::path::Path) -> anyhow::Result<Metadata> {
+        let Some(url) = self.metadata.as_deref().filter(|m| !m.is_empty()) else {
+            return Ok(Metadata::Embedded(data_dir.join("meta.redb")));
+        };
+        let Some(rest) = url.strip_prefix("etcd://") else {
+            anyhow::bail!(
+                "--metadata '{url}' is not understood: use etcd://HOST:PORT[,HOST:PORT][/PREFIX], or leave it out for the embedded store"
+            );
+        };
+        let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+            .collect();
+        if endpoints.is_empty() {
+            anyhow::bail!("--metadata '{url}' names no etcd endpoint: use etcd://HOST:PORT");
+        }
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+            prefix.to_string()
+        } else {
+            format!("{prefix}/")
+        };
+        Ok(Metadata::Etcd { endpoints, prefix })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(m: Option<&str>) -> Config {
+        Config {
+            data_dir: None,
+            address: String::new(),
+            storage: None,
+            metadata: m.map(str::to_string),
+            log_level: String::new(),
+        }
+    }
+
+    #[test]
+    fn metadata_urls() {
+        let d = std::path::Path::new("/d");
+        assert_eq!(
+            config(None).metadata(d).unwrap(),
+            Metadata::Embedded(d.join("meta.redb"))
+        );
+        assert_eq!(
+            config(Some("etcd://a:1,b:2/prod")).metadata(d).unwrap(),
+            Metadata::Etcd {
+                endpoints: vec!["http://a:1".into(), "http://b:2".into()],
+                prefix: "prod/".into()
+            }
+        );
+        assert!(config(Some("redis://x")).metadata(d).is_err());
+        assert!(config(Some("etcd://")).metadata(d).is_err());
     }
 }

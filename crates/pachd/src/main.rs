@@ -41,13 +41,31 @@ async fn run(config: Config) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
-    let meta_path = data_dir.join("meta.redb");
-    let meta = Arc::new(pach_meta::RedbStore::open(&meta_path)?);
+    let (meta, meta_name): (Arc<dyn pach_meta::MetaStore>, String) =
+        match config.metadata(&data_dir)? {
+            config::Metadata::Embedded(path) => (
+                Arc::new(pach_meta::RedbStore::open(&path)?),
+                path.display().to_string(),
+            ),
+            config::Metadata::Etcd { endpoints, prefix } => (
+                Arc::new(
+                    pach_meta::EtcdStore::connect(&endpoints, &prefix)
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "cannot open the etcd metadata store {} (--metadata)",
+                                endpoints.join(",")
+                            )
+                        })?,
+                ),
+                format!("etcd {} prefix '{prefix}'", endpoints.join(",")),
+            ),
+        };
     let storage_url = config.storage_url(&data_dir);
     let (store, prefix) = pach_storage::open_object_store(&storage_url)
         .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
     let cluster = cluster::open(&*meta).await?;
-    tracing::info!(cluster_id = %cluster.id, metadata = %meta_path.display(), storage = %storage_url, "opened cluster");
+    tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
     let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = data_dir.join("scratch");

@@ -1,0 +1,152 @@
+//! Cluster mode: metadata in a real etcd, objects in a shared bucket, several
+//! pachd processes serving one cluster.
+
+use pach_e2e::{Etcd, Pachd};
+
+#[test]
+fn two_pachd_on_one_etcd_and_bucket_serve_one_cluster() {
+    let etcd = Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/prod", etcd.address);
+    let storage = format!("file://{}", bucket.path().display());
+    let args = ["--metadata", &metadata, "--storage", &storage];
+    let a = Pachd::start_with(&args);
+    let b = Pachd::start_with(&args);
+
+    a.ok(&["create", "repo", "shared"]);
+    a.ok_stdin(&["put", "file", "shared@master:/hello.txt"], b"from a\n");
+    // Read through the other pachd at once.
+    assert_eq!(
+        b.ok(&["get", "file", "shared@master:/hello.txt"]),
+        "from a\n"
+    );
+    b.ok_stdin(&["put", "file", "shared@master:/second.txt"], b"from b\n");
+    let files = a.raw(&["list", "file", "shared@master:/"]);
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        a.raw(&["list", "commit", "shared"]).len(),
+        b.raw(&["list", "commit", "shared"]).len()
+    );
+    // Concurrent writers through both land in serial commits.
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let p = if i % 2 == 0 { &a } else { &b };
+            let mut cmd = p.pachctl_cmd(&[
+                "put",
+                "file",
+                &format!("shared@master:/c{i}"),
+                "-f",
+                "/etc/hostname",
+            ]);
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for mut w in writers {
+        assert!(w.wait().unwrap().success());
+    }
+    assert_eq!(b.raw(&["list", "commit", "shared"]).len(), 8);
+    b.ok(&["fsck"]);
+
+    // Another prefix of the same etcd is another cluster.
+    let other = Pachd::start_with(&["--metadata", &format!("etcd://{}/staging", etcd.address)]);
+    assert!(other.raw(&["list", "repo"]).is_empty());
+}
+
+#[test]
+fn extract_from_embedded_restores_into_etcd_and_back() {
+    let embedded = Pachd::start();
+    embedded.ok(&["create", "repo", "data", "--description", "moving"]);
+    embedded.ok_stdin(&["put", "file", "data@master:/a"], b"a\n");
+    embedded.ok_stdin(&["put", "file", "data@master:/b"], b"b\n");
+    let stream = embedded.dir.path().join("full.stream");
+    let out = embedded
+        .pachctl_cmd(&["extract"])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&stream, &out.stdout).unwrap();
+
+    let etcd = Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let clustered = Pachd::start_with(&[
+        "--metadata",
+        &format!("etcd://{}", etcd.address),
+        "--storage",
+        &format!("file://{}", bucket.path().display()),
+    ]);
+    let restored = clustered
+        .pachctl_cmd(&["restore"])
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    clustered.ok(&["verify", "--from", &embedded.address]);
+    assert_eq!(clustered.ok(&["get", "file", "data@master^:/a"]), "a\n");
+
+    // And back into a fresh embedded cluster.
+    let back_stream = clustered.dir.path().join("back.stream");
+    let out = clustered
+        .pachctl_cmd(&["extract"])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&back_stream, &out.stdout).unwrap();
+    let back = Pachd::start();
+    let r = back
+        .pachctl_cmd(&["restore"])
+        .stdin(std::fs::File::open(&back_stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    back.ok(&["verify", "--from", &embedded.address]);
+}
+
+#[test]
+fn unreachable_etcd_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(pach_e2e::bin("pachd"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--metadata",
+            "etcd://127.0.0.1:1",
+            "--address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("--metadata"),
+        "{err}"
+    );
+}
+
+/// The metadata store's conformance suite, the same one the embedded store
+/// passes, against the real etcd.
+#[test]
+fn etcd_passes_the_metadata_conformance_suite() {
+    use pach_meta::MetaStore;
+    let etcd = Etcd::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let endpoint = vec![format!("http://{}", etcd.address)];
+        let store = pach_meta::EtcdStore::connect(&endpoint, "suite/")
+            .await
+            .unwrap();
+        pach_meta::conformance::run_all(&store).await;
+        // Keys of another prefix are another cluster's.
+        let other = pach_meta::EtcdStore::connect(&endpoint, "other/")
+            .await
+            .unwrap();
+        assert!(other.get("t1/a").await.unwrap().is_none());
+        assert!(other.list("", None, 0).await.unwrap().is_empty());
+    });
+}
