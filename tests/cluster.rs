@@ -150,3 +150,46 @@ fn etcd_passes_the_metadata_conformance_suite() {
         assert!(other.list("", None, 0).await.unwrap().is_empty());
     });
 }
+
+/// The pipeline controller is led by one pachd at a time; when the leader
+/// dies, another takes over within seconds and jobs go on.
+#[test]
+fn killing_the_leading_pachd_hands_pipelines_over() {
+    let etcd = Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/ha", etcd.address);
+    let storage = format!("file://{}", bucket.path().display());
+    let args = ["--metadata", &metadata, "--storage", &storage];
+    let mut a = Pachd::start_with(&args);
+    a.ok(&["create", "repo", "in"]);
+    let spec = a.dir.path().join("copy.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "copy"}, "transform": {"cmd": ["sh", "-c", "cp $in /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
+    )
+    .unwrap();
+    a.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    a.ok_stdin(&["put", "file", "in@master:/one"], b"1\n");
+    a.ok(&["flush", "commit", "in@master"]); // a leads: it is alone
+    assert_eq!(a.ok(&["get", "file", "copy@master:/one"]), "1\n");
+
+    let b = Pachd::start_with(&args);
+    a.kill9();
+    b.ok_stdin(&["put", "file", "in@master:/two"], b"2\n");
+    let started = std::time::Instant::now();
+    let flushed = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(pach_e2e::bin("pachctl"))
+        .args(["flush", "commit", "in@master"])
+        .env("PACH_CONFIG", b.dir.path().join("config.json"))
+        .env("PACHD_ADDRESS", &b.address)
+        .status()
+        .unwrap();
+    assert!(flushed.success(), "no pachd took the pipelines over");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(b.ok(&["get", "file", "copy@master:/two"]), "2\n");
+    assert_eq!(b.ok(&["get", "file", "copy@master:/one"]), "1\n");
+    let jobs = b.raw(&["list", "job", "-p", "copy"]);
+    assert!(jobs.iter().all(|j| j["state"] == "JOB_SUCCESS"), "{jobs:?}");
+}

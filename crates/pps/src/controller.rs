@@ -3,8 +3,10 @@
 //! oldest first (pipelines run concurrently). Cron inputs get a ticker that
 //! writes a timestamp file into the pipeline's tick repo on schedule.
 //!
-//! Everything the controller acts on is in the metadata store, so after a
-//! restart it resumes where it stopped: an open output commit is a job still
+//! With several pachd on one metadata store, only the holder of the
+//! controller lease (`leader`) schedules; the others stand by and take over
+//! when its lease runs out. Everything the controller acts on is in the
+//! metadata store, so after a restart or a takeover it resumes where it stopped: an open output commit is a job still
 //! to run, and datums already processed are reused from the cache.
 
 use std::collections::HashSet;
@@ -42,8 +44,22 @@ impl Pps {
                 futures::stream::pending().boxed()
             }
         };
+        let me = uuid::Uuid::new_v4().simple().to_string();
+        let mut leading = false;
         loop {
-            if let Err(e) = self.schedule(&active, &tickers, &sandbox).await {
+            match crate::leader::lead(&**self.pfs.meta(), &me).await {
+                Ok(now) => {
+                    if now != leading {
+                        tracing::info!(controller = %me, "pipeline controller {}", if now { "leads" } else { "stands by" });
+                    }
+                    leading = now;
+                }
+                Err(e) => {
+                    tracing::warn!("controller lease: {e}");
+                    leading = false;
+                }
+            }
+            if leading && let Err(e) = self.schedule(&me, &active, &tickers, &sandbox).await {
                 tracing::warn!("controller: {e}");
             }
             // Any change wakes us; the timeout covers a lagging watcher.
@@ -53,6 +69,7 @@ impl Pps {
 
     async fn schedule(
         &self,
+        me: &str,
         active: &Arc<Mutex<HashSet<String>>>,
         tickers: &Arc<Mutex<HashSet<String>>>,
         sandbox: &Option<Arc<Sandbox>>,
@@ -74,8 +91,9 @@ impl Pps {
                         let tickers = tickers.clone();
                         let c = c.clone();
                         let pipeline = name.clone();
+                        let me = me.to_string();
                         tokio::spawn(async move {
-                            if let Err(e) = this.run_ticker(&pipeline, &c).await {
+                            if let Err(e) = this.run_ticker(&me, &pipeline, &c).await {
                                 tracing::warn!(pipeline = %pipeline, "cron input '{}': {e}", c.name);
                             }
                             if let Ok(mut t) = tickers.lock() {
@@ -143,7 +161,12 @@ impl Pps {
 
     /// Writes a tick file into the cron repo on schedule while the pipeline
     /// runs. With `overwrite`, each tick replaces the previous files.
-    async fn run_ticker(&self, pipeline: &str, cron: &crate::spec::CronInput) -> Result<()> {
+    async fn run_ticker(
+        &self,
+        me: &str,
+        pipeline: &str,
+        cron: &crate::spec::CronInput,
+    ) -> Result<()> {
         let schedule = Schedule::parse(&cron.spec)?;
         loop {
             let wait = schedule.until_next(std::time::SystemTime::now());
@@ -153,7 +176,10 @@ impl Pps {
                 Err(crate::PpsError::PipelineNotFound(_)) => return Ok(()),
                 Err(e) => return Err(e),
             };
-            if p.state != PipelineState::Running {
+            // Only the leading controller ticks (another one took over if not).
+            if p.state != PipelineState::Running
+                || !crate::leader::lead(&**self.pfs.meta(), me).await?
+            {
                 return Ok(());
             }
             let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();

@@ -10,6 +10,7 @@ pub mod error;
 pub mod glob;
 pub mod info;
 mod job;
+pub mod leader;
 mod pipeline;
 pub mod records;
 pub mod spec;
