@@ -106,6 +106,15 @@ fn word_count_runs_incrementally_with_provenance() {
         human.contains("docs:/*") && human.contains("running / success"),
         "{human}"
     );
+    // inspect datum names the datum's input files.
+    let d = &p.raw(&["inspect", "datum", job, datum])[0];
+    assert_eq!(d["state"], "SUCCESS");
+    assert_eq!(d["data"][0]["file"]["path"], "/b.txt", "{d}");
+    // delete job removes the job's records; its output commit stays.
+    p.ok(&["delete", "job", job]);
+    assert!(p.fails(&["inspect", "job", job]).contains("not found"));
+    assert_eq!(jobs(&p, "wc").len(), 1);
+    assert_eq!(get(&p, &format!("wc@{job}:/b.txt.count")), "4\n");
 }
 
 #[test]
@@ -142,6 +151,15 @@ input:
   join:
   - pfs: {repo: left, glob: "/(*).txt", join_on: "$1"}
   - pfs: {repo: right, glob: "/(*).txt", join_on: "$1"}
+---
+pipeline:
+  name: grouped
+transform:
+  cmd: ["sh", "-c", "find /pfs/left /pfs/right -type f | sort | xargs cat > /pfs/out/$(ls /pfs/left /pfs/right | grep txt | head -1)"]
+input:
+  group:
+  - pfs: {repo: left, glob: "/(*).txt", group_by: "$1"}
+  - pfs: {repo: right, glob: "/(*).txt", group_by: "$1"}
 "#;
     let f = spec_file(&p, "specs.yaml", specs);
     p.ok(&["create", "pipeline", "-f", &f]);
@@ -173,13 +191,17 @@ input:
         .collect();
     assert_eq!(joined, ["/1.txt"]);
     assert_eq!(get(&p, "joined@master:/1.txt"), "L1\nR1\n");
+    // One datum per group_by key, holding every file with that key.
+    assert_eq!(get(&p, "grouped@master:/1.txt"), "L1\nR1\n");
+    assert_eq!(get(&p, "grouped@master:/2.txt"), "L2\n");
+    assert_eq!(get(&p, "grouped@master:/3.txt"), "R3\n");
     // list pipeline is in DAG order with Pachyderm's JSON shape.
     let names: Vec<String> = p
         .raw(&["list", "pipeline"])
         .iter()
         .map(|x| x["pipeline"]["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 3);
+    assert_eq!(names.len(), 4);
 }
 
 #[test]
