@@ -356,8 +356,9 @@ fn stop_start_update_and_delete() {
                 "input": {{"pfs": {{"repo": "in", "glob": "/*"}}}}}}"#
         )
     };
+    // The spec from a URL (pachd reads it), as `create pipeline -f URL` does.
     let f = spec_file(&p, "copy.json", &spec(""));
-    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["create", "pipeline", "-f", &format!("file://{f}")]);
     p.ok(&["flush", "commit", "in@master"]);
     assert_eq!(jobs(&p, "copy").len(), 1);
 
