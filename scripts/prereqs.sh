@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, when missing: protoc (gRPC code
 # generation), jq (used by the end-to-end tests, as in Pachyderm's guides) and
-# bubblewrap (the sandbox pipelines run user code in) and etcd (the metadata
-# store of cluster mode, tested for real).
+# bubblewrap (the sandbox pipelines run user code in).
 set -euo pipefail
 missing=()
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   SUDO=""

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
-scripts/example-tools.sh
+scripts/test-tools.sh
 cargo build --bins
 cargo test --workspace --no-fail-fast "$@"
