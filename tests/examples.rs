@@ -1,7 +1,7 @@
 //! Pachyderm's opencv example (the `edges` and `montage` pipelines) run
 //! unchanged on the host's tools: the specs call `python3 /edges.py` and
 //! ImageMagick's `montage`, as the example's images do. The test command
-//! installs OpenCV and ImageMagick (scripts/example-tools.sh); the edge
+//! installs OpenCV and ImageMagick (scripts/test-tools.sh); the edge
 //! detection script, which the example ships in its image, is installed at
 //! `/edges.py` on the host here.
 
