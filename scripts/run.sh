@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
 cargo build --release --bin pachd --bin pachctl
-echo "pachctl is at $(pwd)/target/release/pachctl" >&2
-exec target/release/pachd "$@"
+BIN=${CARGO_TARGET_DIR:-$(pwd)/target}/release
+echo "pachctl is at $BIN/pachctl" >&2
+exec "$BIN/pachd" "$@"
