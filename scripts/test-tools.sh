@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs, when missing, what only the tests need: etcd (cluster mode is
-# tested against a real one) and the tools Pachyderm's example pipelines
+# Installs, when missing, what only the tests need: etcd and Garage (cluster
+# mode is tested against a real etcd and a real S3 server; Garage builds from
+# source once, ~10 minutes on 2 cores, then stays in ~/.cargo/bin) and the tools Pachyderm's example pipelines
 # call, so that they run unchanged on the host's userland: ImageMagick
 # (`montage`) and OpenCV for Python (`cv2`).
 set -euo pipefail
@@ -17,4 +18,8 @@ fi
 if ! python3 -c 'import cv2' >/dev/null 2>&1; then
   echo "installing: opencv-python-headless (pip)" >&2
   python3 -m pip install -q opencv-python-headless
+fi
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  echo "installing: garage 2.5.0 (cargo install, once)" >&2
+  cargo install garage --version 2.5.0 --locked -q
 fi

@@ -193,3 +193,28 @@ fn killing_the_leading_pachd_hands_pipelines_over() {
     let jobs = b.raw(&["list", "job", "-p", "copy"]);
     assert!(jobs.iter().all(|j| j["state"] == "JOB_SUCCESS"), "{jobs:?}");
 }
+
+/// Content in a real S3 bucket (Garage), and extract / restore through
+/// `s3://` URLs, with the standard AWS environment variables.
+#[test]
+fn s3_bucket_storage_and_s3_extract_urls() {
+    let garage = pach_e2e::Garage::start();
+    let env = garage.env();
+    let a = Pachd::start_with_env(&["--storage", "s3://bkt/cluster-a"], &env);
+    a.ok(&["create", "repo", "data"]);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    a.ok_stdin(&["put", "file", "data@master:/big.bin"], &big);
+    a.ok_stdin(&["put", "file", "data@master:/small.txt"], b"small\n");
+    assert_eq!(a.ok_bytes(&["get", "file", "data@master:/big.bin"]), big);
+    a.ok(&["fsck"]);
+
+    // The migration guide's `extract --url s3://...` / `restore --url s3://...`.
+    a.ok(&["extract", "--url", "s3://bkt/backups/full.stream"]);
+    let b = Pachd::start_with_env(&[], &env);
+    b.ok(&["restore", "--url", "s3://bkt/backups/full.stream"]);
+    b.ok(&["verify", "--from", &a.address]);
+    assert_eq!(b.ok(&["get", "file", "data@master:/small.txt"]), "small\n");
+    // A URL that names nothing is a clear error.
+    let err = b.fails(&["restore", "--url", "s3://bkt/backups/missing.stream"]);
+    assert!(err.contains("missing.stream"), "{err}");
+}

@@ -33,6 +33,8 @@ pub struct Pachd {
     pub dir: tempfile::TempDir,
     /// Extra pachd arguments (e.g. `--storage URL`).
     pub args: Vec<String>,
+    /// Extra pachd environment (e.g. S3 credentials).
+    pub env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -48,12 +50,18 @@ impl Pachd {
 
     /// A new cluster started with extra pachd arguments.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// A new cluster started with extra pachd arguments and environment.
+    pub fn start_with_env(args: &[&str], env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut p = Pachd {
             child: None,
             address: format!("127.0.0.1:{}", free_port()),
             dir,
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: env.to_vec(),
         };
         p.launch();
         p
@@ -71,6 +79,7 @@ impl Pachd {
             .arg("--address")
             .arg(&self.address)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PACHD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -265,6 +274,106 @@ impl Etcd {
 }
 
 impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real S3 server (Garage) on loopback with one bucket, `bkt`, stopped (by
+/// PID) when dropped. `env()` gives the standard AWS variables that reach it.
+pub struct Garage {
+    child: Child,
+    pub endpoint: String,
+    key_id: String,
+    secret: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Garage {
+    pub fn start() -> Garage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let hex = |n: usize, seed: u64| -> String {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "{:x}",
+                        (seed.wrapping_mul(31).wrapping_add(i as u64 * 7919)) % 16
+                    )
+                })
+                .collect()
+        };
+        let key_id = format!("GK{}", hex(24, 3));
+        let secret = hex(64, 5);
+        let config = format!(
+            r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{rpc_secret}"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+admin_token = "{token}"
+"#,
+            d = dir.path().display(),
+            rpc_secret = hex(64, 11),
+            token = hex(32, 13),
+        );
+        let config_path = dir.path().join("garage.toml");
+        std::fs::write(&config_path, config).expect("write garage.toml");
+        let garage = std::env::var("HOME")
+            .map(|h| PathBuf::from(h).join(".cargo/bin/garage"))
+            .ok()
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("garage"));
+        let child = Command::new(garage)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["server", "--single-node", "--default-bucket"])
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &key_id)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &secret)
+            .env("GARAGE_DEFAULT_BUCKET", "bkt")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("garage is not installed: scripts/test-tools.sh installs it");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", s3)).is_err() {
+            assert!(Instant::now() < deadline, "garage did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Garage {
+            child,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            key_id,
+            secret,
+            _dir: dir,
+        }
+    }
+
+    /// The AWS environment variables that point S3 clients at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", self.key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.as_str()),
+            ("AWS_REGION", "garage"),
+            ("AWS_ENDPOINT", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+impl Drop for Garage {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
