@@ -152,35 +152,56 @@ pub async fn extract<W: AsyncWrite + Unpin>(
     Ok((w.finish().await?, checkpoint))
 }
 
-/// Every record in stream order, read at one revision of the store.
+/// Every record in stream order, as of one moment. The store's revision
+/// also moves for keys outside the stream (the controller lease is renewed
+/// every second), so when it moved during the read, the extracted records
+/// are read again: unchanged keys and modification revisions mean no record
+/// of the stream changed in between, and the first read is a snapshot.
 async fn snapshot(meta: &dyn MetaStore) -> Result<(Vec<pach_meta::KeyValue>, u64)> {
     for _ in 0..SNAPSHOT_ATTEMPTS {
         let start = meta.revision().await?;
-        let mut out = Vec::new();
-        for prefix in RECORD_ORDER {
-            let mut kvs = all(meta, prefix).await?;
-            if *prefix == "pfs/commits/" {
-                // Parents before children: a parent always started first.
-                let mut keyed = Vec::with_capacity(kvs.len());
-                for kv in kvs {
-                    let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
-                        AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
-                    })?;
-                    keyed.push((c.started_ns, kv));
-                }
-                keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
-                kvs = keyed.into_iter().map(|(_, kv)| kv).collect();
-            }
-            out.extend(kvs);
-        }
+        let first = read_records(meta).await?;
         if meta.revision().await? == start {
-            return Ok((out, start));
+            return Ok((first, start));
+        }
+        let again = read_records(meta).await?;
+        let same = first.len() == again.len()
+            && first
+                .iter()
+                .zip(&again)
+                .all(|(a, b)| a.key == b.key && a.mod_revision == b.mod_revision);
+        if same {
+            // A checkpoint at `start` may make a later `--since` carry a few
+            // records again (harmless), never miss one.
+            return Ok((first, start));
         }
     }
     Err(AdminError::Busy(format!(
         "the cluster changed during each of {SNAPSHOT_ATTEMPTS} attempts to read a consistent snapshot; \
          pause writes (`pachctl pause writes`) or stop pipelines, then extract again"
     )))
+}
+
+/// The stream's records in stream order (commits parent first).
+async fn read_records(meta: &dyn MetaStore) -> Result<Vec<pach_meta::KeyValue>> {
+    let mut out = Vec::new();
+    for prefix in RECORD_ORDER {
+        let mut kvs = all(meta, prefix).await?;
+        if *prefix == "pfs/commits/" {
+            // Parents before children: a parent always started first.
+            let mut keyed = Vec::with_capacity(kvs.len());
+            for kv in kvs {
+                let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
+                    AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
+                })?;
+                keyed.push((c.started_ns, kv));
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+            kvs = keyed.into_iter().map(|(_, kv)| kv).collect();
+        }
+        out.extend(kvs);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn all(meta: &dyn MetaStore, prefix: &str) -> Result<Vec<pach_meta::KeyValue>> {

@@ -86,9 +86,9 @@ impl PpsApi for PpsService {
             .inspect_pipeline(&r.into_inner().name)
             .await
             .map_err(status)?;
-        let jobs = self.last_jobs().await?;
-        let last = jobs.iter().find(|j| j.pipeline == p.name());
-        Ok(Response::new(json(info::pipeline_info(&p, last))))
+        // Only this pipeline's jobs, newest first.
+        let jobs = self.pps.list_job(Some(p.name())).await.map_err(status)?;
+        Ok(Response::new(json(info::pipeline_info(&p, jobs.first()))))
     }
 
     async fn list_pipeline(

@@ -146,17 +146,29 @@ impl Pps {
         }
     }
 
+    /// The oldest open commit of the output branch. Open output commits
+    /// chain from the branch head through their parents, so this walks back
+    /// from the head over the pending ones only, not the branch's history.
     async fn next_open_commit(&self, repo: &str, branch: &str) -> Result<Option<CommitRecord>> {
-        let mut open: Vec<CommitRecord> = match self.pfs.list_commit(repo, None, 0).await {
-            Ok(c) => c,
-            Err(pach_pfs::PfsError::RepoNotFound { .. }) => return Ok(None),
+        let head = match self.pfs.inspect_branch(repo, branch).await {
+            Ok(b) => b.record.head,
+            Err(pach_pfs::PfsError::RepoNotFound { .. })
+            | Err(pach_pfs::PfsError::BranchNotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
+        };
+        let Some(head) = head else { return Ok(None) };
+        let mut oldest = self.pfs.inspect_commit(repo, &head, false).await?;
+        if oldest.is_finished() {
+            return Ok(None);
         }
-        .into_iter()
-        .filter(|c| !c.is_finished() && c.branch.as_deref() == Some(branch))
-        .collect();
-        open.sort_by_key(|c| c.started_ns);
-        Ok(open.into_iter().next())
+        while let Some(parent) = oldest.parent.clone() {
+            let p = self.pfs.inspect_commit(repo, &parent, false).await?;
+            if p.is_finished() {
+                break;
+            }
+            oldest = p;
+        }
+        Ok(Some(oldest))
     }
 
     /// Writes a tick file into the cron repo on schedule while the pipeline
