@@ -1,7 +1,7 @@
 //! Cluster mode: metadata in a real etcd, objects in a shared bucket, several
 //! pachd processes serving one cluster.
 
-use pach_e2e::{Etcd, Pachd};
+use pach_e2e::{Etcd, Pachd, Worker};
 
 #[test]
 fn two_pachd_on_one_etcd_and_bucket_serve_one_cluster() {
@@ -217,4 +217,147 @@ fn s3_bucket_storage_and_s3_extract_urls() {
     // A URL that names nothing is a clear error.
     let err = b.fails(&["restore", "--url", "s3://bkt/backups/missing.stream"]);
     assert!(err.contains("missing.stream"), "{err}");
+}
+
+/// The tasks of running jobs, as the metadata store holds them.
+fn tasks(rt: &tokio::runtime::Runtime, etcd: &Etcd, prefix: &str) -> Vec<serde_json::Value> {
+    use pach_meta::MetaStore;
+    rt.block_on(async {
+        let endpoint = vec![format!("http://{}", etcd.address)];
+        let store = pach_meta::EtcdStore::connect(&endpoint, prefix)
+            .await
+            .unwrap();
+        store
+            .list("pps/tasks/", None, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+            .collect()
+    })
+}
+
+/// Datums run on `pachd worker` processes (each with its own data
+/// directory, as on other hosts) that claim them through etcd, at most
+/// parallelism_spec at once; a worker killed in the middle of a datum has its
+/// task claimed again by another worker, and the job's output is complete.
+#[test]
+fn workers_claim_datums_and_a_killed_worker_is_retried() {
+    let etcd = Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/workers", etcd.address);
+    let storage = format!("file://{}", bucket.path().display());
+    let args = [
+        "--metadata",
+        metadata.as_str(),
+        "--storage",
+        storage.as_str(),
+    ];
+    let mut server_args = args.to_vec();
+    server_args.extend(["--worker-slots", "0"]);
+    let p = Pachd::start_with(&server_args);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    p.ok(&["create", "repo", "in"]);
+    for i in 0..6 {
+        p.ok_stdin(
+            &["put", "file", &format!("in@master:/{i}")],
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    let spec = p.dir.path().join("pair.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "pair"}, "parallelism_spec": {"constant": 2},
+            "transform": {"cmd": ["sh", "-c", "sleep 1; cp $in /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
+    )
+    .unwrap();
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&args, &[], 1)).collect();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    // Three workers, parallelism 2: never more than two tasks at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut most = 0;
+    loop {
+        let claimed = tasks(&rt, &etcd, "workers/")
+            .iter()
+            .filter(|t| t["state"] == "Claimed")
+            .count();
+        most = most.max(claimed);
+        let jobs = p.raw(&["list", "job", "-p", "pair"]);
+        if jobs.first().is_some_and(|j| j["state"] == "JOB_SUCCESS") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(most, 2, "parallelism_spec 2 runs two datums at once");
+    for i in 0..6 {
+        assert_eq!(
+            p.ok(&["get", "file", &format!("pair@master:/{i}")]),
+            format!("{i}\n")
+        );
+    }
+    drop(workers);
+
+    // One worker dies in the middle of a datum; another takes its task over.
+    p.ok(&["create", "repo", "slow_in"]);
+    p.ok_stdin(&["put", "file", "slow_in@master:/a"], b"a\n");
+    let spec = p.dir.path().join("slow.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "slow"},
+            "transform": {"cmd": ["sh", "-c", "sleep 3; cp $slow_in /pfs/out/"]},
+            "input": {"pfs": {"repo": "slow_in", "glob": "/*"}}}"#,
+    )
+    .unwrap();
+    let mut first = Worker::start(&args, &[], 1);
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !tasks(&rt, &etcd, "workers/")
+        .iter()
+        .any(|t| t["state"] == "Claimed" && t["pipeline"] == "slow")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker claimed the task"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    first.kill9();
+    let _second = Worker::start(&args, &[], 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !tasks(&rt, &etcd, "workers/")
+        .iter()
+        .any(|t| t["pipeline"] == "slow" && t["claims"] == 2)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task was not claimed again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    p.ok(&["flush", "commit", "slow_in@master"]);
+    let j = &p.raw(&["list", "job", "-p", "slow"])[0];
+    assert_eq!(j["state"], "JOB_SUCCESS", "{j}");
+    assert_eq!(j["data_processed"], 1, "{j}");
+    assert_eq!(p.ok(&["get", "file", "slow@master:/a"]), "a\n");
+    assert!(
+        tasks(&rt, &etcd, "workers/").is_empty(),
+        "tasks end with their job"
+    );
+}
+
+/// A worker needs the cluster's shared metadata store.
+#[test]
+fn a_worker_on_the_embedded_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(pach_e2e::bin("pachd"))
+        .args(["worker", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--metadata etcd://"), "{err}");
 }

@@ -33,8 +33,10 @@ pub struct Pachd {
     pub dir: tempfile::TempDir,
     /// Extra pachd arguments (e.g. `--storage URL`).
     pub args: Vec<String>,
-    /// Extra pachd environment (e.g. S3 credentials).
+    /// Extra pachd environment (e.g. S3 credentials, or PACHD_LOG).
     pub env: Vec<(String, String)>,
+    /// Where pachd's log goes (the test's stderr when `None`).
+    pub log: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -62,6 +64,7 @@ impl Pachd {
             dir,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env.to_vec(),
+            log: None,
         };
         p.launch();
         p
@@ -79,24 +82,22 @@ impl Pachd {
             .arg("--address")
             .arg(&self.address)
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PACHD_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the pachd log"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("spawn pachd");
-        let stdout = child.stdout.take().expect("pachd stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("pachd did not report listening within 30 s");
+        let line = first_line(&mut child, "pachd");
         assert!(
             line.contains("listening"),
             "unexpected first line from pachd: {line}"
@@ -226,6 +227,77 @@ impl Drop for Pachd {
 }
 
 /// A real etcd on loopback ports of its own, stopped (by PID) when dropped.
+/// A `pachd worker` process: runs datums of the cluster it shares a
+/// metadata store and a bucket with.
+pub struct Worker {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Worker {
+    /// Starts a worker with the cluster's flags (`--metadata`, `--storage`)
+    /// and environment, running `slots` datums at once.
+    pub fn start(cluster_args: &[&str], env: &[(String, String)], slots: usize) -> Worker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(bin("pachd"))
+            .arg("worker")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--slots")
+            .arg(slots.to_string())
+            .args(cluster_args)
+            .env("PACHD_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pachd worker");
+        let line = first_line(&mut child, "pachd worker");
+        assert!(
+            line.contains("worker running"),
+            "unexpected first line from the worker: {line}"
+        );
+        Worker {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGKILL: the worker dies mid-datum.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The first line a starting process prints on stdout (its "ready" line);
+/// the rest of its stdout is drained in the background.
+fn first_line(child: &mut Child, what: &str) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{what} did not report ready within 30 s"))
+}
+
 pub struct Etcd {
     child: Child,
     /// `HOST:PORT` of its client endpoint.

@@ -1,6 +1,11 @@
 //! The cluster record: identity and the metadata format version. A store of a
-//! newer or unknown major version is refused (it was written by a newer pachd).
-//! Format 1.0 is the first; later minor versions add their in-place upgrades here.
+//! newer or unknown major version is refused (it was written by a newer pachd);
+//! an older minor version is upgraded in place, one step at a time, by
+//! [`UPGRADES`].
+//!
+//! Formats: 1.0, the first. 1.1 adds the task and slot records through which
+//! workers claim datums (`pps/tasks/`, `pps/slots/`); a 1.0 pachd would run
+//! datums itself beside 1.1 workers, so it must not open a 1.1 store.
 
 use anyhow::bail;
 use pach_meta::{MetaStore, Txn};
@@ -8,7 +13,18 @@ use serde::{Deserialize, Serialize};
 
 /// The metadata format this pachd reads and writes.
 pub const FORMAT_MAJOR: u32 = 1;
-pub const FORMAT_MINOR: u32 = 0;
+pub const FORMAT_MINOR: u32 = 1;
+
+/// One in-place upgrade: from a minor version to the next, as the
+/// transaction operations it needs beyond recording the new version.
+type Upgrade = fn(Txn) -> Txn;
+
+/// `UPGRADES[m]` upgrades minor version `m` to `m + 1`.
+const UPGRADES: [Upgrade; FORMAT_MINOR as usize] = [
+    // 1.0 -> 1.1: task and slot records are new keys; a 1.0 store has none,
+    // so only the version changes.
+    |txn| txn,
+];
 const CLUSTER_KEY: &str = "cluster/info";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +59,27 @@ pub async fn open(meta: &dyn MetaStore) -> anyhow::Result<ClusterInfo> {
                         info.format_major,
                         info.format_minor
                     );
+                }
+                if info.format_minor < FORMAT_MINOR {
+                    let upgraded = ClusterInfo {
+                        format_minor: info.format_minor + 1,
+                        ..info.clone()
+                    };
+                    let txn = UPGRADES[info.format_minor as usize](
+                        Txn::new()
+                            .expect(CLUSTER_KEY, kv.mod_revision)
+                            .put(CLUSTER_KEY, serde_json::to_vec(&upgraded)?),
+                    );
+                    if meta.commit(txn).await?.is_some() {
+                        tracing::info!(
+                            "upgraded the metadata store in place from format {}.{} to {}.{}",
+                            info.format_major,
+                            info.format_minor,
+                            upgraded.format_major,
+                            upgraded.format_minor
+                        );
+                    }
+                    continue;
                 }
                 return Ok(info);
             }

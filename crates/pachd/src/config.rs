@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,7 +14,7 @@ use clap::Parser;
 pub struct Config {
     /// Directory holding the embedded metadata store and, unless --storage says
     /// otherwise, the objects. Default: $XDG_DATA_HOME/pachd or ~/.local/share/pachd.
-    #[arg(long, env = "PACHD_DATA_DIR")]
+    #[arg(long, env = "PACHD_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Address to serve the gRPC API on (HOST:PORT).
@@ -24,20 +24,42 @@ pub struct Config {
     /// Object store URL for content: a path, file:///path, s3://bucket[/prefix],
     /// az://container, gs://bucket or memory://. Default: <data-dir>/objects.
     /// S3 endpoint, region and credentials come from the AWS_* environment variables.
-    #[arg(long, env = "PACHD_STORAGE")]
+    #[arg(long, env = "PACHD_STORAGE", global = true)]
     pub storage: Option<String>,
 
     /// Metadata store: empty for the embedded store (<data-dir>/meta.redb), or
     /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] for an etcd cluster (run etcd
     /// with --max-txn-ops 1024). Several pachd on one etcd prefix and one
     /// bucket serve the same cluster.
-    #[arg(long, env = "PACHD_METADATA")]
+    #[arg(long, env = "PACHD_METADATA", global = true)]
     pub metadata: Option<String>,
 
     /// Log filter (error, warn, info, debug, trace; or tracing directives).
     /// PACHD_LOG overrides it.
-    #[arg(long, default_value = "info")]
+    #[arg(long, default_value = "info", global = true)]
     pub log_level: String,
+
+    /// How many datums this pachd runs at once, across all jobs. 0: none —
+    /// `pachd worker` processes run them (a job still runs at most its
+    /// parallelism_spec datums at once, wherever they run).
+    #[arg(long, env = "PACHD_WORKER_SLOTS", default_value_t = 16)]
+    pub worker_slots: usize,
+
+    #[command(subcommand)]
+    pub command: Option<Role>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// Run datums of the cluster's jobs, claimed through the metadata store,
+    /// without serving the API. Give it the cluster's --metadata (etcd) and
+    /// --storage; run as many as the pipelines' parallelism_spec asks for, on
+    /// any hosts.
+    Worker {
+        /// How many datums this worker runs at once.
+        #[arg(long, env = "PACHD_WORKER_SLOTS", default_value_t = 1)]
+        slots: usize,
+    },
 }
 
 impl Config {
@@ -109,6 +131,8 @@ mod tests {
             storage: None,
             metadata: m.map(str::to_string),
             log_level: String::new(),
+            worker_slots: 0,
+            command: None,
         }
     }
 

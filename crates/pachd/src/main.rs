@@ -41,26 +41,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
-    let (meta, meta_name): (Arc<dyn pach_meta::MetaStore>, String) =
-        match config.metadata(&data_dir)? {
-            config::Metadata::Embedded(path) => (
-                Arc::new(pach_meta::RedbStore::open(&path)?),
-                path.display().to_string(),
+    let metadata = config.metadata(&data_dir)?;
+    if config.command.is_some() && matches!(metadata, config::Metadata::Embedded(_)) {
+        anyhow::bail!(
+            "a worker shares its cluster's metadata store, and the embedded store belongs to one pachd: \
+             start the cluster's pachd and its workers with the same --metadata etcd://HOST:PORT and --storage URL"
+        );
+    }
+    let (meta, meta_name): (Arc<dyn pach_meta::MetaStore>, String) = match metadata {
+        config::Metadata::Embedded(path) => (
+            Arc::new(pach_meta::RedbStore::open(&path)?),
+            path.display().to_string(),
+        ),
+        config::Metadata::Etcd { endpoints, prefix } => (
+            Arc::new(
+                pach_meta::EtcdStore::connect(&endpoints, &prefix)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot open the etcd metadata store {} (--metadata)",
+                            endpoints.join(",")
+                        )
+                    })?,
             ),
-            config::Metadata::Etcd { endpoints, prefix } => (
-                Arc::new(
-                    pach_meta::EtcdStore::connect(&endpoints, &prefix)
-                        .await
-                        .with_context(|| {
-                            format!(
-                                "cannot open the etcd metadata store {} (--metadata)",
-                                endpoints.join(",")
-                            )
-                        })?,
-                ),
-                format!("etcd {} prefix '{prefix}'", endpoints.join(",")),
-            ),
-        };
+            format!("etcd {} prefix '{prefix}'", endpoints.join(",")),
+        ),
+    };
     let storage_url = config.storage_url(&data_dir);
     let (store, prefix) = pach_storage::open_object_store(&storage_url)
         .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
@@ -71,7 +77,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let scratch = data_dir.join("scratch");
     let _ = std::fs::remove_dir_all(&scratch);
     let pps = pach_pps::Pps::new(pfs, scratch);
+    if let Some(config::Role::Worker { slots }) = config.command {
+        // Scripts wait for this line on stdout to know the worker is up.
+        println!("pachd worker running {} datum(s) at once", slots.max(1));
+        tokio::select! {
+            _ = pps.run_worker(slots.max(1)) => {}
+            _ = shutdown_signal() => {}
+        }
+        return Ok(());
+    }
     tokio::spawn(pps.clone().run_controller());
+    if config.worker_slots > 0 {
+        tokio::spawn(pps.clone().run_worker(config.worker_slots));
+    }
     let listener = bind(&config.address).await?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "pachd listening");

@@ -6,8 +6,9 @@
 //! With several pachd on one metadata store, only the holder of the
 //! controller lease (`leader`) schedules; the others stand by and take over
 //! when its lease runs out. Everything the controller acts on is in the
-//! metadata store, so after a restart or a takeover it resumes where it stopped: an open output commit is a job still
-//! to run, and datums already processed are reused from the cache.
+//! metadata store, so after a restart or a takeover it resumes where it
+//! stopped: an open output commit is a job still to run, its published tasks
+//! stay valid, and datums already processed are reused.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pach_pfs::CommitRecord;
-use pach_worker::Sandbox;
 
 use crate::cron::Schedule;
 use crate::error::Result;
@@ -25,13 +25,6 @@ use crate::records::{PIPELINES, PipelineState};
 impl Pps {
     /// Runs the controller until the process ends.
     pub async fn run_controller(self) {
-        let sandbox = match Sandbox::detect() {
-            Ok(s) => Some(Arc::new(s)),
-            Err(e) => {
-                tracing::error!("{e}; jobs will fail until it is installed and pachd restarted");
-                None
-            }
-        };
         let active: Arc<Mutex<HashSet<String>>> = Arc::default();
         let tickers: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut events = match (
@@ -59,7 +52,7 @@ impl Pps {
                     leading = false;
                 }
             }
-            if leading && let Err(e) = self.schedule(&me, &active, &tickers, &sandbox).await {
+            if leading && let Err(e) = self.schedule(&me, &active, &tickers).await {
                 tracing::warn!("controller: {e}");
             }
             // Any change wakes us; the timeout covers a lagging watcher.
@@ -72,7 +65,6 @@ impl Pps {
         me: &str,
         active: &Arc<Mutex<HashSet<String>>>,
         tickers: &Arc<Mutex<HashSet<String>>>,
-        sandbox: &Option<Arc<Sandbox>>,
     ) -> Result<()> {
         for p in self.list_pipeline_records().await? {
             if p.state != PipelineState::Running {
@@ -119,9 +111,8 @@ impl Pps {
             }
             let this = self.clone();
             let active = active.clone();
-            let sandbox = sandbox.clone();
             tokio::spawn(async move {
-                if let Err(e) = this.drain_pipeline(&name, sandbox).await {
+                if let Err(e) = this.drain_pipeline(&name).await {
                     tracing::warn!(pipeline = %name, "job runner: {e}");
                 }
                 if let Ok(mut a) = active.lock() {
@@ -133,7 +124,7 @@ impl Pps {
     }
 
     /// Runs the pipeline's pending jobs until none is left or it is stopped.
-    async fn drain_pipeline(&self, name: &str, sandbox: Option<Arc<Sandbox>>) -> Result<()> {
+    async fn drain_pipeline(&self, name: &str) -> Result<()> {
         loop {
             let p = self.inspect_pipeline(name).await?;
             if p.state != PipelineState::Running {
@@ -142,7 +133,7 @@ impl Pps {
             let Some(commit) = self.next_open_commit(name, &p.spec.output_branch).await? else {
                 return Ok(());
             };
-            self.run_job(&p, commit, sandbox.clone()).await?;
+            self.run_job(&p, commit).await?;
         }
     }
 

@@ -1,9 +1,10 @@
 //! Jobs: one per open output commit. A job resolves its input commits from
-//! the output commit's provenance, plans datums from the glob patterns, reuses
-//! the outputs of datums already processed with the same inputs and salt, runs
-//! the others in the sandbox (`parallelism_spec` at a time), and merges every
-//! datum's output into the output commit. Two datums writing the same path fail
-//! the job rather than one silently winning.
+//! the output commit's provenance, plans datums from the glob patterns, hands
+//! them to workers as tasks (`tasks`, `worker`; `parallelism_spec` at a time),
+//! and merges every datum's output into the output commit. A datum reuses the
+//! outputs of one already processed with the same inputs and salt; the others
+//! run in the sandbox. Two datums writing the same path fail the job rather
+//! than one silently winning.
 //!
 //! Invariants: the output commit receives all outputs in one write and is then
 //! finished, so a reader never sees part of a job; datum outputs are stored
@@ -27,9 +28,6 @@ use crate::error::{PpsError, Result};
 use crate::pipeline::Pps;
 use crate::records::*;
 use crate::spec::Input;
-
-/// Datum records written per metadata transaction.
-const RECORD_BATCH: usize = 500;
 
 /// One leaf input of a pipeline (pfs or cron), as the job sees it.
 #[derive(Debug, Clone)]
@@ -58,25 +56,58 @@ pub(crate) fn leaf_inputs(input: Option<&Input>) -> Vec<LeafInput> {
         .collect()
 }
 
-/// What a running job needs to run its datums.
-struct JobContext {
-    pipeline: PipelineRecord,
-    job_id: String,
-    /// Input name -> (commit id, path -> entry).
-    inputs: HashMap<String, (String, HashMap<String, FileEntry>)>,
-    input_names: Vec<String>,
-    sandbox: Option<Arc<Sandbox>>,
-    /// Idle sandboxes of this job (at most `parallelism` exist).
-    sessions: std::sync::Mutex<Vec<SandboxSession>>,
+/// Input name -> (commit id, path -> entry).
+pub(crate) type InputEntries = HashMap<String, (String, HashMap<String, FileEntry>)>;
+
+/// The input commits of a job, read once.
+pub(crate) struct JobInputs {
+    pub entries: InputEntries,
+    /// Input name -> its files, for planning.
+    pub files: HashMap<String, Vec<InputFile>>,
+    pub commits: Vec<CommitName>,
+}
+
+/// What a worker needs to run a job's datums.
+pub(crate) struct JobContext {
+    pub pipeline: PipelineRecord,
+    pub job_id: String,
+    pub inputs: InputEntries,
+    pub input_names: Vec<String>,
+    pub sandbox: Option<Arc<Sandbox>>,
+    /// Idle sandboxes of this job on this worker.
+    pub sessions: std::sync::Mutex<Vec<SandboxSession>>,
     /// Numbers the slot directories of new sandboxes.
-    slots: std::sync::atomic::AtomicUsize,
+    pub slots: std::sync::atomic::AtomicUsize,
+}
+
+impl JobContext {
+    pub fn new(
+        pipeline: PipelineRecord,
+        job_id: String,
+        inputs: InputEntries,
+        sandbox: Option<Arc<Sandbox>>,
+    ) -> Self {
+        let input_names = leaf_inputs(pipeline.spec.input.as_ref())
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        JobContext {
+            pipeline,
+            job_id,
+            inputs,
+            input_names,
+            sandbox,
+            sessions: std::sync::Mutex::new(Vec::new()),
+            slots: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 /// What one datum produced.
-struct DatumOutcome {
-    record: DatumRecord,
-    outputs: Vec<FileEntry>,
-    cache: Option<(String, CacheRecord)>,
+pub(crate) struct DatumOutcome {
+    pub record: DatumRecord,
+    pub outputs: Vec<FileEntry>,
+    pub cache: Option<(String, CacheRecord)>,
 }
 
 impl Pps {
@@ -209,12 +240,12 @@ impl Pps {
         }
     }
 
-    /// Runs the job of an open output commit to the end.
+    /// Runs the job of an open output commit to the end: plans its datums,
+    /// publishes them as tasks for the workers and merges their outputs.
     pub(crate) async fn run_job(
         &self,
         pipeline: &PipelineRecord,
         commit: CommitRecord,
-        sandbox: Option<Arc<Sandbox>>,
     ) -> Result<()> {
         let meta = self.pfs.meta().clone();
         let key = job_key(&commit.id);
@@ -225,6 +256,7 @@ impl Pps {
         let mut job = match load::<JobRecord>(&*meta, &key).await? {
             Some((j, _)) if j.state.is_terminal() => {
                 // Decided before a restart; only the commit is left to finish.
+                self.clear_tasks(&j.id).await?;
                 self.finish_output(&commit).await?;
                 return Ok(());
             }
@@ -244,45 +276,11 @@ impl Pps {
         };
         job.pipeline_version = pipeline.version;
         self.save_job(&job).await?;
-        let leaves = leaf_inputs(pipeline.spec.input.as_ref());
-        let mut inputs = HashMap::new();
-        let mut files: HashMap<String, Vec<InputFile>> = HashMap::new();
-        let mut input_commits = Vec::new();
-        for leaf in &leaves {
-            let Some(id) = self.input_commit(&commit, leaf).await? else {
-                inputs.insert(leaf.name.clone(), (String::new(), HashMap::new()));
-                continue;
-            };
-            self.pfs.inspect_commit(&leaf.repo, &id, true).await?;
-            let (_, index) = self.pfs.open_commit(&leaf.repo, &id).await?;
-            let entries: Vec<FileEntry> = index
-                .range("/", None)
-                .try_collect()
-                .await
-                .map_err(PfsError::from)?;
-            files.insert(
-                leaf.name.clone(),
-                entries
-                    .iter()
-                    .map(|e| InputFile {
-                        path: e.path.clone(),
-                        hash: e.hash.to_hex(),
-                        size: e.size,
-                    })
-                    .collect(),
-            );
-            input_commits.push(CommitName {
-                repo: leaf.repo.clone(),
-                id: id.clone(),
-            });
-            inputs.insert(
-                leaf.name.clone(),
-                (
-                    id,
-                    entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
-                ),
-            );
-        }
+        let JobInputs {
+            files,
+            commits: input_commits,
+            ..
+        } = self.load_inputs(pipeline, &commit).await?;
         job.input_commits = input_commits;
         let datums = match &pipeline.spec.input {
             Some(i) => datum::plan(i, &files),
@@ -302,26 +300,22 @@ impl Pps {
             ..Default::default()
         };
         self.save_job(&job).await?;
-        let ctx = Arc::new(JobContext {
-            pipeline: pipeline.clone(),
-            job_id: job.id.clone(),
-            inputs,
-            input_names: leaves.iter().map(|l| l.name.clone()).collect(),
-            sandbox,
-            sessions: std::sync::Mutex::new(Vec::new()),
-            slots: std::sync::atomic::AtomicUsize::new(0),
-        });
-        let run = self.run_datums(&ctx, datums, &mut job);
+        self.publish_tasks(&job, pipeline.spec.parallelism(), datums)
+            .await?;
+        let run = self.await_tasks(&mut job);
         let outcome = match pipeline.spec.job_timeout() {
             Some(t) => match tokio::time::timeout(t, run).await {
-                Ok(r) => r?,
-                Err(_) => RunEnd::Failed(format!(
+                Ok(r) => r,
+                Err(_) => Ok(RunEnd::Failed(format!(
                     "job timed out after {}",
                     humantime::format_duration(t)
-                )),
+                ))),
             },
-            None => run.await?,
+            None => run.await,
         };
+        // Workers still on a task of this job stop at their next renewal.
+        self.clear_tasks(&job.id).await?;
+        let outcome = outcome?;
         match outcome {
             RunEnd::Killed => {
                 let reason = job_reason(&*meta, &job.id).await;
@@ -395,7 +389,7 @@ impl Pps {
         Ok(())
     }
 
-    async fn save_job(&self, job: &JobRecord) -> Result<()> {
+    pub(crate) async fn save_job(&self, job: &JobRecord) -> Result<()> {
         let key = job_key(&job.id);
         // A stop from the user wins over the runner's progress updates.
         if let Some((current, _)) = load::<JobRecord>(&**self.pfs.meta(), &key).await?
@@ -428,7 +422,6 @@ impl Pps {
                 .write_changes(&commit.repo, &commit.id, changes)
                 .await?;
         }
-        let _ = tokio::fs::remove_dir_all(self.scratch.join(&job.id)).await;
         job.state = state;
         job.reason = reason;
         job.finished_ns = Some(crate::now_ns());
@@ -454,6 +447,56 @@ impl Pps {
         }
     }
 
+    /// Reads the input commits of an output commit: each leaf input's files.
+    pub(crate) async fn load_inputs(
+        &self,
+        pipeline: &PipelineRecord,
+        commit: &CommitRecord,
+    ) -> Result<JobInputs> {
+        let mut out = JobInputs {
+            entries: HashMap::new(),
+            files: HashMap::new(),
+            commits: Vec::new(),
+        };
+        for leaf in leaf_inputs(pipeline.spec.input.as_ref()) {
+            let Some(id) = self.input_commit(commit, &leaf).await? else {
+                out.entries
+                    .insert(leaf.name.clone(), (String::new(), HashMap::new()));
+                continue;
+            };
+            self.pfs.inspect_commit(&leaf.repo, &id, true).await?;
+            let (_, index) = self.pfs.open_commit(&leaf.repo, &id).await?;
+            let entries: Vec<FileEntry> = index
+                .range("/", None)
+                .try_collect()
+                .await
+                .map_err(PfsError::from)?;
+            out.files.insert(
+                leaf.name.clone(),
+                entries
+                    .iter()
+                    .map(|e| InputFile {
+                        path: e.path.clone(),
+                        hash: e.hash.to_hex(),
+                        size: e.size,
+                    })
+                    .collect(),
+            );
+            out.commits.push(CommitName {
+                repo: leaf.repo.clone(),
+                id: id.clone(),
+            });
+            out.entries.insert(
+                leaf.name.clone(),
+                (
+                    id,
+                    entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+                ),
+            );
+        }
+        Ok(out)
+    }
+
     /// The commit of `leaf` that the output commit was opened for.
     async fn input_commit(
         &self,
@@ -469,85 +512,7 @@ impl Pps {
         Ok(None)
     }
 
-    async fn run_datums(
-        &self,
-        ctx: &Arc<JobContext>,
-        datums: Vec<Datum>,
-        job: &mut JobRecord,
-    ) -> Result<RunEnd> {
-        let meta = self.pfs.meta().clone();
-        let parallelism = ctx.pipeline.spec.parallelism().max(1);
-        let mut results = futures::stream::iter(datums.into_iter().map(|d| {
-            let this = self.clone();
-            let ctx = ctx.clone();
-            async move { this.process_datum(&ctx, d).await }
-        }))
-        .buffer_unordered(parallelism);
-        let mut outputs = Vec::new();
-        let mut batch: Vec<DatumOutcome> = Vec::new();
-        let mut first_failure: Option<(String, String)> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                next = results.next() => {
-                    let Some(outcome) = next else { break };
-                    let outcome = outcome?;
-                    match outcome.record.state {
-                        DatumState::Success => job.counts.processed += 1,
-                        DatumState::Skipped => job.counts.skipped += 1,
-                        DatumState::Failed => {
-                            job.counts.failed += 1;
-                            first_failure.get_or_insert((outcome.record.id.clone(), outcome.record.reason.clone()));
-                        }
-                        DatumState::Recovered => job.counts.recovered += 1,
-                    }
-                    batch.push(outcome);
-                    if batch.len() >= RECORD_BATCH {
-                        self.flush_datums(job, &mut batch, &mut outputs).await?;
-                    }
-                }
-                _ = tick.tick() => {
-                    if job_reason_if_killed(&*meta, &job.id).await.is_some() {
-                        return Ok(RunEnd::Killed);
-                    }
-                    if !batch.is_empty() {
-                        self.flush_datums(job, &mut batch, &mut outputs).await?;
-                    }
-                }
-            }
-        }
-        self.flush_datums(job, &mut batch, &mut outputs).await?;
-        if job_reason_if_killed(&*meta, &job.id).await.is_some() {
-            return Ok(RunEnd::Killed);
-        }
-        if let Some((datum, reason)) = first_failure {
-            return Ok(RunEnd::Failed(format!(
-                "{} of {} datums failed; first: datum {datum}: {reason}; `pachctl logs --job {} --datum {datum}` shows its logs",
-                job.counts.failed, job.counts.total, job.id
-            )));
-        }
-        Ok(RunEnd::Done(outputs))
-    }
-
-    async fn flush_datums(
-        &self,
-        job: &JobRecord,
-        batch: &mut Vec<DatumOutcome>,
-        outputs: &mut Vec<(String, Vec<FileEntry>)>,
-    ) -> Result<()> {
-        let mut txn = Txn::new();
-        for o in batch.drain(..) {
-            txn = txn.put(datum_key(&job.id, &o.record.id), encode(&o.record));
-            if let Some((key, c)) = &o.cache {
-                txn = txn.put(cache_key(&job.pipeline, key), encode(c));
-            }
-            outputs.push((o.record.id, o.outputs));
-        }
-        self.pfs.meta().commit(txn).await?;
-        self.save_job(job).await
-    }
-
-    async fn process_datum(&self, ctx: &JobContext, d: Datum) -> Result<DatumOutcome> {
+    pub(crate) async fn process_datum(&self, ctx: &JobContext, d: Datum) -> Result<DatumOutcome> {
         let content = self.pfs.content().clone();
         let started = crate::now_ns();
         let key = cache_id(&ctx.pipeline.salt, &d.id);
@@ -819,7 +784,7 @@ impl Pps {
     }
 }
 
-enum RunEnd {
+pub(crate) enum RunEnd {
     Done(Vec<(String, Vec<FileEntry>)>),
     Failed(String),
     Killed,
@@ -834,7 +799,10 @@ fn cache_id(salt: &str, datum: &str) -> String {
     h.finalize().to_hex().to_string()
 }
 
-async fn job_reason_if_killed(meta: &dyn pach_meta::MetaStore, id: &str) -> Option<String> {
+pub(crate) async fn job_reason_if_killed(
+    meta: &dyn pach_meta::MetaStore,
+    id: &str,
+) -> Option<String> {
     match load::<JobRecord>(meta, &job_key(id)).await {
         Ok(Some((j, _))) if j.state == JobState::Killed => Some(j.reason),
         Ok(None) => Some("job deleted".into()),

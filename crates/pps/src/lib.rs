@@ -14,6 +14,8 @@ pub mod leader;
 mod pipeline;
 pub mod records;
 pub mod spec;
+mod tasks;
+mod worker;
 
 pub use error::{PpsError, Result};
 pub use pipeline::Pps;

@@ -6,9 +6,14 @@
 //!   commit's id, so a job and its commit are found from each other);
 //! - `pps/datums/<job id>/<datum id>`: what each datum of a job did;
 //! - `pps/cache/<pipeline>/<key>`: outputs of datums that succeeded, keyed by
-//!   the datum's inputs and the pipeline's salt, for incremental processing.
+//!   the datum's inputs and the pipeline's salt, for incremental processing;
+//! - `pps/tasks/<job id>/<n>`: a running job's datums, in shares that workers
+//!   claim (gone when the job ends);
+//! - `pps/slots/<job id>/<k>`: the job's `parallelism` seats; a worker holds
+//!   one while it runs a task of the job.
 //!
-//! Datum outputs and logs live in the bucket; records only name them.
+//! Datum outputs and logs, and the datum lists and outputs of tasks, live in
+//! the bucket; records only name them.
 
 use pach_pfs::CommitName;
 use pach_storage::{ContentHash, FileEntry};
@@ -21,6 +26,8 @@ pub const PIPELINES: &str = "pps/pipelines/";
 pub const JOBS: &str = "pps/jobs/";
 pub const DATUMS: &str = "pps/datums/";
 pub const CACHE: &str = "pps/cache/";
+pub const TASKS: &str = "pps/tasks/";
+pub const SLOTS: &str = "pps/slots/";
 
 pub fn pipeline_key(name: &str) -> String {
     format!("{PIPELINES}{name}")
@@ -39,6 +46,18 @@ pub fn cache_prefix(pipeline: &str) -> String {
 }
 pub fn cache_key(pipeline: &str, key: &str) -> String {
     format!("{CACHE}{pipeline}/{key}")
+}
+pub fn tasks_prefix(job: &str) -> String {
+    format!("{TASKS}{job}/")
+}
+pub fn task_key(job: &str, index: u32) -> String {
+    format!("{TASKS}{job}/{index:06}")
+}
+pub fn slots_prefix(job: &str) -> String {
+    format!("{SLOTS}{job}/")
+}
+pub fn slot_key(job: &str, slot: u32) -> String {
+    format!("{SLOTS}{job}/{slot:04}")
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -164,3 +183,55 @@ pub struct CacheRecord {
 
 /// Output entries of a datum kept inline in its cache record up to this size.
 pub const INLINE_OUTPUTS: usize = 2048;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for a worker (or its worker's lease ran out).
+    Pending,
+    /// A worker runs it and renews its lease.
+    Claimed,
+    /// Every datum ended; `result` names the outputs.
+    Done,
+}
+
+/// A share of a job's datums. The datums themselves are in the bucket
+/// (`plan`), so the record stays small whatever the datums hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskRecord {
+    pub job: String,
+    pub pipeline: String,
+    pub index: u32,
+    /// The job's parallelism: how many of its tasks may run at once.
+    pub parallelism: u32,
+    /// Bucket object holding the task's datums.
+    pub plan: String,
+    pub datums: u64,
+    pub state: TaskState,
+    #[serde(default)]
+    pub worker: String,
+    #[serde(default)]
+    pub slot: u32,
+    /// When the worker's lease ends (milliseconds since the epoch).
+    #[serde(default)]
+    pub expires_ms: u64,
+    /// How many workers have claimed it (more than one: it was retried).
+    #[serde(default)]
+    pub claims: u32,
+    /// Datums ended so far, by outcome.
+    #[serde(default)]
+    pub counts: DatumCounts,
+    /// The first datum that failed, and why.
+    #[serde(default)]
+    pub failure: Option<(String, String)>,
+    /// Bucket object holding the outputs of every datum, once done.
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
+/// One of a job's `parallelism` seats, held by the worker running a task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlotRecord {
+    pub worker: String,
+    pub task: u32,
+    pub expires_ms: u64,
+}

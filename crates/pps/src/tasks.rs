@@ -1,0 +1,229 @@
+//! Tasks: how a job's datums reach workers, wherever they run.
+//!
+//! The job's runner (in the pachd that leads the controller) splits the
+//! planned datums into tasks, writes each task's datum list to the bucket and
+//! publishes the tasks as records. Workers — the pachd's own, and `pachd
+//! worker` processes on other hosts — claim a task together with one of the
+//! job's `parallelism` slots in one guarded transaction, run its datums, and
+//! renew the claim every [`RENEW`] in the same transaction that records the
+//! datums finished so far. A worker that dies stops renewing; after [`LEASE`]
+//! any worker claims the task again and reuses the datums already recorded,
+//! so a datum is never lost and a finished one is not run again. A done task
+//! names a bucket object with its datums' outputs, which the runner merges
+//! into the output commit once every task is done.
+//!
+//! Clocks of the hosts are assumed to agree to well under a lease.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use pach_meta::Txn;
+use pach_pfs::records::{encode, load_all};
+use pach_storage::FileEntry;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::datum::Datum;
+use crate::error::{PpsError, Result};
+use crate::job::{RunEnd, job_reason_if_killed};
+use crate::pipeline::Pps;
+use crate::records::*;
+
+/// How long a claim lasts without renewal.
+pub(crate) const LEASE: Duration = Duration::from_secs(5);
+/// How often a worker renews its claims.
+pub(crate) const RENEW: Duration = Duration::from_secs(1);
+/// Tasks per slot: enough to even out slow and fast datums between workers.
+const TASKS_PER_SLOT: usize = 4;
+/// Tasks are published in one transaction; etcd allows 1024 operations.
+const MAX_TASKS: usize = 512;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The bucket object of a task's datums.
+fn plan_object(job: &str, index: u32) -> String {
+    format!("tasks/{job}/{index:06}.plan")
+}
+
+/// The bucket object of a done task's outputs.
+pub(crate) fn result_object(job: &str, index: u32) -> String {
+    format!("tasks/{job}/{index:06}.out")
+}
+
+/// Outputs of a task: each datum's id and output files.
+pub(crate) type TaskOutputs = Vec<(String, Vec<FileEntry>)>;
+
+impl Pps {
+    /// Publishes a job's datums as tasks, unless an earlier runner of the
+    /// same job (before a restart or a takeover) already did: the plan is
+    /// deterministic, so its tasks and their progress stay valid.
+    pub(crate) async fn publish_tasks(
+        &self,
+        job: &JobRecord,
+        parallelism: usize,
+        datums: Vec<Datum>,
+    ) -> Result<()> {
+        let meta = self.pfs.meta();
+        if !meta.list(&tasks_prefix(&job.id), None, 1).await?.is_empty() || datums.is_empty() {
+            return Ok(());
+        }
+        let parallelism = parallelism.max(1);
+        let count = datums
+            .len()
+            .min(parallelism * TASKS_PER_SLOT)
+            .min(MAX_TASKS);
+        let mut txn = Txn::new();
+        for index in 0..count {
+            // Even shares: sizes differ by one datum at most.
+            let share = &datums[index * datums.len() / count..(index + 1) * datums.len() / count];
+            let index = index as u32;
+            let plan = plan_object(&job.id, index);
+            self.put_json(&plan, &share).await?;
+            let task = TaskRecord {
+                job: job.id.clone(),
+                pipeline: job.pipeline.clone(),
+                index,
+                parallelism: parallelism as u32,
+                plan,
+                datums: share.len() as u64,
+                state: TaskState::Pending,
+                worker: String::new(),
+                slot: 0,
+                expires_ms: 0,
+                claims: 0,
+                counts: DatumCounts::default(),
+                failure: None,
+                result: None,
+            };
+            let key = task_key(&job.id, index);
+            txn = txn.expect(&key, 0).put(key, encode(&task));
+        }
+        meta.commit(txn).await?;
+        Ok(())
+    }
+
+    /// Waits until every task of the job is done, keeping the job's counts
+    /// current, and merges their outputs. Ends early when the job is stopped
+    /// or deleted.
+    pub(crate) async fn await_tasks(&self, job: &mut JobRecord) -> Result<RunEnd> {
+        let meta = self.pfs.meta().clone();
+        let prefix = tasks_prefix(&job.id);
+        let mut changes = meta.watch(&prefix).await?;
+        loop {
+            if job_reason_if_killed(&*meta, &job.id).await.is_some() {
+                return Ok(RunEnd::Killed);
+            }
+            let tasks = load_all::<TaskRecord>(&*meta, &prefix).await?;
+            let mut counts = DatumCounts {
+                total: job.counts.total,
+                ..Default::default()
+            };
+            for (t, _) in &tasks {
+                counts.processed += t.counts.processed;
+                counts.skipped += t.counts.skipped;
+                counts.failed += t.counts.failed;
+                counts.recovered += t.counts.recovered;
+            }
+            if counts != job.counts {
+                job.counts = counts;
+                self.save_job(job).await?;
+            }
+            if tasks.iter().all(|(t, _)| t.state == TaskState::Done) {
+                let failure = tasks.iter().find_map(|(t, _)| t.failure.clone());
+                if let Some((datum, reason)) = failure {
+                    return Ok(RunEnd::Failed(format!(
+                        "{} of {} datums failed; first: datum {datum}: {reason}; `pachctl logs --job {} --datum {datum}` shows its logs",
+                        job.counts.failed, job.counts.total, job.id
+                    )));
+                }
+                let mut outputs = Vec::new();
+                for (t, _) in &tasks {
+                    let key = t.result.clone().unwrap_or_default();
+                    outputs.extend(self.get_json::<TaskOutputs>(&key).await?);
+                }
+                return Ok(RunEnd::Done(outputs));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), changes.next()).await;
+        }
+    }
+
+    /// Removes a job's tasks, slots and their bucket objects. Workers still
+    /// running one of them lose their claim at the next renewal and stop.
+    pub(crate) async fn clear_tasks(&self, job: &str) -> Result<()> {
+        self.pfs
+            .meta()
+            .commit(
+                Txn::new()
+                    .delete_prefix(tasks_prefix(job))
+                    .delete_prefix(slots_prefix(job)),
+            )
+            .await?;
+        let content = self.pfs.content();
+        let prefix = content.prefix().clone().join("tasks").join(job);
+        let objects: Vec<_> = content
+            .object_store()
+            .list(Some(&prefix))
+            .filter_map(|m| async move { m.ok().map(|m| m.location) })
+            .collect()
+            .await;
+        for path in objects {
+            let _ = content.object_store().delete(&path).await;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn put_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let content = self.pfs.content();
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| PpsError::FailedPrecondition(format!("encoding '{key}': {e}")))?;
+        content
+            .object_store()
+            .put(&content.prefix().clone().join_path(key), bytes.into())
+            .await
+            .map_err(|source| pach_storage::StorageError::ObjectStore {
+                op: "put",
+                key: key.to_string(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let content = self.pfs.content();
+        let failed = |source| pach_storage::StorageError::ObjectStore {
+            op: "get",
+            key: key.to_string(),
+            source,
+        };
+        let bytes = content
+            .object_store()
+            .get(&content.prefix().clone().join_path(key))
+            .await
+            .map_err(failed)?
+            .bytes()
+            .await
+            .map_err(failed)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            PpsError::FailedPrecondition(format!("task object '{key}' is unreadable: {e}"))
+        })
+    }
+}
+
+/// `Path::join` for a key of several components.
+trait JoinPath {
+    fn join_path(self, key: &str) -> object_store::path::Path;
+}
+
+impl JoinPath for object_store::path::Path {
+    fn join_path(self, key: &str) -> object_store::path::Path {
+        key.split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self, |p, part| p.join(part))
+    }
+}

@@ -1,0 +1,481 @@
+//! The worker: claims tasks of any running job (see `tasks`), runs their
+//! datums in the sandbox and records the results. Every pachd runs one with
+//! `--worker-slots` tasks at a time (0: none), and `pachd worker` runs one
+//! alone, on any host that reaches the metadata store and the bucket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use pach_meta::Txn;
+use pach_pfs::records::{encode, load, load_all};
+use pach_storage::{Change, FileEntry};
+use pach_worker::Sandbox;
+use tokio::task::JoinSet;
+
+use crate::datum::Datum;
+use crate::error::Result;
+use crate::job::{DatumOutcome, JobContext};
+use crate::pipeline::Pps;
+use crate::records::*;
+use crate::tasks::{LEASE, RENEW, TaskOutputs, now_ms, result_object};
+
+/// Datum records written per metadata transaction (each may bring a cache
+/// record: two operations, well under etcd's 1024).
+const RECORD_BATCH: usize = 250;
+
+/// A task this worker holds, with the revisions that guard its claim.
+struct Claim {
+    task: TaskRecord,
+    task_rev: u64,
+    slot_rev: u64,
+}
+
+impl Claim {
+    fn key(&self) -> String {
+        task_key(&self.task.job, self.task.index)
+    }
+    fn slot_key(&self) -> String {
+        slot_key(&self.task.job, self.task.slot)
+    }
+}
+
+impl Pps {
+    /// Runs tasks, `slots` at a time, until the process ends.
+    pub async fn run_worker(self, slots: usize) {
+        let sandbox = match Sandbox::detect() {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::error!(
+                    "{e}; datums will fail until it is installed and the worker restarted"
+                );
+                None
+            }
+        };
+        let me = uuid::Uuid::new_v4().simple().to_string();
+        tracing::info!(worker = %me, slots, "worker ready");
+        let mut events = match self.pfs.meta().watch(TASKS).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("worker cannot watch the metadata store: {e}");
+                futures::stream::pending().boxed()
+            }
+        };
+        let mut contexts: HashMap<String, Arc<JobContext>> = HashMap::new();
+        let mut running: JoinSet<()> = JoinSet::new();
+        loop {
+            while running.len() < slots {
+                match self.claim(&me).await {
+                    Ok(Some(claim)) => {
+                        let ctx = match contexts.get(&claim.task.job) {
+                            Some(c) => Some(c.clone()),
+                            None => match self.job_context(&claim.task.job, &sandbox).await {
+                                Ok(Some(c)) => {
+                                    contexts.insert(claim.task.job.clone(), c.clone());
+                                    Some(c)
+                                }
+                                Ok(None) => None,
+                                Err(e) => {
+                                    tracing::warn!(job = %claim.task.job, "worker: {e}");
+                                    None
+                                }
+                            },
+                        };
+                        // Without a context the job is over; its runner
+                        // clears the task, and the claim just runs out.
+                        let Some(ctx) = ctx else { break };
+                        let this = self.clone();
+                        running.spawn(async move {
+                            let (job, index) = (claim.task.job.clone(), claim.task.index);
+                            if let Err(e) = this.run_task(claim, ctx).await {
+                                tracing::warn!(job = %job, task = index, "worker: {e}");
+                            }
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("worker: {e}");
+                        break;
+                    }
+                }
+            }
+            // Forget jobs whose tasks are gone once nothing of theirs runs.
+            if let Ok(tasks) = self.pfs.meta().list(TASKS, None, 0).await {
+                contexts.retain(|job, ctx| {
+                    let prefix = tasks_prefix(job);
+                    let live = Arc::strong_count(ctx) > 1
+                        || tasks.iter().any(|kv| kv.key.starts_with(&prefix));
+                    if !live {
+                        let _ = std::fs::remove_dir_all(self.scratch.join(job));
+                    }
+                    live
+                });
+            }
+            tokio::select! {
+                _ = events.next() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(RENEW) => {}
+            }
+        }
+    }
+
+    /// Claims a pending task (or one whose worker stopped renewing) with a
+    /// free slot of its job, in one guarded transaction.
+    async fn claim(&self, me: &str) -> Result<Option<Claim>> {
+        let meta = self.pfs.meta();
+        let now = now_ms();
+        let mut slots_of: HashMap<String, HashMap<u32, (SlotRecord, u64)>> = HashMap::new();
+        for (task, rev) in load_all::<TaskRecord>(&**meta, TASKS).await? {
+            let open = task.state == TaskState::Pending
+                || (task.state == TaskState::Claimed && task.expires_ms < now);
+            if !open {
+                continue;
+            }
+            if !slots_of.contains_key(&task.job) {
+                let held = self.slots(&task.job).await?;
+                slots_of.insert(task.job.clone(), held);
+            }
+            let held = &slots_of[&task.job];
+            let free = (0..task.parallelism.max(1)).find_map(|k| match held.get(&k) {
+                None => Some((k, 0)),
+                Some((s, rev)) if s.expires_ms < now => Some((k, *rev)),
+                Some(_) => None,
+            });
+            let Some((slot, slot_rev)) = free else {
+                continue;
+            };
+            let expires_ms = now + LEASE.as_millis() as u64;
+            let mut claimed = task.clone();
+            claimed.state = TaskState::Claimed;
+            claimed.worker = me.to_string();
+            claimed.slot = slot;
+            claimed.expires_ms = expires_ms;
+            claimed.claims += 1;
+            let seat = SlotRecord {
+                worker: me.to_string(),
+                task: task.index,
+                expires_ms,
+            };
+            let tkey = task_key(&task.job, task.index);
+            let skey = slot_key(&task.job, slot);
+            let txn = Txn::new()
+                .expect(&tkey, rev)
+                .expect(&skey, slot_rev)
+                .put(&tkey, encode(&claimed))
+                .put(&skey, encode(&seat));
+            if let Some(rev) = meta.commit(txn).await? {
+                if claimed.claims > 1 {
+                    tracing::info!(job = %task.job, task = task.index, previous = %task.worker, "task claimed again after its worker stopped");
+                }
+                return Ok(Some(Claim {
+                    task: claimed,
+                    task_rev: rev,
+                    slot_rev: rev,
+                }));
+            }
+            // Someone else was faster: look again.
+            slots_of.remove(&task.job);
+        }
+        Ok(None)
+    }
+
+    /// The job's held slots by number, with their revisions.
+    async fn slots(&self, job: &str) -> Result<HashMap<u32, (SlotRecord, u64)>> {
+        let prefix = slots_prefix(job);
+        let mut held = HashMap::new();
+        for kv in self.pfs.meta().list(&prefix, None, 0).await? {
+            let Some(k) = kv.key[prefix.len()..].parse::<u32>().ok() else {
+                continue;
+            };
+            let slot: SlotRecord = pach_pfs::records::decode(&kv)?;
+            held.insert(k, (slot, kv.mod_revision));
+        }
+        Ok(held)
+    }
+
+    /// What the worker needs to run a job's datums; `None` once the job is over.
+    async fn job_context(
+        &self,
+        job_id: &str,
+        sandbox: &Option<Arc<Sandbox>>,
+    ) -> Result<Option<Arc<JobContext>>> {
+        let meta = self.pfs.meta();
+        let Some((job, _)) = load::<JobRecord>(&**meta, &job_key(job_id)).await? else {
+            return Ok(None);
+        };
+        if job.state.is_terminal() {
+            return Ok(None);
+        }
+        let pipeline = self.inspect_pipeline(&job.pipeline).await?;
+        let commit = self
+            .pfs
+            .inspect_commit(&job.output_commit.repo, &job.output_commit.id, false)
+            .await?;
+        let inputs = self.load_inputs(&pipeline, &commit).await?;
+        Ok(Some(Arc::new(JobContext::new(
+            pipeline,
+            job_id.to_string(),
+            inputs.entries,
+            sandbox.clone(),
+        ))))
+    }
+
+    /// Runs a claimed task's datums one after another, renewing the claim and
+    /// recording finished datums every [`RENEW`]. Stops as soon as the claim
+    /// is lost (the job ended, or the lease ran out and another worker took
+    /// the task): the running datum is killed with its sandbox.
+    async fn run_task(&self, mut claim: Claim, ctx: Arc<JobContext>) -> Result<()> {
+        let plan: Vec<Datum> = self.get_json(&claim.task.plan).await?;
+        let retried = claim.task.claims > 1;
+        let mut batch: Vec<DatumOutcome> = Vec::new();
+        let mut outputs: TaskOutputs = Vec::new();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RENEW, RENEW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for d in plan {
+            if retried && let Some(outcome) = self.recorded_outcome(&ctx, &d).await? {
+                count(&mut claim.task, &outcome.record);
+                outputs.push((outcome.record.id, outcome.outputs));
+                continue;
+            }
+            let run = self.process_datum(&ctx, d);
+            tokio::pin!(run);
+            let outcome = loop {
+                tokio::select! {
+                    o = &mut run => break o?,
+                    _ = tick.tick() => {
+                        if !self.renew(&mut claim, &mut batch, &mut outputs, false).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            count(&mut claim.task, &outcome.record);
+            batch.push(outcome);
+            if batch.len() >= RECORD_BATCH {
+                if !self
+                    .renew(&mut claim, &mut batch, &mut outputs, false)
+                    .await?
+                {
+                    return Ok(());
+                }
+                tick.reset();
+            }
+        }
+        // The outputs of every datum are in `outputs` once the last batch
+        // is drained: store them before the record names them.
+        let mut all = outputs;
+        all.extend(
+            batch
+                .iter()
+                .map(|o| (o.record.id.clone(), o.outputs.clone())),
+        );
+        let key = result_object(&claim.task.job, claim.task.index);
+        self.put_json(&key, &all).await?;
+        claim.task.result = Some(key);
+        let mut rest = Vec::new();
+        self.renew(&mut claim, &mut batch, &mut rest, true).await?;
+        Ok(())
+    }
+
+    /// A datum this task's previous worker already recorded, as an outcome.
+    async fn recorded_outcome(&self, ctx: &JobContext, d: &Datum) -> Result<Option<DatumOutcome>> {
+        let key = datum_key(&ctx.job_id, &d.id);
+        let Some((record, _)) = load::<DatumRecord>(&**self.pfs.meta(), &key).await? else {
+            return Ok(None);
+        };
+        let outputs: Vec<FileEntry> = match &record.outputs {
+            Some(hash) => self
+                .pfs
+                .content()
+                .read_changes(hash)
+                .await?
+                .into_iter()
+                .filter_map(|c| match c {
+                    Change::Put(e) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Some(DatumOutcome {
+            record,
+            outputs,
+            cache: None,
+        }))
+    }
+
+    /// Records the finished datums of `batch` and renews the claim (or, with
+    /// `done`, marks the task done and frees its slot) in one guarded
+    /// transaction. False when the claim was lost: nothing was written.
+    async fn renew(
+        &self,
+        claim: &mut Claim,
+        batch: &mut Vec<DatumOutcome>,
+        outputs: &mut TaskOutputs,
+        done: bool,
+    ) -> Result<bool> {
+        let (tkey, skey) = (claim.key(), claim.slot_key());
+        let mut task = claim.task.clone();
+        task.expires_ms = now_ms() + LEASE.as_millis() as u64;
+        if done {
+            task.state = TaskState::Done;
+        }
+        let mut txn = Txn::new()
+            .expect(&tkey, claim.task_rev)
+            .expect(&skey, claim.slot_rev)
+            .put(&tkey, encode(&task));
+        txn = if done {
+            txn.delete(&skey)
+        } else {
+            txn.put(
+                &skey,
+                encode(&SlotRecord {
+                    worker: task.worker.clone(),
+                    task: task.index,
+                    expires_ms: task.expires_ms,
+                }),
+            )
+        };
+        for o in batch.iter() {
+            txn = txn.put(datum_key(&task.job, &o.record.id), encode(&o.record));
+            if let Some((key, c)) = &o.cache {
+                txn = txn.put(cache_key(&task.pipeline, key), encode(c));
+            }
+        }
+        let Some(rev) = self.pfs.meta().commit(txn).await? else {
+            tracing::info!(job = %task.job, task = task.index, "claim lost; stopping the task");
+            return Ok(false);
+        };
+        outputs.extend(batch.drain(..).map(|o| (o.record.id, o.outputs)));
+        claim.task = task;
+        claim.task_rev = rev;
+        claim.slot_rev = rev;
+        Ok(true)
+    }
+}
+
+fn count(task: &mut TaskRecord, d: &DatumRecord) {
+    match d.state {
+        DatumState::Success => task.counts.processed += 1,
+        DatumState::Skipped => task.counts.skipped += 1,
+        DatumState::Recovered => task.counts.recovered += 1,
+        DatumState::Failed => {
+            task.counts.failed += 1;
+            task.failure
+                .get_or_insert_with(|| (d.id.clone(), d.reason.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datum::Datum;
+
+    fn pps(dir: &std::path::Path) -> Pps {
+        let meta = Arc::new(pach_meta::RedbStore::open(&dir.join("m.redb")).unwrap());
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let content = pach_storage::ContentStore::new(store, object_store::path::Path::from(""));
+        Pps::new(pach_pfs::Pfs::new(meta, content), dir.join("scratch"))
+    }
+
+    fn job(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            pipeline: "p".into(),
+            pipeline_version: 1,
+            output_commit: pach_pfs::CommitName {
+                repo: "p".into(),
+                id: id.into(),
+            },
+            input_commits: vec![],
+            state: JobState::Running,
+            reason: String::new(),
+            started_ns: 0,
+            finished_ns: None,
+            counts: DatumCounts::default(),
+        }
+    }
+
+    fn datums(n: usize) -> Vec<Datum> {
+        (0..n)
+            .map(|i| Datum {
+                id: format!("d{i}"),
+                inputs: vec![],
+            })
+            .collect()
+    }
+
+    /// Sets a task's and its slot's leases to have run out.
+    async fn expire(p: &Pps, job: &str, index: u32) {
+        let meta = p.pfs.meta();
+        let key = task_key(job, index);
+        let (mut t, _) = load::<TaskRecord>(&**meta, &key).await.unwrap().unwrap();
+        t.expires_ms = 1;
+        let skey = slot_key(job, t.slot);
+        let (mut s, _) = load::<SlotRecord>(&**meta, &skey).await.unwrap().unwrap();
+        s.expires_ms = 1;
+        meta.commit(Txn::new().put(&key, encode(&t)).put(&skey, encode(&s)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn claims_respect_parallelism_and_expired_claims_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pps(dir.path());
+        p.publish_tasks(&job("j"), 2, datums(20)).await.unwrap();
+        let tasks = load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
+            .await
+            .unwrap();
+        assert_eq!(tasks.len(), 8, "four tasks per slot");
+        assert_eq!(tasks.iter().map(|(t, _)| t.datums).sum::<u64>(), 20);
+        // Publishing again (a restarted runner) keeps the tasks as they are.
+        p.publish_tasks(&job("j"), 2, datums(20)).await.unwrap();
+        assert_eq!(
+            load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
+                .await
+                .unwrap()
+                .len(),
+            8
+        );
+
+        let a = p.claim("a").await.unwrap().expect("a free slot");
+        let b = p.claim("b").await.unwrap().expect("the second slot");
+        assert_ne!(a.task.slot, b.task.slot);
+        assert_ne!(a.task.index, b.task.index);
+        assert!(p.claim("c").await.unwrap().is_none(), "parallelism 2");
+
+        // a stops renewing: c takes its task (and slot) over.
+        expire(&p, "j", a.task.index).await;
+        let c = p.claim("c").await.unwrap().expect("the expired claim");
+        assert_eq!(c.task.index, a.task.index);
+        assert_eq!(c.task.claims, 2);
+        // a's next renewal fails, and writes nothing.
+        let mut a = a;
+        assert!(
+            !p.renew(&mut a, &mut vec![], &mut vec![], false)
+                .await
+                .unwrap()
+        );
+
+        // Finishing frees the slot for the next task.
+        let mut b = b;
+        assert!(
+            p.renew(&mut b, &mut vec![], &mut vec![], true)
+                .await
+                .unwrap()
+        );
+        let d = p.claim("d").await.unwrap().expect("b's slot is free");
+        assert_eq!(d.task.slot, b.task.slot);
+
+        p.clear_tasks("j").await.unwrap();
+        assert!(
+            load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(p.claim("e").await.unwrap().is_none());
+    }
+}
