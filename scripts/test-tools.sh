@@ -23,3 +23,18 @@ if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; th
   echo "installing: garage 2.5.0 (cargo install, once)" >&2
   cargo install garage --version 2.5.0 --locked -q
 fi
+# Azurite (Microsoft's Azure Blob emulator) for the az:// tests; 3.35.0 is the
+# last release that runs on node 20 (later ones need node 21+).
+AZURITE_DIR="$HOME/.cache/pach-test-tools/azurite"
+if [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+  echo "installing: azurite 3.35.0 (npm, into $AZURITE_DIR)" >&2
+  npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" azurite@3.35.0 >/dev/null
+fi
+# kubernetes-validate (offline schema validation of deploy/kubernetes) in a
+# venv of its own.
+KV_DIR="$HOME/.cache/pach-test-tools/kv"
+if [ ! -x "$KV_DIR/bin/kubernetes-validate" ]; then
+  echo "installing: kubernetes-validate (pip, into $KV_DIR)" >&2
+  python3 -m venv "$KV_DIR"
+  "$KV_DIR/bin/pip" install -q kubernetes-validate==1.37.0
+fi

@@ -451,3 +451,203 @@ impl Drop for Garage {
         let _ = self.child.wait();
     }
 }
+
+/// Azurite's well-known development account and key (published by Microsoft;
+/// they open nothing but a local emulator).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Signs one Blob service request with the account's Shared Key and prints the
+/// response's status line then its body. Azure containers are created out of
+/// band (object_store has no call for it and there is no `az` here); node is
+/// there because Azurite runs on it, and its `crypto` module does the HMAC.
+/// Arguments: PORT ACCOUNT KEY METHOD PATH [QUERY].
+const AZURE_REQUEST_JS: &str = r#"
+const crypto = require('crypto'), http = require('http');
+const [port, account, key, method, path, query] = process.argv.slice(1);
+const params = [...new URLSearchParams(query || '')].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const date = new Date().toUTCString(), version = '2021-08-06';
+const resource = `/${account}${path}` + params.map(([k, v]) => `\n${k.toLowerCase()}:${v}`).join('');
+const toSign = [method, '', '', '', '', '', '', '', '', '', '', '',
+  `x-ms-date:${date}\nx-ms-version:${version}`, resource].join('\n');
+const sig = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(toSign, 'utf8').digest('base64');
+const req = http.request({
+  host: '127.0.0.1', port, method,
+  path: path + (params.length ? '?' + new URLSearchParams(params).toString() : ''),
+  headers: { 'x-ms-date': date, 'x-ms-version': version,
+    authorization: `SharedKey ${account}:${sig}`, 'content-length': 0 },
+}, (res) => {
+  const body = [];
+  res.on('data', (d) => body.push(d));
+  res.on('end', () => process.stdout.write(`${res.statusCode}\n${Buffer.concat(body)}`));
+});
+req.on('error', (e) => { console.error(e.message); process.exit(1); });
+req.end();
+"#;
+
+/// A real Azure Blob service (Azurite, Microsoft's emulator) on a loopback
+/// port of its own, with its data in a temporary directory, stopped (by PID)
+/// when dropped. `env()` gives the `AZURE_*` variables that point object_store
+/// (and so pachd's `az://container/prefix` URLs) at it.
+pub struct Azurite {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    /// Starts Azurite; fails (never skips) when scripts/test-tools.sh has not
+    /// installed it.
+    pub fn start() -> Azurite {
+        let program = azurite_program();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("azurite.log")).expect("azurite log");
+        let child = Command::new(&program)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path().join("data"))
+            // Azurite is pinned (node 20) and refuses service versions newer
+            // than it knows; object_store raises its version for some calls
+            // and with its own upgrades. Not --loose: unsupported headers
+            // should fail here as they would in Azure.
+            .args(["--skipApiVersionCheck", "--disableTelemetry"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("azurite log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let mut azurite = Azurite { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = azurite.child.try_wait() {
+                panic!("azurite exited with {status}:\n{}", azurite.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "azurite did not listen within 30 s:\n{}",
+                azurite.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        azurite
+    }
+
+    /// The environment that reaches this Azurite: object_store's emulator
+    /// mode, its blob endpoint, and the development account spelled out.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AZURE_STORAGE_USE_EMULATOR", "true".to_string()),
+            (
+                "AZURITE_BLOB_STORAGE_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT.to_string()),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Creates a container (object_store writes into existing ones only).
+    pub fn create_container(&self, container: &str) {
+        let (status, body) = self.request("PUT", container, "restype=container");
+        assert_eq!(status, 201, "creating container {container}: {body}");
+    }
+
+    /// Every blob of `container` whose name starts with `prefix`, with its
+    /// size, as the Blob service's own listing reports them.
+    pub fn list_blobs(&self, container: &str, prefix: &str) -> Vec<(String, u64)> {
+        let query = format!("restype=container&comp=list&prefix={prefix}");
+        let (status, body) = self.request("GET", container, &query);
+        assert_eq!(status, 200, "listing container {container}: {body}");
+        // One page holds 5000 blobs; more would need the NextMarker loop.
+        assert!(
+            xml_values(&body, "NextMarker").iter().all(|m| m.is_empty()),
+            "listing of {container} has more than one page"
+        );
+        let names = xml_values(&body, "Name");
+        let sizes = xml_values(&body, "Content-Length");
+        assert_eq!(names.len(), sizes.len(), "unexpected listing: {body}");
+        names
+            .into_iter()
+            .zip(sizes)
+            .map(|(name, size)| {
+                let size = size.parse().expect("blob size");
+                (name, size)
+            })
+            .collect()
+    }
+
+    /// One Shared Key signed request on a container; returns status and body.
+    fn request(&self, method: &str, container: &str, query: &str) -> (u16, String) {
+        let out = Command::new("node")
+            .arg("-e")
+            .arg(AZURE_REQUEST_JS)
+            .arg(self.port.to_string())
+            .args([AZURITE_ACCOUNT, AZURITE_KEY, method])
+            .arg(format!("/{AZURITE_ACCOUNT}/{container}"))
+            .arg(query)
+            .output()
+            .expect("node (which Azurite runs on) is not on PATH");
+        assert!(
+            out.status.success(),
+            "{method} /{container}?{query} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (status, body) = text.split_once('\n').unwrap_or((&text, ""));
+        let status = status.parse().expect("HTTP status");
+        (status, body.to_string())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("azurite.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `azurite-blob` as scripts/test-tools.sh installs it, or on PATH.
+fn azurite_program() -> PathBuf {
+    let installed = std::env::var("HOME")
+        .map(|h| {
+            PathBuf::from(h).join(".cache/pach-test-tools/azurite/node_modules/.bin/azurite-blob")
+        })
+        .ok()
+        .filter(|p| p.exists());
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("azurite-blob"))
+                .find(|p| p.exists())
+        })
+    };
+    installed.or_else(on_path).unwrap_or_else(|| {
+        panic!(
+            "Azurite is not installed: run scripts/test-tools.sh \
+             (it installs azurite into ~/.cache/pach-test-tools/azurite with npm)"
+        )
+    })
+}
+
+/// The text of every `<tag>…</tag>` in `xml`, in order (flat listings only).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut values = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        rest = &rest[start + open.len()..];
+        let end = rest.find(&close).unwrap_or(rest.len());
+        values.push(rest[..end].to_string());
+        rest = &rest[end..];
+    }
+    values
+}

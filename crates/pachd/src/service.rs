@@ -751,14 +751,19 @@ impl Upload {
 }
 
 /// The object store and path a URL names (http(s), s3, gs, az, file), with
-/// credentials from the standard AWS_* environment variables.
+/// settings and credentials from the standard AWS_*, AZURE_* and GOOGLE_*
+/// environment variables.
 pub(crate) fn open_url(
     url: &str,
 ) -> Result<(Box<dyn object_store::ObjectStore>, object_store::path::Path), Status> {
     let parsed = url::Url::parse(url)
         .map_err(|e| Status::invalid_argument(format!("invalid URL '{url}': {e}")))?;
     let mut options: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_"))
+        .filter(|(k, _)| {
+            ["AWS_", "AZURE_", "GOOGLE_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     if parsed.scheme() == "http" {

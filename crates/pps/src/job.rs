@@ -20,8 +20,8 @@ use object_store::ObjectStoreExt;
 use pach_meta::Txn;
 use pach_pfs::records::{encode, load, load_all};
 use pach_pfs::{CommitName, CommitRecord, PfsError};
-use pach_storage::{Change, ContentHash, FileEntry};
-use pach_worker::{Command, InputMount, Sandbox, SandboxSession};
+use pach_storage::{Change, ContentHash, EncodedChanges, FileEntry, PutSession};
+use pach_worker::{Command, InputMount, ReadAhead, Sandbox, SandboxSession};
 
 use crate::datum::{self, Datum, InputFile};
 use crate::error::{PpsError, Result};
@@ -81,6 +81,20 @@ pub(crate) struct JobContext {
 }
 
 impl JobContext {
+    /// The stored files a datum mounts, except lazy and empty ones (which
+    /// are not read when materialised).
+    pub fn read_files<'a>(&'a self, d: &'a Datum) -> impl Iterator<Item = &'a FileEntry> + 'a {
+        d.inputs
+            .iter()
+            .filter(|i| !i.lazy && !i.empty_files)
+            .flat_map(move |i| {
+                let entries = self.inputs.get(&i.name).map(|(_, e)| e);
+                i.files
+                    .iter()
+                    .filter_map(move |f| entries.and_then(|e| e.get(&f.path)))
+            })
+    }
+
     pub fn new(
         pipeline: PipelineRecord,
         job_id: String,
@@ -103,11 +117,21 @@ impl JobContext {
     }
 }
 
+/// The storage side of a worker's run through a task's datums: one upload
+/// session for their outputs (small outputs share packs) and the inputs read
+/// ahead of the datums that need them.
+pub(crate) struct DatumIo {
+    pub out: PutSession,
+    pub ahead: ReadAhead,
+}
+
 /// What one datum produced.
 pub(crate) struct DatumOutcome {
     pub record: DatumRecord,
     pub outputs: Vec<FileEntry>,
     pub cache: Option<(String, CacheRecord)>,
+    /// The change set `record.outputs` names, to store before the record.
+    pub changes: Option<EncodedChanges>,
 }
 
 impl Pps {
@@ -512,7 +536,15 @@ impl Pps {
         Ok(None)
     }
 
-    pub(crate) async fn process_datum(&self, ctx: &JobContext, d: Datum) -> Result<DatumOutcome> {
+    /// Runs one datum (or reuses the outputs of an identical one). Its output
+    /// files go through `io.out`, which the caller flushes, and its change
+    /// set comes back encoded, which the caller stores, before recording it.
+    pub(crate) async fn process_datum(
+        &self,
+        ctx: &JobContext,
+        d: Datum,
+        io: &mut DatumIo,
+    ) -> Result<DatumOutcome> {
         let content = self.pfs.content().clone();
         let started = crate::now_ns();
         let key = cache_id(&ctx.pipeline.salt, &d.id);
@@ -546,6 +578,7 @@ impl Pps {
                 },
                 outputs,
                 cache: None,
+                changes: None,
             });
         }
         let mut log = Vec::new();
@@ -556,7 +589,7 @@ impl Pps {
                 0,
                 pach_worker::WorkerError::NoBubblewrap.to_string(),
             ),
-            Some(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log).await?,
+            Some(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
         };
         let log_key = if log.is_empty() {
             None
@@ -574,9 +607,10 @@ impl Pps {
                 })?;
             Some(k)
         };
-        let (outputs, cache) = if state == DatumState::Success {
+        let (outputs, cache, changes) = if state == DatumState::Success {
             let changes: Vec<Change> = entries.iter().cloned().map(Change::Put).collect();
-            let hash: ContentHash = content.write_changes(&changes).await?;
+            let encoded = pach_storage::ContentStore::encode_changes(&changes)?;
+            let hash: ContentHash = encoded.hash;
             (
                 Some(hash),
                 Some((
@@ -590,9 +624,10 @@ impl Pps {
                         datum: d.id.clone(),
                     },
                 )),
+                Some(encoded),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(DatumOutcome {
             record: DatumRecord {
@@ -610,6 +645,7 @@ impl Pps {
             },
             outputs: entries,
             cache,
+            changes,
         })
     }
 
@@ -621,6 +657,7 @@ impl Pps {
         d: &Datum,
         sandbox: &Sandbox,
         log: &mut Vec<u8>,
+        io: &mut DatumIo,
     ) -> Result<(DatumState, Vec<FileEntry>, u64, String)> {
         let spec = &ctx.pipeline.spec;
         let t = &spec.transform;
@@ -689,8 +726,14 @@ impl Pps {
                     return Ok(Err("no sandbox".to_string()));
                 };
                 s.reset().await?;
-                let lazy =
-                    pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts).await?;
+                let lazy = pach_worker::materialise(
+                    content,
+                    s.dir(),
+                    &ctx.input_names,
+                    &mounts,
+                    &mut io.ahead,
+                )
+                .await?;
                 let outcome = s.run(&command, log).await;
                 lazy.release().await;
                 let outcome = outcome?;
@@ -708,7 +751,9 @@ impl Pps {
                         (false, None) => "killed by a signal".to_string(),
                     }));
                 }
-                Ok(Ok(pach_worker::collect(content, s.dir(), &linked).await?))
+                Ok(Ok(
+                    pach_worker::collect(&mut io.out, s.dir(), &linked).await?
+                ))
             };
             let step: std::result::Result<
                 std::result::Result<Vec<FileEntry>, String>,
@@ -746,9 +791,14 @@ impl Pps {
                         return Ok(None);
                     };
                     s.reset().await?;
-                    let lazy =
-                        pach_worker::materialise(content, s.dir(), &ctx.input_names, &mounts)
-                            .await?;
+                    let lazy = pach_worker::materialise(
+                        content,
+                        s.dir(),
+                        &ctx.input_names,
+                        &mounts,
+                        &mut io.ahead,
+                    )
+                    .await?;
                     let outcome = s.run(&err, log).await;
                     lazy.release().await;
                     outcome.map(Some)

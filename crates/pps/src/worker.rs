@@ -9,13 +9,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use pach_meta::Txn;
 use pach_pfs::records::{encode, load, load_all};
-use pach_storage::{Change, FileEntry};
-use pach_worker::Sandbox;
+use pach_storage::{Change, FileEntry, PutSession};
+use pach_worker::{ReadAhead, Sandbox};
 use tokio::task::JoinSet;
 
 use crate::datum::Datum;
 use crate::error::Result;
-use crate::job::{DatumOutcome, JobContext};
+use crate::job::{DatumIo, DatumOutcome, JobContext};
 use crate::pipeline::Pps;
 use crate::records::*;
 use crate::tasks::{LEASE, RENEW, TaskOutputs, now_ms, result_object};
@@ -23,6 +23,9 @@ use crate::tasks::{LEASE, RENEW, TaskOutputs, now_ms, result_object};
 /// Datum records written per metadata transaction (each may bring a cache
 /// record: two operations, well under etcd's 1024).
 const RECORD_BATCH: usize = 250;
+
+/// How many datums ahead of the running one a worker reads inputs for.
+const READ_AHEAD_DATUMS: usize = 8;
 
 /// A task this worker holds, with the revisions that guard its claim.
 struct Claim {
@@ -227,42 +230,71 @@ impl Pps {
     async fn run_task(&self, mut claim: Claim, ctx: Arc<JobContext>) -> Result<()> {
         let plan: Vec<Datum> = self.get_json(&claim.task.plan).await?;
         let retried = claim.task.claims > 1;
+        // Every datum of the plan is counted again below (reused or run):
+        // counts an earlier worker saved may include datums it never recorded.
+        claim.task.counts = DatumCounts::default();
+        claim.task.failure = None;
         let mut batch: Vec<DatumOutcome> = Vec::new();
         let mut outputs: TaskOutputs = Vec::new();
+        // One upload session for the task (small outputs of many datums
+        // share packs, stored when the datums are recorded), and the inputs
+        // of the next datums read while one runs.
+        let content = self.pfs.content().clone();
+        let mut io = DatumIo {
+            out: content.session(),
+            ahead: ReadAhead::default(),
+        };
+        let mut next_read = 0;
+        let mut recorded = tokio::time::Instant::now();
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RENEW, RENEW);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for d in plan {
+        for (i, d) in plan.iter().cloned().enumerate() {
             if retried && let Some(outcome) = self.recorded_outcome(&ctx, &d).await? {
                 count(&mut claim.task, &outcome.record);
                 outputs.push((outcome.record.id, outcome.outputs));
                 continue;
             }
-            let run = self.process_datum(&ctx, d);
-            tokio::pin!(run);
-            let outcome = loop {
-                tokio::select! {
-                    o = &mut run => break o?,
-                    _ = tick.tick() => {
-                        if !self.renew(&mut claim, &mut batch, &mut outputs, false).await? {
-                            return Ok(());
+            next_read = next_read.max(i);
+            while next_read < plan.len() && next_read <= i + READ_AHEAD_DATUMS {
+                if !ctx
+                    .read_files(&plan[next_read])
+                    .all(|e| io.ahead.want(&content, e))
+                {
+                    break;
+                }
+                next_read += 1;
+            }
+            let outcome = {
+                let run = self.process_datum(&ctx, d, &mut io);
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        o = &mut run => break o?,
+                        // A long datum: keep the claim alive meanwhile.
+                        _ = tick.tick() => {
+                            if !self.renew(&mut claim, &mut Vec::new(), &mut outputs, false).await? {
+                                return Ok(());
+                            }
                         }
                     }
                 }
             };
             count(&mut claim.task, &outcome.record);
             batch.push(outcome);
-            if batch.len() >= RECORD_BATCH {
+            if batch.len() >= RECORD_BATCH || recorded.elapsed() >= RENEW {
                 if !self
-                    .renew(&mut claim, &mut batch, &mut outputs, false)
+                    .record(&mut io.out, &mut claim, &mut batch, &mut outputs, false)
                     .await?
                 {
                     return Ok(());
                 }
+                recorded = tokio::time::Instant::now();
                 tick.reset();
             }
         }
-        // The outputs of every datum are in `outputs` once the last batch
-        // is drained: store them before the record names them.
+        // Every output is stored before the result object names it, and the
+        // result object before the task record does.
+        io.out.flush().await?;
         let mut all = outputs;
         all.extend(
             batch
@@ -273,8 +305,25 @@ impl Pps {
         self.put_json(&key, &all).await?;
         claim.task.result = Some(key);
         let mut rest = Vec::new();
-        self.renew(&mut claim, &mut batch, &mut rest, true).await?;
+        self.record(&mut io.out, &mut claim, &mut batch, &mut rest, true)
+            .await?;
         Ok(())
+    }
+
+    /// Stores the outputs of the datums in `batch`, then records them and
+    /// renews the claim (see [`Pps::renew`]).
+    async fn record(
+        &self,
+        out: &mut PutSession,
+        claim: &mut Claim,
+        batch: &mut Vec<DatumOutcome>,
+        outputs: &mut TaskOutputs,
+        done: bool,
+    ) -> Result<bool> {
+        out.flush().await?;
+        let sets = batch.iter_mut().filter_map(|o| o.changes.take()).collect();
+        self.pfs.content().store_changes(sets).await?;
+        self.renew(claim, batch, outputs, done).await
     }
 
     /// A datum this task's previous worker already recorded, as an outcome.
@@ -301,6 +350,7 @@ impl Pps {
             record,
             outputs,
             cache: None,
+            changes: None,
         }))
     }
 

@@ -37,6 +37,16 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
+    /// A write found no bucket or container to write into: object stores
+    /// answer "not found" to a put only when the bucket itself is missing
+    /// (object_store creates neither buckets nor Azure containers).
+    #[error(
+        "cannot write {key}: the bucket or container of {store} does not exist; create it \
+         (Azure: `az storage container create --name CONTAINER`, S3: `aws s3 mb s3://BUCKET`, \
+         GCS: `gcloud storage buckets create gs://BUCKET`) or point the storage URL at one that exists"
+    )]
+    MissingContainer { key: String, store: String },
+
     /// An object that metadata refers to does not exist.
     #[error("object {key} is missing from the object store")]
     NotFound { key: String },

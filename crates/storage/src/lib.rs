@@ -36,7 +36,7 @@ pub use index::{IndexReader, ShardInfo};
 pub use model::{Change, ChunkLocation, ChunkRef, FileEntry, IndexSummary, validate_path};
 pub use open::open_object_store;
 pub use session::{LOOSE_MIN, PACK_TARGET, PutSession};
-pub use store::ContentStore;
+pub use store::{ContentStore, EncodedChanges};
 
 /// Chunking parameters (FastCDC 2020), exposed for tests and tools.
 pub mod chunking {

@@ -177,12 +177,20 @@ impl PutSession {
     /// Only after this returns `Ok` may metadata refer to the entries.
     pub async fn finish(mut self) -> Result<(), StorageError> {
         let unfinished = self.open.take().map(|file| file.path);
-        self.sink.flush_pack().await?;
-        self.sink.uploads.finish().await?;
+        self.flush().await?;
         match unfinished {
             Some(path) => Err(StorageError::UnfinishedFile { path }),
             None => Ok(()),
         }
+    }
+
+    /// Uploads the pack being filled and waits for every upload so far; the
+    /// session goes on. Only after this returns `Ok` may metadata refer to
+    /// the entries ended before it. Lets many small outputs (of many datums)
+    /// share packs and uploads.
+    pub async fn flush(&mut self) -> Result<(), StorageError> {
+        self.sink.flush_pack().await?;
+        self.sink.uploads.finish().await
     }
 }
 

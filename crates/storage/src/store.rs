@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,16 @@ use crate::layout::Layout;
 use crate::model::{Change, FileEntry, IndexSummary};
 use crate::session::PutSession;
 use crate::upload::put;
+
+/// A change set named by [`ContentStore::encode_changes`], not stored yet.
+#[derive(Debug, Clone)]
+pub struct EncodedChanges {
+    pub hash: ContentHash,
+    stored: Vec<u8>,
+}
+
+/// Change sets stored at once by [`ContentStore::store_changes`].
+const CHANGES_IN_FLIGHT: usize = 16;
 
 /// Content storage over an object store. Cheap to clone.
 #[derive(Clone)]
@@ -164,14 +174,34 @@ impl ContentStore {
 
     /// Stores the pending changes of an open commit; returns the object's name.
     pub async fn write_changes(&self, changes: &[Change]) -> Result<ContentHash, StorageError> {
-        let (hash, stored) = encode_object("staged changes", &ChangeListOut::Changes(changes))?;
-        put(
-            &*self.inner.store,
-            &self.inner.layout.changes(&hash),
-            stored.into(),
-        )
-        .await?;
+        let encoded = Self::encode_changes(changes)?;
+        let hash = encoded.hash;
+        self.store_changes(vec![encoded]).await?;
         Ok(hash)
+    }
+
+    /// Names a change set without storing it yet, so that many can be
+    /// stored at once with [`ContentStore::store_changes`] — which must
+    /// happen before any record names them.
+    pub fn encode_changes(changes: &[Change]) -> Result<EncodedChanges, StorageError> {
+        let (hash, stored) = encode_object("staged changes", &ChangeListOut::Changes(changes))?;
+        Ok(EncodedChanges { hash, stored })
+    }
+
+    /// Stores encoded change sets, several uploads at a time.
+    pub async fn store_changes(&self, sets: Vec<EncodedChanges>) -> Result<(), StorageError> {
+        futures::stream::iter(sets.into_iter().map(|set| async move {
+            put(
+                &*self.inner.store,
+                &self.inner.layout.changes(&set.hash),
+                set.stored.into(),
+            )
+            .await
+        }))
+        .buffer_unordered(CHANGES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
     }
 
     /// Reads back changes stored by [`ContentStore::write_changes`].

@@ -75,8 +75,8 @@ impl Uploader {
         Ok(())
     }
 
-    /// Waits for every upload; returns the first error.
-    pub(crate) async fn finish(mut self) -> Result<(), StorageError> {
+    /// Waits for every upload so far; returns the first error.
+    pub(crate) async fn finish(&mut self) -> Result<(), StorageError> {
         self.check_failed()?;
         let mut first = None;
         while let Some(joined) = self.tasks.join_next().await {
@@ -84,7 +84,14 @@ impl Uploader {
                 first.get_or_insert(err);
             }
         }
-        first.map_or(Ok(()), Err)
+        self.in_flight = 0;
+        match first {
+            Some(err) => {
+                self.failed = Some(err.to_string());
+                Err(err)
+            }
+            None => Ok(()),
+        }
     }
 
     async fn make_room(&mut self, size: usize) -> Result<(), StorageError> {
@@ -125,11 +132,15 @@ pub(crate) async fn put(
     key: &Path,
     payload: PutPayload,
 ) -> Result<(), StorageError> {
-    store
-        .put(key, payload)
-        .await
-        .map_err(|err| StorageError::store("put", key, err))?;
-    Ok(())
+    match store.put(key, payload).await {
+        Ok(_) => Ok(()),
+        // "Not found" on a write means the bucket or container is missing, not the object.
+        Err(object_store::Error::NotFound { .. }) => Err(StorageError::MissingContainer {
+            key: key.to_string(),
+            store: store.to_string(),
+        }),
+        Err(err) => Err(StorageError::store("put", key, err)),
+    }
 }
 
 /// Whether `key` exists; "not found" is an answer, not an error.
@@ -138,5 +149,136 @@ pub(crate) async fn exists(store: &dyn ObjectStore, key: &Path) -> Result<bool, 
         Ok(_) => Ok(true),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
         Err(err) => Err(StorageError::store("head", key, err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutOptions, PutResult,
+    };
+
+    /// Answers every write as Azure and S3 do when the container is missing.
+    #[derive(Debug, Default)]
+    struct NoContainer(InMemory);
+
+    impl std::fmt::Display for NoContainer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "MicrosoftAzure {{ account: dev, container: missing-container }}"
+            )
+        }
+    }
+
+    fn missing(location: &Path) -> object_store::Error {
+        object_store::Error::NotFound {
+            path: location.to_string(),
+            source: "ContainerNotFound".into(),
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for NoContainer {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            _: PutPayload,
+            _: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            Err(missing(location))
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            _: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            Err(missing(location))
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.0.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_put_into_a_missing_container_names_the_container() {
+        let key = Path::from("x/chunks/ab/abcd");
+        let err = put(
+            &NoContainer::default(),
+            &key,
+            Bytes::from_static(b"x").into(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, StorageError::MissingContainer { .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_not_found());
+        let text = err.to_string();
+        for part in [
+            "x/chunks/ab/abcd",
+            "missing-container",
+            "does not exist",
+            "create it",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_into_a_missing_container_fail_with_that_error() {
+        let mut uploader = Uploader::new(Arc::new(NoContainer::default()));
+        uploader
+            .put_chunk_if_absent(Path::from("x/chunks/ab/abcd"), Bytes::from_static(b"data"))
+            .await
+            .unwrap();
+        let err = uploader.finish().await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::MissingContainer { .. }),
+            "{err:?}"
+        );
     }
 }

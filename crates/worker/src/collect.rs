@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pach_storage::{ContentStore, FileEntry};
+use pach_storage::{FileEntry, PutSession};
 use tokio::io::AsyncReadExt;
 
 use crate::{Result, WorkerError, io};
@@ -16,12 +16,14 @@ use crate::{Result, WorkerError, io};
 /// How many links are followed before a path is declared a loop.
 const MAX_LINKS: usize = 40;
 
-/// Stores every file below `<dir>/pfs/out` and returns their entries, with
-/// paths relative to `/pfs/out` ("/a/b.txt"), sorted by path. `inputs` maps
-/// the sandbox path of each mounted input file (`/pfs/<input>/<path>`) to its
-/// entry.
+/// Stores every file below `<dir>/pfs/out` through `session` and returns
+/// their entries, with paths relative to `/pfs/out` ("/a/b.txt"), sorted by
+/// path. `inputs` maps the sandbox path of each mounted input file
+/// (`/pfs/<input>/<path>`) to its entry. The entries may be named in records
+/// once the session is flushed (one session can serve many datums, so their
+/// small outputs share packs).
 pub async fn collect(
-    content: &ContentStore,
+    session: &mut PutSession,
     dir: &Path,
     inputs: &HashMap<String, FileEntry>,
 ) -> Result<Vec<FileEntry>> {
@@ -66,7 +68,6 @@ pub async fn collect(
         }
     }
     files.sort();
-    let mut session = content.session();
     let mut out = Vec::with_capacity(files.len());
     let mut buf = vec![0u8; 1 << 20];
     for (path, host) in files {
@@ -86,7 +87,6 @@ pub async fn collect(
         }
         out.push(session.end_file().await?);
     }
-    session.finish().await?;
     out.extend(by_reference);
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)

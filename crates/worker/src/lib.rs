@@ -18,7 +18,7 @@ mod materialise;
 mod sandbox;
 
 pub use collect::collect;
-pub use materialise::{InputMount, Materialised, materialise};
+pub use materialise::{InputMount, Materialised, ReadAhead, materialise};
 pub use sandbox::{Command, Outcome, Sandbox, SandboxSession};
 
 use std::path::PathBuf;

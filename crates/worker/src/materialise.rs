@@ -3,12 +3,14 @@
 //! it, as Pachyderm does for lazy inputs: a datum that reads a few of many
 //! large files fetches only those (and, as in Pachyderm, each can be read once).
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
-use pach_storage::{ContentStore, FileEntry};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use pach_storage::{ContentHash, ContentStore, FileEntry, StorageError};
 use tokio::io::AsyncWriteExt;
 
 use crate::{Result, io};
@@ -81,13 +83,78 @@ fn feed(content: ContentStore, entry: FileEntry, fifo: PathBuf) -> tokio::task::
     })
 }
 
+/// Input files read ahead of the datums that need them, so that a datum's
+/// inputs arrive while the datum before it runs instead of one object-store
+/// round trip after another. Only small files are read ahead, and at most
+/// [`READ_AHEAD_BYTES`] at a time; the others stream in when materialised.
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    pending: HashMap<
+        ContentHash,
+        (
+            u64,
+            tokio::task::JoinHandle<std::result::Result<Bytes, StorageError>>,
+        ),
+    >,
+    bytes: u64,
+}
+
+/// Files larger than this are not read ahead.
+pub const READ_AHEAD_FILE: u64 = 1 << 20;
+/// Bytes read ahead at most.
+pub const READ_AHEAD_BYTES: u64 = 64 << 20;
+
+impl ReadAhead {
+    /// Starts reading `entry` unless it is large, already coming, or the
+    /// budget is spent. False when the budget is spent.
+    pub fn want(&mut self, content: &ContentStore, entry: &FileEntry) -> bool {
+        if entry.size > READ_AHEAD_FILE || self.pending.contains_key(&entry.hash) {
+            return true;
+        }
+        if self.bytes + entry.size > READ_AHEAD_BYTES {
+            return false;
+        }
+        let content = content.clone();
+        let e = entry.clone();
+        let read = tokio::spawn(async move {
+            let parts: Vec<Bytes> = content.read_file(&e, 0, None).try_collect().await?;
+            Ok(parts.concat().into())
+        });
+        self.bytes += entry.size;
+        self.pending.insert(entry.hash, (entry.size, read));
+        true
+    }
+
+    /// How many files are read ahead.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The content of a file read ahead, if it was.
+    async fn take(
+        &mut self,
+        hash: &ContentHash,
+    ) -> Option<std::result::Result<Bytes, StorageError>> {
+        let (size, read) = self.pending.remove(hash)?;
+        self.bytes -= size;
+        // A read task that died (None) means: read the file again.
+        read.await.ok()
+    }
+}
+
 /// Creates `<dir>/pfs/out`, a directory per input name (present even when the
 /// datum holds no file of it) and every input file under `<dir>/pfs/<input>/`.
+/// Files in `ahead` are taken from it rather than read again.
 pub async fn materialise(
     content: &ContentStore,
     dir: &Path,
     inputs: &[String],
     mounts: &[InputMount],
+    ahead: &mut ReadAhead,
 ) -> Result<Materialised> {
     let mut lazy = Materialised::default();
     let pfs = dir.join("pfs");
@@ -115,7 +182,13 @@ pub async fn materialise(
         let mut file = tokio::fs::File::create(&target)
             .await
             .map_err(io("cannot create", &target))?;
-        if !m.empty {
+        if !m.empty
+            && let Some(bytes) = ahead.take(&m.entry.hash).await
+        {
+            file.write_all(&bytes?)
+                .await
+                .map_err(io("cannot write", &target))?;
+        } else if !m.empty {
             let mut bytes = content.read_file(&m.entry, 0, None);
             while let Some(chunk) = bytes.next().await {
                 file.write_all(&chunk?)

@@ -14,6 +14,18 @@ fn store() -> ContentStore {
     )
 }
 
+/// Collects a datum's outputs in a session of its own, stored at once.
+async fn collect_all(
+    content: &pach_storage::ContentStore,
+    dir: &std::path::Path,
+    inputs: &std::collections::HashMap<String, pach_storage::FileEntry>,
+) -> crate::Result<Vec<pach_storage::FileEntry>> {
+    let mut session = content.session();
+    let out = collect(&mut session, dir, inputs).await?;
+    session.finish().await?;
+    Ok(out)
+}
+
 async fn read_all(content: &ContentStore, e: &pach_storage::FileEntry) -> Vec<u8> {
     let parts: Vec<_> = content.read_file(e, 0, None).try_collect().await.unwrap();
     parts.concat()
@@ -53,14 +65,20 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     ];
     let sandbox = Sandbox::detect().unwrap();
     let mut session = sandbox.start(dir.path()).await.unwrap();
+    // The input is read ahead; materialising takes it from there.
+    let mut ahead = ReadAhead::default();
+    assert!(ahead.want(&content, &entry));
+    assert_eq!(ahead.len(), 1);
     materialise(
         &content,
         session.dir(),
         &["in".into(), "hollow".into(), "none".into()],
         &mounts,
+        &mut ahead,
     )
     .await
     .unwrap();
+    assert!(ahead.is_empty(), "the read-ahead copy was used");
     let mut cmd = sh(concat!(
         "set -e\n",
         "cat /pfs/in/dir/a.txt > /pfs/out/copy.txt\n",
@@ -93,7 +111,7 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
         String::from_utf8_lossy(&log)
     );
     assert!(String::from_utf8_lossy(&log).contains("to-stderr"));
-    let out = collect(&content, dir.path(), &linked).await.unwrap();
+    let out = collect_all(&content, dir.path(), &linked).await.unwrap();
     let paths: Vec<_> = out.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -120,9 +138,15 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
 
     // The next datum in the same sandbox starts from an empty /pfs.
     session.reset().await.unwrap();
-    materialise(&content, session.dir(), &["other".into()], &[])
-        .await
-        .unwrap();
+    materialise(
+        &content,
+        session.dir(),
+        &["other".into()],
+        &[],
+        &mut ReadAhead::default(),
+    )
+    .await
+    .unwrap();
     let mut log = Vec::new();
     let clean = sh(
         "test ! -e /pfs/in && test -d /pfs/other && test -z \"$(ls -A /pfs/out)\" && test -z \"$GREETING\" && pwd",
@@ -131,7 +155,7 @@ async fn datum_runs_in_sandbox_with_inputs_and_links() {
     assert_eq!(outcome.code, Some(0), "{}", String::from_utf8_lossy(&log));
     assert_eq!(log, b"/\n");
     assert!(
-        collect(&content, session.dir(), &Default::default())
+        collect_all(&content, session.dir(), &Default::default())
             .await
             .unwrap()
             .is_empty()
@@ -167,7 +191,7 @@ async fn exit_codes_timeouts_and_links_outside_pfs() {
         .await
         .unwrap();
     assert_eq!(ok.code, Some(0));
-    let err = collect(&content, session.dir(), &Default::default())
+    let err = collect_all(&content, session.dir(), &Default::default())
         .await
         .unwrap_err();
     assert!(matches!(err, WorkerError::LinkOutsidePfs { .. }), "{err}");
@@ -198,9 +222,15 @@ async fn lazy_inputs_are_fed_only_when_read() {
             lazy: true,
         })
         .collect();
-    let lazy = materialise(&content, session.dir(), &["in".into()], &mounts)
-        .await
-        .unwrap();
+    let lazy = materialise(
+        &content,
+        session.dir(),
+        &["in".into()],
+        &mounts,
+        &mut ReadAhead::default(),
+    )
+    .await
+    .unwrap();
     let mut log = Vec::new();
     let cmd = sh(
         "test -p /pfs/in/big/read.bin && cat /pfs/in/big/read.bin > /pfs/out/copy && ln -s /pfs/in/big/unread.bin /pfs/out/linked",
@@ -215,7 +245,7 @@ async fn lazy_inputs_are_fed_only_when_read() {
         .iter()
         .map(|m| (format!("/pfs/in{}", m.entry.path), m.entry.clone()))
         .collect();
-    let out = collect(&content, session.dir(), &linked).await.unwrap();
+    let out = collect_all(&content, session.dir(), &linked).await.unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].path, "/copy");
     assert_eq!(out[0].hash, read.hash);
