@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Installs, when missing, what only the tests need: etcd and Garage (cluster
-# mode is tested against a real etcd and a real S3 server; Garage builds from
-# source once, ~10 minutes on 2 cores, then stays in ~/.cargo/bin) and the tools Pachyderm's example pipelines
-# call, so that they run unchanged on the host's userland: ImageMagick
-# (`montage`) and OpenCV for Python (`cv2`).
+# Installs, when missing, what only the tests need: etcd, Garage and Azurite
+# (cluster mode is tested against a real etcd, a real S3 server and the Azure
+# Blob emulator; Garage builds from source once, ~10 minutes on 2 cores, then
+# stays in ~/.cargo/bin), kubernetes-validate (offline checks of
+# deploy/kubernetes), and the tools Pachyderm's example pipelines call, so
+# that they run unchanged on the host's userland: ImageMagick (`montage`) and
+# OpenCV for Python (`cv2`).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v montage >/dev/null 2>&1 || missing+=(imagemagick)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   $SUDO apt-get update -qq
