@@ -24,6 +24,10 @@ pub enum AdminError {
     Clash { what: String },
     #[error("{0}")]
     Busy(String),
+    #[error(
+        "the key list of this stream of changes would take {bytes} bytes, more than a stream holds (4 GiB); take a full extract instead"
+    )]
+    KeyListTooLarge { bytes: u64 },
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -1,15 +1,17 @@
 //! Writing a cluster as an extract stream.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use pach_meta::MetaStore;
+use pach_meta::Snapshot;
 use pach_pfs::{CommitRecord, Pfs};
 use tokio::io::AsyncWrite;
 
 use crate::Summary;
 use crate::error::{AdminError, Result};
+use crate::spill::{Entry, Scratch, Sorted};
 use crate::stream::{FORMAT, Header, VERSION, Writer};
-use std::time::{Duration, UNIX_EPOCH};
 
 /// Metadata prefixes in the order a restore can apply them: a record comes
 /// after the records it refers to.
@@ -24,11 +26,10 @@ pub(crate) const RECORD_ORDER: &[&str] = &[
     "pps/cache/",
 ];
 
-const PAGE: usize = 1000;
+const COMMITS: &str = "pfs/commits/";
 
-/// How many times extract re-reads the records when writes moved the store's
-/// revision while it read them.
-const SNAPSHOT_ATTEMPTS: usize = 50;
+/// Records read from the metadata store at a time.
+const PAGE: usize = 1000;
 
 /// A point in a cluster's history: the metadata revision and the time of a
 /// snapshot. Printed by every extract; `extract --since` takes it back.
@@ -69,11 +70,19 @@ const SKEW: Duration = Duration::from_secs(5);
 
 /// Writes every metadata record of the cluster and, with `objects`, every
 /// object of its bucket, as one stream. The records are a consistent snapshot
-/// (read while the store's revision did not move), taken before the objects
-/// are listed, so every object they name is in the stream even while loaders
-/// and pipelines keep writing. With `since`, only what changed after that
-/// checkpoint is written (records written later, objects stored later, and
-/// the full key list so that a restore also applies deletions).
+/// (the metadata store's view at one revision, [`pach_meta::Snapshot`]),
+/// taken before the objects are listed, so every object they name is in the
+/// stream even while loaders and pipelines keep writing. With `since`, only
+/// what changed after that checkpoint is written (records written later,
+/// objects stored later, and the full key list so that a restore also
+/// applies deletions).
+///
+/// Memory does not grow with the cluster: records go from the snapshot to
+/// the stream a page at a time, and the commits — the one kind written out
+/// of key order, parents first — are sorted on disk ([`crate::spill`], in the
+/// system's temporary directory) rather than in memory. The key list of a
+/// stream of changes is written key by key from a second pass over the
+/// snapshot.
 pub async fn extract<W: AsyncWrite + Unpin>(
     pfs: &Pfs,
     objects: bool,
@@ -81,10 +90,14 @@ pub async fn extract<W: AsyncWrite + Unpin>(
     out: W,
 ) -> Result<(Summary, Checkpoint)> {
     let meta = pfs.meta();
-    let (records, revision) = snapshot(&**meta).await?;
+    let snapshot = meta.snapshot().await?;
+    let scratch = Scratch::new_in(&std::env::temp_dir()).await?;
+    let commits = sort_commits(&*snapshot, &scratch).await?;
     let now = std::time::SystemTime::now();
     let checkpoint = Checkpoint {
-        revision,
+        // A later `extract --since` this checkpoint carries every record
+        // written after the snapshot, and none before.
+        revision: snapshot.revision(),
         unix_seconds: now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -117,6 +130,7 @@ pub async fn extract<W: AsyncWrite + Unpin>(
             .list(Some(&prefix))
             .filter(|meta| {
                 let keep = match (meta, newer_than) {
+                    (Ok(m), _) if transient(prefix.as_ref(), m.location.as_ref()) => false,
                     (Ok(m), Some(t)) => std::time::SystemTime::from(m.last_modified) >= t,
                     _ => true,
                 };
@@ -137,85 +151,144 @@ pub async fn extract<W: AsyncWrite + Unpin>(
             w.object(&key, &data).await?;
         }
     }
-    let keys: Vec<String> = match since {
-        Some(_) => records.iter().map(|kv| kv.key.clone()).collect(),
-        None => vec![],
-    };
-    for kv in records {
-        if since.is_none_or(|c| kv.mod_revision > c.revision) {
-            w.record(&kv.key, &kv.value).await?;
+    // The key list's length goes before it: count it on the way.
+    let mut key_list_len: u64 = 0;
+    for prefix in RECORD_ORDER {
+        if *prefix == COMMITS {
+            let mut sorted = commits.read().await?;
+            while let Some(entry) = sorted.next().await? {
+                let key = commit_entry_key(&entry)?;
+                let (rev, value) = entry.value().split_at(8);
+                let rev = u64::from_le_bytes(rev.try_into().unwrap_or_default());
+                key_list_len += separator(key_list_len) + key.len() as u64;
+                if since.is_none_or(|c| rev > c.revision) {
+                    w.record(key, value).await?;
+                }
+            }
+            continue;
+        }
+        let mut pages = Pages::new(&*snapshot, prefix);
+        while let Some(page) = pages.next().await? {
+            for kv in page {
+                key_list_len += separator(key_list_len) + kv.key.len() as u64;
+                if since.is_none_or(|c| kv.mod_revision > c.revision) {
+                    w.record(&kv.key, &kv.value).await?;
+                }
+            }
         }
     }
     if since.is_some() {
-        w.keys(&keys).await?;
+        w.begin_keys(key_list_len).await?;
+        let mut first = true;
+        for prefix in RECORD_ORDER {
+            let mut pages = Pages::new(&*snapshot, prefix);
+            while let Some(page) = pages.next().await? {
+                for kv in page {
+                    if !first {
+                        w.keys_part(b"\n").await?;
+                    }
+                    first = false;
+                    w.keys_part(kv.key.as_bytes()).await?;
+                }
+            }
+        }
     }
     Ok((w.finish().await?, checkpoint))
 }
 
-/// Every record in stream order, as of one moment. The store's revision
-/// also moves for keys outside the stream (the controller lease is renewed
-/// every second), so when it moved during the read, the extracted records
-/// are read again: unchanged keys and modification revisions mean no record
-/// of the stream changed in between, and the first read is a snapshot.
-async fn snapshot(meta: &dyn MetaStore) -> Result<(Vec<pach_meta::KeyValue>, u64)> {
-    for _ in 0..SNAPSHOT_ATTEMPTS {
-        let start = meta.revision().await?;
-        let first = read_records(meta).await?;
-        if meta.revision().await? == start {
-            return Ok((first, start));
-        }
-        let again = read_records(meta).await?;
-        let same = first.len() == again.len()
-            && first
-                .iter()
-                .zip(&again)
-                .all(|(a, b)| a.key == b.key && a.mod_revision == b.mod_revision);
-        if same {
-            // A checkpoint at `start` may make a later `--since` carry a few
-            // records again (harmless), never miss one.
-            return Ok((first, start));
-        }
-    }
-    Err(AdminError::Busy(format!(
-        "the cluster changed during each of {SNAPSHOT_ATTEMPTS} attempts to read a consistent snapshot; \
-         pause writes (`pachctl pause writes`) or stop pipelines, then extract again"
-    )))
+/// The newline before a key of the key list, but the first.
+fn separator(len_so_far: u64) -> u64 {
+    u64::from(len_so_far > 0)
 }
 
-/// The stream's records in stream order (commits parent first).
-async fn read_records(meta: &dyn MetaStore) -> Result<Vec<pach_meta::KeyValue>> {
-    let mut out = Vec::new();
-    for prefix in RECORD_ORDER {
-        let mut kvs = all(meta, prefix).await?;
-        if *prefix == "pfs/commits/" {
-            // Parents before children: a parent always started first.
-            let mut keyed = Vec::with_capacity(kvs.len());
-            for kv in kvs {
-                let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
-                    AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
-                })?;
-                keyed.push((c.started_ns, kv));
-            }
-            keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
-            kvs = keyed.into_iter().map(|(_, kv)| kv).collect();
+/// The snapshot's commits, parents before children, sorted on disk: a parent
+/// always started before its children, so the order is (start time, key).
+/// Entries are `started_ns (order-preserving big-endian) key` →
+/// `mod_revision (u64 LE) value`.
+async fn sort_commits(snapshot: &dyn Snapshot, scratch: &Scratch) -> Result<Sorted> {
+    let mut sorter = scratch.sorter();
+    let mut pages = Pages::new(snapshot, COMMITS);
+    let mut sort_key = Vec::new();
+    let mut payload = Vec::new();
+    while let Some(page) = pages.next().await? {
+        for kv in page {
+            let c: CommitRecord = serde_json::from_slice(&kv.value).map_err(|e| {
+                AdminError::Corrupt(format!("record {} is unreadable: {e}", kv.key))
+            })?;
+            sort_key.clear();
+            sort_key.extend_from_slice(&((c.started_ns as u64) ^ (1 << 63)).to_be_bytes());
+            sort_key.extend_from_slice(kv.key.as_bytes());
+            payload.clear();
+            payload.extend_from_slice(&kv.mod_revision.to_le_bytes());
+            payload.extend_from_slice(&kv.value);
+            sorter.push(&sort_key, &payload).await?;
         }
-        out.extend(kvs);
     }
-    Ok(out)
+    sorter.finish().await
 }
 
-pub(crate) async fn all(meta: &dyn MetaStore, prefix: &str) -> Result<Vec<pach_meta::KeyValue>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = meta.list(prefix, after.as_deref(), PAGE).await?;
-        let n = page.len();
-        after = page.last().map(|kv| kv.key.clone());
-        out.extend(page);
-        if n < PAGE {
-            return Ok(out);
+/// The record key of an entry of [`sort_commits`].
+fn commit_entry_key(entry: &Entry) -> Result<&str> {
+    entry
+        .key()
+        .get(8..)
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .filter(|_| entry.value().len() >= 8)
+        .ok_or_else(|| AdminError::Io {
+            what: "reading sorted commits back".into(),
+            source: std::io::Error::other("a malformed entry"),
+        })
+}
+
+/// A prefix of a snapshot, a page at a time.
+pub(crate) struct Pages<'a> {
+    snapshot: &'a dyn Snapshot,
+    prefix: &'a str,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    pub(crate) fn new(snapshot: &'a dyn Snapshot, prefix: &'a str) -> Self {
+        Pages {
+            snapshot,
+            prefix,
+            after: None,
+            done: false,
         }
     }
+
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<pach_meta::KeyValue>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .snapshot
+            .list(self.prefix, self.after.as_deref(), PAGE)
+            .await?;
+        self.done = page.len() < PAGE;
+        self.after = page.last().map(|kv| kv.key.clone());
+        if page.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(page))
+    }
+}
+
+/// [`RECORD_ORDER`] sorted, so that the target's keys listed prefix by
+/// prefix come in one ascending sequence, as a merge join with a sorted key
+/// set needs.
+pub(crate) fn prefixes_in_key_order() -> Vec<&'static str> {
+    let mut p = RECORD_ORDER.to_vec();
+    p.sort_unstable();
+    p
+}
+
+/// Objects of running jobs' tasks: deleted when their job ends (possibly
+/// while extract lists them), named by no extracted record, and written
+/// again by a job that resumes after a restore.
+fn transient(prefix: &str, key: &str) -> bool {
+    relative(prefix, key).starts_with("tasks/")
 }
 
 /// `key` without the cluster's prefix.

@@ -6,13 +6,22 @@
 //! Invariants: a stream that does not validate (unknown version, bad
 //! checksum, truncation, dangling references, missing objects, name clashes)
 //! changes nothing; restoring the same stream twice is harmless; memory stays
-//! bounded by the largest single object, whatever the stream's size.
+//! bounded by the largest single object, whatever the stream's size: records
+//! stream through a page at a time from a consistent metadata snapshot, and
+//! every set of keys (commits sorted parent first, the objects and commits a
+//! validation checks references against, key lists) is sorted on disk
+//! (`spill`) and walked in order, never held in memory.
 
 mod error;
 mod extract;
 mod gc;
 mod restore;
+mod spill;
 pub mod stream;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
 mod verify;
 mod writes;
 

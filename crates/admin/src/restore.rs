@@ -2,8 +2,13 @@
 //! to validate everything (checksum, counts, version, references, objects,
 //! name clashes) and, only if all of it holds, read again to apply it:
 //! objects first, then records in the stream's (dependency) order.
+//!
+//! Memory does not grow with the stream: the sets a validation checks
+//! references against (the stream's objects and commits, its key list) and
+//! the references themselves are sorted on disk next to the spool
+//! ([`crate::spill`]), then checked by walking them side by side; the target's
+//! records are compared and written a page or a batch at a time.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use futures::StreamExt;
@@ -14,17 +19,24 @@ use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 
 use crate::Summary;
 use crate::error::{AdminError, Result, io};
-use crate::extract::{RECORD_ORDER, relative};
+use crate::extract::{Pages, RECORD_ORDER, prefixes_in_key_order, relative};
+use crate::spill::{Scratch, Sorted};
 use crate::stream::{Frame, Reader};
 
 /// Records written per metadata transaction.
 const BATCH: usize = 256;
 /// Object writes in flight during a restore.
 const PARALLEL_PUTS: usize = 16;
+/// Buffers of the copy into the spool file, and of its reading (constant
+/// memory; 1 MiB and 256 KiB made a restore with objects 40% slower). Small
+/// in tests, so that the tests' streams fill them as large streams do.
+const SPOOL_BUFFER: usize = if cfg!(test) { 64 << 10 } else { 4 << 20 };
+const READ_BUFFER: usize = if cfg!(test) { 16 << 10 } else { 1 << 20 };
 
 /// Validates the whole stream from `input`, then applies it. `spool_dir`
-/// holds the stream while it is read twice. Records identical to the
-/// target's are skipped, so restoring a stream again changes nothing.
+/// holds the stream while it is read twice, and the sorted sets of its
+/// validation. Records identical to the target's are skipped, so restoring a
+/// stream again changes nothing.
 pub async fn restore<R: AsyncRead + Unpin>(
     pfs: &Pfs,
     spool_dir: &Path,
@@ -45,49 +57,79 @@ pub async fn restore<R: AsyncRead + Unpin>(
         let file = tokio::fs::File::create(&spool)
             .await
             .map_err(io("creating the spool file"))?;
-        let mut file = tokio::io::BufWriter::with_capacity(4 << 20, file);
-        let mut input = BufReader::with_capacity(4 << 20, &mut input);
+        let mut file = tokio::io::BufWriter::with_capacity(SPOOL_BUFFER, file);
+        let mut input = BufReader::with_capacity(SPOOL_BUFFER, &mut input);
         tokio::io::copy_buf(&mut input, &mut file)
             .await
             .map_err(io("receiving the stream"))?;
         file.flush().await.map_err(io("writing the spool file"))?;
         drop(file);
-        let summary = validate(pfs, &spool).await?;
-        apply(pfs, &spool).await?;
-        Ok(summary)
+        let scratch = Scratch::new_in(spool_dir).await?;
+        let validated = validate(pfs, &spool, &scratch).await?;
+        apply(pfs, &spool, validated.keys.as_ref()).await?;
+        Ok(validated.summary)
     }
     .await;
     let _ = tokio::fs::remove_file(&spool).await;
     result
 }
 
-async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
+/// What a validation found: the stream's counts and, for a stream of
+/// changes, its key list sorted (for the deletions of `apply`).
+pub(crate) struct Validated {
+    pub summary: Summary,
+    pub keys: Option<Sorted>,
+}
+
+/// The on-disk sets of one validation. Entries are a key and, for
+/// references, what refers (for the error message).
+struct Sets {
+    objects: crate::spill::Sorter,
+    commits: crate::spill::Sorter,
+    /// Commit keys named as parents and branch heads → who names them.
+    commit_refs: crate::spill::Sorter,
+    /// Object keys named as index roots → which commit names them.
+    roots: crate::spill::Sorter,
+}
+
+pub(crate) async fn validate(pfs: &Pfs, spool: &Path, scratch: &Scratch) -> Result<Validated> {
     let file = tokio::fs::File::open(spool)
         .await
         .map_err(io("reading the spool file"))?;
-    let (mut r, header) = Reader::open(BufReader::with_capacity(1 << 20, file)).await?;
+    let (mut r, header) = Reader::open(BufReader::with_capacity(READ_BUFFER, file)).await?;
     let meta = pfs.meta();
     let content = pfs.content();
     let prefix = content.prefix().as_ref().to_string();
-    let mut objects: HashSet<String> = HashSet::new();
-    let mut commits: HashSet<(String, String)> = HashSet::new();
-    // (what needs it, repo, parent id)
-    let mut parents: Vec<(String, String, String)> = Vec::new();
-    let mut heads: Vec<(String, String, String)> = Vec::new();
-    let mut roots: Vec<(String, String)> = Vec::new();
+    let mut sets = Sets {
+        objects: scratch.sorter(),
+        commits: scratch.sorter(),
+        commit_refs: scratch.sorter(),
+        roots: scratch.sorter(),
+    };
     let mut summary = Summary::default();
     let since = header.since.is_some();
-    let mut keys: Option<HashSet<String>> = None;
+    let mut keys: Option<Sorted> = None;
     while let Some(frame) = r.next().await? {
         match frame {
             Frame::Header(_) | Frame::Trailer(_) => {
                 return Err(AdminError::Corrupt("a second header in the stream".into()));
             }
-            Frame::Keys(k) => keys = Some(k.into_iter().collect()),
+            Frame::Keys => {
+                if keys.is_some() {
+                    return Err(AdminError::Corrupt(
+                        "a second key list in the stream".into(),
+                    ));
+                }
+                let mut sorter = scratch.sorter();
+                while let Some(key) = r.next_key().await? {
+                    sorter.push(key.as_bytes(), b"").await?;
+                }
+                keys = Some(sorter.finish().await?);
+            }
             Frame::Object { key, data } => {
                 summary.objects += 1;
                 summary.object_bytes += data.len() as u64;
-                objects.insert(key);
+                sets.objects.push(key.as_bytes(), b"").await?;
             }
             Frame::Record { key, value } => {
                 summary.records += 1;
@@ -101,22 +143,27 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
                 };
                 if key.starts_with("pfs/commits/") {
                     let c: CommitRecord = serde_json::from_slice(&value).map_err(parse_err)?;
+                    let what = format!("commit {}@{}", c.repo, c.id);
                     if let Some(p) = &c.parent {
-                        parents.push((
-                            format!("commit {}@{}", c.repo, c.id),
-                            c.repo.clone(),
-                            p.clone(),
-                        ));
+                        let parent = pach_pfs::records::commit_key(&c.repo, p);
+                        sets.commit_refs
+                            .push(parent.as_bytes(), what.as_bytes())
+                            .await?;
                     }
                     for s in [&c.base, &c.index].into_iter().flatten() {
                         let k = relative(&prefix, content.index_key(&s.root).as_ref());
-                        roots.push((format!("commit {}@{}", c.repo, c.id), k));
+                        sets.roots.push(k.as_bytes(), what.as_bytes()).await?;
                     }
-                    commits.insert((c.repo, c.id));
+                    let own = pach_pfs::records::commit_key(&c.repo, &c.id);
+                    sets.commits.push(own.as_bytes(), b"").await?;
                 } else if key.starts_with("pfs/branches/") {
                     let b: BranchRecord = serde_json::from_slice(&value).map_err(parse_err)?;
                     if let Some(h) = b.head {
-                        heads.push((format!("branch {}@{}", b.repo, b.name), b.repo, h));
+                        let head = pach_pfs::records::commit_key(&b.repo, &h);
+                        let what = format!("branch {}@{}", b.repo, b.name);
+                        sets.commit_refs
+                            .push(head.as_bytes(), what.as_bytes())
+                            .await?;
                     }
                 } else {
                     serde_json::from_slice::<serde_json::Value>(&value).map_err(parse_err)?;
@@ -138,52 +185,120 @@ async fn validate(pfs: &Pfs, spool: &Path) -> Result<Summary> {
             "a stream of changes without its key list".into(),
         ));
     }
-    for (what, repo, id) in parents.iter().chain(&heads) {
-        let key = pach_pfs::records::commit_key(repo, id);
-        // A stream of changes may refer to commits the target already holds
-        // (and keeps: they are in the stream's key list).
-        let in_target = since
-            && keys.as_ref().is_some_and(|k| k.contains(&key))
-            && meta.get(&key).await?.is_some();
-        if !in_target && !commits.contains(&(repo.clone(), id.clone())) {
+    check_commit_refs(
+        pfs,
+        &sets.commits.finish().await?,
+        &sets.commit_refs.finish().await?,
+        keys.as_ref().filter(|_| since),
+    )
+    .await?;
+    check_roots(
+        pfs,
+        &sets.objects.finish().await?,
+        &sets.roots.finish().await?,
+        header.objects && !since,
+    )
+    .await?;
+    Ok(Validated { summary, keys })
+}
+
+/// Every parent and branch head is a commit of the stream — or, in a stream
+/// of changes (`keys` given), a commit the target holds and keeps (it is in
+/// the stream's key list). A merge join of the sorted references with the
+/// sorted commits (and key list).
+async fn check_commit_refs(
+    pfs: &Pfs,
+    commits: &Sorted,
+    refs: &Sorted,
+    keys: Option<&Sorted>,
+) -> Result<()> {
+    let meta = pfs.meta();
+    let mut commits = commits.cursor().await?;
+    let mut keys = match keys {
+        Some(k) => Some(k.cursor().await?),
+        None => None,
+    };
+    let mut refs = refs.read().await?;
+    while let Some(r) = refs.next().await? {
+        if commits.contains(r.key()).await? {
+            continue;
+        }
+        let key = String::from_utf8_lossy(r.key()).to_string();
+        let in_target = match &mut keys {
+            Some(keys) => keys.contains(r.key()).await? && meta.get(&key).await?.is_some(),
+            None => false,
+        };
+        if !in_target {
+            let commit = key
+                .strip_prefix("pfs/commits/")
+                .unwrap_or(&key)
+                .replacen('/', "@", 1);
             return Err(AdminError::Dangling {
-                what: format!("commit {repo}@{id}"),
-                detail: format!("{what} points to it"),
+                what: format!("commit {commit}"),
+                detail: format!("{} points to it", String::from_utf8_lossy(r.value())),
             });
         }
     }
-    let mut missing = Vec::new();
-    for (what, key) in &roots {
-        if objects.contains(key) {
+    Ok(())
+}
+
+/// Every commit's file index root is an object of the stream, or — when the
+/// stream does not carry every object (`--no-objects`, or a stream of
+/// changes) — an object already in the target's bucket. A merge join of the
+/// sorted roots with the sorted objects; each missing object is looked up
+/// in the bucket once, however many commits name it.
+async fn check_roots(
+    pfs: &Pfs,
+    objects: &Sorted,
+    roots: &Sorted,
+    all_in_stream: bool,
+) -> Result<()> {
+    let content = pfs.content();
+    let prefix = content.prefix().as_ref().to_string();
+    let mut objects = objects.cursor().await?;
+    let mut roots = roots.read().await?;
+    let mut missing = 0usize;
+    let mut first_missing: Option<String> = None;
+    let mut previous: Option<Vec<u8>> = None;
+    while let Some(root) = roots.next().await? {
+        if previous.as_deref() == Some(root.key()) {
             continue;
         }
-        if header.objects && !since {
+        previous = Some(root.key().to_vec());
+        if objects.contains(root.key()).await? {
+            continue;
+        }
+        let key = String::from_utf8_lossy(root.key()).to_string();
+        if all_in_stream {
             return Err(AdminError::Dangling {
                 what: format!("object {key}"),
-                detail: format!("{what} needs it"),
+                detail: format!("{} needs it", String::from_utf8_lossy(root.value())),
             });
         }
-        let path = object_store::path::Path::from(join(&prefix, key));
+        let path = object_store::path::Path::from(join(&prefix, &key));
         match content.object_store().head(&path).await {
             Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => missing.push(key.clone()),
+            Err(object_store::Error::NotFound { .. }) => {
+                missing += 1;
+                first_missing.get_or_insert(key);
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    if let Some(first) = missing.first() {
+    if let Some(first) = first_missing {
         return Err(AdminError::MissingObjects {
-            count: missing.len(),
-            first: first.clone(),
+            count: missing,
+            first,
         });
     }
-    Ok(summary)
+    Ok(())
 }
 
-async fn apply(pfs: &Pfs, spool: &Path) -> Result<()> {
+async fn apply(pfs: &Pfs, spool: &Path, keys: Option<&Sorted>) -> Result<()> {
     let file = tokio::fs::File::open(spool)
         .await
         .map_err(io("reading the spool file"))?;
-    let (mut r, header) = Reader::open(BufReader::with_capacity(1 << 20, file)).await?;
+    let (mut r, header) = Reader::open(BufReader::with_capacity(READ_BUFFER, file)).await?;
     let since = header.since.is_some();
     let meta = pfs.meta();
     let content = pfs.content();
@@ -227,12 +342,23 @@ async fn apply(pfs: &Pfs, spool: &Path) -> Result<()> {
                     pending = 0;
                 }
             }
-            Frame::Keys(keys) => {
-                // Records deleted at the source since the checkpoint.
-                let keep: HashSet<String> = keys.into_iter().collect();
-                for prefix in RECORD_ORDER {
-                    for kv in crate::extract::all(&**meta, prefix).await? {
-                        if !keep.contains(&kv.key) {
+            Frame::Keys => {
+                // Records deleted at the source since the checkpoint: the
+                // target's keys missing from the (sorted) key list, found by
+                // walking both in key order. The list's own keys are skipped
+                // by the reader: validation sorted them already.
+                let Some(keys) = keys else {
+                    continue;
+                };
+                let mut keep = keys.cursor().await?;
+                let snapshot = meta.snapshot().await?;
+                for prefix in prefixes_in_key_order() {
+                    let mut pages = Pages::new(&*snapshot, prefix);
+                    while let Some(page) = pages.next().await? {
+                        for kv in page {
+                            if keep.contains(kv.key.as_bytes()).await? {
+                                continue;
+                            }
                             txn = txn.expect(&kv.key, kv.mod_revision).delete(&kv.key);
                             pending += 1;
                             if pending >= BATCH {

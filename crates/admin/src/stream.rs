@@ -14,6 +14,13 @@
 //! Objects come before the records that refer to them, and records in
 //! dependency order (repos, commits parent first, branches, pipelines, jobs,
 //! datums), so a reader can act on a stream in one pass.
+//!
+//! Neither side holds more than one frame in memory, except the key list,
+//! which neither side holds at all: it is the one frame whose size grows with
+//! the cluster (every record key), so [`Writer::begin_keys`] announces its
+//! length and takes it in pieces, and [`Reader::next_key`] hands it out key
+//! by key. It is therefore allowed up to the format's limit (4 GiB, some
+//! 60 million keys) rather than [`MAX_FRAME`].
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,8 +31,13 @@ use crate::error::{AdminError, Result, io};
 pub const FORMAT: &str = "pachyderm-rs extract";
 /// The version this build writes and the newest it reads.
 pub const VERSION: &str = "1.0";
-/// Largest frame accepted (an object is at most a few MiB).
+/// Largest frame accepted (an object is at most a few MiB), but for the key
+/// list, which is read key by key.
 const MAX_FRAME: u32 = 256 << 20;
+/// Longest key accepted in a key list (keys are names and ids, far shorter).
+const MAX_KEY: usize = 1 << 20;
+/// Bytes of a key list read at a time.
+const KEYS_CHUNK: usize = if cfg!(test) { 7 } else { 64 << 10 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -64,9 +76,10 @@ pub enum Frame {
         key: String,
         value: Vec<u8>,
     },
-    /// Every record key of the snapshot (a `since` stream's deletions are the
-    /// target's keys missing from it).
-    Keys(Vec<String>),
+    /// The start of the key list: every record key of the snapshot (a `since`
+    /// stream's deletions are the target's keys missing from it). Its keys
+    /// follow from [`Reader::next_key`]; `next` skips those not read.
+    Keys,
     Trailer(Trailer),
 }
 
@@ -75,6 +88,8 @@ pub struct Writer<W> {
     out: W,
     hasher: blake3::Hasher,
     summary: Summary,
+    /// Bytes of the key list announced but not written yet.
+    keys_left: u64,
 }
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
@@ -83,6 +98,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             out,
             hasher: blake3::Hasher::new(),
             summary: Summary::default(),
+            keys_left: 0,
         };
         let json = serde_json::to_vec(&header).unwrap_or_default();
         w.frame(b'H', &[&json]).await?;
@@ -102,13 +118,42 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.frame(b'R', &[&len, key.as_bytes(), value]).await
     }
 
+    /// The key list in one piece (newline-separated keys).
     pub async fn keys(&mut self, keys: &[String]) -> Result<()> {
         let joined = keys.join("\n");
-        self.frame(b'K', &[joined.as_bytes()]).await
+        self.begin_keys(joined.len() as u64).await?;
+        self.keys_part(joined.as_bytes()).await
+    }
+
+    /// Starts the key list frame, whose payload (`len` bytes: the keys,
+    /// separated by newlines) follows through [`Writer::keys_part`].
+    pub async fn begin_keys(&mut self, len: u64) -> Result<()> {
+        let Ok(len32) = u32::try_from(len) else {
+            return Err(AdminError::KeyListTooLarge { bytes: len });
+        };
+        self.head(b'K', len32).await?;
+        self.keys_left = len;
+        Ok(())
+    }
+
+    /// The next piece of the key list started by [`Writer::begin_keys`].
+    pub async fn keys_part(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 > self.keys_left {
+            return Err(unfinished("the key list is longer than announced"));
+        }
+        self.keys_left -= bytes.len() as u64;
+        self.hasher.update(bytes);
+        self.out
+            .write_all(bytes)
+            .await
+            .map_err(io("writing the stream"))
     }
 
     /// Writes the trailer and flushes; returns what was written.
     pub async fn finish(mut self) -> Result<Summary> {
+        if self.keys_left != 0 {
+            return Err(unfinished("the key list is shorter than announced"));
+        }
         let trailer = Trailer {
             summary: self.summary.clone(),
             checksum: self.hasher.finalize().to_hex().to_string(),
@@ -134,13 +179,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     async fn frame(&mut self, kind: u8, parts: &[&[u8]]) -> Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut head = vec![kind];
-        head.extend_from_slice(&(len as u32).to_le_bytes());
-        self.hasher.update(&head);
-        self.out
-            .write_all(&head)
-            .await
-            .map_err(io("writing the stream"))?;
+        self.head(kind, len as u32).await?;
         for p in parts {
             self.hasher.update(p);
             self.out
@@ -150,6 +189,27 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
         Ok(())
     }
+
+    async fn head(&mut self, kind: u8, len: u32) -> Result<()> {
+        if self.keys_left != 0 {
+            return Err(unfinished("the key list is shorter than announced"));
+        }
+        let mut head = [kind, 0, 0, 0, 0];
+        head[1..].copy_from_slice(&len.to_le_bytes());
+        self.hasher.update(&head);
+        self.out
+            .write_all(&head)
+            .await
+            .map_err(io("writing the stream"))
+    }
+}
+
+/// A writer used out of order (a bug of its caller, not of a stream).
+fn unfinished(what: &str) -> AdminError {
+    AdminError::Io {
+        what: "writing the stream".into(),
+        source: std::io::Error::other(what.to_string()),
+    }
 }
 
 /// Reads frames, checking the checksum and counts against the trailer.
@@ -158,6 +218,11 @@ pub struct Reader<R> {
     hasher: blake3::Hasher,
     seen: Summary,
     done: bool,
+    /// Bytes of the current key list not read from the input yet.
+    keys_left: u64,
+    /// Key list bytes read but not handed out yet (`keys_buf[keys_pos..]`).
+    keys_buf: Vec<u8>,
+    keys_pos: usize,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -168,6 +233,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             hasher: blake3::Hasher::new(),
             seen: Summary::default(),
             done: false,
+            keys_left: 0,
+            keys_buf: Vec::new(),
+            keys_pos: 0,
         };
         let header = match r.next().await? {
             Some(Frame::Header(h)) => h,
@@ -201,6 +269,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         if self.done {
             return Ok(None);
         }
+        while self.next_key().await?.is_some() {}
         let mut head = [0u8; 5];
         if let Err(e) = self.input.read_exact(&mut head).await {
             return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -211,6 +280,11 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
         let kind = head[0];
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        if kind == b'K' {
+            self.hasher.update(&head);
+            self.keys_left = u64::from(len);
+            return Ok(Some(Frame::Keys));
+        }
         if len > MAX_FRAME {
             return Err(AdminError::Corrupt(format!("a frame claims {len} bytes")));
         }
@@ -283,19 +357,69 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 self.seen.records += 1;
                 Ok(Some(Frame::Record { key, value }))
             }
-            b'K' => {
-                let text = String::from_utf8(payload)
-                    .map_err(|_| AdminError::Corrupt("a key list that is not UTF-8".into()))?;
-                Ok(Some(Frame::Keys(
-                    text.split('\n')
-                        .filter(|k| !k.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                )))
-            }
             other => Err(AdminError::Corrupt(format!(
                 "unknown frame kind {other:#04x}"
             ))),
+        }
+    }
+
+    /// The next key of the key list whose [`Frame::Keys`] `next` returned;
+    /// None at its end. Reads the list a chunk at a time, so that a list of
+    /// millions of keys never is in memory.
+    pub async fn next_key(&mut self) -> Result<Option<String>> {
+        loop {
+            let pending = &self.keys_buf[self.keys_pos..];
+            let end = match pending.iter().position(|b| *b == b'\n') {
+                Some(i) => Some((i, i + 1)),
+                // The last key has no newline after it.
+                None if self.keys_left == 0 && !pending.is_empty() => {
+                    Some((pending.len(), pending.len()))
+                }
+                None if self.keys_left == 0 => {
+                    self.keys_buf = Vec::new();
+                    self.keys_pos = 0;
+                    return Ok(None);
+                }
+                None => None,
+            };
+            if let Some((len, used)) = end {
+                let key = &pending[..len];
+                let key = (!key.is_empty())
+                    .then(|| {
+                        std::str::from_utf8(key)
+                            .map(str::to_string)
+                            .map_err(|_| AdminError::Corrupt("a key list that is not UTF-8".into()))
+                    })
+                    .transpose()?;
+                self.keys_pos += used;
+                match key {
+                    Some(key) => return Ok(Some(key)),
+                    None => continue,
+                }
+            }
+            if pending.len() > MAX_KEY {
+                return Err(AdminError::Corrupt(format!(
+                    "a key list entry longer than {MAX_KEY} bytes"
+                )));
+            }
+            // Keep the partial key, read the next chunk after it.
+            self.keys_buf.drain(..self.keys_pos);
+            self.keys_pos = 0;
+            let n = self.keys_left.min(KEYS_CHUNK as u64) as usize;
+            let start = self.keys_buf.len();
+            self.keys_buf.resize(start + n, 0);
+            self.input
+                .read_exact(&mut self.keys_buf[start..])
+                .await
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        AdminError::Truncated("it ends inside a frame".into())
+                    } else {
+                        io("reading the stream")(e)
+                    }
+                })?;
+            self.hasher.update(&self.keys_buf[start..]);
+            self.keys_left -= n as u64;
         }
     }
 }

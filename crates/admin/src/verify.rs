@@ -1,14 +1,18 @@
 //! Comparing a cluster with an extract stream (of itself at another time, or
 //! of another cluster): every metadata record, and so every commit's file
 //! index root — which names every file's content hash — is compared.
-
-use std::collections::HashSet;
+//!
+//! Memory does not grow with the stream: records are compared as they come,
+//! and the stream's keys are sorted on disk (in the system's temporary
+//! directory) to find the cluster's records the stream lacks by walking both
+//! in key order. Only the differences found are kept.
 
 use pach_pfs::{CommitRecord, Pfs};
 use tokio::io::{AsyncRead, BufReader};
 
 use crate::error::Result;
-use crate::extract::{RECORD_ORDER, all};
+use crate::extract::{Pages, prefixes_in_key_order};
+use crate::spill::Scratch;
 use crate::stream::{Frame, Reader};
 
 /// The differences between this cluster and the stream, one line each
@@ -17,13 +21,14 @@ use crate::stream::{Frame, Reader};
 pub async fn verify<R: AsyncRead + Unpin>(pfs: &Pfs, input: R) -> Result<Vec<String>> {
     let (mut r, _) = Reader::open(BufReader::with_capacity(1 << 20, input)).await?;
     let meta = pfs.meta();
-    let mut seen: HashSet<String> = HashSet::new();
+    let scratch = Scratch::new_in(&std::env::temp_dir()).await?;
+    let mut seen = scratch.sorter();
     let mut diffs = Vec::new();
     while let Some(frame) = r.next().await? {
         let Frame::Record { key, value } = frame else {
             continue;
         };
-        seen.insert(key.clone());
+        seen.push(key.as_bytes(), b"").await?;
         match meta.get(&key).await? {
             None => diffs.push(format!(
                 "only in the stream: {}",
@@ -33,13 +38,19 @@ pub async fn verify<R: AsyncRead + Unpin>(pfs: &Pfs, input: R) -> Result<Vec<Str
             Some(_) => {}
         }
     }
-    for prefix in RECORD_ORDER {
-        for kv in all(&**meta, prefix).await? {
-            if !seen.contains(&kv.key) {
-                diffs.push(format!(
-                    "only in this cluster: {}",
-                    crate::restore::describe(&kv.key)
-                ));
+    let seen = seen.finish().await?;
+    let mut seen = seen.cursor().await?;
+    let snapshot = meta.snapshot().await?;
+    for prefix in prefixes_in_key_order() {
+        let mut pages = Pages::new(&*snapshot, prefix);
+        while let Some(page) = pages.next().await? {
+            for kv in page {
+                if !seen.contains(kv.key.as_bytes()).await? {
+                    diffs.push(format!(
+                        "only in this cluster: {}",
+                        crate::restore::describe(&kv.key)
+                    ));
+                }
             }
         }
     }

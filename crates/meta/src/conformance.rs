@@ -17,6 +17,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     delete_prefix(store).await;
     watch_sees_later_transactions(store).await;
     concurrent_guarded_increments(store).await;
+    snapshot_is_a_fixed_view(store).await;
 }
 
 async fn put_get_and_revisions(store: &dyn MetaStore) {
@@ -200,6 +201,62 @@ async fn concurrent_guarded_increments(store: &dyn MetaStore) {
     futures::future::join_all(tasks).await;
     let kv = store.get("t7/counter").await.unwrap().unwrap();
     assert_eq!(kv.value, b"80");
+}
+
+async fn snapshot_is_a_fixed_view(store: &dyn MetaStore) {
+    let rev = store
+        .commit(
+            Txn::new()
+                .put("t8/a", b"1".to_vec())
+                .put("t8/b", b"1".to_vec()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(snap.revision(), store.revision().await.unwrap());
+    // Writes after the snapshot: a change, a deletion, a new key.
+    store
+        .commit(
+            Txn::new()
+                .put("t8/a", b"2".to_vec())
+                .delete("t8/b")
+                .put("t8/c", b"2".to_vec()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = |kvs: Vec<crate::KeyValue>| {
+        kvs.into_iter()
+            .map(|kv| (kv.key, kv.value, kv.mod_revision))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seen(snap.list("t8/", None, 0).await.unwrap()),
+        [
+            ("t8/a".to_string(), b"1".to_vec(), rev),
+            ("t8/b".to_string(), b"1".to_vec(), rev)
+        ],
+        "a snapshot shows the keys as of its revision"
+    );
+    // Paged the same way as the store.
+    assert_eq!(
+        seen(snap.list("t8/", Some("t8/a"), 1).await.unwrap()),
+        [("t8/b".to_string(), b"1".to_vec(), rev)]
+    );
+    assert!(snap.list("t8/", Some("t8/b"), 0).await.unwrap().is_empty());
+    // The store itself, and a new snapshot, show the writes.
+    let now: Vec<String> = store
+        .list("t8/", None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(now, ["t8/a", "t8/c"]);
+    let later = store.snapshot().await.unwrap();
+    assert!(later.revision() > snap.revision());
+    assert_eq!(later.list("t8/", None, 0).await.unwrap().len(), 2);
 }
 
 async fn next_event(

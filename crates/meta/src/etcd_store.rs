@@ -17,7 +17,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use crate::{Event, KeyValue, MetaError, MetaStore, Op, Result, Revision, Txn};
+use crate::{Event, KeyValue, MetaError, MetaStore, Op, Result, Revision, Snapshot, Txn};
 
 /// A metadata store on an etcd cluster. Cheap to clone.
 #[derive(Clone)]
@@ -69,6 +69,44 @@ impl EtcdStore {
         format!("{}{key}", self.prefix)
     }
 
+    /// A page of keys, as of `revision` when given (else the latest).
+    async fn list_at(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<Vec<KeyValue>> {
+        let full_prefix = self.full(prefix);
+        let start = match start_after {
+            // The smallest key after `start_after`.
+            Some(after) => format!("{}\0", self.full(after)),
+            None => full_prefix.clone(),
+        };
+        let mut options = GetOptions::new()
+            .with_range(prefix_end(full_prefix.as_bytes()))
+            .with_sort(SortTarget::Key, SortOrder::Ascend);
+        if limit > 0 {
+            options = options.with_limit(limit as i64);
+        }
+        if let Some(r) = revision {
+            options = options.with_revision(r as i64);
+        }
+        let resp = self
+            .client
+            .kv_client()
+            .get(start, Some(options))
+            .await
+            .map_err(|e| match revision {
+                Some(r) if e.to_string().contains("compacted") => MetaError::Backend(format!(
+                    "etcd compacted revision {r} while it was being read; read again (a \
+                     snapshot lasts until etcd's next compaction)"
+                )),
+                _ => backend(e),
+            })?;
+        resp.kvs().iter().map(|kv| self.kv(kv)).collect()
+    }
+
     fn kv(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue> {
         let key = kv
             .key_str()
@@ -102,25 +140,7 @@ impl MetaStore for EtcdStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<KeyValue>> {
-        let full_prefix = self.full(prefix);
-        let start = match start_after {
-            // The smallest key after `start_after`.
-            Some(after) => format!("{}\0", self.full(after)),
-            None => full_prefix.clone(),
-        };
-        let mut options = GetOptions::new()
-            .with_range(prefix_end(full_prefix.as_bytes()))
-            .with_sort(SortTarget::Key, SortOrder::Ascend);
-        if limit > 0 {
-            options = options.with_limit(limit as i64);
-        }
-        let resp = self
-            .client
-            .kv_client()
-            .get(start, Some(options))
-            .await
-            .map_err(backend)?;
-        resp.kvs().iter().map(|kv| self.kv(kv)).collect()
+        self.list_at(prefix, start_after, limit, None).await
     }
 
     async fn commit(&self, txn: Txn) -> Result<Option<Revision>> {
@@ -217,6 +237,39 @@ impl MetaStore for EtcdStore {
             .await
             .map_err(backend)?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0) as Revision)
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        // etcd keeps every revision until a compaction: reading at this one
+        // is the snapshot.
+        Ok(Box::new(EtcdSnapshot {
+            revision: self.revision().await?,
+            store: self.clone(),
+        }))
+    }
+}
+
+/// [`MetaStore::snapshot`] on etcd: range reads at a fixed revision.
+struct EtcdSnapshot {
+    store: EtcdStore,
+    revision: Revision,
+}
+
+#[async_trait]
+impl Snapshot for EtcdSnapshot {
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>> {
+        self.store
+            .list_at(prefix, start_after, limit, Some(self.revision))
+            .await
     }
 }
 

@@ -13,7 +13,9 @@
 //! - a transaction applies all of its operations or none, and only if every
 //!   comparison holds at the moment it commits;
 //! - a watcher sees the events of every transaction committed after the watch
-//!   started, in revision order.
+//!   started, in revision order;
+//! - a [`Snapshot`] shows every key exactly as it was at its revision, however
+//!   long it is read and whatever is committed meanwhile.
 
 pub mod conformance;
 mod etcd_store;
@@ -148,4 +150,24 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn watch(&self, prefix: &str) -> Result<BoxStream<'static, Result<Event>>>;
     /// The store's current revision.
     async fn revision(&self) -> Result<Revision>;
+    /// A read-only view of every key as of the current revision, to be read
+    /// page by page while writers go on (extract reads a whole cluster this
+    /// way without holding it in memory or retrying). etcd reads at the
+    /// revision (until a compaction passes it); redb keeps a read transaction.
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
+}
+
+/// A consistent view of a store at one revision (see [`MetaStore::snapshot`]).
+#[async_trait]
+pub trait Snapshot: Send + Sync {
+    /// The store revision the view shows: every key's `mod_revision` is at
+    /// most this, and no transaction after it is visible.
+    fn revision(&self) -> Revision;
+    /// As [`MetaStore::list`], as of [`Snapshot::revision`].
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>>;
 }

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::{Event, KeyValue, MetaError, MetaStore, Op, Result, Revision, Txn};
+use crate::{Event, KeyValue, MetaError, MetaStore, Op, Result, Revision, Snapshot, Txn};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const SYS: TableDefinition<&str, u64> = TableDefinition::new("sys");
@@ -60,8 +60,17 @@ fn decode(key: &str, raw: &[u8]) -> Result<KeyValue> {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store file at `path`.
+    /// Opens (or creates) the store file at `path`, with redb's default page
+    /// cache (at most 1 GiB of the file's pages in memory).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// Opens (or creates) the store file at `path`, caching at most
+    /// `cache_bytes` of its pages in memory (redb's default when None). The
+    /// cache is the one part of the store's memory that grows with the
+    /// records read, up to this bound.
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Self> {
         let open_err = |e: &dyn std::fmt::Display| MetaError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -69,7 +78,11 @@ impl RedbStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
         }
-        let db = Database::create(path).map_err(|e| {
+        let mut builder = Database::builder();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path).map_err(|e| {
             let hint = if e.to_string().contains("lock") || e.to_string().contains("already open") {
                 " (is another pachd using this data directory?)"
             } else {
@@ -110,26 +123,26 @@ impl Inner {
     fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<KeyValue>> {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(KV).map_err(backend)?;
-        let start = match start_after {
-            Some(s) if s >= prefix => s,
-            _ => prefix,
-        };
-        let mut out = Vec::new();
-        for item in table.range(start..).map_err(backend)? {
-            let (k, v) = item.map_err(backend)?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            if start_after == Some(key) {
-                continue;
-            }
-            out.push(decode(key, v.value())?);
-            if limit != 0 && out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        list_in(&table, prefix, start_after, limit)
+    }
+
+    /// A read transaction kept open: redb's readers see the database as of
+    /// their start, whatever commits later (pages they use are not reused
+    /// until they end, so a long snapshot only delays space reuse).
+    fn snapshot(&self) -> Result<RedbSnapshot> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let revision = txn
+            .open_table(SYS)
+            .map_err(backend)?
+            .get(REVISION_KEY)
+            .map_err(backend)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let table = txn.open_table(KV).map_err(backend)?;
+        Ok(RedbSnapshot {
+            table: Arc::new(table),
+            revision,
+        })
     }
 
     fn commit(&self, txn: Txn) -> Result<Option<Revision>> {
@@ -214,6 +227,63 @@ impl Inner {
     }
 }
 
+/// Keys of `table` starting with `prefix`, as [`MetaStore::list`] pages them.
+fn list_in(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<KeyValue>> {
+    let start = match start_after {
+        Some(s) if s >= prefix => s,
+        _ => prefix,
+    };
+    let mut out = Vec::new();
+    for item in table.range(start..).map_err(backend)? {
+        let (k, v) = item.map_err(backend)?;
+        let key = k.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if start_after == Some(key) {
+            continue;
+        }
+        out.push(decode(key, v.value())?);
+        if limit != 0 && out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// [`MetaStore::snapshot`] on redb: the KV table of one read transaction.
+struct RedbSnapshot {
+    table: Arc<ReadOnlyTable<&'static str, &'static [u8]>>,
+    revision: Revision,
+}
+
+#[async_trait]
+impl Snapshot for RedbSnapshot {
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>> {
+        let table = self.table.clone();
+        let (prefix, start_after) = (prefix.to_string(), start_after.map(str::to_string));
+        tokio::task::spawn_blocking(move || {
+            list_in(&*table, &prefix, start_after.as_deref(), limit)
+        })
+        .await
+        .map_err(|e| backend(format!("metadata task failed: {e}")))?
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     inner: &Arc<Inner>,
     f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
@@ -268,6 +338,10 @@ impl MetaStore for RedbStore {
 
     async fn revision(&self) -> Result<Revision> {
         self.inner.revision()
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(self.inner.snapshot()?))
     }
 }
 

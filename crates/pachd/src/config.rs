@@ -34,6 +34,16 @@ pub struct Config {
     #[arg(long, env = "PACHD_METADATA", global = true)]
     pub metadata: Option<String>,
 
+    /// Memory the embedded metadata store may use to cache its pages, in MiB
+    /// (the one part of pachd's memory that grows with the cluster's size).
+    #[arg(
+        long,
+        env = "PACHD_METADATA_CACHE_MIB",
+        default_value_t = 128,
+        global = true
+    )]
+    pub metadata_cache_mib: usize,
+
     /// Log filter (error, warn, info, debug, trace; or tracing directives).
     /// PACHD_LOG overrides it.
     #[arg(long, default_value = "info", global = true)]
@@ -131,6 +141,7 @@ mod tests {
             storage: None,
             metadata: m.map(str::to_string),
             log_level: String::new(),
+            metadata_cache_mib: 0,
             worker_slots: 0,
             command: None,
         }

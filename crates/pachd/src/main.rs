@@ -50,7 +50,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (meta, meta_name): (Arc<dyn pach_meta::MetaStore>, String) = match metadata {
         config::Metadata::Embedded(path) => (
-            Arc::new(pach_meta::RedbStore::open(&path)?),
+            Arc::new(pach_meta::RedbStore::open_with_cache(
+                &path,
+                Some(config.metadata_cache_mib << 20),
+            )?),
             path.display().to_string(),
         ),
         config::Metadata::Etcd { endpoints, prefix } => (
