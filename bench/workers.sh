@@ -59,7 +59,8 @@ GARAGE_DEFAULT_ACCESS_KEY=$KEY GARAGE_DEFAULT_SECRET_KEY=$SECRET GARAGE_DEFAULT_
 PIDS+=($!)
 wait_port 23791; wait_port 23900
 BUCKET_URL=s3://bench
-[ "${BENCH_BUCKET:-}" = file ] && BUCKET_URL=file://$W/bucket && mkdir -p "$W/bucket"
+CLUSTER="etcd+garage"
+[ "${BENCH_BUCKET:-}" = file ] && BUCKET_URL=file://$W/bucket && CLUSTER="etcd+local bucket" && mkdir -p "$W/bucket"
 export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=garage \
   AWS_ENDPOINT=http://127.0.0.1:23900 AWS_ALLOW_HTTP=true
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr); etcd $(etcd --version | head -1 | awk '{print $3}'), objects in $BUCKET_URL"
@@ -94,7 +95,7 @@ start_pachd put-cluster --metadata etcd://127.0.0.1:23791/put --storage "$BUCKET
 "$B/pachctl" create repo tree
 t0=$(now); "$B/pachctl" put file tree@master:/ -r -f "$W/tree" >/dev/null; t1=$(now)
 PUT_C=$(elapsed "$t0" "$t1"); stop_pachd
-echo "put file -r ($TREE_MIB MiB, $((FILES + 4)) files): embedded ${PUT_E} s ($(awk -v m="$TREE_MIB" -v t="$PUT_E" 'BEGIN{printf "%.0f", m/t}') MiB/s), etcd+garage ${PUT_C} s ($(awk -v m="$TREE_MIB" -v t="$PUT_C" 'BEGIN{printf "%.0f", m/t}') MiB/s); cluster/embedded = $(ratio "$PUT_C" "$PUT_E")x"
+echo "put file -r ($TREE_MIB MiB, $((FILES + 4)) files): embedded ${PUT_E} s ($(awk -v m="$TREE_MIB" -v t="$PUT_E" 'BEGIN{printf "%.0f", m/t}') MiB/s), $CLUSTER ${PUT_C} s ($(awk -v m="$TREE_MIB" -v t="$PUT_C" 'BEGIN{printf "%.0f", m/t}') MiB/s); cluster/embedded = $(ratio "$PUT_C" "$PUT_E")x"
 
 # run_job PAR: loads the N files, runs the copy pipeline, prints its seconds.
 run_job() {
@@ -133,5 +134,5 @@ for par in 1 2 4; do
   CLU[$par]=$(run_job "$par")
   for p in "${WORKERS[@]}"; do kill "$p"; done
   stop_pachd
-  echo "job of $N datums, parallelism $par: embedded ${EMB[$par]} s ($(awk -v n="$N" -v t="${EMB[$par]}" 'BEGIN{printf "%.0f", n/t}') datums/s), $par worker(s) on etcd+garage ${CLU[$par]} s ($(awk -v n="$N" -v t="${CLU[$par]}" 'BEGIN{printf "%.0f", n/t}') datums/s); cluster/embedded = $(ratio "${CLU[$par]}" "${EMB[$par]}")x; speed-up over 1: embedded $(ratio "${EMB[1]}" "${EMB[$par]}")x, workers $(ratio "${CLU[1]}" "${CLU[$par]}")x"
+  echo "job of $N datums, parallelism $par: embedded ${EMB[$par]} s ($(awk -v n="$N" -v t="${EMB[$par]}" 'BEGIN{printf "%.0f", n/t}') datums/s), $par worker(s) on $CLUSTER ${CLU[$par]} s ($(awk -v n="$N" -v t="${CLU[$par]}" 'BEGIN{printf "%.0f", n/t}') datums/s); cluster/embedded = $(ratio "${CLU[$par]}" "${EMB[$par]}")x; speed-up over 1: embedded $(ratio "${EMB[1]}" "${EMB[$par]}")x, workers $(ratio "${CLU[1]}" "${CLU[$par]}")x"
 done

@@ -123,6 +123,9 @@ impl JobContext {
 pub(crate) struct DatumIo {
     pub out: PutSession,
     pub ahead: ReadAhead,
+    /// Cache lookups done while reading ahead (datum id -> outputs of an
+    /// identical datum): a datum that will be reused needs no input read.
+    pub looked_up: HashMap<String, Option<CacheRecord>>,
 }
 
 /// What one datum produced.
@@ -324,8 +327,10 @@ impl Pps {
             ..Default::default()
         };
         self.save_job(&job).await?;
+        tracing::debug!(job = %job.id, datums = datums.len(), "job planned");
         self.publish_tasks(&job, pipeline.spec.parallelism(), datums)
             .await?;
+        tracing::debug!(job = %job.id, "tasks published");
         let run = self.await_tasks(&mut job);
         let outcome = match pipeline.spec.job_timeout() {
             Some(t) => match tokio::time::timeout(t, run).await {
@@ -536,6 +541,15 @@ impl Pps {
         Ok(None)
     }
 
+    /// The outputs of a datum identical to `d` (same inputs, same pipeline
+    /// salt) processed before, if any.
+    pub(crate) async fn cached(&self, ctx: &JobContext, d: &Datum) -> Result<Option<CacheRecord>> {
+        let key = cache_key(ctx.pipeline.name(), &cache_id(&ctx.pipeline.salt, &d.id));
+        Ok(load::<CacheRecord>(&**self.pfs.meta(), &key)
+            .await?
+            .map(|(c, _)| c))
+    }
+
     /// Runs one datum (or reuses the outputs of an identical one). Its output
     /// files go through `io.out`, which the caller flushes, and its change
     /// set comes back encoded, which the caller stores, before recording it.
@@ -548,8 +562,11 @@ impl Pps {
         let content = self.pfs.content().clone();
         let started = crate::now_ns();
         let key = cache_id(&ctx.pipeline.salt, &d.id);
-        let ckey = cache_key(ctx.pipeline.name(), &key);
-        if let Some((c, _)) = load::<CacheRecord>(&**self.pfs.meta(), &ckey).await? {
+        let cached = match io.looked_up.remove(&d.id) {
+            Some(c) => c,
+            None => self.cached(ctx, &d).await?,
+        };
+        if let Some(c) = cached {
             let outputs: Vec<FileEntry> = match c.entries {
                 Some(entries) => entries,
                 None => content

@@ -229,6 +229,7 @@ impl Pps {
     /// the task): the running datum is killed with its sandbox.
     async fn run_task(&self, mut claim: Claim, ctx: Arc<JobContext>) -> Result<()> {
         let plan: Vec<Datum> = self.get_json(&claim.task.plan).await?;
+        tracing::debug!(job = %claim.task.job, task = claim.task.index, datums = plan.len(), "task started");
         let retried = claim.task.claims > 1;
         // Every datum of the plan is counted again below (reused or run):
         // counts an earlier worker saved may include datums it never recorded.
@@ -243,6 +244,7 @@ impl Pps {
         let mut io = DatumIo {
             out: content.session(),
             ahead: ReadAhead::default(),
+            looked_up: HashMap::new(),
         };
         let mut next_read = 0;
         let mut recorded = tokio::time::Instant::now();
@@ -250,16 +252,20 @@ impl Pps {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for (i, d) in plan.iter().cloned().enumerate() {
             if retried && let Some(outcome) = self.recorded_outcome(&ctx, &d).await? {
+                io.looked_up.remove(&d.id);
                 count(&mut claim.task, &outcome.record);
                 outputs.push((outcome.record.id, outcome.outputs));
                 continue;
             }
             next_read = next_read.max(i);
             while next_read < plan.len() && next_read <= i + READ_AHEAD_DATUMS {
-                if !ctx
-                    .read_files(&plan[next_read])
-                    .all(|e| io.ahead.want(&content, e))
-                {
+                let ahead = &plan[next_read];
+                if !io.looked_up.contains_key(&ahead.id) {
+                    let hit = self.cached(&ctx, ahead).await?;
+                    io.looked_up.insert(ahead.id.clone(), hit);
+                }
+                let reused = matches!(io.looked_up.get(&ahead.id), Some(Some(_)));
+                if !reused && !ctx.read_files(ahead).all(|e| io.ahead.want(&content, e)) {
                     break;
                 }
                 next_read += 1;
@@ -303,6 +309,7 @@ impl Pps {
         );
         let key = result_object(&claim.task.job, claim.task.index);
         self.put_json(&key, &all).await?;
+        tracing::debug!(job = %claim.task.job, task = claim.task.index, "task done");
         claim.task.result = Some(key);
         let mut rest = Vec::new();
         self.record(&mut io.out, &mut claim, &mut batch, &mut rest, true)
