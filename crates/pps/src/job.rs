@@ -678,7 +678,6 @@ impl Pps {
     ) -> Result<(DatumState, Vec<FileEntry>, u64, String)> {
         let spec = &ctx.pipeline.spec;
         let t = &spec.transform;
-        let content = self.pfs.content();
         let mut mounts = Vec::new();
         let mut env: Vec<(String, String)> =
             t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -736,24 +735,9 @@ impl Pps {
         let result = loop {
             attempt += 1;
             let step = async {
-                if !session.as_mut().is_some_and(|s| s.is_alive()) {
-                    session = Some(self.new_session(ctx, sandbox).await?);
-                }
-                let Some(s) = session.as_mut() else {
-                    return Ok(Err("no sandbox".to_string()));
-                };
-                s.reset().await?;
-                let lazy = pach_worker::materialise(
-                    content,
-                    s.dir(),
-                    &ctx.input_names,
-                    &mounts,
-                    &mut io.ahead,
-                )
-                .await?;
-                let outcome = s.run(&command, log).await;
-                lazy.release().await;
-                let outcome = outcome?;
+                let (outcome, s) = self
+                    .run_fresh(ctx, sandbox, &mut session, &mounts, &command, log, io)
+                    .await?;
                 let ok = outcome.code == Some(0)
                     || outcome
                         .code
@@ -800,30 +784,12 @@ impl Pps {
                 };
                 // err_cmd sees the failed datum's /pfs, freshly written (lazy
                 // files can be read once).
-                let recovered = async {
-                    if !session.as_mut().is_some_and(|s| s.is_alive()) {
-                        session = Some(self.new_session(ctx, sandbox).await?);
-                    }
-                    let Some(s) = session.as_mut() else {
-                        return Ok(None);
-                    };
-                    s.reset().await?;
-                    let lazy = pach_worker::materialise(
-                        content,
-                        s.dir(),
-                        &ctx.input_names,
-                        &mounts,
-                        &mut io.ahead,
-                    )
-                    .await?;
-                    let outcome = s.run(&err, log).await;
-                    lazy.release().await;
-                    outcome.map(Some)
-                };
-                match recovered.await {
-                    Ok(Some(o)) if o.code == Some(0) => {
-                        (DatumState::Recovered, vec![], attempt, reason)
-                    }
+                let recovered = self
+                    .run_fresh(ctx, sandbox, &mut session, &mounts, &err, log, io)
+                    .await
+                    .map(|(outcome, _)| outcome);
+                match recovered {
+                    Ok(o) if o.code == Some(0) => (DatumState::Recovered, vec![], attempt, reason),
                     _ => (DatumState::Failed, vec![], attempt, reason),
                 }
             }
@@ -836,6 +802,41 @@ impl Pps {
             pool.push(s);
         }
         Ok(out)
+    }
+
+    /// Runs `command` on the datum's inputs, freshly written into this
+    /// slot's sandbox (started again if it died); returns the outcome and
+    /// the sandbox, whose `/pfs/out` holds what the command wrote.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_fresh<'s>(
+        &self,
+        ctx: &JobContext,
+        sandbox: &Sandbox,
+        session: &'s mut Option<SandboxSession>,
+        mounts: &[InputMount],
+        command: &Command,
+        log: &mut Vec<u8>,
+        io: &mut DatumIo,
+    ) -> std::result::Result<(pach_worker::Outcome, &'s mut SandboxSession), pach_worker::WorkerError>
+    {
+        if !session.as_mut().is_some_and(|s| s.is_alive()) {
+            *session = Some(self.new_session(ctx, sandbox).await?);
+        }
+        let s = session
+            .as_mut()
+            .ok_or(pach_worker::WorkerError::NoBubblewrap)?;
+        s.reset().await?;
+        let lazy = pach_worker::materialise(
+            self.pfs.content(),
+            s.dir(),
+            &ctx.input_names,
+            mounts,
+            &mut io.ahead,
+        )
+        .await?;
+        let outcome = s.run(command, log).await;
+        lazy.release().await;
+        Ok((outcome?, s))
     }
 
     /// A new sandbox for this job, in its own slot directory.
