@@ -361,3 +361,66 @@ fn a_worker_on_the_embedded_store_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--metadata etcd://"), "{err}");
 }
+
+/// The leading pachd dies in the middle of a job whose datums run on a
+/// worker: the other pachd takes the job over with the tasks it had
+/// published, and the job ends once, complete, with each datum counted once.
+#[test]
+fn a_job_survives_its_leader_dying_while_workers_run_it() {
+    let etcd = Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/takeover", etcd.address);
+    let storage = format!("file://{}", bucket.path().display());
+    let args = [
+        "--metadata",
+        metadata.as_str(),
+        "--storage",
+        storage.as_str(),
+    ];
+    let mut server_args = args.to_vec();
+    server_args.extend(["--worker-slots", "0"]);
+    let mut a = Pachd::start_with(&server_args);
+    let _worker = Worker::start(&args, &[], 1);
+    a.ok(&["create", "repo", "in"]);
+    for i in 0..6 {
+        a.ok_stdin(
+            &["put", "file", &format!("in@master:/{i}")],
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    let spec = a.dir.path().join("steady.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "steady"},
+            "transform": {"cmd": ["sh", "-c", "sleep 1; cp $in /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
+    )
+    .unwrap();
+    a.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !a
+        .raw(&["list", "job", "-p", "steady"])
+        .first()
+        .is_some_and(|j| j["data_processed"].as_u64().unwrap_or(0) >= 1)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let b = Pachd::start_with(&server_args);
+    a.kill9();
+    b.ok(&["flush", "commit", "in@master"]);
+    let jobs = b.raw(&["list", "job", "-p", "steady"]);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["state"], "JOB_SUCCESS", "{jobs:?}");
+    assert_eq!(jobs[0]["data_processed"], 6, "{jobs:?}");
+    assert_eq!(jobs[0]["data_total"], 6, "{jobs:?}");
+    for i in 0..6 {
+        assert_eq!(
+            b.ok(&["get", "file", &format!("steady@master:/{i}")]),
+            format!("{i}\n")
+        );
+    }
+}
