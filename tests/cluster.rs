@@ -398,11 +398,13 @@ fn a_job_survives_its_leader_dying_while_workers_run_it() {
     .unwrap();
     a.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !a
-        .raw(&["list", "job", "-p", "steady"])
-        .first()
-        .is_some_and(|j| j["data_processed"].as_u64().unwrap_or(0) >= 1)
-    {
+    let processed = |p: &Pachd| {
+        p.raw(&["list", "job", "-p", "steady"])
+            .first()
+            .and_then(|j| j["data_processed"].as_u64())
+            .unwrap_or(0)
+    };
+    while processed(&a) == 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the job did not start"
