@@ -195,7 +195,8 @@ fn killing_the_leading_pachd_hands_pipelines_over() {
 }
 
 /// Content in a real S3 bucket (Garage), and extract / restore through
-/// `s3://` URLs, with the standard AWS environment variables.
+/// `s3://` URLs, with the standard AWS environment variables: a cluster moves
+/// into etcd + S3 and back to the embedded default.
 #[test]
 fn s3_bucket_storage_and_s3_extract_urls() {
     let garage = pach_e2e::Garage::start();
@@ -217,6 +218,23 @@ fn s3_bucket_storage_and_s3_extract_urls() {
     // A URL that names nothing is a clear error.
     let err = b.fails(&["restore", "--url", "s3://bkt/backups/missing.stream"]);
     assert!(err.contains("missing.stream"), "{err}");
+
+    // Into a cluster on etcd + S3, and from there back to the embedded default.
+    let etcd = Etcd::start();
+    let metadata = format!("etcd://{}/moved", etcd.address);
+    let c = Pachd::start_with_env(
+        &["--metadata", &metadata, "--storage", "s3://bkt/cluster-c"],
+        &env,
+    );
+    c.ok(&["restore", "--url", "s3://bkt/backups/full.stream"]);
+    c.ok(&["verify", "--from", &a.address]);
+    assert_eq!(c.ok_bytes(&["get", "file", "data@master:/big.bin"]), big);
+    c.ok(&["fsck"]);
+    c.ok(&["extract", "--url", "s3://bkt/backups/back.stream"]);
+    let d = Pachd::start_with_env(&[], &env);
+    d.ok(&["restore", "--url", "s3://bkt/backups/back.stream"]);
+    d.ok(&["verify", "--from", &c.address]);
+    assert_eq!(d.ok_bytes(&["get", "file", "data@master:/big.bin"]), big);
 }
 
 /// The tasks of running jobs, as the metadata store holds them.
