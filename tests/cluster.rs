@@ -255,23 +255,29 @@ fn tasks(rt: &tokio::runtime::Runtime, etcd: &Etcd, prefix: &str) -> Vec<serde_j
     })
 }
 
+/// A running etcd, a bucket directory, and the flags of a cluster on them
+/// (`--metadata`, `--storage`), shared by its pachd and its workers.
+fn worker_cluster(prefix: &str) -> (Etcd, tempfile::TempDir, Vec<String>) {
+    let etcd = Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let args = vec![
+        "--metadata".to_string(),
+        format!("etcd://{}/{prefix}", etcd.address),
+        "--storage".to_string(),
+        format!("file://{}", bucket.path().display()),
+    ];
+    (etcd, bucket, args)
+}
+
 /// Datums run on `pachd worker` processes (each with its own data
 /// directory, as on other hosts) that claim them through etcd, at most
 /// parallelism_spec at once; a worker killed in the middle of a datum has its
 /// task claimed again by another worker, and the job's output is complete.
 #[test]
 fn workers_claim_datums_and_a_killed_worker_is_retried() {
-    let etcd = Etcd::start();
-    let bucket = tempfile::tempdir().unwrap();
-    let metadata = format!("etcd://{}/workers", etcd.address);
-    let storage = format!("file://{}", bucket.path().display());
-    let args = [
-        "--metadata",
-        metadata.as_str(),
-        "--storage",
-        storage.as_str(),
-    ];
-    let mut server_args = args.to_vec();
+    let (etcd, _bucket, args) = worker_cluster("workers");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server_args = args.clone();
     server_args.extend(["--worker-slots", "0"]);
     let p = Pachd::start_with(&server_args);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -385,17 +391,9 @@ fn a_worker_on_the_embedded_store_is_refused() {
 /// published, and the job ends once, complete, with each datum counted once.
 #[test]
 fn a_job_survives_its_leader_dying_while_workers_run_it() {
-    let etcd = Etcd::start();
-    let bucket = tempfile::tempdir().unwrap();
-    let metadata = format!("etcd://{}/takeover", etcd.address);
-    let storage = format!("file://{}", bucket.path().display());
-    let args = [
-        "--metadata",
-        metadata.as_str(),
-        "--storage",
-        storage.as_str(),
-    ];
-    let mut server_args = args.to_vec();
+    let (_etcd, _bucket, args) = worker_cluster("takeover");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server_args = args.clone();
     server_args.extend(["--worker-slots", "0"]);
     let mut a = Pachd::start_with(&server_args);
     let _worker = Worker::start(&args, &[], 1);
