@@ -13,6 +13,7 @@ missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v montage >/dev/null 2>&1 || missing+=(imagemagick)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -570,3 +570,38 @@ fn pachd_refuses_stores_of_newer_formats() {
         });
     }
 }
+
+/// Runs `pachctl ARGS` under a pseudo-terminal (`script`), its stdin and
+/// stdout redirected as given in `shell_redirects`; returns what the terminal
+/// showed.
+fn on_a_terminal(p: &Pachd, args: &str, shell_redirects: &str) -> String {
+    let line = format!(
+        "{} {args} {shell_redirects}",
+        pach_e2e::bin("pachctl").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("PACH_CONFIG", p.dir.path().join("config.json"))
+        .env("PACHD_ADDRESS", &p.address)
+        .output()
+        .expect("script (util-linux) runs a command on a pseudo-terminal");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{shown}");
+    shown
+}
+
+/// On a terminal, extract and restore show how many bytes went by.
+#[test]
+fn extract_and_restore_show_progress_on_a_terminal() {
+    let a = Pachd::start();
+    populate(&a);
+    let stream = a.dir.path().join("tty.stream");
+    let shown = on_a_terminal(&a, "extract", &format!("> {}", stream.display()));
+    assert!(shown.contains("extracting"), "{shown}");
+    assert!(shown.contains("extracted"), "{shown}");
+    let b = Pachd::start();
+    let shown = on_a_terminal(&b, "restore", &format!("< {}", stream.display()));
+    assert!(shown.contains("restoring: sent"), "{shown}");
+    assert!(shown.contains("restored"), "{shown}");
+    assert_eq!(snapshot(&a), snapshot(&b));
+}

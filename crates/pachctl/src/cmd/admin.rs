@@ -115,8 +115,10 @@ enum Source {
 
 /// Sends a stream to pachd as `RestoreRequest`s: the bytes of stdin or of
 /// another cluster's extract, or just the URL for pachd to read.
+/// Sends a stream to pachd; `bar` counts the bytes sent from stdin.
 async fn send_stream(
     source: Source,
+    bar: Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<(
     tokio_stream::wrappers::ReceiverStream<api::RestoreRequest>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -138,6 +140,9 @@ async fn send_stream(
                     return Ok(());
                 }
                 buf.truncate(n);
+                if let Some(b) = &bar {
+                    b.inc(n as u64);
+                }
                 let msg = api::RestoreRequest {
                     data: buf,
                     url: String::new(),
@@ -182,9 +187,15 @@ async fn send_stream(
 pub async fn restore(a: Restore) -> anyhow::Result<()> {
     let source = a.url.map(Source::Url).unwrap_or(Source::Stdin);
     let mut c = connect().await?;
-    let (requests, task) = send_stream(source).await?;
+    // Bytes sent, then (the stream is validated whole before it is applied)
+    // the time pachd takes to check and apply it.
+    let bar = progress("restoring: sent");
+    let (requests, task) = send_stream(source, bar.clone()).await?;
     let result = c.admin.restore(requests).await;
     task.await??;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     report("restored", Some(result.map_err(status)?.into_inner()));
     Ok(())
 }
@@ -208,7 +219,7 @@ pub async fn verify(a: Verify) -> anyhow::Result<()> {
         (None, None) => Source::Stdin,
     };
     let mut c = connect().await?;
-    let (requests, task) = send_stream(source).await?;
+    let (requests, task) = send_stream(source, None).await?;
     let result = c.admin.verify(requests).await;
     task.await??;
     let report = result.map_err(status)?.into_inner();
