@@ -269,8 +269,8 @@ fn worker_cluster(prefix: &str) -> (Etcd, tempfile::TempDir, Vec<String>) {
     (etcd, bucket, args)
 }
 
-/// Datums run on `pachd worker` processes (each with its own data
-/// directory, as on other hosts) that claim them through etcd, at most
+/// Datums run on `pachd worker` processes (here sharing a data directory,
+/// as several workers of one host may) that claim them through etcd, at most
 /// parallelism_spec at once; a worker killed in the middle of a datum has its
 /// task claimed again by another worker, and the job's output is complete.
 #[test]
@@ -296,7 +296,11 @@ fn workers_claim_datums_and_a_killed_worker_is_retried() {
             "input": {"pfs": {"repo": "in", "glob": "/*"}}}"#,
     )
     .unwrap();
-    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&args, &[], 1)).collect();
+    // Workers of one host may share a data directory.
+    let shared = tempfile::tempdir().unwrap();
+    let workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::start_shared(shared.path(), &args, &[], 1))
+        .collect();
     p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
     // Three workers, parallelism 2: never more than two tasks at once.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -239,10 +239,32 @@ impl Worker {
     /// and environment, running `slots` datums at once.
     pub fn start(cluster_args: &[&str], env: &[(String, String)], slots: usize) -> Worker {
         let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_path_buf();
+        Self::start_in(&data_dir, dir, cluster_args, env, slots)
+    }
+
+    /// Like [`Worker::start`], in a data directory other workers may share.
+    pub fn start_shared(
+        data_dir: &Path,
+        cluster_args: &[&str],
+        env: &[(String, String)],
+        slots: usize,
+    ) -> Worker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(data_dir, dir, cluster_args, env, slots)
+    }
+
+    fn start_in(
+        data_dir: &Path,
+        dir: tempfile::TempDir,
+        cluster_args: &[&str],
+        env: &[(String, String)],
+        slots: usize,
+    ) -> Worker {
         let mut child = Command::new(bin("pachd"))
             .arg("worker")
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(data_dir)
             .arg("--slots")
             .arg(slots.to_string())
             .args(cluster_args)

@@ -77,7 +77,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
     let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
     // Datums are materialised here while they run; leftovers of a crash go.
-    let scratch = data_dir.join("scratch");
+    let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);
     let pps = pach_pps::Pps::new(pfs, scratch);
     if let Some(config::Role::Worker { slots }) = config.command {
@@ -101,6 +101,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
     tracing::info!("pachd stopped");
     Ok(())
+}
+
+/// Where this process materialises datums: `scratch` for pachd, and for a
+/// worker `worker-scratch-<pid>`, so that workers sharing a data directory
+/// (and the pachd of that host) never clear each other's datums. Directories
+/// of workers that are gone are removed.
+fn scratch_dir(data_dir: &std::path::Path, worker: bool) -> std::path::PathBuf {
+    if !worker {
+        return data_dir.join("scratch");
+    }
+    if let Ok(entries) = std::fs::read_dir(data_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("worker-scratch-")
+                && !std::path::Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    data_dir.join(format!("worker-scratch-{}", std::process::id()))
 }
 
 async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
