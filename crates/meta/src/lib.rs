@@ -19,9 +19,11 @@
 
 pub mod conformance;
 mod etcd_store;
+mod overlay;
 mod redb_store;
 
 pub use etcd_store::EtcdStore;
+pub use overlay::Overlay;
 pub use redb_store::RedbStore;
 
 use async_trait::async_trait;

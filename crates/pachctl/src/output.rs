@@ -208,6 +208,17 @@ pub fn file_json(f: &api::FileInfo) -> Value {
     })
 }
 
+/// A message as Pachyderm's pachctl prints it with `--raw`: PFS objects with
+/// protobuf's default (lowerCamelCase) JSON names, PPS objects with the
+/// names of the .proto file ([`FieldNames::Proto`]).
+#[allow(dead_code)]
+pub fn message_json<M: prost::Message + prost::Name>(
+    msg: &M,
+    names: pach_api::json::FieldNames,
+) -> anyhow::Result<Value> {
+    Ok(pach_api::json::to_json(msg, names)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! controller and serves the gRPC API until SIGTERM or SIGINT.
 
 mod admin_service;
+mod api;
 mod cluster;
 mod config;
 mod pps_service;
@@ -98,7 +99,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
-    service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
+    api::serve(
+        api::Server {
+            pps,
+            spool: data_dir.join("spool"),
+        },
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("pachd stopped");
     Ok(())
 }

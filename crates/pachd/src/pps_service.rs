@@ -17,7 +17,7 @@ pub struct PpsService {
 }
 
 pub fn status(e: PpsError) -> Status {
-    crate::service::status_of(e.kind(), e.to_string())
+    crate::api::status::status(e)
 }
 
 fn json(v: serde_json::Value) -> api::Json {

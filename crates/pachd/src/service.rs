@@ -6,72 +6,18 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use pach_api as api;
-use pach_api::admin_server::AdminServer;
-use pach_api::pfs_server::{Pfs as PfsApi, PfsServer};
-use pach_pfs::{BranchName, CommitRecord, ErrorKind, FileDiff, FileInfo, Pfs, PfsError, names};
+use pach_api::pfs_server::Pfs as PfsApi;
+use pach_pfs::{BranchName, CommitRecord, FileDiff, FileInfo, Pfs, PfsError, names};
 use pach_storage::{Change, IndexReader, PutSession};
 use tonic::{Request, Response, Status, Streaming};
 
 pub(crate) type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// Largest message accepted (a put file data frame is at most a few MiB).
-pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-/// HTTP/2 flow-control window per stream.
-const WINDOW: u32 = 16 * 1024 * 1024;
 /// Entries per ListFile/GlobFile response message.
 const FILE_BATCH: usize = 2048;
 
-pub async fn serve(
-    pps: pach_pps::Pps,
-    spool: std::path::PathBuf,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let pfs = pps.pfs().clone();
-    tonic::transport::Server::builder()
-        // Large windows: put/get stream hundreds of MB; the 64 KiB default
-        // makes throughput wait on window updates.
-        .initial_stream_window_size(Some(WINDOW))
-        .initial_connection_window_size(Some(WINDOW * 2))
-        .tcp_nodelay(true)
-        .add_service(
-            PfsServer::new(PfsService { pfs: pfs.clone() })
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        )
-        .add_service(
-            pach_api::pps_server::PpsServer::new(crate::pps_service::PpsService { pps })
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        )
-        .add_service(
-            AdminServer::new(crate::admin_service::AdminService { pfs, spool })
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
-    Ok(())
-}
-
 pub fn status(e: PfsError) -> Status {
-    status_of(e.kind(), e.to_string())
-}
-
-/// The gRPC status for an error of a kind clients act on.
-pub(crate) fn status_of(kind: ErrorKind, message: String) -> Status {
-    match kind {
-        ErrorKind::NotFound => Status::not_found(message),
-        ErrorKind::AlreadyExists => Status::already_exists(message),
-        ErrorKind::InvalidArgument => Status::invalid_argument(message),
-        ErrorKind::FailedPrecondition => Status::failed_precondition(message),
-        ErrorKind::Unavailable => Status::unavailable(message),
-        ErrorKind::Internal => {
-            tracing::error!(error = %message, "internal error");
-            Status::internal(message)
-        }
-    }
+    crate::api::status::status(e)
 }
 
 fn commit_info(c: &CommitRecord) -> api::CommitInfo {
@@ -136,8 +82,8 @@ fn stream_of<T: Send + 'static>(items: Vec<T>) -> Stream_<T> {
     futures::stream::iter(items.into_iter().map(Ok)).boxed()
 }
 
-struct PfsService {
-    pfs: Pfs,
+pub(crate) struct PfsService {
+    pub(crate) pfs: Pfs,
 }
 
 impl PfsService {

@@ -71,7 +71,7 @@ pub async fn extract(a: Extract) -> anyhow::Result<()> {
     }
     let mut c = connect().await?;
     let mut replies = c
-        .admin
+        .old_admin
         .extract(api::ExtractRequest {
             no_objects: a.no_objects,
             url: a.url.unwrap_or_default(),
@@ -153,11 +153,15 @@ async fn send_stream(
             }
         }),
         Source::Cluster(address) => {
-            let mut other =
-                crate::client::connect_to(&address, "--from", "Check the address given to --from.")
-                    .await?;
+            let mut other = crate::client::connect_to(
+                &address,
+                "--from",
+                "Check the address given to --from.",
+                crate::client::CallMetadata::default(),
+            )
+            .await?;
             let mut replies = other
-                .admin
+                .old_admin
                 .extract(api::ExtractRequest {
                     no_objects: true,
                     url: String::new(),
@@ -191,7 +195,7 @@ pub async fn restore(a: Restore) -> anyhow::Result<()> {
     // the time pachd takes to check and apply it.
     let bar = progress("restoring: sent");
     let (requests, task) = send_stream(source, bar.clone()).await?;
-    let result = c.admin.restore(requests).await;
+    let result = c.old_admin.restore(requests).await;
     task.await??;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -220,7 +224,7 @@ pub async fn verify(a: Verify) -> anyhow::Result<()> {
     };
     let mut c = connect().await?;
     let (requests, task) = send_stream(source, None).await?;
-    let result = c.admin.verify(requests).await;
+    let result = c.old_admin.verify(requests).await;
     task.await??;
     let report = result.map_err(status)?.into_inner();
     let mut out = super::stdout();
@@ -239,7 +243,7 @@ pub async fn verify(a: Verify) -> anyhow::Result<()> {
 pub async fn set_writes(paused: bool, reason: String) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let s = c
-        .admin
+        .old_admin
         .set_writes(api::SetWritesRequest { paused, reason })
         .await
         .map_err(status)?
@@ -267,7 +271,7 @@ pub async fn garbage_collect(a: GarbageCollect) -> anyhow::Result<()> {
         .with_context(|| format!("--grace '{}' is not a duration like 10m or 1h", a.grace))?;
     let mut c = connect().await?;
     let r = c
-        .admin
+        .old_admin
         .garbage_collect(api::GarbageCollectRequest {
             grace_seconds: grace.as_secs(),
         })

@@ -37,7 +37,7 @@ pub async fn create(a: CreateBranch) -> anyhow::Result<()> {
         .map(|p| branch_ref(p).map(|(repo, name)| api::BranchRef { repo, name }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut c = connect().await?;
-    c.pfs
+    c.old_pfs
         .create_branch(api::CreateBranchRequest {
             repo,
             name,
@@ -52,7 +52,7 @@ pub async fn create(a: CreateBranch) -> anyhow::Result<()> {
 pub async fn list(repo: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let branches = c
-        .pfs
+        .old_pfs
         .list_branch(api::RepoRequest { name: repo.into() })
         .await
         .map_err(status)?
@@ -85,7 +85,7 @@ pub async fn inspect(arg: &str, format: &Format) -> anyhow::Result<()> {
     let (repo, name) = branch_ref(arg)?;
     let mut c = connect().await?;
     let b = c
-        .pfs
+        .old_pfs
         .inspect_branch(api::BranchRef { repo, name })
         .await
         .map_err(status)?
@@ -123,7 +123,7 @@ pub async fn inspect(arg: &str, format: &Format) -> anyhow::Result<()> {
 pub async fn delete(arg: &str, force: bool) -> anyhow::Result<()> {
     let (repo, name) = branch_ref(arg)?;
     let mut c = connect().await?;
-    c.pfs
+    c.old_pfs
         .delete_branch(api::DeleteBranchRequest { repo, name, force })
         .await
         .map_err(status)?;

@@ -170,7 +170,7 @@ pub async fn start(a: StartCommit) -> anyhow::Result<()> {
     let r = refs::parse(&a.branch)?;
     let mut c = connect().await?;
     let info = c
-        .pfs
+        .old_pfs
         .start_commit(api::StartCommitRequest {
             repo: r.repo,
             branch: r.commit,
@@ -187,7 +187,7 @@ pub async fn start(a: StartCommit) -> anyhow::Result<()> {
 pub async fn finish(a: FinishCommit) -> anyhow::Result<()> {
     let commit = commit_ref(&a.commit)?;
     let mut c = connect().await?;
-    c.pfs
+    c.old_pfs
         .finish_commit(api::FinishCommitRequest {
             commit: Some(commit),
             description: a.message.unwrap_or_default(),
@@ -201,7 +201,7 @@ pub async fn list(a: ListCommit) -> anyhow::Result<()> {
     let r = refs::parse(&a.repo)?;
     let mut c = connect().await?;
     let mut stream = c
-        .pfs
+        .old_pfs
         .list_commit(api::ListCommitRequest {
             repo: r.repo,
             branch_or_commit: r.commit,
@@ -221,7 +221,7 @@ pub async fn inspect(a: InspectCommit) -> anyhow::Result<()> {
     let commit = commit_ref(&a.commit)?;
     let mut c = connect().await?;
     let info = c
-        .pfs
+        .old_pfs
         .inspect_commit(api::InspectCommitRequest {
             commit: Some(commit),
             wait: a.block,
@@ -244,7 +244,7 @@ pub async fn wait(arg: &str, format: &Format) -> anyhow::Result<()> {
 pub async fn delete(arg: &str) -> anyhow::Result<()> {
     let commit = commit_ref(arg)?;
     let mut c = connect().await?;
-    c.pfs.delete_commit(commit).await.map_err(status)?;
+    c.old_pfs.delete_commit(commit).await.map_err(status)?;
     Ok(())
 }
 
@@ -256,7 +256,7 @@ pub async fn flush(a: FlushCommit) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut c = connect().await?;
     let mut stream = c
-        .pfs
+        .old_pfs
         .flush_commit(api::FlushCommitRequest {
             commits,
             to_repos: a.repos,
@@ -275,7 +275,7 @@ pub async fn subscribe(a: SubscribeCommit) -> anyhow::Result<()> {
     let r = refs::parse(&a.branch)?;
     let mut c = connect().await?;
     let mut stream = c
-        .pfs
+        .old_pfs
         .subscribe_commit(api::SubscribeCommitRequest {
             repo: r.repo.clone(),
             branch: r.commit_or_master(),

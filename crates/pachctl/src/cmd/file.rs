@@ -251,7 +251,7 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
     let sender =
         tokio::spawn(async move { send_files(tx, header, plan, append, parallelism, bar2).await });
     let call = client
-        .pfs
+        .old_pfs
         .put_file(tokio_stream::wrappers::ReceiverStream::new(rx));
     let result = call.await;
     let sent = sender
@@ -447,7 +447,7 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
     }
     let mut c = connect().await?;
     let info = c
-        .pfs
+        .old_pfs
         .inspect_file(r.file_ref())
         .await
         .map_err(status)?
@@ -462,7 +462,7 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
     if !a.recursive {
         match &a.output {
             Some(dest) => {
-                let pfs = &mut c.pfs;
+                let pfs = &mut c.old_pfs;
                 let bar = &bar;
                 write_atomically(dest, async move |w| {
                     get_one(pfs, r.file_ref(), w, bar).await
@@ -471,7 +471,7 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
             }
             None => {
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                match get_one(&mut c.pfs, r.file_ref(), &mut out, &bar).await {
+                match get_one(&mut c.old_pfs, r.file_ref(), &mut out, &bar).await {
                     Err(e) if super::broken_pipe(&e) => {}
                     other => other?,
                 }
@@ -483,7 +483,7 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
             bail!("get file -r needs -o DIR to write the directory to")
         };
         let mut list = c
-            .pfs
+            .old_pfs
             .list_file(api::ListFileRequest {
                 file: Some(r.file_ref()),
                 recursive: true,
@@ -513,7 +513,7 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
                 commit: Some(r.commit_ref()),
                 path: f.path.clone(),
             };
-            let pfs = &mut c.pfs;
+            let pfs = &mut c.old_pfs;
             let bar = &bar;
             write_atomically(&target, async move |w| get_one(pfs, file, w, bar).await).await?;
         }
@@ -557,7 +557,7 @@ pub async fn list(a: ListFile) -> anyhow::Result<()> {
     let r = refs::parse(&a.dir)?;
     let mut c = connect().await?;
     let mut stream = c
-        .pfs
+        .old_pfs
         .list_file(api::ListFileRequest {
             file: Some(r.file_ref()),
             recursive: false,
@@ -583,7 +583,7 @@ pub async fn glob(arg: &str, format: &Format) -> anyhow::Result<()> {
     let r = refs::parse(arg)?;
     let mut c = connect().await?;
     let mut stream = c
-        .pfs
+        .old_pfs
         .glob_file(api::GlobFileRequest {
             commit: Some(r.commit_ref()),
             pattern: r.path.clone(),
@@ -606,7 +606,7 @@ pub async fn inspect(arg: &str, format: &Format) -> anyhow::Result<()> {
     let r = refs::parse(arg)?;
     let mut c = connect().await?;
     let f = c
-        .pfs
+        .old_pfs
         .inspect_file(r.file_ref())
         .await
         .map_err(status)?
@@ -630,7 +630,7 @@ pub async fn diff(new: &str, old: Option<&str>, format: &Format) -> anyhow::Resu
     let o = old.map(refs::parse).transpose()?;
     let mut c = connect().await?;
     let mut stream = c
-        .pfs
+        .old_pfs
         .diff_file(api::DiffFileRequest {
             new_file: Some(n.file_ref()),
             old_file: o.map(|o| o.file_ref()),
@@ -669,7 +669,7 @@ pub async fn delete(arg: &str) -> anyhow::Result<()> {
     }
     check_no_parent(&r.path)?;
     let mut c = connect().await?;
-    c.pfs.delete_file(r.file_ref()).await.map_err(status)?;
+    c.old_pfs.delete_file(r.file_ref()).await.map_err(status)?;
     Ok(())
 }
 
@@ -681,7 +681,7 @@ pub async fn copy(src: &str, dst: &str, append: bool) -> anyhow::Result<()> {
     }
     check_no_parent(&d.path)?;
     let mut c = connect().await?;
-    c.pfs
+    c.old_pfs
         .copy_file(api::CopyFileRequest {
             src: Some(s.file_ref()),
             dst: Some(d.file_ref()),

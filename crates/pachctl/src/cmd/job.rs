@@ -77,7 +77,7 @@ fn state(j: &Value) -> String {
 pub async fn list(a: ListJob) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let items = c
-        .pps
+        .old_pps
         .list_job(api::ListJobRequest {
             pipeline: a.pipeline.unwrap_or_default(),
         })
@@ -112,7 +112,7 @@ pub async fn list(a: ListJob) -> anyhow::Result<()> {
 pub async fn inspect(job: &str, wait: bool, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let j = c
-        .pps
+        .old_pps
         .inspect_job(api::JobRequest {
             job: job.into(),
             wait,
@@ -163,7 +163,7 @@ pub async fn inspect(job: &str, wait: bool, format: &Format) -> anyhow::Result<(
 
 pub async fn stop(job: &str) -> anyhow::Result<()> {
     let mut c = connect().await?;
-    c.pps
+    c.old_pps
         .stop_job(api::JobRequest {
             job: job.into(),
             wait: false,
@@ -175,7 +175,7 @@ pub async fn stop(job: &str) -> anyhow::Result<()> {
 
 pub async fn delete(job: &str) -> anyhow::Result<()> {
     let mut c = connect().await?;
-    c.pps
+    c.old_pps
         .delete_job(api::JobRequest {
             job: job.into(),
             wait: false,
@@ -188,7 +188,7 @@ pub async fn delete(job: &str) -> anyhow::Result<()> {
 pub async fn list_datum(job: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let items = c
-        .pps
+        .old_pps
         .list_datum(api::JobRequest {
             job: job.into(),
             wait: false,
@@ -232,7 +232,7 @@ pub async fn list_datum(job: &str, format: &Format) -> anyhow::Result<()> {
 pub async fn inspect_datum(job: &str, datum: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let d = c
-        .pps
+        .old_pps
         .inspect_datum(api::DatumRequest {
             job: job.into(),
             datum: datum.into(),
@@ -274,7 +274,7 @@ pub async fn inspect_datum(job: &str, datum: &str, format: &Format) -> anyhow::R
 pub async fn restart_datum(job: &str, datum: &str) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let r = c
-        .pps
+        .old_pps
         .restart_datum(api::DatumRequest {
             job: job.into(),
             datum: datum.into(),
@@ -297,7 +297,7 @@ pub async fn logs(a: Logs) -> anyhow::Result<()> {
     }
     let mut c = connect().await?;
     let mut lines = c
-        .pps
+        .old_pps
         .get_logs(api::GetLogsRequest {
             pipeline: a.pipeline.unwrap_or_default(),
             job: a.job.unwrap_or_default(),

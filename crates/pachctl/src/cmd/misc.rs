@@ -74,22 +74,20 @@ pub enum ConfigDelete {
 }
 
 pub async fn version(client_only: bool, format: &Format) -> anyhow::Result<()> {
-    let ours = env!("CARGO_PKG_VERSION").to_string();
+    // Both name the Pachyderm release whose API they speak, then ours.
+    let (major, minor, micro) = pach_api::PACHYDERM_VERSION;
+    let ours = format!(
+        "{major}.{minor}.{micro}+pachyderm-rs.{}",
+        env!("CARGO_PKG_VERSION")
+    );
     let pachd = if client_only {
         None
     } else {
-        let mut c = connect().await?;
-        let v = c
-            .admin
-            .version(api::Empty {})
-            .await
-            .map_err(status)?
-            .into_inner();
-        let mut s = format!("{}.{}.{}", v.major, v.minor, v.micro);
-        if !v.additional.is_empty() {
-            s.push_str(&v.additional);
-        }
-        Some(s)
+        let v = connect().await?.server_version;
+        Some(format!(
+            "{}.{}.{}{}",
+            v.major, v.minor, v.micro, v.additional
+        ))
     };
     let mut out = super::stdout();
     if format.is_human() {
@@ -181,7 +179,7 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
 pub async fn fsck() -> anyhow::Result<()> {
     let mut c = connect().await?;
     let r = c
-        .pfs
+        .old_pfs
         .fsck(api::Empty {})
         .await
         .map_err(status)?

@@ -68,7 +68,7 @@ pub async fn create(a: CreatePipeline, update: bool, reprocess: bool) -> anyhow:
         (s, String::new())
     };
     let mut c = connect().await?;
-    c.pps
+    c.old_pps
         .create_pipeline(api::CreatePipelineRequest {
             spec,
             update,
@@ -132,7 +132,7 @@ fn state_word(s: &Value, prefix: &str) -> String {
 pub async fn list(format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let items = c
-        .pps
+        .old_pps
         .list_pipeline(api::Empty {})
         .await
         .map_err(status)?
@@ -173,7 +173,7 @@ pub async fn list(format: &Format) -> anyhow::Result<()> {
 pub async fn inspect(name: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let j = c
-        .pps
+        .old_pps
         .inspect_pipeline(api::InspectPipelineRequest { name: name.into() })
         .await
         .map_err(status)?
@@ -234,9 +234,9 @@ pub async fn set_state(s: Selection, run: bool) -> anyhow::Result<()> {
         force: false,
     };
     if run {
-        c.pps.start_pipeline(req).await.map_err(status)?;
+        c.old_pps.start_pipeline(req).await.map_err(status)?;
     } else {
-        c.pps.stop_pipeline(req).await.map_err(status)?;
+        c.old_pps.stop_pipeline(req).await.map_err(status)?;
     }
     Ok(())
 }
@@ -246,7 +246,7 @@ pub async fn delete(a: DeletePipeline) -> anyhow::Result<()> {
         anyhow::bail!("name the pipeline(s) to delete, or use --all");
     }
     let mut c = connect().await?;
-    c.pps
+    c.old_pps
         .delete_pipeline(api::PipelineSelection {
             names: a.selection.pipelines,
             all: a.selection.all,

@@ -27,7 +27,7 @@ pub struct DeleteRepo {
 
 pub async fn create(a: CreateRepo, update: bool) -> anyhow::Result<()> {
     let mut c = connect().await?;
-    c.pfs
+    c.old_pfs
         .create_repo(api::CreateRepoRequest {
             name: a.repo,
             description: a.description,
@@ -41,7 +41,7 @@ pub async fn create(a: CreateRepo, update: bool) -> anyhow::Result<()> {
 pub async fn list(format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let repos = c
-        .pfs
+        .old_pfs
         .list_repo(api::Empty {})
         .await
         .map_err(status)?
@@ -71,7 +71,7 @@ pub async fn list(format: &Format) -> anyhow::Result<()> {
 pub async fn inspect(repo: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let r = c
-        .pfs
+        .old_pfs
         .inspect_repo(api::RepoRequest { name: repo.into() })
         .await
         .map_err(status)?
@@ -102,7 +102,7 @@ pub async fn delete(a: DeleteRepo) -> anyhow::Result<()> {
         (r, _) => r.clone().unwrap_or_default(),
     };
     let mut c = connect().await?;
-    c.pfs
+    c.old_pfs
         .delete_repo(api::DeleteRepoRequest {
             name,
             force: a.force,
