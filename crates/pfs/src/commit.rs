@@ -243,6 +243,21 @@ impl Pfs {
         parent: Option<&str>,
         description: &str,
     ) -> Result<CommitRecord> {
+        self.start_commit_with_id(None, repo, branch, parent, description)
+            .await
+    }
+
+    /// [`Pfs::start_commit`] with the id the commit gets, when it was chosen
+    /// earlier (a transaction runs its requests once to answer them and again
+    /// when it is finished, and its commits keep the ids first given).
+    pub async fn start_commit_with_id(
+        &self,
+        id: Option<&str>,
+        repo: &str,
+        branch: Option<&str>,
+        parent: Option<&str>,
+        description: &str,
+    ) -> Result<CommitRecord> {
         self.repo_record(repo).await?;
         if let Some(b) = branch {
             validate_name("branch", b)?;
@@ -299,7 +314,7 @@ impl Pfs {
             }
             let commit = CommitRecord {
                 repo: repo.into(),
-                id: new_commit_id(),
+                id: id.map_or_else(new_commit_id, str::to_string),
                 branch: branch.map(str::to_string),
                 parent: head.as_ref().map(|h| h.id.clone()),
                 started_ns: now_ns(),
