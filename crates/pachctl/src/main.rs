@@ -10,7 +10,7 @@ mod refs;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{admin, branch, commit, file, job, misc, pipeline, repo};
+use crate::cmd::{admin, branch, commit, file, job, misc, pipeline, repo, transaction};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -126,6 +126,8 @@ enum PauseNoun {
 enum ResumeNoun {
     /// Accept clients' writes again.
     Writes,
+    /// Make an open transaction the active one again.
+    Transaction { transaction: String },
 }
 #[derive(Debug, Subcommand)]
 enum CreateNoun {
@@ -145,6 +147,11 @@ enum UpdateNoun {
 }
 #[derive(Debug, Subcommand)]
 enum ListNoun {
+    /// List the open transactions.
+    Transaction {
+        #[command(flatten)]
+        format: Format,
+    },
     /// List repos.
     Repo {
         #[command(flatten)]
@@ -176,6 +183,13 @@ enum ListNoun {
 }
 #[derive(Debug, Subcommand)]
 enum InspectNoun {
+    /// Show a transaction's commands.
+    Transaction {
+        #[command(flatten)]
+        transaction: transaction::Optional,
+        #[command(flatten)]
+        format: Format,
+    },
     /// Show a repo.
     Repo {
         repo: String,
@@ -225,6 +239,8 @@ enum InspectNoun {
 enum DeleteNoun {
     /// Delete a repo (or all of them).
     Repo(repo::DeleteRepo),
+    /// Cancel and delete a transaction.
+    Transaction(transaction::Optional),
     /// Delete a commit and everything computed from it.
     Commit {
         /// REPO@COMMIT
@@ -252,6 +268,8 @@ enum DeleteNoun {
 enum StartNoun {
     /// Start a commit on a branch; prints its id.
     Commit(commit::StartCommit),
+    /// Start a transaction: repo, commit and branch commands join it until it is finished.
+    Transaction,
     /// Start stopped pipelines; they process what arrived meanwhile.
     Pipeline(pipeline::Selection),
 }
@@ -259,6 +277,8 @@ enum StartNoun {
 enum StopNoun {
     /// Stop pipelines: they start no new job until started again.
     Pipeline(pipeline::Selection),
+    /// Stop adding commands to the active transaction (it stays open).
+    Transaction,
     /// Stop a running job: its datums are killed, its output commit finished empty-handed.
     Job { job: String },
 }
@@ -271,6 +291,8 @@ enum RestartNoun {
 enum FinishNoun {
     /// Finish an open commit.
     Commit(commit::FinishCommit),
+    /// Run every command of a transaction at once (all or none).
+    Transaction(transaction::Optional),
 }
 #[derive(Debug, Subcommand)]
 enum WaitNoun {
@@ -372,6 +394,18 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::GarbageCollect(a) => admin::garbage_collect(a).await,
         Verb::Pause(PauseNoun::Writes { reason }) => admin::set_writes(true, reason).await,
         Verb::Resume(ResumeNoun::Writes) => admin::set_writes(false, String::new()).await,
+        Verb::Start(StartNoun::Transaction) => transaction::start().await,
+        Verb::Stop(StopNoun::Transaction) => transaction::stop().await,
+        Verb::Finish(FinishNoun::Transaction(a)) => transaction::finish(a).await,
+        Verb::Delete(DeleteNoun::Transaction(a)) => transaction::delete(a).await,
+        Verb::Resume(ResumeNoun::Transaction { transaction }) => {
+            transaction::resume(transaction).await
+        }
+        Verb::Inspect(InspectNoun::Transaction {
+            transaction,
+            format,
+        }) => transaction::inspect(transaction, &format).await,
+        Verb::List(ListNoun::Transaction { format }) => transaction::list(&format).await,
         Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,
         Verb::Update(UpdateNoun::Repo(a)) => repo::create(a, true).await,
         Verb::Create(CreateNoun::Branch(a)) => branch::create(a).await,
