@@ -17,7 +17,7 @@ use pach_pps::records::{CACHE, CacheRecord, DATUMS, DatumRecord};
 use pach_storage::{LiveObjects, SweepReport};
 
 use crate::error::{AdminError, Result};
-use crate::writes::{set_writes, writes_state};
+use pach_pfs::writes::{set_writes, writes_state};
 
 /// Collects garbage; objects younger than `grace` are always kept.
 pub async fn garbage_collect(pfs: &Pfs, grace: Duration) -> Result<SweepReport> {
