@@ -8,6 +8,10 @@
 //! writes for its duration, refuses to run while commits are open (a job or
 //! a client is writing), marks, lists the candidates, marks again, and only
 //! deletes candidates that are still dead and older than the grace period.
+//!
+//! A collection sees the records of one cluster only, so it refuses to run
+//! on a bucket that does not name this cluster as its owner (checked before
+//! it starts and again right before it deletes anything).
 
 use std::time::{Duration, SystemTime};
 
@@ -17,11 +21,13 @@ use pach_pps::records::{CACHE, CacheRecord, DATUMS, DatumRecord};
 use pach_storage::{LiveObjects, SweepReport};
 
 use crate::error::{AdminError, Result};
+use crate::extract::cluster_id;
 use pach_pfs::writes::{set_writes, writes_state};
 
 /// Collects garbage; objects younger than `grace` are always kept.
 pub async fn garbage_collect(pfs: &Pfs, grace: Duration) -> Result<SweepReport> {
     let meta = pfs.meta();
+    check_owner(pfs).await?;
     let before = writes_state(&**meta).await?;
     if !before.paused {
         set_writes(&**meta, true, "garbage collection").await?;
@@ -54,7 +60,22 @@ async fn collect(pfs: &Pfs, grace: Duration) -> Result<SweepReport> {
     let second = mark(pfs).await?;
     let mut live = first;
     live.extend(second);
+    check_owner(pfs).await?;
     Ok(pfs.content().sweep(&live, older_than).await?)
+}
+
+/// Refuses unless the bucket names this cluster as its owner.
+async fn check_owner(pfs: &Pfs) -> Result<()> {
+    let cluster = cluster_id(&**pfs.meta())
+        .await?
+        .ok_or_else(|| AdminError::NoClusterRecord {
+            problem: "the metadata store has no cluster record (cluster/info)".into(),
+        })?;
+    match pfs.content().bucket_owner().await? {
+        Some(owner) if owner == cluster => Ok(()),
+        Some(owner) => Err(AdminError::NotOwner { owner, cluster }),
+        None => Err(AdminError::Unowned { cluster }),
+    }
 }
 
 async fn commits(pfs: &Pfs) -> Result<Vec<CommitRecord>> {

@@ -3,6 +3,12 @@
 //! older than a grace period (sweep). The grace period protects uploads in
 //! flight: their objects are written before any record refers to them. A pack
 //! stays while any chunk in it is live (packs are not rewritten).
+//!
+//! A sweep deletes whatever no record of *one* cluster names, so a bucket
+//! (prefix) must serve one cluster only. The bucket says which: its owner
+//! object (`<prefix>/cluster-owner`) names the owning cluster's id. It is
+//! written when a cluster first starts on the bucket, checked by every start
+//! and every collection, and never swept, extracted or restored.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -55,7 +61,81 @@ impl LiveObjects {
     }
 }
 
+/// The owner object's key under the store's prefix.
+const OWNER: &str = "cluster-owner";
+
+/// The owner object's content: `cluster: <id>` (text, for people looking
+/// into the bucket).
+fn owner_line(cluster_id: &str) -> String {
+    format!("cluster: {cluster_id}\n")
+}
+
 impl ContentStore {
+    /// The key of the object naming the cluster that owns this bucket.
+    pub fn owner_key(&self) -> Path {
+        self.prefix().clone().join(OWNER)
+    }
+
+    /// The id of the cluster that owns this bucket (prefix), or None when no
+    /// cluster has claimed it yet.
+    pub async fn bucket_owner(&self) -> Result<Option<String>, StorageError> {
+        let key = self.owner_key();
+        let failed = |source| StorageError::ObjectStore {
+            op: "get",
+            key: key.to_string(),
+            source,
+        };
+        let bytes = match self.object_store().get(&key).await {
+            Ok(r) => r.bytes().await.map_err(failed)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster:"))
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty());
+        match id {
+            Some(id) => Ok(Some(id)),
+            None => Err(StorageError::Corrupt {
+                key: key.to_string(),
+                reason: "the bucket's owner object names no cluster".into(),
+            }),
+        }
+    }
+
+    /// Records `cluster_id` as the owner of this bucket (prefix).
+    pub async fn set_bucket_owner(&self, cluster_id: &str) -> Result<(), StorageError> {
+        let key = self.owner_key();
+        self.object_store()
+            .put(&key, owner_line(cluster_id).into_bytes().into())
+            .await
+            .map_err(|source| StorageError::ObjectStore {
+                op: "put",
+                key: key.to_string(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Whether the bucket (prefix) holds any object besides its owner object.
+    pub async fn holds_objects(&self) -> Result<bool, StorageError> {
+        let owner = self.owner_key();
+        let mut listing = self.object_store().list(Some(self.prefix()));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|source| StorageError::ObjectStore {
+                op: "list",
+                key: self.prefix().to_string(),
+                source,
+            })?;
+            if meta.location != owner {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Marks an index root, its shards and every chunk or pack they name.
     pub async fn mark_index(
         &self,
@@ -108,12 +188,14 @@ impl ContentStore {
     }
 
     /// Deletes every object under the store's prefix that is not live and
-    /// was last modified before `older_than`.
+    /// was last modified before `older_than` (the owner object always stays).
+    /// The caller checks that its cluster owns the bucket.
     pub async fn sweep(
         &self,
         live: &LiveObjects,
         older_than: SystemTime,
     ) -> Result<SweepReport, StorageError> {
+        let owner = self.owner_key();
         let store = self.object_store();
         let mut report = SweepReport::default();
         let mut doomed = Vec::new();
@@ -125,7 +207,10 @@ impl ContentStore {
                 source,
             })?;
             let modified: SystemTime = meta.last_modified.into();
-            if live.keys.contains(&meta.location) || modified >= older_than {
+            if live.keys.contains(&meta.location)
+                || modified >= older_than
+                || meta.location == owner
+            {
                 report.kept += 1;
             } else {
                 doomed.push((meta.location, meta.size));
