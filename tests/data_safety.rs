@@ -119,10 +119,10 @@ fn a_bucket_serves_one_cluster() {
     let a = Pachd::start_with(&["--storage", &storage]);
     a.ok(&["create", "repo", "data"]);
     a.ok_stdin(&["put", "file", "data@master:/a.txt"], b"precious\n");
-    let a_id = cluster_id(&a);
 
     // Another cluster on the same bucket is refused, naming both.
     let err = pachd_refuses(&["--storage", &storage]);
+    let a_id = cluster_id(&a);
     assert!(
         err.contains(&a_id) && err.contains("--take-over-bucket") && err.contains("cluster"),
         "{err}"
@@ -416,9 +416,9 @@ fn extract_since_refuses_checkpoints_of_other_clusters() {
     a.ok(&["create", "repo", "data"]);
     let b = Pachd::start();
     b.ok(&["create", "repo", "data"]);
-    let a_id = cluster_id(&a);
     let theirs = checkpoint(&b);
     let err = a.fails(&["extract", "--since", &theirs]);
+    let a_id = cluster_id(&a);
     assert!(err.contains(&theirs) && err.contains(&a_id), "{err}");
 
     // One from the future of this cluster (or an old-style one, without a
