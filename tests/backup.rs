@@ -191,7 +191,7 @@ fn no_objects_extract_restores_over_a_copied_bucket() {
         .unwrap();
     assert!(status.success());
     let storage = format!("file://{}", copy.path().join("bucket").display());
-    let b = Pachd::start_with(&["--storage", &storage]);
+    let b = Pachd::start_with(&["--take-over-bucket", "--storage", &storage]);
     let out = restore_from(&b, &stream);
     assert!(
         out.status.success(),
@@ -498,7 +498,11 @@ fn extract_since_a_checkpoint_replays_what_changed() {
             .unwrap()
             .success()
     );
-    let b = Pachd::start_with(&["--storage", &format!("file://{}", bucket.display())]);
+    let b = Pachd::start_with(&[
+        "--take-over-bucket",
+        "--storage",
+        &format!("file://{}", bucket.display()),
+    ]);
     assert!(restore_from(&b, &base).status.success());
 
     // The old cluster goes on: new data (and so pipeline output), a new

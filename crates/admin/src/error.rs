@@ -25,6 +25,26 @@ pub enum AdminError {
     #[error("{0}")]
     Busy(String),
     #[error(
+        "the bucket belongs to cluster {owner}, not to this cluster ({cluster}): a garbage collection here would delete the objects cluster {owner}'s records name; collect garbage from cluster {owner}'s pachd, or give this cluster its own bucket"
+    )]
+    NotOwner { owner: String, cluster: String },
+    #[error(
+        "{problem}; restart pachd on this metadata store, which writes it, or restore the cluster from a backup"
+    )]
+    NoClusterRecord { problem: String },
+    #[error(
+        "the bucket names no owning cluster, so this cluster ({cluster}) cannot tell whether another cluster's records name its objects; restart pachd, which claims the bucket for its cluster, then collect"
+    )]
+    Unowned { cluster: String },
+    #[error(
+        "checkpoint {checkpoint} {reason}; use a checkpoint printed by an extract of this cluster ({cluster}), or take a full extract"
+    )]
+    ForeignCheckpoint {
+        checkpoint: String,
+        cluster: String,
+        reason: String,
+    },
+    #[error(
         "the key list of this stream of changes would take {bytes} bytes, more than a stream holds (4 GiB); take a full extract instead"
     )]
     KeyListTooLarge { bytes: u64 },

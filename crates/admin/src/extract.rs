@@ -27,21 +27,32 @@ pub(crate) const RECORD_ORDER: &[&str] = &[
 ];
 
 const COMMITS: &str = "pfs/commits/";
+/// The cluster record (kept by pachd): the cluster's id and format.
+const CLUSTER_KEY: &str = "cluster/info";
 
 /// Records read from the metadata store at a time.
 const PAGE: usize = 1000;
 
 /// A point in a cluster's history: the metadata revision and the time of a
-/// snapshot. Printed by every extract; `extract --since` takes it back.
+/// snapshot, and the cluster's id. Printed by every extract; `extract
+/// --since` takes it back, and refuses one of another cluster (revisions of
+/// different metadata stores have nothing in common).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
     pub revision: u64,
     pub unix_seconds: u64,
+    /// The cluster id (32 hex digits) when the checkpoint names it; older
+    /// checkpoints do not.
+    pub cluster: Option<u128>,
 }
 
 impl std::fmt::Display for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "r{}-t{}", self.revision, self.unix_seconds)
+        write!(f, "r{}-t{}", self.revision, self.unix_seconds)?;
+        if let Some(c) = self.cluster {
+            write!(f, "-c{c:032x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -50,18 +61,56 @@ impl std::str::FromStr for Checkpoint {
     fn from_str(s: &str) -> Result<Checkpoint> {
         let bad = || {
             AdminError::NotAStream(format!(
-                "'{s}' is not a checkpoint; use the one an earlier extract printed (like r1234-t1795600000)"
+                "'{s}' is not a checkpoint; use the one an earlier extract printed (like r1234-t1795600000-c0123456789abcdef0123456789abcdef)"
             ))
         };
-        let (r, t) = s
+        let (r, rest) = s
             .strip_prefix('r')
             .and_then(|x| x.split_once("-t"))
             .ok_or_else(bad)?;
+        let (t, cluster) = match rest.split_once("-c") {
+            Some((t, c)) => (t, Some(parse_cluster_id(c).ok_or_else(bad)?)),
+            None => (rest, None),
+        };
         Ok(Checkpoint {
             revision: r.parse().map_err(|_| bad())?,
             unix_seconds: t.parse().map_err(|_| bad())?,
+            cluster,
         })
     }
+}
+
+/// A cluster id as a number, when it has the form pachd gives them (32 hex
+/// digits).
+fn parse_cluster_id(id: &str) -> Option<u128> {
+    if id.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(id, 16).ok()
+}
+
+/// Refuses a `since` checkpoint that does not come from this cluster's past:
+/// one naming another cluster, or one newer than the cluster (which would
+/// yield an empty stream that restores "successfully" and changes nothing).
+fn check_since(since: &Checkpoint, revision: u64, cluster_id: &str) -> Result<()> {
+    let refuse = |reason: String| AdminError::ForeignCheckpoint {
+        checkpoint: since.to_string(),
+        cluster: cluster_id.to_string(),
+        reason,
+    };
+    if let (Some(theirs), Some(ours)) = (since.cluster, parse_cluster_id(cluster_id))
+        && theirs != ours
+    {
+        return Err(refuse(format!(
+            "was printed by an extract of cluster {theirs:032x}, not of this one"
+        )));
+    }
+    if since.revision > revision {
+        return Err(refuse(format!(
+            "is newer than this cluster, whose metadata is at revision {revision}: it comes from another cluster"
+        )));
+    }
+    Ok(())
 }
 
 /// Clock skew tolerated between pachd and the object store when choosing
@@ -91,6 +140,10 @@ pub async fn extract<W: AsyncWrite + Unpin>(
 ) -> Result<(Summary, Checkpoint)> {
     let meta = pfs.meta();
     let snapshot = meta.snapshot().await?;
+    let cluster_id = cluster_id(&**meta).await?.unwrap_or_default();
+    if let Some(since) = &since {
+        check_since(since, snapshot.revision(), &cluster_id)?;
+    }
     let scratch = Scratch::new_in(&std::env::temp_dir()).await?;
     let commits = sort_commits(&*snapshot, &scratch).await?;
     let now = std::time::SystemTime::now();
@@ -102,13 +155,8 @@ pub async fn extract<W: AsyncWrite + Unpin>(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        cluster: parse_cluster_id(&cluster_id),
     };
-    let cluster_id = meta
-        .get("cluster/info")
-        .await?
-        .and_then(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
-        .and_then(|v| v["id"].as_str().map(str::to_string))
-        .unwrap_or_default();
     let header = Header {
         format: FORMAT.into(),
         version: VERSION.into(),
@@ -124,13 +172,21 @@ pub async fn extract<W: AsyncWrite + Unpin>(
         let content = pfs.content();
         let store = content.object_store();
         let prefix = content.prefix().clone();
+        // The bucket's owner object names the cluster that owns this bucket,
+        // not content: a restore must not carry it into another bucket.
+        let owner = content.owner_key();
         let newer_than = since.map(|c| UNIX_EPOCH + Duration::from_secs(c.unix_seconds) - SKEW);
         // Reads overlap (object stores reward concurrency); writes keep order.
         let mut objects = store
             .list(Some(&prefix))
             .filter(|meta| {
                 let keep = match (meta, newer_than) {
-                    (Ok(m), _) if transient(prefix.as_ref(), m.location.as_ref()) => false,
+                    (Ok(m), _)
+                        if m.location == owner
+                            || transient(prefix.as_ref(), m.location.as_ref()) =>
+                    {
+                        false
+                    }
                     (Ok(m), Some(t)) => std::time::SystemTime::from(m.last_modified) >= t,
                     _ => true,
                 };
@@ -194,6 +250,21 @@ pub async fn extract<W: AsyncWrite + Unpin>(
         }
     }
     Ok((w.finish().await?, checkpoint))
+}
+
+/// The id of this cluster, from its cluster record (written by pachd when it
+/// first opens the metadata store); None in a store no pachd opened.
+pub(crate) async fn cluster_id(meta: &dyn pach_meta::MetaStore) -> Result<Option<String>> {
+    let Some(kv) = meta.get(CLUSTER_KEY).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice::<serde_json::Value>(&kv.value)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .map(Some)
+        .ok_or_else(|| AdminError::NoClusterRecord {
+            problem: format!("the cluster record {CLUSTER_KEY} is unreadable"),
+        })
 }
 
 /// The newline before a key of the key list, but the first.

@@ -23,14 +23,28 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 mod verify;
-mod writes;
 
 pub use error::{AdminError, Result};
 pub use extract::{Checkpoint, extract};
 pub use gc::garbage_collect;
 pub use restore::restore;
 pub use verify::verify;
-pub use writes::{WRITES_KEY, WritesState, set_writes, writes_state};
+// The write pause lives with the writes it guards, in PFS.
+pub use pach_pfs::writes::{WRITES_KEY, WritesState};
+
+/// Pauses (or resumes) clients' writes: see [`pach_pfs::writes`].
+pub async fn set_writes(
+    meta: &dyn pach_meta::MetaStore,
+    paused: bool,
+    reason: &str,
+) -> Result<WritesState> {
+    Ok(pach_pfs::writes::set_writes(meta, paused, reason).await?)
+}
+
+/// Whether clients' writes are paused: see [`pach_pfs::writes`].
+pub async fn writes_state(meta: &dyn pach_meta::MetaStore) -> Result<WritesState> {
+    Ok(pach_pfs::writes::writes_state(meta).await?)
+}
 
 /// What a stream held (or a restore applied).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -303,6 +303,7 @@ async fn apply(pfs: &Pfs, spool: &Path, keys: Option<&Sorted>) -> Result<()> {
     let meta = pfs.meta();
     let content = pfs.content();
     let prefix = content.prefix().as_ref().to_string();
+    let owner = content.owner_key();
     let mut txn = Txn::new();
     let mut pending = 0;
     // Objects are written concurrently (order among them does not matter);
@@ -312,6 +313,11 @@ async fn apply(pfs: &Pfs, spool: &Path, keys: Option<&Sorted>) -> Result<()> {
         match frame {
             Frame::Object { key, data } => {
                 let path = object_store::path::Path::from(join(&prefix, &key));
+                if path == owner {
+                    // Which cluster owns this bucket is not the stream's to
+                    // say (extracts leave it out; this guards other streams).
+                    continue;
+                }
                 let store = content.object_store().clone();
                 puts.push(async move { store.put(&path, data.into()).await.map(|_| ()) });
                 if puts.len() >= PARALLEL_PUTS

@@ -419,3 +419,154 @@ async fn memory_does_not_grow_with_the_cluster() {
         );
     }
 }
+
+/// A cluster whose metadata names it (as pachd's cluster record does) and
+/// whose bucket names it as the owner.
+async fn owned_cluster(bucket: Arc<dyn ObjectStore>, id: &str) -> Cluster {
+    let c = cluster(bucket);
+    let info = format!(r#"{{"id":"{id}","format_major":1,"format_minor":1}}"#);
+    c.pfs
+        .meta()
+        .commit(Txn::new().put("cluster/info", info.into_bytes()))
+        .await
+        .unwrap();
+    c.pfs.content().set_bucket_owner(id).await.unwrap();
+    c
+}
+
+async fn put_file(pfs: &Pfs, repo: &str, path: &str, data: &[u8]) {
+    let mut session = pfs.content().session();
+    let entry = session
+        .put_bytes(path.to_string(), None, data)
+        .await
+        .unwrap();
+    session.finish().await.unwrap();
+    pfs.write_changes(repo, "master", vec![pach_storage::Change::Put(entry)])
+        .await
+        .unwrap();
+}
+
+/// Garbage collection deletes what no record names, keeps what records
+/// name, and refuses a bucket that names another cluster as its owner.
+#[tokio::test]
+async fn garbage_collection_keeps_what_records_name_on_an_owned_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let id = "0123456789abcdef0123456789abcdef";
+    let c = owned_cluster(bucket.clone(), id).await;
+    let pfs = &c.pfs;
+    for repo in ["keep", "doomed"] {
+        pfs.create_repo(repo, "", false).await.unwrap();
+        for i in 0..20 {
+            let data = format!("{repo} {i} {}", "x".repeat(i * 997));
+            put_file(pfs, repo, &format!("/f{i}"), data.as_bytes()).await;
+        }
+    }
+    let grace = std::time::Duration::ZERO;
+    let nothing = crate::garbage_collect(pfs, grace).await.unwrap();
+    assert_eq!(nothing.deleted, 0, "{nothing:?}");
+    pfs.delete_repo("doomed", true).await.unwrap();
+
+    // Another cluster's bucket: refused, nothing deleted.
+    pfs.content()
+        .set_bucket_owner("someone else")
+        .await
+        .unwrap();
+    assert!(matches!(
+        crate::garbage_collect(pfs, grace).await,
+        Err(AdminError::NotOwner { .. })
+    ));
+    pfs.content().set_bucket_owner(id).await.unwrap();
+
+    let report = crate::garbage_collect(pfs, grace).await.unwrap();
+    assert!(report.deleted > 0 && report.kept > 0, "{report:?}");
+    assert_eq!(
+        pfs.content().bucket_owner().await.unwrap().as_deref(),
+        Some(id)
+    );
+    assert!(pfs.fsck().await.unwrap().problems.is_empty());
+    let again = crate::garbage_collect(pfs, grace).await.unwrap();
+    assert_eq!(again.deleted, 0, "{again:?}");
+}
+
+/// The heap a garbage collection needs at its peak over a cluster of
+/// `commits` commits, each with an index of its own (root and shard).
+async fn gc_peak_heap(commits: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let c = owned_cluster(bucket, "0123456789abcdef0123456789abcdef").await;
+    let content = c.pfs.content();
+    let meta = c.pfs.meta();
+    let mut txn = Txn::new().put(
+        pach_pfs::records::repo_key("r"),
+        json(&RepoRecord {
+            name: "r".into(),
+            description: String::new(),
+            created_ns: 1,
+        }),
+    );
+    for i in 0..commits {
+        // A file of one loose chunk that the bucket does not hold: marking
+        // names it without reading it.
+        let chunk = pach_storage::ChunkRef {
+            hash: ContentHash::of(format!("chunk {i}").as_bytes()),
+            len: 1,
+            loc: pach_storage::ChunkLocation::Loose,
+        };
+        let entry = pach_storage::FileEntry::from_chunks(format!("/f{i}"), vec![chunk]);
+        let index = content
+            .write_index(None, vec![pach_storage::Change::Put(entry)])
+            .await
+            .unwrap();
+        let id = commit_id("r", i);
+        let record = CommitRecord {
+            repo: "r".into(),
+            id: id.clone(),
+            branch: None,
+            parent: None,
+            started_ns: i as i64,
+            finished_ns: Some(i as i64),
+            description: String::new(),
+            provenance: vec![],
+            origin: Origin::User,
+            base: None,
+            index: Some(index),
+            writes: 0,
+        };
+        txn = txn.put(pach_pfs::records::commit_key("r", &id), json(&record));
+        if (i + 1).is_multiple_of(5000) {
+            meta.commit(std::mem::take(&mut txn))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+    meta.commit(txn).await.unwrap().unwrap();
+    let before = testkit::reset_peak();
+    let report = crate::garbage_collect(&c.pfs, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 0, "{report:?}");
+    assert_eq!(report.kept, 2 * commits as u64, "{report:?}");
+    testkit::peak() - before
+}
+
+/// A collection's memory does not grow with the cluster: ten times the
+/// commits, indexes and live keys take the same peak heap (a set of the
+/// larger cluster's live keys alone would take megabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_memory_does_not_grow_with_the_cluster() {
+    let _serial = testkit::serial().await;
+    let small = gc_peak_heap(1_000).await;
+    let large = gc_peak_heap(10_000).await;
+    eprintln!(
+        "peak heap of garbage collection: {small} bytes for 1,000 commits, {large} for 10,000"
+    );
+    const SLACK: usize = 512 << 10;
+    assert!(
+        large <= small + SLACK,
+        "the peak heap of a collection grew from {small} to {large} bytes for 10x the commits"
+    );
+}

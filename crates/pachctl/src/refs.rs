@@ -45,6 +45,19 @@ pub fn parse(arg: &str) -> anyhow::Result<FileRef> {
     })
 }
 
+/// Like [`parse`], for arguments that name a branch or commit only: a path
+/// is refused rather than dropped (`create branch r@x:y` must not create `x`).
+pub fn parse_no_path(arg: &str) -> anyhow::Result<FileRef> {
+    let r = parse(arg)?;
+    if !r.path.is_empty() {
+        bail!(
+            "'{arg}' has a path ('{}') where none is expected; use REPO@BRANCH or REPO@COMMIT",
+            r.path
+        );
+    }
+    Ok(r)
+}
+
 fn normalize(p: &str) -> String {
     if p.starts_with('/') {
         p.to_string()
@@ -117,6 +130,8 @@ mod tests {
         for bad in ["", "@master", "images@", "images@:/x", "images:/x"] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }
+        assert!(parse_no_path("r1@x:y").is_err());
+        assert_eq!(parse_no_path("r1@x").unwrap().commit, "x");
         assert!(check_no_parent("/a/../b").is_err());
         assert!(check_no_parent("/a/..b").is_ok());
     }

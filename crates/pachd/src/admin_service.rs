@@ -24,7 +24,9 @@ pub struct AdminService {
 fn status(e: AdminError) -> Status {
     match e {
         AdminError::Clash { .. } => Status::already_exists(e.to_string()),
-        AdminError::Busy(_) => Status::failed_precondition(e.to_string()),
+        AdminError::Busy(_) | AdminError::NotOwner { .. } | AdminError::Unowned { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
         AdminError::Io { .. }
         | AdminError::Meta(_)
         | AdminError::Storage(_)

@@ -3,12 +3,17 @@
 //! an older minor version is upgraded in place, one step at a time, by
 //! [`UPGRADES`].
 //!
+//! The bucket belongs to one cluster ([`own_bucket`]): a second cluster on
+//! it would have its objects deleted by the first one's garbage collection,
+//! and delete the first one's with its own.
+//!
 //! Formats: 1.0, the first. 1.1 adds the task and slot records through which
 //! workers claim datums (`pps/tasks/`, `pps/slots/`); a 1.0 pachd would run
 //! datums itself beside 1.1 workers, so it must not open a 1.1 store.
 
 use anyhow::bail;
 use pach_meta::{MetaStore, Txn};
+use pach_storage::ContentStore;
 use serde::{Deserialize, Serialize};
 
 /// The metadata format this pachd reads and writes.
@@ -98,4 +103,52 @@ pub async fn open(meta: &dyn MetaStore) -> anyhow::Result<ClusterInfo> {
             }
         }
     }
+}
+
+/// Makes sure this cluster owns the bucket before anything is written to it.
+/// A bucket no cluster has claimed is claimed (a new bucket, or the bucket of
+/// a cluster started before buckets were claimed) — unless this cluster is
+/// new and the bucket already holds objects, which then likely belong to
+/// another cluster. A bucket another cluster owns is refused, unless
+/// `take_over`: the way a migration takes over a copy of the old cluster's
+/// bucket.
+pub async fn own_bucket(
+    info: &ClusterInfo,
+    meta: &dyn MetaStore,
+    content: &ContentStore,
+    storage: &str,
+    take_over: bool,
+) -> anyhow::Result<()> {
+    let owner = content.bucket_owner().await?;
+    match owner {
+        Some(owner) if owner == info.id => return Ok(()),
+        Some(owner) if !take_over => bail!(
+            "the bucket {storage} belongs to cluster {owner}, and this pachd's metadata store is cluster {}. \
+             Two clusters on one bucket delete each other's objects when they collect garbage. \
+             Give this cluster its own bucket (--storage) or cluster {owner}'s metadata store (--metadata); \
+             if the bucket is a copy made for a migration and cluster {owner} no longer uses it, \
+             start pachd once with --take-over-bucket",
+            info.id
+        ),
+        Some(owner) => {
+            tracing::warn!(previous_owner = %owner, cluster_id = %info.id, storage, "taking over the bucket");
+        }
+        None => {
+            let new_cluster = meta
+                .list(pach_pfs::records::REPOS, None, 1)
+                .await?
+                .is_empty();
+            if new_cluster && !take_over && content.holds_objects().await? {
+                bail!(
+                    "the bucket {storage} holds objects but names no owning cluster, and this cluster ({}) is new: \
+                     the objects likely belong to another cluster, whose garbage collection would delete this one's. \
+                     Give this cluster its own bucket (--storage); if the bucket is a copy made for a migration \
+                     and its cluster no longer uses it, start pachd once with --take-over-bucket",
+                    info.id
+                );
+            }
+        }
+    }
+    content.set_bucket_owner(&info.id).await?;
+    Ok(())
 }

@@ -55,6 +55,14 @@ pub struct Config {
     #[arg(long, env = "PACHD_WORKER_SLOTS", default_value_t = 16)]
     pub worker_slots: usize,
 
+    /// Make this cluster the owner of a bucket that another cluster owns:
+    /// for a copy of an old cluster's bucket that this cluster restores into
+    /// (a migration). Never for a bucket the other cluster still uses: each
+    /// cluster's garbage collection would delete the other's objects.
+    /// Workers ignore it: they never take a bucket over.
+    #[arg(long, env = "PACHD_TAKE_OVER_BUCKET")]
+    pub take_over_bucket: bool,
+
     #[command(subcommand)]
     pub command: Option<Role>,
 }
@@ -143,6 +151,7 @@ mod tests {
             log_level: String::new(),
             metadata_cache_mib: 0,
             worker_slots: 0,
+            take_over_bucket: false,
             command: None,
         }
     }

@@ -76,7 +76,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
     let cluster = cluster::open(&*meta).await?;
     tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
-    let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
+    let content = ContentStore::new(store, prefix);
+    let take_over = config.take_over_bucket && config.command.is_none();
+    cluster::own_bucket(&cluster, &*meta, &content, &storage_url, take_over).await?;
+    let pfs = Pfs::new(meta, content);
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);

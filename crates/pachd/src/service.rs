@@ -86,26 +86,12 @@ pub(crate) struct PfsService {
     pub(crate) pfs: Pfs,
 }
 
-impl PfsService {
-    /// Refuses a client's write while writes are paused (retryable: UNAVAILABLE).
-    async fn writable(&self) -> Result<(), Status> {
-        let state = pach_admin::writes_state(&**self.pfs.meta())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        if state.paused {
-            return Err(Status::unavailable(state.refusal()));
-        }
-        Ok(())
-    }
-}
-
 #[tonic::async_trait]
 impl PfsApi for PfsService {
     async fn create_repo(
         &self,
         req: Request<api::CreateRepoRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         self.pfs
             .create_repo(&r.name, &r.description, r.update)
@@ -137,7 +123,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::DeleteRepoRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         if r.all {
             self.pfs.delete_all_repos().await.map_err(status)?;
@@ -154,7 +139,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::StartCommitRequest>,
     ) -> Result<Response<api::CommitInfo>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         let branch = Some(r.branch.as_str()).filter(|b| !b.is_empty());
         let parent = Some(r.parent.as_str()).filter(|p| !p.is_empty());
@@ -175,7 +159,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::FinishCommitRequest>,
     ) -> Result<Response<api::CommitInfo>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         let c = commit_ref(r.commit)?;
         let done = self
@@ -227,7 +210,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::CommitRef>,
     ) -> Result<Response<api::Empty>, Status> {
-        self.writable().await?;
         let c = commit_ref(Some(req.into_inner()))?;
         self.pfs
             .delete_commit(&c.repo, &c.id)
@@ -281,7 +263,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::CreateBranchRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         let head = Some(r.head.as_str()).filter(|h| !h.is_empty());
         let provenance = if r.provenance.is_empty() {
@@ -335,7 +316,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::DeleteBranchRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         self.pfs
             .delete_branch(&r.repo, &r.name, r.force)
@@ -348,7 +328,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<Streaming<api::PutFileRequest>>,
     ) -> Result<Response<api::PutFileResponse>, Status> {
-        self.writable().await?;
         let mut stream = req.into_inner();
         let target = match stream.message().await?.and_then(|m| m.msg) {
             Some(api::put_file_request::Msg::Header(h)) => commit_ref(h.commit)?,
@@ -550,7 +529,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::FileRef>,
     ) -> Result<Response<api::PutFileResponse>, Status> {
-        self.writable().await?;
         let (c, path) = file_ref(Some(req.into_inner()))?;
         let commit = self
             .pfs
@@ -568,7 +546,6 @@ impl PfsApi for PfsService {
         &self,
         req: Request<api::CopyFileRequest>,
     ) -> Result<Response<api::PutFileResponse>, Status> {
-        self.writable().await?;
         let r = req.into_inner();
         let (sc, sp) = file_ref(r.src)?;
         let (dc, dp) = file_ref(r.dst)?;

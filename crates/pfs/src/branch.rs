@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use pach_meta::Txn;
-
 use crate::commit::add_downstream;
 use crate::error::{PfsError, Result};
-use crate::names::validate_name;
+use crate::guard::Action;
+use crate::names::validate_branch_name;
 use crate::records::*;
 use crate::{MAX_ATTEMPTS, Pfs};
 
@@ -115,7 +114,7 @@ impl Pfs {
         head: Option<&str>,
         provenance: Option<Vec<BranchName>>,
     ) -> Result<()> {
-        validate_name("branch", name)?;
+        validate_branch_name(name)?;
         self.repo_record(repo).await?;
         let head_id = match head {
             Some(h) if !h.is_empty() => Some(self.resolve_commit(repo, h).await?.0.id),
@@ -178,14 +177,18 @@ impl Pfs {
                 };
                 downstream = self.plan_downstream(&all, HashMap::new(), vec![me]).await?;
             }
+            let txn = self.write_txn().await?;
+            let txn = self
+                .guard_output(txn, repo, Some(name), Action::MoveBranch)
+                .await?;
             let txn = if downstream
                 .iter()
                 .any(|d| d.branch.repo == repo && d.branch.name == name)
             {
-                add_downstream(Txn::new(), &downstream)
+                add_downstream(txn, &downstream)
             } else {
                 add_downstream(
-                    Txn::new().expect(&key, rev).put(&key, encode(&record)),
+                    txn.expect(&key, rev).put(&key, encode(&record)),
                     &downstream,
                 )
             };
@@ -198,19 +201,60 @@ impl Pfs {
         })
     }
 
+    /// Deletes a branch (its commits stay). Refused while other branches
+    /// have it in their provenance, unless `force`, which takes it out of
+    /// their provenance so that no record names a branch that is gone.
     pub async fn delete_branch(&self, repo: &str, name: &str, force: bool) -> Result<()> {
-        let info = self.inspect_branch(repo, name).await?;
-        if !info.subvenance.is_empty() && !force {
-            let names: Vec<String> = info.subvenance.iter().map(|b| b.to_string()).collect();
-            return Err(PfsError::FailedPrecondition(format!(
-                "branch {repo}@{name} is in the provenance of {}; delete those first or use --force",
-                names.join(", ")
-            )));
+        self.repo_record(repo).await?;
+        let key = branch_key(repo, name);
+        for _ in 0..MAX_ATTEMPTS {
+            let branches = self.all_branches_with_rev().await?;
+            let Some((_, rev)) = branches
+                .iter()
+                .find(|(b, _)| b.repo == repo && b.name == name)
+            else {
+                return Err(PfsError::BranchNotFound {
+                    repo: repo.into(),
+                    branch: name.into(),
+                });
+            };
+            let me = BranchName {
+                repo: repo.into(),
+                name: name.into(),
+            };
+            let dependents: Vec<&(BranchRecord, u64)> = branches
+                .iter()
+                .filter(|(b, _)| b.provenance.contains(&me))
+                .collect();
+            if !dependents.is_empty() && !force {
+                let names: Vec<String> = dependents
+                    .iter()
+                    .map(|(b, _)| format!("{}@{}", b.repo, b.name))
+                    .collect();
+                return Err(PfsError::FailedPrecondition(format!(
+                    "branch {repo}@{name} is in the provenance of {}; delete those first or use --force",
+                    names.join(", ")
+                )));
+            }
+            let txn = self.write_txn().await?;
+            let mut txn = self
+                .guard_output(txn, repo, Some(name), Action::DeleteBranch)
+                .await?
+                .expect(&key, *rev)
+                .delete(&key);
+            for (b, brev) in dependents {
+                let mut b = b.clone();
+                b.provenance.retain(|p| *p != me);
+                let bkey = branch_key(&b.repo, &b.name);
+                txn = txn.expect(&bkey, *brev).put(bkey, encode(&b));
+            }
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(());
+            }
         }
-        self.meta
-            .commit(Txn::new().delete(branch_key(repo, name)))
-            .await?;
-        Ok(())
+        Err(PfsError::Contention {
+            what: format!("branch {repo}@{name}"),
+        })
     }
 }
 

@@ -13,7 +13,8 @@ use pach_storage::{Change, IndexReader, IndexSummary};
 use tokio::sync::mpsc;
 
 use crate::error::{PfsError, Result};
-use crate::names::validate_name;
+use crate::guard::Action;
+use crate::names::{is_commit_id, validate_branch_name};
 use crate::records::*;
 use crate::{MAX_ATTEMPTS, Pfs, new_commit_id, now_ns};
 
@@ -91,7 +92,15 @@ impl Pfs {
             repo: repo.into(),
             commit: reference.into(),
         };
-        let mut id = match self.branch_record(repo, base).await? {
+        // A reference of the form of a commit id names that commit, as in
+        // Pachyderm 1.x, even if a branch of that name exists (one created
+        // before such names were refused).
+        let commit_named = is_commit_id(base) && self.commit_record(repo, base).await?.is_some();
+        let branch = match commit_named {
+            true => None,
+            false => self.branch_record(repo, base).await?,
+        };
+        let mut id = match branch {
             Some((b, _)) => b.head.ok_or_else(|| {
                 PfsError::FailedPrecondition(format!(
                     "branch {repo}@{base} has no commits yet; put a file into it first"
@@ -260,7 +269,11 @@ impl Pfs {
     ) -> Result<CommitRecord> {
         self.repo_record(repo).await?;
         if let Some(b) = branch {
-            validate_name("branch", b)?;
+            validate_branch_name(b)?;
+            // Early, so that the refusal is what a client reads (the
+            // transaction checks again).
+            self.guard_output(self.write_txn().await?, repo, Some(b), Action::StartCommit)
+                .await?;
         }
         let explicit_parent = match parent {
             Some(p) if !p.is_empty() => Some(self.resolve_commit(repo, p).await?.0),
@@ -329,7 +342,13 @@ impl Pfs {
                 writes: 0,
             };
             let ckey = commit_key(repo, &commit.id);
-            let mut txn = Txn::new().expect(&ckey, 0).put(&ckey, encode(&commit));
+            let mut txn = self.write_txn().await?;
+            if let Some(b) = branch {
+                txn = self
+                    .guard_output(txn, repo, Some(b), Action::StartCommit)
+                    .await?;
+            }
+            txn = txn.expect(&ckey, 0).put(&ckey, encode(&commit));
             if let Some(mut b) = branch_record {
                 let me = BranchName {
                     repo: b.repo.clone(),
@@ -390,8 +409,13 @@ impl Pfs {
         })
     }
 
-    async fn write_target(&self, repo: &str, reference: &str) -> Result<WriteTarget> {
-        if let Some((b, rev)) = self.branch_record(repo, reference).await? {
+    pub(crate) async fn write_target(&self, repo: &str, reference: &str) -> Result<WriteTarget> {
+        // As in `resolve_commit`: the form of a commit id names a commit.
+        let branch = match is_commit_id(reference) {
+            true => None,
+            false => self.branch_record(repo, reference).await?,
+        };
+        if let Some((b, rev)) = branch {
             if let Some(h) = &b.head
                 && let Some((c, crev)) = self.commit_record(repo, h).await?
                 && !c.is_finished()
@@ -416,7 +440,7 @@ impl Pfs {
                 commit: c.id,
             });
         }
-        validate_name("branch", reference)?;
+        validate_branch_name(reference)?;
         Ok(WriteTarget::Branch((None, 0, reference.to_string())))
     }
 
@@ -431,7 +455,15 @@ impl Pfs {
         let skey = format!("{}{}", staging_prefix(&commit.repo, &commit.id), order);
         commit.writes += 1;
         let ckey = commit_key(&commit.repo, &commit.id);
-        let txn = Txn::new()
+        let txn = self.write_txn().await?;
+        let txn = match &commit.branch {
+            Some(b) => {
+                self.guard_output(txn, &commit.repo, Some(b), Action::Write)
+                    .await?
+            }
+            None => txn,
+        };
+        let txn = txn
             .expect(&ckey, rev)
             .put(skey, encode(&StagingRecord { changes, count }))
             .put(&ckey, encode(&commit));
@@ -444,6 +476,11 @@ impl Pfs {
         (branch, branch_rev, name): (Option<BranchRecord>, u64, String),
         changes: &[Change],
     ) -> Result<Option<String>> {
+        // Guards first: a refused write costs no index write.
+        let txn = self.write_txn().await?;
+        let txn = self
+            .guard_output(txn, repo, Some(&name), Action::Write)
+            .await?;
         let parent = match branch.as_ref().and_then(|b| b.head.clone()) {
             Some(h) => self.commit_record(repo, &h).await?.map(|(c, _)| c),
             None => None,
@@ -501,7 +538,7 @@ impl Pfs {
         let downstream = self
             .plan_downstream(&branches, heads, Self::direct_subvenance(&branches, &me))
             .await?;
-        let txn = Txn::new()
+        let txn = txn
             .expect(&bkey, branch_rev)
             .put(&bkey, encode(&branch))
             .expect(&ckey, 0)
@@ -551,6 +588,15 @@ impl Pfs {
                     commit: commit.id,
                 });
             }
+            // Guards first: a refused finish costs no index write.
+            let txn = self.write_txn().await?;
+            let txn = match &commit.branch {
+                Some(b) => {
+                    self.guard_output(txn, repo, Some(b), Action::FinishCommit)
+                        .await?
+                }
+                None => txn,
+            };
             let changes = self.staged_changes(&commit).await?;
             let base = commit.base.as_ref().map(|b| b.root);
             let index: IndexSummary = self.content.write_index(base.as_ref(), changes).await?;
@@ -560,7 +606,7 @@ impl Pfs {
                 commit.description = d.to_string();
             }
             let ckey = commit_key(repo, &commit.id);
-            let txn = Txn::new()
+            let txn = txn
                 .expect(&ckey, rev)
                 .put(&ckey, encode(&commit))
                 .delete_prefix(staging_prefix(repo, &commit.id));
@@ -692,7 +738,12 @@ impl Pfs {
                 }
                 id
             };
-            let mut txn = Txn::new();
+            let mut txn = self.write_txn().await?;
+            if let Some(b) = &target.branch {
+                txn = self
+                    .guard_output(txn, repo, Some(b), Action::DeleteCommit)
+                    .await?;
+            }
             for (c, rev) in &doomed {
                 let key = commit_key(&c.repo, &c.id);
                 txn = txn
@@ -820,9 +871,9 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
-type BranchTarget = (Option<BranchRecord>, u64, String);
+pub(crate) type BranchTarget = (Option<BranchRecord>, u64, String);
 
-enum WriteTarget {
+pub(crate) enum WriteTarget {
     Open(CommitRecord, u64),
     Branch(BranchTarget),
 }

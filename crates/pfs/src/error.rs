@@ -58,6 +58,19 @@ pub enum PfsError {
     },
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("{}", .0.refusal())]
+    WritesPaused(crate::writes::WritesState),
+    #[error(
+        "cannot {action} {}: it is the output {} of pipeline '{pipeline}', which only the pipeline writes; write to the pipeline's inputs instead, or `pachctl delete pipeline {pipeline}` to remove the pipeline with its output repo",
+        match branch { Some(b) => format!("{repo}@{b}"), None => format!("repo '{repo}'") },
+        if branch.is_some() { "branch" } else { "repo" }
+    )]
+    PipelineOutput {
+        action: &'static str,
+        repo: String,
+        branch: Option<String>,
+        pipeline: String,
+    },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("the metadata record '{key}' is unreadable ({reason}); run `pachctl fsck`")]
@@ -93,10 +106,11 @@ impl PfsError {
             | CommitNotFound { .. }
             | FileNotFound { .. } => ErrorKind::NotFound,
             RepoExists { .. } => ErrorKind::AlreadyExists,
-            CommitFinished { .. } | CommitOpen { .. } | FailedPrecondition(_) => {
-                ErrorKind::FailedPrecondition
-            }
-            Contention { .. } => ErrorKind::Unavailable,
+            CommitFinished { .. }
+            | CommitOpen { .. }
+            | FailedPrecondition(_)
+            | PipelineOutput { .. } => ErrorKind::FailedPrecondition,
+            Contention { .. } | WritesPaused(_) => ErrorKind::Unavailable,
             Corrupt { .. } | Storage(_) | Meta(_) => ErrorKind::Internal,
         }
     }

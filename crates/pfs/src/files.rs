@@ -80,7 +80,11 @@ impl Pfs {
 
     /// The index the next write to `reference` builds on, to deduplicate
     /// re-written files against. None when the target has no files yet.
+    /// Asked before a write's content is received, it refuses a write that
+    /// would be refused anyway ([`Pfs::check_writable`]), so that a client
+    /// does not send its content for nothing.
     pub async fn write_base(&self, repo: &str, reference: &str) -> Result<Option<IndexReader>> {
+        self.check_writable(repo, reference).await?;
         match self.resolve_commit(repo, reference).await {
             Ok((c, _)) => Ok(Some(self.commit_index(&c).await?)),
             Err(PfsError::CommitNotFound { .. }) | Err(PfsError::FailedPrecondition(_)) => Ok(None),

@@ -14,9 +14,11 @@ mod commit;
 pub mod error;
 mod files;
 mod fsck;
+pub mod guard;
 pub mod names;
 pub mod records;
 pub mod repo;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,6 +29,7 @@ use pach_storage::ContentStore;
 pub use error::{ErrorKind, PfsError, Result};
 pub use files::{FileDiff, FileInfo, FileWrite};
 pub use fsck::FsckReport;
+pub use guard::{PipelineOutput, PipelineOutputs, Writer};
 pub use records::{BranchName, BranchRecord, CommitName, CommitRecord, Origin, RepoRecord};
 
 /// How many times a guarded transaction is retried on conflict before giving up.
@@ -36,11 +39,23 @@ const MAX_ATTEMPTS: usize = 1000;
 pub struct Pfs {
     meta: Arc<dyn MetaStore>,
     content: ContentStore,
+    /// Who this handle writes as ([`guard`]): a client unless made with
+    /// [`Pfs::for_pipeline`].
+    writer: Writer,
+    /// How pipelines' output repos are recognised; installed by the pipeline
+    /// layer ([`Pfs::with_pipeline_outputs`]).
+    outputs: Option<Arc<dyn PipelineOutputs>>,
 }
 
 impl Pfs {
+    /// A handle writing as a client, knowing no pipelines yet.
     pub fn new(meta: Arc<dyn MetaStore>, content: ContentStore) -> Self {
-        Self { meta, content }
+        Self {
+            meta,
+            content,
+            writer: Writer::Client,
+            outputs: None,
+        }
     }
 
     pub fn content(&self) -> &ContentStore {

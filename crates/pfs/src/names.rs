@@ -31,6 +31,28 @@ pub fn validate_name(kind: &'static str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `s` has the form of a commit id: 32 lowercase hex digits (a UUID
+/// v4 without dashes, as [`crate::new_commit_id`] makes them and as
+/// Pachyderm 1.x made them).
+pub fn is_commit_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Branch names: [`validate_name`], and not of the form of a commit id — a
+/// reference `repo@<id>` must mean one thing, and a branch of that name
+/// would shadow the commit (a `delete commit` would delete another one).
+pub fn validate_branch_name(name: &str) -> Result<()> {
+    validate_name("branch", name)?;
+    if is_commit_id(name) {
+        return Err(PfsError::InvalidName {
+            kind: "branch",
+            name: name.to_string(),
+            reason: "it has the form of a commit id (32 hex digits), so `REPO@NAME` would be ambiguous; choose a name that is not 32 hex digits".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Normalises a file path to the index form `/a/b`: a leading `/`, no trailing
 /// `/`, no empty or `.` components. `..` is refused: a path must not escape.
 /// The root is `/`.
@@ -83,11 +105,28 @@ mod tests {
     #[test]
     fn names() {
         assert!(validate_name("repo", "images_2-b").is_ok());
-        for bad in ["", "a/b", "a b", "a.b", "ü", &"x".repeat(64)] {
+        for bad in ["", "a/b", "a b", "a.b", "a:b", "x:/y", "ü", &"x".repeat(64)] {
             assert!(
                 validate_name("repo", bad).is_err(),
                 "{bad:?} must be refused"
             );
+        }
+    }
+
+    #[test]
+    fn branch_names_are_not_commit_ids() {
+        let id = crate::new_commit_id();
+        assert!(is_commit_id(&id), "{id}");
+        assert!(validate_branch_name(&id).is_err());
+        assert!(validate_branch_name("x:y").is_err());
+        // Close to an id but not one: fine.
+        for ok in [
+            &id[..31],
+            &id.to_uppercase(),
+            "master",
+            &format!("{}g", &id[..31]),
+        ] {
+            assert!(validate_branch_name(ok).is_ok(), "{ok:?} must be accepted");
         }
     }
 

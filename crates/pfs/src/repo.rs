@@ -1,8 +1,7 @@
 //! Repos: create, inspect, list, update and delete.
 
-use pach_meta::Txn;
-
 use crate::error::{PfsError, Result};
+use crate::guard::Action;
 use crate::names::validate_name;
 use crate::records::*;
 use crate::{MAX_ATTEMPTS, Pfs, now_ns};
@@ -37,9 +36,10 @@ impl Pfs {
                     0,
                 ),
             };
+            let txn = self.write_txn().await?;
             if self
                 .meta
-                .commit(Txn::new().expect(&key, rev).put(&key, encode(&record)))
+                .commit(txn.expect(&key, rev).put(&key, encode(&record)))
                 .await?
                 .is_some()
             {
@@ -97,36 +97,83 @@ impl Pfs {
         Ok(out)
     }
 
-    /// Deletes a repo with its branches, commits and staged writes. Refused while
-    /// another repo's branch has provenance on it, unless `force`.
+    /// Deletes a repo with its branches, commits and staged writes. Refused
+    /// while another repo's branch has provenance on it, unless `force`; and
+    /// for a pipeline's output repo, unless the pipeline deletes it.
     pub async fn delete_repo(&self, name: &str, force: bool) -> Result<()> {
-        self.repo_record(name).await?;
-        if !force {
-            let dependents: Vec<String> = self
-                .all_branches()
+        for _ in 0..MAX_ATTEMPTS {
+            let rev = load::<RepoRecord>(&*self.meta, &repo_key(name))
                 .await?
-                .into_iter()
-                .filter(|b| b.repo != name && b.provenance.iter().any(|p| p.repo == name))
-                .map(|b| format!("{}@{}", b.repo, b.name))
-                .collect();
-            if !dependents.is_empty() {
+                .map(|(_, rev)| rev)
+                .ok_or_else(|| PfsError::RepoNotFound { repo: name.into() })?;
+            let txn = self.write_txn().await?;
+            let mut txn = self
+                .guard_output(txn, name, None, Action::DeleteRepo)
+                .await?;
+            let mut dependents = Vec::new();
+            for (b, brev) in self.all_branches_with_rev().await? {
+                if b.repo != name && b.provenance.iter().any(|p| p.repo == name) {
+                    dependents.push((b, brev));
+                }
+            }
+            if !dependents.is_empty() && !force {
+                let names: Vec<String> = dependents
+                    .iter()
+                    .map(|(b, _)| format!("{}@{}", b.repo, b.name))
+                    .collect();
                 return Err(PfsError::FailedPrecondition(format!(
                     "repo '{name}' is in the provenance of {}; delete those first or use --force",
-                    dependents.join(", ")
+                    names.join(", ")
                 )));
             }
+            // Forced: the dependents lose their provenance on this repo, and
+            // other repos' commits their provenance on its commits, so that
+            // no record is left naming a branch or commit that is gone.
+            for (mut b, brev) in dependents {
+                b.provenance.retain(|p| p.repo != name);
+                let key = branch_key(&b.repo, &b.name);
+                txn = txn.expect(&key, brev).put(key, encode(&b));
+            }
+            for (mut c, crev) in load_all::<CommitRecord>(&*self.meta, COMMITS).await? {
+                if c.repo != name && c.provenance.iter().any(|p| p.repo == name) {
+                    c.provenance.retain(|p| p.repo != name);
+                    let key = commit_key(&c.repo, &c.id);
+                    txn = txn.expect(&key, crev).put(key, encode(&c));
+                }
+            }
+            let txn = txn
+                .expect(repo_key(name), rev)
+                .delete(repo_key(name))
+                .delete_prefix(branches_prefix(name))
+                .delete_prefix(commits_prefix(name))
+                .delete_prefix(repo_staging_prefix(name));
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(());
+            }
         }
-        let txn = Txn::new()
-            .delete(repo_key(name))
-            .delete_prefix(branches_prefix(name))
-            .delete_prefix(commits_prefix(name))
-            .delete_prefix(repo_staging_prefix(name));
-        self.meta.commit(txn).await?;
-        Ok(())
+        Err(PfsError::Contention {
+            what: format!("repo '{name}'"),
+        })
     }
 
+    /// Deletes every repo. Refused, before anything is deleted, while
+    /// pipelines own output repos (unless a pipeline asks, which it never
+    /// does): `delete pipeline --all` goes first.
     pub async fn delete_all_repos(&self) -> Result<()> {
-        for info in self.list_repo().await? {
+        let repos = self.list_repo().await?;
+        let mut pipelines = Vec::new();
+        for info in &repos {
+            if let Some((Some(o), _, _)) = self.output_of(&info.record.name).await? {
+                pipelines.push(o.pipeline);
+            }
+        }
+        if !pipelines.is_empty() {
+            return Err(PfsError::FailedPrecondition(format!(
+                "deleting every repo would delete the output repos of pipelines {}; `pachctl delete pipeline --all` deletes the pipelines with their output repos first",
+                pipelines.join(", ")
+            )));
+        }
+        for info in repos {
             self.delete_repo(&info.record.name, true).await?;
         }
         Ok(())

@@ -385,3 +385,189 @@ async fn fsck_finds_missing_objects() {
         "a missing pack must be reported"
     );
 }
+
+/// A stand-in for the pipeline layer: `out` is the output repo of pipeline
+/// `out`, with output branch `master`, while the record `test/pipelines/out`
+/// exists.
+struct TestOutputs;
+
+impl guard::PipelineOutputs for TestOutputs {
+    fn record_key(&self, repo: &str) -> String {
+        format!("test/pipelines/{repo}")
+    }
+    fn output(&self, record: &pach_meta::KeyValue) -> Result<PipelineOutput> {
+        Ok(PipelineOutput {
+            pipeline: String::from_utf8_lossy(&record.value).into_owned(),
+            branch: "master".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn pipeline_outputs_are_written_by_their_pipeline_only() {
+    let f = fixture();
+    let pfs = f.pfs.clone().with_pipeline_outputs(Arc::new(TestOutputs));
+    let owner = pfs.for_pipeline("out");
+    pfs.create_repo("in", "", false).await.unwrap();
+    owner.create_repo("out", "", false).await.unwrap();
+    let in_head = put(&pfs, "in", "master", &[("/a", b"a")]).await.unwrap();
+    pfs.meta()
+        .commit(pach_meta::Txn::new().put("test/pipelines/out", b"out".to_vec()))
+        .await
+        .unwrap();
+    let prov = vec![BranchName {
+        repo: "in".into(),
+        name: "master".into(),
+    }];
+    owner
+        .create_branch("out", "master", None, Some(prov.clone()))
+        .await
+        .unwrap();
+    let open = owner.inspect_commit("out", "master", false).await.unwrap();
+    let refused = |r: Result<()>| {
+        assert!(
+            matches!(&r, Err(PfsError::PipelineOutput { pipeline, .. }) if pipeline == "out"),
+            "{r:?}"
+        )
+    };
+    refused(put(&pfs, "out", "master", &[("/x", b"x")]).await.map(drop));
+    refused(put(&pfs, "out", &open.id, &[("/x", b"x")]).await.map(drop));
+    refused(
+        pfs.start_commit("out", Some("master"), None, "")
+            .await
+            .map(drop),
+    );
+    refused(pfs.finish_commit("out", "master", None).await.map(drop));
+    refused(pfs.create_branch("out", "master", None, Some(vec![])).await);
+    refused(pfs.delete_branch("out", "master", true).await);
+    refused(pfs.delete_repo("out", true).await);
+    assert!(pfs.delete_all_repos().await.is_err());
+    assert_eq!(pfs.list_repo().await.unwrap().len(), 2);
+    // Another pipeline is refused too; the owner writes.
+    refused(
+        pfs.for_pipeline("other")
+            .finish_commit("out", "master", None)
+            .await
+            .map(drop),
+    );
+    owner.finish_commit("out", "master", None).await.unwrap();
+    let done = pfs.inspect_commit("out", "master", false).await.unwrap();
+    refused(pfs.delete_commit("out", &done.id).await);
+    // Other branches of the repo, and the input, are the clients'.
+    pfs.create_branch("out", "review", Some("master"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        pfs.inspect_commit("in", "master", false).await.unwrap().id,
+        in_head
+    );
+    // Deleting an input commit takes the output commits computed from it.
+    pfs.delete_commit("in", &in_head).await.unwrap();
+    assert!(pfs.fsck().await.unwrap().problems.is_empty());
+    owner.delete_repo("out", true).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pause_refuses_clients_but_not_pipelines() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    writes::set_writes(&**pfs.meta(), true, "test")
+        .await
+        .unwrap();
+    let paused = |r: Result<String>| {
+        assert!(
+            matches!(&r, Err(e) if e.kind() == ErrorKind::Unavailable),
+            "{r:?}"
+        )
+    };
+    paused(put(pfs, "r", "master", &[("/a", b"a")]).await);
+    paused(pfs.create_repo("s", "", false).await.map(|_| String::new()));
+    paused(pfs.delete_repo("r", false).await.map(|_| String::new()));
+    paused(
+        pfs.check_writable("r", "master")
+            .await
+            .map(|_| String::new()),
+    );
+    put(&pfs.for_pipeline("p"), "r", "master", &[("/a", b"a")])
+        .await
+        .unwrap();
+    writes::set_writes(&**pfs.meta(), false, "").await.unwrap();
+    put(pfs, "r", "master", &[("/b", b"b")]).await.unwrap();
+}
+
+/// A client's write transaction compares the writes record: one prepared
+/// before a pause cannot commit after it.
+#[tokio::test]
+async fn a_write_prepared_before_a_pause_does_not_commit_after_it() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    let txn = pfs.write_txn().await.unwrap().put("probe", b"x".to_vec());
+    writes::set_writes(&**pfs.meta(), true, "").await.unwrap();
+    assert_eq!(pfs.meta().commit(txn).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn forced_deletions_leave_no_dangling_provenance() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    for r in ["a", "b", "c"] {
+        pfs.create_repo(r, "", false).await.unwrap();
+    }
+    let up = |repo: &str| {
+        Some(vec![BranchName {
+            repo: repo.into(),
+            name: "master".into(),
+        }])
+    };
+    pfs.create_branch("b", "master", None, up("a"))
+        .await
+        .unwrap();
+    pfs.create_branch("c", "master", None, up("b"))
+        .await
+        .unwrap();
+    put(pfs, "a", "master", &[("/x", b"x")]).await.unwrap();
+    pfs.finish_commit("b", "master", None).await.unwrap();
+    pfs.finish_commit("c", "master", None).await.unwrap();
+    assert!(matches!(
+        pfs.delete_repo("b", false).await,
+        Err(PfsError::FailedPrecondition(_))
+    ));
+    pfs.delete_repo("b", true).await.unwrap();
+    let report = pfs.fsck().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let c = pfs.inspect_branch("c", "master").await.unwrap();
+    assert!(c.record.provenance.is_empty());
+    pfs.delete_branch("a", "master", true).await.unwrap();
+    assert!(pfs.fsck().await.unwrap().problems.is_empty());
+}
+
+#[tokio::test]
+async fn references_of_the_form_of_a_commit_id_name_commits() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let first = put(pfs, "r", "master", &[("/a", b"1")]).await.unwrap();
+    put(pfs, "r", "master", &[("/a", b"2")]).await.unwrap();
+    assert!(matches!(
+        pfs.create_branch("r", &first, Some("master"), None).await,
+        Err(PfsError::InvalidName { .. })
+    ));
+    // A branch of that name written before such names were refused does
+    // not shadow the commit.
+    let head = pfs.inspect_commit("r", "master", false).await.unwrap().id;
+    let shadow = BranchRecord {
+        repo: "r".into(),
+        name: first.clone(),
+        head: Some(head),
+        provenance: vec![],
+    };
+    pfs.meta()
+        .commit(
+            pach_meta::Txn::new().put(records::branch_key("r", &first), records::encode(&shadow)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pfs.resolve_commit("r", &first).await.unwrap().0.id, first);
+    assert_eq!(read(pfs, "r", &first, "/a").await.unwrap(), b"1");
+}

@@ -195,6 +195,7 @@ impl Pps {
             }
             changes.push(pach_storage::Change::Put(entry));
             self.pfs
+                .for_pipeline(pipeline)
                 .write_changes(&cron.repo, "master", changes)
                 .await?;
         }

@@ -239,6 +239,7 @@ impl Pps {
         let p = self.inspect_pipeline(&j.pipeline).await?;
         match self
             .pfs
+            .for_pipeline(&j.pipeline)
             .start_commit(&j.pipeline, Some(&p.spec.output_branch), None, "")
             .await
         {
@@ -448,6 +449,7 @@ impl Pps {
         // controller finishes (with the staged output) when it comes back.
         if let Some(changes) = changes {
             self.pfs
+                .for_pipeline(&job.pipeline)
                 .write_changes(&commit.repo, &commit.id, changes)
                 .await?;
         }
@@ -470,7 +472,9 @@ impl Pps {
     /// Finishes the output commit with what was staged into it: the job's
     /// output, or nothing (a failed or killed job keeps its parent's files).
     async fn finish_output(&self, commit: &CommitRecord) -> Result<()> {
-        match self.pfs.finish_commit(&commit.repo, &commit.id, None).await {
+        // An output repo has its pipeline's name.
+        let pfs = self.pfs.for_pipeline(&commit.repo);
+        match pfs.finish_commit(&commit.repo, &commit.id, None).await {
             Ok(_) | Err(PfsError::CommitFinished { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use pach_meta::Txn;
-use pach_pfs::records::{encode, load, load_all};
-use pach_pfs::{BranchName, Pfs, PfsError};
+use pach_meta::{KeyValue, Txn};
+use pach_pfs::records::{decode, encode, load, load_all};
+use pach_pfs::{BranchName, Pfs, PfsError, PipelineOutput, PipelineOutputs};
 
 use crate::error::{PpsError, Result};
 use crate::records::*;
@@ -26,7 +26,10 @@ pub struct Pps {
 }
 
 impl Pps {
+    /// The pipeline layer over `pfs`; its [`Pps::pfs`] knows pipelines'
+    /// outputs, so that clients writing through it are kept off them.
     pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
+        let pfs = pfs.with_pipeline_outputs(std::sync::Arc::new(OutputRecords));
         Self { pfs, scratch }
     }
 
@@ -121,9 +124,11 @@ impl Pps {
         let key = pipeline_key(&name);
         let now = crate::now_ns();
         let existing = load::<PipelineRecord>(&**self.pfs.meta(), &key).await?;
+        // The pipeline's own writes: never paused, and the only ones allowed
+        // on its output branch.
+        let pfs = self.pfs.for_pipeline(&name);
         for repo in cron_repos(&spec) {
-            match self
-                .pfs
+            match pfs
                 .create_repo(&repo, &format!("Cron tick repo for pipeline {name}"), false)
                 .await
             {
@@ -132,8 +137,7 @@ impl Pps {
             }
         }
         if existing.is_none() {
-            self.pfs
-                .create_repo(&name, &format!("Output repo for pipeline {name}."), false)
+            pfs.create_repo(&name, &format!("Output repo for pipeline {name}."), false)
                 .await?;
         }
         let (record, rev) = match existing {
@@ -202,12 +206,11 @@ impl Pps {
                 .cloned()
                 .collect::<BTreeSet<_>>()
                 == provenance.iter().cloned().collect::<BTreeSet<_>>();
-        self.pfs
-            .create_branch(&name, branch, None, Some(provenance.clone()))
+        pfs.create_branch(&name, branch, None, Some(provenance.clone()))
             .await?;
         if update && same_provenance && !provenance.is_empty() {
             // Pachyderm runs an updated pipeline on the current inputs.
-            match self.pfs.start_commit(&name, Some(branch), None, "").await {
+            match pfs.start_commit(&name, Some(branch), None, "").await {
                 Ok(_) | Err(PfsError::CommitOpen { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -296,8 +299,10 @@ impl Pps {
     }
 
     /// Deletes pipelines with their jobs, datum records, cache and output
-    /// repos (downstream first with `all`). A pipeline that another one reads
-    /// from is refused unless `force`.
+    /// repos, downstream first. A pipeline that another one reads from is
+    /// refused unless `force` (and so is one whose output repo is in the
+    /// provenance of another branch); forced, what depended on it loses its
+    /// provenance on it, so that every remaining record is consistent.
     pub async fn delete_pipelines(
         &self,
         names: &[String],
@@ -305,14 +310,19 @@ impl Pps {
         force: bool,
     ) -> Result<Vec<String>> {
         let records = self.list_pipeline().await?;
-        let targets: Vec<String> = if all {
-            records.iter().rev().map(|p| p.name().to_string()).collect()
-        } else {
+        if !all {
             for n in names {
                 self.inspect_pipeline(n).await?;
             }
-            names.to_vec()
-        };
+        }
+        // Downstream first (the reverse of DAG order), so that a pipeline's
+        // readers among the targets are gone before it.
+        let targets: Vec<String> = records
+            .iter()
+            .rev()
+            .map(|p| p.name().to_string())
+            .filter(|n| all || names.contains(n))
+            .collect();
         if !force {
             for t in &targets {
                 let readers: Vec<&str> = records
@@ -331,6 +341,15 @@ impl Pps {
         }
         for t in &targets {
             let record = self.inspect_pipeline(t).await?;
+            let pfs = self.pfs.for_pipeline(t);
+            // The output repo first: PFS refuses it (and nothing changes)
+            // while a branch outside the pipeline depends on it, unless
+            // forced. The records go after it, so that a crash in between
+            // leaves a pipeline whose deletion can be repeated.
+            match pfs.delete_repo(t, force).await {
+                Ok(()) | Err(PfsError::RepoNotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
             let jobs = self.list_job(Some(t)).await?;
             let mut txn = Txn::new()
                 .delete(pipeline_key(t))
@@ -338,21 +357,40 @@ impl Pps {
             for j in &jobs {
                 txn = txn
                     .delete(job_key(&j.id))
-                    .delete_prefix(datums_prefix(&j.id));
+                    .delete_prefix(datums_prefix(&j.id))
+                    .delete_prefix(tasks_prefix(&j.id))
+                    .delete_prefix(slots_prefix(&j.id));
             }
             self.pfs.meta().commit(txn).await?;
-            match self.pfs.delete_repo(t, true).await {
-                Ok(()) | Err(PfsError::RepoNotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
             for repo in cron_repos(&record.spec) {
-                match self.pfs.delete_repo(&repo, true).await {
-                    Ok(()) | Err(PfsError::RepoNotFound { .. }) => {}
+                match pfs.delete_repo(&repo, false).await {
+                    // A tick repo that another branch still reads stays.
+                    Ok(())
+                    | Err(PfsError::RepoNotFound { .. })
+                    | Err(PfsError::FailedPrecondition(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
         Ok(targets)
+    }
+}
+
+/// Tells PFS which repos are pipelines' outputs: a pipeline's output repo
+/// has its name, and its record names the output branch.
+struct OutputRecords;
+
+impl PipelineOutputs for OutputRecords {
+    fn record_key(&self, repo: &str) -> String {
+        pipeline_key(repo)
+    }
+
+    fn output(&self, record: &KeyValue) -> pach_pfs::Result<PipelineOutput> {
+        let p: PipelineRecord = decode(record)?;
+        Ok(PipelineOutput {
+            pipeline: p.name().to_string(),
+            branch: p.spec.output_branch.clone(),
+        })
     }
 }
 

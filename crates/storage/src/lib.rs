@@ -30,7 +30,7 @@ mod task;
 mod upload;
 
 pub use error::StorageError;
-pub use gc::{LiveObjects, SweepReport};
+pub use gc::{StoredObject, SweepReport};
 pub use hash::{ContentHash, file_hash};
 pub use index::{IndexReader, ShardInfo};
 pub use model::{Change, ChunkLocation, ChunkRef, FileEntry, IndexSummary, validate_path};

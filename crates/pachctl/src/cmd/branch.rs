@@ -22,7 +22,7 @@ pub struct CreateBranch {
 }
 
 fn branch_ref(arg: &str) -> anyhow::Result<(String, String)> {
-    let r = refs::parse(arg)?;
+    let r = refs::parse_no_path(arg)?;
     if r.commit.is_empty() {
         anyhow::bail!("'{arg}' names no branch; use REPO@BRANCH");
     }

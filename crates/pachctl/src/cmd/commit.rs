@@ -167,7 +167,7 @@ fn print_one(c: &api::CommitInfo, format: &Format) -> anyhow::Result<()> {
 }
 
 pub async fn start(a: StartCommit) -> anyhow::Result<()> {
-    let r = refs::parse(&a.branch)?;
+    let r = refs::parse_no_path(&a.branch)?;
     let mut c = connect().await?;
     let info = c
         .old_pfs
