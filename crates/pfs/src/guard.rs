@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use pach_meta::{KeyValue, Txn};
+use pach_meta::{KeyValue, MetaStore, Txn};
 
 use crate::Pfs;
 use crate::commit::WriteTarget;
@@ -87,6 +87,15 @@ impl Pfs {
     pub fn for_pipeline(&self, pipeline: &str) -> Pfs {
         Pfs {
             writer: Writer::Pipeline(pipeline.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// This handle over another metadata store (a transaction's overlay of
+    /// this one), writing as the same writer and knowing the same pipelines.
+    pub fn with_meta(&self, meta: Arc<dyn MetaStore>) -> Pfs {
+        Pfs {
+            meta,
             ..self.clone()
         }
     }

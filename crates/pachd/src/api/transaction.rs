@@ -89,7 +89,7 @@ impl TransactionService {
         info: &pb::TransactionInfo,
     ) -> Result<(Arc<Overlay>, Vec<pb::TransactionResponse>), Status> {
         let overlay = Arc::new(Overlay::new(self.pfs.meta().clone()));
-        let pfs = Pfs::new(overlay.clone(), self.pfs.content().clone());
+        let pfs = self.pfs.with_meta(overlay.clone());
         let own_id = info.transaction.as_ref().map(|t| t.id.as_str());
         let total = info.requests.len();
         let mut responses = Vec::with_capacity(total);
