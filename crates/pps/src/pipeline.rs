@@ -43,7 +43,12 @@ impl Pps {
         update: bool,
         reprocess: bool,
     ) -> Result<Vec<String>> {
-        let specs = spec::parse_specs(text)?;
+        // Parsing is CPU work bounded by the spec's size and depth; off the
+        // async threads, it never stalls other requests.
+        let text = text.to_string();
+        let specs = tokio::task::spawn_blocking(move || spec::parse_specs(&text))
+            .await
+            .map_err(|e| PpsError::InvalidSpec(format!("the spec parser failed: {e}")))??;
         self.check_specs(&specs, update).await?;
         let mut names = Vec::new();
         for s in specs {
