@@ -27,6 +27,20 @@ pub struct Config {
     #[arg(long, env = "PACHD_STORAGE", global = true)]
     pub storage: Option<String>,
 
+    /// A directory where the file:// URLs that clients send may read and
+    /// write (extract/restore --url, put file from a URL, pipeline egress
+    /// and spec URLs). Repeatable; in the environment, directories separated
+    /// by ':'. None by default, and never inside the data directory or a
+    /// local --storage directory.
+    #[arg(
+        long = "allow-file-url",
+        value_name = "DIR",
+        env = "PACHD_ALLOW_FILE_URL",
+        value_delimiter = ':',
+        global = true
+    )]
+    pub allow_file_url: Vec<PathBuf>,
+
     /// Metadata store: empty for the embedded store (<data-dir>/meta.redb), or
     /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] for an etcd cluster (run etcd
     /// with --max-txn-ops 1024). Several pachd on one etcd prefix and one
@@ -139,6 +153,7 @@ mod tests {
             data_dir: None,
             address: String::new(),
             storage: None,
+            allow_file_url: Vec::new(),
             metadata: m.map(str::to_string),
             log_level: String::new(),
             metadata_cache_mib: 0,
@@ -163,5 +178,21 @@ mod tests {
         );
         assert!(config(Some("redis://x")).metadata(d).is_err());
         assert!(config(Some("etcd://")).metadata(d).is_err());
+    }
+
+    #[test]
+    fn allowed_directories_from_flags_and_environment() {
+        let c = Config::try_parse_from([
+            "pachd",
+            "--allow-file-url",
+            "/a",
+            "--allow-file-url",
+            "/b:/c",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.allow_file_url,
+            [PathBuf::from("/a"), "/b".into(), "/c".into()]
+        );
     }
 }

@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod pps_service;
 mod service;
+mod urls;
 
 use std::sync::Arc;
 
@@ -71,15 +72,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
     };
     let storage_url = config.storage_url(&data_dir);
-    let (store, prefix) = pach_storage::open_object_store(&storage_url)
+    let mut own_data = vec![data_dir.clone()];
+    own_data.extend(pach_storage::local_dir(&storage_url));
+    let url_policy = urls::client_policy(&config.allow_file_url, own_data)?;
+    let operator = pach_storage::UrlPolicy::operator();
+    let (store, prefix) = pach_storage::open_url(&storage_url, &operator)
         .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
+    pach_storage::check_store(&storage_url, &operator, &*store, &prefix)
+        .await
+        .with_context(|| {
+            format!("the object store '{storage_url}' cannot be used; check --storage")
+        })?;
     let cluster = cluster::open(&*meta).await?;
     tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
     let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);
-    let pps = pach_pps::Pps::new(pfs, scratch);
+    urls::set_policy(url_policy.clone());
+    let pps = pach_pps::Pps::new(pfs, scratch).with_url_policy(url_policy);
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));

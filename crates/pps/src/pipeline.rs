@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pach_meta::Txn;
 use pach_pfs::records::{encode, load, load_all};
 use pach_pfs::{BranchName, Pfs, PfsError};
+use pach_storage::UrlPolicy;
 
 use crate::error::{PpsError, Result};
 use crate::records::*;
@@ -23,11 +25,24 @@ pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
+    /// What the URLs of specs and egress may name (they come from clients).
+    pub(crate) urls: Arc<UrlPolicy>,
 }
 
 impl Pps {
     pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
-        Self { pfs, scratch }
+        Self {
+            pfs,
+            scratch,
+            urls: Arc::new(UrlPolicy::default()),
+        }
+    }
+
+    /// The same, opening the URLs of specs and egress under `policy`
+    /// (default: no local directory).
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
+        self.urls = Arc::new(policy);
+        self
     }
 
     pub fn pfs(&self) -> &Pfs {
@@ -107,6 +122,12 @@ impl Pps {
                         )));
                     }
                 }
+            }
+            if let Some(egress) = &s.egress {
+                // Refused now rather than at the end of the first job.
+                pach_storage::open_url(&egress.url, &self.urls).map_err(|e| {
+                    PpsError::InvalidSpec(format!("pipeline '{name}': egress.URL: {e}"))
+                })?;
             }
             repos.insert(name.clone());
             repos.extend(cron_repos(s));
