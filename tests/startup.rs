@@ -1,13 +1,14 @@
-//! How pachd starts: it refuses storage that cannot keep the cluster, and
-//! confines the file:// URLs clients send to the directories the operator
-//! allows.
+//! How pachd starts: it waits (for a bounded time) for an etcd that is not
+//! up yet, reads its address and storage flags before it creates anything,
+//! refuses storage that cannot keep the cluster, and confines the file://
+//! URLs clients send to the directories the operator allows.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pach_e2e::{Pachd, bin};
+use pach_e2e::{Etcd, EtcdPorts, Pachd, bin, reserve_port};
 
 /// What a pachd that was expected to stop by itself did.
 struct Exit {
@@ -76,6 +77,177 @@ fn refused(exit: &Exit, needles: &[&str]) {
             exit.stderr
         );
     }
+}
+
+/// Kubernetes starts pods in any order: a pachd whose etcd comes up 2 s
+/// after it waits for it, says so, and then serves.
+#[test]
+fn pachd_waits_for_an_etcd_that_starts_later() {
+    let ports = EtcdPorts::reserve();
+    let address = ports.address();
+    let metadata = format!("etcd://{address}/late");
+    let started = Instant::now();
+    let etcd = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        Etcd::start_on(ports)
+    });
+    let p = Pachd::start_with(&["--metadata", &metadata]);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let _etcd = etcd.join().expect("etcd started");
+    p.ok(&["create", "repo", "late"]);
+    assert_eq!(p.raw(&["list", "repo"]).len(), 1);
+    let log = p.stderr();
+    assert!(
+        log.contains(&format!("waiting for etcd at http://{address}")) && log.contains("so far"),
+        "{log}"
+    );
+}
+
+/// With nothing ever listening, pachd gives up after the bound it was
+/// given, with the endpoint, the bound and the way out.
+#[test]
+fn pachd_gives_up_on_an_etcd_that_never_comes() {
+    let nobody = reserve_port();
+    let endpoint = format!("127.0.0.1:{}", nobody.port);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let exit = run_pachd(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--metadata",
+            &format!("etcd://{endpoint}"),
+            "--metadata-connect-timeout",
+            "3s",
+            "--address",
+            "127.0.0.1:0",
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    refused(
+        &exit,
+        &[
+            &endpoint,
+            "did not answer within 3s",
+            "--metadata-connect-timeout",
+            "waiting for etcd",
+        ],
+    );
+    assert!(
+        exit.took >= Duration::from_secs(3) && exit.took < Duration::from_secs(8),
+        "{:?}",
+        exit.took
+    );
+}
+
+/// The first line of a pachd that keeps running, and the process.
+fn start_serving(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin("pachd"))
+        .args(args)
+        .env("PACHD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn pachd");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("pachd {args:?} did not start"));
+    (child, line)
+}
+
+/// The README's own `--address :30650`: every interface.
+#[test]
+fn a_port_alone_listens_on_every_interface() {
+    let port = reserve_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, line) = start_serving(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--address",
+        &format!(":{}", port.port),
+    ]);
+    assert_eq!(line, format!("pachd listening on 0.0.0.0:{}", port.port));
+    let out = Command::new(bin("pachctl"))
+        .args(["create", "repo", "everywhere"])
+        .env("PACH_CONFIG", dir.path().join("config.json"))
+        .env("PACHD_ADDRESS", format!("127.0.0.1:{}", port.port))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// An address that cannot be used is named, with the way out, and nothing
+/// (no data directory, no metadata file) is created.
+#[test]
+fn a_bad_address_is_named_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (address, needle) in [
+        ("30650", "has no port"),
+        ("localhost:http", "not a port number"),
+        ("no-such-host.invalid:30650", "cannot resolve"),
+        ("192.0.2.1:30650", "not an address of this host"),
+    ] {
+        let exit = run_pachd(
+            &["--data-dir", data.to_str().unwrap(), "--address", address],
+            &[],
+            Duration::from_secs(20),
+        );
+        refused(&exit, &[address, needle, "--address"]);
+        assert!(!exit.stderr.contains("another pachd"), "{}", exit.stderr);
+        assert!(!data.exists(), "{address}: the data directory was created");
+    }
+
+    // In use: said so, with the way out, and still nothing created.
+    let port = reserve_port();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port.port)).unwrap();
+    let address = format!("127.0.0.1:{}", port.port);
+    let exit = run_pachd(
+        &["--data-dir", data.to_str().unwrap(), "--address", &address],
+        &[],
+        Duration::from_secs(20),
+    );
+    refused(&exit, &[&address, "is in use", "--address HOST:PORT"]);
+    assert!(!data.exists(), "the data directory was created");
+}
+
+/// memory:// storage lost every file at restart while the metadata kept
+/// naming them: refused, before anything is created.
+#[test]
+fn memory_storage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let exit = run_pachd(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--storage",
+            "memory://",
+            "--address",
+            "127.0.0.1:0",
+        ],
+        &[],
+        Duration::from_secs(20),
+    );
+    refused(&exit, &["--storage memory://", "lost when pachd stops"]);
+    assert!(!data.exists());
 }
 
 /// S3 without credentials fails at start, naming the variables to set, not
