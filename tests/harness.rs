@@ -952,3 +952,37 @@ fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     }
     values
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ports handed out at once, from several threads, are distinct, free
+    /// and outside the range the kernel hands out by itself (the old way,
+    /// binding port 0 and releasing it, gave ephemeral ports that the next
+    /// caller or an outgoing connection could get again).
+    #[test]
+    fn reserved_ports_are_distinct_and_not_ephemeral() {
+        let threads: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| (0..25).map(|_| reserve_port()).collect::<Vec<_>>()))
+            .collect();
+        let held: Vec<Port> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("reserving thread"))
+            .collect();
+        let mut ports: Vec<u16> = held.iter().map(|p| p.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), held.len(), "a port was handed out twice");
+        assert!(ports.iter().all(|&p| p < ephemeral_start()), "{ports:?}");
+        // Another process's reservation sees these as taken: the lock is
+        // held on the file, not in this process's memory.
+        let lock = std::env::temp_dir()
+            .join("pach-e2e-ports")
+            .join(ports[0].to_string());
+        let other = std::fs::OpenOptions::new().write(true).open(lock).unwrap();
+        assert!(other.try_lock().is_err());
+        drop(held);
+        assert!(other.try_lock().is_ok());
+    }
+}
