@@ -496,3 +496,14 @@ fn allowed_directories_are_checked_at_start() {
     );
     refused(&exit, &["--allow-file-url", "inside pachd's own data"]);
 }
+
+/// Scripts (and these tests) stop pachd as soon as it says it is ready:
+/// SIGTERM right after the ready line is a clean shutdown, never the signal's
+/// default action.
+#[test]
+fn sigterm_right_after_the_ready_line_stops_pachd_cleanly() {
+    for _ in 0..20 {
+        let mut p = Pachd::start();
+        p.stop(); // asserts a successful exit
+    }
+}

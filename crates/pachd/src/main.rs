@@ -106,12 +106,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&scratch);
     urls::set_policy(url_policy.clone());
     let pps = pach_pps::Pps::new(pfs, scratch).with_url_policy(url_policy);
+    let shutdown = shutdown_signal();
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));
         tokio::select! {
             _ = pps.run_worker(slots.max(1)) => {}
-            _ = shutdown_signal() => {}
+            _ = shutdown => {}
         }
         return Ok(());
     }
@@ -131,7 +132,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
-    service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
+    service::serve(pps, data_dir.join("spool"), listener, shutdown).await?;
     tracing::info!("pachd stopped");
     Ok(())
 }
@@ -201,24 +202,47 @@ fn reserve_address(
     anyhow::bail!("--address '{address}': {why}")
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: a signal sent right after
+/// the ready line (scripts and tests send one) would otherwise meet the
+/// default action, which kills pachd without a clean shutdown.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+    let (term, interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
             };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            let interrupt = async {
+                match interrupt {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = interrupt => {},
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }
