@@ -103,7 +103,10 @@ fn restore_from(p: &Pachd, file: &Path) -> std::process::Output {
 
 #[test]
 fn full_extract_restores_into_an_empty_cluster_identically() {
-    let a = Pachd::start();
+    // A directory the operator allows for file:// URLs (see below).
+    let urls = tempfile::tempdir().unwrap();
+    let allow = ["--allow-file-url", urls.path().to_str().unwrap()];
+    let a = Pachd::start_with(&allow);
     populate(&a);
     let stream = a.dir.path().join("backup.stream");
     extract_to(&a, &[], &stream);
@@ -155,9 +158,9 @@ fn full_extract_restores_into_an_empty_cluster_identically() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("difference(s)"));
 
     // Through a URL that pachd reads and writes itself.
-    let url = format!("file://{}", a.dir.path().join("via-url.stream").display());
+    let url = format!("file://{}", urls.path().join("via-url.stream").display());
     a.ok(&["extract", "--url", &url]);
-    let c = Pachd::start();
+    let c = Pachd::start_with(&allow);
     c.ok(&["restore", "--url", &url]);
     assert_eq!(snapshot(&a), snapshot(&c));
 }

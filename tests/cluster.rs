@@ -116,6 +116,8 @@ fn unreachable_etcd_is_a_clear_startup_error() {
         .args([
             "--metadata",
             "etcd://127.0.0.1:1",
+            "--metadata-connect-timeout",
+            "1s",
             "--address",
             "127.0.0.1:0",
         ])

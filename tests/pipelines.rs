@@ -347,7 +347,11 @@ fn bad_specs_are_refused_and_change_nothing() {
 
 #[test]
 fn stop_start_update_and_delete() {
-    let p = Pachd::start();
+    // The spec is read from a file:// URL in the test's directory.
+    let p = Pachd::start_with(&[
+        "--allow-file-url",
+        &std::env::temp_dir().display().to_string(),
+    ]);
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
     let spec = |suffix: &str| {
@@ -441,7 +445,11 @@ fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn transform_options_env_return_codes_err_cmd_and_timeouts() {
-    let p = Pachd::start();
+    // Egress writes to a file:// URL in the test's directory.
+    let p = Pachd::start_with(&[
+        "--allow-file-url",
+        &std::env::temp_dir().display().to_string(),
+    ]);
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/x"], b"x\n");
     let specs = r#"

@@ -2,7 +2,6 @@
 //! is `pach_admin`'s; this only moves its bytes over gRPC or to a URL.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -13,7 +12,8 @@ use pach_pfs::Pfs;
 use tokio::io::AsyncReadExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::service::{Stream_, open_url};
+use crate::service::Stream_;
+use crate::urls::open_url;
 
 pub struct AdminService {
     pub pfs: Pfs,
@@ -48,10 +48,7 @@ fn summary(s: Summary, checkpoint: String) -> api::StreamSummary {
 /// An `AsyncWrite` into the object a URL names (multipart for large streams).
 fn url_writer(url: &str) -> Result<object_store::buffered::BufWriter, Status> {
     let (store, path) = open_url(url)?;
-    Ok(object_store::buffered::BufWriter::new(
-        Arc::from(store),
-        path,
-    ))
+    Ok(object_store::buffered::BufWriter::new(store, path))
 }
 
 #[tonic::async_trait]

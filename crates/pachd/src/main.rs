@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod pps_service;
 mod service;
+mod urls;
 
 use std::sync::Arc;
 
@@ -35,13 +36,9 @@ async fn main() {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Every flag is checked, and the address taken, before anything is
+    // created: a bad command line leaves no data directory behind.
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}; choose another with --data-dir",
-            data_dir.display()
-        )
-    })?;
     let metadata = config.metadata(&data_dir)?;
     if config.command.is_some() && matches!(metadata, config::Metadata::Embedded(_)) {
         anyhow::bail!(
@@ -49,6 +46,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
              start the cluster's pachd and its workers with the same --metadata etcd://HOST:PORT and --storage URL"
         );
     }
+    let storage_url = config.storage_url(&data_dir)?;
+    let mut own_data = vec![data_dir.clone()];
+    own_data.extend(pach_storage::local_dir(&storage_url));
+    let url_policy = urls::client_policy(&config.allow_file_url, own_data)?;
+    let socket = match config.command {
+        Some(config::Role::Worker { .. }) => None,
+        None => Some(reserve_address(
+            &config.address,
+            &config.listen_addresses()?,
+        )?),
+    };
+
+    let operator = pach_storage::UrlPolicy::operator();
+    let (store, prefix) = pach_storage::open_url(&storage_url, &operator)
+        .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
+    pach_storage::check_store(&storage_url, &operator, &*store, &prefix)
+        .await
+        .with_context(|| {
+            format!("the object store '{storage_url}' cannot be used; check --storage")
+        })?;
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; choose another with --data-dir",
+            data_dir.display()
+        )
+    })?;
     let (meta, meta_name): (Arc<dyn pach_meta::MetaStore>, String) = match metadata {
         config::Metadata::Embedded(path) => (
             Arc::new(pach_meta::RedbStore::open_with_cache(
@@ -59,21 +82,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         config::Metadata::Etcd { endpoints, prefix } => (
             Arc::new(
-                pach_meta::EtcdStore::connect(&endpoints, &prefix)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot open the etcd metadata store {} (--metadata)",
-                            endpoints.join(",")
-                        )
-                    })?,
+                pach_meta::EtcdStore::connect_waiting(
+                    &endpoints,
+                    &prefix,
+                    config.metadata_connect_timeout,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the etcd metadata store {} (--metadata); check that etcd \
+                         runs there, or wait longer with --metadata-connect-timeout",
+                        endpoints.join(",")
+                    )
+                })?,
             ),
             format!("etcd {} prefix '{prefix}'", endpoints.join(",")),
         ),
     };
-    let storage_url = config.storage_url(&data_dir);
-    let (store, prefix) = pach_storage::open_object_store(&storage_url)
-        .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
     let cluster = cluster::open(&*meta).await?;
     tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
     let content = ContentStore::new(store, prefix);
@@ -83,13 +108,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);
-    let pps = pach_pps::Pps::new(pfs, scratch);
+    urls::set_policy(url_policy.clone());
+    let pps = pach_pps::Pps::new(pfs, scratch).with_url_policy(url_policy);
+    let shutdown = shutdown_signal();
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));
         tokio::select! {
             _ = pps.run_worker(slots.max(1)) => {}
-            _ = shutdown_signal() => {}
+            _ = shutdown => {}
         }
         return Ok(());
     }
@@ -97,7 +124,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if config.worker_slots > 0 {
         tokio::spawn(pps.clone().run_worker(config.worker_slots));
     }
-    let listener = bind(&config.address).await?;
+    let Some(socket) = socket else {
+        anyhow::bail!(
+            "no address was reserved for the API (a bug: the worker role returned above)"
+        );
+    };
+    let listener = socket
+        .listen(1024)
+        .with_context(|| format!("cannot listen on {} (--address)", config.address))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
@@ -108,7 +142,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             spool: data_dir.join("spool"),
         },
         listener,
-        shutdown_signal(),
+        shutdown,
     )
     .await?;
     tracing::info!("pachd stopped");
@@ -136,31 +170,91 @@ fn scratch_dir(data_dir: &std::path::Path, worker: bool) -> std::path::PathBuf {
     data_dir.join(format!("worker-scratch-{}", std::process::id()))
 }
 
-async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let address = address.strip_prefix("grpc://").unwrap_or(address);
-    tokio::net::TcpListener::bind(address).await.with_context(|| {
-        format!("cannot listen on {address}; is another pachd running? Choose another with --address HOST:PORT")
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+/// Binds (without listening yet) the first of `addresses` that can be
+/// bound: the address is pachd's from now on, while clients and readiness
+/// probes are refused until the API serves.
+fn reserve_address(
+    address: &str,
+    addresses: &[std::net::SocketAddr],
+) -> anyhow::Result<tokio::net::TcpSocket> {
+    let mut failure = None;
+    for &addr in addresses {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }?;
+        // A restarted pachd takes its address back at once, whatever
+        // connections of its previous run linger.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return Ok(socket),
+            Err(e) => failure = Some((addr, e)),
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
+    let Some((addr, e)) = failure else {
+        anyhow::bail!("--address '{address}' names no address to listen on");
+    };
+    let why = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "{addr} is in use: another pachd (or another program) listens there; \
+             stop it, or choose another address with --address HOST:PORT"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{addr} is not an address of this host; use one of its addresses, \
+             or --address :PORT for every interface"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "listening on {addr} needs privileges (ports below 1024); choose a port above 1023"
+        ),
+        _ => {
+            format!("cannot listen on {addr}: {e}; choose another address with --address HOST:PORT")
+        }
+    };
+    anyhow::bail!("--address '{address}': {why}")
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: a signal sent right after
+/// the ready line (scripts and tests send one) would otherwise meet the
+/// default action, which kills pachd without a clean shutdown.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (term, interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let interrupt = async {
+                match interrupt {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = interrupt => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }

@@ -55,7 +55,7 @@ impl PpsApi for PpsService {
         let spec = if r.spec_url.is_empty() {
             r.spec
         } else {
-            let (store, path) = crate::service::open_url(&r.spec_url)?;
+            let (store, path) = crate::urls::open_url(&r.spec_url)?;
             let bytes = store
                 .get(&path)
                 .await

@@ -11,6 +11,8 @@ use pach_pfs::{BranchName, CommitRecord, FileDiff, FileInfo, Pfs, PfsError, name
 use pach_storage::{Change, IndexReader, PutSession};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::urls::open_url;
+
 pub(crate) type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// Entries per ListFile/GlobFile response message.
@@ -671,28 +673,4 @@ impl Upload {
         }
         Ok(())
     }
-}
-
-/// The object store and path a URL names (http(s), s3, gs, az, file), with
-/// settings and credentials from the standard AWS_*, AZURE_* and GOOGLE_*
-/// environment variables.
-pub(crate) fn open_url(
-    url: &str,
-) -> Result<(Box<dyn object_store::ObjectStore>, object_store::path::Path), Status> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| Status::invalid_argument(format!("invalid URL '{url}': {e}")))?;
-    let mut options: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| {
-            ["AWS_", "AZURE_", "GOOGLE_"]
-                .iter()
-                .any(|p| k.starts_with(p))
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    if parsed.scheme() == "http" {
-        // The user named a plain-http URL: allow it (object_store refuses by default).
-        options.push(("allow_http".into(), "true".into()));
-    }
-    object_store::parse_url_opts(&parsed, options)
-        .map_err(|e| Status::invalid_argument(format!("cannot read '{url}': {e}")))
 }

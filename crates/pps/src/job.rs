@@ -396,10 +396,11 @@ impl Pps {
     }
 
     /// Copies a job's output files to the pipeline's egress URL (any object
-    /// store URL: s3://, az://, gs://, file://), streaming each file.
+    /// store URL: s3://, az://, gs://, file:// where the URL policy allows),
+    /// streaming each file.
     async fn egress(&self, url: &str, entries: &[FileEntry]) -> Result<()> {
         use tokio::io::AsyncWriteExt;
-        let (store, prefix) = pach_storage::open_object_store(url)?;
+        let (store, prefix) = pach_storage::open_url(url, &self.urls)?;
         let content = self.pfs.content();
         for e in entries {
             let mut target = prefix.clone();

@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pach_meta::{KeyValue, Txn};
 use pach_pfs::records::{decode, encode, load, load_all};
 use pach_pfs::{BranchName, Pfs, PfsError, PipelineOutput, PipelineOutputs};
+use pach_storage::UrlPolicy;
 
 use crate::error::{PpsError, Result};
 use crate::records::*;
@@ -23,14 +25,27 @@ pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
+    /// What the URLs of specs and egress may name (they come from clients).
+    pub(crate) urls: Arc<UrlPolicy>,
 }
 
 impl Pps {
     /// The pipeline layer over `pfs`; its [`Pps::pfs`] knows pipelines'
     /// outputs, so that clients writing through it are kept off them.
     pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
-        let pfs = pfs.with_pipeline_outputs(std::sync::Arc::new(OutputRecords));
-        Self { pfs, scratch }
+        let pfs = pfs.with_pipeline_outputs(Arc::new(OutputRecords));
+        Self {
+            pfs,
+            scratch,
+            urls: Arc::new(UrlPolicy::default()),
+        }
+    }
+
+    /// The same, opening the URLs of specs and egress under `policy`
+    /// (default: no local directory).
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
+        self.urls = Arc::new(policy);
+        self
     }
 
     pub fn pfs(&self) -> &Pfs {
@@ -46,7 +61,12 @@ impl Pps {
         update: bool,
         reprocess: bool,
     ) -> Result<Vec<String>> {
-        let specs = spec::parse_specs(text)?;
+        // Parsing is CPU work bounded by the spec's size and depth; off the
+        // async threads, it never stalls other requests.
+        let text = text.to_string();
+        let specs = tokio::task::spawn_blocking(move || spec::parse_specs(&text))
+            .await
+            .map_err(|e| PpsError::InvalidSpec(format!("the spec parser failed: {e}")))??;
         self.check_specs(&specs, update).await?;
         let mut names = Vec::new();
         for s in specs {
@@ -105,6 +125,12 @@ impl Pps {
                         )));
                     }
                 }
+            }
+            if let Some(egress) = &s.egress {
+                // Refused now rather than at the end of the first job.
+                pach_storage::open_url(&egress.url, &self.urls).map_err(|e| {
+                    PpsError::InvalidSpec(format!("pipeline '{name}': egress.URL: {e}"))
+                })?;
             }
             repos.insert(name.clone());
             repos.extend(cron_repos(s));

@@ -254,9 +254,308 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, humantime::DurationE
     humantime::parse_duration(s.trim())
 }
 
+/// Largest spec file accepted, in bytes. Pachyderm's specs are a few
+/// kilobytes; the bound keeps parsing time small whatever a client sends.
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+
+/// Deepest nesting accepted (as [`nesting_exceeds`] counts it: close to the
+/// number of nested maps and lists). Pachyderm's inputs nest a few levels
+/// (`input` / `cross` / a list / `pfs`); YAML parsers take time quadratic in
+/// the depth of what they parse.
+pub const MAX_SPEC_DEPTH: usize = 64;
+
+/// Refuses, before any parser sees it, a spec larger than
+/// [`MAX_SPEC_BYTES`] or nested deeper than [`MAX_SPEC_DEPTH`].
+pub fn check_spec_bounds(text: &str) -> Result<()> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(PpsError::InvalidSpec(format!(
+            "the spec file is {} bytes, more than the limit of {MAX_SPEC_BYTES} bytes (1 MiB); \
+             a pipeline spec is a few kilobytes: check that the file is the spec, or split it",
+            text.len()
+        )));
+    }
+    if let Some(line) = nesting_exceeds(text, MAX_SPEC_DEPTH) {
+        return Err(PpsError::InvalidSpec(format!(
+            "the spec nests maps and lists more than {MAX_SPEC_DEPTH} levels deep (at line \
+             {line}), the limit; pipeline specs need a few levels (input, cross, pfs): check \
+             the input section"
+        )));
+    }
+    Ok(())
+}
+
+/// The line at which the nesting of the JSON or YAML `text` passes `limit`,
+/// found by one pass over the bytes, without parsing.
+///
+/// It follows block collections by the columns of their indicators (`- `,
+/// `? `, `key: `; a list may sit at its parent key's column) and flow
+/// collections (`[`, `{`) outside quoted scalars and comments, and skips the
+/// text of block scalars (`|`, `>`) and of plain scalars continued on more
+/// indented lines. For what a YAML parser accepts, the count is the depth of
+/// nested maps and lists, or above it (a few odd forms count a level twice).
+pub fn nesting_exceeds(text: &str, limit: usize) -> Option<usize> {
+    let mut scan = NestingScan::default();
+    for (n, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        scan.line(line);
+        if scan.deepest > limit {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// One open block collection: a map or a list whose indicators sit at `col`.
+struct BlockLevel {
+    col: usize,
+    map: bool,
+    /// A map whose current value is a list at the map's own column
+    /// (`key:` then `- item` below it): one more level.
+    list_value: bool,
+}
+
+/// The state of [`nesting_exceeds`] between lines.
+#[derive(Default)]
+struct NestingScan {
+    levels: Vec<BlockLevel>,
+    /// The block depth `levels` makes.
+    depth: usize,
+    /// The deepest nesting seen so far.
+    deepest: usize,
+    /// Open flow collections, and the block depth they started at.
+    flow_depth: usize,
+    flow_base: usize,
+    /// In a flow collection: the next non-blank byte starts a node (so a
+    /// quote there opens a quoted scalar rather than being plain text).
+    node_start: bool,
+    /// Inside a quoted scalar that goes on to the next line.
+    quote: Option<u8>,
+    /// Lines of scalar text follow: those indented at least `.0` (and, once
+    /// known, at least the first one's indentation `.1`).
+    text_below: Option<(usize, Option<usize>)>,
+}
+
+fn blank_byte(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// The index after the quote closing a scalar opened by `quote`, searching
+/// from `from`; `None` when it goes on past the line.
+fn close_quote(line: &[u8], from: usize, quote: u8) -> Option<usize> {
+    let mut p = from;
+    while p < line.len() {
+        match line[p] {
+            b'\\' if quote == b'"' => p += 2,
+            b'\'' if quote == b'\'' && line.get(p + 1) == Some(&b'\'') => p += 2,
+            b if b == quote => return Some(p + 1),
+            _ => p += 1,
+        }
+    }
+    None
+}
+
+impl NestingScan {
+    fn seen(&mut self, depth: usize) {
+        self.deepest = self.deepest.max(depth);
+    }
+
+    /// A block entry (`-`: a list's, else a map's) at `col`; `line_start`
+    /// when it is the first thing on its line (so it may continue a
+    /// collection at the same column).
+    fn entry(&mut self, col: usize, map: bool, line_start: bool) {
+        if line_start && let Some(top) = self.levels.last_mut().filter(|l| l.col == col) {
+            match (top.map, map) {
+                (true, false) if !top.list_value => {
+                    top.list_value = true;
+                    self.depth += 1;
+                }
+                (true, true) if top.list_value => {
+                    top.list_value = false;
+                    self.depth -= 1;
+                }
+                (false, true) => {
+                    // A map where a list was: the list ended.
+                    self.levels.pop();
+                    self.depth -= 1;
+                    self.levels.push(BlockLevel {
+                        col,
+                        map,
+                        list_value: false,
+                    });
+                    self.depth += 1;
+                }
+                _ => {}
+            }
+        } else {
+            self.levels.push(BlockLevel {
+                col,
+                map,
+                list_value: false,
+            });
+            self.depth += 1;
+        }
+        self.seen(self.depth);
+    }
+
+    /// Scans one line.
+    fn line(&mut self, line: &[u8]) {
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
+        let blank = line[indent..].iter().all(|&b| blank_byte(b));
+        if let Some(quote) = self.quote {
+            if let Some(end) = close_quote(line, 0, quote) {
+                self.quote = None;
+                self.scan(line, end, indent, false);
+            }
+            return;
+        }
+        if let Some((min, content)) = self.text_below {
+            if blank {
+                return;
+            }
+            match content {
+                None if indent >= min => {
+                    self.text_below = Some((min, Some(indent)));
+                    return;
+                }
+                Some(c) if indent >= c => return,
+                _ => self.text_below = None,
+            }
+        }
+        if self.flow_depth > 0 {
+            return self.scan(line, 0, indent, false);
+        }
+        if blank || line[indent] == b'#' || line[0] == b'%' {
+            return;
+        }
+        let marker = line.starts_with(b"---") || line.starts_with(b"...");
+        if marker && line.get(3).is_none_or(|&b| blank_byte(b)) {
+            self.levels.clear();
+            self.depth = 0;
+            return self.scan(line, 3, 0, false);
+        }
+        while self.levels.last().is_some_and(|l| l.col > indent) {
+            if let Some(l) = self.levels.pop() {
+                self.depth -= 1 + usize::from(l.list_value);
+            }
+        }
+        self.scan(line, indent, indent, true);
+    }
+
+    /// Scans `line` from `pos`, the innermost block node starting at column
+    /// `node_col`; `line_start` while nothing before `pos` was a node.
+    fn scan(&mut self, line: &[u8], mut pos: usize, mut node_col: usize, mut line_start: bool) {
+        let len = line.len();
+        while pos < len {
+            let c = line[pos];
+            if self.flow_depth > 0 {
+                match c {
+                    b'[' | b'{' => {
+                        self.flow_depth += 1;
+                        self.node_start = true;
+                        self.seen(self.flow_base + self.flow_depth);
+                    }
+                    b']' | b'}' => {
+                        self.flow_depth -= 1;
+                        self.node_start = false;
+                    }
+                    b',' | b':' | b'?' => self.node_start = true,
+                    b'"' | b'\'' if self.node_start => match close_quote(line, pos + 1, c) {
+                        Some(end) => {
+                            self.node_start = false;
+                            pos = end;
+                            continue;
+                        }
+                        None => {
+                            self.quote = Some(c);
+                            return;
+                        }
+                    },
+                    b'#' if pos == 0 || blank_byte(line[pos - 1]) => return,
+                    b' ' | b'\t' => {}
+                    _ => self.node_start = false,
+                }
+                pos += 1;
+                continue;
+            }
+            let then_blank = line.get(pos + 1).is_none_or(|&b| blank_byte(b));
+            match c {
+                b' ' | b'\t' => pos += 1,
+                b'#' => return,
+                b'-' | b'?' if then_blank => {
+                    self.entry(pos, c == b'?', line_start);
+                    line_start = false;
+                    node_col = pos;
+                    pos += 1;
+                }
+                b':' if then_blank => {
+                    line_start = false;
+                    pos += 1;
+                }
+                b'[' | b'{' => {
+                    line_start = false;
+                    self.flow_base = self.depth;
+                    self.flow_depth = 1;
+                    self.node_start = true;
+                    self.seen(self.depth + 1);
+                    pos += 1;
+                }
+                b'|' | b'>' => {
+                    self.text_below = Some((node_col + 1, None));
+                    return;
+                }
+                b'&' | b'!' | b'*' => {
+                    // Anchors, tags and aliases end at a blank or a flow indicator.
+                    pos += 1;
+                    while pos < len && !blank_byte(line[pos]) && !b"[]{},".contains(&line[pos]) {
+                        pos += 1;
+                    }
+                }
+                _ => {
+                    // A scalar: a key when `: ` follows, else a value (which
+                    // more indented lines may continue).
+                    let start = pos;
+                    let mut p = pos;
+                    if c == b'"' || c == b'\'' {
+                        match close_quote(line, pos + 1, c) {
+                            Some(end) => p = end,
+                            None => {
+                                self.quote = Some(c);
+                                return;
+                            }
+                        }
+                    }
+                    let colon = loop {
+                        if p >= len {
+                            break None;
+                        }
+                        let b = line[p];
+                        if b == b':' && line.get(p + 1).is_none_or(|&b| blank_byte(b)) {
+                            break Some(p);
+                        }
+                        if b == b'#' && p > 0 && blank_byte(line[p - 1]) {
+                            break None;
+                        }
+                        p += 1;
+                    };
+                    let Some(colon) = colon else {
+                        self.text_below = Some((node_col + 1, Some(node_col + 1)));
+                        return;
+                    };
+                    self.entry(start, true, line_start);
+                    line_start = false;
+                    node_col = start;
+                    pos = colon + 1;
+                }
+            }
+        }
+    }
+}
+
 /// Parses one or several specs (JSON objects one after another, or YAML
 /// documents separated by `---`), applies defaults and validates each.
+/// Specs beyond [`MAX_SPEC_BYTES`] or [`MAX_SPEC_DEPTH`] are refused first.
 pub fn parse_specs(text: &str) -> Result<Vec<PipelineSpec>> {
+    check_spec_bounds(text)?;
     let trimmed = text.trim_start();
     let mut specs = Vec::new();
     if trimmed.starts_with('{') {
@@ -717,5 +1016,121 @@ mod tests {
         assert_eq!(s.datum_timeout(), Some(Duration::from_secs(90)));
         assert_eq!(s.job_timeout(), Some(Duration::from_secs(7200)));
         assert_eq!(s.parallelism(), 4);
+    }
+
+    /// The nesting that once held pachd's CPU: 50,000 levels in each of the
+    /// forms YAML and JSON allow, refused before parsing. (Parsed, the YAML
+    /// ones inside a spec took 7 to 60 s in a debug build, growing with the
+    /// square of the depth; the parser's own recursion limit only stops it
+    /// after that.)
+    #[test]
+    fn deeply_nested_specs_are_refused_fast() {
+        const DEEP: usize = 50_000;
+        let forms = [
+            (
+                "flow lists",
+                format!("{}{}", "[".repeat(DEEP), "]".repeat(DEEP)),
+            ),
+            (
+                "flow maps",
+                format!("{}1{}", "{a: ".repeat(DEEP), "}".repeat(DEEP)),
+            ),
+            ("block lists", format!("{}x\n", "- ".repeat(DEEP))),
+            (
+                "json",
+                format!("{}1{}", "{\"a\":".repeat(DEEP), "}".repeat(DEEP)),
+            ),
+            (
+                "description",
+                format!(
+                    "pipeline: {{name: p}}\ndescription: {}{}\n",
+                    "[".repeat(DEEP),
+                    "]".repeat(DEEP)
+                ),
+            ),
+            (
+                "spec input",
+                format!(
+                    "pipeline: {{name: p}}\ntransform: {{cmd: [sh]}}\ninput: {}{{pfs: {{repo: r, glob: /}}}}{}\n",
+                    "{cross: [".repeat(DEEP),
+                    "]}".repeat(DEEP)
+                ),
+            ),
+        ];
+        for (form, text) in forms {
+            let started = std::time::Instant::now();
+            let m = invalid(&text);
+            assert!(m.contains("more than 64 levels"), "{form}: {m}");
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "{form}: {:?}",
+                started.elapsed()
+            );
+        }
+        // Indentation alone, as deep as fits in the size limit.
+        let mut text = String::new();
+        for level in 0..1000 {
+            text.push_str(&" ".repeat(level));
+            text.push_str("a:\n");
+        }
+        assert!(invalid(&text).contains("64 levels"));
+        let big = format!("description: {}\n", "x".repeat(MAX_SPEC_BYTES));
+        assert!(invalid(&big).contains("1 MiB"));
+    }
+
+    /// The count is the real depth of what serializers write, in JSON
+    /// (compact and pretty) and YAML.
+    #[test]
+    fn nesting_estimate_bounds_the_real_depth() {
+        fn real_depth(v: &serde_json::Value) -> usize {
+            match v {
+                serde_json::Value::Array(items) => {
+                    1 + items.iter().map(real_depth).max().unwrap_or(0)
+                }
+                serde_json::Value::Object(m) => 1 + m.values().map(real_depth).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+        for levels in 1..40 {
+            let mut value = serde_json::json!("leaf");
+            for level in 0..levels {
+                value = if level % 2 == 0 {
+                    serde_json::json!({ "k": value, "other": [1, 2] })
+                } else {
+                    serde_json::json!([0, value])
+                };
+            }
+            let depth = real_depth(&value);
+            let texts = [
+                serde_json::to_string(&value).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap(),
+                serde_yaml_ng::to_string(&value).unwrap(),
+            ];
+            for text in texts {
+                assert!(
+                    nesting_exceeds(&text, depth - 1).is_some(),
+                    "depth {depth} not seen in:\n{text}"
+                );
+                assert!(
+                    nesting_exceeds(&text, depth).is_none(),
+                    "depth {depth} counted beyond:\n{text}"
+                );
+            }
+        }
+    }
+
+    /// What looks like nesting inside scalars, quotes, comments and block
+    /// text is text.
+    #[test]
+    fn brackets_in_text_are_not_nesting() {
+        let noise = "[[[[{{{{".repeat(20);
+        let text = format!(
+            "# {noise}\npipeline:\n  name: p # {noise}\ndescription: it's a [[[[ pipeline\n  continued {noise}\n\
+             transform:\n  cmd: [sh, '{noise}', \"{noise}\"]\n  stdin:\n  - |\n    awk '{noise}'\n\n    {noise}\n\
+             input:\n  pfs: {{repo: r, glob: \"/*\"}}\n"
+        );
+        let s = one(&text);
+        assert_eq!(s.transform.cmd[1], noise);
+        assert!(s.transform.stdin[0].contains(&noise));
     }
 }
