@@ -17,8 +17,15 @@ use pach_storage::ContentStore;
 
 use crate::config::Config;
 
+fn main() {
+    // The same executable is the agent inside each datum sandbox; it must
+    // take over before any thread starts.
+    pach_worker::agent::run_if_invoked();
+    serve_main();
+}
+
 #[tokio::main]
-async fn main() {
+async fn serve_main() {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -79,7 +86,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);
-    let pps = pach_pps::Pps::new(pfs, scratch);
+    let metadata_ports = metadata_ports(&config, &data_dir);
+    let pps = pach_pps::Pps::new(pfs, scratch)
+        .with_datum_network(datum_network(config.datum_network, &metadata_ports));
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));
@@ -90,17 +99,45 @@ async fn run(config: Config) -> anyhow::Result<()> {
         return Ok(());
     }
     tokio::spawn(pps.clone().run_controller());
-    if config.worker_slots > 0 {
-        tokio::spawn(pps.clone().run_worker(config.worker_slots));
-    }
     let listener = bind(&config.address).await?;
     let local = listener.local_addr()?;
+    if config.worker_slots > 0 {
+        // Datums must not reach this pachd's API either.
+        let mut refused = metadata_ports.clone();
+        refused.push(local.port());
+        let pps = pps
+            .clone()
+            .with_datum_network(datum_network(config.datum_network, &refused));
+        tokio::spawn(pps.run_worker(config.worker_slots));
+    }
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
     service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
     tracing::info!("pachd stopped");
     Ok(())
+}
+
+/// The network of datums: with outbound, TCP to `refused` ports (pachd's,
+/// the metadata store's) is refused on every address.
+fn datum_network(setting: config::DatumNetwork, refused: &[u16]) -> pach_worker::Network {
+    match setting {
+        config::DatumNetwork::Loopback => pach_worker::Network::Loopback,
+        config::DatumNetwork::Outbound => pach_worker::Network::Outbound {
+            refused_ports: refused.to_vec(),
+        },
+    }
+}
+
+/// The ports of the etcd endpoints (none for the embedded store).
+fn metadata_ports(config: &Config, data_dir: &std::path::Path) -> Vec<u16> {
+    match config.metadata(data_dir) {
+        Ok(config::Metadata::Etcd { endpoints, .. }) => endpoints
+            .iter()
+            .filter_map(|e| e.rsplit(':').next()?.trim_end_matches('/').parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Where this process materialises datums: `scratch` for pachd, and for a

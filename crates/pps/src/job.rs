@@ -848,7 +848,9 @@ impl Pps {
         let n = ctx.slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.scratch.join(&ctx.job_id).join(format!("slot-{n}"));
         let _ = tokio::fs::remove_dir_all(&slot).await;
-        sandbox.start(&slot).await
+        sandbox
+            .start(&slot, self.datum_network(&ctx.pipeline))
+            .await
     }
 }
 

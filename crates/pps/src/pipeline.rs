@@ -23,11 +23,29 @@ pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
+    /// The network datums get unless their pipeline needs another.
+    pub(crate) datum_network: pach_worker::Network,
 }
 
 impl Pps {
     pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
-        Self { pfs, scratch }
+        Self {
+            pfs,
+            scratch,
+            datum_network: pach_worker::Network::Loopback,
+        }
+    }
+
+    /// Sets the network datums get (loopback only unless said otherwise).
+    pub fn with_datum_network(mut self, network: pach_worker::Network) -> Self {
+        self.datum_network = network;
+        self
+    }
+
+    /// The network a pipeline's datums get: the cluster's setting for every
+    /// pipeline for now (services and spouts will ask for outbound).
+    pub(crate) fn datum_network(&self, _pipeline: &PipelineRecord) -> &pach_worker::Network {
+        &self.datum_network
     }
 
     pub fn pfs(&self) -> &Pfs {

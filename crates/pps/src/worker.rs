@@ -46,8 +46,13 @@ impl Claim {
 impl Pps {
     /// Runs tasks, `slots` at a time, until the process ends.
     pub async fn run_worker(self, slots: usize) {
+        // pachd keeps its scratch directory in its data directory, which
+        // user code must not see (other pipelines' data, the metadata).
+        let hidden = [self.scratch.clone()]
+            .into_iter()
+            .chain(self.scratch.parent().map(std::path::Path::to_path_buf));
         let sandbox = match Sandbox::detect() {
-            Ok(s) => Some(Arc::new(s)),
+            Ok(s) => Some(Arc::new(s.hiding(hidden))),
             Err(e) => {
                 tracing::error!(
                     "{e}; datums will fail until it is installed and the worker restarted"
