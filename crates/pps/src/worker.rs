@@ -52,12 +52,10 @@ impl Pps {
             .into_iter()
             .chain(self.scratch.parent().map(std::path::Path::to_path_buf));
         let sandbox = match Sandbox::detect() {
-            Ok(s) => Some(Arc::new(s.hiding(hidden))),
+            Ok(s) => Ok(Arc::new(s.hiding(hidden))),
             Err(e) => {
-                tracing::error!(
-                    "{e}; datums will fail until it is installed and the worker restarted"
-                );
-                None
+                tracing::error!("{e}; datums fail until this is fixed and the worker restarted");
+                Err(e.to_string())
             }
         };
         let me = uuid::Uuid::new_v4().simple().to_string();
@@ -205,7 +203,7 @@ impl Pps {
     async fn job_context(
         &self,
         job_id: &str,
-        sandbox: &Option<Arc<Sandbox>>,
+        sandbox: &std::result::Result<Arc<Sandbox>, String>,
     ) -> Result<Option<Arc<JobContext>>> {
         let meta = self.pfs.meta();
         let Some((job, _)) = load::<JobRecord>(&**meta, &job_key(job_id)).await? else {

@@ -54,6 +54,10 @@ pub enum WorkerError {
         "nft was not found on PATH; datums with outbound network need it to refuse pachd's ports: install it with `apt-get install nftables`, or run pachd with --datum-network loopback"
     )]
     NoNft,
+    #[error(
+        "pachd's umask {0:04o} keeps user code, which runs as uid 65534 when pachd is root, from reading its inputs: start pachd with umask 022"
+    )]
+    Umask(u32),
     #[error("cannot give the sandbox outbound network: {0}")]
     Network(String),
     #[error("the sandbox's agent: {0}")]

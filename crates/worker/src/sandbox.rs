@@ -143,6 +143,10 @@ impl Sandbox {
         // SAFETY: geteuid only reads this process's credentials.
         let privileged = unsafe { libc::geteuid() } == 0;
         if privileged {
+            // Inputs are written with pachd's umask and read as nobody.
+            if let Some(umask) = umask().filter(|m| m & 0o005 != 0) {
+                return Err(WorkerError::Umask(umask));
+            }
             host_args.extend(reexpose_path_dirs());
         }
         Ok(Sandbox {
@@ -367,6 +371,13 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// This process's umask, from /proc (reading it with umask(2) would change it).
+fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(v.trim(), 8).ok()
 }
 
 /// Arguments that let user code running as nobody reach the tools on PATH
