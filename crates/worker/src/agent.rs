@@ -223,6 +223,8 @@ fn firewall(nft: &str, ports: &[u16]) -> Result<(), String> {
 
 /// Everything a datum's processes need between fork and exec, built once.
 struct Prepared {
+    /// The highest capability number the kernel knows.
+    last_cap: u32,
     sh: CString,
     argv0: CString,
     script: CString,
@@ -234,6 +236,7 @@ impl Prepared {
     fn new() -> Result<Prepared, String> {
         let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
         Ok(Prepared {
+            last_cap: last_cap(),
             sh: c("/bin/sh")?,
             argv0: c("sh")?,
             script: c(RUN_SCRIPT)?,
@@ -263,23 +266,18 @@ fn os_error(what: &str) -> String {
 fn run_datum(args: &AgentArgs, p: &Prepared) -> Result<i32, String> {
     // A fresh log: removed first so that nothing user code left at its
     // path (a link, a pipe) is opened in its place.
-    // SAFETY: the paths are valid NUL-terminated strings; the descriptors
-    // returned are owned by `fds`.
-    let (input, log) = unsafe {
-        libc::unlink(p.log.as_ptr());
-        let log = libc::open(
-            p.log.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o644,
-        );
-        let input = libc::open(p.stdin.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        (input, log)
-    };
+    // SAFETY: the path is a valid NUL-terminated string.
+    unsafe { libc::unlink(p.log.as_ptr()) };
     let mut fds = Fds(vec![]);
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: as above; the descriptor is owned by `fds`.
+    let log = unsafe { libc::open(p.log.as_ptr(), flags, 0o644) };
     if log < 0 {
         return Err(os_error("cannot create the datum's log"));
     }
     fds.0.push(log);
+    // SAFETY: as above.
+    let input = unsafe { libc::open(p.stdin.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if input < 0 {
         return Err(os_error("cannot open the datum's stdin"));
     }
@@ -415,8 +413,7 @@ unsafe fn datum_child(
         }
         // Fails without effect where the agent already dropped them.
         libc::setgroups(0, std::ptr::null());
-        let last = last_cap();
-        for cap in 0..=last {
+        for cap in 0..=p.last_cap {
             if !KEPT_CAPS.contains(&cap) {
                 libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
             }
@@ -503,15 +500,13 @@ unsafe fn fail(fd: libc::c_int, msg: &[u8]) -> ! {
     }
 }
 
-/// For the tests of this module: the bytes of an argument list.
-#[cfg(test)]
-fn os(args: &[&str]) -> Vec<String> {
-    args.iter().map(|a| a.to_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn os(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
 
     #[test]
     fn arguments_round_trip() {

@@ -631,7 +631,12 @@ fn clear_slot(slot: &Path) -> Result<()> {
             }
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let removed = if is_dir {
-                std::fs::remove_dir_all(&path)
+                std::fs::remove_dir_all(&path).or_else(|_| {
+                    // User code running as pachd's own user may have taken
+                    // its directories' permissions away (chmod 000).
+                    open_up(&path);
+                    std::fs::remove_dir_all(&path)
+                })
             } else {
                 std::fs::remove_file(&path)
             };
@@ -639,6 +644,20 @@ fn clear_slot(slot: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Gives the owner full access to `dir` and the directories below it
+/// (never following links), so that they can be removed.
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up(&e.path());
+            }
+        }
+    }
 }
 
 pub(crate) fn find_on_path(program: &str) -> Option<PathBuf> {

@@ -405,3 +405,21 @@ async fn the_network_is_loopback_only_by_default() {
         "the host's loopback was reached"
     );
 }
+
+#[tokio::test]
+async fn the_next_datum_starts_clean_whatever_user_code_did_to_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = sandbox()
+        .start(dir.path(), &Network::Loopback)
+        .await
+        .unwrap();
+    let mut log = Vec::new();
+    let locked =
+        sh("mkdir -p /pfs/out/a/b && echo x > /pfs/out/a/b/f && chmod 000 /pfs/out/a/b /pfs/out/a");
+    let outcome = session.run(&locked, &mut log).await.unwrap();
+    assert_eq!(outcome.code, Some(0), "{}", String::from_utf8_lossy(&log));
+    session.reset().await.unwrap();
+    let empty = sh("test -z \"$(ls -A /pfs/out)\"");
+    let outcome = session.run(&empty, &mut log).await.unwrap();
+    assert_eq!(outcome.code, Some(0), "{}", String::from_utf8_lossy(&log));
+}
