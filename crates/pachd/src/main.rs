@@ -90,11 +90,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let pps = pach_pps::Pps::new(pfs, scratch)
         .with_datum_network(datum_network(config.datum_network, &metadata_ports));
     if let Some(config::Role::Worker { slots }) = config.command {
+        let shutdown = shutdown_signal();
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));
         tokio::select! {
             _ = pps.run_worker(slots.max(1)) => {}
-            _ = shutdown_signal() => {}
+            _ = shutdown => {}
         }
         return Ok(());
     }
@@ -111,9 +112,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(pps.run_worker(config.worker_slots));
     }
     tracing::info!(address = %local, "pachd listening");
+    let shutdown = shutdown_signal();
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
-    service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
+    service::serve(pps, data_dir.join("spool"), listener, shutdown).await?;
     tracing::info!("pachd stopped");
     Ok(())
 }
@@ -168,24 +170,24 @@ async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. SIGTERM is caught from this call on, not
+/// from the first await: a script that stops pachd right after its
+/// "listening" line gets a clean shutdown, not a killed process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutting down");
+            return;
         }
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }
