@@ -92,8 +92,30 @@ pub struct Config {
     #[arg(long, env = "PACHD_TAKE_OVER_BUCKET")]
     pub take_over_bucket: bool,
 
+    /// The network user code gets. loopback: none beyond its sandbox's own
+    /// loopback (the default: user code cannot reach pachd, the metadata
+    /// store or anything else). outbound: outbound connections through
+    /// slirp4netns (e.g. `pip install` in a build pipeline), never to the
+    /// host's loopback nor to pachd's or the metadata store's ports; needs
+    /// slirp4netns and nftables.
+    #[arg(
+        long,
+        env = "PACHD_DATUM_NETWORK",
+        value_enum,
+        default_value_t = DatumNetwork::Loopback,
+        global = true
+    )]
+    pub datum_network: DatumNetwork,
+
     #[command(subcommand)]
     pub command: Option<Role>,
+}
+
+/// `--datum-network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DatumNetwork {
+    Loopback,
+    Outbound,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +260,7 @@ mod tests {
             metadata_cache_mib: 0,
             worker_slots: 0,
             take_over_bucket: false,
+            datum_network: DatumNetwork::Loopback,
             command: None,
         }
     }
@@ -313,5 +336,24 @@ mod tests {
         );
         assert!(config(Some("redis://x")).metadata(d).is_err());
         assert!(config(Some("etcd://")).metadata(d).is_err());
+    }
+
+    #[test]
+    fn datum_network_defaults_to_loopback() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["pachd"], args].concat());
+        assert_eq!(parse(&[]).unwrap().datum_network, DatumNetwork::Loopback);
+        assert_eq!(
+            parse(&["--datum-network", "outbound"])
+                .unwrap()
+                .datum_network,
+            DatumNetwork::Outbound
+        );
+        assert_eq!(
+            parse(&["worker", "--datum-network", "outbound"])
+                .unwrap()
+                .datum_network,
+            DatumNetwork::Outbound
+        );
+        assert!(parse(&["--datum-network", "everywhere"]).is_err());
     }
 }

@@ -19,8 +19,15 @@ use pach_storage::ContentStore;
 
 use crate::config::Config;
 
+fn main() {
+    // The same executable is the agent inside each datum sandbox; it must
+    // take over before any thread starts.
+    pach_worker::agent::run_if_invoked();
+    serve_main();
+}
+
 #[tokio::main]
-async fn main() {
+async fn serve_main() {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -109,7 +116,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);
     urls::set_policy(url_policy.clone());
-    let pps = pach_pps::Pps::new(pfs, scratch).with_url_policy(url_policy);
+    // Datums reach neither the metadata store nor this pachd's API.
+    let mut refused = metadata_ports(&config, &data_dir);
+    if let Some(socket) = &socket {
+        refused.push(socket.local_addr()?.port());
+    }
+    let pps = pach_pps::Pps::new(pfs, scratch)
+        .with_url_policy(url_policy)
+        .with_datum_network(datum_network(config.datum_network, &refused));
     let shutdown = shutdown_signal();
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.
@@ -147,6 +161,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     tracing::info!("pachd stopped");
     Ok(())
+}
+
+fn datum_network(setting: config::DatumNetwork, refused: &[u16]) -> pach_worker::Network {
+    match setting {
+        config::DatumNetwork::Loopback => pach_worker::Network::Loopback,
+        config::DatumNetwork::Outbound => pach_worker::Network::Outbound {
+            refused_ports: refused.to_vec(),
+        },
+    }
+}
+
+/// The ports of the etcd endpoints (none for the embedded store).
+fn metadata_ports(config: &Config, data_dir: &std::path::Path) -> Vec<u16> {
+    match config.metadata(data_dir) {
+        Ok(config::Metadata::Etcd { endpoints, .. }) => endpoints
+            .iter()
+            .filter_map(|e| e.rsplit(':').next()?.trim_end_matches('/').parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Where this process materialises datums: `scratch` for pachd, and for a

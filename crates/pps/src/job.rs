@@ -73,7 +73,8 @@ pub(crate) struct JobContext {
     pub job_id: String,
     pub inputs: InputEntries,
     pub input_names: Vec<String>,
-    pub sandbox: Option<Arc<Sandbox>>,
+    /// The sandbox, or why there is none.
+    pub sandbox: std::result::Result<Arc<Sandbox>, String>,
     /// Idle sandboxes of this job on this worker.
     pub sessions: std::sync::Mutex<Vec<SandboxSession>>,
     /// Numbers the slot directories of new sandboxes.
@@ -99,7 +100,7 @@ impl JobContext {
         pipeline: PipelineRecord,
         job_id: String,
         inputs: InputEntries,
-        sandbox: Option<Arc<Sandbox>>,
+        sandbox: std::result::Result<Arc<Sandbox>, String>,
     ) -> Self {
         let input_names = leaf_inputs(pipeline.spec.input.as_ref())
             .into_iter()
@@ -605,13 +606,8 @@ impl Pps {
         }
         let mut log = Vec::new();
         let (state, entries, tries, reason) = match &ctx.sandbox {
-            None => (
-                DatumState::Failed,
-                vec![],
-                0,
-                pach_worker::WorkerError::NoBubblewrap.to_string(),
-            ),
-            Some(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
+            Err(why) => (DatumState::Failed, vec![], 0, why.clone()),
+            Ok(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
         };
         let log_key = if log.is_empty() {
             None
@@ -853,7 +849,9 @@ impl Pps {
         let n = ctx.slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.scratch.join(&ctx.job_id).join(format!("slot-{n}"));
         let _ = tokio::fs::remove_dir_all(&slot).await;
-        sandbox.start(&slot).await
+        sandbox
+            .start(&slot, self.datum_network(&ctx.pipeline))
+            .await
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Pps {
     pub(crate) scratch: PathBuf,
     /// What the URLs of specs and egress may name (they come from clients).
     pub(crate) urls: Arc<UrlPolicy>,
+    /// The network datums get unless their pipeline needs another.
+    pub(crate) datum_network: pach_worker::Network,
 }
 
 impl Pps {
@@ -38,6 +40,7 @@ impl Pps {
             pfs,
             scratch,
             urls: Arc::new(UrlPolicy::default()),
+            datum_network: pach_worker::Network::Loopback,
         }
     }
 
@@ -46,6 +49,18 @@ impl Pps {
     pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
         self.urls = Arc::new(policy);
         self
+    }
+
+    /// Sets the network datums get (loopback only unless said otherwise).
+    pub fn with_datum_network(mut self, network: pach_worker::Network) -> Self {
+        self.datum_network = network;
+        self
+    }
+
+    /// The network a pipeline's datums get: the cluster's setting for every
+    /// pipeline for now (services and spouts will ask for outbound).
+    pub(crate) fn datum_network(&self, _pipeline: &PipelineRecord) -> &pach_worker::Network {
+        &self.datum_network
     }
 
     pub fn pfs(&self) -> &Pfs {

@@ -46,13 +46,16 @@ impl Claim {
 impl Pps {
     /// Runs tasks, `slots` at a time, until the process ends.
     pub async fn run_worker(self, slots: usize) {
+        // pachd keeps its scratch directory in its data directory, which
+        // user code must not see (other pipelines' data, the metadata).
+        let hidden = [self.scratch.clone()]
+            .into_iter()
+            .chain(self.scratch.parent().map(std::path::Path::to_path_buf));
         let sandbox = match Sandbox::detect() {
-            Ok(s) => Some(Arc::new(s)),
+            Ok(s) => Ok(Arc::new(s.hiding(hidden))),
             Err(e) => {
-                tracing::error!(
-                    "{e}; datums will fail until it is installed and the worker restarted"
-                );
-                None
+                tracing::error!("{e}; datums fail until this is fixed and the worker restarted");
+                Err(e.to_string())
             }
         };
         let me = uuid::Uuid::new_v4().simple().to_string();
@@ -200,7 +203,7 @@ impl Pps {
     async fn job_context(
         &self,
         job_id: &str,
-        sandbox: &Option<Arc<Sandbox>>,
+        sandbox: &std::result::Result<Arc<Sandbox>, String>,
     ) -> Result<Option<Arc<JobContext>>> {
         let meta = self.pfs.meta();
         let Some((job, _)) = load::<JobRecord>(&**meta, &job_key(job_id)).await? else {
