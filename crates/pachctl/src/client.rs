@@ -66,7 +66,6 @@ pub struct Client {
     pub server_version: versionpb::Version,
     // The retired API, until every command has moved.
     pub old_pfs: pach_api::pfs_client::PfsClient<Channel>,
-    pub old_admin: pach_api::admin_client::AdminClient<Channel>,
     pub old_pps: pach_api::pps_client::PpsClient<Channel>,
 }
 
@@ -142,7 +141,6 @@ pub async fn connect_to(
         extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(conn)),
         server_version,
         old_pfs: limits!(pach_api::pfs_client::PfsClient::new(channel.clone())),
-        old_admin: pach_api::admin_client::AdminClient::new(channel.clone()),
         old_pps: limits!(pach_api::pps_client::PpsClient::new(channel)),
     })
 }

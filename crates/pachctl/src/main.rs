@@ -176,6 +176,8 @@ enum ListNoun {
 }
 #[derive(Debug, Subcommand)]
 enum InspectNoun {
+    /// Print the cluster's id.
+    Cluster,
     /// Show a repo.
     Repo {
         repo: String,
@@ -379,6 +381,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::List(ListNoun::Commit(a)) => commit::list(a).await,
         Verb::List(ListNoun::Branch { repo, format }) => branch::list(&repo, &format).await,
         Verb::List(ListNoun::File(a)) => file::list(a).await,
+        Verb::Inspect(InspectNoun::Cluster) => admin::inspect_cluster().await,
         Verb::Inspect(InspectNoun::Repo { repo, format }) => repo::inspect(&repo, &format).await,
         Verb::Inspect(InspectNoun::Commit(a)) => commit::inspect(a).await,
         Verb::Inspect(InspectNoun::Branch { branch, format }) => {

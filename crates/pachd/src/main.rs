@@ -2,11 +2,12 @@
 //! store and the bucket, checks the store's format version, starts the pipeline
 //! controller and serves the gRPC API until SIGTERM or SIGINT.
 
-mod admin_service;
 mod api;
 mod cluster;
 mod config;
+mod logs;
 mod pps_service;
+mod profile;
 mod service;
 
 use std::sync::Arc;
@@ -18,23 +19,35 @@ use pach_storage::ContentStore;
 
 use crate::config::Config;
 
+/// Log lines kept in memory for `debug dump`.
+const RECENT_LOG_LINES: usize = 2000;
+
 #[tokio::main]
 async fn main() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    let recent = logs::RecentLogs::new(RECENT_LOG_LINES);
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(recent.clone()),
+        )
         .init();
-    if let Err(e) = run(config).await {
+    if let Err(e) = run(config, recent).await {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| {
         format!(
@@ -75,7 +88,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (store, prefix) = pach_storage::open_object_store(&storage_url)
         .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
     let cluster = cluster::open(&*meta).await?;
-    tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
+    tracing::info!(cluster_id = %cluster.id, metadata = %api::redact_url(&meta_name), storage = %api::redact_url(&storage_url), "opened cluster");
     let pfs = Pfs::new(meta, ContentStore::new(store, prefix));
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = scratch_dir(&data_dir, config.command.is_some());
@@ -103,6 +116,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         api::Server {
             pps,
             spool: data_dir.join("spool"),
+            cluster,
+            diagnostics: api::Diagnostics {
+                logs: recent,
+                config: config.shown(&data_dir, &meta_name, &storage_url),
+                started,
+            },
         },
         listener,
         shutdown_signal(),

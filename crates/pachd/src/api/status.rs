@@ -22,6 +22,12 @@ impl ApiError for pach_pfs::PfsError {
     }
 }
 
+impl ApiError for pach_admin::AdminError {
+    fn kind(&self) -> ErrorKind {
+        pach_admin::AdminError::kind(self)
+    }
+}
+
 impl ApiError for pach_pps::PpsError {
     fn kind(&self) -> ErrorKind {
         pach_pps::PpsError::kind(self)
@@ -48,6 +54,12 @@ pub(crate) fn status_of(kind: ErrorKind, message: &str) -> Status {
         tracing::error!(error = %message, "internal error");
     }
     Status::new(code, message)
+}
+
+/// The status for a method this pachd does not serve (the code clients
+/// expect from a server that lacks a method); `message` names the way out.
+pub(crate) fn unimplemented(message: &str) -> Status {
+    Status::unimplemented(safe_message(message))
 }
 
 /// `message` with control characters escaped and cut to [`MAX_MESSAGE`] bytes.
