@@ -19,8 +19,12 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::Config;
 
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-/// How long pachd may take to answer the first call.
-const HANDSHAKE: Duration = Duration::from_secs(10);
+/// How long pachd may take to accept the connection and answer the first
+/// call, unless the command says otherwise (`version --timeout`).
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+/// A pachd that does not answer a keep-alive ping within this long, twice
+/// in a row at most, is taken for gone (a stopped or vanished host).
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// The gRPC metadata every call carries.
 #[derive(Clone, Default)]
@@ -70,6 +74,12 @@ pub struct Client {
 }
 
 pub async fn connect() -> anyhow::Result<Client> {
+    connect_within(Some(HANDSHAKE)).await
+}
+
+/// Connects to the configured pachd, waiting at most `patience` for it to
+/// accept and answer (`None`: forever).
+pub async fn connect_within(patience: Option<Duration>) -> anyhow::Result<Client> {
     let config = Config::load()?;
     let (address, source) = config.target();
     let hint = format!(
@@ -77,50 +87,68 @@ pub async fn connect() -> anyhow::Result<Client> {
          --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT",
         config.v2.active_context
     );
-    connect_to(&address, &source, &hint, CallMetadata::default()).await
+    connect_to(&address, &source, &hint, CallMetadata::default(), patience).await
 }
 
 /// Connects to the pachd at `address`; `source` says where the address came
-/// from and `hint` how to change it, for the error message.
+/// from and `hint` how to change it, for the error message; `patience` is
+/// how long pachd may take to accept and answer (`None`: forever).
 pub async fn connect_to(
     address: &str,
     source: &str,
     hint: &str,
     metadata: CallMetadata,
+    patience: Option<Duration>,
 ) -> anyhow::Result<Client> {
     let unreachable = |reason: String| {
         anyhow::anyhow!("cannot reach pachd at {address} ({source}): {reason}. {hint}")
     };
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+    let mut endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| unreachable(format!("invalid address ({e})")))?
-        .connect_timeout(Duration::from_secs(3))
         .initial_stream_window_size(Some(16 * 1024 * 1024))
         .initial_connection_window_size(Some(32 * 1024 * 1024))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20))
+        .http2_keep_alive_interval(KEEP_ALIVE)
+        .keep_alive_timeout(KEEP_ALIVE)
         .keep_alive_while_idle(true)
         .tcp_nodelay(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(innermost(&e)))?;
-    let conn = InterceptedService::new(channel.clone(), metadata);
-    let mut version = versionpb::api_client::ApiClient::new(conn.clone());
-    let server_version = match tokio::time::timeout(HANDSHAKE, version.get_version(())).await {
-        Err(_) => {
-            return Err(unreachable(format!(
-                "it accepted the connection but did not answer within {} s",
-                HANDSHAKE.as_secs()
-            )));
-        }
-        Ok(Err(s)) if is_not_grpc(&s) => {
+    if let Some(limit) = patience {
+        endpoint = endpoint.connect_timeout(limit);
+    }
+    // The whole handshake (TCP, HTTP/2 settings, the version call) within
+    // `patience`: a server that accepts and then stays silent — a stopped
+    // pachd still completes TCP handshakes from its listen backlog — fails
+    // here with a message instead of hanging.
+    let slow = || {
+        unreachable(format!(
+            "it accepted the connection but did not answer within {}",
+            humantime::format_duration(patience.unwrap_or_default())
+        ))
+    };
+    let handshake = async {
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| unreachable(innermost(&e)))?;
+        let conn = InterceptedService::new(channel.clone(), metadata);
+        let mut version = versionpb::api_client::ApiClient::new(conn.clone());
+        let answer = version.get_version(()).await;
+        Ok::<_, anyhow::Error>((channel, conn, version, answer))
+    };
+    let (channel, conn, version, answer) = match patience {
+        Some(limit) => tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| slow())??,
+        None => handshake.await?,
+    };
+    let server_version = match answer {
+        Err(s) if is_not_grpc(&s) => {
             return Err(unreachable(format!(
                 "the server there is not a pachd (it does not speak pachd's gRPC API: {})",
-                s.message()
+                escape(s.message())
             )));
         }
-        Ok(Err(s)) => return Err(unreachable(s.message().to_string())),
-        Ok(Ok(v)) => v.into_inner(),
+        Err(s) => return Err(unreachable(escape(s.message()))),
+        Ok(v) => v.into_inner(),
     };
     macro_rules! limits {
         ($client:expr) => {
@@ -170,10 +198,32 @@ fn is_not_grpc(s: &tonic::Status) -> bool {
 /// with control characters escaped so that a name cannot drive the terminal.
 pub fn status(s: tonic::Status) -> anyhow::Error {
     let message = escape(s.message());
-    if s.code() == tonic::Code::Unavailable && s.message().contains("transport") {
-        return anyhow::anyhow!("lost the connection to pachd: {message}");
+    if is_lost_connection(&s) {
+        return anyhow::anyhow!(
+            "lost the connection to pachd ({message}): it stopped answering or went away; \
+             check that it runs, then run the command again"
+        );
     }
     anyhow::anyhow!("{message}")
+}
+
+/// Whether a failed call failed for the connection, not for pachd's answer.
+/// (pachd's own retryable refusals are Unavailable too, with words of
+/// their own.) A keep-alive ping that went unanswered arrives as
+/// "http2 error".
+fn is_lost_connection(s: &tonic::Status) -> bool {
+    const TRANSPORT: [&str; 7] = [
+        "transport error",
+        "http2 error",
+        "connection error",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "error trying to connect",
+    ];
+    let m = s.message().to_ascii_lowercase();
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+        && TRANSPORT.iter().any(|t| m.contains(t))
 }
 
 /// `s` with control characters (but newlines) escaped.

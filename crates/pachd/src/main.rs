@@ -24,20 +24,28 @@ const RECENT_LOG_LINES: usize = 2000;
 
 #[tokio::main]
 async fn main() {
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let config = Config::parse();
     let recent = logs::RecentLogs::new(RECENT_LOG_LINES);
+    // stderr shows what --log-level (or PACHD_LOG) asks for; the ring of
+    // recent lines keeps info and above whatever that is, so a dump of a
+    // quiet pachd still shows what it did.
     tracing_subscriber::registry()
         .with(
-            tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+                ),
         )
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
-                .with_writer(recent.clone()),
+                .with_writer(recent.clone())
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         )
         .init();
     if let Err(e) = run(config, recent).await {

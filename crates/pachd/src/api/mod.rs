@@ -66,6 +66,7 @@ pub async fn serve(
         .initial_stream_window_size(Some(WINDOW))
         .initial_connection_window_size(Some(WINDOW * 2))
         .tcp_nodelay(true)
+        .layer(status::SafeStatusLayer)
         .add_service(versionpb::api_server::ApiServer::new(
             version::VersionService,
         ))
