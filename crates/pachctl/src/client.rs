@@ -125,10 +125,10 @@ pub async fn connect_to(
         ))
     };
     let handshake = async {
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| unreachable(innermost(&e)))?;
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return Err(unreachable(why_not(address, innermost(&e)).await)),
+        };
         let conn = InterceptedService::new(channel.clone(), metadata);
         let mut version = versionpb::api_client::ApiClient::new(conn.clone());
         let answer = version.get_version(()).await;
@@ -147,7 +147,9 @@ pub async fn connect_to(
                 escape(s.message())
             )));
         }
-        Err(s) => return Err(unreachable(escape(s.message()))),
+        Err(s) => {
+            return Err(unreachable(why_not(address, escape(s.message())).await));
+        }
         Ok(v) => v.into_inner(),
     };
     macro_rules! limits {
@@ -171,6 +173,47 @@ pub async fn connect_to(
         old_pfs: limits!(pach_api::pfs_client::PfsClient::new(channel.clone())),
         old_pps: limits!(pach_api::pps_client::PpsClient::new(channel)),
     })
+}
+
+/// Why a handshake failed: `reason`, unless the server turns out to speak
+/// HTTP/1 (a web server on pachd's port closes the connection in ways that
+/// reach the gRPC client as a mere "operation was canceled").
+async fn why_not(address: &str, reason: String) -> String {
+    if reason.contains("refused") {
+        return reason;
+    }
+    match tokio::time::timeout(Duration::from_secs(2), http1_status_line(address)).await {
+        Ok(Some(line)) => format!(
+            "the server there is not a pachd: it speaks HTTP/1, not pachd's gRPC API (it answered '{}')",
+            escape(&line)
+        ),
+        _ => reason,
+    }
+}
+
+/// The status line an HTTP/1 server answers HTTP/2's connection preface
+/// with; `None` for anything else (an HTTP/2 server answers with a
+/// SETTINGS frame).
+async fn http1_status_line(address: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(address).await.ok()?;
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = vec![0u8; 256];
+    let mut got = 0;
+    while got < buf.len() {
+        match conn.read(&mut buf[got..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        if buf[..got].contains(&b'\n') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf[..got]);
+    let line = text.lines().next()?.trim();
+    line.starts_with("HTTP/1").then(|| line.to_string())
 }
 
 /// The message of the innermost cause of an error (the one that says why).
