@@ -612,3 +612,92 @@ fn extract_and_restore_show_progress_on_a_terminal() {
     assert!(shown.contains("restored"), "{shown}");
     assert_eq!(snapshot(&a), snapshot(&b));
 }
+
+/// Grows a stopped cluster's history cheaply: `count` more commits on
+/// `repo@master`, each a copy of the branch head's record (same files) with
+/// the previous one as parent, written straight into its metadata store in
+/// one transaction.
+fn grow_history(data: &Path, repo: &str, count: usize) {
+    use pach_meta::MetaStore;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = pach_meta::RedbStore::open(&data.join("meta.redb")).unwrap();
+        let branch_key = format!("pfs/branches/{repo}/master");
+        let branch = store.get(&branch_key).await.unwrap().expect("the branch");
+        let mut branch: serde_json::Value = serde_json::from_slice(&branch.value).unwrap();
+        let head = branch["head"].as_str().unwrap().to_string();
+        let record = store
+            .get(&format!("pfs/commits/{repo}/{head}"))
+            .await
+            .unwrap()
+            .expect("the head commit");
+        let record: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
+        let mut txn = pach_meta::Txn::new();
+        let mut parent = head;
+        for i in 0..count {
+            let id = format!("{:032x}", 0x00c0_ffee_0000_0000_u64 + i as u64);
+            let mut c = record.clone();
+            c["id"] = id.clone().into();
+            c["parent"] = parent.clone().into();
+            txn = txn.put(
+                format!("pfs/commits/{repo}/{id}"),
+                serde_json::to_vec(&c).unwrap(),
+            );
+            parent = id;
+        }
+        branch["head"] = parent.into();
+        txn = txn.put(branch_key, serde_json::to_vec(&branch).unwrap());
+        assert!(store.commit(txn).await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn verify_from_another_cluster_streams_any_number_of_differences() {
+    // Enough that the differences alone (about 80 bytes each) outgrow the
+    // 4 MiB a gRPC message holds by default, had they been one reply.
+    const COMMITS: usize = 60_000;
+    let mut a = Pachd::start();
+    a.ok(&["create", "repo", "history"]);
+    a.ok_stdin(&["put", "file", "history@master:/f"], b"content\n");
+    a.stop();
+    grow_history(&a.data_dir(), "history", COMMITS);
+    a.launch();
+    // The grown history is a real one: pachd serves it.
+    let listed = a.ok(&["list", "commit", "history@master"]);
+    assert!(
+        listed.lines().count() > COMMITS,
+        "{} lines",
+        listed.lines().count()
+    );
+    // A cluster compared with itself: the whole stream, no differences.
+    a.ok(&["verify", "--from", &a.address]);
+    // An empty cluster lacks every record of the other: each difference is
+    // printed, however many there are.
+    let b = Pachd::start();
+    let out = b.run(&["verify", "--from", &a.address]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let missing = stdout
+        .lines()
+        .filter(|l| l.starts_with("only in the stream: commit 'history@"))
+        .count();
+    assert_eq!(
+        missing,
+        COMMITS + 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("difference(s)"), "{stderr}");
+    // The same, from a stream on stdin rather than another pachd.
+    let stream = a.dir.path().join("history.stream");
+    extract_to(&a, &["--no-objects"], &stream);
+    let out = b
+        .pachctl_cmd(&["verify"])
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let from_stdin = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(from_stdin, stdout, "the same differences either way");
+}

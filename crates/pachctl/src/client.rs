@@ -19,8 +19,12 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::Config;
 
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-/// How long pachd may take to answer the first call.
-const HANDSHAKE: Duration = Duration::from_secs(10);
+/// How long pachd may take to accept the connection and answer the first
+/// call, unless the command says otherwise (`version --timeout`).
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+/// A pachd that does not answer a keep-alive ping within this long, twice
+/// in a row at most, is taken for gone (a stopped or vanished host).
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// The gRPC metadata every call carries.
 #[derive(Clone, Default)]
@@ -66,11 +70,16 @@ pub struct Client {
     pub server_version: versionpb::Version,
     // The retired API, until every command has moved.
     pub old_pfs: pach_api::pfs_client::PfsClient<Channel>,
-    pub old_admin: pach_api::admin_client::AdminClient<Channel>,
     pub old_pps: pach_api::pps_client::PpsClient<Channel>,
 }
 
 pub async fn connect() -> anyhow::Result<Client> {
+    connect_within(Some(HANDSHAKE)).await
+}
+
+/// Connects to the configured pachd, waiting at most `patience` for it to
+/// accept and answer (`None`: forever).
+pub async fn connect_within(patience: Option<Duration>) -> anyhow::Result<Client> {
     let config = Config::load()?;
     let (address, source) = config.target();
     let hint = format!(
@@ -78,50 +87,70 @@ pub async fn connect() -> anyhow::Result<Client> {
          --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT",
         config.v2.active_context
     );
-    connect_to(&address, &source, &hint, CallMetadata::default()).await
+    connect_to(&address, &source, &hint, CallMetadata::default(), patience).await
 }
 
 /// Connects to the pachd at `address`; `source` says where the address came
-/// from and `hint` how to change it, for the error message.
+/// from and `hint` how to change it, for the error message; `patience` is
+/// how long pachd may take to accept and answer (`None`: forever).
 pub async fn connect_to(
     address: &str,
     source: &str,
     hint: &str,
     metadata: CallMetadata,
+    patience: Option<Duration>,
 ) -> anyhow::Result<Client> {
     let unreachable = |reason: String| {
         anyhow::anyhow!("cannot reach pachd at {address} ({source}): {reason}. {hint}")
     };
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+    let mut endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| unreachable(format!("invalid address ({e})")))?
-        .connect_timeout(Duration::from_secs(3))
         .initial_stream_window_size(Some(16 * 1024 * 1024))
         .initial_connection_window_size(Some(32 * 1024 * 1024))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20))
+        .http2_keep_alive_interval(KEEP_ALIVE)
+        .keep_alive_timeout(KEEP_ALIVE)
         .keep_alive_while_idle(true)
         .tcp_nodelay(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(innermost(&e)))?;
-    let conn = InterceptedService::new(channel.clone(), metadata);
-    let mut version = versionpb::api_client::ApiClient::new(conn.clone());
-    let server_version = match tokio::time::timeout(HANDSHAKE, version.get_version(())).await {
-        Err(_) => {
-            return Err(unreachable(format!(
-                "it accepted the connection but did not answer within {} s",
-                HANDSHAKE.as_secs()
-            )));
-        }
-        Ok(Err(s)) if is_not_grpc(&s) => {
+    if let Some(limit) = patience {
+        endpoint = endpoint.connect_timeout(limit);
+    }
+    // The whole handshake (TCP, HTTP/2 settings, the version call) within
+    // `patience`: a server that accepts and then stays silent — a stopped
+    // pachd still completes TCP handshakes from its listen backlog — fails
+    // here with a message instead of hanging.
+    let slow = || {
+        unreachable(format!(
+            "it accepted the connection but did not answer within {}",
+            humantime::format_duration(patience.unwrap_or_default())
+        ))
+    };
+    let handshake = async {
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return Err(unreachable(why_not(address, innermost(&e)).await)),
+        };
+        let conn = InterceptedService::new(channel.clone(), metadata);
+        let mut version = versionpb::api_client::ApiClient::new(conn.clone());
+        let answer = version.get_version(()).await;
+        Ok::<_, anyhow::Error>((channel, conn, version, answer))
+    };
+    let (channel, conn, version, answer) = match patience {
+        Some(limit) => tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| slow())??,
+        None => handshake.await?,
+    };
+    let server_version = match answer {
+        Err(s) if is_not_grpc(&s) => {
             return Err(unreachable(format!(
                 "the server there is not a pachd (it does not speak pachd's gRPC API: {})",
-                s.message()
+                escape(s.message())
             )));
         }
-        Ok(Err(s)) => return Err(unreachable(s.message().to_string())),
-        Ok(Ok(v)) => v.into_inner(),
+        Err(s) => {
+            return Err(unreachable(why_not(address, escape(s.message())).await));
+        }
+        Ok(v) => v.into_inner(),
     };
     macro_rules! limits {
         ($client:expr) => {
@@ -142,9 +171,49 @@ pub async fn connect_to(
         extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(conn)),
         server_version,
         old_pfs: limits!(pach_api::pfs_client::PfsClient::new(channel.clone())),
-        old_admin: pach_api::admin_client::AdminClient::new(channel.clone()),
         old_pps: limits!(pach_api::pps_client::PpsClient::new(channel)),
     })
+}
+
+/// Why a handshake failed: `reason`, unless the server turns out to speak
+/// HTTP/1 (a web server on pachd's port closes the connection in ways that
+/// reach the gRPC client as a mere "operation was canceled").
+async fn why_not(address: &str, reason: String) -> String {
+    if reason.contains("refused") {
+        return reason;
+    }
+    match tokio::time::timeout(Duration::from_secs(2), http1_status_line(address)).await {
+        Ok(Some(line)) => format!(
+            "the server there is not a pachd: it speaks HTTP/1, not pachd's gRPC API (it answered '{}')",
+            escape(&line)
+        ),
+        _ => reason,
+    }
+}
+
+/// The status line an HTTP/1 server answers HTTP/2's connection preface
+/// with; `None` for anything else (an HTTP/2 server answers with a
+/// SETTINGS frame).
+async fn http1_status_line(address: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(address).await.ok()?;
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = vec![0u8; 256];
+    let mut got = 0;
+    while got < buf.len() {
+        match conn.read(&mut buf[got..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        if buf[..got].contains(&b'\n') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf[..got]);
+    let line = text.lines().next()?.trim();
+    line.starts_with("HTTP/1").then(|| line.to_string())
 }
 
 /// The message of the innermost cause of an error (the one that says why).
@@ -172,10 +241,32 @@ fn is_not_grpc(s: &tonic::Status) -> bool {
 /// with control characters escaped so that a name cannot drive the terminal.
 pub fn status(s: tonic::Status) -> anyhow::Error {
     let message = escape(s.message());
-    if s.code() == tonic::Code::Unavailable && s.message().contains("transport") {
-        return anyhow::anyhow!("lost the connection to pachd: {message}");
+    if is_lost_connection(&s) {
+        return anyhow::anyhow!(
+            "lost the connection to pachd ({message}): it stopped answering or went away; \
+             check that it runs, then run the command again"
+        );
     }
     anyhow::anyhow!("{message}")
+}
+
+/// Whether a failed call failed for the connection, not for pachd's answer.
+/// (pachd's own retryable refusals are Unavailable too, with words of
+/// their own.) A keep-alive ping that went unanswered arrives as
+/// "http2 error".
+fn is_lost_connection(s: &tonic::Status) -> bool {
+    const TRANSPORT: [&str; 7] = [
+        "transport error",
+        "http2 error",
+        "connection error",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "error trying to connect",
+    ];
+    let m = s.message().to_ascii_lowercase();
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+        && TRANSPORT.iter().any(|t| m.contains(t))
 }
 
 /// `s` with control characters (but newlines) escaped.

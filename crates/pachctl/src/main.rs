@@ -8,9 +8,11 @@ mod config;
 mod output;
 mod refs;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{admin, branch, commit, file, job, misc, pipeline, repo, transaction};
+use crate::cmd::{admin, branch, commit, debug, file, job, misc, pipeline, repo, transaction};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -31,6 +33,9 @@ enum Verb {
         /// Print only the version of pachctl (do not contact pachd).
         #[arg(long)]
         client_only: bool,
+        /// Give up on pachd after this long (e.g. 5s); 0s waits forever.
+        #[arg(long, default_value = "default")]
+        timeout: String,
         #[command(flatten)]
         format: Format,
     },
@@ -103,6 +108,9 @@ enum Verb {
     Resume(ResumeNoun),
     /// Check that every record refers only to objects that exist and are intact.
     Fsck,
+    /// Diagnose pachd: its state and recent logs, a CPU profile, its binary.
+    #[command(subcommand)]
+    Debug(debug::DebugVerb),
     /// Manage pachctl's contexts (which pachd to talk to).
     #[command(subcommand)]
     Config(misc::ConfigVerb),
@@ -190,6 +198,8 @@ enum InspectNoun {
         #[command(flatten)]
         format: Format,
     },
+    /// Print the cluster's id.
+    Cluster,
     /// Show a repo.
     Repo {
         repo: String,
@@ -369,20 +379,53 @@ enum CopyNoun {
 
 #[tokio::main]
 async fn main() {
+    quiet_on_closed_pipes();
     let cli = Cli::parse();
     if let Err(e) = run(cli.command).await {
-        eprintln!("error: {e:#}");
+        if cmd::broken_pipe(&e) {
+            // The reader has gone (`| head`): nothing more to say.
+            std::process::exit(0);
+        }
+        // Escaped: a message may echo a name or a server's words, and
+        // neither may drive the terminal.
+        let message = client::escape(&format!("{e:#}"));
+        let _ = writeln!(std::io::stderr(), "error: {message}");
         std::process::exit(1);
     }
+}
+
+/// A closed stdout or stderr (`pachctl ... | head`) ends pachctl quietly,
+/// wherever the write happens. Writes that return errors are handled where
+/// they are made (`cmd::finish`, `main`); `println!`/`eprintln!` (and
+/// anything else printing through std) panic on a closed pipe, and this
+/// hook turns exactly that panic into a quiet exit. (Restoring SIGPIPE's
+/// default action instead would also kill pachctl when pachd closes a
+/// connection during a vectored socket write, which sends no MSG_NOSIGNAL.)
+fn quiet_on_closed_pipes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 async fn run(verb: Verb) -> anyhow::Result<()> {
     match verb {
         Verb::Version {
             client_only,
+            timeout,
             format,
-        } => misc::version(client_only, &format).await,
+        } => misc::version(client_only, &timeout, &format).await,
         Verb::Config(c) => misc::config(c),
+        Verb::Debug(d) => debug::run(d).await,
         Verb::Completion { shell } => {
             misc::completion::<Cli>(&shell);
             Ok(())
@@ -413,6 +456,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::List(ListNoun::Commit(a)) => commit::list(a).await,
         Verb::List(ListNoun::Branch { repo, format }) => branch::list(&repo, &format).await,
         Verb::List(ListNoun::File(a)) => file::list(a).await,
+        Verb::Inspect(InspectNoun::Cluster) => admin::inspect_cluster().await,
         Verb::Inspect(InspectNoun::Repo { repo, format }) => repo::inspect(&repo, &format).await,
         Verb::Inspect(InspectNoun::Commit(a)) => commit::inspect(a).await,
         Verb::Inspect(InspectNoun::Branch { branch, format }) => {

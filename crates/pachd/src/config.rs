@@ -206,6 +206,28 @@ pub fn parse_address(address: &str) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(resolved)
 }
 
+impl Config {
+    /// The settings in force, as `debug dump` shows them: URLs without
+    /// their credentials, nothing from the environment but what is named.
+    pub fn shown(
+        &self,
+        data_dir: &std::path::Path,
+        metadata: &str,
+        storage_url: &str,
+    ) -> Vec<(&'static str, String)> {
+        let redact = crate::api::redact_url;
+        vec![
+            ("address", self.address.clone()),
+            ("data dir", data_dir.display().to_string()),
+            ("metadata", redact(metadata)),
+            ("storage", redact(storage_url)),
+            ("metadata cache", format!("{} MiB", self.metadata_cache_mib)),
+            ("worker slots", self.worker_slots.to_string()),
+            ("log level", self.log_level.clone()),
+        ]
+    }
+}
+
 /// Where the metadata lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Metadata {

@@ -2,11 +2,12 @@
 //! store and the bucket, checks the store's format version, starts the pipeline
 //! controller and serves the gRPC API until SIGTERM or SIGINT.
 
-mod admin_service;
 mod api;
 mod cluster;
 mod config;
+mod logs;
 mod pps_service;
+mod profile;
 mod service;
 mod urls;
 
@@ -26,23 +27,43 @@ fn main() {
     serve_main();
 }
 
+/// Log lines kept in memory for `debug dump`.
+const RECENT_LOG_LINES: usize = 2000;
+
 #[tokio::main]
 async fn serve_main() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+    let recent = logs::RecentLogs::new(RECENT_LOG_LINES);
+    // stderr shows what --log-level (or PACHD_LOG) asks for; the ring of
+    // recent lines keeps info and above whatever that is, so a dump of a
+    // quiet pachd still shows what it did.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+                ),
         )
-        .with_writer(std::io::stderr)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(recent.clone())
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .init();
-    if let Err(e) = run(config).await {
+    if let Err(e) = run(config, recent).await {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     // Every flag is checked, and the address taken, before anything is
     // created: a bad command line leaves no data directory behind.
     let data_dir = config.data_dir();
@@ -107,7 +128,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
     };
     let cluster = cluster::open(&*meta).await?;
-    tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
+    tracing::info!(cluster_id = %cluster.id, metadata = %api::redact_url(&meta_name), storage = %api::redact_url(&storage_url), "opened cluster");
     let content = ContentStore::new(store, prefix);
     let take_over = config.take_over_bucket && config.command.is_none();
     cluster::own_bucket(&cluster, &*meta, &content, &storage_url, take_over).await?;
@@ -154,6 +175,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         api::Server {
             pps,
             spool: data_dir.join("spool"),
+            cluster,
+            diagnostics: api::Diagnostics {
+                logs: recent,
+                config: config.shown(&data_dir, &meta_name, &storage_url),
+                started,
+            },
         },
         listener,
         shutdown,

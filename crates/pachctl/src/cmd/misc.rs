@@ -73,7 +73,22 @@ pub enum ConfigDelete {
     Context { name: String },
 }
 
-pub async fn version(client_only: bool, format: &Format) -> anyhow::Result<()> {
+/// `--timeout`: "default" (pachctl's usual patience), 0s (forever) or a
+/// duration.
+fn version_timeout(flag: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    if flag == "default" {
+        return Ok(Some(crate::client::HANDSHAKE));
+    }
+    let d = humantime::parse_duration(flag).map_err(|e| {
+        anyhow::anyhow!(
+            "--timeout '{flag}' is not a duration ({e}); give one like 5s or 1m, or 0s to wait forever"
+        )
+    })?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+pub async fn version(client_only: bool, timeout: &str, format: &Format) -> anyhow::Result<()> {
+    let patience = version_timeout(timeout)?;
     // Both name the Pachyderm release whose API they speak, then ours.
     let (major, minor, micro) = pach_api::PACHYDERM_VERSION;
     let ours = format!(
@@ -83,7 +98,9 @@ pub async fn version(client_only: bool, format: &Format) -> anyhow::Result<()> {
     let pachd = if client_only {
         None
     } else {
-        let v = connect().await?.server_version;
+        let v = crate::client::connect_within(patience)
+            .await?
+            .server_version;
         Some(format!(
             "{}.{}.{}{}",
             v.major, v.minor, v.micro, v.additional
@@ -209,4 +226,25 @@ pub fn completion<C: clap::CommandFactory>(shell: &str) {
         _ => clap_complete::Shell::Bash,
     };
     clap_complete::generate(shell, &mut C::command(), "pachctl", &mut std::io::stdout());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_timeouts() {
+        use std::time::Duration;
+        assert_eq!(
+            version_timeout("default").unwrap(),
+            Some(crate::client::HANDSHAKE)
+        );
+        assert_eq!(version_timeout("0s").unwrap(), None);
+        assert_eq!(
+            version_timeout("1m30s").unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        let e = version_timeout("soon").unwrap_err().to_string();
+        assert!(e.contains("--timeout 'soon'"), "{e}");
+    }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod branch;
 pub mod commit;
+pub mod debug;
 pub mod file;
 pub mod job;
 pub mod misc;

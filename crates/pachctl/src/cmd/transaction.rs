@@ -37,11 +37,13 @@ fn set_active(id: Option<&str>) -> anyhow::Result<()> {
 }
 
 /// The active transaction, for the commands that join it.
+#[allow(dead_code)] // PFS commands join transactions through it
 pub fn joining() -> anyhow::Result<Option<String>> {
     active()
 }
 
 /// Says on stderr that a command joined `transaction`, as 1.9's pachctl does.
+#[allow(dead_code)] // PFS commands join transactions through it
 pub fn added(transaction: &Option<String>) {
     if let Some(t) = transaction {
         eprintln!("Added to transaction: {t}");
@@ -154,7 +156,11 @@ pub async fn inspect(a: Optional, format: &Format) -> anyhow::Result<()> {
         return super::finish(out);
     }
     use std::io::Write;
-    let id = info.transaction.as_ref().map(|t| t.id.as_str()).unwrap_or("");
+    let id = info
+        .transaction
+        .as_ref()
+        .map(|t| t.id.as_str())
+        .unwrap_or("");
     writeln!(out, "ID: {id}")?;
     writeln!(out, "Started: {}", started(&info))?;
     writeln!(out, "Requests:")?;
@@ -185,7 +191,10 @@ pub async fn list(format: &Format) -> anyhow::Result<()> {
     let mut t = Table::new(&["TRANSACTION", "STARTED", "OPS"]);
     for info in &infos {
         t.row(vec![
-            info.transaction.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+            info.transaction
+                .as_ref()
+                .map(|t| t.id.clone())
+                .unwrap_or_default(),
             started(info),
             info.requests.len().to_string(),
         ]);
@@ -202,7 +211,8 @@ fn started(info: &pb::TransactionInfo) -> String {
 
 /// A request as the pachctl command that makes it.
 fn describe(r: &pb::TransactionRequest, response: Option<&pb::TransactionResponse>) -> String {
-    let repo = |r: &Option<pach_api::pfs::Repo>| r.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    let repo =
+        |r: &Option<pach_api::pfs::Repo>| r.as_ref().map(|r| r.name.clone()).unwrap_or_default();
     let commit = |c: &Option<pach_api::pfs::Commit>| {
         c.as_ref()
             .map(|c| format!("{}@{}", repo(&c.repo), c.id))

@@ -5,16 +5,28 @@
 //! only translates between the wire and the domain crates, and every error
 //! reaches clients through `status`.
 
+mod admin;
 mod auth;
+mod debug;
 mod enterprise;
+mod extension;
 mod health;
 pub(crate) mod status;
 mod transaction;
 mod version;
 
 use std::path::PathBuf;
+use std::pin::Pin;
 
+use futures::Stream;
 use pach_pps::Pps;
+use tonic::Status;
+
+pub use self::debug::{Diagnostics, redact_url};
+use crate::cluster::ClusterInfo;
+
+/// The replies of a server-streaming method.
+pub(crate) type ReplyStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// Largest message accepted or sent (a put file data frame is at most a few MiB).
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -28,6 +40,8 @@ pub struct Server {
     pub pps: Pps,
     /// Where restore keeps a stream while it validates it.
     pub spool: PathBuf,
+    pub cluster: ClusterInfo,
+    pub diagnostics: Diagnostics,
 }
 
 macro_rules! limits {
@@ -44,15 +58,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use pach_api::{
-        auth as auth_pb, enterprise as enterprise_pb, health as health_pb, transaction as txn_pb,
-        versionpb,
+        admin as admin_pb, auth as auth_pb, debug as debug_pb, enterprise as enterprise_pb,
+        health as health_pb, pachrs, transaction as txn_pb, versionpb,
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY on every accepted connection: without it each small
+    // reply waits for the client's delayed ACK (about 40 ms a call). The
+    // builder's `tcp_nodelay` applies only to listeners tonic binds itself.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let pfs = server.pps.pfs().clone();
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
         .initial_connection_window_size(Some(WINDOW * 2))
         .tcp_nodelay(true)
+        .layer(status::SafeStatusLayer)
         .add_service(versionpb::api_server::ApiServer::new(
             version::VersionService,
         ))
@@ -66,19 +84,30 @@ pub async fn serve(
         .add_service(limits!(txn_pb::api_server::ApiServer::new(
             transaction::TransactionService { pfs: pfs.clone() }
         )))
+        .add_service(admin_pb::api_server::ApiServer::new(admin::AdminService {
+            cluster: server.cluster.clone(),
+        }))
+        .add_service(debug_pb::debug_server::DebugServer::new(
+            debug::DebugService {
+                pps: server.pps.clone(),
+                cluster: server.cluster.clone(),
+                diagnostics: server.diagnostics.clone(),
+            },
+        ))
+        .add_service(limits!(pachrs::v1::extension_server::ExtensionServer::new(
+            extension::ExtensionService {
+                pfs: pfs.clone(),
+                spool: server.spool.clone(),
+                cluster: server.cluster.clone(),
+            }
+        )))
         // The retired API of earlier releases, until pachctl has moved.
         .add_service(limits!(pach_api::pfs_server::PfsServer::new(
-            crate::service::PfsService { pfs: pfs.clone() }
+            crate::service::PfsService { pfs }
         )))
         .add_service(limits!(pach_api::pps_server::PpsServer::new(
             crate::pps_service::PpsService {
                 pps: server.pps.clone()
-            }
-        )))
-        .add_service(limits!(pach_api::admin_server::AdminServer::new(
-            crate::admin_service::AdminService {
-                pfs,
-                spool: server.spool.clone()
             }
         )))
         .serve_with_incoming_shutdown(incoming, shutdown)

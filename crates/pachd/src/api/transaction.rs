@@ -95,12 +95,16 @@ impl TransactionService {
         let mut responses = Vec::with_capacity(total);
         for (i, request) in info.requests.iter().enumerate() {
             let earlier = info.responses.get(i).and_then(|r| r.commit.as_ref());
-            let response = execute(&pfs, &*overlay, request, earlier, own_id)
+            let response = execute(&pfs, &overlay, request, earlier, own_id)
                 .await
                 .map_err(|s| {
                     Status::new(
                         s.code(),
-                        format!("error running request {} of {total}: {}", i + 1, s.message()),
+                        format!(
+                            "error running request {} of {total}: {}",
+                            i + 1,
+                            s.message()
+                        ),
                     )
                 })?;
             responses.push(response);
@@ -160,7 +164,14 @@ impl TransactionService {
             info.responses = responses;
             let k = key(id);
             let txn = Txn::new().expect(&k, rev).put(&k, info.encode_to_vec());
-            if self.pfs.meta().commit(txn).await.map_err(meta_error)?.is_some() {
+            if self
+                .pfs
+                .meta()
+                .commit(txn)
+                .await
+                .map_err(meta_error)?
+                .is_some()
+            {
                 return Ok(answer);
             }
         }
@@ -181,7 +192,8 @@ async fn execute(
     own_id: Option<&str>,
 ) -> Result<pb::TransactionResponse, Status> {
     let done = Ok(pb::TransactionResponse::default());
-    let repo_name = |r: &Option<pfs_pb::Repo>| r.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    let repo_name =
+        |r: &Option<pfs_pb::Repo>| r.as_ref().map(|r| r.name.clone()).unwrap_or_default();
     if let Some(r) = &request.create_repo {
         pfs.create_repo(&repo_name(&r.repo), &r.description, r.update)
             .await
@@ -245,7 +257,11 @@ async fn execute(
             .map(|b| b.name.clone())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| r.s_branch.clone());
-        let head = r.head.as_ref().map(|h| h.id.as_str()).filter(|h| !h.is_empty());
+        let head = r
+            .head
+            .as_ref()
+            .map(|h| h.id.as_str())
+            .filter(|h| !h.is_empty());
         let provenance: Vec<BranchName> = r
             .provenance
             .iter()
@@ -293,7 +309,10 @@ async fn execute(
 
 fn commit_of(c: &Option<pfs_pb::Commit>) -> Result<(String, String), Status> {
     let c = c.as_ref().ok_or_else(|| {
-        status_of(ErrorKind::InvalidArgument, "a commit (REPO@BRANCH or REPO@COMMIT) is required")
+        status_of(
+            ErrorKind::InvalidArgument,
+            "a commit (REPO@BRANCH or REPO@COMMIT) is required",
+        )
     })?;
     let repo = c.repo.as_ref().map(|r| r.name.clone()).unwrap_or_default();
     Ok((repo, c.id.clone()))
@@ -376,7 +395,9 @@ impl Api for TransactionService {
         let mut infos = Vec::with_capacity(records.len());
         for kv in records {
             let id = kv.key.trim_start_matches(PREFIX);
-            infos.push(pb::TransactionInfo::decode(kv.value.as_slice()).map_err(|e| corrupt(id, e))?);
+            infos.push(
+                pb::TransactionInfo::decode(kv.value.as_slice()).map_err(|e| corrupt(id, e))?,
+            );
         }
         infos.sort_by_key(|i| i.started.map(|t| (t.seconds, t.nanos)));
         Ok(Response::new(pb::TransactionInfos {
