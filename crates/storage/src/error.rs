@@ -16,13 +16,14 @@ pub enum StorageError {
     )]
     UnsupportedScheme { url: String },
 
-    /// The URL has a known scheme but cannot be used as given.
-    #[error("invalid object store URL {url:?}: {reason}")]
+    /// The URL has a known scheme but cannot be used as given. (The URL
+    /// comes last: a long one is cut from messages, the reason must stay.)
+    #[error("invalid URL ({reason}): {url:?}")]
     InvalidUrl { url: String, reason: String },
 
     /// The URL is well formed, but the [`crate::UrlPolicy`] it was given
     /// under does not let it name that place.
-    #[error("URL {url:?} is refused: {reason}")]
+    #[error("URL refused ({reason}): {url:?}")]
     UrlRefused { url: String, reason: String },
 
     /// The object store client could not be configured.
