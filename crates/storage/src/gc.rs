@@ -14,7 +14,7 @@ use object_store::path::Path;
 use crate::StorageError;
 use crate::hash::ContentHash;
 use crate::index::{load_root, load_shard};
-use crate::model::{Change, ChunkLocation, FileEntry};
+use crate::model::{ChunkLocation, FileEntry};
 use crate::store::ContentStore;
 
 /// What a sweep did.
@@ -89,8 +89,8 @@ impl ContentStore {
             return Ok(());
         }
         for change in self.read_changes(changes).await? {
-            if let Change::Put(e) | Change::Append(e) = change {
-                self.mark_entry(live, &e);
+            if let Some(e) = change.entry() {
+                self.mark_entry(live, e);
             }
         }
         Ok(())
