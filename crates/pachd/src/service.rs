@@ -7,7 +7,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use pach_api as api;
 use pach_api::pfs_server::Pfs as PfsApi;
-use pach_pfs::{BranchName, CommitRecord, FileDiff, FileInfo, Pfs, PfsError, names};
+use pach_pfs::{BranchName, CommitRecord, FileInfo, Pfs, PfsError, names};
 use pach_storage::{Change, IndexReader, PutSession};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -49,7 +49,11 @@ fn file_info(f: &FileInfo, repo: &str, commit: &str) -> api::FileInfo {
         path: f.path.clone(),
         is_dir: f.is_dir,
         size_bytes: f.size_bytes,
-        hash: f.hash.map(|h| h.to_string()).unwrap_or_default(),
+        hash: if f.is_dir {
+            String::new()
+        } else {
+            f.hash.to_string()
+        },
         commit: commit.to_string(),
         repo: repo.to_string(),
     }
@@ -215,7 +219,7 @@ impl PfsApi for PfsService {
         let from = Some(r.branch_or_commit.as_str()).filter(|s| !s.is_empty());
         let commits = self
             .pfs
-            .list_commit(&r.repo, from, r.number as usize)
+            .list_commit(&r.repo, None, from, r.number as usize, false)
             .await
             .map_err(status)?;
         Ok(Response::new(stream_of(
@@ -249,7 +253,16 @@ impl PfsApi for PfsService {
         };
         let stream = self
             .pfs
-            .subscribe_commit(&r.repo, &branch, r.new_only)
+            .subscribe_commit(
+                &r.repo,
+                &branch,
+                None,
+                if r.new_only {
+                    pach_pfs::CommitState::Finished
+                } else {
+                    pach_pfs::CommitState::Started
+                },
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(
@@ -504,12 +517,13 @@ impl PfsApi for PfsService {
             Some(f) if f.commit.is_some() => Some(file_ref(Some(f))?),
             _ => None,
         };
-        let diffs = self
+        let diff = self
             .pfs
             .diff_file(
                 (&new_c.repo, &new_c.id, &new_path),
                 old.as_ref()
                     .map(|(c, p)| (c.repo.as_str(), c.id.as_str(), p.as_str())),
+                false,
             )
             .await
             .map_err(status)?;
@@ -519,26 +533,20 @@ impl PfsApi for PfsService {
                 .map(|(c, _)| c.repo.clone())
                 .unwrap_or(new_c.repo),
         );
-        let diffs: Vec<api::FileDiff> = diffs
-            .into_iter()
-            .map(|d| match d {
-                FileDiff::Added(f) => api::FileDiff {
-                    change: "added".into(),
-                    new_file: Some(file_info(&f, &nr, "")),
-                    old_file: None,
-                },
-                FileDiff::Deleted(f) => api::FileDiff {
-                    change: "deleted".into(),
-                    new_file: None,
-                    old_file: Some(file_info(&f, &or, "")),
-                },
-                FileDiff::Modified { new, old } => api::FileDiff {
-                    change: "modified".into(),
-                    new_file: Some(file_info(&new, &nr, "")),
-                    old_file: Some(file_info(&old, &or, "")),
-                },
+        let mut diffs: Vec<api::FileDiff> = diff
+            .new_files
+            .iter()
+            .map(|f| api::FileDiff {
+                change: "added".into(),
+                new_file: Some(file_info(f, &nr, "")),
+                old_file: None,
             })
             .collect();
+        diffs.extend(diff.old_files.iter().map(|f| api::FileDiff {
+            change: "deleted".into(),
+            new_file: None,
+            old_file: Some(file_info(f, &or, "")),
+        }));
         let batches: Vec<api::FileDiffs> = diffs
             .chunks(FILE_BATCH)
             .map(|b| api::FileDiffs { diffs: b.to_vec() })

@@ -68,6 +68,32 @@ pub fn open_object_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), Stor
     }
 }
 
+/// Opens the object a URL names, to read it (or, for a bucket URL, the
+/// objects under it): returns the store and the object's path in it.
+///
+/// Accepted: `http(s)://host/path`, `s3://bucket/key`, `gs://bucket/key`,
+/// `az://container/key`, `file:///abs/path`. Settings and credentials come
+/// from the standard `AWS_*`, `AZURE_*` and `GOOGLE_*` environment
+/// variables; a plain `http://` URL is allowed since the user named it.
+pub fn open_object_url(url: &str) -> Result<(Box<dyn ObjectStore>, Path), StorageError> {
+    let parsed = url::Url::parse(url).map_err(|err| StorageError::InvalidUrl {
+        url: url.to_string(),
+        reason: err.to_string(),
+    })?;
+    let mut options: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            ["AWS_", "AZURE_", "GOOGLE_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    if parsed.scheme() == "http" {
+        options.push(("allow_http".into(), "true".into()));
+    }
+    object_store::parse_url_opts(&parsed, options).map_err(|source| open_error(url, source))
+}
+
 fn open_file_url(url: &str, rest: &str) -> Result<(Arc<dyn ObjectStore>, Path), StorageError> {
     // file:///abs/path has an empty host; file://localhost/abs/path is also accepted.
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
