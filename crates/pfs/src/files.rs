@@ -610,13 +610,33 @@ impl Pfs {
         Ok(diff)
     }
 
-    /// Deletes a file or directory; refused when nothing is there.
+    /// Deletes a file or directory (`/`: everything), as Pachyderm's
+    /// DeleteFile: the path may be a glob pattern (every match is deleted),
+    /// and deleting what is not there changes nothing in the files (on a
+    /// branch it still makes a commit, as in Pachyderm).
     pub async fn delete_file(&self, repo: &str, reference: &str, path: &str) -> Result<String> {
-        let path = file_path(path)?;
         self.check_writable(repo, reference).await?;
-        self.inspect_file(repo, reference, &path).await?;
-        self.write_changes(repo, reference, vec![Change::Delete(path)])
-            .await
+        let mut changes = Vec::new();
+        if is_glob(path) {
+            let glob = Glob::new(path)?;
+            if let Some(index) = self.write_base(repo, reference).await? {
+                let matches = glob_index(&index, &glob, false).await?;
+                // A match below an earlier matched directory goes with it.
+                let mut deleted: Vec<String> = Vec::new();
+                for m in matches {
+                    let covered = deleted
+                        .iter()
+                        .any(|d| d == "/" || m.path.starts_with(&format!("{d}/")));
+                    if !covered {
+                        deleted.push(m.path);
+                    }
+                }
+                changes.extend(deleted.into_iter().map(Change::Delete));
+            }
+        } else {
+            changes.push(Change::Delete(normalize_path(path)?));
+        }
+        self.write_changes(repo, reference, changes).await
     }
 
     /// Copies a file or directory between commits by reference to the same

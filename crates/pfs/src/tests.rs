@@ -691,6 +691,36 @@ async fn walk_history_copy_and_empty_finish() {
 }
 
 #[tokio::test]
+async fn delete_file_takes_globs_and_missing_paths() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(
+        pfs,
+        "r",
+        "master",
+        &[
+            ("/a.csv", b"1"),
+            ("/b.csv", b"2"),
+            ("/d/c.csv", b"3"),
+            ("/k", b"4"),
+        ],
+    )
+    .await
+    .unwrap();
+    pfs.delete_file("r", "master", "/*.csv").await.unwrap();
+    assert_eq!(
+        listing(pfs, "r", "master", "/").await,
+        vec![("/d".into(), true, 1), ("/k".into(), false, 1)]
+    );
+    // Nothing there: no error, nothing changes but a new commit.
+    let c = pfs.start_commit("r", None, None, "").await.unwrap();
+    pfs.delete_file("r", &c.id, "/missing").await.unwrap();
+    pfs.delete_file("r", "master", "/").await.unwrap();
+    assert!(listing(pfs, "r", "master", "/").await.is_empty());
+}
+
+#[tokio::test]
 async fn flush_waits_for_commits_with_every_given_commit_in_provenance() {
     let f = fixture();
     let pfs = &f.pfs;

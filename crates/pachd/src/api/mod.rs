@@ -8,6 +8,7 @@
 mod auth;
 mod enterprise;
 mod health;
+mod pfs;
 pub(crate) mod status;
 mod version;
 
@@ -42,7 +43,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use pach_api::{auth as auth_pb, enterprise as enterprise_pb, health as health_pb, versionpb};
+    use pach_api::{
+        auth as auth_pb, enterprise as enterprise_pb, health as health_pb, pfs as pfs_pb, versionpb,
+    };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let pfs = server.pps.pfs().clone();
     tonic::transport::Server::builder()
@@ -59,6 +62,9 @@ pub async fn serve(
         .add_service(enterprise_pb::api_server::ApiServer::new(
             enterprise::EnterpriseService,
         ))
+        .add_service(limits!(pfs_pb::api_server::ApiServer::new(
+            pfs::PfsService { pfs: pfs.clone() }
+        )))
         // The retired API of earlier releases, until pachctl has moved.
         .add_service(limits!(pach_api::pfs_server::PfsServer::new(
             crate::service::PfsService { pfs: pfs.clone() }
