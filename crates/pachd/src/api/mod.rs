@@ -66,9 +66,6 @@ pub async fn serve(
             pfs::PfsService { pfs: pfs.clone() }
         )))
         // The retired API of earlier releases, until pachctl has moved.
-        .add_service(limits!(pach_api::pfs_server::PfsServer::new(
-            crate::service::PfsService { pfs: pfs.clone() }
-        )))
         .add_service(limits!(pach_api::pps_server::PpsServer::new(
             crate::pps_service::PpsService {
                 pps: server.pps.clone()
