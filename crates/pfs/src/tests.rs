@@ -772,3 +772,44 @@ async fn flush_waits_for_commits_with_every_given_commit_in_provenance() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn puts_from_urls_one_object_or_every_object_under_a_prefix() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("tree/sub")).unwrap();
+    std::fs::write(src.path().join("tree/a.txt"), b"A").unwrap();
+    std::fs::write(src.path().join("tree/sub/b.txt"), b"B").unwrap();
+    let url = |rel: &str| format!("file://{}/{rel}", src.path().display());
+    let mut put = pfs.put_files("r", "master").await.unwrap();
+    put.put_url("/one", &url("tree/a.txt"), false, None)
+        .await
+        .unwrap();
+    put.put_url("/copy", &url("tree"), true, None)
+        .await
+        .unwrap();
+    let done = put.finish().await.unwrap();
+    assert_eq!(done.files, 3);
+    assert_eq!(read(pfs, "r", "master", "/one").await.unwrap(), b"A");
+    assert_eq!(read(pfs, "r", "master", "/copy/a.txt").await.unwrap(), b"A");
+    assert_eq!(
+        read(pfs, "r", "master", "/copy/sub/b.txt").await.unwrap(),
+        b"B"
+    );
+    // A URL that cannot be read fails the call and writes nothing.
+    let mut put = pfs.put_files("r", "master").await.unwrap();
+    let err = put
+        .put_url("/x", &url("tree/missing"), false, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(
+        pfs.list_commit("r", None, None, 0, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
