@@ -913,8 +913,13 @@ impl Pfs {
         let branch = branch.to_string();
         let pfs = self.clone();
         tokio::spawn(async move {
+            // A subscriber that went away ends the task even while it waits
+            // (for a commit to finish, or for the next commit).
             let send = async |c: CommitRecord| {
-                let item = pfs.wait_state(c, state).await;
+                let item = tokio::select! {
+                    _ = tx.closed() => return false,
+                    item = pfs.wait_state(c, state) => item,
+                };
                 tx.send(item).await.is_ok()
             };
             for c in initial {
@@ -923,7 +928,14 @@ impl Pfs {
                     return;
                 }
             }
-            while let Some(event) = watch.next().await {
+            loop {
+                let event = tokio::select! {
+                    _ = tx.closed() => return,
+                    event = watch.next() => match event {
+                        Some(event) => event,
+                        None => return,
+                    },
+                };
                 let c = match event {
                     Ok(pach_meta::Event::Put(kv)) => match decode::<CommitRecord>(&kv) {
                         Ok(c) if c.branch.as_deref() == Some(branch.as_str()) => c,

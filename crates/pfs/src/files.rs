@@ -233,8 +233,12 @@ impl Children {
 fn settled(name: &str, current: &str) -> bool {
     match name.find(|c: char| c < '/') {
         None => true,
-        // The earliest such prefix has the range that ends last.
-        Some(i) => current >= format!("{}0", &name[..i]).as_str(),
+        // The earliest such prefix has the range that ends last: settled once
+        // `current >= prefix + "0"` (compared without building the string).
+        Some(i) => {
+            let bound = name.as_bytes()[..i].iter().copied().chain([b'0']);
+            current.bytes().cmp(bound) != std::cmp::Ordering::Less
+        }
     }
 }
 
