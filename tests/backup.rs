@@ -38,20 +38,21 @@ fn snapshot(p: &Pachd) -> Vec<String> {
             ));
         }
         for c in p.raw(&["list", "commit", &name]) {
+            // Pachyderm's JSON leaves empty lists out.
             let prov: Vec<String> = c["provenance"]
                 .as_array()
-                .unwrap()
-                .iter()
+                .into_iter()
+                .flatten()
                 .map(|x| x["commit"]["id"].as_str().unwrap().to_string())
                 .collect();
             out.push(format!(
                 "commit {name}@{} parent {} prov {prov:?}",
-                c["commit"]["id"], c["parent_commit"]
+                c["commit"]["id"], c["parentCommit"]
             ));
             let id = c["commit"]["id"].as_str().unwrap();
             for f in p.raw(&["list", "file", &format!("{name}@{id}:/")]) {
                 let path = f["file"]["path"].as_str().unwrap();
-                if f["file_type"] == "FILE" {
+                if f["fileType"] == "FILE" {
                     let bytes = p.ok_bytes(&["get", "file", &format!("{name}@{id}:{path}")]);
                     out.push(format!(
                         "file {name}@{id}:{path} {} {}",

@@ -47,9 +47,10 @@ fn word_count_runs_incrementally_with_provenance() {
     assert_eq!(first[0]["state"], "JOB_SUCCESS", "{}", first[0]);
     assert_eq!(first[0]["data_processed"], 3);
 
-    // Change one document: one datum runs, two are reused.
+    // Change one document (-o: put appends otherwise, as in Pachyderm 1.9):
+    // one datum runs, two are reused.
     p.ok_stdin(
-        &["put", "file", "docs@master:/b.txt"],
+        &["put", "file", "docs@master:/b.txt", "-o"],
         b"four five six seven\n",
     );
     let docs_head = p.raw(&["inspect", "commit", "docs@master"])[0]["commit"]["id"]

@@ -100,6 +100,7 @@ async fn add_repo(c: &Cluster, repo: &str, n: usize, started: i64) {
             name: name.into(),
             head,
             provenance: vec![],
+            created_ns: 0,
         };
         txn = txn.put(pach_pfs::records::branch_key(repo, name), json(&b));
     }

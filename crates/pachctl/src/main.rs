@@ -107,7 +107,11 @@ enum Verb {
     #[command(subcommand)]
     Resume(ResumeNoun),
     /// Check that every record refers only to objects that exist and are intact.
-    Fsck,
+    Fsck {
+        /// Attempt to fix the problems found (refused: missing objects cannot be fixed).
+        #[arg(short, long)]
+        fix: bool,
+    },
     /// Diagnose pachd: its state and recent logs, a CPU profile, its binary.
     #[command(subcommand)]
     Debug(debug::DebugVerb),
@@ -352,28 +356,22 @@ enum GlobNoun {
 }
 #[derive(Debug, Subcommand)]
 enum DiffNoun {
-    /// Show added (+), deleted (-) and modified (~) files between two commits
-    /// (default: the commit's parent).
-    File {
-        /// REPO@COMMIT[:PATH]
-        new: String,
-        /// REPO@COMMIT[:PATH]
-        old: Option<String>,
-        #[command(flatten)]
-        format: Format,
-    },
+    /// Show the files that differ between two commits (default: the
+    /// commit's parent): new versions (+) and old ones (-).
+    File(file::DiffFile),
 }
 #[derive(Debug, Subcommand)]
 enum CopyNoun {
-    /// Copy a file or directory to another commit.
+    /// Copy a file or directory to another commit (appended to what is
+    /// there, as put file does).
     File {
         /// SRC_REPO@COMMIT:/PATH
         src: String,
         /// DST_REPO@BRANCH:/PATH
         dst: String,
-        /// Append to the destination instead of replacing it.
+        /// Overwrite the destination instead of appending to it.
         #[arg(short, long)]
-        append: bool,
+        overwrite: bool,
     },
 }
 
@@ -430,7 +428,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
             misc::completion::<Cli>(&shell);
             Ok(())
         }
-        Verb::Fsck => misc::fsck().await,
+        Verb::Fsck { fix } => misc::fsck(fix).await,
         Verb::Extract(a) => admin::extract(a).await,
         Verb::Restore(a) => admin::restore(a).await,
         Verb::Verify(a) => admin::verify(a).await,
@@ -475,10 +473,12 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Put(PutNoun::File(a)) => file::put(a).await,
         Verb::Get(GetNoun::File(a)) => file::get(a).await,
         Verb::Glob(GlobNoun::File { pattern, format }) => file::glob(&pattern, &format).await,
-        Verb::Diff(DiffNoun::File { new, old, format }) => {
-            file::diff(&new, old.as_deref(), &format).await
-        }
-        Verb::Copy(CopyNoun::File { src, dst, append }) => file::copy(&src, &dst, append).await,
+        Verb::Diff(DiffNoun::File(a)) => file::diff(a).await,
+        Verb::Copy(CopyNoun::File {
+            src,
+            dst,
+            overwrite,
+        }) => file::copy(&src, &dst, overwrite).await,
         Verb::Create(CreateNoun::Pipeline(a)) => pipeline::create(a, false, false).await,
         Verb::Update(UpdateNoun::Pipeline(a)) => {
             pipeline::create(a.create, true, a.reprocess).await

@@ -147,7 +147,9 @@ impl ContentStore {
             .await?
             .into_iter()
             .filter_map(|c| match c {
-                Change::Put(e) | Change::Append(e) => Some(e),
+                Change::Put(e) | Change::Append(e) | Change::ReplaceFrom { entry: e, .. } => {
+                    Some(e)
+                }
                 Change::Delete(_) => None,
             })
             .collect())

@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 
 use anyhow::bail;
 use clap::Subcommand;
-use pach_api as api;
 
 use crate::client::{connect, status};
 use crate::config::{Config, Context};
@@ -193,30 +192,32 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn fsck() -> anyhow::Result<()> {
+/// `fsck` through pfs.API's Fsck: one line per problem on stderr.
+pub async fn fsck(fix: bool) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
     let mut c = connect().await?;
-    let r = c
-        .old_pfs
-        .fsck(api::Empty {})
+    let mut stream = c
+        .pfs
+        .fsck(pach_api::pfs::FsckRequest { fix })
         .await
         .map_err(status)?
         .into_inner();
-    if r.problems.is_empty() {
-        println!(
-            "checked {} commits, {} indexes: no problems found",
-            r.commits_checked, r.objects_checked
-        );
+    let mut problems = 0usize;
+    let mut err = std::io::stderr().lock();
+    while let Some(r) = stream.try_next().await.map_err(status)? {
+        if !r.error.is_empty() {
+            problems += 1;
+            writeln!(err, "{}", crate::client::escape(&r.error))?;
+        }
+        if !r.fix.is_empty() {
+            writeln!(err, "fixed: {}", crate::client::escape(&r.fix))?;
+        }
+    }
+    if problems == 0 {
+        println!("no problems found");
         return Ok(());
     }
-    let mut err = std::io::stderr().lock();
-    for p in &r.problems {
-        writeln!(err, "{p}")?;
-    }
-    bail!(
-        "{} problems found in {} commits",
-        r.problems.len(),
-        r.commits_checked
-    )
+    bail!("{problems} problems found; `pachctl restore` of a backup brings missing objects back")
 }
 
 pub fn completion<C: clap::CommandFactory>(shell: &str) {

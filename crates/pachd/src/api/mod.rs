@@ -11,6 +11,7 @@ mod debug;
 mod enterprise;
 mod extension;
 mod health;
+mod pfs;
 pub(crate) mod status;
 mod transaction;
 mod version;
@@ -59,7 +60,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use pach_api::{
         admin as admin_pb, auth as auth_pb, debug as debug_pb, enterprise as enterprise_pb,
-        health as health_pb, pachrs, transaction as txn_pb, versionpb,
+        health as health_pb, pachrs, pfs as pfs_pb, transaction as txn_pb, versionpb,
     };
     // TCP_NODELAY on every accepted connection: without it each small
     // reply waits for the client's delayed ACK (about 40 ms a call). The
@@ -101,10 +102,10 @@ pub async fn serve(
                 cluster: server.cluster.clone(),
             }
         )))
-        // The retired API of earlier releases, until pachctl has moved.
-        .add_service(limits!(pach_api::pfs_server::PfsServer::new(
-            crate::service::PfsService { pfs }
+        .add_service(limits!(pfs_pb::api_server::ApiServer::new(
+            pfs::PfsService { pfs: pfs.clone() }
         )))
+        // The retired API of earlier releases, until pachctl has moved.
         .add_service(limits!(pach_api::pps_server::PpsServer::new(
             crate::pps_service::PpsService {
                 pps: server.pps.clone()

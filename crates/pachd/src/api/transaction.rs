@@ -217,6 +217,11 @@ async fn execute(
         let repo = parent.map(|p| repo_name(&p.repo)).unwrap_or_default();
         let parent_id = parent.map(|p| p.id.as_str()).filter(|p| !p.is_empty());
         let branch = Some(r.branch.as_str()).filter(|b| !b.is_empty());
+        let provenance = r
+            .provenance
+            .iter()
+            .map(|p| commit_of(&p.commit))
+            .collect::<Result<Vec<_>, _>>()?;
         let commit = pfs
             .start_commit_with_id(
                 earlier.map(|c| c.id.as_str()),
@@ -224,6 +229,7 @@ async fn execute(
                 branch,
                 parent_id,
                 &r.description,
+                &provenance,
             )
             .await
             .map_err(status)?;
