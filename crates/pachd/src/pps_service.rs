@@ -212,9 +212,10 @@ impl PpsApi for PpsService {
         let r = r.into_inner();
         let job = self
             .pps
-            .restart_datum(&r.job, &r.datum)
+            .restart_datum(&r.job, std::slice::from_ref(&r.datum))
             .await
-            .map_err(status)?;
+            .map_err(status)?
+            .unwrap_or_default();
         Ok(Response::new(json(serde_json::json!({"job": {"id": job}}))))
     }
 

@@ -243,6 +243,42 @@ impl Pfs {
         parent: Option<&str>,
         description: &str,
     ) -> Result<CommitRecord> {
+        self.start_commit_with(repo, branch, parent, description, None)
+            .await
+    }
+
+    /// [`Pfs::start_commit`] whose provenance is `provenance` (with theirs)
+    /// instead of the heads of the branch's provenance: a commit computed
+    /// from older inputs (Pachyderm's `run pipeline` with provenance).
+    pub async fn start_commit_with(
+        &self,
+        repo: &str,
+        branch: Option<&str>,
+        parent: Option<&str>,
+        description: &str,
+        provenance: Option<Vec<CommitName>>,
+    ) -> Result<CommitRecord> {
+        let explicit_provenance = match provenance {
+            Some(given) => {
+                let mut all = BTreeSet::new();
+                for p in given {
+                    let (c, _) = self.resolve_commit(&p.repo, &p.id).await?;
+                    if c.repo == repo {
+                        return Err(PfsError::InvalidArgument(format!(
+                            "commit {}@{} cannot be in the provenance of a commit of its own repo",
+                            c.repo, c.id
+                        )));
+                    }
+                    all.extend(c.provenance.iter().cloned());
+                    all.insert(CommitName {
+                        repo: c.repo,
+                        id: c.id,
+                    });
+                }
+                Some(all.into_iter().collect::<Vec<_>>())
+            }
+            None => None,
+        };
         self.repo_record(repo).await?;
         if let Some(b) = branch {
             validate_name("branch", b)?;
@@ -282,8 +318,8 @@ impl Pfs {
                 ),
                 (None, _) => (None, 0),
             };
-            let mut provenance = Vec::new();
-            if let Some(b) = &branch_record {
+            let mut provenance = explicit_provenance.clone().unwrap_or_default();
+            if let (Some(b), None) = (&branch_record, &explicit_provenance) {
                 for p in &b.provenance {
                     if let Some((pb, _)) = branches
                         .iter()

@@ -14,7 +14,7 @@ use pach_worker::{ReadAhead, Sandbox};
 use tokio::task::JoinSet;
 
 use crate::datum::Datum;
-use crate::error::Result;
+use crate::error::{PpsError, Result};
 use crate::job::{DatumIo, DatumOutcome, JobContext};
 use crate::pipeline::Pps;
 use crate::records::*;
@@ -215,11 +215,26 @@ impl Pps {
             .inspect_commit(&job.output_commit.repo, &job.output_commit.id, false)
             .await?;
         let inputs = self.load_inputs(&pipeline, &commit).await?;
+        let secrets = self.resolve_secrets(&pipeline.spec).await?;
+        let sandbox = match sandbox {
+            Some(s) if !secrets.mounts.is_empty() => {
+                let dir = self.scratch.join(job_id).join("secrets");
+                let with = s.with_files(&dir, &secrets.mounts).map_err(|e| {
+                    PpsError::FailedPrecondition(format!(
+                        "pipeline '{}': transform.secrets: {e}",
+                        pipeline.name()
+                    ))
+                })?;
+                Some(Arc::new(with))
+            }
+            other => other.clone(),
+        };
         Ok(Some(Arc::new(JobContext::new(
             pipeline,
             job_id.to_string(),
             inputs.entries,
-            sandbox.clone(),
+            sandbox,
+            secrets,
         ))))
     }
 
@@ -234,6 +249,7 @@ impl Pps {
         // Every datum of the plan is counted again below (reused or run):
         // counts an earlier worker saved may include datums it never recorded.
         claim.task.counts = DatumCounts::default();
+        claim.task.stats = ProcessStats::default();
         claim.task.failure = None;
         let mut batch: Vec<DatumOutcome> = Vec::new();
         let mut outputs: TaskOutputs = Vec::new();
@@ -412,6 +428,7 @@ impl Pps {
 }
 
 fn count(task: &mut TaskRecord, d: &DatumRecord) {
+    task.stats.add(&d.stats);
     match d.state {
         DatumState::Success => task.counts.processed += 1,
         DatumState::Skipped => task.counts.skipped += 1,
@@ -451,6 +468,9 @@ mod tests {
             started_ns: 0,
             finished_ns: None,
             counts: DatumCounts::default(),
+            stats: ProcessStats::default(),
+            stats_commit: None,
+            log: Vec::new(),
         }
     }
 

@@ -19,7 +19,7 @@ mod sandbox;
 
 pub use collect::collect;
 pub use materialise::{InputMount, Materialised, ReadAhead, materialise};
-pub use sandbox::{Command, Outcome, Sandbox, SandboxSession};
+pub use sandbox::{Command, FileMount, Outcome, Sandbox, SandboxSession};
 
 use std::path::PathBuf;
 
@@ -44,6 +44,10 @@ pub enum WorkerError {
         "output '{path}' is a symlink to '{target}', outside /pfs; only links into /pfs/<input> are followed"
     )]
     LinkOutsidePfs { path: String, target: String },
+    #[error(
+        "cannot mount files at '{path}': the sandbox shows that host directory read-only and '{path}' does not exist in it; choose a mount_path whose first directory does not exist on the host, like /secrets/NAME"
+    )]
+    MountPath { path: String },
     #[error(transparent)]
     Storage(#[from] pach_storage::StorageError),
 }

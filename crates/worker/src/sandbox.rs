@@ -55,6 +55,18 @@ pub struct Sandbox {
     bwrap: PathBuf,
     /// `--ro-bind`/`--symlink` arguments recreating the host's top level.
     host_args: Vec<String>,
+    /// `--ro-bind` arguments of the directories given with [`Sandbox::with_files`].
+    file_args: Vec<String>,
+}
+
+/// Files user code finds in a directory of its own (a secret's keys under
+/// the secret's `mount_path`), read-only.
+#[derive(Clone)]
+pub struct FileMount {
+    /// Absolute directory inside the sandbox.
+    pub path: String,
+    /// File name -> content.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl Sandbox {
@@ -95,7 +107,64 @@ impl Sandbox {
                 host_args.extend(["--ro-bind".into(), host.clone(), host]);
             }
         }
-        Ok(Sandbox { bwrap, host_args })
+        Ok(Sandbox {
+            bwrap,
+            host_args,
+            file_args: Vec::new(),
+        })
+    }
+
+    /// This sandbox with `mounts` added: their files are written under
+    /// `dir` on the host (readable by the owner only) and appear read-only
+    /// at each mount's path. A path inside a host directory that the sandbox
+    /// shows read-only (like `/etc/x`) must already exist on the host.
+    pub fn with_files(&self, dir: &Path, mounts: &[FileMount]) -> Result<Sandbox> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut out = self.clone();
+        for (i, m) in mounts.iter().enumerate() {
+            let target = Path::new(&m.path);
+            let top = target.components().nth(1).map(|c| c.as_os_str().to_owned());
+            let shadowed = top.is_some_and(|t| {
+                let top = format!("/{}", t.to_string_lossy());
+                self.host_args
+                    .windows(2)
+                    .any(|w| w[0] == "--ro-bind" && w[1] == top)
+                    && target != Path::new(&top)
+            });
+            if shadowed && !target.is_dir() {
+                return Err(WorkerError::MountPath {
+                    path: m.path.clone(),
+                });
+            }
+            let host = dir.join(format!("mount-{i}"));
+            let _ = std::fs::remove_dir_all(&host);
+            std::fs::create_dir_all(&host).map_err(io("cannot create", &host))?;
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("cannot protect", &host))?;
+            for (name, bytes) in &m.files {
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                    return Err(WorkerError::Io {
+                        what: "refusing the file name",
+                        path: name.into(),
+                        source: std::io::Error::other("a mounted file needs a plain name"),
+                    });
+                }
+                let file = host.join(name);
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o400)
+                    .open(&file)
+                    .map_err(io("cannot create", &file))?;
+                std::io::Write::write_all(&mut f, bytes).map_err(io("cannot write", &file))?;
+            }
+            out.file_args.extend([
+                "--ro-bind".into(),
+                host.to_string_lossy().into_owned(),
+                m.path.clone(),
+            ]);
+        }
+        Ok(out)
     }
 
     /// Starts a sandbox over the slot directory `slot`: `slot/pfs` appears at
@@ -123,6 +192,7 @@ impl Sandbox {
             .arg("--bind")
             .arg(&ctl)
             .arg("/.pach")
+            .args(&self.file_args)
             .args(["--", "sh", "-c", AGENT])
             .env_clear()
             .env(

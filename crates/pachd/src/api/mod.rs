@@ -8,6 +8,7 @@
 mod auth;
 mod enterprise;
 mod health;
+mod pps;
 pub(crate) mod status;
 mod version;
 
@@ -59,6 +60,11 @@ pub async fn serve(
         .add_service(enterprise_pb::api_server::ApiServer::new(
             enterprise::EnterpriseService,
         ))
+        .add_service(limits!(pach_api::pps::api_server::ApiServer::new(
+            pps::PpsService {
+                pps: server.pps.clone()
+            }
+        )))
         // The retired API of earlier releases, until pachctl has moved.
         .add_service(limits!(pach_api::pfs_server::PfsServer::new(
             crate::service::PfsService { pfs: pfs.clone() }
