@@ -62,12 +62,13 @@ pub struct Client {
     pub auth: auth::api_client::ApiClient<Conn>,
     pub enterprise: enterprise::api_client::ApiClient<Conn>,
     pub extension: pachrs::v1::extension_client::ExtensionClient<Conn>,
+    /// Secrets and later releases' spec inputs.
+    pub pps_ext: pachrs::v1::pipeline_extension_client::PipelineExtensionClient<Conn>,
     /// The pachd version learnt while connecting.
     pub server_version: versionpb::Version,
     // The retired API, until every command has moved.
     pub old_pfs: pach_api::pfs_client::PfsClient<Channel>,
     pub old_admin: pach_api::admin_client::AdminClient<Channel>,
-    pub old_pps: pach_api::pps_client::PpsClient<Channel>,
 }
 
 pub async fn connect() -> anyhow::Result<Client> {
@@ -139,11 +140,13 @@ pub async fn connect_to(
         debug: limits!(debug::debug_client::DebugClient::new(conn.clone())),
         auth: auth::api_client::ApiClient::new(conn.clone()),
         enterprise: enterprise::api_client::ApiClient::new(conn.clone()),
-        extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(conn)),
+        extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(
+            conn.clone()
+        )),
+        pps_ext: pachrs::v1::pipeline_extension_client::PipelineExtensionClient::new(conn),
         server_version,
         old_pfs: limits!(pach_api::pfs_client::PfsClient::new(channel.clone())),
-        old_admin: pach_api::admin_client::AdminClient::new(channel.clone()),
-        old_pps: limits!(pach_api::pps_client::PpsClient::new(channel)),
+        old_admin: pach_api::admin_client::AdminClient::new(channel),
     })
 }
 

@@ -6,7 +6,6 @@ mod admin_service;
 mod api;
 mod cluster;
 mod config;
-mod pps_service;
 mod service;
 
 use std::sync::Arc;

@@ -8,7 +8,6 @@ pub mod cron;
 pub mod datum;
 pub mod error;
 pub mod glob;
-pub mod info;
 mod job;
 pub mod leader;
 pub mod logs;

@@ -34,25 +34,6 @@ impl Pps {
         &self.pfs
     }
 
-    /// Creates (or, with `update`, updates) every pipeline of a spec file, in
-    /// file order. Every spec is validated against the cluster and the others
-    /// first; on any error nothing changes.
-    pub async fn create_pipelines(
-        &self,
-        text: &str,
-        update: bool,
-        reprocess: bool,
-    ) -> Result<Vec<String>> {
-        let specs = spec::parse_specs(text)?;
-        self.check_specs(&specs, update).await?;
-        let mut names = Vec::new();
-        for s in specs {
-            names.push(s.pipeline.name.clone());
-            self.put_pipeline(s, update, reprocess).await?;
-        }
-        Ok(names)
-    }
-
     /// Creates (or, with `update`, updates) one pipeline from a parsed spec
     /// (`spec::parse_value`), checked against the cluster first.
     pub async fn create_pipeline(

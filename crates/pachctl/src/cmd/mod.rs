@@ -9,6 +9,7 @@ pub mod job;
 pub mod misc;
 pub mod pipeline;
 pub mod repo;
+pub mod secret;
 
 use std::io::Write;
 

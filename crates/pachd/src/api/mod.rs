@@ -1,13 +1,15 @@
 //! The gRPC API pachd serves on its one port: Pachyderm 1.9's services
 //! (`pfs.API`, `pps.API`, `admin.API`, `transaction.API`, `versionpb.API`,
 //! `auth.API`, `enterprise.API`, `debug.Debug`, `health.Health`) and our
-//! extension service (`pachrs.v1.Extension`). One file per service; each
+//! extension services (`pachrs.v1.Extension`, and `pachrs.v1.PipelineExtension`
+//! for secrets and later releases' spec inputs). One file per service; each
 //! only translates between the wire and the domain crates, and every error
 //! reaches clients through `status`.
 
 mod auth;
 mod enterprise;
 mod health;
+mod pipelines;
 mod pps;
 pub(crate) mod status;
 mod version;
@@ -65,14 +67,16 @@ pub async fn serve(
                 pps: server.pps.clone()
             }
         )))
+        .add_service(
+            pach_api::pachrs::v1::pipeline_extension_server::PipelineExtensionServer::new(
+                pipelines::PipelineExtensionService {
+                    pps: server.pps.clone(),
+                },
+            ),
+        )
         // The retired API of earlier releases, until pachctl has moved.
         .add_service(limits!(pach_api::pfs_server::PfsServer::new(
             crate::service::PfsService { pfs: pfs.clone() }
-        )))
-        .add_service(limits!(pach_api::pps_server::PpsServer::new(
-            crate::pps_service::PpsService {
-                pps: server.pps.clone()
-            }
         )))
         .add_service(limits!(pach_api::admin_server::AdminServer::new(
             crate::admin_service::AdminService {

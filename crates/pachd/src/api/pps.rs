@@ -46,11 +46,11 @@ fn stream_of<T: Send + 'static>(items: Vec<T>) -> ResponseStream<T> {
     Box::pin(futures::stream::iter(items.into_iter().map(Ok)))
 }
 
-fn pps_status(e: PpsError) -> Status {
+pub(crate) fn pps_status(e: PpsError) -> Status {
     status(e)
 }
 
-fn invalid(message: impl Into<String>) -> Status {
+pub(crate) fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(super::status::safe_message(&message.into()))
 }
 
@@ -83,7 +83,17 @@ fn commit_ref(c: &pfs::Commit, what: &str) -> Result<(String, String), Status> {
 
 /// The spec a `CreatePipelineRequest` describes, with `update` and
 /// `reprocess` (request flags, not spec fields).
-fn spec_of(mut r: pps::CreatePipelineRequest) -> Result<(PipelineSpec, bool, bool), Status> {
+fn spec_of(r: pps::CreatePipelineRequest) -> Result<(PipelineSpec, bool, bool), Status> {
+    let (json, update, reprocess) = spec_json(r)?;
+    let spec = spec::parse_value(json).map_err(pps_status)?;
+    Ok((spec, update, reprocess))
+}
+
+/// The JSON of a spec (proto field names, as specs are written), with the
+/// request's `update` and `reprocess` flags.
+pub(crate) fn spec_json(
+    mut r: pps::CreatePipelineRequest,
+) -> Result<(serde_json::Value, bool, bool), Status> {
     if r.tf_job.is_some() {
         return Err(invalid(
             "tf_job pipelines run TensorFlow jobs through Kubeflow on Kubernetes, which this cluster does not have; use transform.cmd",
@@ -99,13 +109,12 @@ fn spec_of(mut r: pps::CreatePipelineRequest) -> Result<(PipelineSpec, bool, boo
     r.reprocess = false;
     let json = pach_api::json::to_json(&r, FieldNames::Proto)
         .map_err(|e| Status::internal(format!("encoding the spec: {e}")))?;
-    let spec = spec::parse_value(json).map_err(pps_status)?;
-    Ok((spec, update, reprocess))
+    Ok((json, update, reprocess))
 }
 
 // ---- to the wire ----
 
-fn timestamp(ns: i64) -> Option<prost_types::Timestamp> {
+pub(crate) fn timestamp(ns: i64) -> Option<prost_types::Timestamp> {
     (ns > 0).then(|| prost_types::Timestamp {
         seconds: ns.div_euclid(1_000_000_000),
         nanos: ns.rem_euclid(1_000_000_000) as i32,
