@@ -243,43 +243,29 @@ impl Pfs {
         parent: Option<&str>,
         description: &str,
     ) -> Result<CommitRecord> {
-        self.start_commit_with(repo, branch, parent, description, None)
+        self.start_commit_with(repo, branch, parent, description, &[])
             .await
     }
 
-    /// [`Pfs::start_commit`] whose provenance is `provenance` (with theirs)
-    /// instead of the heads of the branch's provenance: a commit computed
-    /// from older inputs (Pachyderm's `run pipeline` with provenance).
+    /// [`Pfs::start_commit`] with extra provenance: commits (`(repo, reference)`)
+    /// the new commit records as computed from, besides its branch's upstream heads.
+    /// An extra commit on one of those upstream branches stands in for its head
+    /// (a commit is computed from one commit of a branch): Pachyderm's `run
+    /// pipeline` on older inputs.
     pub async fn start_commit_with(
         &self,
         repo: &str,
         branch: Option<&str>,
         parent: Option<&str>,
         description: &str,
-        provenance: Option<Vec<CommitName>>,
+        extra_provenance: &[(String, String)],
     ) -> Result<CommitRecord> {
-        let explicit_provenance = match provenance {
-            Some(given) => {
-                let mut all = BTreeSet::new();
-                for p in given {
-                    let (c, _) = self.resolve_commit(&p.repo, &p.id).await?;
-                    if c.repo == repo {
-                        return Err(PfsError::InvalidArgument(format!(
-                            "commit {}@{} cannot be in the provenance of a commit of its own repo",
-                            c.repo, c.id
-                        )));
-                    }
-                    all.extend(c.provenance.iter().cloned());
-                    all.insert(CommitName {
-                        repo: c.repo,
-                        id: c.id,
-                    });
-                }
-                Some(all.into_iter().collect::<Vec<_>>())
-            }
-            None => None,
-        };
         self.repo_record(repo).await?;
+        let mut extra = Vec::new();
+        for (r, reference) in extra_provenance {
+            let (c, _) = self.resolve_commit(r, reference).await?;
+            extra.push(c);
+        }
         if let Some(b) = branch {
             validate_name("branch", b)?;
         }
@@ -318,12 +304,18 @@ impl Pfs {
                 ),
                 (None, _) => (None, 0),
             };
-            let mut provenance = explicit_provenance.clone().unwrap_or_default();
-            if let (Some(b), None) = (&branch_record, &explicit_provenance) {
+            let mut provenance = Vec::new();
+            let stands_in = |p: &BranchName| {
+                extra
+                    .iter()
+                    .any(|c| c.repo == p.repo && c.branch.as_deref() == Some(p.name.as_str()))
+            };
+            if let Some(b) = &branch_record {
                 for p in &b.provenance {
-                    if let Some((pb, _)) = branches
-                        .iter()
-                        .find(|(r, _)| r.repo == p.repo && r.name == p.name)
+                    if !stands_in(p)
+                        && let Some((pb, _)) = branches
+                            .iter()
+                            .find(|(r, _)| r.repo == p.repo && r.name == p.name)
                         && let Some(h) = &pb.head
                     {
                         provenance.push(CommitName {
@@ -331,6 +323,15 @@ impl Pfs {
                             id: h.clone(),
                         });
                     }
+                }
+            }
+            for c in &extra {
+                let p = CommitName {
+                    repo: c.repo.clone(),
+                    id: c.id.clone(),
+                };
+                if !provenance.contains(&p) {
+                    provenance.push(p);
                 }
             }
             let commit = CommitRecord {

@@ -7,8 +7,6 @@
 //! `run cron` writes a tick into each of the pipeline's cron repos now,
 //! which starts a job through provenance as a scheduled tick does.
 
-use std::collections::BTreeMap;
-
 use pach_pfs::{CommitName, PfsError};
 
 use crate::error::{PpsError, Result};
@@ -33,7 +31,7 @@ impl Pps {
                 "pipeline '{name}' has no output yet: new input commits start its jobs by themselves; run pipeline reruns it on existing data"
             )));
         }
-        let mut chosen: BTreeMap<(String, String), CommitName> = BTreeMap::new();
+        let mut chosen: Vec<(String, String)> = Vec::new();
         for c in provenance {
             let commit = self.pfs.inspect_commit(&c.repo, &c.id, false).await?;
             let on = commit.branch.clone().unwrap_or_default();
@@ -58,35 +56,13 @@ impl Pps {
                     commit.repo, commit.id
                 )));
             }
-            chosen.insert(
-                (commit.repo.clone(), on),
-                CommitName {
-                    repo: commit.repo,
-                    id: commit.id,
-                },
-            );
+            chosen.push((commit.repo, commit.id));
         }
-        let mut all = Vec::new();
-        for (repo, b) in &inputs {
-            if let Some(c) = chosen.get(&(repo.clone(), b.clone())) {
-                all.push(c.clone());
-                continue;
-            }
-            let head = match self.pfs.inspect_branch(repo, b).await {
-                Ok(info) => info.record.head,
-                Err(PfsError::BranchNotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(id) = head {
-                all.push(CommitName {
-                    repo: repo.clone(),
-                    id,
-                });
-            }
-        }
+        // Inputs not chosen use their branch's head, through the output
+        // branch's provenance.
         let commit = match self
             .pfs
-            .start_commit_with(name, Some(&p.spec.output_branch), None, "", Some(all))
+            .start_commit_with(name, Some(&p.spec.output_branch), None, "", &chosen)
             .await
         {
             Ok(c) => c,
