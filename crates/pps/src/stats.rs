@@ -80,13 +80,23 @@ fn stats_from_json(v: &Value) -> ProcessStats {
     }
 }
 
+/// An input file of a datum, as its stats commit holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsInput {
+    pub input: String,
+    /// The file's path in its repo.
+    pub path: String,
+    pub size: u64,
+    pub hash: pach_storage::ContentHash,
+}
+
 /// A datum as its job's stats commit describes it.
 #[derive(Debug, Clone)]
 pub struct StatsDatum {
     pub state: DatumState,
     pub stats: ProcessStats,
-    /// The input files it saw: input name and the file's path in its repo.
-    pub inputs: Vec<(String, pach_pfs::FileInfo)>,
+    /// The input files it saw.
+    pub inputs: Vec<StatsInput>,
     /// The stats commit, and the datum's `pfs` directory in it.
     pub commit: CommitName,
     pub pfs_path: String,
@@ -205,15 +215,12 @@ impl Pps {
                 && let Some((input, path)) = rest.split_once('/')
                 && input != "out"
             {
-                inputs.push((
-                    input.to_string(),
-                    pach_pfs::FileInfo {
-                        path: format!("/{path}"),
-                        is_dir: false,
-                        size_bytes: e.size,
-                        hash: Some(e.hash),
-                    },
-                ));
+                inputs.push(StatsInput {
+                    input: input.to_string(),
+                    path: format!("/{path}"),
+                    size: e.size,
+                    hash: e.hash,
+                });
             }
         }
         if !found {
