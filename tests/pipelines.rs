@@ -587,6 +587,9 @@ fn parallel_datums_stop_job_and_job_timeout() {
     let j = &p.raw(&["wait", "job", &id])[0];
     assert_eq!(j["state"], "JOB_KILLED", "{j}");
     assert!(stopped_at.elapsed() < std::time::Duration::from_secs(10));
+    // A job that has ended cannot be stopped again (Pachyderm refuses too).
+    let err = p.fails(&["stop", "job", &id]);
+    assert!(err.contains("already ended (killed)"), "{err}");
     // Its output commit is finished, so flush returns.
     p.ok(&["wait", "commit", &format!("hang@{id}")]);
 

@@ -211,28 +211,41 @@ impl Pps {
     }
 
     /// Marks a job killed; its running datums are stopped and its output
-    /// commit finished without output.
+    /// commit finished without output. A job that has ended is refused (as
+    /// Pachyderm refuses to finish its finished output commit again).
     pub async fn stop_job(&self, id: &str) -> Result<()> {
+        if let Some(state) = self.kill_job(id).await? {
+            return Err(PpsError::FailedPrecondition(format!(
+                "job {id} has already ended ({}); there is nothing to stop",
+                state.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Marks a running job killed; returns the state of a job that had
+    /// already ended instead.
+    async fn kill_job(&self, id: &str) -> Result<Option<JobState>> {
         let key = job_key(id);
         loop {
             let (mut job, rev) = load::<JobRecord>(&**self.pfs.meta(), &key)
                 .await?
                 .ok_or_else(|| PpsError::JobNotFound(id.into()))?;
             if job.state.is_terminal() {
-                return Ok(());
+                return Ok(Some(job.state));
             }
             job.state = JobState::Killed;
             job.reason = "stopped by the user".into();
             let txn = Txn::new().expect(&key, rev).put(&key, encode(&job));
             if self.pfs.meta().commit(txn).await?.is_some() {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
 
     /// Deletes a job's records (stopping it first); its output commit stays.
     pub async fn delete_job(&self, id: &str) -> Result<()> {
-        self.stop_job(id).await?;
+        self.kill_job(id).await?;
         let txn = Txn::new()
             .delete(job_key(id))
             .delete_prefix(datums_prefix(id));
