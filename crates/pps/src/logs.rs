@@ -160,7 +160,7 @@ pub(crate) fn datum_lines(job: &JobRecord, d: &DatumRecord, output: &[u8]) -> Ve
     }
     let mut out = vec![line(d.started_ns, false, "started processing datum".into())];
     for l in String::from_utf8_lossy(output).lines() {
-        out.push(line(d.started_ns, true, l.to_string()));
+        out.push(line(d.started_ns, !is_runner_line(l), l.to_string()));
     }
     let end = match d.state {
         DatumState::Success => "finished processing datum".to_string(),
@@ -173,6 +173,20 @@ pub(crate) fn datum_lines(job: &JobRecord, d: &DatumRecord, output: &[u8]) -> Ve
     };
     out.push(line(d.finished_ns, false, end));
     out
+}
+
+/// Whether a line of a datum's log is one the runner wrote between tries
+/// ("datum try 1 of 3 failed: exit code 2") rather than user code.
+fn is_runner_line(l: &str) -> bool {
+    let Some(rest) = l.strip_prefix("datum try ") else {
+        return false;
+    };
+    let mut words = rest.splitn(4, ' ');
+    matches!(
+        (words.next(), words.next(), words.next(), words.next()),
+        (Some(n), Some("of"), Some(m), Some(tail))
+            if n.parse::<u64>().is_ok() && m.parse::<u64>().is_ok() && tail.starts_with("failed: ")
+    )
 }
 
 /// The runner's lines of a job.
@@ -301,5 +315,93 @@ impl Pps {
                 _ = tx.closed() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datum::{DatumInput, InputFile};
+    use crate::records::JobState;
+
+    fn datum(state: DatumState) -> DatumRecord {
+        DatumRecord {
+            id: "d1".into(),
+            job: "j1".into(),
+            state,
+            inputs: vec![DatumInput {
+                name: "in".into(),
+                repo: "in".into(),
+                branch: "master".into(),
+                glob_path: "/a".into(),
+                files: vec![InputFile {
+                    path: "/a".into(),
+                    hash: "00ff".into(),
+                    size: 1,
+                }],
+                lazy: false,
+                empty_files: false,
+            }],
+            outputs: None,
+            output_files: 0,
+            tries: 2,
+            started_ns: 1_000_000_000,
+            finished_ns: 2_000_000_000,
+            log: None,
+            reason: "exit code 3".into(),
+            stats: Default::default(),
+            source_job: None,
+        }
+    }
+
+    #[test]
+    fn datum_lines_frame_user_output_with_the_runners_own() {
+        let job = JobRecord {
+            id: "j1".into(),
+            pipeline: "p".into(),
+            pipeline_version: 1,
+            output_commit: pach_pfs::CommitName {
+                repo: "p".into(),
+                id: "j1".into(),
+            },
+            input_commits: vec![],
+            state: JobState::Failure,
+            reason: String::new(),
+            started_ns: 0,
+            finished_ns: None,
+            counts: Default::default(),
+            stats: Default::default(),
+            stats_commit: None,
+            log: vec![],
+        };
+        let d = datum(DatumState::Failed);
+        let lines = datum_lines(
+            &job,
+            &d,
+            b"hello\ndatum try 1 of 2 failed: exit code 3\ndatum try one\n",
+        );
+        let shown: Vec<(bool, &str)> = lines.iter().map(|l| (l.user, l.message.as_str())).collect();
+        assert_eq!(
+            shown,
+            [
+                (false, "started processing datum"),
+                (true, "hello"),
+                (false, "datum try 1 of 2 failed: exit code 3"),
+                (true, "datum try one"),
+                (false, "failed processing datum: exit code 3"),
+            ]
+        );
+        assert_eq!(lines[4].ts_ns, 2_000_000_000);
+        assert_eq!(lines[1].data[0].hash, [0, 255]);
+        let json: serde_json::Value = serde_json::from_str(&lines[1].to_json_line()).unwrap();
+        assert_eq!(json["pipelineName"], "p");
+        assert_eq!(json["user"], true);
+        assert_eq!(json["data"][0]["hash"], "AP8=");
+        assert_eq!(json["ts"], "1970-01-01T00:00:01.000000000Z");
+        assert!(datum_matches(&d, "a") && datum_matches(&d, "/a") && datum_matches(&d, "d1"));
+        assert!(datum_matches(&d, "00ff") && !datum_matches(&d, "/b"));
+        let skipped = datum_lines(&job, &datum(DatumState::Skipped), b"");
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].message.starts_with("skipping datum"));
     }
 }

@@ -2,6 +2,8 @@
 //! are mounted read-only (so the tools a pipeline calls are the host's), `/tmp`
 //! is private, `/pfs` holds the datum's inputs read-only and `/pfs/out`
 //! writable. The sandbox has its own PID namespace and dies with its parent.
+//! Tool directories on PATH inside home directories (pyenv's shims) are
+//! writable, their writes discarded, as a container's layer would be.
 //!
 //! Starting a sandbox costs several milliseconds, more than many datums take,
 //! so a [`SandboxSession`] keeps one sandbox alive across datums, like
@@ -106,6 +108,9 @@ impl Sandbox {
                 // is where the spec expects it.
                 host_args.extend(["--ro-bind".into(), host.clone(), host]);
             }
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            host_args.extend(writable_tool_dirs(&path));
         }
         Ok(Sandbox {
             bwrap,
@@ -320,6 +325,51 @@ impl SandboxSession {
     }
 }
 
+/// Arguments making the PATH directories kept in home directories (where
+/// per-user tool managers such as pyenv keep their shims) writable in the
+/// sandbox, with writes discarded when it ends: a tmpfs over the directory
+/// holding read-only binds of its entries. Such tools write next to
+/// themselves (pyenv rehashes its shims after every `pip install`, and fails
+/// the install when it cannot), which a container's writable layer allows
+/// and a read-only view of the host does not. System directories stay
+/// read-only.
+fn writable_tool_dirs(path: &std::ffi::OsStr) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut args = Vec::new();
+    for dir in std::env::split_paths(path) {
+        let in_home = dir.starts_with("/root") || dir.starts_with("/home");
+        if !in_home || !dir.is_dir() || !seen.insert(dir.clone()) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut binds = Vec::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            let Some(p_str) = p.to_str().map(str::to_string) else {
+                continue;
+            };
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&p) {
+                        binds.extend([
+                            "--symlink".to_string(),
+                            target.to_string_lossy().into_owned(),
+                            p_str,
+                        ]);
+                    }
+                }
+                Ok(_) => binds.extend(["--ro-bind".to_string(), p_str.clone(), p_str]),
+                Err(_) => {}
+            }
+        }
+        args.extend(["--tmpfs".to_string(), dir.to_string_lossy().into_owned()]);
+        args.extend(binds);
+    }
+    args
+}
+
 /// The shell script running one datum: its environment, working directory
 /// and command, each word quoted.
 fn script(c: &Command) -> String {
@@ -394,4 +444,37 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn tool_dirs_in_home_directories_become_writable_views() {
+        let Ok(home) = tempfile::Builder::new()
+            .prefix("pach-tools-")
+            .tempdir_in("/root")
+        else {
+            // Not root here: no home directory to try it in.
+            return;
+        };
+        let bin = home.path().join("shims");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("pip"), b"#!/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("pip", bin.join("pip3")).unwrap();
+        let path = std::env::join_paths([bin.as_path(), Path::new("/usr/bin")]).unwrap();
+        let args = writable_tool_dirs(&path);
+        let b = bin.to_str().unwrap();
+        let pip = format!("{b}/pip");
+        let pip3 = format!("{b}/pip3");
+        assert_eq!(args[..2], ["--tmpfs".to_string(), b.to_string()]);
+        let rest = args[2..].join(" ");
+        assert!(rest.contains(&format!("--ro-bind {pip} {pip}")), "{rest}");
+        assert!(rest.contains(&format!("--symlink pip {pip3}")), "{rest}");
+        assert!(
+            !args.iter().any(|a| a == "/usr/bin"),
+            "system directories stay read-only"
+        );
+    }
 }
