@@ -419,7 +419,7 @@ impl Pps {
     /// publishes them as tasks for the workers and merges their outputs.
     pub(crate) async fn run_job(
         &self,
-        pipeline: &PipelineRecord,
+        current: &PipelineRecord,
         commit: CommitRecord,
     ) -> Result<()> {
         let meta = self.pfs.meta().clone();
@@ -437,6 +437,7 @@ impl Pps {
             }
             Some((j, _)) => j,
             None => {
+                let pipeline = current;
                 let mut j = JobRecord {
                     id: commit.id.clone(),
                     pipeline: pipeline.name().to_string(),
@@ -469,7 +470,20 @@ impl Pps {
                 j
             }
         };
-        job.pipeline_version = pipeline.version;
+        // A job runs with the spec it started with, even when the pipeline
+        // was updated since (its tasks were planned with that spec).
+        let started_with = match self
+            .pipeline_at(&job.pipeline, job.pipeline_version)
+            .await?
+        {
+            Some(p) if p.version != current.version => Some(p),
+            Some(_) => None,
+            None => {
+                job.pipeline_version = current.version;
+                None
+            }
+        };
+        let pipeline = started_with.as_ref().unwrap_or(current);
         self.save_job(&job).await?;
         let JobInputs {
             files,

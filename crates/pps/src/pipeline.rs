@@ -247,6 +247,24 @@ impl Pps {
         }
     }
 
+    /// The record of version `version` of a pipeline (current or earlier);
+    /// None when that version is not kept (updated before versions were).
+    pub(crate) async fn pipeline_at(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<PipelineRecord>> {
+        let current = self.inspect_pipeline(name).await?;
+        if current.version == version {
+            return Ok(Some(current));
+        }
+        Ok(
+            load::<PipelineRecord>(&**self.pfs.meta(), &pipeline_version_key(name, version))
+                .await?
+                .map(|(p, _)| p),
+        )
+    }
+
     /// A pipeline's current record and, newest first, up to `history` of
     /// its earlier versions (all of them when negative), as Pachyderm's
     /// `history` counts them.

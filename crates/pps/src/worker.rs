@@ -209,7 +209,14 @@ impl Pps {
         if job.state.is_terminal() {
             return Ok(None);
         }
-        let pipeline = self.inspect_pipeline(&job.pipeline).await?;
+        // The spec the job was planned with, even after an update.
+        let pipeline = match self
+            .pipeline_at(&job.pipeline, job.pipeline_version)
+            .await?
+        {
+            Some(p) => p,
+            None => self.inspect_pipeline(&job.pipeline).await?,
+        };
         let commit = self
             .pfs
             .inspect_commit(&job.output_commit.repo, &job.output_commit.id, false)
