@@ -90,6 +90,8 @@ pub(crate) struct JobContext {
     pub sandbox: Option<Arc<Sandbox>>,
     /// The pipeline's secrets (files already given to `sandbox`).
     pub secrets: ResolvedSecrets,
+    /// Why this job's datums cannot run here (they fail with it).
+    pub unusable: Option<String>,
     /// Idle sandboxes of this job on this worker.
     pub sessions: std::sync::Mutex<Vec<SandboxSession>>,
     /// Numbers the slot directories of new sandboxes.
@@ -129,6 +131,7 @@ impl JobContext {
             input_names,
             sandbox,
             secrets,
+            unusable: None,
             sessions: std::sync::Mutex::new(Vec::new()),
             slots: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -813,15 +816,22 @@ impl Pps {
             tries,
             reason,
             stats,
-        } = match &ctx.sandbox {
-            None => DatumRun {
+        } = match (&ctx.sandbox, &ctx.unusable) {
+            (_, Some(reason)) => DatumRun {
+                state: DatumState::Failed,
+                entries: vec![],
+                tries: 0,
+                reason: reason.clone(),
+                stats: ProcessStats::default(),
+            },
+            (None, None) => DatumRun {
                 state: DatumState::Failed,
                 entries: vec![],
                 tries: 0,
                 reason: pach_worker::WorkerError::NoBubblewrap.to_string(),
                 stats: ProcessStats::default(),
             },
-            Some(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
+            (Some(sandbox), None) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
         };
         let log_key = if log.is_empty() {
             None

@@ -14,7 +14,7 @@ use pach_worker::{ReadAhead, Sandbox};
 use tokio::task::JoinSet;
 
 use crate::datum::Datum;
-use crate::error::{PpsError, Result};
+use crate::error::Result;
 use crate::job::{DatumIo, DatumOutcome, JobContext};
 use crate::pipeline::Pps;
 use crate::records::*;
@@ -222,27 +222,33 @@ impl Pps {
             .inspect_commit(&job.output_commit.repo, &job.output_commit.id, false)
             .await?;
         let inputs = self.load_inputs(&pipeline, &commit).await?;
-        let secrets = self.resolve_secrets(&pipeline.spec).await?;
-        let sandbox = match sandbox {
-            Some(s) if !secrets.mounts.is_empty() => {
-                let dir = self.scratch.join(job_id).join("secrets");
-                let with = s.with_files(&dir, &secrets.mounts).map_err(|e| {
-                    PpsError::FailedPrecondition(format!(
-                        "pipeline '{}': transform.secrets: {e}",
-                        pipeline.name()
-                    ))
-                })?;
-                Some(Arc::new(with))
-            }
-            other => other.clone(),
+        // A pipeline whose secrets cannot reach its sandbox fails its datums
+        // with the reason, rather than leaving them unclaimable.
+        let prepared = match self.resolve_secrets(&pipeline.spec).await {
+            Ok(secrets) => match sandbox {
+                Some(s) if !secrets.mounts.is_empty() => {
+                    let dir = self.scratch.join(job_id).join("secrets");
+                    s.with_files(&dir, &secrets.mounts)
+                        .map(|with| (secrets, Some(Arc::new(with))))
+                        .map_err(|e| format!("transform.secrets: {e}"))
+                }
+                other => Ok((secrets, other.clone())),
+            },
+            Err(e) => Err(format!("transform.secrets: {e}")),
         };
-        Ok(Some(Arc::new(JobContext::new(
+        let (secrets, sandbox, unusable) = match prepared {
+            Ok((secrets, sandbox)) => (secrets, sandbox, None),
+            Err(reason) => (Default::default(), None, Some(reason)),
+        };
+        let mut ctx = JobContext::new(
             pipeline,
             job_id.to_string(),
             inputs.entries,
             sandbox,
             secrets,
-        ))))
+        );
+        ctx.unusable = unusable;
+        Ok(Some(Arc::new(ctx)))
     }
 
     /// Runs a claimed task's datums one after another, renewing the claim and
