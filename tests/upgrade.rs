@@ -108,8 +108,8 @@ fn a_format_1_0_store_is_upgraded_in_place() {
         "4 /pfs/images/c.txt\n"
     );
     let latest = &p.raw(&["list", "job", "-p", "count"])[0];
-    assert_eq!(latest["data_skipped"], 2, "{latest}");
-    assert_eq!(latest["data_processed"], 1, "{latest}");
+    assert_eq!(latest["data_skipped"], "2", "{latest}");
+    assert_eq!(latest["data_processed"], "1", "{latest}");
 
     // The store now says 1.1, and a restart does not upgrade again.
     p.stop();

@@ -46,14 +46,6 @@ pub mod pachrs {
     }
 }
 
-/// The retired API of earlier pachd releases, served until pachctl has moved.
-pub mod pachyderm {
-    pub mod v1 {
-        tonic::include_proto!("pachyderm.v1");
-    }
-}
-pub use pachyderm::v1::*;
-
 /// Default pachd port, as in Pachyderm.
 pub const DEFAULT_PORT: u16 = 30650;
 

@@ -68,9 +68,6 @@ pub struct Client {
     pub extension: pachrs::v1::extension_client::ExtensionClient<Conn>,
     /// The pachd version learnt while connecting.
     pub server_version: versionpb::Version,
-    // The retired API, until every command has moved.
-    pub old_pfs: pach_api::pfs_client::PfsClient<Channel>,
-    pub old_pps: pach_api::pps_client::PpsClient<Channel>,
 }
 
 pub async fn connect() -> anyhow::Result<Client> {
@@ -129,12 +126,12 @@ pub async fn connect_to(
             Ok(c) => c,
             Err(e) => return Err(unreachable(why_not(address, innermost(&e)).await)),
         };
-        let conn = InterceptedService::new(channel.clone(), metadata);
+        let conn = InterceptedService::new(channel, metadata);
         let mut version = versionpb::api_client::ApiClient::new(conn.clone());
         let answer = version.get_version(()).await;
-        Ok::<_, anyhow::Error>((channel, conn, version, answer))
+        Ok::<_, anyhow::Error>((conn, version, answer))
     };
-    let (channel, conn, version, answer) = match patience {
+    let (conn, version, answer) = match patience {
         Some(limit) => tokio::time::timeout(limit, handshake)
             .await
             .map_err(|_| slow())??,
@@ -168,10 +165,10 @@ pub async fn connect_to(
         debug: limits!(debug::debug_client::DebugClient::new(conn.clone())),
         auth: auth::api_client::ApiClient::new(conn.clone()),
         enterprise: enterprise::api_client::ApiClient::new(conn.clone()),
-        extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(conn)),
+        extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(
+            conn.clone()
+        )),
         server_version,
-        old_pfs: limits!(pach_api::pfs_client::PfsClient::new(channel.clone())),
-        old_pps: limits!(pach_api::pps_client::PpsClient::new(channel)),
     })
 }
 

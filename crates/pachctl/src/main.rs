@@ -12,7 +12,9 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{admin, branch, commit, debug, file, job, misc, pipeline, repo, transaction};
+use crate::cmd::{
+    admin, branch, commit, debug, file, job, misc, pipeline, repo, secret, transaction,
+};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -90,6 +92,9 @@ enum Verb {
     /// Restart a failed datum (a new job retries it).
     #[command(subcommand)]
     Restart(RestartNoun),
+    /// Run a pipeline now (on chosen input commits), or a cron pipeline's tick.
+    #[command(subcommand)]
+    Run(RunNoun),
     /// Print the logs of a pipeline's, a job's or a datum's user code.
     Logs(job::Logs),
     /// Write the whole cluster (metadata and, by default, objects) as one stream.
@@ -149,6 +154,8 @@ enum CreateNoun {
     Branch(branch::CreateBranch),
     /// Create pipelines from a spec file (JSON or YAML).
     Pipeline(pipeline::CreatePipeline),
+    /// Create a secret for pipelines from a Kubernetes secret manifest.
+    Secret(secret::CreateSecret),
 }
 #[derive(Debug, Subcommand)]
 enum UpdateNoun {
@@ -180,15 +187,13 @@ enum ListNoun {
     /// List the files of a directory in a commit.
     File(file::ListFile),
     /// List pipelines (upstream first).
-    Pipeline {
-        #[command(flatten)]
-        format: Format,
-    },
+    Pipeline(pipeline::ListPipeline),
     /// List jobs, newest first.
     Job(job::ListJob),
-    /// List the datums of a job.
-    Datum {
-        job: String,
+    /// List the datums of a job (failed first).
+    Datum(job::ListDatum),
+    /// List secrets (names and keys; never values).
+    Secret {
         #[command(flatten)]
         format: Format,
     },
@@ -236,8 +241,14 @@ enum InspectNoun {
     Job {
         job: String,
         /// Wait for the job to end first.
-        #[arg(long)]
+        #[arg(short = 'b', long = "block", alias = "wait")]
         wait: bool,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a secret's keys (never its values).
+    Secret {
+        secret: String,
         #[command(flatten)]
         format: Format,
     },
@@ -277,6 +288,10 @@ enum DeleteNoun {
     Pipeline(pipeline::DeletePipeline),
     /// Delete a job's records (its output commit stays).
     Job { job: String },
+    /// Delete a secret no pipeline uses.
+    Secret { secret: String },
+    /// Delete every pipeline, then every repo (secrets stay).
+    All,
 }
 #[derive(Debug, Subcommand)]
 enum StartNoun {
@@ -298,8 +313,20 @@ enum StopNoun {
 }
 #[derive(Debug, Subcommand)]
 enum RestartNoun {
-    /// Retry a failed datum of a finished job; prints the id of the job that runs it.
-    Datum { job: String, datum: String },
+    /// Retry failed datums of a finished job; prints the id of the job that runs them.
+    Datum {
+        job: String,
+        /// Datum ids, or paths or hashes of their input files, comma-separated.
+        datum: String,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum RunNoun {
+    /// Start a job of a pipeline now, on chosen input commits or its inputs' heads;
+    /// prints the job's id.
+    Pipeline(pipeline::RunPipeline),
+    /// Tick a cron pipeline's cron inputs now.
+    Cron { pipeline: String },
 }
 #[derive(Debug, Subcommand)]
 enum FinishNoun {
@@ -328,6 +355,8 @@ enum WaitNoun {
 enum FlushNoun {
     /// Wait for every commit with the given commits in its provenance.
     Commit(commit::FlushCommit),
+    /// Wait for every job downstream of the given commits, and show them.
+    Job(job::FlushJob),
 }
 #[derive(Debug, Subcommand)]
 enum SubscribeNoun {
@@ -483,7 +512,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Update(UpdateNoun::Pipeline(a)) => {
             pipeline::create(a.create, true, a.reprocess).await
         }
-        Verb::List(ListNoun::Pipeline { format }) => pipeline::list(&format).await,
+        Verb::List(ListNoun::Pipeline(a)) => pipeline::list(a).await,
         Verb::Inspect(InspectNoun::Pipeline { pipeline, format }) => {
             pipeline::inspect(&pipeline, &format).await
         }
@@ -497,11 +526,21 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Wait(WaitNoun::Job { job, format }) => job::inspect(&job, true, &format).await,
         Verb::Stop(StopNoun::Job { job }) => job::stop(&job).await,
         Verb::Delete(DeleteNoun::Job { job }) => job::delete(&job).await,
-        Verb::List(ListNoun::Datum { job, format }) => job::list_datum(&job, &format).await,
+        Verb::List(ListNoun::Datum(a)) => job::list_datum(a).await,
         Verb::Inspect(InspectNoun::Datum { job, datum, format }) => {
             job::inspect_datum(&job, &datum, &format).await
         }
         Verb::Restart(RestartNoun::Datum { job, datum }) => job::restart_datum(&job, &datum).await,
         Verb::Logs(a) => job::logs(a).await,
+        Verb::Run(RunNoun::Pipeline(a)) => pipeline::run(a).await,
+        Verb::Run(RunNoun::Cron { pipeline }) => pipeline::run_cron(&pipeline).await,
+        Verb::Flush(FlushNoun::Job(a)) => job::flush(a).await,
+        Verb::Delete(DeleteNoun::All) => pipeline::delete_all().await,
+        Verb::Create(CreateNoun::Secret(a)) => secret::create(a).await,
+        Verb::List(ListNoun::Secret { format }) => secret::list(&format).await,
+        Verb::Inspect(InspectNoun::Secret { secret, format }) => {
+            secret::inspect(&secret, &format).await
+        }
+        Verb::Delete(DeleteNoun::Secret { secret }) => secret::delete(&secret).await,
     }
 }

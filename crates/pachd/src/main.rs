@@ -6,9 +6,7 @@ mod api;
 mod cluster;
 mod config;
 mod logs;
-mod pps_service;
 mod profile;
-mod service;
 mod urls;
 
 use std::sync::Arc;

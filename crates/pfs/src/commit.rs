@@ -271,6 +271,9 @@ impl Pfs {
 
     /// [`Pfs::start_commit`] with extra provenance: commits (`(repo, reference)`)
     /// the new commit records as computed from, besides its branch's upstream heads.
+    /// An extra commit on one of those upstream branches stands in for its head
+    /// (a commit is computed from one commit of a branch): Pachyderm's `run
+    /// pipeline` on older inputs.
     pub async fn start_commit_with(
         &self,
         repo: &str,
@@ -299,10 +302,7 @@ impl Pfs {
         let mut extra = Vec::new();
         for (r, reference) in extra_provenance {
             let (c, _) = self.resolve_commit(r, reference).await?;
-            extra.push(CommitName {
-                repo: c.repo,
-                id: c.id,
-            });
+            extra.push(c);
         }
         if let Some(b) = branch {
             validate_branch_name(b)?;
@@ -348,11 +348,17 @@ impl Pfs {
                 (None, _) => (None, 0),
             };
             let mut provenance = Vec::new();
+            let stands_in = |p: &BranchName| {
+                extra
+                    .iter()
+                    .any(|c| c.repo == p.repo && c.branch.as_deref() == Some(p.name.as_str()))
+            };
             if let Some(b) = &branch_record {
                 for p in &b.provenance {
-                    if let Some((pb, _)) = branches
-                        .iter()
-                        .find(|(r, _)| r.repo == p.repo && r.name == p.name)
+                    if !stands_in(p)
+                        && let Some((pb, _)) = branches
+                            .iter()
+                            .find(|(r, _)| r.repo == p.repo && r.name == p.name)
                         && let Some(h) = &pb.head
                     {
                         provenance.push(CommitName {
@@ -362,9 +368,13 @@ impl Pfs {
                     }
                 }
             }
-            for p in &extra {
-                if !provenance.contains(p) {
-                    provenance.push(p.clone());
+            for c in &extra {
+                let p = CommitName {
+                    repo: c.repo.clone(),
+                    id: c.id.clone(),
+                };
+                if !provenance.contains(&p) {
+                    provenance.push(p);
                 }
             }
             let commit = CommitRecord {

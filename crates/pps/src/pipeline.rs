@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pach_meta::{KeyValue, Txn};
-use pach_pfs::records::{decode, encode, load, load_all};
+use pach_pfs::records::{decode, encode, load};
 use pach_pfs::{BranchName, Pfs, PfsError, PipelineOutput, PipelineOutputs};
 use pach_storage::UrlPolicy;
 
@@ -67,28 +67,17 @@ impl Pps {
         &self.pfs
     }
 
-    /// Creates (or, with `update`, updates) every pipeline of a spec file, in
-    /// file order. Every spec is validated against the cluster and the others
-    /// first; on any error nothing changes.
-    pub async fn create_pipelines(
+    /// Creates (or, with `update`, updates) one pipeline from a parsed spec
+    /// (`spec::parse_value`), checked against the cluster first.
+    pub async fn create_pipeline(
         &self,
-        text: &str,
+        spec: PipelineSpec,
         update: bool,
         reprocess: bool,
-    ) -> Result<Vec<String>> {
-        // Parsing is CPU work bounded by the spec's size and depth; off the
-        // async threads, it never stalls other requests.
-        let text = text.to_string();
-        let specs = tokio::task::spawn_blocking(move || spec::parse_specs(&text))
-            .await
-            .map_err(|e| PpsError::InvalidSpec(format!("the spec parser failed: {e}")))??;
-        self.check_specs(&specs, update).await?;
-        let mut names = Vec::new();
-        for s in specs {
-            names.push(s.pipeline.name.clone());
-            self.put_pipeline(s, update, reprocess).await?;
-        }
-        Ok(names)
+    ) -> Result<()> {
+        self.check_specs(std::slice::from_ref(&spec), update)
+            .await?;
+        self.put_pipeline(spec, update, reprocess).await
     }
 
     async fn check_specs(&self, specs: &[PipelineSpec], update: bool) -> Result<()> {
@@ -117,9 +106,16 @@ impl Pps {
                     "pipeline '{name}' appears twice in the spec file"
                 )));
             }
-            match (existing.contains_key(name), update) {
-                (true, false) => return Err(PpsError::PipelineExists(name.clone())),
-                (false, _) if repos.contains(name) => {
+            self.check_secrets(s).await?;
+            match (existing.get(name), update) {
+                (Some(_), false) => return Err(PpsError::PipelineExists(name.clone())),
+                // As Pachyderm 1.9: the stats branch, once there, stays.
+                (Some(old), true) if old.spec.enable_stats && !s.enable_stats => {
+                    return Err(PpsError::InvalidSpec(format!(
+                        "pipeline '{name}': enable_stats: stats cannot be disabled once enabled; keep \"enable_stats\": true"
+                    )));
+                }
+                (None, _) if repos.contains(name) => {
                     return Err(PpsError::InvalidSpec(format!(
                         "pipeline '{name}': its output repo '{name}' already exists as a plain repo; delete it or choose another pipeline name"
                     )));
@@ -181,7 +177,7 @@ impl Pps {
             pfs.create_repo(&name, &format!("Output repo for pipeline {name}."), false)
                 .await?;
         }
-        let (record, rev) = match existing {
+        let (record, rev) = match existing.clone() {
             Some((old, rev)) if update => {
                 let salt = if reprocess || !spec.salt.is_empty() && spec.salt != old.spec.salt {
                     new_salt(&spec)
@@ -213,7 +209,11 @@ impl Pps {
                 0,
             ),
         };
-        let txn = Txn::new().expect(&key, rev).put(&key, encode(&record));
+        let mut txn = Txn::new().expect(&key, rev).put(&key, encode(&record));
+        if let Some((old, _)) = &existing {
+            // The version being replaced, for `list pipeline --history`.
+            txn = txn.put(pipeline_version_key(&name, old.version), encode(old));
+        }
         if self.pfs.meta().commit(txn).await?.is_none() {
             return Err(PpsError::FailedPrecondition(format!(
                 "pipeline '{name}' was changed concurrently; retry"
@@ -259,12 +259,73 @@ impl Pps {
         Ok(())
     }
 
+    /// The current record of every pipeline (not their earlier versions).
     pub(crate) async fn list_pipeline_records(&self) -> Result<Vec<PipelineRecord>> {
-        Ok(load_all::<PipelineRecord>(&**self.pfs.meta(), PIPELINES)
+        Ok(self
+            .pipeline_keys(PIPELINES)
             .await?
             .into_iter()
-            .map(|(p, _)| p)
+            .filter(|(key, _)| !key[PIPELINES.len()..].contains('/'))
+            .map(|(_, p)| p)
             .collect())
+    }
+
+    async fn pipeline_keys(&self, prefix: &str) -> Result<Vec<(String, PipelineRecord)>> {
+        const PAGE: usize = 1000;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.pfs.meta().list(prefix, after.as_deref(), PAGE).await?;
+            for kv in &page {
+                out.push((kv.key.clone(), decode::<PipelineRecord>(kv)?));
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.key.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The record of version `version` of a pipeline (current or earlier);
+    /// None when that version is not kept (updated before versions were).
+    pub(crate) async fn pipeline_at(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<PipelineRecord>> {
+        let current = self.inspect_pipeline(name).await?;
+        if current.version == version {
+            return Ok(Some(current));
+        }
+        Ok(
+            load::<PipelineRecord>(&**self.pfs.meta(), &pipeline_version_key(name, version))
+                .await?
+                .map(|(p, _)| p),
+        )
+    }
+
+    /// A pipeline's current record and, newest first, up to `history` of
+    /// its earlier versions (all of them when negative), as Pachyderm's
+    /// `history` counts them.
+    pub async fn pipeline_history(&self, name: &str, history: i64) -> Result<Vec<PipelineRecord>> {
+        let current = self.inspect_pipeline(name).await?;
+        let mut out = vec![current];
+        if history != 0 {
+            let mut older: Vec<PipelineRecord> = self
+                .pipeline_keys(&pipeline_versions_prefix(name))
+                .await?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            older.sort_by_key(|p| std::cmp::Reverse(p.version));
+            let keep = if history < 0 {
+                older.len()
+            } else {
+                history as usize
+            };
+            out.extend(older.into_iter().take(keep));
+        }
+        Ok(out)
     }
 
     pub async fn inspect_pipeline(&self, name: &str) -> Result<PipelineRecord> {
@@ -394,6 +455,7 @@ impl Pps {
             let jobs = self.list_job(Some(t)).await?;
             let mut txn = Txn::new()
                 .delete(pipeline_key(t))
+                .delete_prefix(pipeline_versions_prefix(t))
                 .delete_prefix(cache_prefix(t));
             for j in &jobs {
                 txn = txn

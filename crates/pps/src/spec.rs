@@ -16,6 +16,49 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
+/// Integers as numbers or as decimal strings: protobuf's JSON mapping writes
+/// 64-bit integers as strings (`"datum_tries": "3"`), and Pachyderm reads
+/// specs through it, so both spellings are the same spec.
+mod int {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Int {
+        Number(serde_json::Number),
+        Text(String),
+    }
+
+    fn parse<T: std::str::FromStr, E: Error>(v: Int) -> Result<T, E> {
+        let text = match v {
+            Int::Number(n) => n.to_string(),
+            Int::Text(t) => t,
+        };
+        text.trim().parse::<T>().map_err(|_| {
+            E::custom(format!(
+                "invalid value '{text}': expected an integer (a number or a string of digits)"
+            ))
+        })
+    }
+
+    pub fn de<'de, D: Deserializer<'de>, T: std::str::FromStr>(d: D) -> Result<T, D::Error> {
+        parse(Int::deserialize(d)?)
+    }
+
+    pub fn de_opt<'de, D: Deserializer<'de>, T: std::str::FromStr>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Option::<Int>::deserialize(d)?.map(parse).transpose()
+    }
+
+    pub fn de_vec<'de, D: Deserializer<'de>, T: std::str::FromStr>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Vec::<Int>::deserialize(d)?.into_iter().map(parse).collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineRef {
@@ -44,7 +87,11 @@ pub struct PipelineSpec {
     pub input: Option<Input>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism_spec: Option<ParallelismSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int::de_opt"
+    )]
     pub datum_tries: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datum_timeout: Option<String>,
@@ -68,7 +115,11 @@ pub struct PipelineSpec {
     pub cache_size: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub enable_stats: bool,
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "int::de"
+    )]
     pub max_queue_size: i64,
     #[serde(default, skip_serializing_if = "is_default")]
     pub reprocess: bool,
@@ -84,6 +135,9 @@ pub struct PipelineSpec {
     pub spout: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_spec: Option<serde_json::Value>,
+    /// Pachyderm 1.9's hashtree sharding on Kubernetes: recorded only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashtree_spec: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -107,14 +161,18 @@ pub struct Transform {
     pub image: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub working_dir: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "int::de_vec"
+    )]
     pub accept_return_code: Vec<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub err_cmd: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub err_stdin: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<serde_json::Value>,
+    pub secrets: Vec<SecretRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<String>,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -125,10 +183,30 @@ pub struct Transform {
     pub dockerfile: String,
 }
 
+/// A secret (`pachctl create secret`) given to user code: one key of it as
+/// the environment variable `env_var`, or every key as a file under
+/// `mount_path`. Only the secret's name is part of the spec, never a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub key: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mount_path: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub env_var: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelismSpec {
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "int::de"
+    )]
     pub constant: u64,
     #[serde(default, skip_serializing_if = "is_default")]
     pub coefficient: f64,
@@ -249,9 +327,28 @@ impl PipelineSpec {
     }
 }
 
-/// Durations as Pachyderm writes them ("30s", "1m30s", "2h").
-fn parse_duration(s: &str) -> std::result::Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(s.trim())
+/// Durations as Pachyderm writes them ("30s", "1m30s", "2h"), and as
+/// protobuf's JSON mapping does (seconds with a fraction: "1.5s").
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, humantime::DurationError> {
+    let s = s.trim();
+    if let Some(secs) = s.strip_suffix('s')
+        && let Ok(secs) = secs.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    humantime::parse_duration(s)
+}
+
+/// One spec given as a JSON value (as the API receives it), with defaults
+/// applied and validated.
+pub fn parse_value(value: serde_json::Value) -> Result<PipelineSpec> {
+    let mut spec: PipelineSpec =
+        serde_json::from_value(value).map_err(|e| PpsError::InvalidSpec(e.to_string()))?;
+    normalize(&mut spec);
+    validate(&spec)?;
+    Ok(spec)
 }
 
 /// Largest spec file accepted, in bytes. Pachyderm's specs are a few
@@ -708,7 +805,93 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
     {
         return Err(err("egress.URL", "is required when egress is set".into()));
     }
+    for (i, s) in spec.transform.secrets.iter().enumerate() {
+        validate_secret(s, &format!("transform.secrets[{i}]"), &err)?;
+    }
     Ok(())
+}
+
+/// A secret reference names an existing-looking secret and says how user
+/// code gets it: one key as an environment variable, or all keys as files.
+fn validate_secret(
+    s: &SecretRef,
+    path: &str,
+    err: &dyn Fn(&str, String) -> PpsError,
+) -> Result<()> {
+    if !valid_secret_name(&s.name) {
+        return Err(err(
+            &format!("{path}.name"),
+            format!(
+                "'{}' is not a secret name (1 to 253 lowercase letters, digits, '-' or '.')",
+                s.name
+            ),
+        ));
+    }
+    match (s.env_var.is_empty(), s.mount_path.is_empty()) {
+        (false, false) | (true, true) => Err(err(
+            path,
+            "set either env_var (with key) or mount_path".into(),
+        )),
+        (false, true) => {
+            let ident = s
+                .env_var
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_ascii_digit())
+                && s.env_var
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ident {
+                return Err(err(
+                    &format!("{path}.env_var"),
+                    format!(
+                        "'{}' is not an environment variable name (letters, digits and '_', not starting with a digit)",
+                        s.env_var
+                    ),
+                ));
+            }
+            if s.key.is_empty() {
+                return Err(err(
+                    &format!("{path}.key"),
+                    "is required with env_var (the key of the secret to put in it)".into(),
+                ));
+            }
+            Ok(())
+        }
+        (true, false) => {
+            let p = &s.mount_path;
+            let clean = p.starts_with('/')
+                && p.len() > 1
+                && p[1..]
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..");
+            if !clean {
+                return Err(err(
+                    &format!("{path}.mount_path"),
+                    format!("'{p}' is not an absolute directory path like /secrets/db"),
+                ));
+            }
+            if p == "/pfs" || p.starts_with("/pfs/") || p == "/tmp" || p.starts_with("/tmp/") {
+                return Err(err(
+                    &format!("{path}.mount_path"),
+                    format!(
+                        "'{p}' is inside /pfs or /tmp, which hold the datum; choose another directory"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Kubernetes' secret names (DNS subdomains), which Pachyderm's secrets are.
+pub fn valid_secret_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn validate_input(
@@ -1004,6 +1187,57 @@ mod tests {
         for (spec, needle) in cases {
             let m = invalid(&spec);
             assert!(m.contains(needle), "{spec}\n=> {m}");
+        }
+    }
+
+    #[test]
+    fn integers_as_strings_and_protobuf_durations_are_the_same_spec() {
+        let a = one(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"],"accept_return_code":[1,"2"]},"datum_tries":"4","max_queue_size":"7","parallelism_spec":{"constant":"3"},"datum_timeout":"1.5s","input":{"pfs":{"repo":"r","glob":"/"}}}"#,
+        );
+        assert_eq!(a.datum_tries(), 4);
+        assert_eq!(a.max_queue_size, 7);
+        assert_eq!(a.parallelism(), 3);
+        assert_eq!(a.transform.accept_return_code, [1, 2]);
+        assert_eq!(a.datum_timeout(), Some(Duration::from_millis(1500)));
+        let m = invalid(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"datum_tries":"many","input":{"pfs":{"repo":"r","glob":"/"}}}"#,
+        );
+        assert!(m.contains("'many'") && m.contains("integer"), "{m}");
+    }
+
+    #[test]
+    fn secrets_say_how_user_code_gets_them() {
+        let with = |secret: &str| {
+            format!(
+                r#"{{"pipeline":{{"name":"p"}},"transform":{{"cmd":["sh"],"secrets":[{secret}]}},"input":{{"pfs":{{"repo":"r","glob":"/"}}}}}}"#
+            )
+        };
+        let s = one(&with(r#"{"name":"db","env_var":"PW","key":"password"}"#));
+        assert_eq!(s.transform.secrets[0].key, "password");
+        one(&with(r#"{"name":"tls.certs","mount_path":"/secrets/tls"}"#));
+        for (secret, needle) in [
+            (r#"{"name":"db"}"#, "either env_var"),
+            (
+                r#"{"name":"db","env_var":"PW","mount_path":"/s"}"#,
+                "either env_var",
+            ),
+            (r#"{"name":"db","env_var":"PW"}"#, "secrets[0].key"),
+            (
+                r#"{"name":"db","env_var":"1PW","key":"k"}"#,
+                "secrets[0].env_var",
+            ),
+            (
+                r#"{"name":"Bad_Name","env_var":"PW","key":"k"}"#,
+                "secrets[0].name",
+            ),
+            (r#"{"name":"db","mount_path":"secrets"}"#, "absolute"),
+            (r#"{"name":"db","mount_path":"/pfs/x"}"#, "inside /pfs"),
+            (r#"{"name":"db","mount_path":"/a/../etc"}"#, "absolute"),
+            (r#"{"name":"db","value":"x"}"#, "unknown field `value`"),
+        ] {
+            let m = invalid(&with(secret));
+            assert!(m.contains(needle), "{secret} => {m}");
         }
     }
 

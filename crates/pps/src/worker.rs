@@ -212,18 +212,45 @@ impl Pps {
         if job.state.is_terminal() {
             return Ok(None);
         }
-        let pipeline = self.inspect_pipeline(&job.pipeline).await?;
+        // The spec the job was planned with, even after an update.
+        let pipeline = match self
+            .pipeline_at(&job.pipeline, job.pipeline_version)
+            .await?
+        {
+            Some(p) => p,
+            None => self.inspect_pipeline(&job.pipeline).await?,
+        };
         let commit = self
             .pfs
             .inspect_commit(&job.output_commit.repo, &job.output_commit.id, false)
             .await?;
         let inputs = self.load_inputs(&pipeline, &commit).await?;
-        Ok(Some(Arc::new(JobContext::new(
+        // A pipeline whose secrets cannot reach its sandbox fails its datums
+        // with the reason, rather than leaving them unclaimable.
+        let prepared = match self.resolve_secrets(&pipeline.spec).await {
+            Ok(secrets) => match sandbox {
+                Ok(s) if !secrets.mounts.is_empty() => {
+                    let dir = self.scratch.join(job_id).join("secrets");
+                    s.with_files(&dir, &secrets.mounts)
+                        .map(|with| (secrets, Ok(Arc::new(with))))
+                        .map_err(|e| format!("transform.secrets: {e}"))
+                }
+                other => Ok((secrets, other.clone())),
+            },
+            Err(e) => Err(format!("transform.secrets: {e}")),
+        };
+        let (secrets, sandbox) = match prepared {
+            Ok(prepared) => prepared,
+            Err(reason) => (Default::default(), Err(reason)),
+        };
+        let ctx = JobContext::new(
             pipeline,
             job_id.to_string(),
             inputs.entries,
-            sandbox.clone(),
-        ))))
+            sandbox,
+            secrets,
+        );
+        Ok(Some(Arc::new(ctx)))
     }
 
     /// Runs a claimed task's datums one after another, renewing the claim and
@@ -237,6 +264,7 @@ impl Pps {
         // Every datum of the plan is counted again below (reused or run):
         // counts an earlier worker saved may include datums it never recorded.
         claim.task.counts = DatumCounts::default();
+        claim.task.stats = ProcessStats::default();
         claim.task.failure = None;
         let mut batch: Vec<DatumOutcome> = Vec::new();
         let mut outputs: TaskOutputs = Vec::new();
@@ -415,6 +443,7 @@ impl Pps {
 }
 
 fn count(task: &mut TaskRecord, d: &DatumRecord) {
+    task.stats.add(&d.stats);
     match d.state {
         DatumState::Success => task.counts.processed += 1,
         DatumState::Skipped => task.counts.skipped += 1,
@@ -454,6 +483,9 @@ mod tests {
             started_ns: 0,
             finished_ns: None,
             counts: DatumCounts::default(),
+            stats: ProcessStats::default(),
+            stats_commit: None,
+            log: Vec::new(),
         }
     }
 

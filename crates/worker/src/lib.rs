@@ -25,7 +25,7 @@ mod sandbox;
 pub use collect::collect;
 pub use materialise::{InputMount, Materialised, ReadAhead, materialise};
 pub use network::Network;
-pub use sandbox::{Command, DEFAULT_MAX_PROCESSES, Outcome, Sandbox, SandboxSession};
+pub use sandbox::{Command, DEFAULT_MAX_PROCESSES, FileMount, Outcome, Sandbox, SandboxSession};
 
 use std::path::PathBuf;
 
@@ -70,6 +70,10 @@ pub enum WorkerError {
         "output '{path}' leads back to a directory it is in (through links); outputs must be a tree"
     )]
     LinkLoop { path: String },
+    #[error(
+        "cannot mount files at '{path}': the sandbox shows that host directory read-only and '{path}' does not exist in it; choose a mount_path whose first directory does not exist on the host, like /secrets/NAME"
+    )]
+    MountPath { path: String },
     #[error(transparent)]
     Storage(#[from] pach_storage::StorageError),
 }

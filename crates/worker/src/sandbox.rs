@@ -4,6 +4,8 @@
 //! datum's inputs read-only and `/pfs/out` writable. The sandbox has its own
 //! mount, PID, IPC and network namespaces (see [`Network`]) and dies with
 //! its parent.
+//! Tool directories on PATH inside home directories (pyenv's shims) are
+//! writable, their writes discarded, as a container's layer would be.
 //!
 //! Starting a sandbox costs several milliseconds, more than many datums take,
 //! so a [`SandboxSession`] keeps one sandbox alive across datums, like
@@ -87,6 +89,18 @@ pub struct Sandbox {
     /// Whether pachd is root (bubblewrap then runs privileged, user code as
     /// nobody), or not (bubblewrap makes a user namespace).
     privileged: bool,
+    /// `--ro-bind` arguments of the directories given with [`Sandbox::with_files`].
+    file_args: Vec<String>,
+}
+
+/// Files user code finds in a directory of its own (a secret's keys under
+/// the secret's `mount_path`), read-only.
+#[derive(Clone)]
+pub struct FileMount {
+    /// Absolute directory inside the sandbox.
+    pub path: String,
+    /// File name -> content.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl Sandbox {
@@ -149,6 +163,9 @@ impl Sandbox {
             }
             host_args.extend(reexpose_path_dirs());
         }
+        if let Some(path) = std::env::var_os("PATH") {
+            host_args.extend(writable_tool_dirs(&path));
+        }
         Ok(Sandbox {
             bwrap,
             host_args,
@@ -157,6 +174,7 @@ impl Sandbox {
             hidden: Vec::new(),
             max_processes: DEFAULT_MAX_PROCESSES,
             privileged,
+            file_args: Vec::new(),
         })
     }
 
@@ -182,6 +200,59 @@ impl Sandbox {
     pub fn with_max_processes(mut self, n: u64) -> Self {
         self.max_processes = n.max(1);
         self
+    }
+
+    /// This sandbox with `mounts` added: their files are written under
+    /// `dir` on the host (readable by the owner only) and appear read-only
+    /// at each mount's path. A path inside a host directory that the sandbox
+    /// shows read-only (like `/etc/x`) must already exist on the host.
+    pub fn with_files(&self, dir: &Path, mounts: &[FileMount]) -> Result<Sandbox> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut out = self.clone();
+        for (i, m) in mounts.iter().enumerate() {
+            let target = Path::new(&m.path);
+            let top = target.components().nth(1).map(|c| c.as_os_str().to_owned());
+            let shadowed = top.is_some_and(|t| {
+                let top = format!("/{}", t.to_string_lossy());
+                self.host_args
+                    .windows(2)
+                    .any(|w| w[0] == "--ro-bind" && w[1] == top)
+                    && target != Path::new(&top)
+            });
+            if shadowed && !target.is_dir() {
+                return Err(WorkerError::MountPath {
+                    path: m.path.clone(),
+                });
+            }
+            let host = dir.join(format!("mount-{i}"));
+            let _ = std::fs::remove_dir_all(&host);
+            std::fs::create_dir_all(&host).map_err(io("cannot create", &host))?;
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("cannot protect", &host))?;
+            for (name, bytes) in &m.files {
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                    return Err(WorkerError::Io {
+                        what: "refusing the file name",
+                        path: name.into(),
+                        source: std::io::Error::other("a mounted file needs a plain name"),
+                    });
+                }
+                let file = host.join(name);
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o400)
+                    .open(&file)
+                    .map_err(io("cannot create", &file))?;
+                std::io::Write::write_all(&mut f, bytes).map_err(io("cannot write", &file))?;
+            }
+            out.file_args.extend([
+                "--ro-bind".into(),
+                host.to_string_lossy().into_owned(),
+                m.path.clone(),
+            ]);
+        }
+        Ok(out)
     }
 
     /// Starts a sandbox over the slot directory `slot`: `slot/pfs` appears at
@@ -302,6 +373,7 @@ impl Sandbox {
             None => None,
         };
         bwrap
+            .args(&self.file_args)
             .arg("--")
             .arg(format!("/.pach/{AGENT_NAME}"))
             .args(agent.to_args())
@@ -554,6 +626,57 @@ impl SandboxSession {
     }
 }
 
+/// Arguments making the PATH directories kept in home directories (where
+/// per-user tool managers such as pyenv keep their shims) writable in the
+/// sandbox, with writes discarded when it ends: a tmpfs over the directory
+/// holding read-only binds of its entries. Such tools write next to
+/// themselves (pyenv rehashes its shims after every `pip install`, and fails
+/// the install when it cannot), which a container's writable layer allows
+/// and a read-only view of the host does not. System directories stay
+/// read-only.
+fn writable_tool_dirs(path: &std::ffi::OsStr) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut args = Vec::new();
+    for dir in std::env::split_paths(path) {
+        let in_home = dir.starts_with("/root") || dir.starts_with("/home");
+        if !in_home || !dir.is_dir() || !seen.insert(dir.clone()) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut binds = Vec::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            let Some(p_str) = p.to_str().map(str::to_string) else {
+                continue;
+            };
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&p) {
+                        binds.extend([
+                            "--symlink".to_string(),
+                            target.to_string_lossy().into_owned(),
+                            p_str,
+                        ]);
+                    }
+                }
+                Ok(_) => binds.extend(["--ro-bind".to_string(), p_str.clone(), p_str]),
+                Err(_) => {}
+            }
+        }
+        // Writable by whoever user code runs as (nobody under a privileged pachd).
+        args.extend([
+            "--perms".to_string(),
+            "1777".to_string(),
+            "--tmpfs".to_string(),
+            dir.to_string_lossy().into_owned(),
+        ]);
+        args.extend(binds);
+    }
+    args
+}
+
 /// The shell script running one datum: its environment, working directory
 /// and command, each word quoted.
 fn script(c: &Command) -> String {
@@ -681,5 +804,38 @@ mod tests {
         assert_eq!(child_pid(info), Some(5602));
         assert_eq!(child_pid(b"{}"), None);
         assert_eq!(child_pid(b"{\"child-pid\": \"x\"}"), None);
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn tool_dirs_in_home_directories_become_writable_views() {
+        let Ok(home) = tempfile::Builder::new()
+            .prefix("pach-tools-")
+            .tempdir_in("/root")
+        else {
+            // Not root here: no home directory to try it in.
+            return;
+        };
+        let bin = home.path().join("shims");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("pip"), b"#!/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("pip", bin.join("pip3")).unwrap();
+        let path = std::env::join_paths([bin.as_path(), Path::new("/usr/bin")]).unwrap();
+        let args = writable_tool_dirs(&path);
+        let b = bin.to_str().unwrap();
+        let pip = format!("{b}/pip");
+        let pip3 = format!("{b}/pip3");
+        assert_eq!(args[..4], ["--perms", "1777", "--tmpfs", b]);
+        let rest = args[4..].join(" ");
+        assert!(rest.contains(&format!("--ro-bind {pip} {pip}")), "{rest}");
+        assert!(rest.contains(&format!("--symlink pip {pip3}")), "{rest}");
+        assert!(
+            !args.iter().any(|a| a == "/usr/bin"),
+            "system directories stay read-only"
+        );
     }
 }

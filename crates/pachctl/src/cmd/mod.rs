@@ -10,6 +10,7 @@ pub mod job;
 pub mod misc;
 pub mod pipeline;
 pub mod repo;
+pub mod secret;
 pub mod transaction;
 
 use std::io::Write;

@@ -31,6 +31,7 @@ pub(crate) struct ExtensionService {
     /// Where restore keeps a stream while it validates it.
     pub(crate) spool: PathBuf,
     pub(crate) cluster: ClusterInfo,
+    pub(crate) pipelines: super::pipelines::PipelineExtension,
 }
 
 /// Bytes of stream per reply message.
@@ -370,5 +371,34 @@ impl Extension for ExtensionService {
                 crate::cluster::FORMAT_MINOR
             ),
         }))
+    }
+
+    async fn create_secret(
+        &self,
+        r: Request<pb::CreateSecretRequest>,
+    ) -> Result<Response<()>, Status> {
+        self.pipelines.create_secret(r).await
+    }
+
+    async fn inspect_secret(
+        &self,
+        r: Request<pb::SecretRequest>,
+    ) -> Result<Response<pb::SecretInfo>, Status> {
+        self.pipelines.inspect_secret(r).await
+    }
+
+    async fn list_secret(&self, r: Request<()>) -> Result<Response<pb::SecretInfos>, Status> {
+        self.pipelines.list_secret(r).await
+    }
+
+    async fn delete_secret(&self, r: Request<pb::SecretRequest>) -> Result<Response<()>, Status> {
+        self.pipelines.delete_secret(r).await
+    }
+
+    async fn create_extended_pipeline(
+        &self,
+        r: Request<pb::CreateExtendedPipelineRequest>,
+    ) -> Result<Response<()>, Status> {
+        self.pipelines.create_extended_pipeline(r).await
     }
 }

@@ -1,7 +1,8 @@
 //! The gRPC API pachd serves on its one port: Pachyderm 1.9's services
 //! (`pfs.API`, `pps.API`, `admin.API`, `transaction.API`, `versionpb.API`,
 //! `auth.API`, `enterprise.API`, `debug.Debug`, `health.Health`) and our
-//! extension service (`pachrs.v1.Extension`). One file per service; each
+//! extension services (`pachrs.v1.Extension`, and `pachrs.v1.PipelineExtension`
+//! for secrets and later releases' spec inputs). One file per service; each
 //! only translates between the wire and the domain crates, and every error
 //! reaches clients through `status`.
 
@@ -12,6 +13,8 @@ mod enterprise;
 mod extension;
 mod health;
 mod pfs;
+mod pipelines;
+mod pps;
 pub(crate) mod status;
 mod transaction;
 mod version;
@@ -100,14 +103,16 @@ pub async fn serve(
                 pfs: pfs.clone(),
                 spool: server.spool.clone(),
                 cluster: server.cluster.clone(),
+                pipelines: pipelines::PipelineExtension {
+                    pps: server.pps.clone(),
+                },
             }
         )))
         .add_service(limits!(pfs_pb::api_server::ApiServer::new(
             pfs::PfsService { pfs: pfs.clone() }
         )))
-        // The retired API of earlier releases, until pachctl has moved.
-        .add_service(limits!(pach_api::pps_server::PpsServer::new(
-            crate::pps_service::PpsService {
+        .add_service(limits!(pach_api::pps::api_server::ApiServer::new(
+            pps::PpsService {
                 pps: server.pps.clone()
             }
         )))
