@@ -18,10 +18,15 @@
 # Extra arguments go to pytest (e.g. tests/test_pfs.py -k inspect).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SUITES=${PEER_SUITES:-$ROOT/../shared/peer-suites}
-SUITE=$SUITES/python-pachyderm-3.1.0
-if [ ! -x "$SUITE/run.sh" ]; then
-  echo "python-pachyderm's suite is not at $SUITE; set PEER_SUITES" >&2
+SUITE=""
+for d in "${PEER_SUITES:-}" "$ROOT/../shared/peer-suites" "$ROOT/../../shared/peer-suites"; do
+  if [ -n "$d" ] && [ -x "$d/python-pachyderm-3.1.0/run.sh" ]; then
+    SUITE=$(cd "$d/python-pachyderm-3.1.0" && pwd)
+    break
+  fi
+done
+if [ -z "$SUITE" ]; then
+  echo "python-pachyderm's suite is not in ../shared/peer-suites beside the checkout; set PEER_SUITES to the folder holding python-pachyderm-3.1.0" >&2
   exit 1
 fi
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug

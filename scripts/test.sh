@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of each crate and the end-to-end tests that drive
-# the real pachd and pachctl binaries on loopback.
+# Runs every test: unit tests of each crate, the end-to-end tests that drive
+# the real pachd and pachctl binaries on loopback, and python-pachyderm
+# 3.1.0's own suite against a fresh pachd (scripts/python-suite.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
 scripts/test-tools.sh
 cargo build --bins
-cargo test --workspace --no-fail-fast "$@"
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+# The client judges the wire API; run only for a full run (no test filter).
+if [ $# -eq 0 ]; then
+  scripts/python-suite.sh || status=$?
+fi
+exit $status

@@ -608,3 +608,64 @@ fn put_file_appends_unless_overwriting_as_in_pachyderm_1_9() {
     let diff = p.ok(&["diff", "file", "r@master:/log"]);
     assert!(diff.contains("+ /log") && diff.contains("- /log"), "{diff}");
 }
+
+#[test]
+fn transactions_apply_their_writes_together_or_not_at_all() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "a"]);
+    let started = p.ok(&["start", "transaction"]);
+    let id = started
+        .trim()
+        .strip_prefix("Started new transaction: ")
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_string();
+    // Writes join the active transaction: answered now, applied at finish.
+    let out = p.run(&["create", "repo", "b"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("Added to transaction: {id}")),
+        "{out:?}"
+    );
+    p.ok(&["create", "branch", "a@dev"]);
+    let commit = p.ok(&["start", "commit", "a@master"]).trim().to_string();
+    assert_eq!(commit.len(), 32, "{commit}");
+    let repos = |p: &Pachd| -> Vec<String> {
+        p.raw(&["list", "repo"])
+            .iter()
+            .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(repos(&p), ["a"]);
+    assert!(
+        p.fails(&["inspect", "commit", &format!("a@{commit}")])
+            .contains("not found")
+    );
+    let listed = p.raw(&["list", "transaction"]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["requests"].as_array().unwrap().len(), 3);
+    assert!(
+        p.ok(&["finish", "transaction"])
+            .contains(&format!("Completed transaction with 3 requests: {id}"))
+    );
+    let mut now = repos(&p);
+    now.sort();
+    assert_eq!(now, ["a", "b"]);
+    p.ok(&["inspect", "branch", "a@dev"]);
+    // The commit got the id it was answered with.
+    p.ok(&["inspect", "commit", &format!("a@{commit}")]);
+    assert!(p.raw(&["list", "transaction"]).is_empty());
+
+    // A request the transaction cannot run is refused when it joins, and
+    // leaves the transaction as it was; a deleted transaction applies nothing.
+    p.ok(&["start", "transaction"]);
+    p.ok(&["create", "repo", "c"]);
+    let err = p.fails(&["create", "repo", "c"]);
+    assert!(err.contains("already exists"), "{err}");
+    let listed = p.raw(&["list", "transaction"]);
+    assert_eq!(listed[0]["requests"].as_array().unwrap().len(), 1);
+    p.ok(&["delete", "transaction"]);
+    assert_eq!(repos(&p).len(), 2);
+    // Without an active transaction, writes run at once again.
+    p.ok(&["create", "repo", "d"]);
+    assert_eq!(repos(&p).len(), 3);
+}

@@ -186,15 +186,15 @@ fn error_messages_are_cut_and_escaped() {
         &err[..err.len().min(300)]
     );
 
-    // A status made outside pachd's one mapping (here: a URL pachd cannot
-    // parse, echoed whole) is cut and escaped on its way out all the same.
+    // A status made outside pachd's one mapping (here: a URL pachd refuses,
+    // echoed whole) is cut and escaped on its way out all the same.
     let url = format!("\u{1b}[2J{long}");
     let out = p.run(&["extract", "--url", &url]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.len() < 5000, "{} bytes of error", err.len());
     assert!(
-        err.contains("invalid URL") && err.contains("more bytes cut"),
+        err.contains("URL refused") && err.contains("more bytes cut") && !err.contains('\u{1b}'),
         "{}",
         &err[..err.len().min(300)]
     );

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use pach_api::{admin, auth, debug, enterprise, pachrs, pfs, pps, transaction, versionpb};
+use pach_api::{admin, debug, pachrs, pfs, pps, transaction, versionpb};
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -54,17 +54,12 @@ impl Interceptor for CallMetadata {
 
 pub type Conn = InterceptedService<Channel, CallMetadata>;
 
-// Fields unused until every command has moved to Pachyderm's services.
-#[allow(dead_code)]
 pub struct Client {
     pub pfs: pfs::api_client::ApiClient<Conn>,
     pub pps: pps::api_client::ApiClient<Conn>,
     pub admin: admin::api_client::ApiClient<Conn>,
     pub transaction: transaction::api_client::ApiClient<Conn>,
-    pub version: versionpb::api_client::ApiClient<Conn>,
     pub debug: debug::debug_client::DebugClient<Conn>,
-    pub auth: auth::api_client::ApiClient<Conn>,
-    pub enterprise: enterprise::api_client::ApiClient<Conn>,
     pub extension: pachrs::v1::extension_client::ExtensionClient<Conn>,
     /// The pachd version learnt while connecting.
     pub server_version: versionpb::Version,
@@ -77,6 +72,14 @@ pub async fn connect() -> anyhow::Result<Client> {
 /// Connects to the configured pachd, waiting at most `patience` for it to
 /// accept and answer (`None`: forever).
 pub async fn connect_within(patience: Option<Duration>) -> anyhow::Result<Client> {
+    connect_with(CallMetadata::default(), patience).await
+}
+
+/// Connects to the configured pachd, every call carrying `metadata`.
+pub async fn connect_with(
+    metadata: CallMetadata,
+    patience: Option<Duration>,
+) -> anyhow::Result<Client> {
     let config = Config::load()?;
     let (address, source) = config.target();
     let hint = format!(
@@ -84,7 +87,7 @@ pub async fn connect_within(patience: Option<Duration>) -> anyhow::Result<Client
          --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT",
         config.v2.active_context
     );
-    connect_to(&address, &source, &hint, CallMetadata::default(), patience).await
+    connect_to(&address, &source, &hint, metadata, patience).await
 }
 
 /// Connects to the pachd at `address`; `source` says where the address came
@@ -129,9 +132,9 @@ pub async fn connect_to(
         let conn = InterceptedService::new(channel, metadata);
         let mut version = versionpb::api_client::ApiClient::new(conn.clone());
         let answer = version.get_version(()).await;
-        Ok::<_, anyhow::Error>((conn, version, answer))
+        Ok::<_, anyhow::Error>((conn, answer))
     };
-    let (conn, version, answer) = match patience {
+    let (conn, answer) = match patience {
         Some(limit) => tokio::time::timeout(limit, handshake)
             .await
             .map_err(|_| slow())??,
@@ -161,10 +164,7 @@ pub async fn connect_to(
         pps: limits!(pps::api_client::ApiClient::new(conn.clone())),
         admin: limits!(admin::api_client::ApiClient::new(conn.clone())),
         transaction: limits!(transaction::api_client::ApiClient::new(conn.clone())),
-        version,
         debug: limits!(debug::debug_client::DebugClient::new(conn.clone())),
-        auth: auth::api_client::ApiClient::new(conn.clone()),
-        enterprise: enterprise::api_client::ApiClient::new(conn.clone()),
         extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(
             conn.clone()
         )),

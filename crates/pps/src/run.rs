@@ -62,6 +62,7 @@ impl Pps {
         // branch's provenance.
         let commit = match self
             .pfs
+            .for_pipeline(name)
             .start_commit_with(name, Some(&p.spec.output_branch), None, "", &chosen)
             .await
         {

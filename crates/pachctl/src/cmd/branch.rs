@@ -37,7 +37,7 @@ pub async fn create(a: CreateBranch) -> anyhow::Result<()> {
         .iter()
         .map(|p| branch_ref(p).map(|r| r.branch()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
         .create_branch(pfs::CreateBranchRequest {
             head: a.head.map(|h| refs::commit(&b.repo, &h)),
@@ -47,6 +47,7 @@ pub async fn create(a: CreateBranch) -> anyhow::Result<()> {
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }
 
@@ -128,7 +129,7 @@ pub async fn inspect(arg: &str, format: &Format) -> anyhow::Result<()> {
 
 pub async fn delete(arg: &str, force: bool) -> anyhow::Result<()> {
     let r = branch_ref(arg)?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
         .delete_branch(pfs::DeleteBranchRequest {
             branch: Some(r.branch()),
@@ -136,5 +137,6 @@ pub async fn delete(arg: &str, force: bool) -> anyhow::Result<()> {
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }

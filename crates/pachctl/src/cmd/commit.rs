@@ -205,7 +205,7 @@ fn print_one(c: &pfs::CommitInfo, format: &Format) -> anyhow::Result<()> {
 
 pub async fn start(a: StartCommit) -> anyhow::Result<()> {
     let r = refs::parse_no_path(&a.branch)?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     let commit = c
         .pfs
         .start_commit(pfs::StartCommitRequest {
@@ -220,13 +220,14 @@ pub async fn start(a: StartCommit) -> anyhow::Result<()> {
         .await
         .map_err(status)?
         .into_inner();
+    super::transaction::added(&transaction);
     println!("{}", commit.id);
     Ok(())
 }
 
 pub async fn finish(a: FinishCommit) -> anyhow::Result<()> {
     let commit = commit_ref(&a.commit)?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
         .finish_commit(pfs::FinishCommitRequest {
             commit: Some(commit),
@@ -235,6 +236,7 @@ pub async fn finish(a: FinishCommit) -> anyhow::Result<()> {
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }
 
@@ -297,13 +299,14 @@ pub async fn wait(arg: &str, format: &Format) -> anyhow::Result<()> {
 
 pub async fn delete(arg: &str) -> anyhow::Result<()> {
     let commit = commit_ref(arg)?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
         .delete_commit(pfs::DeleteCommitRequest {
             commit: Some(commit),
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }
 

@@ -30,7 +30,7 @@ pub struct DeleteRepo {
 }
 
 pub async fn create(a: CreateRepo, update: bool) -> anyhow::Result<()> {
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
         .create_repo(pfs::CreateRepoRequest {
             repo: Some(refs::repo(&a.repo)),
@@ -39,6 +39,7 @@ pub async fn create(a: CreateRepo, update: bool) -> anyhow::Result<()> {
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }
 
@@ -109,7 +110,7 @@ pub async fn delete(a: DeleteRepo) -> anyhow::Result<()> {
         (None, false) => anyhow::bail!("give the repo to delete, or --all to delete every repo"),
         (r, _) => r.as_deref().map(refs::repo),
     };
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
         .delete_repo(pfs::DeleteRepoRequest {
             repo,
@@ -118,5 +119,6 @@ pub async fn delete(a: DeleteRepo) -> anyhow::Result<()> {
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }

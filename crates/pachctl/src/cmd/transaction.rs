@@ -9,7 +9,7 @@ use clap::Args;
 use pach_api::json::FieldNames;
 use pach_api::transaction as pb;
 
-use crate::client::{connect, status};
+use crate::client::{CallMetadata, Client, connect, status};
 use crate::config::Config;
 use crate::output::{Format, Table, ago, message_json};
 
@@ -36,14 +36,21 @@ fn set_active(id: Option<&str>) -> anyhow::Result<()> {
     config.save()
 }
 
-/// The active transaction, for the commands that join it.
-#[allow(dead_code)] // PFS commands join transactions through it
-pub fn joining() -> anyhow::Result<Option<String>> {
-    active()
+/// Connects so that the repo, commit and branch writes of a command join
+/// the active transaction (Pachyderm 1.9's pachctl does the same): they are
+/// checked and answered now, and applied when the transaction finishes.
+/// Returns the transaction joined, if any, for [`added`].
+pub async fn connect_joining() -> anyhow::Result<(Client, Option<String>)> {
+    let transaction = active()?;
+    let metadata = CallMetadata {
+        transaction: transaction.clone(),
+        ..Default::default()
+    };
+    let c = crate::client::connect_with(metadata, Some(crate::client::HANDSHAKE)).await?;
+    Ok((c, transaction))
 }
 
 /// Says on stderr that a command joined `transaction`, as 1.9's pachctl does.
-#[allow(dead_code)] // PFS commands join transactions through it
 pub fn added(transaction: &Option<String>) {
     if let Some(t) = transaction {
         eprintln!("Added to transaction: {t}");

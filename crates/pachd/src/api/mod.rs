@@ -109,7 +109,10 @@ pub async fn serve(
             }
         )))
         .add_service(limits!(pfs_pb::api_server::ApiServer::new(
-            pfs::PfsService { pfs: pfs.clone() }
+            pfs::PfsService {
+                pfs: pfs.clone(),
+                transactions: transaction::TransactionService { pfs: pfs.clone() },
+            }
         )))
         .add_service(limits!(pach_api::pps::api_server::ApiServer::new(
             pps::PpsService {

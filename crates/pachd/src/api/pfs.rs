@@ -6,6 +6,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use pach_api::pfs::{self, api_server::Api};
+use pach_api::transaction::{TransactionRequest, TransactionResponse};
 use pach_pfs::branch::BranchInfo;
 use pach_pfs::repo::RepoInfo;
 use pach_pfs::{BranchName, CommitRecord, CommitState, FileInfo, Origin, Pfs};
@@ -17,6 +18,9 @@ type Stream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>>
 
 pub(crate) struct PfsService {
     pub(crate) pfs: Pfs,
+    /// Where writes go whose request names a transaction (as 1.9's clients
+    /// do inside `start transaction`): appended to it, applied when it finishes.
+    pub(crate) transactions: super::transaction::TransactionService,
 }
 
 impl PfsService {
@@ -29,6 +33,22 @@ impl PfsService {
             return Err(Status::unavailable(state.refusal()));
         }
         Ok(())
+    }
+
+    /// Appends a write to the transaction its request names, if it names
+    /// one: the reply of the write run in the transaction's context.
+    async fn joined<T>(
+        &self,
+        req: Request<T>,
+        wrap: impl FnOnce(T) -> TransactionRequest,
+    ) -> Result<Result<TransactionResponse, Request<T>>, Status> {
+        match super::transaction::transaction_of(&req) {
+            Some(id) => Ok(Ok(self
+                .transactions
+                .append(&id, wrap(req.into_inner()))
+                .await?)),
+            None => Ok(Err(req)),
+        }
     }
 }
 
@@ -264,6 +284,16 @@ impl Api for PfsService {
         req: Request<pfs::CreateRepoRequest>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                create_repo: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(_) => return Ok(Response::new(())),
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let name = repo_name(r.repo, "create repo")?;
         self.pfs
@@ -297,6 +327,16 @@ impl Api for PfsService {
         req: Request<pfs::DeleteRepoRequest>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                delete_repo: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(_) => return Ok(Response::new(())),
+            Err(req) => req,
+        };
         let r = req.into_inner();
         if r.all {
             self.pfs.delete_all_repos().await.map_err(status)?;
@@ -315,6 +355,20 @@ impl Api for PfsService {
         req: Request<pfs::StartCommitRequest>,
     ) -> Result<Response<pfs::Commit>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                start_commit: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(reply) => {
+                return reply.commit.map(Response::new).ok_or_else(|| {
+                    Status::internal("the transaction answered start commit with no commit")
+                });
+            }
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let parent = r
             .parent
@@ -340,6 +394,16 @@ impl Api for PfsService {
         req: Request<pfs::FinishCommitRequest>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                finish_commit: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(_) => return Ok(Response::new(())),
+            Err(req) => req,
+        };
         let r = req.into_inner();
         if r.tree.is_some() || !r.trees.is_empty() || r.datums.is_some() {
             return Err(Status::unimplemented(
@@ -417,6 +481,16 @@ impl Api for PfsService {
         req: Request<pfs::DeleteCommitRequest>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                delete_commit: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(_) => return Ok(Response::new(())),
+            Err(req) => req,
+        };
         let (repo, commit) = commit_ref(req.into_inner().commit, "delete commit")?;
         self.pfs
             .delete_commit(&repo, &commit)
@@ -493,6 +567,16 @@ impl Api for PfsService {
         req: Request<pfs::CreateBranchRequest>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                create_branch: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(_) => return Ok(Response::new(())),
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let (repo, name) = match r.branch {
             Some(b) => (repo_name(b.repo, "create branch")?, b.name),
@@ -564,6 +648,16 @@ impl Api for PfsService {
         req: Request<pfs::DeleteBranchRequest>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
+        let req = match self
+            .joined(req, |r| TransactionRequest {
+                delete_branch: Some(r),
+                ..Default::default()
+            })
+            .await?
+        {
+            Ok(_) => return Ok(Response::new(())),
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let b = r.branch.ok_or_else(|| {
             Status::invalid_argument("delete branch names no branch; give REPO@BRANCH")

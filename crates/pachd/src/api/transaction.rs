@@ -38,7 +38,6 @@ pub(crate) struct TransactionService {
 }
 
 /// The transaction a request names in its metadata, if any.
-#[allow(dead_code)] // pfs.API joins transactions through it
 pub(crate) fn transaction_of<T>(req: &Request<T>) -> Option<String> {
     req.metadata()
         .get(pach_api::TRANSACTION_KEY)
@@ -150,7 +149,6 @@ impl TransactionService {
 
     /// Adds `request` to transaction `id` if the whole list still applies,
     /// and returns the answer it got.
-    #[allow(dead_code)] // pfs.API joins transactions through it
     pub(crate) async fn append(
         &self,
         id: &str,
