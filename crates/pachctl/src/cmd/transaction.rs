@@ -19,6 +19,16 @@ pub struct Optional {
     pub transaction: Option<String>,
 }
 
+impl Optional {
+    /// The transaction named, or else the active one.
+    fn chosen(self) -> anyhow::Result<String> {
+        match self.transaction {
+            Some(t) => Ok(t),
+            None => require_active(),
+        }
+    }
+}
+
 fn active() -> anyhow::Result<Option<String>> {
     let mut config = Config::load()?;
     Ok(Some(config.active_mut().active_transaction.clone()).filter(|t| !t.is_empty()))
@@ -83,10 +93,7 @@ pub async fn stop() -> anyhow::Result<()> {
 
 pub async fn finish(a: Optional) -> anyhow::Result<()> {
     let active = active()?;
-    let id = match a.transaction {
-        Some(t) => t,
-        None => require_active()?,
-    };
+    let id = a.chosen()?;
     let mut c = connect().await?;
     let info = c
         .transaction
@@ -108,10 +115,7 @@ pub async fn finish(a: Optional) -> anyhow::Result<()> {
 
 pub async fn delete(a: Optional) -> anyhow::Result<()> {
     let active = active()?;
-    let id = match a.transaction {
-        Some(t) => t,
-        None => require_active()?,
-    };
+    let id = a.chosen()?;
     let mut c = connect().await?;
     c.transaction
         .delete_transaction(pb::DeleteTransactionRequest {
@@ -144,10 +148,7 @@ pub async fn resume(id: String) -> anyhow::Result<()> {
 }
 
 pub async fn inspect(a: Optional, format: &Format) -> anyhow::Result<()> {
-    let id = match a.transaction {
-        Some(t) => t,
-        None => require_active()?,
-    };
+    let id = a.chosen()?;
     let mut c = connect().await?;
     let info = c
         .transaction
