@@ -532,6 +532,9 @@ async fn inspect_info(
         .into_inner())
 }
 
+/// Files `get file -r` reads at once.
+const GETS_IN_FLIGHT: usize = 16;
+
 pub async fn get(a: GetFile) -> anyhow::Result<()> {
     let r = refs::parse(&a.file)?;
     if r.commit.is_empty() {
@@ -592,6 +595,19 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
                 files.push(path_of(&f).to_string());
             }
         }
+        // The commit once, by id: the branch could move meanwhile, and each
+        // read then skips resolving it.
+        let commit = c
+            .pfs
+            .inspect_commit(pfs::InspectCommitRequest {
+                commit: Some(r.commit()),
+                block_state: pfs::CommitState::Started as i32,
+            })
+            .await
+            .map_err(status)?
+            .into_inner()
+            .commit;
+        let mut targets = Vec::with_capacity(files.len());
         for path in files {
             let rel = path
                 .strip_prefix(&base)
@@ -604,17 +620,27 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
             } else {
                 dest.join(&rel)
             };
-            let file = pfs::File {
-                commit: Some(r.commit()),
-                path,
-            };
-            let pfs_client = &mut c.pfs;
-            let bar = &bar;
-            write_atomically(&target, async move |w| {
-                get_one(pfs_client, file, w, bar).await
-            })
-            .await?;
+            targets.push((path, target));
         }
+        // Several reads in flight: small files cost a round trip each.
+        let bar = &bar;
+        let commit = &commit;
+        let client = &c.pfs;
+        futures::stream::iter(targets)
+            .map(|(path, target)| async move {
+                let file = pfs::File {
+                    commit: commit.clone(),
+                    path,
+                };
+                let mut pfs_client = client.clone();
+                write_atomically(&target, async move |w| {
+                    get_one(&mut pfs_client, file, w, bar).await
+                })
+                .await
+            })
+            .buffer_unordered(GETS_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
