@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// Pachyderm 1.9's S3 gateway port, on loopback like pachd's own default.
+pub const DEFAULT_S3GATEWAY_ADDRESS: &str = "localhost:30600";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pachd",
@@ -20,6 +23,16 @@ pub struct Config {
     /// Address to serve the gRPC API on (HOST:PORT).
     #[arg(long, env = "PACHD_ADDRESS", default_value = "localhost:30650")]
     pub address: String,
+
+    /// Address to serve the S3 gateway on (HOST:PORT; empty: no gateway).
+    /// Buckets are BRANCH.REPO, objects the files of the branch's head. When
+    /// the default address is taken, pachd goes on without the gateway.
+    #[arg(
+        long = "s3gateway-address",
+        env = "PACHD_S3GATEWAY_ADDRESS",
+        default_value = DEFAULT_S3GATEWAY_ADDRESS
+    )]
+    pub s3gateway_address: String,
 
     /// Object store URL for content: a path, file:///path, s3://bucket[/prefix],
     /// az://container, gs://bucket or memory://. Default: <data-dir>/objects.
@@ -146,6 +159,7 @@ mod tests {
         Config {
             data_dir: None,
             address: String::new(),
+            s3gateway_address: String::new(),
             storage: None,
             metadata: m.map(str::to_string),
             log_level: String::new(),

@@ -56,6 +56,10 @@ pub enum PfsError {
         commit: String,
         path: String,
     },
+    #[error(
+        "upload {upload} into repo '{repo}' not found; it was completed or aborted, or never started"
+    )]
+    UploadNotFound { repo: String, upload: String },
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{}", .0.refusal())]
@@ -104,7 +108,8 @@ impl PfsError {
             RepoNotFound { .. }
             | BranchNotFound { .. }
             | CommitNotFound { .. }
-            | FileNotFound { .. } => ErrorKind::NotFound,
+            | FileNotFound { .. }
+            | UploadNotFound { .. } => ErrorKind::NotFound,
             RepoExists { .. } => ErrorKind::AlreadyExists,
             CommitFinished { .. }
             | CommitOpen { .. }

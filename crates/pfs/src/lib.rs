@@ -18,6 +18,7 @@ pub mod guard;
 pub mod names;
 pub mod records;
 pub mod repo;
+pub mod uploads;
 pub mod writes;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use files::{FileDiff, FileInfo, FileWrite};
 pub use fsck::FsckReport;
 pub use guard::{PipelineOutput, PipelineOutputs, Writer};
 pub use records::{BranchName, BranchRecord, CommitName, CommitRecord, Origin, RepoRecord};
+pub use uploads::{PartRecord, UploadRecord};
 
 /// How many times a guarded transaction is retried on conflict before giving up.
 const MAX_ATTEMPTS: usize = 1000;

@@ -23,6 +23,8 @@ pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
+    /// The S3 gateway's URL, given to user code as `S3_ENDPOINT`.
+    pub(crate) s3_endpoint: Option<String>,
 }
 
 impl Pps {
@@ -30,7 +32,17 @@ impl Pps {
     /// outputs, so that clients writing through it are kept off them.
     pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
         let pfs = pfs.with_pipeline_outputs(std::sync::Arc::new(OutputRecords));
-        Self { pfs, scratch }
+        Self {
+            pfs,
+            scratch,
+            s3_endpoint: None,
+        }
+    }
+
+    /// Tells user code where the S3 gateway is (`S3_ENDPOINT`, a URL).
+    pub fn with_s3_endpoint(mut self, url: String) -> Self {
+        self.s3_endpoint = Some(url);
+        self
     }
 
     pub fn pfs(&self) -> &Pfs {
