@@ -114,7 +114,7 @@ pub(crate) fn empty(status: StatusCode) -> Response {
 /// responses cannot carry one).
 pub(crate) fn error_response(req_id: &str, resource: &str, head: bool, err: &S3Error) -> Response {
     let (code, status) = err.code();
-    if status.is_server_error() {
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::warn!(code, %err, resource, "S3 request failed");
     } else {
         tracing::debug!(code, %err, resource, "S3 request refused");
@@ -122,7 +122,7 @@ pub(crate) fn error_response(req_id: &str, resource: &str, head: bool, err: &S3E
     let mut r = if head || status == StatusCode::NOT_MODIFIED {
         Response::new(Body::empty())
     } else {
-        let mut x = Xml::new("Error");
+        let mut x = Xml::error();
         x.elem("Code", code)
             .elem("Message", &err.to_string())
             .elem("Resource", resource)

@@ -20,10 +20,22 @@ pub(crate) struct Xml {
 impl Xml {
     /// A document whose root element carries S3's namespace.
     pub(crate) fn new(root: &str) -> Xml {
+        Xml::with_root(&format!(r#"{root} xmlns="{NAMESPACE}""#))
+    }
+
+    /// An error document: S3's carry no namespace (and clients look their
+    /// elements up without one).
+    pub(crate) fn error() -> Xml {
+        Xml::with_root("Error")
+    }
+
+    fn with_root(open: &str) -> Xml {
         let mut out = String::with_capacity(512);
         out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
         out.push('\n');
-        out.push_str(&format!(r#"<{root} xmlns="{NAMESPACE}">"#));
+        out.push('<');
+        out.push_str(open);
+        out.push('>');
         Xml { out }
     }
 
