@@ -118,7 +118,9 @@ if [ "$MODE" = "--all" ]; then
   "$VENV/bin/pytest" -q -p no:cacheprovider --junitxml="$WORK/junit.xml" \
     s3tests/functional/test_s3.py s3tests/functional/test_headers.py >"$WORK/pytest.out" 2>&1
   set -e
-  out=$ROOT/s3-tests-results.txt
+  out=${CARGO_TARGET_DIR:-$ROOT/target}/s3-tests-results.txt
+  cp "$WORK/pytest.out" "${out%.txt}.log"
+  cp "$WORK/pachd.log" "${out%-results.txt}-pachd.log"
 else
   mapfile -t tests < <(grep -v '^\s*#' "$LIST" | grep -v '^\s*$')
   set +e

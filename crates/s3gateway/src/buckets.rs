@@ -500,6 +500,9 @@ pub(crate) async fn list_versions(gw: &Gateway, req: &Req) -> Result<Response> {
     if !delimiter.is_empty() {
         x.elem("Delimiter", &show(delimiter));
     }
+    if let Some(e) = req.param("encoding-type") {
+        x.elem("EncodingType", e);
+    }
     x.elem("IsTruncated", if page.truncated { "true" } else { "false" });
     if page.truncated
         && let Some(last) = &page.last

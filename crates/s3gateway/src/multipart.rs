@@ -361,6 +361,9 @@ pub(crate) async fn list_uploads(gw: &Gateway, req: &Req) -> Result<Response> {
     if !delimiter.is_empty() {
         x.elem("Delimiter", &show(delimiter));
     }
+    if let Some(e) = req.param("encoding-type") {
+        x.elem("EncodingType", e);
+    }
     x.elem("MaxUploads", &max.to_string())
         .elem("IsTruncated", if truncated { "true" } else { "false" });
     for u in shown {
