@@ -7,7 +7,8 @@
 #   incremental: after changing one of the N files, the next job (one datum
 #     runs) against the first job; goal < 2% of its time.
 # Env: BENCH_DIR (scratch, default /tmp/pach-bench-pps), BENCH_DATUMS (10000),
-#      BENCH_PARALLELISM (parallelism_spec.constant, default 1).
+#      BENCH_PARALLELISM (parallelism_spec.constant, default 1),
+#      CARGO_TARGET_DIR (where the release binaries are built, as for cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_DATUMS:-10000}; [ "${1:-}" = "--quick" ] && N=500
@@ -16,7 +17,9 @@ W=${BENCH_DIR:-/tmp/pach-bench-pps}
 
 scripts/prereqs.sh
 cargo build --release -q -p pachd -p pachctl
-B=$(pwd)/target/release
+T=${CARGO_TARGET_DIR:-target}
+case "$T" in /*) ;; *) T=$(pwd)/$T ;; esac
+B=$T/release
 rm -rf "$W"; mkdir -p "$W/files" "$W/loop-out"
 PORT=30712
 export PACHD_ADDRESS=127.0.0.1:$PORT PACH_CONFIG=$W/config.json

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of each crate and the end-to-end tests that drive
-# the real pachd and pachctl binaries on loopback, then ceph's s3-tests
-# against the S3 gateway.
+# Runs every test: unit tests of each crate, the end-to-end tests that drive
+# the real pachd and pachctl binaries on loopback, python-pachyderm 3.1.0's
+# own suite against a fresh pachd (scripts/python-suite.sh), and ceph's
+# s3-tests against the S3 gateway (scripts/s3-tests.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
 scripts/test-tools.sh
 cargo build --bins
-cargo test --workspace --no-fail-fast "$@"
-# ceph's S3 conformance suite against the S3 gateway (the listed tests).
-scripts/s3-tests.sh
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+# The peer suites judge the wire API and the S3 gateway; run only for a full
+# run (no test filter).
+if [ $# -eq 0 ]; then
+  scripts/python-suite.sh || status=$?
+  scripts/s3-tests.sh || status=$?
+fi
+exit $status

@@ -38,20 +38,21 @@ fn snapshot(p: &Pachd) -> Vec<String> {
             ));
         }
         for c in p.raw(&["list", "commit", &name]) {
+            // Pachyderm's JSON leaves empty lists out.
             let prov: Vec<String> = c["provenance"]
                 .as_array()
-                .unwrap()
-                .iter()
+                .into_iter()
+                .flatten()
                 .map(|x| x["commit"]["id"].as_str().unwrap().to_string())
                 .collect();
             out.push(format!(
                 "commit {name}@{} parent {} prov {prov:?}",
-                c["commit"]["id"], c["parent_commit"]
+                c["commit"]["id"], c["parentCommit"]
             ));
             let id = c["commit"]["id"].as_str().unwrap();
             for f in p.raw(&["list", "file", &format!("{name}@{id}:/")]) {
                 let path = f["file"]["path"].as_str().unwrap();
-                if f["file_type"] == "FILE" {
+                if f["fileType"] == "FILE" {
                     let bytes = p.ok_bytes(&["get", "file", &format!("{name}@{id}:{path}")]);
                     out.push(format!(
                         "file {name}@{id}:{path} {} {}",
@@ -103,7 +104,10 @@ fn restore_from(p: &Pachd, file: &Path) -> std::process::Output {
 
 #[test]
 fn full_extract_restores_into_an_empty_cluster_identically() {
-    let a = Pachd::start();
+    // A directory the operator allows for file:// URLs (see below).
+    let urls = tempfile::tempdir().unwrap();
+    let allow = ["--allow-file-url", urls.path().to_str().unwrap()];
+    let a = Pachd::start_with(&allow);
     populate(&a);
     let stream = a.dir.path().join("backup.stream");
     extract_to(&a, &[], &stream);
@@ -155,9 +159,9 @@ fn full_extract_restores_into_an_empty_cluster_identically() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("difference(s)"));
 
     // Through a URL that pachd reads and writes itself.
-    let url = format!("file://{}", a.dir.path().join("via-url.stream").display());
+    let url = format!("file://{}", urls.path().join("via-url.stream").display());
     a.ok(&["extract", "--url", &url]);
-    let c = Pachd::start();
+    let c = Pachd::start_with(&allow);
     c.ok(&["restore", "--url", &url]);
     assert_eq!(snapshot(&a), snapshot(&c));
 }
@@ -608,4 +612,93 @@ fn extract_and_restore_show_progress_on_a_terminal() {
     assert!(shown.contains("restoring: sent"), "{shown}");
     assert!(shown.contains("restored"), "{shown}");
     assert_eq!(snapshot(&a), snapshot(&b));
+}
+
+/// Grows a stopped cluster's history cheaply: `count` more commits on
+/// `repo@master`, each a copy of the branch head's record (same files) with
+/// the previous one as parent, written straight into its metadata store in
+/// one transaction.
+fn grow_history(data: &Path, repo: &str, count: usize) {
+    use pach_meta::MetaStore;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = pach_meta::RedbStore::open(&data.join("meta.redb")).unwrap();
+        let branch_key = format!("pfs/branches/{repo}/master");
+        let branch = store.get(&branch_key).await.unwrap().expect("the branch");
+        let mut branch: serde_json::Value = serde_json::from_slice(&branch.value).unwrap();
+        let head = branch["head"].as_str().unwrap().to_string();
+        let record = store
+            .get(&format!("pfs/commits/{repo}/{head}"))
+            .await
+            .unwrap()
+            .expect("the head commit");
+        let record: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
+        let mut txn = pach_meta::Txn::new();
+        let mut parent = head;
+        for i in 0..count {
+            let id = format!("{:032x}", 0x00c0_ffee_0000_0000_u64 + i as u64);
+            let mut c = record.clone();
+            c["id"] = id.clone().into();
+            c["parent"] = parent.clone().into();
+            txn = txn.put(
+                format!("pfs/commits/{repo}/{id}"),
+                serde_json::to_vec(&c).unwrap(),
+            );
+            parent = id;
+        }
+        branch["head"] = parent.into();
+        txn = txn.put(branch_key, serde_json::to_vec(&branch).unwrap());
+        assert!(store.commit(txn).await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn verify_from_another_cluster_streams_any_number_of_differences() {
+    // Enough that the differences alone (about 80 bytes each) outgrow the
+    // 4 MiB a gRPC message holds by default, had they been one reply.
+    const COMMITS: usize = 60_000;
+    let mut a = Pachd::start();
+    a.ok(&["create", "repo", "history"]);
+    a.ok_stdin(&["put", "file", "history@master:/f"], b"content\n");
+    a.stop();
+    grow_history(&a.data_dir(), "history", COMMITS);
+    a.launch();
+    // The grown history is a real one: pachd serves it.
+    let listed = a.ok(&["list", "commit", "history@master"]);
+    assert!(
+        listed.lines().count() > COMMITS,
+        "{} lines",
+        listed.lines().count()
+    );
+    // A cluster compared with itself: the whole stream, no differences.
+    a.ok(&["verify", "--from", &a.address]);
+    // An empty cluster lacks every record of the other: each difference is
+    // printed, however many there are.
+    let b = Pachd::start();
+    let out = b.run(&["verify", "--from", &a.address]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let missing = stdout
+        .lines()
+        .filter(|l| l.starts_with("only in the stream: commit 'history@"))
+        .count();
+    assert_eq!(
+        missing,
+        COMMITS + 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("difference(s)"), "{stderr}");
+    // The same, from a stream on stdin rather than another pachd.
+    let stream = a.dir.path().join("history.stream");
+    extract_to(&a, &["--no-objects"], &stream);
+    let out = b
+        .pachctl_cmd(&["verify"])
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let from_stdin = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(from_stdin, stdout, "the same differences either way");
 }

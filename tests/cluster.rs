@@ -116,6 +116,8 @@ fn unreachable_etcd_is_a_clear_startup_error() {
         .args([
             "--metadata",
             "etcd://127.0.0.1:1",
+            "--metadata-connect-timeout",
+            "1s",
             "--address",
             "127.0.0.1:0",
         ])
@@ -368,7 +370,7 @@ fn workers_claim_datums_and_a_killed_worker_is_retried() {
     p.ok(&["flush", "commit", "slow_in@master"]);
     let j = &p.raw(&["list", "job", "-p", "slow"])[0];
     assert_eq!(j["state"], "JOB_SUCCESS", "{j}");
-    assert_eq!(j["data_processed"], 1, "{j}");
+    assert_eq!(j["data_processed"], "1", "{j}");
     assert_eq!(p.ok(&["get", "file", "slow@master:/a"]), "a\n");
     assert!(
         tasks(&rt, &etcd, "workers/").is_empty(),
@@ -421,7 +423,12 @@ fn a_job_survives_its_leader_dying_while_workers_run_it() {
     let processed = |p: &Pachd| {
         p.raw(&["list", "job", "-p", "steady"])
             .first()
-            .and_then(|j| j["data_processed"].as_u64())
+            // 64-bit counts are strings in protobuf's JSON.
+            .and_then(|j| {
+                j["data_processed"]
+                    .as_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
             .unwrap_or(0)
     };
     while processed(&a) == 0 {
@@ -437,12 +444,84 @@ fn a_job_survives_its_leader_dying_while_workers_run_it() {
     let jobs = b.raw(&["list", "job", "-p", "steady"]);
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["state"], "JOB_SUCCESS", "{jobs:?}");
-    assert_eq!(jobs[0]["data_processed"], 6, "{jobs:?}");
-    assert_eq!(jobs[0]["data_total"], 6, "{jobs:?}");
+    assert_eq!(jobs[0]["data_processed"], "6", "{jobs:?}");
+    assert_eq!(jobs[0]["data_total"], "6", "{jobs:?}");
     for i in 0..6 {
         assert_eq!(
             b.ok(&["get", "file", &format!("steady@master:/{i}")]),
             format!("{i}\n")
         );
     }
+}
+
+/// A job runs with the spec it started with. Its pipeline is updated (an
+/// input dropped) after the job's datums were handed out but before any
+/// worker claimed them; the worker still runs them with the job's spec, and
+/// the next job uses the new one.
+#[test]
+fn a_job_keeps_its_spec_when_its_pipeline_is_updated_while_it_waits() {
+    let (_etcd, _bucket, args) = worker_cluster("versions");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server_args = args.clone();
+    server_args.extend(["--worker-slots", "0"]);
+    let p = Pachd::start_with(&server_args);
+    p.ok(&["create", "repo", "a"]);
+    p.ok(&["create", "repo", "b"]);
+    p.ok_stdin(&["put", "file", "a@master:/x"], b"A\n");
+    p.ok_stdin(&["put", "file", "b@master:/y"], b"B\n");
+    let spec = |name: &str, text: &str| {
+        let f = p.dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let v1 = spec(
+        "v1.json",
+        r#"{"pipeline": {"name": "mix"},
+            "transform": {"cmd": ["sh", "-c", "cat /pfs/a/x /pfs/b/y > /pfs/out/both"]},
+            "input": {"cross": [{"pfs": {"repo": "a", "glob": "/"}}, {"pfs": {"repo": "b", "glob": "/"}}]}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &v1]);
+    // No worker yet: the job waits with its datums handed out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        let jobs = p.raw(&["list", "job", "-p", "mix"]);
+        if let Some(j) = jobs.first().filter(|j| j["state"] == "JOB_RUNNING") {
+            break j["job"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let v2 = spec(
+        "v2.json",
+        r#"{"pipeline": {"name": "mix"},
+            "transform": {"cmd": ["sh", "-c", "cp /pfs/a/x /pfs/out/a-only"]},
+            "input": {"pfs": {"repo": "a", "glob": "/"}}}"#,
+    );
+    p.ok(&["update", "pipeline", "-f", &v2]);
+    let _worker = Worker::start(&args, &[], 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let j = &p.raw(&["inspect", "job", &id])[0];
+        if j["state"] == "JOB_SUCCESS" {
+            assert_eq!(j["pipeline_version"], "1", "{j}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{j}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(p.ok(&["get", "file", &format!("mix@{id}:/both")]), "A\nB\n");
+    p.ok(&["flush", "commit", "a@master"]);
+    assert_eq!(p.ok(&["get", "file", "mix@master:/a-only"]), "A\n");
+    let jobs = p.raw(&["list", "job", "-p", "mix"]);
+    assert_eq!(
+        jobs.len(),
+        1,
+        "only the new version's jobs by default: {jobs:?}"
+    );
+    assert_eq!(jobs[0]["pipeline_version"], "2");
+    assert_eq!(
+        p.raw(&["list", "job", "-p", "mix", "--history", "all"])
+            .len(),
+        2
+    );
 }

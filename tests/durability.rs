@@ -10,10 +10,14 @@ fn restart_keeps_everything() {
     let mut p = Pachd::start();
     p.ok(&["create", "repo", "r"]);
     p.ok_stdin(&["put", "file", "r@master:/a"], b"persisted");
+    p.ok_stdin(&["put", "file", "r@master:/a"], b" twice");
     p.stop();
     p.launch();
-    assert_eq!(p.ok(&["get", "file", "r@master:/a"]), "persisted");
-    assert_eq!(p.raw(&["list", "commit", "r"]).len(), 1);
+    // Puts append (Pachyderm 1.9), and the pieces survive a restart.
+    assert_eq!(p.ok(&["get", "file", "r@master:/a"]), "persisted twice");
+    let objects = &p.raw(&["inspect", "file", "r@master:/a"])[0]["objects"];
+    assert_eq!(objects.as_array().map(Vec::len), Some(2));
+    assert_eq!(p.raw(&["list", "commit", "r"]).len(), 2);
 }
 
 #[test]

@@ -2,10 +2,22 @@
 //! against them, each test with its own data directory, port and config file.
 //! The binaries come from the same target directory as the test executable
 //! (`cargo build --bins` first; the README's test command does).
+//!
+//! Servers (pachd, etcd, Garage, Azurite) listen on ports that [`reserve_port`]
+//! hands out: below the kernel's ephemeral range (so no outgoing connection
+//! and no "port 0" listener takes one), each held by a lock file for as long
+//! as the server runs (so parallel tests, in this process or another, never
+//! get the same one). A port some other program took anyway is seen when the
+//! server says "address already in use", and the server starts again on
+//! fresh ports. A server counts as started when it answers as itself (etcd's
+//! and Garage's health endpoints, Azurite's blob service, pachd's ready
+//! line), not when something accepts connections on its port.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn bin_dir() -> PathBuf {
@@ -30,6 +42,7 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Pachd {
     child: Option<Child>,
     pub address: String,
+    port: Port,
     pub dir: tempfile::TempDir,
     /// Extra pachd arguments (e.g. `--storage URL`).
     pub args: Vec<String>,
@@ -37,11 +50,134 @@ pub struct Pachd {
     pub env: Vec<(String, String)>,
     /// Where pachd's log goes (the test's stderr when `None`).
     pub log: Option<PathBuf>,
+    /// The stderr of the running pachd.
+    stderr: Stderr,
 }
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+/// A loopback port reserved for one server: no other [`reserve_port`], in
+/// any process, hands it out while this value lives.
+pub struct Port {
+    pub port: u16,
+    _lock: std::fs::File,
+}
+
+/// The first port of the kernel's ephemeral range: ports from there up are
+/// what the kernel gives outgoing connections and port-0 listeners.
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A free loopback port, held (by a lock file) until the [`Port`] is dropped.
+pub fn reserve_port() -> Port {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    let high = u32::from(ephemeral_start()).max(LOW + 1_000);
+    let span = high - LOW;
+    // Processes start at different places, so they rarely try the same ports.
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let locks = std::env::temp_dir().join("pach-e2e-ports");
+    std::fs::create_dir_all(&locks).expect("create the port lock directory");
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + seed.wrapping_add(n) % span) as u16;
+        let Ok(lock) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(port.to_string()))
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue; // another test holds it
+        }
+        // Free on every interface, so `:PORT` (0.0.0.0) may use it too.
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return Port { port, _lock: lock };
+        }
+    }
+    panic!("no free port between {LOW} and {high}");
+}
+
+/// One HTTP/1.1 GET on a loopback port: the whole response, or `None` when
+/// nothing answers within a second or two.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    Some(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// What a server that exited while starting said about its ports.
+fn address_in_use(log: &str) -> bool {
+    let log = log.to_ascii_lowercase();
+    log.contains("address already in use")
+        || log.contains("eaddrinuse")
+        || log.contains("is in use")
+}
+
+/// How many times a server is started on fresh ports when its own were taken.
+const START_ATTEMPTS: usize = 5;
+
+/// The stderr of a child process: forwarded line by line (to a file, or to
+/// the test's stderr, captured with the test's output), and kept (its first
+/// 64 KiB) to explain a failed start.
+#[derive(Clone, Default)]
+pub struct Stderr(Arc<Mutex<String>>);
+
+impl Stderr {
+    fn follow(child: &mut Child, file: Option<&Path>) -> Stderr {
+        let kept = Stderr::default();
+        let Some(stderr) = child.stderr.take() else {
+            return kept;
+        };
+        let mut out = file.map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the log file")
+        });
+        let text = kept.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                match &mut out {
+                    Some(f) => {
+                        let _ = writeln!(f, "{line}");
+                    }
+                    None => eprintln!("{line}"),
+                }
+                if let Ok(mut t) = text.lock()
+                    && t.len() < 64 * 1024
+                {
+                    t.push_str(&line);
+                    t.push('\n');
+                }
+            }
+        });
+        kept
+    }
+
+    /// Everything kept so far (waiting briefly for the forwarding to end).
+    pub fn text(&self) -> String {
+        std::thread::sleep(Duration::from_millis(100));
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
 }
 
 impl Pachd {
@@ -58,14 +194,28 @@ impl Pachd {
     /// A new cluster started with extra pachd arguments and environment.
     pub fn start_with_env(args: &[&str], env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let port = reserve_port();
         let mut p = Pachd {
             child: None,
-            address: format!("127.0.0.1:{}", free_port()),
+            address: format!("127.0.0.1:{}", port.port),
+            port,
             dir,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env.to_vec(),
             log: None,
+            stderr: Stderr::default(),
         };
+        for _ in 1..START_ATTEMPTS {
+            match p.try_launch() {
+                Ok(()) => return p,
+                // A program outside these tests took the port: another one.
+                Err(stderr) if address_in_use(&stderr) => {
+                    p.port = reserve_port();
+                    p.address = format!("127.0.0.1:{}", p.port.port);
+                }
+                Err(stderr) => panic!("pachd did not start:\n{stderr}"),
+            }
+        }
         p.launch();
         p
     }
@@ -76,33 +226,61 @@ impl Pachd {
 
     /// (Re)starts pachd on the same data directory and address.
     pub fn launch(&mut self) {
+        if let Err(stderr) = self.try_launch() {
+            panic!("pachd did not start on {}:\n{stderr}", self.address);
+        }
+    }
+
+    /// Starts pachd; on failure, returns what it printed on stderr.
+    fn try_launch(&mut self) -> Result<(), String> {
         let mut child = Command::new(bin("pachd"))
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--address")
             .arg(&self.address)
+            // No S3 gateway unless a test asks for one: the default port
+            // is one for all the pachds of a run.
+            .args(
+                (!self
+                    .args
+                    .iter()
+                    .any(|a| a.starts_with("--s3gateway-address")))
+                .then_some(["--s3gateway-address", ""])
+                .into_iter()
+                .flatten(),
+            )
             .args(&self.args)
             .env("PACHD_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(match &self.log {
-                Some(path) => Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .expect("open the pachd log"),
-                ),
-                None => Stdio::inherit(),
-            })
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn pachd");
-        let line = first_line(&mut child, "pachd");
-        assert!(
-            line.contains("listening"),
-            "unexpected first line from pachd: {line}"
-        );
-        self.child = Some(child);
+        let stderr = Stderr::follow(&mut child, self.log.as_deref());
+        match first_line(&mut child, "pachd") {
+            Some(line) if line.contains("listening") => {
+                self.child = Some(child);
+                self.stderr = stderr;
+                Ok(())
+            }
+            Some(line) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "unexpected first line from pachd: {line}\n{}",
+                    stderr.text()
+                )
+            }
+            None => {
+                let _ = child.wait();
+                Err(stderr.text())
+            }
+        }
+    }
+
+    /// What the running pachd printed on stderr so far (its first 64 KiB).
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
     }
 
     /// SIGTERM and wait: a clean shutdown.
@@ -125,6 +303,11 @@ impl Pachd {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// The process id of the running pachd (0 when stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// SIGKILL: a crash.
@@ -226,7 +409,6 @@ impl Drop for Pachd {
     }
 }
 
-/// A real etcd on loopback ports of its own, stopped (by PID) when dropped.
 /// A `pachd worker` process: runs datums of the cluster it shares a
 /// metadata store and a bucket with.
 pub struct Worker {
@@ -271,10 +453,12 @@ impl Worker {
             .env("PACHD_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn pachd worker");
-        let line = first_line(&mut child, "pachd worker");
+        let stderr = Stderr::follow(&mut child, None);
+        let line = first_line(&mut child, "pachd worker")
+            .unwrap_or_else(|| panic!("pachd worker did not start:\n{}", stderr.text()));
         assert!(
             line.contains("worker running"),
             "unexpected first line from the worker: {line}"
@@ -304,9 +488,10 @@ impl Drop for Worker {
     }
 }
 
-/// The first line a starting process prints on stdout (its "ready" line);
-/// the rest of its stdout is drained in the background.
-fn first_line(child: &mut Child, what: &str) -> String {
+/// The first line a starting process prints on stdout (its "ready" line),
+/// or `None` when it exits without one; the rest of its stdout is drained in
+/// the background.
+fn first_line(child: &mut Child, what: &str) -> Option<String> {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -316,24 +501,106 @@ fn first_line(child: &mut Child, what: &str) -> String {
         }
         for _ in lines {}
     });
-    rx.recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("{what} did not report ready within 30 s"))
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => Some(line),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not report ready within 30 s")
+        }
+    }
 }
 
+/// Waits (up to `patience`) until `ready` says the server answers, or the
+/// server exits; on exit, returns its log.
+fn wait_ready(
+    child: &mut Child,
+    what: &str,
+    log: &Path,
+    patience: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("{what} exited with {status}:\n{log}"));
+        }
+        if ready() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} did not answer within {patience:?}:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a server with fresh ports each time the previous ones turned out
+/// to be taken.
+fn start_retrying<T>(what: &str, mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut last = String::new();
+    for _ in 0..START_ATTEMPTS {
+        match start() {
+            Ok(server) => return server,
+            Err(log) if address_in_use(&log) => last = log,
+            Err(log) => panic!("{log}"),
+        }
+    }
+    panic!("{what} found its ports taken {START_ATTEMPTS} times:\n{last}")
+}
+
+/// A real etcd on loopback ports of its own, stopped (by PID) when dropped.
 pub struct Etcd {
     child: Child,
     /// `HOST:PORT` of its client endpoint.
     pub address: String,
+    _ports: EtcdPorts,
     _dir: tempfile::TempDir,
+}
+
+/// The ports of an etcd, reserved before it starts (a test may point pachd
+/// at an etcd that is not there yet).
+pub struct EtcdPorts {
+    client: Port,
+    peer: Port,
+    metrics: Port,
+}
+
+impl EtcdPorts {
+    pub fn reserve() -> EtcdPorts {
+        EtcdPorts {
+            client: reserve_port(),
+            peer: reserve_port(),
+            metrics: reserve_port(),
+        }
+    }
+
+    /// `HOST:PORT` of the client endpoint.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.client.port)
+    }
 }
 
 impl Etcd {
     pub fn start() -> Etcd {
+        start_retrying("etcd", || Etcd::try_start(EtcdPorts::reserve()))
+    }
+
+    /// Starts etcd on ports reserved earlier.
+    pub fn start_on(ports: EtcdPorts) -> Etcd {
+        Etcd::try_start(ports).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    fn try_start(ports: EtcdPorts) -> Result<Etcd, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (client, peer, metrics) = (free_port(), free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new("etcd")
+        let url = format!("http://{}", ports.address());
+        let peer_url = format!("http://127.0.0.1:{}", ports.peer.port);
+        let log_path = dir.path().join("etcd.log");
+        let log = std::fs::File::create(&log_path).expect("etcd log");
+        let mut child = Command::new("etcd")
             .args(["--name", "t", "--data-dir"])
             .arg(dir.path().join("etcd"))
             .args([
@@ -347,23 +614,29 @@ impl Etcd {
             .args(["--initial-cluster", &format!("t={peer_url}")])
             .args([
                 "--listen-metrics-urls",
-                &format!("http://127.0.0.1:{metrics}"),
+                &format!("http://127.0.0.1:{}", ports.metrics.port),
             ])
             .args(["--max-txn-ops", "1024"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("etcd is not installed: scripts/prereqs.sh installs it");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            assert!(Instant::now() < deadline, "etcd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Etcd {
+        // Healthy on its client URL: it has a leader and serves requests
+        // (an open port alone may still reset the first connections).
+        let client = ports.client.port;
+        wait_ready(
+            &mut child,
+            "etcd",
+            &log_path,
+            Duration::from_secs(20),
+            || http_get(client, "/health").is_some_and(|r| r.contains(r#""health":"true""#)),
+        )?;
+        Ok(Etcd {
             child,
-            address: format!("127.0.0.1:{client}"),
+            address: ports.address(),
+            _ports: ports,
             _dir: dir,
-        }
+        })
     }
 }
 
@@ -381,13 +654,19 @@ pub struct Garage {
     pub endpoint: String,
     key_id: String,
     secret: String,
+    _ports: [Port; 3],
     _dir: tempfile::TempDir,
 }
 
 impl Garage {
     pub fn start() -> Garage {
+        start_retrying("garage", Garage::try_start)
+    }
+
+    fn try_start() -> Result<Garage, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let ports = [reserve_port(), reserve_port(), reserve_port()];
+        let (rpc, s3, admin) = (ports[0].port, ports[1].port, ports[2].port);
         let hex = |n: usize, seed: u64| -> String {
             (0..n)
                 .map(|i| {
@@ -427,7 +706,9 @@ admin_token = "{token}"
             .ok()
             .filter(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("garage"));
-        let child = Command::new(garage)
+        let log_path = dir.path().join("garage.log");
+        let log = std::fs::File::create(&log_path).expect("garage log");
+        let mut child = Command::new(garage)
             .arg("-c")
             .arg(&config_path)
             .args(["server", "--single-node", "--default-bucket"])
@@ -435,21 +716,29 @@ admin_token = "{token}"
             .env("GARAGE_DEFAULT_SECRET_KEY", &secret)
             .env("GARAGE_DEFAULT_BUCKET", "bkt")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("garage is not installed: scripts/test-tools.sh installs it");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", s3)).is_err() {
-            assert!(Instant::now() < deadline, "garage did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Garage {
+        // Its admin API says when the node is operational; its S3 API must
+        // answer as an S3 server.
+        wait_ready(
+            &mut child,
+            "garage",
+            &log_path,
+            Duration::from_secs(30),
+            || {
+                http_get(admin, "/health").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+                    && http_get(s3, "/bkt").is_some_and(|r| r.contains("<Error>"))
+            },
+        )?;
+        Ok(Garage {
             child,
             endpoint: format!("http://127.0.0.1:{s3}"),
             key_id,
             secret,
+            _ports: ports,
             _dir: dir,
-        }
+        })
     }
 
     /// The AWS environment variables that point S3 clients at this server.
@@ -515,18 +804,25 @@ req.end();
 pub struct Azurite {
     child: Child,
     pub port: u16,
-    dir: tempfile::TempDir,
+    _port: Port,
+    _dir: tempfile::TempDir,
 }
 
 impl Azurite {
     /// Starts Azurite; fails (never skips) when scripts/test-tools.sh has not
     /// installed it.
     pub fn start() -> Azurite {
+        start_retrying("azurite", Azurite::try_start)
+    }
+
+    fn try_start() -> Result<Azurite, String> {
         let program = azurite_program();
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("azurite.log")).expect("azurite log");
-        let child = Command::new(&program)
+        let reserved = reserve_port();
+        let port = reserved.port;
+        let log_path = dir.path().join("azurite.log");
+        let log = std::fs::File::create(&log_path).expect("azurite log");
+        let mut child = Command::new(&program)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .arg("--location")
             .arg(dir.path().join("data"))
@@ -540,20 +836,23 @@ impl Azurite {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut azurite = Azurite { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = azurite.child.try_wait() {
-                panic!("azurite exited with {status}:\n{}", azurite.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "azurite did not listen within 30 s:\n{}",
-                azurite.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        azurite
+        // Its blob service answers, as itself.
+        wait_ready(
+            &mut child,
+            "azurite",
+            &log_path,
+            Duration::from_secs(30),
+            || {
+                http_get(port, &format!("/{AZURITE_ACCOUNT}?comp=list"))
+                    .is_some_and(|r| r.to_ascii_lowercase().contains("azurite"))
+            },
+        )?;
+        Ok(Azurite {
+            child,
+            port,
+            _port: reserved,
+            _dir: dir,
+        })
     }
 
     /// The environment that reaches this Azurite: object_store's emulator
@@ -624,10 +923,6 @@ impl Azurite {
         let status = status.parse().expect("HTTP status");
         (status, body.to_string())
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("azurite.log")).unwrap_or_default()
-    }
 }
 
 impl Drop for Azurite {
@@ -672,4 +967,38 @@ fn xml_values(xml: &str, tag: &str) -> Vec<String> {
         rest = &rest[end..];
     }
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ports handed out at once, from several threads, are distinct, free
+    /// and outside the range the kernel hands out by itself (the old way,
+    /// binding port 0 and releasing it, gave ephemeral ports that the next
+    /// caller or an outgoing connection could get again).
+    #[test]
+    fn reserved_ports_are_distinct_and_not_ephemeral() {
+        let threads: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| (0..25).map(|_| reserve_port()).collect::<Vec<_>>()))
+            .collect();
+        let held: Vec<Port> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("reserving thread"))
+            .collect();
+        let mut ports: Vec<u16> = held.iter().map(|p| p.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), held.len(), "a port was handed out twice");
+        assert!(ports.iter().all(|&p| p < ephemeral_start()), "{ports:?}");
+        // Another process's reservation sees these as taken: the lock is
+        // held on the file, not in this process's memory.
+        let lock = std::env::temp_dir()
+            .join("pach-e2e-ports")
+            .join(ports[0].to_string());
+        let other = std::fs::OpenOptions::new().write(true).open(lock).unwrap();
+        assert!(other.try_lock().is_err());
+        drop(held);
+        assert!(other.try_lock().is_ok());
+    }
 }

@@ -106,15 +106,15 @@ fn repos_commits_branches_and_files() {
         .map(|f| f["file"]["path"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["/data", "/hello.txt", "/single.bin"]);
-    assert_eq!(files[0]["file_type"], "DIR");
-    assert_eq!(files[0]["size_bytes"], 8);
+    assert_eq!(files[0]["fileType"], "DIR");
+    assert_eq!(files[0]["sizeBytes"], "8");
     let table = p.ok(&["list", "file", "images@master"]);
     assert!(table.lines().next().unwrap().contains("NAME"), "{table}");
 
     let globbed = p.raw(&["glob", "file", "images@master:/data/**.csv"]);
     assert_eq!(globbed.len(), 2, "{globbed:?}");
     let info = p.raw(&["inspect", "file", "images@master:/single.bin"]);
-    assert_eq!(info[0]["size_bytes"], 3 << 20);
+    assert_eq!(info[0]["sizeBytes"], (3 << 20).to_string());
 
     // get -o writes a file; get -r a directory.
     let out = dir.path().join("out.bin");
@@ -140,11 +140,8 @@ fn repos_commits_branches_and_files() {
         "3,4\n"
     );
 
-    // append, overwrite, delete, copy, diff.
-    p.ok_stdin(
-        &["put", "file", "images@master:/hello.txt", "--append"],
-        b"again\n",
-    );
+    // Pachyderm 1.9: put appends, -o overwrites; delete, copy, diff.
+    p.ok_stdin(&["put", "file", "images@master:/hello.txt"], b"again\n");
     assert_eq!(
         p.ok(&["get", "file", "images@master:/hello.txt"]),
         "hello\nagain\n"
@@ -247,7 +244,7 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let e = p.fails(&["create", "repo", "bad/name"]);
     assert!(e.contains("bad/name") && e.contains("letters"), "{e}");
     let e = p.fails(&["list", "commit", "nope"]);
-    assert!(e.contains("'nope' not found"), "{e}");
+    assert!(e.contains("repo nope not found"), "{e}");
     p.ok(&["create", "repo", "r"]);
     let e = p.fails(&["create", "repo", "r"]);
     assert!(e.contains("already exists"), "{e}");
@@ -411,4 +408,264 @@ fn subscribe_prints_commits_as_they_finish() {
         .map(|c| c["commit"]["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, history);
+}
+
+/// The field names of Pachyderm 1.9's PFS messages as its pachctl prints them
+/// with `--raw` (protobuf JSON, lowerCamelCase), from 1.9's pfs.proto.
+const REPO_INFO: &[&str] = &[
+    "repo",
+    "created",
+    "sizeBytes",
+    "description",
+    "branches",
+    "authInfo",
+];
+const COMMIT_INFO: &[&str] = &[
+    "commit",
+    "branch",
+    "origin",
+    "description",
+    "parentCommit",
+    "childCommits",
+    "started",
+    "finished",
+    "sizeBytes",
+    "provenance",
+    "readyProvenance",
+    "subvenance",
+    "tree",
+    "trees",
+    "datums",
+    "subvenantCommitsSuccess",
+    "subvenantCommitsFailure",
+    "subvenantCommitsTotal",
+];
+const BRANCH_INFO: &[&str] = &[
+    "branch",
+    "head",
+    "provenance",
+    "subvenance",
+    "directProvenance",
+    "name",
+];
+const FILE_INFO: &[&str] = &[
+    "file",
+    "fileType",
+    "sizeBytes",
+    "committed",
+    "children",
+    "objects",
+    "blockRefs",
+    "hash",
+];
+
+/// Every key of `object` is one of 1.9's names, and `required` are present.
+fn check_names(what: &str, object: &serde_json::Value, names: &[&str], required: &[&str]) {
+    let map = object
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: {object}"));
+    for key in map.keys() {
+        assert!(
+            names.contains(&key.as_str()),
+            "{what}: '{key}' is not a field of Pachyderm 1.9's message: {object}"
+        );
+    }
+    for key in required {
+        assert!(map.contains_key(*key), "{what}: '{key}' missing: {object}");
+    }
+}
+
+#[test]
+fn raw_output_uses_pachyderm_1_9_field_names() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in", "-d", "inputs"]);
+    p.ok(&["create", "repo", "out"]);
+    p.ok(&["create", "branch", "out@master", "-p", "in@master"]);
+    p.ok_stdin(&["put", "file", "in@master:/dir/a.txt"], b"DATA");
+    let repo = &p.raw(&["inspect", "repo", "in"])[0];
+    check_names(
+        "repo",
+        repo,
+        REPO_INFO,
+        &["repo", "created", "sizeBytes", "description", "branches"],
+    );
+    // Fields at their default (an empty repo's size) are left out, as jsonpb does.
+    for r in p.raw(&["list", "repo"]) {
+        check_names("repo", &r, REPO_INFO, &["repo", "created", "branches"]);
+    }
+    let head = &p.raw(&["inspect", "commit", "in@master"])[0];
+    check_names(
+        "commit",
+        head,
+        COMMIT_INFO,
+        &[
+            "commit",
+            "branch",
+            "origin",
+            "started",
+            "finished",
+            "sizeBytes",
+            "subvenance",
+        ],
+    );
+    assert_eq!(
+        head["sizeBytes"], "4",
+        "uint64 prints as a string, as jsonpb does"
+    );
+    assert_eq!(head["commit"]["id"].as_str().unwrap().len(), 32);
+    let downstream = &p.raw(&["list", "commit", "out@master"])[0];
+    check_names("commit", downstream, COMMIT_INFO, &["commit", "provenance"]);
+    assert_eq!(downstream["origin"]["kind"], "AUTO");
+    for args in [
+        &["inspect", "branch", "out@master"][..],
+        &["list", "branch", "out"],
+    ] {
+        for b in p.raw(args) {
+            check_names(
+                "branch",
+                &b,
+                BRANCH_INFO,
+                &["branch", "head", "provenance", "directProvenance", "name"],
+            );
+        }
+    }
+    let file = &p.raw(&["inspect", "file", "in@master:/dir/a.txt"])[0];
+    check_names(
+        "file",
+        file,
+        FILE_INFO,
+        &[
+            "file",
+            "fileType",
+            "sizeBytes",
+            "committed",
+            "objects",
+            "hash",
+        ],
+    );
+    assert_eq!(
+        file["objects"][0]["hash"],
+        "4ba7d4149c32f5ccc6e54190beef0f503d1e637249baa9e4b123f5aa5c89506f\
+         299c10a7e32ab1e4bae30ed32df848f87d9b03a640320b0ca758c5ee56cb2db4",
+        "objects are named by the SHA-512 of their bytes"
+    );
+    for args in [
+        &["list", "file", "in@master:/dir"][..],
+        &["glob", "file", "in@master:/*"],
+        &["inspect", "file", "in@master:/dir"],
+    ] {
+        for f in p.raw(args) {
+            check_names("file", &f, FILE_INFO, &["file", "fileType", "sizeBytes"]);
+        }
+    }
+}
+
+#[test]
+fn put_file_appends_unless_overwriting_as_in_pachyderm_1_9() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "r"]);
+    p.ok_stdin(&["put", "file", "r@master:/log"], b"one\n");
+    p.ok_stdin(&["put", "file", "r@master:/log"], b"two\n");
+    assert_eq!(p.ok(&["get", "file", "r@master:/log"]), "one\ntwo\n");
+    let pieces = &p.raw(&["inspect", "file", "r@master:/log"])[0]["objects"];
+    assert_eq!(
+        pieces.as_array().map(Vec::len),
+        Some(2),
+        "one object per put"
+    );
+    p.ok_stdin(&["put", "file", "r@master:/log", "--overwrite"], b"three\n");
+    assert_eq!(p.ok(&["get", "file", "r@master:/log"]), "three\n");
+    // Within one open commit too: each put adds a piece.
+    let id = p.ok(&["start", "commit", "r@master"]).trim().to_string();
+    for line in ["a\n", "b\n"] {
+        p.ok_stdin(&["put", "file", &format!("r@{id}:/log")], line.as_bytes());
+    }
+    p.ok(&["finish", "commit", &format!("r@{id}")]);
+    assert_eq!(p.ok(&["get", "file", "r@master:/log"]), "three\na\nb\n");
+    // A directory put twice appends every file; -o replaces them.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x"), "x").unwrap();
+    let src = dir.path().to_str().unwrap();
+    p.ok(&["put", "file", "r@master:/d", "-r", "-f", src]);
+    p.ok(&["put", "file", "r@master:/d", "-r", "-f", src]);
+    assert_eq!(p.ok(&["get", "file", "r@master:/d/x"]), "xx");
+    p.ok(&["put", "file", "r@master:/d", "-r", "-o", "-f", src]);
+    assert_eq!(p.ok(&["get", "file", "r@master:/d/x"]), "x");
+    // Copy appends too, unless -o.
+    p.ok(&["copy", "file", "r@master:/d/x", "r@master:/log"]);
+    assert_eq!(p.ok(&["get", "file", "r@master:/log"]), "three\na\nb\nx");
+    p.ok(&["copy", "file", "r@master:/d/x", "r@master:/log", "-o"]);
+    assert_eq!(p.ok(&["get", "file", "r@master:/log"]), "x");
+    // History: each version of the file, newest first.
+    let history = p.raw(&["list", "file", "r@master:/log", "--history", "all"]);
+    assert!(history.len() >= 3, "{history:?}");
+    // Splitting is refused, not ignored, and changes nothing.
+    let commits = p.raw(&["list", "commit", "r"]).len();
+    let e = p.fails(&["put", "file", "r@master:/s", "--split", "line", "-f", src]);
+    assert!(e.contains("--split") && e.contains("not supported"), "{e}");
+    assert_eq!(p.raw(&["list", "commit", "r"]).len(), commits);
+    // Walk-like listings: globbed list, diff with names.
+    let diff = p.ok(&["diff", "file", "r@master:/log"]);
+    assert!(diff.contains("+ /log") && diff.contains("- /log"), "{diff}");
+}
+
+#[test]
+fn transactions_apply_their_writes_together_or_not_at_all() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "a"]);
+    let started = p.ok(&["start", "transaction"]);
+    let id = started
+        .trim()
+        .strip_prefix("Started new transaction: ")
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_string();
+    // Writes join the active transaction: answered now, applied at finish.
+    let out = p.run(&["create", "repo", "b"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("Added to transaction: {id}")),
+        "{out:?}"
+    );
+    p.ok(&["create", "branch", "a@dev"]);
+    let commit = p.ok(&["start", "commit", "a@master"]).trim().to_string();
+    assert_eq!(commit.len(), 32, "{commit}");
+    let repos = |p: &Pachd| -> Vec<String> {
+        p.raw(&["list", "repo"])
+            .iter()
+            .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(repos(&p), ["a"]);
+    assert!(
+        p.fails(&["inspect", "commit", &format!("a@{commit}")])
+            .contains("not found")
+    );
+    let listed = p.raw(&["list", "transaction"]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["requests"].as_array().unwrap().len(), 3);
+    assert!(
+        p.ok(&["finish", "transaction"])
+            .contains(&format!("Completed transaction with 3 requests: {id}"))
+    );
+    let mut now = repos(&p);
+    now.sort();
+    assert_eq!(now, ["a", "b"]);
+    p.ok(&["inspect", "branch", "a@dev"]);
+    // The commit got the id it was answered with.
+    p.ok(&["inspect", "commit", &format!("a@{commit}")]);
+    assert!(p.raw(&["list", "transaction"]).is_empty());
+
+    // A request the transaction cannot run is refused when it joins, and
+    // leaves the transaction as it was; a deleted transaction applies nothing.
+    p.ok(&["start", "transaction"]);
+    p.ok(&["create", "repo", "c"]);
+    let err = p.fails(&["create", "repo", "c"]);
+    assert!(err.contains("already exists"), "{err}");
+    let listed = p.raw(&["list", "transaction"]);
+    assert_eq!(listed[0]["requests"].as_array().unwrap().len(), 1);
+    p.ok(&["delete", "transaction"]);
+    assert_eq!(repos(&p).len(), 2);
+    // Without an active transaction, writes run at once again.
+    p.ok(&["create", "repo", "d"]);
+    assert_eq!(repos(&p).len(), 3);
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pach_e2e::{Pachd, free_port};
+use pach_e2e::{Pachd, Port, reserve_port};
 
 fn tools() -> PathBuf {
     let home = std::env::var("HOME").expect("HOME");
@@ -28,15 +28,19 @@ fn tool(venv: &str, bin: &str) -> PathBuf {
 struct Gateway {
     pachd: Pachd,
     endpoint: String,
+    /// Held while the gateway serves on it.
+    _port: Port,
 }
 
 impl Gateway {
     fn start() -> Gateway {
-        let address = format!("127.0.0.1:{}", free_port());
+        let port = reserve_port();
+        let address = format!("127.0.0.1:{}", port.port);
         let pachd = Pachd::start_with(&["--s3gateway-address", &address]);
         Gateway {
             pachd,
             endpoint: format!("http://{address}"),
+            _port: port,
         }
     }
 

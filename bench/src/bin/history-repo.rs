@@ -18,8 +18,10 @@ async fn main() -> anyhow::Result<()> {
     let (commits, files): (usize, usize) = (commits.parse()?, files.parse()?);
     let data_dir = std::path::PathBuf::from(data_dir);
     let meta = Arc::new(pach_meta::RedbStore::open(&data_dir.join("meta.redb"))?);
-    let (store, prefix) =
-        pach_storage::open_object_store(&data_dir.join("objects").display().to_string())?;
+    let (store, prefix) = pach_storage::open_url(
+        &data_dir.join("objects").display().to_string(),
+        &pach_storage::UrlPolicy::operator(),
+    )?;
     let pfs = pach_pfs::Pfs::new(meta, ContentStore::new(store, prefix));
     pfs.create_repo(repo, "backup benchmark", false).await?;
     for c in 0..commits {

@@ -16,8 +16,10 @@ async fn main() -> anyhow::Result<()> {
     let n: usize = n.parse()?;
     let data_dir = std::path::PathBuf::from(data_dir);
     let meta = Arc::new(pach_meta::RedbStore::open(&data_dir.join("meta.redb"))?);
-    let (store, prefix) =
-        pach_storage::open_object_store(&data_dir.join("objects").display().to_string())?;
+    let (store, prefix) = pach_storage::open_url(
+        &data_dir.join("objects").display().to_string(),
+        &pach_storage::UrlPolicy::operator(),
+    )?;
     let pfs = pach_pfs::Pfs::new(meta, ContentStore::new(store, prefix));
     pfs.create_repo(repo, "list file benchmark", false).await?;
     let mut session = pfs.content().session();

@@ -63,6 +63,30 @@ pub enum AdminError {
     ObjectStore(#[from] object_store::Error),
 }
 
+impl AdminError {
+    /// How clients should see the error (the server maps kinds to statuses).
+    pub fn kind(&self) -> pach_pfs::ErrorKind {
+        use AdminError::*;
+        use pach_pfs::ErrorKind;
+        match self {
+            NotAStream(_)
+            | UnknownVersion { .. }
+            | Truncated(_)
+            | Corrupt(_)
+            | Dangling { .. }
+            | KeyListTooLarge { .. }
+            | ForeignCheckpoint { .. } => ErrorKind::InvalidArgument,
+            MissingObjects { .. } | Busy(_) | NotOwner { .. } | Unowned { .. } => {
+                ErrorKind::FailedPrecondition
+            }
+            NoClusterRecord { .. } => ErrorKind::Internal,
+            Clash { .. } => ErrorKind::AlreadyExists,
+            Pfs(e) => e.kind(),
+            Io { .. } | Meta(_) | Storage(_) | ObjectStore(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, AdminError>;
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AdminError {

@@ -100,6 +100,7 @@ async fn add_repo(c: &Cluster, repo: &str, n: usize, started: i64) {
             name: name.into(),
             head,
             provenance: vec![],
+            created_ns: 0,
         };
         txn = txn.put(pach_pfs::records::branch_key(repo, name), json(&b));
     }
@@ -127,7 +128,23 @@ async fn restore_from(c: &Cluster, path: &Path) -> crate::Result<crate::Summary>
 
 async fn verify_against(c: &Cluster, path: &Path) -> Vec<String> {
     let input = tokio::fs::File::open(path).await.unwrap();
-    verify(&c.pfs, input).await.unwrap()
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let collect = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(d) = rx.recv().await {
+            all.push(d);
+        }
+        all
+    });
+    let count = verify(&c.pfs, input, &tx).await.unwrap();
+    drop(tx);
+    let all = collect.await.unwrap();
+    assert_eq!(
+        count,
+        all.len() as u64,
+        "the count returned is the count sent"
+    );
+    all
 }
 
 async fn records(meta: &dyn MetaStore) -> Vec<(String, Vec<u8>)> {

@@ -2,40 +2,52 @@
 //! of another cluster): every metadata record, and so every commit's file
 //! index root — which names every file's content hash — is compared.
 //!
-//! Memory does not grow with the stream: records are compared as they come,
-//! and the stream's keys are sorted on disk (in the system's temporary
-//! directory) to find the cluster's records the stream lacks by walking both
-//! in key order. Only the differences found are kept.
+//! Memory does not grow with the stream nor with the differences: records are
+//! compared as they come, the stream's keys are sorted on disk (in the
+//! system's temporary directory) to find the cluster's records the stream
+//! lacks by walking both in key order, and each difference goes to the caller
+//! as soon as it is found (two clusters that share nothing differ by every
+//! record, so a list of them would grow with the cluster).
 
 use pach_pfs::{CommitRecord, Pfs};
 use tokio::io::{AsyncRead, BufReader};
+use tokio::sync::mpsc::Sender;
 
 use crate::error::Result;
 use crate::extract::{Pages, prefixes_in_key_order};
 use crate::spill::Scratch;
 use crate::stream::{Frame, Reader};
 
-/// The differences between this cluster and the stream, one line each
-/// (empty when they hold the same repos, commits, files, branches and
-/// pipelines). Job and datum bookkeeping is compared too.
-pub async fn verify<R: AsyncRead + Unpin>(pfs: &Pfs, input: R) -> Result<Vec<String>> {
+/// Sends the differences between this cluster and the stream to
+/// `differences`, one line each (none when they hold the same repos,
+/// commits, files, branches and pipelines; job and datum bookkeeping is
+/// compared too), and returns how many it sent. Stops early, without error,
+/// when the receiver is gone (nobody is left to tell).
+pub async fn verify<R: AsyncRead + Unpin>(
+    pfs: &Pfs,
+    input: R,
+    differences: &Sender<String>,
+) -> Result<u64> {
     let (mut r, _) = Reader::open(BufReader::with_capacity(1 << 20, input)).await?;
     let meta = pfs.meta();
     let scratch = Scratch::new_in(&std::env::temp_dir()).await?;
     let mut seen = scratch.sorter();
-    let mut diffs = Vec::new();
+    let mut diffs = Found {
+        to: differences,
+        count: 0,
+    };
     while let Some(frame) = r.next().await? {
         let Frame::Record { key, value } = frame else {
             continue;
         };
         seen.push(key.as_bytes(), b"").await?;
-        match meta.get(&key).await? {
-            None => diffs.push(format!(
-                "only in the stream: {}",
-                crate::restore::describe(&key)
-            )),
-            Some(kv) if kv.value != value => diffs.push(differs(&key, &value, &kv.value)),
-            Some(_) => {}
+        let found = match meta.get(&key).await? {
+            None => format!("only in the stream: {}", crate::restore::describe(&key)),
+            Some(kv) if kv.value != value => differs(&key, &value, &kv.value),
+            Some(_) => continue,
+        };
+        if !diffs.send(found).await {
+            return Ok(diffs.count);
         }
     }
     let seen = seen.finish().await?;
@@ -46,15 +58,32 @@ pub async fn verify<R: AsyncRead + Unpin>(pfs: &Pfs, input: R) -> Result<Vec<Str
         while let Some(page) = pages.next().await? {
             for kv in page {
                 if !seen.contains(kv.key.as_bytes()).await? {
-                    diffs.push(format!(
+                    let found = format!(
                         "only in this cluster: {}",
                         crate::restore::describe(&kv.key)
-                    ));
+                    );
+                    if !diffs.send(found).await {
+                        return Ok(diffs.count);
+                    }
                 }
             }
         }
     }
-    Ok(diffs)
+    Ok(diffs.count)
+}
+
+/// The differences sent so far.
+struct Found<'a> {
+    to: &'a Sender<String>,
+    count: u64,
+}
+
+impl Found<'_> {
+    /// Sends one difference; false when the receiver is gone.
+    async fn send(&mut self, difference: String) -> bool {
+        self.count += 1;
+        self.to.send(difference).await.is_ok()
+    }
 }
 
 fn differs(key: &str, stream: &[u8], ours: &[u8]) -> String {

@@ -7,6 +7,9 @@
 //! default) and its request size (1.5 MiB by default): records stay small,
 //! and pachd's batches stay within a few hundred operations, so run etcd with
 //! `--max-txn-ops 1024` (see README).
+//!
+//! A server may start before its etcd: [`EtcdStore::connect_waiting`] tries
+//! again for a bounded time, saying what it waits for.
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -16,8 +19,14 @@ use etcd_client::{
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
 
 use crate::{Event, KeyValue, MetaError, MetaStore, Op, Result, Revision, Snapshot, Txn};
+
+/// How long one attempt of [`EtcdStore::connect_waiting`] may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often [`EtcdStore::connect_waiting`] says it is still waiting.
+const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A metadata store on an etcd cluster. Cheap to clone.
 #[derive(Clone)]
@@ -63,6 +72,63 @@ impl EtcdStore {
             message: e.to_string(),
         })?;
         Ok(store)
+    }
+
+    /// Like [`EtcdStore::connect`], for a process that may start before its
+    /// etcd (as Kubernetes starts pods in any order): tries again until the
+    /// store answers or `patience` has passed, logging what it waits for.
+    pub async fn connect_waiting(
+        endpoints: &[String],
+        prefix: &str,
+        patience: Duration,
+    ) -> Result<EtcdStore> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        let mut logged: Option<Instant> = None;
+        loop {
+            // A connection to an address that drops packets hangs rather
+            // than fails: every attempt has a bound of its own.
+            let remaining = patience.saturating_sub(started.elapsed());
+            let bound = ATTEMPT_TIMEOUT
+                .min(remaining)
+                .max(Duration::from_millis(100));
+            let problem = match tokio::time::timeout(bound, Self::connect(endpoints, prefix)).await
+            {
+                Ok(Ok(store)) => {
+                    if logged.is_some() {
+                        tracing::warn!(
+                            "etcd at {} answered after {:.1}s",
+                            endpoints.join(","),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(store);
+                }
+                // The endpoints are named once, around this.
+                Ok(Err(MetaError::Open { message, .. })) => message,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {:.1}s", bound.as_secs_f64()),
+            };
+            let waited = started.elapsed();
+            if waited >= patience {
+                return Err(MetaError::Unreachable {
+                    endpoints: endpoints.join(","),
+                    waited: patience,
+                    problem,
+                });
+            }
+            if logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+                tracing::warn!(
+                    "waiting for etcd at {} ({:.1}s so far, giving up after {}s): {problem}",
+                    endpoints.join(","),
+                    waited.as_secs_f64(),
+                    patience.as_secs()
+                );
+                logged = Some(Instant::now());
+            }
+            tokio::time::sleep(pause.min(patience - waited)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     fn full(&self, key: &str) -> String {
@@ -275,7 +341,33 @@ impl Snapshot for EtcdSnapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::*;
+
+    /// An address that accepts connections (the kernel does, for a
+    /// listener) and never answers: every attempt hangs, and the wait still
+    /// ends at its bound, with the endpoint named.
+    #[tokio::test]
+    async fn waiting_for_a_silent_etcd_is_bounded() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let started = std::time::Instant::now();
+        let err =
+            EtcdStore::connect_waiting(std::slice::from_ref(&endpoint), "", Duration::from_secs(2))
+                .await
+                .err()
+                .expect("nothing answers");
+        assert!(matches!(err, MetaError::Unreachable { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&endpoint) && text.contains("within 2s"),
+            "{text}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+    }
 
     #[test]
     fn range_ends() {

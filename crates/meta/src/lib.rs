@@ -19,9 +19,11 @@
 
 pub mod conformance;
 mod etcd_store;
+mod overlay;
 mod redb_store;
 
 pub use etcd_store::EtcdStore;
+pub use overlay::Overlay;
 pub use redb_store::RedbStore;
 
 use async_trait::async_trait;
@@ -119,6 +121,17 @@ impl Event {
 pub enum MetaError {
     #[error("metadata store at {path}: {message}")]
     Open { path: String, message: String },
+    /// A networked store (etcd) did not answer for as long as the caller
+    /// was willing to wait for it.
+    #[error(
+        "etcd at {endpoints} did not answer within {}s (last attempt: {problem})",
+        waited.as_secs()
+    )]
+    Unreachable {
+        endpoints: String,
+        waited: std::time::Duration,
+        problem: String,
+    },
     #[error("metadata store error: {0}")]
     Backend(String),
     #[error(

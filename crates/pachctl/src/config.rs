@@ -16,6 +16,9 @@ pub const DEFAULT_ADDRESS: &str = "localhost:30650";
 pub struct Context {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pachd_address: String,
+    /// The transaction that transactional commands join (`start transaction`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub active_transaction: String,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
@@ -73,7 +76,7 @@ impl Config {
             .entry(DEFAULT_CONTEXT.to_string())
             .or_insert_with(|| Context {
                 pachd_address: DEFAULT_ADDRESS.to_string(),
-                other: BTreeMap::new(),
+                ..Context::default()
             });
         Ok(config)
     }
@@ -107,6 +110,14 @@ impl Config {
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
         (strip_scheme(&addr), format!("context '{name}'"))
+    }
+
+    /// The active context, to change it (then [`Config::save`]).
+    pub fn active_mut(&mut self) -> &mut Context {
+        self.v2
+            .contexts
+            .entry(self.v2.active_context.clone())
+            .or_default()
     }
 
     pub fn context(&self, name: &str) -> anyhow::Result<&Context> {

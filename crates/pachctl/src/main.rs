@@ -8,9 +8,13 @@ mod config;
 mod output;
 mod refs;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{admin, branch, commit, file, job, misc, pipeline, repo};
+use crate::cmd::{
+    admin, branch, commit, debug, file, job, misc, pipeline, repo, secret, transaction,
+};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -31,6 +35,9 @@ enum Verb {
         /// Print only the version of pachctl (do not contact pachd).
         #[arg(long)]
         client_only: bool,
+        /// Give up on pachd after this long (e.g. 5s); 0s waits forever.
+        #[arg(long, default_value = "default")]
+        timeout: String,
         #[command(flatten)]
         format: Format,
     },
@@ -85,6 +92,9 @@ enum Verb {
     /// Restart a failed datum (a new job retries it).
     #[command(subcommand)]
     Restart(RestartNoun),
+    /// Run a pipeline now (on chosen input commits), or a cron pipeline's tick.
+    #[command(subcommand)]
+    Run(RunNoun),
     /// Print the logs of a pipeline's, a job's or a datum's user code.
     Logs(job::Logs),
     /// Write the whole cluster (metadata and, by default, objects) as one stream.
@@ -102,7 +112,14 @@ enum Verb {
     #[command(subcommand)]
     Resume(ResumeNoun),
     /// Check that every record refers only to objects that exist and are intact.
-    Fsck,
+    Fsck {
+        /// Attempt to fix the problems found (refused: missing objects cannot be fixed).
+        #[arg(short, long)]
+        fix: bool,
+    },
+    /// Diagnose pachd: its state and recent logs, a CPU profile, its binary.
+    #[command(subcommand)]
+    Debug(debug::DebugVerb),
     /// Manage pachctl's contexts (which pachd to talk to).
     #[command(subcommand)]
     Config(misc::ConfigVerb),
@@ -126,6 +143,8 @@ enum PauseNoun {
 enum ResumeNoun {
     /// Accept clients' writes again.
     Writes,
+    /// Make an open transaction the active one again.
+    Transaction { transaction: String },
 }
 #[derive(Debug, Subcommand)]
 enum CreateNoun {
@@ -135,6 +154,8 @@ enum CreateNoun {
     Branch(branch::CreateBranch),
     /// Create pipelines from a spec file (JSON or YAML).
     Pipeline(pipeline::CreatePipeline),
+    /// Create a secret for pipelines from a Kubernetes secret manifest.
+    Secret(secret::CreateSecret),
 }
 #[derive(Debug, Subcommand)]
 enum UpdateNoun {
@@ -145,6 +166,11 @@ enum UpdateNoun {
 }
 #[derive(Debug, Subcommand)]
 enum ListNoun {
+    /// List the open transactions.
+    Transaction {
+        #[command(flatten)]
+        format: Format,
+    },
     /// List repos.
     Repo {
         #[command(flatten)]
@@ -161,21 +187,28 @@ enum ListNoun {
     /// List the files of a directory in a commit.
     File(file::ListFile),
     /// List pipelines (upstream first).
-    Pipeline {
-        #[command(flatten)]
-        format: Format,
-    },
+    Pipeline(pipeline::ListPipeline),
     /// List jobs, newest first.
     Job(job::ListJob),
-    /// List the datums of a job.
-    Datum {
-        job: String,
+    /// List the datums of a job (failed first).
+    Datum(job::ListDatum),
+    /// List secrets (names and keys; never values).
+    Secret {
         #[command(flatten)]
         format: Format,
     },
 }
 #[derive(Debug, Subcommand)]
 enum InspectNoun {
+    /// Show a transaction's commands.
+    Transaction {
+        #[command(flatten)]
+        transaction: transaction::Optional,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Print the cluster's id.
+    Cluster,
     /// Show a repo.
     Repo {
         repo: String,
@@ -208,8 +241,14 @@ enum InspectNoun {
     Job {
         job: String,
         /// Wait for the job to end first.
-        #[arg(long)]
+        #[arg(short = 'b', long = "block", alias = "wait")]
         wait: bool,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show a secret's keys (never its values).
+    Secret {
+        secret: String,
         #[command(flatten)]
         format: Format,
     },
@@ -225,6 +264,8 @@ enum InspectNoun {
 enum DeleteNoun {
     /// Delete a repo (or all of them).
     Repo(repo::DeleteRepo),
+    /// Cancel and delete a transaction.
+    Transaction(transaction::Optional),
     /// Delete a commit and everything computed from it.
     Commit {
         /// REPO@COMMIT
@@ -247,11 +288,17 @@ enum DeleteNoun {
     Pipeline(pipeline::DeletePipeline),
     /// Delete a job's records (its output commit stays).
     Job { job: String },
+    /// Delete a secret no pipeline uses.
+    Secret { secret: String },
+    /// Delete every pipeline, then every repo (secrets stay).
+    All,
 }
 #[derive(Debug, Subcommand)]
 enum StartNoun {
     /// Start a commit on a branch; prints its id.
     Commit(commit::StartCommit),
+    /// Start a transaction: repo, commit and branch commands join it until it is finished.
+    Transaction,
     /// Start stopped pipelines; they process what arrived meanwhile.
     Pipeline(pipeline::Selection),
 }
@@ -259,18 +306,34 @@ enum StartNoun {
 enum StopNoun {
     /// Stop pipelines: they start no new job until started again.
     Pipeline(pipeline::Selection),
+    /// Stop adding commands to the active transaction (it stays open).
+    Transaction,
     /// Stop a running job: its datums are killed, its output commit finished empty-handed.
     Job { job: String },
 }
 #[derive(Debug, Subcommand)]
 enum RestartNoun {
-    /// Retry a failed datum of a finished job; prints the id of the job that runs it.
-    Datum { job: String, datum: String },
+    /// Retry failed datums of a finished job; prints the id of the job that runs them.
+    Datum {
+        job: String,
+        /// Datum ids, or paths or hashes of their input files, comma-separated.
+        datum: String,
+    },
+}
+#[derive(Debug, Subcommand)]
+enum RunNoun {
+    /// Start a job of a pipeline now, on chosen input commits or its inputs' heads;
+    /// prints the job's id.
+    Pipeline(pipeline::RunPipeline),
+    /// Tick a cron pipeline's cron inputs now.
+    Cron { pipeline: String },
 }
 #[derive(Debug, Subcommand)]
 enum FinishNoun {
     /// Finish an open commit.
     Commit(commit::FinishCommit),
+    /// Run every command of a transaction at once (all or none).
+    Transaction(transaction::Optional),
 }
 #[derive(Debug, Subcommand)]
 enum WaitNoun {
@@ -292,6 +355,8 @@ enum WaitNoun {
 enum FlushNoun {
     /// Wait for every commit with the given commits in its provenance.
     Commit(commit::FlushCommit),
+    /// Wait for every job downstream of the given commits, and show them.
+    Job(job::FlushJob),
 }
 #[derive(Debug, Subcommand)]
 enum SubscribeNoun {
@@ -320,58 +385,97 @@ enum GlobNoun {
 }
 #[derive(Debug, Subcommand)]
 enum DiffNoun {
-    /// Show added (+), deleted (-) and modified (~) files between two commits
-    /// (default: the commit's parent).
-    File {
-        /// REPO@COMMIT[:PATH]
-        new: String,
-        /// REPO@COMMIT[:PATH]
-        old: Option<String>,
-        #[command(flatten)]
-        format: Format,
-    },
+    /// Show the files that differ between two commits (default: the
+    /// commit's parent): new versions (+) and old ones (-).
+    File(file::DiffFile),
 }
 #[derive(Debug, Subcommand)]
 enum CopyNoun {
-    /// Copy a file or directory to another commit.
+    /// Copy a file or directory to another commit (appended to what is
+    /// there, as put file does).
     File {
         /// SRC_REPO@COMMIT:/PATH
         src: String,
         /// DST_REPO@BRANCH:/PATH
         dst: String,
-        /// Append to the destination instead of replacing it.
+        /// Overwrite the destination instead of appending to it.
         #[arg(short, long)]
-        append: bool,
+        overwrite: bool,
     },
 }
 
 #[tokio::main]
 async fn main() {
+    quiet_on_closed_pipes();
     let cli = Cli::parse();
     if let Err(e) = run(cli.command).await {
-        eprintln!("error: {e:#}");
+        if cmd::broken_pipe(&e) {
+            // The reader has gone (`| head`): nothing more to say.
+            std::process::exit(0);
+        }
+        // Escaped: a message may echo a name or a server's words, and
+        // neither may drive the terminal.
+        let message = client::escape(&format!("{e:#}"));
+        let _ = writeln!(std::io::stderr(), "error: {message}");
         std::process::exit(1);
     }
+}
+
+/// A closed stdout or stderr (`pachctl ... | head`) ends pachctl quietly,
+/// wherever the write happens. Writes that return errors are handled where
+/// they are made (`cmd::finish`, `main`); `println!`/`eprintln!` (and
+/// anything else printing through std) panic on a closed pipe, and this
+/// hook turns exactly that panic into a quiet exit. (Restoring SIGPIPE's
+/// default action instead would also kill pachctl when pachd closes a
+/// connection during a vectored socket write, which sends no MSG_NOSIGNAL.)
+fn quiet_on_closed_pipes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 async fn run(verb: Verb) -> anyhow::Result<()> {
     match verb {
         Verb::Version {
             client_only,
+            timeout,
             format,
-        } => misc::version(client_only, &format).await,
+        } => misc::version(client_only, &timeout, &format).await,
         Verb::Config(c) => misc::config(c),
+        Verb::Debug(d) => debug::run(d).await,
         Verb::Completion { shell } => {
             misc::completion::<Cli>(&shell);
             Ok(())
         }
-        Verb::Fsck => misc::fsck().await,
+        Verb::Fsck { fix } => misc::fsck(fix).await,
         Verb::Extract(a) => admin::extract(a).await,
         Verb::Restore(a) => admin::restore(a).await,
         Verb::Verify(a) => admin::verify(a).await,
         Verb::GarbageCollect(a) => admin::garbage_collect(a).await,
         Verb::Pause(PauseNoun::Writes { reason }) => admin::set_writes(true, reason).await,
         Verb::Resume(ResumeNoun::Writes) => admin::set_writes(false, String::new()).await,
+        Verb::Start(StartNoun::Transaction) => transaction::start().await,
+        Verb::Stop(StopNoun::Transaction) => transaction::stop().await,
+        Verb::Finish(FinishNoun::Transaction(a)) => transaction::finish(a).await,
+        Verb::Delete(DeleteNoun::Transaction(a)) => transaction::delete(a).await,
+        Verb::Resume(ResumeNoun::Transaction { transaction }) => {
+            transaction::resume(transaction).await
+        }
+        Verb::Inspect(InspectNoun::Transaction {
+            transaction,
+            format,
+        }) => transaction::inspect(transaction, &format).await,
+        Verb::List(ListNoun::Transaction { format }) => transaction::list(&format).await,
         Verb::Create(CreateNoun::Repo(a)) => repo::create(a, false).await,
         Verb::Update(UpdateNoun::Repo(a)) => repo::create(a, true).await,
         Verb::Create(CreateNoun::Branch(a)) => branch::create(a).await,
@@ -379,6 +483,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::List(ListNoun::Commit(a)) => commit::list(a).await,
         Verb::List(ListNoun::Branch { repo, format }) => branch::list(&repo, &format).await,
         Verb::List(ListNoun::File(a)) => file::list(a).await,
+        Verb::Inspect(InspectNoun::Cluster) => admin::inspect_cluster().await,
         Verb::Inspect(InspectNoun::Repo { repo, format }) => repo::inspect(&repo, &format).await,
         Verb::Inspect(InspectNoun::Commit(a)) => commit::inspect(a).await,
         Verb::Inspect(InspectNoun::Branch { branch, format }) => {
@@ -397,15 +502,17 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Put(PutNoun::File(a)) => file::put(a).await,
         Verb::Get(GetNoun::File(a)) => file::get(a).await,
         Verb::Glob(GlobNoun::File { pattern, format }) => file::glob(&pattern, &format).await,
-        Verb::Diff(DiffNoun::File { new, old, format }) => {
-            file::diff(&new, old.as_deref(), &format).await
-        }
-        Verb::Copy(CopyNoun::File { src, dst, append }) => file::copy(&src, &dst, append).await,
+        Verb::Diff(DiffNoun::File(a)) => file::diff(a).await,
+        Verb::Copy(CopyNoun::File {
+            src,
+            dst,
+            overwrite,
+        }) => file::copy(&src, &dst, overwrite).await,
         Verb::Create(CreateNoun::Pipeline(a)) => pipeline::create(a, false, false).await,
         Verb::Update(UpdateNoun::Pipeline(a)) => {
             pipeline::create(a.create, true, a.reprocess).await
         }
-        Verb::List(ListNoun::Pipeline { format }) => pipeline::list(&format).await,
+        Verb::List(ListNoun::Pipeline(a)) => pipeline::list(a).await,
         Verb::Inspect(InspectNoun::Pipeline { pipeline, format }) => {
             pipeline::inspect(&pipeline, &format).await
         }
@@ -419,11 +526,21 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Wait(WaitNoun::Job { job, format }) => job::inspect(&job, true, &format).await,
         Verb::Stop(StopNoun::Job { job }) => job::stop(&job).await,
         Verb::Delete(DeleteNoun::Job { job }) => job::delete(&job).await,
-        Verb::List(ListNoun::Datum { job, format }) => job::list_datum(&job, &format).await,
+        Verb::List(ListNoun::Datum(a)) => job::list_datum(a).await,
         Verb::Inspect(InspectNoun::Datum { job, datum, format }) => {
             job::inspect_datum(&job, &datum, &format).await
         }
         Verb::Restart(RestartNoun::Datum { job, datum }) => job::restart_datum(&job, &datum).await,
         Verb::Logs(a) => job::logs(a).await,
+        Verb::Run(RunNoun::Pipeline(a)) => pipeline::run(a).await,
+        Verb::Run(RunNoun::Cron { pipeline }) => pipeline::run_cron(&pipeline).await,
+        Verb::Flush(FlushNoun::Job(a)) => job::flush(a).await,
+        Verb::Delete(DeleteNoun::All) => pipeline::delete_all().await,
+        Verb::Create(CreateNoun::Secret(a)) => secret::create(a).await,
+        Verb::List(ListNoun::Secret { format }) => secret::list(&format).await,
+        Verb::Inspect(InspectNoun::Secret { secret, format }) => {
+            secret::inspect(&secret, &format).await
+        }
+        Verb::Delete(DeleteNoun::Secret { secret }) => secret::delete(&secret).await,
     }
 }

@@ -7,8 +7,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use pach_api as api;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct Format {
@@ -112,12 +111,14 @@ pub fn ago(ns: i64) -> String {
     }
 }
 
-pub fn rfc3339(ns: i64) -> Value {
-    if ns <= 0 {
-        Value::Null
-    } else {
-        Value::String(humantime::format_rfc3339_nanos(system_time(ns)).to_string())
-    }
+/// Nanoseconds since the epoch of a protobuf timestamp (0 when absent).
+pub fn timestamp_ns(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map(|t| {
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos))
+    })
+    .unwrap_or(0)
 }
 
 /// A table with aligned columns (tabwriter-like: column width + 3 spaces).
@@ -160,52 +161,21 @@ impl Table {
     }
 }
 
-pub fn repo_json(r: &api::RepoInfo) -> Value {
-    json!({
-        "repo": {"name": r.name},
-        "created": rfc3339(r.created_ns),
-        "size_bytes": r.size_bytes,
-        "description": r.description,
-        "branches": r.branches.iter().map(|b| json!({"repo": {"name": r.name}, "name": b})).collect::<Vec<_>>(),
-    })
+/// A message as Pachyderm's pachctl prints it with `--raw`: PFS objects with
+/// protobuf's default (lowerCamelCase) JSON names, PPS objects with the
+/// names of the .proto file ([`FieldNames::Proto`]).
+pub fn message_json<M: prost::Message + prost::Name>(
+    msg: &M,
+    names: pach_api::json::FieldNames,
+) -> anyhow::Result<Value> {
+    Ok(pach_api::json::to_json(msg, names)?)
 }
 
-fn commit_obj(repo: &str, id: &str) -> Value {
-    json!({"repo": {"name": repo}, "id": id})
-}
-
-pub fn commit_json(c: &api::CommitInfo) -> Value {
-    json!({
-        "commit": commit_obj(&c.repo, &c.id),
-        "branch": if c.branch.is_empty() { Value::Null } else { json!({"repo": {"name": c.repo}, "name": c.branch}) },
-        "parent_commit": if c.parent.is_empty() { Value::Null } else { commit_obj(&c.repo, &c.parent) },
-        "child_commits": c.children.iter().map(|id| commit_obj(&c.repo, id)).collect::<Vec<_>>(),
-        "started": rfc3339(c.started_ns),
-        "finished": rfc3339(c.finished_ns),
-        "size_bytes": c.size_bytes,
-        "description": c.description,
-        "provenance": c.provenance.iter().map(|p| json!({"commit": commit_obj(&p.repo, &p.id)})).collect::<Vec<_>>(),
-        "origin": {"kind": c.origin},
-    })
-}
-
-pub fn branch_json(b: &api::BranchInfo) -> Value {
-    let name = |r: &api::BranchRef| json!({"repo": {"name": r.repo}, "name": r.name});
-    json!({
-        "branch": {"repo": {"name": b.repo}, "name": b.name},
-        "head": if b.head.is_empty() { Value::Null } else { commit_obj(&b.repo, &b.head) },
-        "provenance": b.provenance.iter().map(name).collect::<Vec<_>>(),
-        "subvenance": b.subvenance.iter().map(name).collect::<Vec<_>>(),
-    })
-}
-
-pub fn file_json(f: &api::FileInfo) -> Value {
-    json!({
-        "file": {"commit": commit_obj(&f.repo, &f.commit), "path": f.path},
-        "file_type": if f.is_dir { "DIR" } else { "FILE" },
-        "size_bytes": f.size_bytes,
-        "hash": f.hash,
-    })
+/// PFS messages as Pachyderm 1.9's pachctl prints them (`sizeBytes`, ...).
+pub fn pfs_json<M: prost::Message + prost::Name>(msgs: &[M]) -> anyhow::Result<Vec<Value>> {
+    msgs.iter()
+        .map(|m| message_json(m, pach_api::json::FieldNames::Camel))
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,29 +205,30 @@ mod tests {
     }
 
     #[test]
-    fn json_shapes() {
-        let r = api::RepoInfo {
-            name: "images".into(),
-            created_ns: 1,
+    fn pfs_objects_print_with_1_9_names() {
+        use pach_api::pfs;
+        let f = pfs::FileInfo {
+            file: Some(pfs::File {
+                commit: None,
+                path: "/a".into(),
+            }),
+            file_type: pfs::FileType::Dir as i32,
+            size_bytes: 3,
             ..Default::default()
         };
-        assert_eq!(repo_json(&r)["repo"]["name"], "images");
-        let c = api::CommitInfo {
-            repo: "r".into(),
-            id: "abc".into(),
-            finished_ns: 0,
-            ..Default::default()
+        let j = &pfs_json(&[f]).unwrap()[0];
+        assert_eq!(j["file"]["path"], "/a");
+        assert_eq!(j["fileType"], "DIR");
+        assert_eq!(
+            j["sizeBytes"], "3",
+            "64-bit integers are strings, as jsonpb prints them"
+        );
+        let t = prost_types::Timestamp {
+            seconds: 2,
+            nanos: 5,
         };
-        let j = commit_json(&c);
-        assert_eq!(j["commit"]["id"], "abc");
-        assert!(j["finished"].is_null());
-        assert!(j["parent_commit"].is_null());
-        let f = api::FileInfo {
-            path: "/a".into(),
-            is_dir: true,
-            ..Default::default()
-        };
-        assert_eq!(file_json(&f)["file_type"], "DIR");
+        assert_eq!(timestamp_ns(Some(&t)), 2_000_000_005);
+        assert_eq!(timestamp_ns(None), 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ancestry.
 
 use anyhow::bail;
+use pach_api::pfs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRef {
@@ -75,21 +76,41 @@ impl FileRef {
             self.commit.clone()
         }
     }
-    pub fn commit_ref(&self) -> pach_api::CommitRef {
-        pach_api::CommitRef {
-            repo: self.repo.clone(),
-            id: self.commit_or_master(),
+    pub fn repo(&self) -> pfs::Repo {
+        repo(&self.repo)
+    }
+    /// The commit (or branch) named, `master` when none was given.
+    pub fn commit(&self) -> pfs::Commit {
+        commit(&self.repo, &self.commit_or_master())
+    }
+    /// The branch named (the commit part read as a branch name).
+    pub fn branch(&self) -> pfs::Branch {
+        pfs::Branch {
+            repo: Some(self.repo()),
+            name: self.commit_or_master(),
         }
     }
-    pub fn file_ref(&self) -> pach_api::FileRef {
-        pach_api::FileRef {
-            commit: Some(self.commit_ref()),
+    /// The file named, `/` when no path was given.
+    pub fn file(&self) -> pfs::File {
+        pfs::File {
+            commit: Some(self.commit()),
             path: if self.path.is_empty() {
                 "/".into()
             } else {
                 self.path.clone()
             },
         }
+    }
+}
+
+pub fn repo(name: &str) -> pfs::Repo {
+    pfs::Repo { name: name.into() }
+}
+
+pub fn commit(repo_name: &str, id: &str) -> pfs::Commit {
+    pfs::Commit {
+        repo: Some(repo(repo_name)),
+        id: id.into(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The one typed configuration of pachd: flags, each also readable from the
 //! environment, with defaults that work on a laptop.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -20,7 +22,8 @@ pub struct Config {
     #[arg(long, env = "PACHD_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
-    /// Address to serve the gRPC API on (HOST:PORT).
+    /// Address to serve the gRPC API on: HOST:PORT, or :PORT for every
+    /// interface (0.0.0.0:PORT).
     #[arg(long, env = "PACHD_ADDRESS", default_value = "localhost:30650")]
     pub address: String,
 
@@ -35,10 +38,25 @@ pub struct Config {
     pub s3gateway_address: String,
 
     /// Object store URL for content: a path, file:///path, s3://bucket[/prefix],
-    /// az://container, gs://bucket or memory://. Default: <data-dir>/objects.
-    /// S3 endpoint, region and credentials come from the AWS_* environment variables.
+    /// az://container or gs://bucket. Default: <data-dir>/objects.
+    /// S3 endpoint, region and credentials come from the AWS_* environment
+    /// variables; the bucket must answer when pachd starts.
     #[arg(long, env = "PACHD_STORAGE", global = true)]
     pub storage: Option<String>,
+
+    /// A directory where the file:// URLs that clients send may read and
+    /// write (extract/restore --url, put file from a URL, pipeline egress
+    /// and spec URLs). Repeatable; in the environment, directories separated
+    /// by ':'. None by default, and never inside the data directory or a
+    /// local --storage directory.
+    #[arg(
+        long = "allow-file-url",
+        value_name = "DIR",
+        env = "PACHD_ALLOW_FILE_URL",
+        value_delimiter = ':',
+        global = true
+    )]
+    pub allow_file_url: Vec<PathBuf>,
 
     /// Metadata store: empty for the embedded store (<data-dir>/meta.redb), or
     /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] for an etcd cluster (run etcd
@@ -46,6 +64,17 @@ pub struct Config {
     /// bucket serve the same cluster.
     #[arg(long, env = "PACHD_METADATA", global = true)]
     pub metadata: Option<String>,
+
+    /// How long to wait for an etcd metadata store that does not answer
+    /// yet (pachd may start before its etcd) before giving up.
+    #[arg(
+        long,
+        env = "PACHD_METADATA_CONNECT_TIMEOUT",
+        default_value = "60s",
+        value_parser = humantime::parse_duration,
+        global = true
+    )]
+    pub metadata_connect_timeout: Duration,
 
     /// Memory the embedded metadata store may use to cache its pages, in MiB
     /// (the one part of pachd's memory that grows with the cluster's size).
@@ -76,8 +105,30 @@ pub struct Config {
     #[arg(long, env = "PACHD_TAKE_OVER_BUCKET")]
     pub take_over_bucket: bool,
 
+    /// The network user code gets. loopback: none beyond its sandbox's own
+    /// loopback (the default: user code cannot reach pachd, the metadata
+    /// store or anything else). outbound: outbound connections through
+    /// slirp4netns (e.g. `pip install` in a build pipeline), never to the
+    /// host's loopback nor to pachd's or the metadata store's ports; needs
+    /// slirp4netns and nftables.
+    #[arg(
+        long,
+        env = "PACHD_DATUM_NETWORK",
+        value_enum,
+        default_value_t = DatumNetwork::Loopback,
+        global = true
+    )]
+    pub datum_network: DatumNetwork,
+
     #[command(subcommand)]
     pub command: Option<Role>,
+}
+
+/// `--datum-network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DatumNetwork {
+    Loopback,
+    Outbound,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,11 +156,88 @@ impl Config {
         base.join("pachd")
     }
 
-    pub fn storage_url(&self, data_dir: &std::path::Path) -> String {
-        match &self.storage {
+    /// The storage URL, refused when it cannot keep the cluster's objects.
+    pub fn storage_url(&self, data_dir: &std::path::Path) -> anyhow::Result<String> {
+        let url = match &self.storage {
             Some(s) => s.clone(),
             None => data_dir.join("objects").display().to_string(),
+        };
+        if url.to_ascii_lowercase().starts_with("memory:") {
+            anyhow::bail!(
+                "--storage {url} keeps objects in pachd's memory only: every file would be lost \
+                 when pachd stops, while the metadata store keeps the records that name them. \
+                 Use a directory (--storage /path or file:///path) or a bucket (s3://, az://, gs://)"
+            );
         }
+        Ok(url)
+    }
+
+    /// The addresses `--address` names, in the order to try them.
+    pub fn listen_addresses(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        parse_address(&self.address)
+    }
+}
+
+/// `HOST:PORT`, `[IPV6]:PORT` or `:PORT` (every interface), optionally
+/// after `grpc://`, as socket addresses; host names are resolved.
+pub fn parse_address(address: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let way_out = "use --address HOST:PORT (e.g. localhost:30650), or :PORT for every interface";
+    let plain = address.strip_prefix("grpc://").unwrap_or(address);
+    let Some((host, port)) = plain.rsplit_once(':') else {
+        anyhow::bail!("--address '{address}' has no port; {way_out}");
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        anyhow::anyhow!("--address '{address}': '{port}' is not a port number (0-65535); {way_out}")
+    })?;
+    if host.is_empty() {
+        return Ok(vec![SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+        )]);
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if bare.contains([':', '[', ']', '/', ' ']) {
+        anyhow::bail!(
+            "--address '{address}': '{host}' is not a host name or IP address; {way_out}"
+        );
+    }
+    let resolved: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            anyhow::anyhow!("--address '{address}': cannot resolve '{host}' ({e}); {way_out}")
+        })?
+        .collect();
+    if resolved.is_empty() {
+        anyhow::bail!("--address '{address}': '{host}' resolves to no address; {way_out}");
+    }
+    Ok(resolved)
+}
+
+impl Config {
+    /// The settings in force, as `debug dump` shows them: URLs without
+    /// their credentials, nothing from the environment but what is named.
+    pub fn shown(
+        &self,
+        data_dir: &std::path::Path,
+        metadata: &str,
+        storage_url: &str,
+    ) -> Vec<(&'static str, String)> {
+        let redact = crate::api::redact_url;
+        vec![
+            ("address", self.address.clone()),
+            ("data dir", data_dir.display().to_string()),
+            ("metadata", redact(metadata)),
+            ("storage", redact(storage_url)),
+            ("metadata cache", format!("{} MiB", self.metadata_cache_mib)),
+            ("worker slots", self.worker_slots.to_string()),
+            ("log level", self.log_level.clone()),
+        ]
     }
 }
 
@@ -161,13 +289,71 @@ mod tests {
             address: String::new(),
             s3gateway_address: String::new(),
             storage: None,
+            allow_file_url: Vec::new(),
             metadata: m.map(str::to_string),
+            metadata_connect_timeout: Duration::from_secs(60),
             log_level: String::new(),
             metadata_cache_mib: 0,
             worker_slots: 0,
             take_over_bucket: false,
+            datum_network: DatumNetwork::Loopback,
             command: None,
         }
+    }
+
+    #[test]
+    fn addresses() {
+        let one = |a: &str| parse_address(a).unwrap();
+        assert_eq!(one(":30650"), vec!["0.0.0.0:30650".parse().unwrap()]);
+        assert_eq!(one("grpc://:1"), vec!["0.0.0.0:1".parse().unwrap()]);
+        assert_eq!(one("127.0.0.1:0"), vec!["127.0.0.1:0".parse().unwrap()]);
+        assert_eq!(one("[::1]:30650"), vec!["[::1]:30650".parse().unwrap()]);
+        assert_eq!(one("0.0.0.0:30650"), vec!["0.0.0.0:30650".parse().unwrap()]);
+        assert!(one("localhost:30650").iter().all(|a| a.ip().is_loopback()));
+        for (bad, needle) in [
+            ("30650", "has no port"),
+            ("localhost", "has no port"),
+            ("localhost:http", "not a port number"),
+            (":99999", "not a port number"),
+            ("a b:1", "not a host name"),
+            ("no-such-host.invalid:1", "cannot resolve"),
+        ] {
+            let err = parse_address(bad).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains(bad), "{bad}: {err}");
+            assert!(!err.contains("another pachd"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn memory_storage_is_refused() {
+        let mut c = config(None);
+        c.storage = Some("memory://".into());
+        let err = c.storage_url(std::path::Path::new("/d")).unwrap_err();
+        assert!(err.to_string().contains("lost when pachd stops"), "{err}");
+        c.storage = None;
+        assert_eq!(
+            c.storage_url(std::path::Path::new("/d")).unwrap(),
+            "/d/objects"
+        );
+    }
+
+    #[test]
+    fn allowed_directories_from_flags_and_environment() {
+        let c = Config::try_parse_from([
+            "pachd",
+            "--allow-file-url",
+            "/a",
+            "--allow-file-url",
+            "/b:/c",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.allow_file_url,
+            [PathBuf::from("/a"), "/b".into(), "/c".into()]
+        );
+        let c = Config::try_parse_from(["pachd", "--metadata-connect-timeout", "1m30s"]).unwrap();
+        assert_eq!(c.metadata_connect_timeout, Duration::from_secs(90));
+        assert!(Config::try_parse_from(["pachd", "--metadata-connect-timeout", "soon"]).is_err());
     }
 
     #[test]
@@ -186,5 +372,24 @@ mod tests {
         );
         assert!(config(Some("redis://x")).metadata(d).is_err());
         assert!(config(Some("etcd://")).metadata(d).is_err());
+    }
+
+    #[test]
+    fn datum_network_defaults_to_loopback() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["pachd"], args].concat());
+        assert_eq!(parse(&[]).unwrap().datum_network, DatumNetwork::Loopback);
+        assert_eq!(
+            parse(&["--datum-network", "outbound"])
+                .unwrap()
+                .datum_network,
+            DatumNetwork::Outbound
+        );
+        assert_eq!(
+            parse(&["worker", "--datum-network", "outbound"])
+                .unwrap()
+                .datum_network,
+            DatumNetwork::Outbound
+        );
+        assert!(parse(&["--datum-network", "everywhere"]).is_err());
     }
 }

@@ -2,11 +2,12 @@
 //! store and the bucket, checks the store's format version, starts the pipeline
 //! controller and serves the gRPC API until SIGTERM or SIGINT.
 
-mod admin_service;
+mod api;
 mod cluster;
 mod config;
-mod pps_service;
-mod service;
+mod logs;
+mod profile;
+mod urls;
 
 use std::sync::Arc;
 
@@ -17,30 +18,53 @@ use pach_storage::ContentStore;
 
 use crate::config::Config;
 
+fn main() {
+    // The same executable is the agent inside each datum sandbox; it must
+    // take over before any thread starts.
+    pach_worker::agent::run_if_invoked();
+    serve_main();
+}
+
+/// Log lines kept in memory for `debug dump`.
+const RECENT_LOG_LINES: usize = 2000;
+
 #[tokio::main]
-async fn main() {
+async fn serve_main() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+    let recent = logs::RecentLogs::new(RECENT_LOG_LINES);
+    // stderr shows what --log-level (or PACHD_LOG) asks for; the ring of
+    // recent lines keeps info and above whatever that is, so a dump of a
+    // quiet pachd still shows what it did.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("PACHD_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+                ),
         )
-        .with_writer(std::io::stderr)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(recent.clone())
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .init();
-    if let Err(e) = run(config).await {
+    if let Err(e) = run(config, recent).await {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // Every flag is checked, and the address taken, before anything is
+    // created: a bad command line leaves no data directory behind.
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}; choose another with --data-dir",
-            data_dir.display()
-        )
-    })?;
     let metadata = config.metadata(&data_dir)?;
     if config.command.is_some() && matches!(metadata, config::Metadata::Embedded(_)) {
         anyhow::bail!(
@@ -48,6 +72,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
              start the cluster's pachd and its workers with the same --metadata etcd://HOST:PORT and --storage URL"
         );
     }
+    let storage_url = config.storage_url(&data_dir)?;
+    let mut own_data = vec![data_dir.clone()];
+    own_data.extend(pach_storage::local_dir(&storage_url));
+    let url_policy = urls::client_policy(&config.allow_file_url, own_data)?;
+    let socket = match config.command {
+        Some(config::Role::Worker { .. }) => None,
+        None => Some(reserve_address(
+            &config.address,
+            &config.listen_addresses()?,
+        )?),
+    };
+
+    let operator = pach_storage::UrlPolicy::operator();
+    let (store, prefix) = pach_storage::open_url(&storage_url, &operator)
+        .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
+    pach_storage::check_store(&storage_url, &operator, &*store, &prefix)
+        .await
+        .with_context(|| {
+            format!("the object store '{storage_url}' cannot be used; check --storage")
+        })?;
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; choose another with --data-dir",
+            data_dir.display()
+        )
+    })?;
     let (meta, meta_name): (Arc<dyn pach_meta::MetaStore>, String) = match metadata {
         config::Metadata::Embedded(path) => (
             Arc::new(pach_meta::RedbStore::open_with_cache(
@@ -58,23 +108,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
         config::Metadata::Etcd { endpoints, prefix } => (
             Arc::new(
-                pach_meta::EtcdStore::connect(&endpoints, &prefix)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot open the etcd metadata store {} (--metadata)",
-                            endpoints.join(",")
-                        )
-                    })?,
+                pach_meta::EtcdStore::connect_waiting(
+                    &endpoints,
+                    &prefix,
+                    config.metadata_connect_timeout,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the etcd metadata store {} (--metadata); check that etcd \
+                         runs there, or wait longer with --metadata-connect-timeout",
+                        endpoints.join(",")
+                    )
+                })?,
             ),
             format!("etcd {} prefix '{prefix}'", endpoints.join(",")),
         ),
     };
-    let storage_url = config.storage_url(&data_dir);
-    let (store, prefix) = pach_storage::open_object_store(&storage_url)
-        .with_context(|| format!("cannot open the object store '{storage_url}' (--storage)"))?;
     let cluster = cluster::open(&*meta).await?;
-    tracing::info!(cluster_id = %cluster.id, metadata = %meta_name, storage = %storage_url, "opened cluster");
+    tracing::info!(cluster_id = %cluster.id, metadata = %api::redact_url(&meta_name), storage = %api::redact_url(&storage_url), "opened cluster");
     let content = ContentStore::new(store, prefix);
     let take_over = config.take_over_bucket && config.command.is_none();
     cluster::own_bucket(&cluster, &*meta, &content, &storage_url, take_over).await?;
@@ -82,13 +134,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Datums are materialised here while they run; leftovers of a crash go.
     let scratch = scratch_dir(&data_dir, config.command.is_some());
     let _ = std::fs::remove_dir_all(&scratch);
-    let pps = pach_pps::Pps::new(pfs, scratch);
+    urls::set_policy(url_policy.clone());
+    // Datums reach neither the metadata store nor this pachd's API.
+    let mut refused = metadata_ports(&config, &data_dir);
+    if let Some(socket) = &socket {
+        refused.push(socket.local_addr()?.port());
+    }
+    let pps = pach_pps::Pps::new(pfs, scratch)
+        .with_url_policy(url_policy)
+        .with_datum_network(datum_network(config.datum_network, &refused));
+    let shutdown = shutdown_signal();
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));
         tokio::select! {
             _ = pps.run_worker(slots.max(1)) => {}
-            _ = shutdown_signal() => {}
+            _ = shutdown => {}
         }
         return Ok(());
     }
@@ -97,12 +158,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if config.worker_slots > 0 {
         tokio::spawn(pps.clone().run_worker(config.worker_slots));
     }
-    let listener = bind(&config.address).await?;
+    let Some(socket) = socket else {
+        anyhow::bail!(
+            "no address was reserved for the API (a bug: the worker role returned above)"
+        );
+    };
+    let listener = socket
+        .listen(1024)
+        .with_context(|| format!("cannot listen on {} (--address)", config.address))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "pachd listening");
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
-    service::serve(pps, data_dir.join("spool"), listener, shutdown_signal()).await?;
+    api::serve(
+        api::Server {
+            pps,
+            spool: data_dir.join("spool"),
+            cluster,
+            diagnostics: api::Diagnostics {
+                logs: recent,
+                config: config.shown(&data_dir, &meta_name, &storage_url),
+                started,
+            },
+        },
+        listener,
+        shutdown,
+    )
+    .await?;
     if let Some(g) = gateway {
         let _ = g.await;
     }
@@ -155,6 +237,26 @@ async fn start_s3gateway(
     Ok((pps, Some(handle)))
 }
 
+fn datum_network(setting: config::DatumNetwork, refused: &[u16]) -> pach_worker::Network {
+    match setting {
+        config::DatumNetwork::Loopback => pach_worker::Network::Loopback,
+        config::DatumNetwork::Outbound => pach_worker::Network::Outbound {
+            refused_ports: refused.to_vec(),
+        },
+    }
+}
+
+/// The ports of the etcd endpoints (none for the embedded store).
+fn metadata_ports(config: &Config, data_dir: &std::path::Path) -> Vec<u16> {
+    match config.metadata(data_dir) {
+        Ok(config::Metadata::Etcd { endpoints, .. }) => endpoints
+            .iter()
+            .filter_map(|e| e.rsplit(':').next()?.trim_end_matches('/').parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Where this process materialises datums: `scratch` for pachd, and for a
 /// worker `worker-scratch-<pid>`, so that workers sharing a data directory
 /// (and the pachd of that host) never clear each other's datums. Directories
@@ -176,31 +278,91 @@ fn scratch_dir(data_dir: &std::path::Path, worker: bool) -> std::path::PathBuf {
     data_dir.join(format!("worker-scratch-{}", std::process::id()))
 }
 
-async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    let address = address.strip_prefix("grpc://").unwrap_or(address);
-    tokio::net::TcpListener::bind(address).await.with_context(|| {
-        format!("cannot listen on {address}; is another pachd running? Choose another with --address HOST:PORT")
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+/// Binds (without listening yet) the first of `addresses` that can be
+/// bound: the address is pachd's from now on, while clients and readiness
+/// probes are refused until the API serves.
+fn reserve_address(
+    address: &str,
+    addresses: &[std::net::SocketAddr],
+) -> anyhow::Result<tokio::net::TcpSocket> {
+    let mut failure = None;
+    for &addr in addresses {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }?;
+        // A restarted pachd takes its address back at once, whatever
+        // connections of its previous run linger.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return Ok(socket),
+            Err(e) => failure = Some((addr, e)),
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
+    let Some((addr, e)) = failure else {
+        anyhow::bail!("--address '{address}' names no address to listen on");
+    };
+    let why = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "{addr} is in use: another pachd (or another program) listens there; \
+             stop it, or choose another address with --address HOST:PORT"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{addr} is not an address of this host; use one of its addresses, \
+             or --address :PORT for every interface"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "listening on {addr} needs privileges (ports below 1024); choose a port above 1023"
+        ),
+        _ => {
+            format!("cannot listen on {addr}: {e}; choose another address with --address HOST:PORT")
+        }
+    };
+    anyhow::bail!("--address '{address}': {why}")
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: a signal sent right after
+/// the ready line (scripts and tests send one) would otherwise meet the
+/// default action, which kills pachd without a clean shutdown.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (term, interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let interrupt = async {
+                match interrupt {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = interrupt => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }

@@ -9,13 +9,62 @@ use crate::error::{PfsError, Result};
 use crate::guard::Action;
 use crate::names::validate_branch_name;
 use crate::records::*;
-use crate::{MAX_ATTEMPTS, Pfs};
+use crate::{MAX_ATTEMPTS, Pfs, now_ns};
 
-/// A branch with its subvenance (the branches that have it in their provenance).
+/// A branch with its full provenance (every branch upstream of it, not only
+/// the direct ones its record names) and subvenance (every branch downstream
+/// of it), as Pachyderm's BranchInfo reports them.
 #[derive(Debug, Clone)]
 pub struct BranchInfo {
     pub record: BranchRecord,
+    pub provenance: Vec<BranchName>,
     pub subvenance: Vec<BranchName>,
+}
+
+impl BranchInfo {
+    /// The branch's info computed from every branch of the cluster.
+    fn of(record: &BranchRecord, all: &[BranchRecord]) -> Self {
+        let me = BranchName {
+            repo: record.repo.clone(),
+            name: record.name.clone(),
+        };
+        let upstream_of = |b: &BranchName| -> Vec<BranchName> {
+            all.iter()
+                .find(|r| r.repo == b.repo && r.name == b.name)
+                .map(|r| r.provenance.clone())
+                .unwrap_or_default()
+        };
+        let downstream_of = |b: &BranchName| -> Vec<BranchName> {
+            all.iter()
+                .filter(|r| r.provenance.contains(b))
+                .map(|r| BranchName {
+                    repo: r.repo.clone(),
+                    name: r.name.clone(),
+                })
+                .collect()
+        };
+        BranchInfo {
+            provenance: closure(&me, record.provenance.clone(), upstream_of),
+            subvenance: closure(&me, downstream_of(&me), downstream_of),
+            record: record.clone(),
+        }
+    }
+}
+
+/// Every branch reachable from `start` through `next`, sorted, without `me`.
+fn closure(
+    me: &BranchName,
+    start: Vec<BranchName>,
+    next: impl Fn(&BranchName) -> Vec<BranchName>,
+) -> Vec<BranchName> {
+    let mut seen = BTreeSet::new();
+    let mut stack = start;
+    while let Some(b) = stack.pop() {
+        if b != *me && seen.insert(b.clone()) {
+            stack.extend(next(&b));
+        }
+    }
+    seen.into_iter().collect()
 }
 
 impl Pfs {
@@ -59,48 +108,26 @@ impl Pfs {
                 repo: repo.into(),
                 branch: name.into(),
             })?;
-        let me = BranchName {
-            repo: repo.into(),
-            name: name.into(),
-        };
-        let subvenance = self
-            .all_branches()
-            .await?
-            .into_iter()
-            .filter(|b| b.provenance.contains(&me))
-            .map(|b| BranchName {
-                repo: b.repo,
-                name: b.name,
-            })
-            .collect();
-        Ok(BranchInfo { record, subvenance })
+        let all = self.all_branches().await?;
+        Ok(BranchInfo::of(&record, &all))
     }
 
+    /// The branches of a repo, newest first (as Pachyderm lists them); those
+    /// of releases that did not record creation times come last, by name.
     pub async fn list_branch(&self, repo: &str) -> Result<Vec<BranchInfo>> {
         self.repo_record(repo).await?;
         let all = self.all_branches().await?;
         let mut out: Vec<BranchInfo> = all
             .iter()
             .filter(|b| b.repo == repo)
-            .map(|b| {
-                let me = BranchName {
-                    repo: b.repo.clone(),
-                    name: b.name.clone(),
-                };
-                BranchInfo {
-                    record: b.clone(),
-                    subvenance: all
-                        .iter()
-                        .filter(|o| o.provenance.contains(&me))
-                        .map(|o| BranchName {
-                            repo: o.repo.clone(),
-                            name: o.name.clone(),
-                        })
-                        .collect(),
-                }
-            })
+            .map(|b| BranchInfo::of(b, &all))
             .collect();
-        out.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        out.sort_by(|a, b| {
+            b.record
+                .created_ns
+                .cmp(&a.record.created_ns)
+                .then(a.record.name.cmp(&b.record.name))
+        });
         Ok(out)
     }
 
@@ -146,6 +173,7 @@ impl Pfs {
                 name: name.into(),
                 head: None,
                 provenance: vec![],
+                created_ns: now_ns(),
             });
             if head_id.is_some() {
                 record.head = head_id.clone();

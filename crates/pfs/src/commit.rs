@@ -18,6 +18,20 @@ use crate::names::{is_commit_id, validate_branch_name};
 use crate::records::*;
 use crate::{MAX_ATTEMPTS, Pfs, new_commit_id, now_ns};
 
+/// How far a commit must have come before it is returned (Pachyderm's
+/// `CommitState`, the `block_state` of InspectCommit and the `state` of
+/// SubscribeCommit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitState {
+    /// Started: returned at once.
+    #[default]
+    Started,
+    /// Every commit in its provenance is finished.
+    Ready,
+    /// Finished.
+    Finished,
+}
+
 /// A commit started downstream because an upstream head moved.
 #[derive(Debug, Clone)]
 pub(crate) struct Downstream {
@@ -101,10 +115,9 @@ impl Pfs {
             false => self.branch_record(repo, base).await?,
         };
         let mut id = match branch {
-            Some((b, _)) => b.head.ok_or_else(|| {
-                PfsError::FailedPrecondition(format!(
-                    "branch {repo}@{base} has no commits yet; put a file into it first"
-                ))
+            Some((b, _)) => b.head.ok_or_else(|| PfsError::NoHead {
+                repo: repo.into(),
+                branch: base.into(),
             })?,
             None => base.to_string(),
         };
@@ -252,7 +265,45 @@ impl Pfs {
         parent: Option<&str>,
         description: &str,
     ) -> Result<CommitRecord> {
+        self.start_commit_with_id(None, repo, branch, parent, description, &[])
+            .await
+    }
+
+    /// [`Pfs::start_commit`] with extra provenance: commits (`(repo, reference)`)
+    /// the new commit records as computed from, besides its branch's upstream heads.
+    /// An extra commit on one of those upstream branches stands in for its head
+    /// (a commit is computed from one commit of a branch): Pachyderm's `run
+    /// pipeline` on older inputs.
+    pub async fn start_commit_with(
+        &self,
+        repo: &str,
+        branch: Option<&str>,
+        parent: Option<&str>,
+        description: &str,
+        extra_provenance: &[(String, String)],
+    ) -> Result<CommitRecord> {
+        self.start_commit_with_id(None, repo, branch, parent, description, extra_provenance)
+            .await
+    }
+
+    /// [`Pfs::start_commit_with`] with the id the commit gets, when it was
+    /// chosen earlier (a transaction runs its requests once to answer them
+    /// and again when it is finished, and its commits keep the ids first given).
+    pub async fn start_commit_with_id(
+        &self,
+        id: Option<&str>,
+        repo: &str,
+        branch: Option<&str>,
+        parent: Option<&str>,
+        description: &str,
+        extra_provenance: &[(String, String)],
+    ) -> Result<CommitRecord> {
         self.repo_record(repo).await?;
+        let mut extra = Vec::new();
+        for (r, reference) in extra_provenance {
+            let (c, _) = self.resolve_commit(r, reference).await?;
+            extra.push(c);
+        }
         if let Some(b) = branch {
             validate_branch_name(b)?;
             // Early, so that the refusal is what a client reads (the
@@ -290,17 +341,24 @@ impl Pfs {
                         name: b.into(),
                         head: None,
                         provenance: vec![],
+                        created_ns: now_ns(),
                     }),
                     0,
                 ),
                 (None, _) => (None, 0),
             };
             let mut provenance = Vec::new();
+            let stands_in = |p: &BranchName| {
+                extra
+                    .iter()
+                    .any(|c| c.repo == p.repo && c.branch.as_deref() == Some(p.name.as_str()))
+            };
             if let Some(b) = &branch_record {
                 for p in &b.provenance {
-                    if let Some((pb, _)) = branches
-                        .iter()
-                        .find(|(r, _)| r.repo == p.repo && r.name == p.name)
+                    if !stands_in(p)
+                        && let Some((pb, _)) = branches
+                            .iter()
+                            .find(|(r, _)| r.repo == p.repo && r.name == p.name)
                         && let Some(h) = &pb.head
                     {
                         provenance.push(CommitName {
@@ -310,9 +368,18 @@ impl Pfs {
                     }
                 }
             }
+            for c in &extra {
+                let p = CommitName {
+                    repo: c.repo.clone(),
+                    id: c.id.clone(),
+                };
+                if !provenance.contains(&p) {
+                    provenance.push(p);
+                }
+            }
             let commit = CommitRecord {
                 repo: repo.into(),
-                id: new_commit_id(),
+                id: id.map_or_else(new_commit_id, str::to_string),
                 branch: branch.map(str::to_string),
                 parent: head.as_ref().map(|h| h.id.clone()),
                 started_ns: now_ns(),
@@ -483,6 +550,7 @@ impl Pfs {
             name: name.clone(),
             head: None,
             provenance: vec![],
+            created_ns: now_ns(),
         });
         let mut provenance = Vec::new();
         for p in &branch.provenance {
@@ -565,6 +633,20 @@ impl Pfs {
         reference: &str,
         description: Option<&str>,
     ) -> Result<CommitRecord> {
+        self.finish_commit_with(repo, reference, description, false)
+            .await
+    }
+
+    /// Finishes an open commit; with `empty`, it is finished with no files
+    /// at all (what was written into it and what it started from are
+    /// dropped), as Pachyderm's `FinishCommit` with `empty`.
+    pub async fn finish_commit_with(
+        &self,
+        repo: &str,
+        reference: &str,
+        description: Option<&str>,
+        empty: bool,
+    ) -> Result<CommitRecord> {
         for _ in 0..MAX_ATTEMPTS {
             let (mut commit, rev) = self.resolve_commit(repo, reference).await?;
             if commit.is_finished() {
@@ -582,9 +664,13 @@ impl Pfs {
                 }
                 None => txn,
             };
-            let changes = self.staged_changes(&commit).await?;
-            let base = commit.base.as_ref().map(|b| b.root);
-            let index: IndexSummary = self.content.write_index(base.as_ref(), changes).await?;
+            let index: IndexSummary = if empty {
+                self.content.write_index(None, Vec::new()).await?
+            } else {
+                let changes = self.staged_changes(&commit).await?;
+                let base = commit.base.as_ref().map(|b| b.root);
+                self.content.write_index(base.as_ref(), changes).await?
+            };
             commit.index = Some(index);
             commit.finished_ns = Some(now_ns());
             if let Some(d) = description.filter(|d| !d.is_empty()) {
@@ -604,19 +690,48 @@ impl Pfs {
         })
     }
 
-    /// The commit, with its current size for open commits. With `wait`, blocks
-    /// until it is finished.
+    /// The commit. With `wait`, blocks until it is finished.
     pub async fn inspect_commit(
         &self,
         repo: &str,
         reference: &str,
         wait: bool,
     ) -> Result<CommitRecord> {
+        let state = if wait {
+            CommitState::Finished
+        } else {
+            CommitState::Started
+        };
+        self.inspect_commit_state(repo, reference, state).await
+    }
+
+    /// The commit once it has reached `state` (Pachyderm's `block_state`):
+    /// started (at once), ready (every commit in its provenance finished)
+    /// or finished.
+    pub async fn inspect_commit_state(
+        &self,
+        repo: &str,
+        reference: &str,
+        state: CommitState,
+    ) -> Result<CommitRecord> {
         let (commit, _) = self.resolve_commit(repo, reference).await?;
-        if !wait || commit.is_finished() {
-            return Ok(commit);
+        self.wait_state(commit, state).await
+    }
+
+    async fn wait_state(&self, commit: CommitRecord, state: CommitState) -> Result<CommitRecord> {
+        match state {
+            CommitState::Started => Ok(commit),
+            CommitState::Ready => {
+                for p in &commit.provenance {
+                    if let Some((c, _)) = self.commit_record(&p.repo, &p.id).await? {
+                        Box::pin(self.wait_finished(c)).await?;
+                    }
+                }
+                Ok(commit)
+            }
+            CommitState::Finished if commit.is_finished() => Ok(commit),
+            CommitState::Finished => self.wait_finished(commit).await,
         }
-        self.wait_finished(commit).await
     }
 
     async fn wait_finished(&self, commit: CommitRecord) -> Result<CommitRecord> {
@@ -627,7 +742,7 @@ impl Pfs {
                 Some((c, _)) if c.is_finished() => return Ok(c),
                 Some(_) => {}
                 None => {
-                    return Err(PfsError::CommitNotFound {
+                    return Err(PfsError::CommitDeleted {
                         repo: commit.repo.clone(),
                         commit: commit.id.clone(),
                     });
@@ -639,26 +754,53 @@ impl Pfs {
         }
     }
 
-    /// Commits of a repo, newest first: the ancestry of `from` when given,
-    /// otherwise every commit. `number` 0 = all.
+    /// Commits of a repo, as Pachyderm's `ListCommit`: with `to`, the
+    /// ancestry of `to` (newest first) back to, not including, `from`; with
+    /// neither, every commit of the repo newest first (`reverse`: oldest
+    /// first). `number` 0 = all.
     pub async fn list_commit(
         &self,
         repo: &str,
         from: Option<&str>,
+        to: Option<&str>,
         number: usize,
+        reverse: bool,
     ) -> Result<Vec<CommitRecord>> {
         self.repo_record(repo).await?;
         let limit = if number == 0 { usize::MAX } else { number };
+        let from = match from.filter(|f| !f.is_empty()) {
+            Some(f) => Some(self.resolve_commit(repo, f).await?.0.id),
+            None => None,
+        };
+        let to = to.filter(|t| !t.is_empty());
         let mut out = Vec::new();
-        match from.filter(|f| !f.is_empty()) {
-            Some(f) => {
-                let (mut c, _) = self.resolve_commit(repo, f).await?;
+        match (to, from) {
+            (None, Some(_)) => {
+                return Err(PfsError::InvalidArgument(
+                    "listing commits from a commit needs a commit or branch to list up to \
+                     (`to`, the REPO@BRANCH of `pachctl list commit`)"
+                        .into(),
+                ));
+            }
+            (Some(_), _) if reverse => {
+                return Err(PfsError::InvalidArgument(
+                    "commits listed along a branch cannot be reversed; list the whole repo to reverse"
+                        .into(),
+                ));
+            }
+            (Some(t), from) => {
+                let mut c = match self.resolve_commit(repo, t).await {
+                    Ok((c, _)) => c,
+                    // A branch with no head has no history: nothing to list.
+                    Err(PfsError::NoHead { .. }) => return Ok(out),
+                    Err(e) => return Err(e),
+                };
                 loop {
-                    let parent = c.parent.clone();
-                    out.push(c);
-                    if out.len() >= limit {
+                    if from.as_deref() == Some(c.id.as_str()) || out.len() >= limit {
                         break;
                     }
+                    let parent = c.parent.clone();
+                    out.push(c);
                     match parent {
                         Some(p) => match self.commit_record(repo, &p).await? {
                             Some((pc, _)) => c = pc,
@@ -668,16 +810,46 @@ impl Pfs {
                     }
                 }
             }
-            None => {
+            (None, None) => {
                 out = load_all::<CommitRecord>(&*self.meta, &commits_prefix(repo))
                     .await?
                     .into_iter()
                     .map(|(c, _)| c)
                     .collect();
-                out.sort_by(|a, b| b.started_ns.cmp(&a.started_ns).then(a.id.cmp(&b.id)));
+                // Newest first; among commits started at once (a commit and
+                // the downstream commits it started), dependents first.
+                out.sort_by(|a, b| {
+                    b.started_ns
+                        .cmp(&a.started_ns)
+                        .then(b.provenance.len().cmp(&a.provenance.len()))
+                        .then(a.id.cmp(&b.id))
+                });
+                if reverse {
+                    out.reverse();
+                }
                 out.truncate(limit);
             }
         }
+        Ok(out)
+    }
+
+    /// The commits that have `commit` in their provenance (in every repo).
+    pub async fn commit_subvenance(&self, repo: &str, id: &str) -> Result<Vec<CommitName>> {
+        let me = CommitName {
+            repo: repo.into(),
+            id: id.into(),
+        };
+        let mut out: Vec<CommitName> = load_all::<CommitRecord>(&*self.meta, COMMITS)
+            .await?
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| c.provenance.contains(&me))
+            .map(|c| CommitName {
+                repo: c.repo,
+                id: c.id,
+            })
+            .collect();
+        out.sort();
         Ok(out)
     }
 
@@ -768,53 +940,90 @@ impl Pfs {
         })
     }
 
-    /// Finished commits of a branch, oldest first, then every commit finished
-    /// on it from now on. With `new_only`, only the latter.
+    /// The commits created on a branch, oldest first, then every commit
+    /// created on it from now on, each once it has reached `state`, as
+    /// Pachyderm's `SubscribeCommit`. With `from`, only the commits created
+    /// after that one.
     pub async fn subscribe_commit(
         &self,
         repo: &str,
         branch: &str,
-        new_only: bool,
+        from: Option<&str>,
+        state: CommitState,
     ) -> Result<BoxStream<'static, Result<CommitRecord>>> {
         self.repo_record(repo).await?;
+        let from = match from.filter(|f| !f.is_empty()) {
+            Some(f) => Some(self.resolve_commit(repo, f).await?.0),
+            None => None,
+        };
         let mut watch = self.meta.watch(&commits_prefix(repo)).await?;
         let mut seen = HashSet::new();
-        let mut initial = Vec::new();
-        for (c, _) in load_all::<CommitRecord>(&*self.meta, &commits_prefix(repo)).await? {
-            if c.branch.as_deref() == Some(branch) && c.is_finished() {
-                seen.insert(c.id.clone());
-                if !new_only {
-                    initial.push(c);
-                }
+        let mut initial: Vec<CommitRecord> =
+            load_all::<CommitRecord>(&*self.meta, &commits_prefix(repo))
+                .await?
+                .into_iter()
+                .map(|(c, _)| c)
+                .filter(|c| c.branch.as_deref() == Some(branch))
+                .collect();
+        initial.sort_by(|a, b| a.started_ns.cmp(&b.started_ns).then(a.id.cmp(&b.id)));
+        if let Some(f) = &from {
+            // Commits up to and including `from` were seen by the caller.
+            let cut = initial
+                .iter()
+                .position(|c| c.id == f.id)
+                .map(|i| i + 1)
+                .unwrap_or_else(|| initial.partition_point(|c| c.started_ns <= f.started_ns));
+            for c in initial.drain(..cut) {
+                seen.insert(c.id);
             }
+            seen.insert(f.id.clone());
         }
-        initial.sort_by_key(|c| c.finished_ns);
         let (tx, rx) = mpsc::channel(64);
         let branch = branch.to_string();
+        let pfs = self.clone();
         tokio::spawn(async move {
+            // A subscriber that went away ends the task even while it waits
+            // (for a commit to finish, or for the next commit).
+            let send = async |c: CommitRecord| {
+                let item = tokio::select! {
+                    _ = tx.closed() => return false,
+                    item = pfs.wait_state(c, state) => item,
+                };
+                tx.send(item).await.is_ok()
+            };
             for c in initial {
-                if tx.send(Ok(c)).await.is_err() {
+                seen.insert(c.id.clone());
+                if !send(c).await {
                     return;
                 }
             }
-            while let Some(event) = watch.next().await {
-                let item = match event {
+            loop {
+                let event = tokio::select! {
+                    _ = tx.closed() => return,
+                    event = watch.next() => match event {
+                        Some(event) => event,
+                        None => return,
+                    },
+                };
+                let c = match event {
                     Ok(pach_meta::Event::Put(kv)) => match decode::<CommitRecord>(&kv) {
-                        Ok(c)
-                            if c.branch.as_deref() == Some(branch.as_str()) && c.is_finished() =>
-                        {
-                            if !seen.insert(c.id.clone()) {
-                                continue;
-                            }
-                            Ok(c)
-                        }
+                        Ok(c) if c.branch.as_deref() == Some(branch.as_str()) => c,
                         Ok(_) => continue,
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
                     },
                     Ok(_) => continue,
-                    Err(e) => Err(e.into()),
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
                 };
-                if tx.send(item).await.is_err() {
+                if !seen.insert(c.id.clone()) {
+                    continue;
+                }
+                if !send(c).await {
                     return;
                 }
             }
@@ -822,31 +1031,53 @@ impl Pfs {
         Ok(tokio_stream_from(rx))
     }
 
-    /// Waits for every commit that has one of `commits` in its provenance (in
-    /// `to_repos` only, when not empty) to finish, and returns them.
+    /// Waits for every commit that has all of `commits` in its provenance
+    /// (in `to_repos` only, when not empty) to finish, and returns them; then
+    /// waits for `commits` themselves to finish, as Pachyderm's `FlushCommit`.
     pub async fn flush_commit(
         &self,
         commits: &[(String, String)],
         to_repos: &[String],
     ) -> Result<Vec<CommitRecord>> {
-        let mut targets = HashSet::new();
+        if commits.is_empty() {
+            return Err(PfsError::InvalidArgument(
+                "flush commit needs at least one commit (REPO@COMMIT)".into(),
+            ));
+        }
+        let mut targets = Vec::new();
         for (repo, reference) in commits {
             let (c, _) = self.resolve_commit(repo, reference).await?;
-            targets.insert(CommitName {
-                repo: c.repo,
-                id: c.id,
-            });
+            targets.push(c);
         }
-        let downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
+        let names: Vec<CommitName> = targets
+            .iter()
+            .map(|c| CommitName {
+                repo: c.repo.clone(),
+                id: c.id.clone(),
+            })
+            .collect();
+        let mut downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
             .await?
             .into_iter()
             .map(|(c, _)| c)
-            .filter(|c| c.provenance.iter().any(|p| targets.contains(p)))
+            .filter(|c| names.iter().all(|n| c.provenance.contains(n)))
             .filter(|c| to_repos.is_empty() || to_repos.contains(&c.repo))
             .collect();
+        // Upstream repos' commits first, as they finish first.
+        downstream.sort_by_key(|c| c.provenance.len());
         let mut out = Vec::new();
         for c in downstream {
-            out.push(self.wait_finished(c).await?);
+            match self.wait_finished(c).await {
+                Ok(done) => out.push(done),
+                Err(PfsError::CommitDeleted { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for c in targets {
+            match self.wait_finished(c).await {
+                Ok(_) | Err(PfsError::CommitDeleted { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

@@ -1,5 +1,11 @@
 //! The errors of versioned data. Each variant carries what the user needs to act
 //! (the repo, the commit, the path) and its message names the way out.
+//!
+//! Messages start with Pachyderm 1.9's own words ("repo X not found",
+//! "commit X not found in repo R", "file P not found in repo R at commit C",
+//! "commit X in repo R has already finished", "the branch "B" has no head"):
+//! Pachyderm's clients recognise errors by matching those phrases, so they
+//! come first and our way out follows after a semicolon.
 
 use pach_meta::MetaError;
 use pach_storage::StorageError;
@@ -15,25 +21,33 @@ pub enum PfsError {
     #[error("invalid path '{path}': {reason}")]
     InvalidPath { path: String, reason: String },
     #[error(
-        "repo '{repo}' not found; `pachctl list repo` shows the repos, `pachctl create repo {repo}` creates it"
+        "repo {repo} not found; `pachctl list repo` shows the repos, `pachctl create repo {repo}` creates it"
     )]
     RepoNotFound { repo: String },
     #[error(
-        "repo '{repo}' already exists; use `pachctl update repo {repo}` to change its description"
+        "repo {repo} already exists; use `pachctl update repo {repo}` to change its description"
     )]
     RepoExists { repo: String },
     #[error(
-        "branch '{branch}' not found in repo '{repo}'; `pachctl list branch {repo}` shows its branches"
+        "branch {branch} not found in repo {repo}; `pachctl list branch {repo}` shows its branches"
     )]
     BranchNotFound { repo: String, branch: String },
     #[error(
-        "commit '{commit}' not found in repo '{repo}'; `pachctl list commit {repo}` shows its commits"
+        "commit {commit} not found in repo {repo}; `pachctl list commit {repo}` shows its commits"
     )]
     CommitNotFound { repo: String, commit: String },
     #[error(
-        "commit {commit} in repo '{repo}' is finished and cannot be written; write to the branch to get a new commit, or `pachctl start commit {repo}@BRANCH`"
+        "the branch \"{branch}\" has no head (create one with 'start commit'); `pachctl start commit {repo}@{branch}` or a `put file` gives it one"
+    )]
+    NoHead { repo: String, branch: String },
+    #[error(
+        "commit {commit} in repo {repo} has already finished; write to the branch to get a new commit, or `pachctl start commit {repo}@BRANCH`"
     )]
     CommitFinished { repo: String, commit: String },
+    #[error(
+        "commit {repo}/{commit} was deleted while waiting for it; `pachctl list commit {repo}` shows the commits left"
+    )]
+    CommitDeleted { repo: String, commit: String },
     #[error(
         "{repo}@{branch} already has an open commit {commit}; finish it with `pachctl finish commit {repo}@{commit}` first"
     )]
@@ -43,7 +57,7 @@ pub enum PfsError {
         commit: String,
     },
     #[error(
-        "file '{path}' not found in {repo}@{commit}; `pachctl list file {repo}@{commit}` shows its files"
+        "file {path} not found in repo {repo} at commit {commit}; `pachctl list file {repo}@{commit}` shows its files"
     )]
     FileNotFound {
         repo: String,
@@ -109,7 +123,9 @@ impl PfsError {
             | BranchNotFound { .. }
             | CommitNotFound { .. }
             | FileNotFound { .. }
-            | UploadNotFound { .. } => ErrorKind::NotFound,
+            | UploadNotFound { .. }
+            | NoHead { .. }
+            | CommitDeleted { .. } => ErrorKind::NotFound,
             RepoExists { .. } => ErrorKind::AlreadyExists,
             CommitFinished { .. }
             | CommitOpen { .. }

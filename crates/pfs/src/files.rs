@@ -1,15 +1,24 @@
-//! Files of a commit: listing (directories are implicit: a directory exists
-//! while a file exists below it), glob, inspect, read, diff, delete and copy.
-//! Directory listings stream: a directory's files are contiguous in the sorted
-//! index, so each child directory's size is summed as its entries pass by.
+//! Files of a commit, as Pachyderm 1.9 presents them: inspect, list (with
+//! history), walk, glob, diff, read, delete and copy.
+//!
+//! The index holds files only; directories are implicit (a directory exists
+//! while a file exists below it). A directory's size is the sum of its
+//! files', and its hash is BLAKE3 over its files' relative paths and hashes,
+//! so two directories with the same files have the same hash wherever they
+//! are. Orders are Pachyderm's: listings by child name, walks and globs by
+//! full path (so a directory comes before its files, and `/a/b` before
+//! `/a/b.txt`). Directory listings stream: a directory's files are
+//! contiguous in the sorted index, so each child is complete once its run of
+//! entries has passed, and only children whose place is not settled yet are
+//! held back (see [`Children`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use globset::GlobBuilder;
-use pach_storage::{Change, ContentHash, FileEntry, IndexReader};
+use globset::{GlobBuilder, GlobMatcher};
+use pach_storage::{Change, ContentHash, FileEntry, IndexReader, Piece, PieceHasher};
 use tokio::sync::mpsc;
 
 use crate::Pfs;
@@ -17,13 +26,19 @@ use crate::error::{PfsError, Result};
 use crate::names::{file_path, normalize_path};
 use crate::records::CommitRecord;
 
+/// A file or directory of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
+    /// The absolute, normalised path (`/` for the root).
     pub path: String,
     pub is_dir: bool,
     pub size_bytes: u64,
-    /// None for directories.
-    pub hash: Option<ContentHash>,
+    /// Files: the content hash; directories: the hash of what is below.
+    pub hash: ContentHash,
+    /// Files: the pieces the file was put in (Pachyderm's objects).
+    pub pieces: Vec<Piece>,
+    /// Directories, when asked for: the names of the direct children.
+    pub children: Vec<String>,
 }
 
 impl FileInfo {
@@ -32,29 +47,57 @@ impl FileInfo {
             path: e.path.clone(),
             is_dir: false,
             size_bytes: e.size,
-            hash: Some(e.hash),
+            hash: e.hash,
+            pieces: e.pieces().into_owned(),
+            children: Vec::new(),
         }
     }
-    fn dir(path: String, size_bytes: u64) -> Self {
-        Self {
-            path,
-            is_dir: true,
-            size_bytes,
-            hash: None,
-        }
-    }
-}
-
-/// One difference between two commits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileDiff {
-    Added(FileInfo),
-    Deleted(FileInfo),
-    Modified { new: FileInfo, old: FileInfo },
 }
 
 /// What a client writes into a commit (content already stored).
 pub type FileWrite = Change;
+
+/// The sizes, hash and children of a directory, summed as its files pass by.
+struct DirSummary {
+    size: u64,
+    hasher: blake3::Hasher,
+    children: BTreeSet<String>,
+}
+
+impl DirSummary {
+    fn new() -> Self {
+        DirSummary {
+            size: 0,
+            hasher: blake3::Hasher::new(),
+            children: BTreeSet::new(),
+        }
+    }
+
+    /// Adds the file `e` found at `rel` below the directory (`rel` = `a/b.txt`).
+    fn add(&mut self, rel: &str, e: &FileEntry, full: bool) {
+        self.size += e.size;
+        self.hasher.update(rel.as_bytes());
+        self.hasher.update(&[0]);
+        self.hasher.update(&e.hash.0);
+        if full {
+            let child = rel.split('/').next().unwrap_or(rel);
+            if !self.children.contains(child) {
+                self.children.insert(child.to_string());
+            }
+        }
+    }
+
+    fn info(self, path: String) -> FileInfo {
+        FileInfo {
+            path,
+            is_dir: true,
+            size_bytes: self.size,
+            hash: ContentHash(*self.hasher.finalize().as_bytes()),
+            pieces: Vec::new(),
+            children: self.children.into_iter().collect(),
+        }
+    }
+}
 
 /// The key range `[start, end)` holding every path strictly below `dir`.
 fn below(dir: &str) -> (String, String) {
@@ -63,6 +106,170 @@ fn below(dir: &str) -> (String, String) {
     } else {
         // '0' is the byte after '/', so "dir0" bounds every "dir/...".
         (format!("{dir}/"), format!("{dir}0"))
+    }
+}
+
+/// `dir` joined with `name`.
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The file or directory at `path` of an index, if anything is there.
+async fn node(index: &IndexReader, path: &str, full: bool) -> Result<Option<FileInfo>> {
+    if path != "/"
+        && let Some(e) = index.get(path).await?
+    {
+        return Ok(Some(FileInfo::file(&e)));
+    }
+    let (start, end) = below(path);
+    let mut summary = DirSummary::new();
+    let mut any = false;
+    let mut entries = index.range(&start, Some(&end));
+    while let Some(e) = entries.next().await {
+        let e = e?;
+        summary.add(&e.path[start.len()..], &e, full);
+        any = true;
+    }
+    // The root always exists, empty or not.
+    Ok((any || path == "/").then(|| summary.info(path.to_string())))
+}
+
+/// Whether a path may be a glob pattern (Pachyderm lists by glob).
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '[', '{', '\\'])
+}
+
+/// The children of one directory in name order, streamed: a child is
+/// emitted once it is complete (a directory when its run of entries has
+/// passed) and no later entry can bring a child that sorts before it. That
+/// can only be a directory whose name is a prefix of it followed by a byte
+/// below `/` (`b` before `b.txt`, whose entries `b/...` come after
+/// `b.txt`), so a child waits only until the entries have passed that
+/// directory's range.
+struct Children {
+    /// Held children by name; directories not complete yet have no info.
+    held: BTreeMap<String, Held>,
+    /// The directory child whose entries are passing.
+    open: Option<(String, DirSummary)>,
+    dir: String,
+    full: bool,
+}
+
+enum Held {
+    Ready(FileInfo),
+    Open,
+}
+
+impl Children {
+    fn new(dir: String, full: bool) -> Self {
+        Children {
+            held: BTreeMap::new(),
+            open: None,
+            dir,
+            full,
+        }
+    }
+
+    /// Takes the entry whose path below the directory is `rel`; returns what
+    /// can be emitted now, in order.
+    fn push(&mut self, rel: &str, e: &FileEntry) -> Vec<FileInfo> {
+        match rel.split_once('/') {
+            Some((child, rest)) => match &mut self.open {
+                Some((name, summary)) if name == child => summary.add(rest, e, self.full),
+                _ => {
+                    self.close_open();
+                    let mut summary = DirSummary::new();
+                    summary.add(rest, e, self.full);
+                    self.held.insert(child.to_string(), Held::Open);
+                    self.open = Some((child.to_string(), summary));
+                }
+            },
+            None => {
+                self.close_open();
+                let mut info = FileInfo::file(e);
+                info.path = join(&self.dir, rel);
+                self.held.insert(rel.to_string(), Held::Ready(info));
+            }
+        }
+        self.release(Some(rel))
+    }
+
+    fn close_open(&mut self) {
+        if let Some((name, summary)) = self.open.take() {
+            let info = summary.info(join(&self.dir, &name));
+            self.held.insert(name, Held::Ready(info));
+        }
+    }
+
+    /// Emits the held children no later entry can precede (all at the end).
+    fn release(&mut self, current: Option<&str>) -> Vec<FileInfo> {
+        let mut out = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            let settled = match current {
+                None => true,
+                Some(current) => settled(entry.key(), current),
+            };
+            if !settled || matches!(entry.get(), Held::Open) {
+                break;
+            }
+            if let Held::Ready(info) = entry.remove() {
+                out.push(info);
+            }
+        }
+        out
+    }
+
+    fn finish(mut self) -> Vec<FileInfo> {
+        self.close_open();
+        self.release(None)
+    }
+}
+
+/// Whether no entry after `current` can bring a child sorting before `name`.
+fn settled(name: &str, current: &str) -> bool {
+    match name.find(|c: char| c < '/') {
+        None => true,
+        // The earliest such prefix has the range that ends last: settled once
+        // `current >= prefix + "0"` (compared without building the string).
+        Some(i) => {
+            let bound = name.as_bytes()[..i].iter().copied().chain([b'0']);
+            current.bytes().cmp(bound) != std::cmp::Ordering::Less
+        }
+    }
+}
+
+/// A compiled Pachyderm glob pattern.
+struct Glob {
+    matcher: GlobMatcher,
+    /// Only a pattern that is the root itself (`/`, `.`, empty) matches the
+    /// root: `/*` does not, as in Pachyderm.
+    root: bool,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Result<Glob> {
+        let normalized = pachyderm_glob(pattern);
+        let matcher = GlobBuilder::new(&normalized)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                PfsError::InvalidArgument(format!("invalid glob pattern '{pattern}': {e}"))
+            })?
+            .compile_matcher();
+        let root = normalize_path(pattern).is_ok_and(|p| p == "/");
+        Ok(Glob { matcher, root })
+    }
+
+    fn is_match(&self, path: &str) -> bool {
+        if path == "/" {
+            self.root
+        } else {
+            self.matcher.is_match(path)
+        }
     }
 }
 
@@ -117,13 +324,16 @@ impl Pfs {
         self.check_writable(repo, reference).await?;
         match self.resolve_commit(repo, reference).await {
             Ok((c, _)) => Ok(Some(self.commit_index(&c).await?)),
-            Err(PfsError::CommitNotFound { .. }) | Err(PfsError::FailedPrecondition(_)) => Ok(None),
+            Err(PfsError::CommitNotFound { .. }) | Err(PfsError::NoHead { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Lists `path`: a file lists itself, a directory its children (or, with
-    /// `recursive`, every file below it).
+    /// Lists `path` as Pachyderm's ListFile: a file lists itself, a
+    /// directory its children (or, with `recursive`, every file below it).
+    /// A glob pattern lists each match that way (a matching directory's
+    /// children that match the pattern themselves are listed as matches).
+    /// With `full`, directories carry their children's names.
     pub async fn list_file(
         &self,
         repo: &str,
@@ -131,8 +341,42 @@ impl Pfs {
         path: &str,
         recursive: bool,
     ) -> Result<(CommitRecord, BoxStream<'static, Result<FileInfo>>)> {
-        let path = normalize_path(path)?;
+        self.list_file_full(repo, reference, path, recursive, false)
+            .await
+    }
+
+    /// [`Pfs::list_file`], choosing whether directories carry their children.
+    pub async fn list_file_full(
+        &self,
+        repo: &str,
+        reference: &str,
+        path: &str,
+        recursive: bool,
+        full: bool,
+    ) -> Result<(CommitRecord, BoxStream<'static, Result<FileInfo>>)> {
         let (commit, index) = self.open_commit(repo, reference).await?;
+        if is_glob(path) {
+            let glob = Glob::new(path)?;
+            let matches = glob_index(&index, &glob, full).await?;
+            let mut out = Vec::new();
+            for m in matches {
+                if !m.is_dir {
+                    out.push(Ok(m));
+                    continue;
+                }
+                let children: Vec<FileInfo> = list_dir(index.clone(), &m.path, recursive, full)
+                    .try_collect()
+                    .await?;
+                out.extend(
+                    children
+                        .into_iter()
+                        .filter(|c| !glob.is_match(&c.path))
+                        .map(Ok),
+                );
+            }
+            return Ok((commit, futures::stream::iter(out).boxed()));
+        }
+        let path = normalize_path(path)?;
         if path != "/"
             && let Some(e) = index.get(&path).await?
         {
@@ -140,62 +384,118 @@ impl Pfs {
             return Ok((commit, one));
         }
         let (start, end) = below(&path);
-        let mut entries = index.range(&start, Some(&end)).peekable();
-        if path != "/" && std::pin::Pin::new(&mut entries).peek().await.is_none() {
+        if path != "/" && index.range(&start, Some(&end)).next().await.is_none() {
             return Err(PfsError::FileNotFound {
                 repo: repo.into(),
                 commit: commit.id,
                 path,
             });
         }
-        let entries = entries.map_err(PfsError::from);
-        if recursive {
-            return Ok((commit, entries.map_ok(|e| FileInfo::file(&e)).boxed()));
+        Ok((commit, list_dir(index, &path, recursive, full)))
+    }
+
+    /// The versions of the files `path` lists, as Pachyderm's ListFile with
+    /// `history`: following the commit's ancestry, each file as it was
+    /// before each change of its content (the oldest commit of each run of
+    /// equal content), up to `history` versions per file (-1: all).
+    pub async fn list_file_history(
+        &self,
+        repo: &str,
+        reference: &str,
+        path: &str,
+        history: i64,
+    ) -> Result<Vec<(CommitRecord, FileInfo)>> {
+        let (commit, listed) = self.list_file(repo, reference, path, false).await?;
+        let listed: Vec<FileInfo> = listed.try_collect().await?;
+        let mut out = Vec::new();
+        for f in listed {
+            out.extend(self.file_history(commit.clone(), &f.path, history).await?);
         }
-        let (tx, rx) = mpsc::channel::<Result<FileInfo>>(1024);
-        tokio::spawn(async move {
-            let mut entries = std::pin::pin!(entries);
-            let mut open_dir: Option<(String, u64)> = None;
-            while let Some(item) = entries.next().await {
-                let out = match item {
-                    Err(e) => Some(Err(e)),
-                    Ok(e) => {
-                        let rest = &e.path[start.len()..];
-                        match rest.find('/') {
-                            Some(i) => {
-                                let child = &e.path[..start.len() + i];
-                                match &mut open_dir {
-                                    Some((d, size)) if d == child => {
-                                        *size += e.size;
-                                        None
-                                    }
-                                    _ => open_dir
-                                        .replace((child.to_string(), e.size))
-                                        .map(|(d, s)| Ok(FileInfo::dir(d, s))),
-                                }
-                            }
-                            None => {
-                                if let Some((d, s)) = open_dir.take()
-                                    && tx.send(Ok(FileInfo::dir(d, s))).await.is_err()
-                                {
-                                    return;
-                                }
-                                Some(Ok(FileInfo::file(&e)))
-                            }
-                        }
+        Ok(out)
+    }
+
+    async fn file_history(
+        &self,
+        mut commit: CommitRecord,
+        path: &str,
+        mut history: i64,
+    ) -> Result<Vec<(CommitRecord, FileInfo)>> {
+        let mut out = Vec::new();
+        let mut previous: Option<(CommitRecord, FileInfo)> = None;
+        loop {
+            let index = self.commit_index(&commit).await?;
+            let Some(current) = node(&index, path, false).await? else {
+                out.extend(previous);
+                return Ok(out);
+            };
+            if let Some((pc, pf)) = previous.take()
+                && pf.hash != current.hash
+            {
+                out.push((pc, pf));
+                if history > 0 {
+                    history -= 1;
+                    if history == 0 {
+                        return Ok(out);
                     }
-                };
-                if let Some(out) = out
-                    && tx.send(out).await.is_err()
-                {
-                    return;
                 }
             }
-            if let Some((d, s)) = open_dir {
-                let _ = tx.send(Ok(FileInfo::dir(d, s))).await;
+            let parent = commit.parent.clone();
+            previous = Some((commit.clone(), current));
+            match parent {
+                Some(p) => match self.commit_record(&commit.repo, &p).await? {
+                    Some((pc, _)) => commit = pc,
+                    None => {
+                        out.extend(previous);
+                        return Ok(out);
+                    }
+                },
+                None => {
+                    out.extend(previous);
+                    return Ok(out);
+                }
             }
-        });
-        Ok((commit, receiver_stream(rx)))
+        }
+    }
+
+    /// Every file and directory at and below `path`, in path order (a
+    /// directory before what is in it), as Pachyderm's WalkFile.
+    pub async fn walk_file(
+        &self,
+        repo: &str,
+        reference: &str,
+        path: &str,
+    ) -> Result<(CommitRecord, Vec<FileInfo>)> {
+        let path = normalize_path(path)?;
+        let (commit, index) = self.open_commit(repo, reference).await?;
+        if path != "/"
+            && let Some(e) = index.get(&path).await?
+        {
+            return Ok((commit, vec![FileInfo::file(&e)]));
+        }
+        let (start, end) = below(&path);
+        let mut dirs: BTreeMap<String, DirSummary> = BTreeMap::new();
+        let mut files = Vec::new();
+        let mut entries = index.range(&start, Some(&end));
+        while let Some(e) = entries.next().await {
+            let e = e?;
+            add_to_dirs(&mut dirs, &path, &e, false);
+            files.push(FileInfo::file(&e));
+        }
+        if files.is_empty() && path != "/" {
+            return Err(PfsError::FileNotFound {
+                repo: repo.into(),
+                commit: commit.id,
+                path,
+            });
+        }
+        if dirs.is_empty() {
+            // An empty commit still has its root.
+            dirs.insert(path.clone(), DirSummary::new());
+        }
+        let mut out: Vec<FileInfo> = dirs.into_iter().map(|(d, s)| s.info(d)).collect();
+        out.extend(files);
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((commit, out))
     }
 
     /// Files and directories whose path matches a glob pattern (`*` stays within
@@ -206,40 +506,14 @@ impl Pfs {
         reference: &str,
         pattern: &str,
     ) -> Result<(CommitRecord, Vec<FileInfo>)> {
-        let normalized = pachyderm_glob(pattern);
-        let glob = GlobBuilder::new(&normalized)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                PfsError::InvalidArgument(format!("invalid glob pattern '{pattern}': {e}"))
-            })?
-            .compile_matcher();
+        let glob = Glob::new(pattern)?;
         let (commit, index) = self.open_commit(repo, reference).await?;
-        let mut dirs: BTreeMap<String, u64> = BTreeMap::new();
-        let mut files = Vec::new();
-        let mut entries = index.range("/", None);
-        while let Some(e) = entries.next().await {
-            let e = e?;
-            if glob.is_match(&e.path) {
-                files.push(FileInfo::file(&e));
-            }
-            let mut cut = 0;
-            while let Some(i) = e.path[cut + 1..].find('/') {
-                cut += 1 + i;
-                let dir = &e.path[..cut];
-                if let Some(size) = dirs.get_mut(dir) {
-                    *size += e.size;
-                } else if glob.is_match(dir) {
-                    dirs.insert(dir.to_string(), e.size);
-                }
-            }
-        }
-        let mut out: Vec<FileInfo> = dirs.into_iter().map(|(d, s)| FileInfo::dir(d, s)).collect();
-        out.extend(files);
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((commit, out))
+        Ok((commit, glob_index(&index, &glob, false).await?))
     }
 
+    /// The file or directory at `path` (directories with their children's
+    /// names). The digests of pieces written before digests were recorded
+    /// are computed here, by reading them.
     pub async fn inspect_file(
         &self,
         repo: &str,
@@ -248,31 +522,46 @@ impl Pfs {
     ) -> Result<(CommitRecord, FileInfo)> {
         let path = normalize_path(path)?;
         let (commit, index) = self.open_commit(repo, reference).await?;
-        if path == "/" {
-            return Ok((commit, FileInfo::dir(path, index.bytes())));
+        if path != "/"
+            && let Some(e) = index.get(&path).await?
+        {
+            let mut info = FileInfo::file(&e);
+            if info.pieces.iter().any(|p| p.sha512.is_none()) {
+                info.pieces = self.piece_digests(&e).await?;
+            }
+            return Ok((commit, info));
         }
-        if let Some(e) = index.get(&path).await? {
-            return Ok((commit, FileInfo::file(&e)));
-        }
-        let (start, end) = below(&path);
-        let mut size = 0;
-        let mut any = false;
-        let mut entries = index.range(&start, Some(&end));
-        while let Some(e) = entries.next().await {
-            size += e?.size;
-            any = true;
-        }
-        if !any {
-            return Err(PfsError::FileNotFound {
+        match node(&index, &path, true).await? {
+            Some(info) => Ok((commit, info)),
+            None => Err(PfsError::FileNotFound {
                 repo: repo.into(),
                 commit: commit.id,
                 path,
-            });
+            }),
         }
-        Ok((commit, FileInfo::dir(path, size)))
+    }
+
+    /// The pieces of `e` with every digest known, reading the pieces whose
+    /// digest was not recorded.
+    async fn piece_digests(&self, e: &FileEntry) -> Result<Vec<Piece>> {
+        let mut out = Vec::new();
+        for span in e.piece_spans() {
+            let mut piece = span.piece;
+            if piece.sha512.is_none() {
+                let mut hasher = PieceHasher::new();
+                let mut bytes = self.content.read_file(e, span.offset, Some(piece.len));
+                while let Some(b) = bytes.try_next().await? {
+                    hasher.update(&b);
+                }
+                piece.sha512 = Some(hasher.finish());
+            }
+            out.push(piece);
+        }
+        Ok(out)
     }
 
     /// The bytes of one file, `offset`..`offset + len` (None = to the end).
+    /// No item spans two pieces, so a reader can tell the pieces apart.
     pub async fn get_file(
         &self,
         repo: &str,
@@ -309,96 +598,109 @@ impl Pfs {
         }
     }
 
-    /// Files that differ between two commits below `path` (the old side defaults
-    /// to the new commit's parent, same path).
+    /// What differs between `new` and `old` (`(repo, reference, path)`; the
+    /// old side defaults to the new commit's parent, same path), as
+    /// Pachyderm's DiffFile: the files (and, at the depth where the walk
+    /// stops, directories) whose content differs, new versions in the first
+    /// list and old ones in the second. `shallow` stops at the path's
+    /// direct children. Paths are reported below the paths as given.
     pub async fn diff_file(
         &self,
         new: (&str, &str, &str),
         old: Option<(&str, &str, &str)>,
-    ) -> Result<Vec<FileDiff>> {
+        shallow: bool,
+    ) -> Result<FileDiff> {
         let (new_repo, new_ref, new_path) = new;
         let (new_commit, new_index) = self.open_commit(new_repo, new_ref).await?;
-        let new_path = normalize_path(new_path)?;
-        let (old_index, old_path) = match old {
-            Some((r, c, p)) => (Some(self.open_commit(r, c).await?.1), normalize_path(p)?),
+        let (old_commit, old_index, old_path) = match old {
+            Some((r, c, p)) => {
+                let (commit, index) = self.open_commit(r, c).await?;
+                (Some(commit), Some(index), p.to_string())
+            }
             None => match &new_commit.parent {
-                Some(p) => (
-                    Some(self.open_commit(new_repo, p).await?.1),
-                    new_path.clone(),
-                ),
-                None => (None, new_path.clone()),
+                Some(p) => {
+                    let (commit, index) = self.open_commit(new_repo, p).await?;
+                    (Some(commit), Some(index), new_path.to_string())
+                }
+                None => (None, None, new_path.to_string()),
             },
         };
-        let collect = |index: IndexReader, path: String| async move {
-            let mut out: BTreeMap<String, FileEntry> = BTreeMap::new();
-            if let Some(e) = index.get(&path).await? {
-                out.insert(String::new(), e);
-            }
-            let (start, end) = below(&path);
-            let mut entries = index.range(&start, Some(&end));
-            while let Some(e) = entries.next().await {
-                let e = e?;
-                let rel = e.path[start.len() - 1..].to_string();
-                out.insert(rel, e);
-            }
-            Ok::<_, PfsError>(out)
+        let new_tree = Tree::collect(&new_index, &normalize_path(new_path)?).await?;
+        let old_tree = match &old_index {
+            Some(index) => Tree::collect(index, &normalize_path(&old_path)?).await?,
+            None => Tree::default(),
         };
-        let new_files = collect(new_index, new_path).await?;
-        let old_files = match old_index {
-            Some(i) => collect(i, old_path).await?,
-            None => BTreeMap::new(),
+        let mut diff = FileDiff {
+            new_commit,
+            old_commit,
+            new_files: Vec::new(),
+            old_files: Vec::new(),
         };
-        let mut diffs = Vec::new();
-        for (rel, n) in &new_files {
-            match old_files.get(rel) {
-                None => diffs.push(FileDiff::Added(FileInfo::file(n))),
-                Some(o) if o.hash != n.hash || o.size != n.size => diffs.push(FileDiff::Modified {
-                    new: FileInfo::file(n),
-                    old: FileInfo::file(o),
-                }),
-                Some(_) => {}
-            }
-        }
-        for (rel, o) in &old_files {
-            if !new_files.contains_key(rel) {
-                diffs.push(FileDiff::Deleted(FileInfo::file(o)));
-            }
-        }
-        diffs.sort_by(|a, b| diff_path(a).cmp(diff_path(b)));
-        Ok(diffs)
+        let depth = if shallow { 1 } else { -1 };
+        diff_nodes(
+            &new_tree,
+            &old_tree,
+            "",
+            (new_path, &old_path),
+            depth,
+            &mut diff,
+        );
+        Ok(diff)
     }
 
-    /// Deletes a file or directory; refused when nothing is there.
+    /// Deletes a file or directory (`/`: everything), as Pachyderm's
+    /// DeleteFile: the path may be a glob pattern (every match is deleted),
+    /// and deleting what is not there changes nothing in the files (on a
+    /// branch it still makes a commit, as in Pachyderm).
     pub async fn delete_file(&self, repo: &str, reference: &str, path: &str) -> Result<String> {
-        let path = file_path(path)?;
-        self.inspect_file(repo, reference, &path).await?;
-        self.write_changes(repo, reference, vec![Change::Delete(path)])
-            .await
+        self.check_writable(repo, reference).await?;
+        let mut changes = Vec::new();
+        if is_glob(path) {
+            let glob = Glob::new(path)?;
+            if let Some(index) = self.write_base(repo, reference).await? {
+                let matches = glob_index(&index, &glob, false).await?;
+                // A match below an earlier matched directory goes with it.
+                let mut deleted: Vec<String> = Vec::new();
+                for m in matches {
+                    let covered = deleted
+                        .iter()
+                        .any(|d| d == "/" || m.path.starts_with(&format!("{d}/")));
+                    if !covered {
+                        deleted.push(m.path);
+                    }
+                }
+                changes.extend(deleted.into_iter().map(Change::Delete));
+            }
+        } else {
+            changes.push(Change::Delete(normalize_path(path)?));
+        }
+        self.write_changes(repo, reference, changes).await
     }
 
     /// Copies a file or directory between commits by reference to the same
-    /// content (no bytes are copied).
+    /// content (no bytes are copied), as Pachyderm's CopyFile: the copied
+    /// pieces are appended to what is at the destination, unless
+    /// `overwrite`, which first deletes the destination.
     pub async fn copy_file(
         &self,
         src: (&str, &str, &str),
         dst: (&str, &str, &str),
-        append: bool,
+        overwrite: bool,
     ) -> Result<String> {
         let (src_repo, src_ref, src_path) = src;
         let (dst_repo, dst_ref, dst_path) = dst;
         let src_path = normalize_path(src_path)?;
         let dst_path = file_path(dst_path)?;
+        self.check_writable(dst_repo, dst_ref).await?;
         let (commit, index) = self.open_commit(src_repo, src_ref).await?;
         let mut changes = Vec::new();
-        let wrap = |e: FileEntry| {
-            if append {
-                Change::Append(e)
-            } else {
-                Change::Put(e)
-            }
-        };
-        if let Some(e) = index.get(&src_path).await? {
-            changes.push(wrap(FileEntry {
+        if overwrite {
+            changes.push(Change::Delete(dst_path.clone()));
+        }
+        if src_path != "/"
+            && let Some(e) = index.get(&src_path).await?
+        {
+            changes.push(Change::Append(FileEntry {
                 path: dst_path.clone(),
                 ..e
             }));
@@ -408,10 +710,10 @@ impl Pfs {
             while let Some(e) = entries.next().await {
                 let e = e?;
                 let path = format!("{dst_path}{}", &e.path[start.len() - 1..]);
-                changes.push(wrap(FileEntry { path, ..e }));
+                changes.push(Change::Append(FileEntry { path, ..e }));
             }
         }
-        if changes.is_empty() {
+        if changes.len() == usize::from(overwrite) {
             return Err(PfsError::FileNotFound {
                 repo: src_repo.into(),
                 commit: commit.id,
@@ -419,6 +721,210 @@ impl Pfs {
             });
         }
         self.write_changes(dst_repo, dst_ref, changes).await
+    }
+}
+
+/// The children of `dir` (every file below it with `recursive`), streamed in
+/// name order.
+fn list_dir(
+    index: IndexReader,
+    dir: &str,
+    recursive: bool,
+    full: bool,
+) -> BoxStream<'static, Result<FileInfo>> {
+    let (start, end) = below(dir);
+    let entries = index.range(&start, Some(&end)).map_err(PfsError::from);
+    if recursive {
+        return entries.map_ok(|e| FileInfo::file(&e)).boxed();
+    }
+    let (tx, rx) = mpsc::channel::<Result<FileInfo>>(1024);
+    let dir = dir.to_string();
+    tokio::spawn(async move {
+        let mut entries = std::pin::pin!(entries);
+        let mut children = Children::new(dir, full);
+        while let Some(item) = entries.next().await {
+            let ready = match item {
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Ok(e) => children.push(&e.path[start.len()..], &e),
+            };
+            for info in ready {
+                if tx.send(Ok(info)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        for info in children.finish() {
+            if tx.send(Ok(info)).await.is_err() {
+                return;
+            }
+        }
+    });
+    receiver_stream(rx)
+}
+
+/// Adds `e` to the summaries of its directories below `top` (`top` included).
+fn add_to_dirs(dirs: &mut BTreeMap<String, DirSummary>, top: &str, e: &FileEntry, full: bool) {
+    let mut cut = if top == "/" { 0 } else { top.len() };
+    loop {
+        let dir = if cut == 0 { "/" } else { &e.path[..cut] };
+        let rel = &e.path[cut + 1..];
+        dirs.entry(dir.to_string())
+            .or_insert_with(DirSummary::new)
+            .add(rel, e, full);
+        match rel.find('/') {
+            Some(i) => cut += 1 + i,
+            None => break,
+        }
+    }
+}
+
+/// Every file and directory of `index` matching `glob`, in path order.
+async fn glob_index(index: &IndexReader, glob: &Glob, full: bool) -> Result<Vec<FileInfo>> {
+    let mut dirs: BTreeMap<String, DirSummary> = BTreeMap::new();
+    let mut files = Vec::new();
+    let root_matches = glob.is_match("/");
+    let mut entries = index.range("/", None);
+    while let Some(e) = entries.next().await {
+        let e = e?;
+        if glob.is_match(&e.path) {
+            files.push(FileInfo::file(&e));
+        }
+        if root_matches {
+            dirs.entry("/".to_string())
+                .or_insert_with(DirSummary::new)
+                .add(&e.path[1..], &e, full);
+        }
+        let mut cut = 0;
+        while let Some(i) = e.path[cut + 1..].find('/') {
+            cut += 1 + i;
+            let dir = &e.path[..cut];
+            if let Some(summary) = dirs.get_mut(dir) {
+                summary.add(&e.path[cut + 1..], &e, full);
+            } else if glob.is_match(dir) {
+                let mut summary = DirSummary::new();
+                summary.add(&e.path[cut + 1..], &e, full);
+                dirs.insert(dir.to_string(), summary);
+            }
+        }
+    }
+    if root_matches && !dirs.contains_key("/") {
+        dirs.insert("/".to_string(), DirSummary::new());
+    }
+    let mut out: Vec<FileInfo> = dirs.into_iter().map(|(d, s)| s.info(d)).collect();
+    out.extend(files);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// What DiffFile found.
+#[derive(Debug, Clone)]
+pub struct FileDiff {
+    pub new_commit: CommitRecord,
+    /// None when the new commit has no parent to compare with.
+    pub old_commit: Option<CommitRecord>,
+    pub new_files: Vec<FileInfo>,
+    pub old_files: Vec<FileInfo>,
+}
+
+/// The files at and below a path, by path relative to it ("" = the path
+/// itself when it is a file, "/a/b" below it).
+#[derive(Default)]
+struct Tree {
+    files: BTreeMap<String, FileEntry>,
+}
+
+impl Tree {
+    async fn collect(index: &IndexReader, path: &str) -> Result<Tree> {
+        let mut files = BTreeMap::new();
+        if path != "/"
+            && let Some(e) = index.get(path).await?
+        {
+            files.insert(String::new(), e);
+            return Ok(Tree { files });
+        }
+        let (start, end) = below(path);
+        let mut entries = index.range(&start, Some(&end));
+        while let Some(e) = entries.next().await {
+            let e = e?;
+            files.insert(e.path[start.len() - 1..].to_string(), e);
+        }
+        Ok(Tree { files })
+    }
+
+    /// The node at `rel`: a file, a directory (its summary and children), or nothing.
+    fn node(&self, rel: &str) -> Option<(FileInfo, BTreeSet<String>)> {
+        if let Some(e) = self.files.get(rel) {
+            return Some((FileInfo::file(e), BTreeSet::new()));
+        }
+        let prefix = format!("{rel}/");
+        let mut summary = DirSummary::new();
+        let mut children = BTreeSet::new();
+        for (path, e) in self
+            .files
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+        {
+            let below = &path[prefix.len()..];
+            summary.add(below, e, false);
+            children.insert(below.split('/').next().unwrap_or(below).to_string());
+        }
+        if children.is_empty() {
+            return None;
+        }
+        Some((summary.info(String::new()), children))
+    }
+}
+
+/// The path reported for `rel` below the path a client gave.
+fn shown(given: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        return given.to_string();
+    }
+    let base = given.trim_end_matches('/');
+    format!("{base}{rel}")
+}
+
+/// Pachyderm's recursive diff of two trees at `rel` (depth -1: unbounded).
+fn diff_nodes(
+    new: &Tree,
+    old: &Tree,
+    rel: &str,
+    given: (&str, &str),
+    depth: i64,
+    out: &mut FileDiff,
+) {
+    let n = new.node(rel);
+    let o = old.node(rel);
+    match (&n, &o) {
+        (None, None) => return,
+        (Some((a, _)), Some((b, _))) if a.hash == b.hash && a.is_dir == b.is_dir => return,
+        _ => {}
+    }
+    let mut children = BTreeSet::new();
+    for (side, node, given_path) in [(true, n, given.0), (false, o, given.1)] {
+        let Some((mut info, kids)) = node else {
+            continue;
+        };
+        if !info.is_dir || depth == 0 {
+            info.path = shown(given_path, rel);
+            if side {
+                out.new_files.push(info);
+            } else {
+                out.old_files.push(info);
+            }
+        } else {
+            children.extend(kids);
+        }
+    }
+    if depth == 0 {
+        return;
+    }
+    let next = if depth > 0 { depth - 1 } else { depth };
+    for child in children {
+        diff_nodes(new, old, &format!("{rel}/{child}"), given, next, out);
     }
 }
 
@@ -455,13 +961,56 @@ fn pachyderm_glob(pattern: &str) -> String {
     out
 }
 
-fn diff_path(d: &FileDiff) -> &str {
-    match d {
-        FileDiff::Added(f) | FileDiff::Deleted(f) => &f.path,
-        FileDiff::Modified { new, .. } => &new.path,
-    }
-}
-
 fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_waits_only_for_directories_that_sort_before_it() {
+        assert!(settled("plain", "plain"));
+        // "b" (a directory, entries "b/...") sorts before "b.txt".
+        assert!(!settled("b.txt", "b.txt"));
+        assert!(!settled("b.txt", "b/x"));
+        assert!(settled("b.txt", "c"));
+        assert!(settled("b.txt", "b0"));
+    }
+
+    fn entry(path: &str, size: u32) -> FileEntry {
+        let data = vec![1u8; size as usize];
+        FileEntry::from_chunks(
+            path.into(),
+            vec![pach_storage::ChunkRef {
+                hash: ContentHash::of(&data),
+                len: size,
+                loc: pach_storage::ChunkLocation::Loose,
+            }],
+        )
+    }
+
+    #[test]
+    fn children_come_in_name_order_with_directory_sizes() {
+        let mut children = Children::new("/d".into(), true);
+        let mut out = Vec::new();
+        for (rel, size) in [("b.txt", 1), ("b/x", 2), ("b/y/z", 3), ("c", 4)] {
+            out.extend(children.push(rel, &entry(&format!("/d/{rel}"), size)));
+        }
+        out.extend(children.finish());
+        let names: Vec<(&str, bool, u64)> = out
+            .iter()
+            .map(|f| (f.path.as_str(), f.is_dir, f.size_bytes))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("/d/b", true, 5),
+                ("/d/b.txt", false, 1),
+                ("/d/c", false, 4)
+            ]
+        );
+        assert_eq!(out[0].children, ["x", "y"]);
+    }
 }

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use pach_meta::{KeyValue, Txn};
+use pach_meta::{KeyValue, MetaStore, Txn};
 
 use crate::Pfs;
 use crate::commit::WriteTarget;
@@ -87,6 +87,15 @@ impl Pfs {
     pub fn for_pipeline(&self, pipeline: &str) -> Pfs {
         Pfs {
             writer: Writer::Pipeline(pipeline.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// This handle over another metadata store (a transaction's overlay of
+    /// this one), writing as the same writer and knowing the same pipelines.
+    pub fn with_meta(&self, meta: Arc<dyn MetaStore>) -> Pfs {
+        Pfs {
+            meta,
             ..self.clone()
         }
     }
@@ -163,9 +172,12 @@ impl Pfs {
     }
 
     /// Refuses early, before a client sends any content, a write to
-    /// `repo@reference` that its transaction would refuse: writes are
-    /// paused, or the target is a pipeline's output branch.
+    /// `repo@reference` that could not land: a missing repo, a finished
+    /// commit named by id, an ancestry reference or an invalid branch name,
+    /// writes paused, or a pipeline's output branch. A branch (existing or
+    /// new) or an open commit is fine.
     pub async fn check_writable(&self, repo: &str, reference: &str) -> Result<()> {
+        self.repo_record(repo).await?;
         self.write_txn().await?;
         let branch = match self.write_target(repo, reference).await? {
             WriteTarget::Open(commit, _) => commit.branch,

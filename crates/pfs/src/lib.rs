@@ -16,6 +16,7 @@ mod files;
 mod fsck;
 pub mod guard;
 pub mod names;
+mod put;
 pub mod records;
 pub mod repo;
 pub mod uploads;
@@ -27,10 +28,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pach_meta::MetaStore;
 use pach_storage::ContentStore;
 
+pub use commit::CommitState;
 pub use error::{ErrorKind, PfsError, Result};
 pub use files::{FileDiff, FileInfo, FileWrite};
 pub use fsck::FsckReport;
 pub use guard::{PipelineOutput, PipelineOutputs, Writer};
+pub use put::{PutFiles, PutSummary};
 pub use records::{BranchName, BranchRecord, CommitName, CommitRecord, Origin, RepoRecord};
 pub use uploads::{PartRecord, UploadRecord};
 

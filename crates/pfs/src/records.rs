@@ -69,6 +69,10 @@ pub struct BranchRecord {
     pub head: Option<String>,
     #[serde(default)]
     pub provenance: Vec<BranchName>,
+    /// When the branch was created (0 for branches of releases that did not
+    /// record it); branches are listed newest first, as Pachyderm lists them.
+    #[serde(default)]
+    pub created_ns: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -108,7 +108,10 @@ async fn put_get_list_and_ancestry() {
         read(pfs, "images", "master", "/d").await,
         Err(PfsError::IsDirectory { .. })
     ));
-    let commits = pfs.list_commit("images", Some("master"), 0).await.unwrap();
+    let commits = pfs
+        .list_commit("images", None, Some("master"), 0, false)
+        .await
+        .unwrap();
     assert_eq!(
         commits.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
         vec![c2.clone(), c1.clone()]
@@ -141,7 +144,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
         put(pfs, "r", &c, &[("/b", b"y")]).await,
         Err(PfsError::CommitFinished { .. })
     ));
-    assert_eq!(pfs.list_commit("r", None, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        pfs.list_commit("r", None, None, 0, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(matches!(
         pfs.inspect_branch("r", "nope").await,
         Err(PfsError::BranchNotFound { .. })
@@ -212,7 +221,10 @@ async fn pfs_concurrency(pfs: &Pfs) {
     for t in tasks {
         t.await.unwrap();
     }
-    let commits = pfs.list_commit("r", Some("master"), 0).await.unwrap();
+    let commits = pfs
+        .list_commit("r", None, Some("master"), 0, false)
+        .await
+        .unwrap();
     assert_eq!(commits.len(), 8, "one commit per writer, chained");
     assert_eq!(
         listing(pfs, "r", "master", "/").await.len(),
@@ -333,19 +345,28 @@ async fn glob_diff_copy() {
     .await
     .unwrap();
     pfs.delete_file("r", "master", "/b").await.unwrap();
-    let diffs = pfs
-        .diff_file(("r", "master", "/"), Some(("r", "master~2", "/")))
+    let diff = pfs
+        .diff_file(("r", "master", "/"), Some(("r", "master~2", "/")), false)
         .await
         .unwrap();
-    let summary: Vec<String> = diffs
-        .iter()
-        .map(|d| match d {
-            FileDiff::Added(f) => format!("+{}", f.path),
-            FileDiff::Deleted(f) => format!("-{}", f.path),
-            FileDiff::Modified { new, .. } => format!("~{}", new.path),
-        })
-        .collect();
-    assert_eq!(summary, ["~/a/1.csv", "-/b/3.csv", "+/c"]);
+    let paths = |files: &[FileInfo]| files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+    assert_eq!(paths(&diff.new_files), ["/a/1.csv", "/c"]);
+    assert_eq!(paths(&diff.old_files), ["/a/1.csv", "/b/3.csv"]);
+    // Shallow: the root's children that differ, directories whole.
+    let diff = pfs
+        .diff_file(("r", "master", "/"), Some(("r", "master~2", "/")), true)
+        .await
+        .unwrap();
+    assert_eq!(paths(&diff.new_files), ["/a", "/c"]);
+    assert_eq!(paths(&diff.old_files), ["/a", "/b"]);
+    assert!(diff.new_files[0].is_dir);
+    // A file against its parent's version, reported under the path as given.
+    let diff = pfs
+        .diff_file(("r", "master^", "a/1.csv"), None, false)
+        .await
+        .unwrap();
+    assert_eq!(paths(&diff.new_files), ["a/1.csv"]);
+    assert_eq!(paths(&diff.old_files), ["a/1.csv"]);
     pfs.create_repo("dst", "", false).await.unwrap();
     pfs.copy_file(("r", "master", "/a"), ("dst", "master", "/copied"), false)
         .await
@@ -561,6 +582,7 @@ async fn references_of_the_form_of_a_commit_id_name_commits() {
         name: first.clone(),
         head: Some(head),
         provenance: vec![],
+        created_ns: 0,
     };
     pfs.meta()
         .commit(
@@ -647,5 +669,435 @@ async fn uploads_in_parts_complete_into_one_write() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// Puts `data` at `path` through the put-file protocol with an overwrite index.
+async fn put_at(
+    pfs: &Pfs,
+    repo: &str,
+    reference: &str,
+    path: &str,
+    data: &[u8],
+    overwrite_index: Option<u64>,
+) -> Result<PutSummary> {
+    let mut put = pfs.put_files(repo, reference).await?;
+    put.start_file(path, overwrite_index).await?;
+    put.write(data).await?;
+    put.finish().await
+}
+
+async fn pieces(pfs: &Pfs, repo: &str, reference: &str, path: &str) -> Vec<Vec<u8>> {
+    let chunks: Vec<bytes::Bytes> = pfs
+        .get_file(repo, reference, path, 0, None)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    chunks.into_iter().map(|b| b.to_vec()).collect()
+}
+
+#[tokio::test]
+async fn puts_append_and_overwrite_index_keeps_leading_pieces() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let c = pfs
+        .start_commit("r", Some("mybranch"), None, "")
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        put_at(pfs, "r", &c.id, "/file.dat", b"DATA", None)
+            .await
+            .unwrap();
+    }
+    pfs.finish_commit("r", &c.id, None).await.unwrap();
+    assert_eq!(
+        read(pfs, "r", "mybranch", "/file.dat").await.unwrap(),
+        b"DATA".repeat(5)
+    );
+    let c = pfs
+        .start_commit("r", Some("mybranch"), None, "")
+        .await
+        .unwrap();
+    put_at(pfs, "r", &c.id, "file.dat", b"FOO", Some(2))
+        .await
+        .unwrap();
+    pfs.finish_commit("r", &c.id, None).await.unwrap();
+    assert_eq!(
+        pieces(pfs, "r", &c.id, "file.dat").await,
+        [b"DATA".to_vec(), b"DATA".to_vec(), b"FOO".to_vec()]
+    );
+    let (_, info) = pfs.inspect_file("r", &c.id, "/file.dat").await.unwrap();
+    assert_eq!(info.size_bytes, 11);
+    let digests: Vec<String> = info
+        .pieces
+        .iter()
+        .map(|p| p.sha512.clone().unwrap().to_hex())
+        .collect();
+    assert_eq!(digests[0], pach_storage::Sha512::of(b"DATA").to_hex());
+    assert_eq!(digests[2], pach_storage::Sha512::of(b"FOO").to_hex());
+    // Overwrite index 0 replaces; a one-off put on the branch is one commit.
+    let done = put_at(pfs, "r", "mybranch", "/file.dat", b"new", Some(0))
+        .await
+        .unwrap();
+    assert_eq!(done.files, 1);
+    assert_eq!(
+        read(pfs, "r", "mybranch", "/file.dat").await.unwrap(),
+        b"new"
+    );
+    // A finished commit named by id is refused before any content is read.
+    assert!(matches!(
+        pfs.put_files("r", &c.id).await,
+        Err(PfsError::CommitFinished { .. })
+    ));
+    // Content before a file is refused; an empty call puts nothing.
+    let mut put = pfs.put_files("r", "mybranch").await.unwrap();
+    assert!(matches!(
+        put.write(b"x").await,
+        Err(PfsError::InvalidArgument(_))
+    ));
+    let empty = pfs.put_files("r", "mybranch").await.unwrap();
+    assert_eq!(empty.finish().await.unwrap().commit, None);
+}
+
+#[tokio::test]
+async fn legacy_entries_get_their_digest_computed_on_inspect() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let mut session = pfs.content().session();
+    let mut entry = session
+        .put_bytes("/old".into(), None, b"DATA")
+        .await
+        .unwrap();
+    session.finish().await.unwrap();
+    // As written by a release that did not record pieces.
+    entry.pieces.clear();
+    pfs.write_changes("r", "master", vec![Change::Put(entry)])
+        .await
+        .unwrap();
+    let (_, info) = pfs.inspect_file("r", "master", "/old").await.unwrap();
+    assert_eq!(
+        info.pieces,
+        [pach_storage::Piece {
+            len: 4,
+            sha512: Some(pach_storage::Sha512::of(b"DATA"))
+        }]
+    );
+    // Listings report what is recorded, unknown included, without reading content.
+    let (_, listed) = pfs.list_file("r", "master", "/", false).await.unwrap();
+    let listed: Vec<FileInfo> = listed.try_collect().await.unwrap();
+    assert_eq!(listed[0].pieces[0].sha512, None);
+}
+
+#[tokio::test]
+async fn branches_list_newest_first_and_commits_by_range() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let c1 = put(pfs, "r", "master", &[("/a", b"1")]).await.unwrap();
+    let c2 = put(pfs, "r", "master", &[("/a", b"2")]).await.unwrap();
+    let c3 = put(pfs, "r", "develop", &[("/b", b"3")]).await.unwrap();
+    let names: Vec<String> = pfs
+        .list_branch("r")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.record.name)
+        .collect();
+    assert_eq!(names, ["develop", "master"]);
+    let ids = |v: Vec<CommitRecord>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(pfs.list_commit("r", None, None, 0, false).await.unwrap()),
+        [c3.clone(), c2.clone(), c1.clone()]
+    );
+    assert_eq!(
+        ids(pfs.list_commit("r", None, None, 2, true).await.unwrap()),
+        [c1.clone(), c2.clone()]
+    );
+    assert_eq!(
+        ids(pfs
+            .list_commit("r", Some(&c1), Some("master"), 0, false)
+            .await
+            .unwrap()),
+        std::slice::from_ref(&c2)
+    );
+    assert!(
+        pfs.list_commit("r", Some(&c1), None, 0, false)
+            .await
+            .is_err()
+    );
+    assert!(
+        pfs.list_commit("r", None, Some("master"), 0, true)
+            .await
+            .is_err()
+    );
+    pfs.create_branch("r", "empty", None, None).await.unwrap();
+    assert!(
+        pfs.list_commit("r", None, Some("empty"), 0, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        pfs.inspect_commit("r", "empty", false).await,
+        Err(PfsError::NoHead { .. })
+    ));
+}
+
+#[tokio::test]
+async fn subscribe_yields_commits_as_they_start() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let first = put(pfs, "r", "master", &[("/a", b"1")]).await.unwrap();
+    let mut all = pfs
+        .subscribe_commit("r", "master", None, CommitState::Started)
+        .await
+        .unwrap();
+    let mut after = pfs
+        .subscribe_commit("r", "master", Some(&first), CommitState::Started)
+        .await
+        .unwrap();
+    let mut finished = pfs
+        .subscribe_commit("r", "master", Some(&first), CommitState::Finished)
+        .await
+        .unwrap();
+    assert_eq!(all.try_next().await.unwrap().unwrap().id, first);
+    let open = pfs
+        .start_commit("r", Some("master"), None, "")
+        .await
+        .unwrap();
+    assert_eq!(all.try_next().await.unwrap().unwrap().id, open.id);
+    assert_eq!(after.try_next().await.unwrap().unwrap().id, open.id);
+    pfs.finish_commit("r", &open.id, None).await.unwrap();
+    let done = finished.try_next().await.unwrap().unwrap();
+    assert_eq!(done.id, open.id);
+    assert!(done.is_finished());
+}
+
+#[tokio::test]
+async fn walk_history_copy_and_empty_finish() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(
+        pfs,
+        "r",
+        "master",
+        &[
+            ("/file1.dat", b"DATA"),
+            ("/a/file2.dat", b"DATA"),
+            ("/a/b/file3.dat", b"DATA"),
+            ("/a/b.txt", b"x"),
+        ],
+    )
+    .await
+    .unwrap();
+    let (_, walked) = pfs.walk_file("r", "master", "/a").await.unwrap();
+    let paths: Vec<&str> = walked.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/a", "/a/b", "/a/b.txt", "/a/b/file3.dat", "/a/file2.dat"]
+    );
+    assert_eq!(walked[0].size_bytes, 9);
+    let (_, root) = pfs.walk_file("r", "master", "/").await.unwrap();
+    assert_eq!(root[0].path, "/");
+
+    put_at(pfs, "r", "master", "/file1.dat", b"MORE", None)
+        .await
+        .unwrap();
+    put(pfs, "r", "master", &[("/other", b"o")]).await.unwrap();
+    let history = pfs
+        .list_file_history("r", "master", "/file1.dat", -1)
+        .await
+        .unwrap();
+    let sizes: Vec<u64> = history.iter().map(|(_, f)| f.size_bytes).collect();
+    assert_eq!(sizes, [8, 4], "one version per change of content");
+
+    // Copy appends to the destination unless overwriting.
+    pfs.copy_file(
+        ("r", "master", "/file1.dat"),
+        ("r", "master", "/a/file2.dat"),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read(pfs, "r", "master", "/a/file2.dat").await.unwrap(),
+        b"DATADATAMORE"
+    );
+    pfs.copy_file(
+        ("r", "master", "/other"),
+        ("r", "master", "/a/file2.dat"),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read(pfs, "r", "master", "/a/file2.dat").await.unwrap(),
+        b"o"
+    );
+
+    let c = pfs
+        .start_commit("r", Some("master"), None, "")
+        .await
+        .unwrap();
+    put_at(pfs, "r", &c.id, "/dropped", b"x", None)
+        .await
+        .unwrap();
+    let done = pfs
+        .finish_commit_with("r", &c.id, None, true)
+        .await
+        .unwrap();
+    assert_eq!(done.file_count(), 0, "an empty finish keeps no files");
+}
+
+#[tokio::test]
+async fn delete_file_takes_globs_and_missing_paths() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(
+        pfs,
+        "r",
+        "master",
+        &[
+            ("/a.csv", b"1"),
+            ("/b.csv", b"2"),
+            ("/d/c.csv", b"3"),
+            ("/k", b"4"),
+        ],
+    )
+    .await
+    .unwrap();
+    pfs.delete_file("r", "master", "/*.csv").await.unwrap();
+    assert_eq!(
+        listing(pfs, "r", "master", "/").await,
+        vec![("/d".into(), true, 1), ("/k".into(), false, 1)]
+    );
+    // Nothing there: no error, nothing changes but a new commit.
+    let c = pfs.start_commit("r", None, None, "").await.unwrap();
+    pfs.delete_file("r", &c.id, "/missing").await.unwrap();
+    pfs.delete_file("r", "master", "/").await.unwrap();
+    assert!(listing(pfs, "r", "master", "/").await.is_empty());
+}
+
+#[tokio::test]
+async fn flush_waits_for_commits_with_every_given_commit_in_provenance() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    for r in ["in1", "in2", "out"] {
+        pfs.create_repo(r, "", false).await.unwrap();
+    }
+    let in1 = put(pfs, "in1", "master", &[("/a", b"1")]).await.unwrap();
+    let in2 = put(pfs, "in2", "master", &[("/a", b"2")]).await.unwrap();
+    pfs.create_branch(
+        "out",
+        "master",
+        None,
+        Some(vec![
+            BranchName {
+                repo: "in1".into(),
+                name: "master".into(),
+            },
+            BranchName {
+                repo: "in2".into(),
+                name: "master".into(),
+            },
+        ]),
+    )
+    .await
+    .unwrap();
+    let out = pfs.inspect_commit("out", "master", false).await.unwrap();
+    assert!(!out.is_finished());
+    let waiter = {
+        let pfs = pfs.clone();
+        let (in1, in2) = (in1.clone(), in2.clone());
+        tokio::spawn(async move {
+            pfs.flush_commit(&[("in1".into(), in1), ("in2".into(), in2)], &[])
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished());
+    pfs.finish_commit("out", &out.id, None).await.unwrap();
+    let flushed = waiter.await.unwrap();
+    assert_eq!(flushed.len(), 1);
+    assert_eq!(flushed[0].id, out.id);
+    // A commit no downstream commit has in its provenance flushes at once.
+    let lone = put(pfs, "in1", "other", &[("/x", b"x")]).await.unwrap();
+    assert!(
+        pfs.flush_commit(&[("in1".into(), lone)], &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+type Opened = (
+    std::sync::Arc<dyn object_store::ObjectStore>,
+    object_store::path::Path,
+);
+
+fn to((store, object): &Opened) -> (&dyn object_store::ObjectStore, &object_store::path::Path) {
+    (&**store, object)
+}
+
+#[tokio::test]
+async fn puts_from_urls_one_object_or_every_object_under_a_prefix() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("tree/sub")).unwrap();
+    std::fs::write(src.path().join("tree/a.txt"), b"A").unwrap();
+    std::fs::write(src.path().join("tree/sub/b.txt"), b"B").unwrap();
+    let url = |rel: &str| format!("file://{}/{rel}", src.path().display());
+    let policy = pach_storage::UrlPolicy::clients(vec![src.path().to_path_buf()], vec![], "");
+    let open = |u: &str| pach_storage::open_url(u, &policy).unwrap();
+    let mut put = pfs.put_files("r", "master").await.unwrap();
+    put.put_url(
+        "/one",
+        &url("tree/a.txt"),
+        to(&open(&url("tree/a.txt"))),
+        false,
+        None,
+    )
+    .await
+    .unwrap();
+    put.put_url("/copy", &url("tree"), to(&open(&url("tree"))), true, None)
+        .await
+        .unwrap();
+    let done = put.finish().await.unwrap();
+    assert_eq!(done.files, 3);
+    assert_eq!(read(pfs, "r", "master", "/one").await.unwrap(), b"A");
+    assert_eq!(read(pfs, "r", "master", "/copy/a.txt").await.unwrap(), b"A");
+    assert_eq!(
+        read(pfs, "r", "master", "/copy/sub/b.txt").await.unwrap(),
+        b"B"
+    );
+    // A URL that cannot be read fails the call and writes nothing.
+    let mut put = pfs.put_files("r", "master").await.unwrap();
+    let err = put
+        .put_url(
+            "/x",
+            &url("tree/missing"),
+            to(&open(&url("tree/missing"))),
+            false,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(
+        pfs.list_commit("r", None, None, 0, false)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }

@@ -185,19 +185,28 @@ impl Pps {
             {
                 return Ok(());
             }
-            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            let mut session = self.pfs.content().session();
-            let entry = session.put_bytes(format!("/{stamp}"), None, b"").await?;
-            session.finish().await?;
-            let mut changes = Vec::new();
-            if cron.overwrite {
-                changes.push(pach_storage::Change::Delete("/".into()));
-            }
-            changes.push(pach_storage::Change::Put(entry));
-            self.pfs
-                .for_pipeline(pipeline)
-                .write_changes(&cron.repo, "master", changes)
-                .await?;
+            self.tick(pipeline, cron).await?;
         }
+    }
+
+    /// Writes one tick: an empty file named by the time into the cron repo
+    /// (replacing the previous ticks with `overwrite`), in one commit.
+    /// Puts a tick into the cron input's repo, written as `pipeline` (whose
+    /// cron repo it is).
+    pub(crate) async fn tick(&self, pipeline: &str, cron: &crate::spec::CronInput) -> Result<()> {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let mut session = self.pfs.content().session();
+        let entry = session.put_bytes(format!("/{stamp}"), None, b"").await?;
+        session.finish().await?;
+        let mut changes = Vec::new();
+        if cron.overwrite {
+            changes.push(pach_storage::Change::Delete("/".into()));
+        }
+        changes.push(pach_storage::Change::Put(entry));
+        self.pfs
+            .for_pipeline(pipeline)
+            .write_changes(&cron.repo, "master", changes)
+            .await?;
+        Ok(())
     }
 }

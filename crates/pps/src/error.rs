@@ -19,6 +19,10 @@ pub enum PpsError {
     JobNotFound(String),
     #[error("datum '{datum}' not found in job {job}; `pachctl list datum {job}` shows its datums")]
     DatumNotFound { job: String, datum: String },
+    #[error("secret '{0}' not found; `pachctl list secret` shows the secrets")]
+    SecretNotFound(String),
+    #[error("secret '{0}' already exists; delete it first to replace it")]
+    SecretExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("invalid argument: {0}")]
@@ -36,8 +40,10 @@ impl PpsError {
         use PpsError::*;
         match self {
             InvalidSpec(_) | InvalidArgument(_) => ErrorKind::InvalidArgument,
-            PipelineNotFound(_) | JobNotFound(_) | DatumNotFound { .. } => ErrorKind::NotFound,
-            PipelineExists(_) => ErrorKind::AlreadyExists,
+            PipelineNotFound(_) | JobNotFound(_) | DatumNotFound { .. } | SecretNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            PipelineExists(_) | SecretExists(_) => ErrorKind::AlreadyExists,
             FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             Pfs(e) => e.kind(),
             Storage(_) | Meta(_) => ErrorKind::Internal,

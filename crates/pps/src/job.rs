@@ -27,7 +27,21 @@ use crate::datum::{self, Datum, InputFile};
 use crate::error::{PpsError, Result};
 use crate::pipeline::Pps;
 use crate::records::*;
+use crate::secrets::ResolvedSecrets;
 use crate::spec::Input;
+
+/// Which jobs [`Pps::list_jobs`] returns (Pachyderm's `ListJobRequest`).
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub pipeline: Option<String>,
+    /// Only jobs computed from every one of these (repo, commit or branch).
+    pub input_commits: Vec<(String, String)>,
+    /// Only the job of this output commit (repo, commit or branch).
+    pub output_commit: Option<(String, String)>,
+    /// Jobs of this many earlier versions of their pipeline too (all when
+    /// negative); 0: only jobs of the current version.
+    pub history: i64,
+}
 
 /// One leaf input of a pipeline (pfs or cron), as the job sees it.
 #[derive(Debug, Clone)]
@@ -73,7 +87,11 @@ pub(crate) struct JobContext {
     pub job_id: String,
     pub inputs: InputEntries,
     pub input_names: Vec<String>,
-    pub sandbox: Option<Arc<Sandbox>>,
+    /// The sandbox (with the pipeline's secrets), or why the job's datums
+    /// cannot run here (they fail with it).
+    pub sandbox: std::result::Result<Arc<Sandbox>, String>,
+    /// The pipeline's secrets (files already given to `sandbox`).
+    pub secrets: ResolvedSecrets,
     /// Idle sandboxes of this job on this worker.
     pub sessions: std::sync::Mutex<Vec<SandboxSession>>,
     /// Numbers the slot directories of new sandboxes.
@@ -99,7 +117,8 @@ impl JobContext {
         pipeline: PipelineRecord,
         job_id: String,
         inputs: InputEntries,
-        sandbox: Option<Arc<Sandbox>>,
+        sandbox: std::result::Result<Arc<Sandbox>, String>,
+        secrets: ResolvedSecrets,
     ) -> Self {
         let input_names = leaf_inputs(pipeline.spec.input.as_ref())
             .into_iter()
@@ -111,6 +130,7 @@ impl JobContext {
             inputs,
             input_names,
             sandbox,
+            secrets,
             sessions: std::sync::Mutex::new(Vec::new()),
             slots: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -157,9 +177,18 @@ impl Pps {
         let key = job_key(id);
         let mut watch = self.pfs.meta().watch(&key).await?;
         loop {
-            let (job, _) = load::<JobRecord>(&**self.pfs.meta(), &key)
-                .await?
-                .ok_or_else(|| PpsError::JobNotFound(id.into()))?;
+            let job = match load::<JobRecord>(&**self.pfs.meta(), &key).await? {
+                Some((job, _)) => job,
+                // A job's record appears when the controller picks up its
+                // output commit, a moment after the commit opens (as right
+                // after `run pipeline` or `restart datum`): one waiting for
+                // the job waits for that too.
+                None if wait && self.pending_output(id).await? => {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), watch.next()).await;
+                    continue;
+                }
+                None => return Err(PpsError::JobNotFound(id.into())),
+            };
             if !wait || job.state.is_terminal() {
                 return Ok(job);
             }
@@ -167,29 +196,58 @@ impl Pps {
         }
     }
 
+    /// Whether `id` is an open output commit of a pipeline, whose job is
+    /// about to start.
+    async fn pending_output(&self, id: &str) -> Result<bool> {
+        for p in self.list_pipeline_records().await? {
+            if let Some((c, _)) = load::<CommitRecord>(
+                &**self.pfs.meta(),
+                &pach_pfs::records::commit_key(p.name(), id),
+            )
+            .await?
+            {
+                return Ok(!c.is_finished());
+            }
+        }
+        Ok(false)
+    }
+
     /// Marks a job killed; its running datums are stopped and its output
-    /// commit finished without output.
+    /// commit finished without output. A job that has ended is refused (as
+    /// Pachyderm refuses to finish its finished output commit again).
     pub async fn stop_job(&self, id: &str) -> Result<()> {
+        if let Some(state) = self.kill_job(id).await? {
+            return Err(PpsError::FailedPrecondition(format!(
+                "job {id} has already ended ({}); there is nothing to stop",
+                state.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Marks a running job killed; returns the state of a job that had
+    /// already ended instead.
+    async fn kill_job(&self, id: &str) -> Result<Option<JobState>> {
         let key = job_key(id);
         loop {
             let (mut job, rev) = load::<JobRecord>(&**self.pfs.meta(), &key)
                 .await?
                 .ok_or_else(|| PpsError::JobNotFound(id.into()))?;
             if job.state.is_terminal() {
-                return Ok(());
+                return Ok(Some(job.state));
             }
             job.state = JobState::Killed;
             job.reason = "stopped by the user".into();
             let txn = Txn::new().expect(&key, rev).put(&key, encode(&job));
             if self.pfs.meta().commit(txn).await?.is_some() {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
 
     /// Deletes a job's records (stopping it first); its output commit stays.
     pub async fn delete_job(&self, id: &str) -> Result<()> {
-        self.stop_job(id).await?;
+        self.kill_job(id).await?;
         let txn = Txn::new()
             .delete(job_key(id))
             .delete_prefix(datums_prefix(id));
@@ -219,22 +277,36 @@ impl Pps {
             })
     }
 
-    /// Retries a datum of a finished job: a new job runs on the pipeline's
-    /// current inputs; datums that succeeded are reused, failed ones run
-    /// again. Returns the id of the job that will run it.
-    pub async fn restart_datum(&self, job: &str, datum: &str) -> Result<String> {
-        let d = self.inspect_datum(job, datum).await?;
+    /// Restarts a finished job's failed datums matching `filters` (all of
+    /// them when empty; see [`crate::logs::datum_matches`]): a new job runs
+    /// on the pipeline's current inputs, reusing the datums that succeeded.
+    /// Returns that job's id, or None when no matching datum failed.
+    pub async fn restart_datum(&self, job: &str, filters: &[String]) -> Result<Option<String>> {
         let j = self.inspect_job(job, false).await?;
+        let datums = self.list_datum(job).await?;
+        let matching: Vec<&DatumRecord> = datums
+            .iter()
+            .filter(|d| {
+                filters.is_empty() || filters.iter().any(|f| crate::logs::datum_matches(d, f))
+            })
+            .collect();
+        if matching.is_empty() && !filters.is_empty() {
+            return Err(PpsError::DatumNotFound {
+                job: job.into(),
+                datum: filters.join(","),
+            });
+        }
         if !j.state.is_terminal() {
             return Err(PpsError::FailedPrecondition(format!(
                 "job {job} is still running; failed datums are retried {} times, and `pachctl stop job {job}` stops it",
                 self.inspect_pipeline(&j.pipeline).await?.spec.datum_tries()
             )));
         }
-        if matches!(d.state, DatumState::Success | DatumState::Skipped) {
-            return Err(PpsError::FailedPrecondition(format!(
-                "datum {datum} of job {job} succeeded; only failed datums are restarted"
-            )));
+        if !matching
+            .iter()
+            .any(|d| matches!(d.state, DatumState::Failed | DatumState::Recovered))
+        {
+            return Ok(None);
         }
         let p = self.inspect_pipeline(&j.pipeline).await?;
         match self
@@ -243,10 +315,88 @@ impl Pps {
             .start_commit(&j.pipeline, Some(&p.spec.output_branch), None, "")
             .await
         {
-            Ok(c) => Ok(c.id),
-            Err(PfsError::CommitOpen { commit, .. }) => Ok(commit),
+            Ok(c) => Ok(Some(c.id)),
+            Err(PfsError::CommitOpen { commit, .. }) => Ok(Some(commit)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Jobs as Pachyderm's `ListJob` selects them, newest first.
+    pub async fn list_jobs(&self, f: &JobFilter) -> Result<Vec<JobRecord>> {
+        let mut wanted_inputs = Vec::new();
+        for (repo, reference) in &f.input_commits {
+            let (c, _) = self.pfs.resolve_commit(repo, reference).await?;
+            wanted_inputs.push(CommitName {
+                repo: c.repo,
+                id: c.id,
+            });
+        }
+        let output = match &f.output_commit {
+            Some((repo, reference)) => Some(self.pfs.resolve_commit(repo, reference).await?.0.id),
+            None => None,
+        };
+        let current: HashMap<String, u64> = match &f.pipeline {
+            Some(p) => [(p.clone(), self.inspect_pipeline(p).await?.version)].into(),
+            None => self
+                .list_pipeline_records()
+                .await?
+                .into_iter()
+                .map(|p| (p.name().to_string(), p.version))
+                .collect(),
+        };
+        let jobs = match &output {
+            Some(id) => match load::<JobRecord>(&**self.pfs.meta(), &job_key(id)).await? {
+                Some((j, _)) => vec![j],
+                None => vec![],
+            },
+            None => self.list_job(f.pipeline.as_deref()).await?,
+        };
+        Ok(jobs
+            .into_iter()
+            .filter(|j| f.pipeline.as_ref().is_none_or(|p| *p == j.pipeline))
+            .filter(|j| wanted_inputs.iter().all(|c| j.input_commits.contains(c)))
+            .filter(|j| {
+                // Jobs of the pipeline's current version, and of `history`
+                // earlier ones (all with a negative history).
+                let Some(v) = current.get(&j.pipeline) else {
+                    return false;
+                };
+                f.history < 0 || j.pipeline_version + f.history as u64 >= *v
+            })
+            .collect())
+    }
+
+    /// The job whose output commit is `reference` in `repo`.
+    pub async fn job_of_output(&self, repo: &str, reference: &str) -> Result<JobRecord> {
+        let (c, _) = self.pfs.resolve_commit(repo, reference).await?;
+        match load::<JobRecord>(&**self.pfs.meta(), &job_key(&c.id)).await? {
+            Some((j, _)) => Ok(j),
+            None => Err(PpsError::JobNotFound(format!(
+                "with output commit {repo}@{}",
+                c.id
+            ))),
+        }
+    }
+
+    /// Waits for every job downstream of `commits` (in `to_pipelines` only,
+    /// when given) to end, and returns them.
+    pub async fn flush_job(
+        &self,
+        commits: &[(String, String)],
+        to_pipelines: &[String],
+    ) -> Result<Vec<JobRecord>> {
+        let mut out = Vec::new();
+        for c in self.pfs.flush_commit(commits, to_pipelines).await? {
+            // Commits of other repos, or of a pipeline's stats branch, are
+            // no job's output.
+            match load::<JobRecord>(&**self.pfs.meta(), &job_key(&c.id)).await? {
+                Some((j, _)) if j.output_commit.repo == c.repo => {
+                    out.push(self.inspect_job(&j.id, true).await?);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// The logs of a datum that ran (empty for reused datums).
@@ -272,7 +422,7 @@ impl Pps {
     /// publishes them as tasks for the workers and merges their outputs.
     pub(crate) async fn run_job(
         &self,
-        pipeline: &PipelineRecord,
+        current: &PipelineRecord,
         commit: CommitRecord,
     ) -> Result<()> {
         let meta = self.pfs.meta().clone();
@@ -289,20 +439,54 @@ impl Pps {
                 return Ok(());
             }
             Some((j, _)) => j,
-            None => JobRecord {
-                id: commit.id.clone(),
-                pipeline: pipeline.name().to_string(),
-                pipeline_version: pipeline.version,
-                output_commit: output,
-                input_commits: vec![],
-                state: JobState::Starting,
-                reason: String::new(),
-                started_ns: crate::now_ns(),
-                finished_ns: None,
-                counts: DatumCounts::default(),
-            },
+            None => {
+                let pipeline = current;
+                let mut j = JobRecord {
+                    id: commit.id.clone(),
+                    pipeline: pipeline.name().to_string(),
+                    pipeline_version: pipeline.version,
+                    output_commit: output,
+                    input_commits: vec![],
+                    state: JobState::Starting,
+                    reason: String::new(),
+                    started_ns: crate::now_ns(),
+                    finished_ns: None,
+                    counts: DatumCounts::default(),
+                    stats: ProcessStats::default(),
+                    stats_commit: None,
+                    log: Vec::new(),
+                };
+                // Known from the output commit's provenance at once, so
+                // that jobs are found by input commit before they run.
+                for leaf in leaf_inputs(pipeline.spec.input.as_ref()) {
+                    if let Some(id) = self.input_commit(&commit, &leaf).await? {
+                        j.input_commits.push(CommitName {
+                            repo: leaf.repo,
+                            id,
+                        });
+                    }
+                }
+                j.note(format!(
+                    "creating new job {} for output commit {}@{} (pipeline version {})",
+                    j.id, commit.repo, commit.id, pipeline.version
+                ));
+                j
+            }
         };
-        job.pipeline_version = pipeline.version;
+        // A job runs with the spec it started with, even when the pipeline
+        // was updated since (its tasks were planned with that spec).
+        let started_with = match self
+            .pipeline_at(&job.pipeline, job.pipeline_version)
+            .await?
+        {
+            Some(p) if p.version != current.version => Some(p),
+            Some(_) => None,
+            None => {
+                job.pipeline_version = current.version;
+                None
+            }
+        };
+        let pipeline = started_with.as_ref().unwrap_or(current);
         self.save_job(&job).await?;
         let JobInputs {
             files,
@@ -318,7 +502,14 @@ impl Pps {
             Ok(d) => d,
             Err(e) => {
                 return self
-                    .end_job(job, &commit, JobState::Failure, e.to_string(), None)
+                    .end_job(
+                        pipeline,
+                        job,
+                        &commit,
+                        JobState::Failure,
+                        e.to_string(),
+                        None,
+                    )
                     .await;
             }
         };
@@ -327,6 +518,11 @@ impl Pps {
             total: datums.len() as u64,
             ..Default::default()
         };
+        job.note(format!(
+            "running {} datum(s), {} at a time",
+            datums.len(),
+            pipeline.spec.parallelism()
+        ));
         self.save_job(&job).await?;
         tracing::debug!(job = %job.id, datums = datums.len(), "job planned");
         self.publish_tasks(&job, pipeline.spec.parallelism(), datums)
@@ -349,11 +545,11 @@ impl Pps {
         match outcome {
             RunEnd::Killed => {
                 let reason = job_reason(&*meta, &job.id).await;
-                self.end_job(job, &commit, JobState::Killed, reason, None)
+                self.end_job(pipeline, job, &commit, JobState::Killed, reason, None)
                     .await
             }
             RunEnd::Failed(reason) => {
-                self.end_job(job, &commit, JobState::Failure, reason, None)
+                self.end_job(pipeline, job, &commit, JobState::Failure, reason, None)
                     .await
             }
             RunEnd::Done(outputs) => {
@@ -366,7 +562,7 @@ impl Pps {
                                 e.path
                             );
                             return self
-                                .end_job(job, &commit, JobState::Failure, reason, None)
+                                .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
                                 .await;
                         }
                         by_path.insert(e.path.clone(), (datum.clone(), e));
@@ -378,12 +574,13 @@ impl Pps {
                 {
                     let reason = format!("egress to '{}' failed: {e}", egress.url);
                     return self
-                        .end_job(job, &commit, JobState::Failure, reason, None)
+                        .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
                         .await;
                 }
                 let mut changes = vec![Change::Delete("/".into())];
                 changes.extend(entries.into_iter().map(Change::Put));
                 self.end_job(
+                    pipeline,
                     job,
                     &commit,
                     JobState::Success,
@@ -396,10 +593,11 @@ impl Pps {
     }
 
     /// Copies a job's output files to the pipeline's egress URL (any object
-    /// store URL: s3://, az://, gs://, file://), streaming each file.
+    /// store URL: s3://, az://, gs://, file:// where the URL policy allows),
+    /// streaming each file.
     async fn egress(&self, url: &str, entries: &[FileEntry]) -> Result<()> {
         use tokio::io::AsyncWriteExt;
-        let (store, prefix) = pach_storage::open_object_store(url)?;
+        let (store, prefix) = pach_storage::open_url(url, &self.urls)?;
         let content = self.pfs.content();
         for e in entries {
             let mut target = prefix.clone();
@@ -437,6 +635,7 @@ impl Pps {
 
     async fn end_job(
         &self,
+        pipeline: &PipelineRecord,
         mut job: JobRecord,
         commit: &CommitRecord,
         state: JobState,
@@ -455,7 +654,17 @@ impl Pps {
         }
         job.state = state;
         job.reason = reason;
+        if pipeline.spec.enable_stats {
+            // Stats describe the datums whatever the job's outcome, as the
+            // job's datum records do.
+            job.stats_commit = Some(self.write_stats(pipeline, &job, commit).await?);
+        }
         job.finished_ns = Some(crate::now_ns());
+        job.note(if job.reason.is_empty() {
+            format!("job ended: {}", job.state.as_str())
+        } else {
+            format!("job ended: {}: {}", job.state.as_str(), job.reason)
+        });
         let key = job_key(&job.id);
         // A job deleted while it ran stays deleted.
         if let Some((_, rev)) = load::<JobRecord>(&**self.pfs.meta(), &key).await? {
@@ -596,6 +805,8 @@ impl Pps {
                     finished_ns: crate::now_ns(),
                     log: None,
                     reason: String::new(),
+                    stats: ProcessStats::default(),
+                    source_job: Some(c.job),
                 },
                 outputs,
                 cache: None,
@@ -603,14 +814,21 @@ impl Pps {
             });
         }
         let mut log = Vec::new();
-        let (state, entries, tries, reason) = match &ctx.sandbox {
-            None => (
-                DatumState::Failed,
-                vec![],
-                0,
-                pach_worker::WorkerError::NoBubblewrap.to_string(),
-            ),
-            Some(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
+        let DatumRun {
+            state,
+            entries,
+            tries,
+            reason,
+            stats,
+        } = match &ctx.sandbox {
+            Err(why) => DatumRun {
+                state: DatumState::Failed,
+                entries: vec![],
+                tries: 0,
+                reason: why.clone(),
+                stats: ProcessStats::default(),
+            },
+            Ok(sandbox) => self.run_datum(ctx, &d, sandbox, &mut log, io).await?,
         };
         let log_key = if log.is_empty() {
             None
@@ -663,6 +881,8 @@ impl Pps {
                 finished_ns: crate::now_ns(),
                 log: log_key,
                 reason,
+                stats,
+                source_job: None,
             },
             outputs: entries,
             cache,
@@ -679,7 +899,7 @@ impl Pps {
         sandbox: &Sandbox,
         log: &mut Vec<u8>,
         io: &mut DatumIo,
-    ) -> Result<(DatumState, Vec<FileEntry>, u64, String)> {
+    ) -> Result<DatumRun> {
         let spec = &ctx.pipeline.spec;
         let t = &spec.transform;
         let mut mounts = Vec::new();
@@ -697,6 +917,7 @@ impl Pps {
         if let Some(url) = &self.s3_endpoint {
             env.push(("S3_ENDPOINT".to_string(), url.clone()));
         }
+        env.extend(ctx.secrets.env.iter().cloned());
         for i in &d.inputs {
             let (commit, entries) = ctx.inputs.get(&i.name).ok_or_else(|| {
                 PpsError::FailedPrecondition(format!("datum input '{}' has no commit", i.name))
@@ -737,13 +958,30 @@ impl Pps {
         let tries = spec.datum_tries().max(1);
         let mut reason = String::new();
         let mut attempt = 0;
+        let mut stats = ProcessStats {
+            download_bytes: mounts
+                .iter()
+                .filter(|m| !m.empty)
+                .map(|m| m.entry.size)
+                .sum(),
+            ..Default::default()
+        };
         let mut session: Option<SandboxSession> =
             ctx.sessions.lock().ok().and_then(|mut s| s.pop());
         let result = loop {
             attempt += 1;
             let step = async {
                 let (outcome, s) = self
-                    .run_fresh(ctx, sandbox, &mut session, &mounts, &command, log, io)
+                    .run_fresh(
+                        ctx,
+                        sandbox,
+                        &mut session,
+                        &mounts,
+                        &command,
+                        log,
+                        io,
+                        &mut stats,
+                    )
                     .await?;
                 let ok = outcome.code == Some(0)
                     || outcome
@@ -759,9 +997,11 @@ impl Pps {
                         (false, None) => "killed by a signal".to_string(),
                     }));
                 }
-                Ok(Ok(
-                    pach_worker::collect(&mut io.out, s.dir(), &linked).await?
-                ))
+                let upload = std::time::Instant::now();
+                let entries = pach_worker::collect(&mut io.out, s.dir(), &linked).await?;
+                stats.upload_ns += upload.elapsed().as_nanos() as u64;
+                stats.upload_bytes = entries.iter().map(|e| e.size).sum();
+                Ok(Ok(entries))
             };
             let step: std::result::Result<
                 std::result::Result<Vec<FileEntry>, String>,
@@ -779,8 +1019,8 @@ impl Pps {
                 break None;
             }
         };
-        let out = match result {
-            Some(entries) => (DatumState::Success, entries, attempt, String::new()),
+        let (state, entries, reason) = match result {
+            Some(entries) => (DatumState::Success, entries, String::new()),
             None if !t.err_cmd.is_empty() => {
                 let err = Command {
                     cmd: t.err_cmd.clone(),
@@ -792,15 +1032,24 @@ impl Pps {
                 // err_cmd sees the failed datum's /pfs, freshly written (lazy
                 // files can be read once).
                 let recovered = self
-                    .run_fresh(ctx, sandbox, &mut session, &mounts, &err, log, io)
+                    .run_fresh(
+                        ctx,
+                        sandbox,
+                        &mut session,
+                        &mounts,
+                        &err,
+                        log,
+                        io,
+                        &mut stats,
+                    )
                     .await
                     .map(|(outcome, _)| outcome);
                 match recovered {
-                    Ok(o) if o.code == Some(0) => (DatumState::Recovered, vec![], attempt, reason),
-                    _ => (DatumState::Failed, vec![], attempt, reason),
+                    Ok(o) if o.code == Some(0) => (DatumState::Recovered, vec![], reason),
+                    _ => (DatumState::Failed, vec![], reason),
                 }
             }
-            None => (DatumState::Failed, vec![], attempt, reason),
+            None => (DatumState::Failed, vec![], reason),
         };
         if let Some(mut s) = session
             && s.is_alive()
@@ -808,7 +1057,13 @@ impl Pps {
         {
             pool.push(s);
         }
-        Ok(out)
+        Ok(DatumRun {
+            state,
+            entries,
+            tries: attempt,
+            reason,
+            stats,
+        })
     }
 
     /// Runs `command` on the datum's inputs, freshly written into this
@@ -824,6 +1079,7 @@ impl Pps {
         command: &Command,
         log: &mut Vec<u8>,
         io: &mut DatumIo,
+        stats: &mut ProcessStats,
     ) -> std::result::Result<(pach_worker::Outcome, &'s mut SandboxSession), pach_worker::WorkerError>
     {
         if !session.as_mut().is_some_and(|s| s.is_alive()) {
@@ -832,6 +1088,7 @@ impl Pps {
         let s = session
             .as_mut()
             .ok_or(pach_worker::WorkerError::NoBubblewrap)?;
+        let download = std::time::Instant::now();
         s.reset().await?;
         let lazy = pach_worker::materialise(
             self.pfs.content(),
@@ -841,7 +1098,10 @@ impl Pps {
             &mut io.ahead,
         )
         .await?;
+        stats.download_ns += download.elapsed().as_nanos() as u64;
+        let process = std::time::Instant::now();
         let outcome = s.run(command, log).await;
+        stats.process_ns += process.elapsed().as_nanos() as u64;
         lazy.release().await;
         Ok((outcome?, s))
     }
@@ -855,8 +1115,19 @@ impl Pps {
         let n = ctx.slots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.scratch.join(&ctx.job_id).join(format!("slot-{n}"));
         let _ = tokio::fs::remove_dir_all(&slot).await;
-        sandbox.start(&slot).await
+        sandbox
+            .start(&slot, self.datum_network(&ctx.pipeline))
+            .await
     }
+}
+
+/// How a datum that ran ended.
+pub(crate) struct DatumRun {
+    state: DatumState,
+    entries: Vec<FileEntry>,
+    tries: u64,
+    reason: String,
+    stats: ProcessStats,
 }
 
 pub(crate) enum RunEnd {

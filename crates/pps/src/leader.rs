@@ -49,6 +49,15 @@ pub async fn lead(meta: &dyn MetaStore, me: &str) -> Result<bool> {
     Ok(meta.commit(txn).await?.is_some())
 }
 
+/// The pachd holding the lease, and when its lease ends (milliseconds since
+/// the epoch); `None` when no pachd has ever led. An expired lease is
+/// returned as it is: the caller compares with its clock.
+pub async fn current(meta: &dyn MetaStore) -> Result<Option<(String, u64)>> {
+    Ok(load::<Lease>(meta, LEADER_KEY)
+        .await?
+        .map(|(l, _)| (l.holder, l.expires_ms)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,8 +66,10 @@ mod tests {
     async fn one_leader_at_a_time_and_takeover_after_expiry() {
         let dir = tempfile::tempdir().unwrap();
         let meta = pach_meta::RedbStore::open(&dir.path().join("m.redb")).unwrap();
+        assert_eq!(current(&meta).await.unwrap(), None);
         assert!(lead(&meta, "a").await.unwrap());
         assert!(!lead(&meta, "b").await.unwrap());
+        assert_eq!(current(&meta).await.unwrap().unwrap().0, "a");
         assert!(lead(&meta, "a").await.unwrap(), "the holder renews");
         // Expire a's lease by hand: b takes over, a no longer leads.
         let expired = Lease {

@@ -8,16 +8,20 @@ pub mod cron;
 pub mod datum;
 pub mod error;
 pub mod glob;
-pub mod info;
 mod job;
 pub mod leader;
+pub mod logs;
 mod pipeline;
 pub mod records;
+mod run;
+pub mod secrets;
 pub mod spec;
+pub mod stats;
 mod tasks;
 mod worker;
 
 pub use error::{PpsError, Result};
+pub use job::JobFilter;
 pub use pipeline::Pps;
 
 pub(crate) fn now_ns() -> i64 {

@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pach_meta::{KeyValue, Txn};
-use pach_pfs::records::{decode, encode, load, load_all};
+use pach_pfs::records::{decode, encode, load};
 use pach_pfs::{BranchName, Pfs, PfsError, PipelineOutput, PipelineOutputs};
+use pach_storage::UrlPolicy;
 
 use crate::error::{PpsError, Result};
 use crate::records::*;
@@ -25,16 +27,22 @@ pub struct Pps {
     pub(crate) scratch: PathBuf,
     /// The S3 gateway's URL, given to user code as `S3_ENDPOINT`.
     pub(crate) s3_endpoint: Option<String>,
+    /// What the URLs of specs and egress may name (they come from clients).
+    pub(crate) urls: Arc<UrlPolicy>,
+    /// The network datums get unless their pipeline needs another.
+    pub(crate) datum_network: pach_worker::Network,
 }
 
 impl Pps {
     /// The pipeline layer over `pfs`; its [`Pps::pfs`] knows pipelines'
     /// outputs, so that clients writing through it are kept off them.
     pub fn new(pfs: Pfs, scratch: PathBuf) -> Self {
-        let pfs = pfs.with_pipeline_outputs(std::sync::Arc::new(OutputRecords));
+        let pfs = pfs.with_pipeline_outputs(Arc::new(OutputRecords));
         Self {
             pfs,
             scratch,
+            urls: Arc::new(UrlPolicy::default()),
+            datum_network: pach_worker::Network::Loopback,
             s3_endpoint: None,
         }
     }
@@ -45,27 +53,40 @@ impl Pps {
         self
     }
 
+    /// The same, opening the URLs of specs and egress under `policy`
+    /// (default: no local directory).
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
+        self.urls = Arc::new(policy);
+        self
+    }
+
+    /// Sets the network datums get (loopback only unless said otherwise).
+    pub fn with_datum_network(mut self, network: pach_worker::Network) -> Self {
+        self.datum_network = network;
+        self
+    }
+
+    /// The network a pipeline's datums get: the cluster's setting for every
+    /// pipeline for now (services and spouts will ask for outbound).
+    pub(crate) fn datum_network(&self, _pipeline: &PipelineRecord) -> &pach_worker::Network {
+        &self.datum_network
+    }
+
     pub fn pfs(&self) -> &Pfs {
         &self.pfs
     }
 
-    /// Creates (or, with `update`, updates) every pipeline of a spec file, in
-    /// file order. Every spec is validated against the cluster and the others
-    /// first; on any error nothing changes.
-    pub async fn create_pipelines(
+    /// Creates (or, with `update`, updates) one pipeline from a parsed spec
+    /// (`spec::parse_value`), checked against the cluster first.
+    pub async fn create_pipeline(
         &self,
-        text: &str,
+        spec: PipelineSpec,
         update: bool,
         reprocess: bool,
-    ) -> Result<Vec<String>> {
-        let specs = spec::parse_specs(text)?;
-        self.check_specs(&specs, update).await?;
-        let mut names = Vec::new();
-        for s in specs {
-            names.push(s.pipeline.name.clone());
-            self.put_pipeline(s, update, reprocess).await?;
-        }
-        Ok(names)
+    ) -> Result<()> {
+        self.check_specs(std::slice::from_ref(&spec), update)
+            .await?;
+        self.put_pipeline(spec, update, reprocess).await
     }
 
     async fn check_specs(&self, specs: &[PipelineSpec], update: bool) -> Result<()> {
@@ -94,9 +115,16 @@ impl Pps {
                     "pipeline '{name}' appears twice in the spec file"
                 )));
             }
-            match (existing.contains_key(name), update) {
-                (true, false) => return Err(PpsError::PipelineExists(name.clone())),
-                (false, _) if repos.contains(name) => {
+            self.check_secrets(s).await?;
+            match (existing.get(name), update) {
+                (Some(_), false) => return Err(PpsError::PipelineExists(name.clone())),
+                // As Pachyderm 1.9: the stats branch, once there, stays.
+                (Some(old), true) if old.spec.enable_stats && !s.enable_stats => {
+                    return Err(PpsError::InvalidSpec(format!(
+                        "pipeline '{name}': enable_stats: stats cannot be disabled once enabled; keep \"enable_stats\": true"
+                    )));
+                }
+                (None, _) if repos.contains(name) => {
                     return Err(PpsError::InvalidSpec(format!(
                         "pipeline '{name}': its output repo '{name}' already exists as a plain repo; delete it or choose another pipeline name"
                     )));
@@ -117,6 +145,12 @@ impl Pps {
                         )));
                     }
                 }
+            }
+            if let Some(egress) = &s.egress {
+                // Refused now rather than at the end of the first job.
+                pach_storage::open_url(&egress.url, &self.urls).map_err(|e| {
+                    PpsError::InvalidSpec(format!("pipeline '{name}': egress.URL: {e}"))
+                })?;
             }
             repos.insert(name.clone());
             repos.extend(cron_repos(s));
@@ -152,7 +186,7 @@ impl Pps {
             pfs.create_repo(&name, &format!("Output repo for pipeline {name}."), false)
                 .await?;
         }
-        let (record, rev) = match existing {
+        let (record, rev) = match existing.clone() {
             Some((old, rev)) if update => {
                 let salt = if reprocess || !spec.salt.is_empty() && spec.salt != old.spec.salt {
                     new_salt(&spec)
@@ -184,7 +218,11 @@ impl Pps {
                 0,
             ),
         };
-        let txn = Txn::new().expect(&key, rev).put(&key, encode(&record));
+        let mut txn = Txn::new().expect(&key, rev).put(&key, encode(&record));
+        if let Some((old, _)) = &existing {
+            // The version being replaced, for `list pipeline --history`.
+            txn = txn.put(pipeline_version_key(&name, old.version), encode(old));
+        }
         if self.pfs.meta().commit(txn).await?.is_none() {
             return Err(PpsError::FailedPrecondition(format!(
                 "pipeline '{name}' was changed concurrently; retry"
@@ -230,12 +268,73 @@ impl Pps {
         Ok(())
     }
 
+    /// The current record of every pipeline (not their earlier versions).
     pub(crate) async fn list_pipeline_records(&self) -> Result<Vec<PipelineRecord>> {
-        Ok(load_all::<PipelineRecord>(&**self.pfs.meta(), PIPELINES)
+        Ok(self
+            .pipeline_keys(PIPELINES)
             .await?
             .into_iter()
-            .map(|(p, _)| p)
+            .filter(|(key, _)| !key[PIPELINES.len()..].contains('/'))
+            .map(|(_, p)| p)
             .collect())
+    }
+
+    async fn pipeline_keys(&self, prefix: &str) -> Result<Vec<(String, PipelineRecord)>> {
+        const PAGE: usize = 1000;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.pfs.meta().list(prefix, after.as_deref(), PAGE).await?;
+            for kv in &page {
+                out.push((kv.key.clone(), decode::<PipelineRecord>(kv)?));
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.key.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The record of version `version` of a pipeline (current or earlier);
+    /// None when that version is not kept (updated before versions were).
+    pub(crate) async fn pipeline_at(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<PipelineRecord>> {
+        let current = self.inspect_pipeline(name).await?;
+        if current.version == version {
+            return Ok(Some(current));
+        }
+        Ok(
+            load::<PipelineRecord>(&**self.pfs.meta(), &pipeline_version_key(name, version))
+                .await?
+                .map(|(p, _)| p),
+        )
+    }
+
+    /// A pipeline's current record and, newest first, up to `history` of
+    /// its earlier versions (all of them when negative), as Pachyderm's
+    /// `history` counts them.
+    pub async fn pipeline_history(&self, name: &str, history: i64) -> Result<Vec<PipelineRecord>> {
+        let current = self.inspect_pipeline(name).await?;
+        let mut out = vec![current];
+        if history != 0 {
+            let mut older: Vec<PipelineRecord> = self
+                .pipeline_keys(&pipeline_versions_prefix(name))
+                .await?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            older.sort_by_key(|p| std::cmp::Reverse(p.version));
+            let keep = if history < 0 {
+                older.len()
+            } else {
+                history as usize
+            };
+            out.extend(older.into_iter().take(keep));
+        }
+        Ok(out)
     }
 
     pub async fn inspect_pipeline(&self, name: &str) -> Result<PipelineRecord> {
@@ -365,6 +464,7 @@ impl Pps {
             let jobs = self.list_job(Some(t)).await?;
             let mut txn = Txn::new()
                 .delete(pipeline_key(t))
+                .delete_prefix(pipeline_versions_prefix(t))
                 .delete_prefix(cache_prefix(t));
             for j in &jobs {
                 txn = txn

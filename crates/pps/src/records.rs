@@ -2,6 +2,8 @@
 //! every metadata backend):
 //!
 //! - `pps/pipelines/<pipeline>`: the spec, its version, state and salt;
+//! - `pps/pipelines/<pipeline>/<version>`: the record as it was before each
+//!   update (`list pipeline --history`);
 //! - `pps/jobs/<job id>`: one per output commit (the job id is the output
 //!   commit's id, so a job and its commit are found from each other);
 //! - `pps/datums/<job id>/<datum id>`: what each datum of a job did;
@@ -10,7 +12,9 @@
 //! - `pps/tasks/<job id>/<n>`: a running job's datums, in shares that workers
 //!   claim (gone when the job ends);
 //! - `pps/slots/<job id>/<k>`: the job's `parallelism` seats; a worker holds
-//!   one while it runs a task of the job.
+//!   one while it runs a task of the job;
+//! - `pps/secrets/<name>`: secrets given to user code. Left out of extracts,
+//!   as Pachyderm leaves them out (it keeps them in Kubernetes).
 //!
 //! Datum outputs and logs, and the datum lists and outputs of tasks, live in
 //! the bucket; records only name them.
@@ -28,9 +32,20 @@ pub const DATUMS: &str = "pps/datums/";
 pub const CACHE: &str = "pps/cache/";
 pub const TASKS: &str = "pps/tasks/";
 pub const SLOTS: &str = "pps/slots/";
+pub const SECRETS: &str = "pps/secrets/";
 
 pub fn pipeline_key(name: &str) -> String {
     format!("{PIPELINES}{name}")
+}
+/// The record of `name` before its update to `version + 1`.
+pub fn pipeline_version_key(name: &str, version: u64) -> String {
+    format!("{PIPELINES}{name}/{version:010}")
+}
+pub fn pipeline_versions_prefix(name: &str) -> String {
+    format!("{PIPELINES}{name}/")
+}
+pub fn secret_key(name: &str) -> String {
+    format!("{SECRETS}{name}")
 }
 pub fn job_key(id: &str) -> String {
     format!("{JOBS}{id}")
@@ -126,6 +141,37 @@ pub struct DatumCounts {
     pub recovered: u64,
 }
 
+/// Where a datum's time went and how many bytes it moved (Pachyderm's
+/// `ProcessStats`); a job's are the sums over the datums it ran.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessStats {
+    /// Writing the datum's inputs into its sandbox.
+    pub download_ns: u64,
+    /// Running user code.
+    pub process_ns: u64,
+    /// Storing what user code left in `/pfs/out`.
+    pub upload_ns: u64,
+    pub download_bytes: u64,
+    pub upload_bytes: u64,
+}
+
+impl ProcessStats {
+    pub fn add(&mut self, o: &ProcessStats) {
+        self.download_ns += o.download_ns;
+        self.process_ns += o.process_ns;
+        self.upload_ns += o.upload_ns;
+        self.download_bytes += o.download_bytes;
+        self.upload_bytes += o.upload_bytes;
+    }
+}
+
+/// A line the job's runner logged (Pachyderm's "master" logs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobLogLine {
+    pub ts_ns: i64,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobRecord {
     pub id: String,
@@ -138,6 +184,25 @@ pub struct JobRecord {
     pub started_ns: i64,
     pub finished_ns: Option<i64>,
     pub counts: DatumCounts,
+    /// Sums over the datums this job ran (reused ones cost nothing).
+    #[serde(default)]
+    pub stats: ProcessStats,
+    /// With `enable_stats`: the commit of the output repo's `stats` branch
+    /// that describes every datum of the job, once the job has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_commit: Option<CommitName>,
+    /// What the runner did, a few lines per job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<JobLogLine>,
+}
+
+impl JobRecord {
+    pub(crate) fn note(&mut self, message: impl Into<String>) {
+        self.log.push(JobLogLine {
+            ts_ns: crate::now_ns(),
+            message: message.into(),
+        });
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -167,6 +232,11 @@ pub struct DatumRecord {
     /// The bucket object holding the datum's logs, when it ran.
     pub log: Option<String>,
     pub reason: String,
+    #[serde(default)]
+    pub stats: ProcessStats,
+    /// For a reused datum: the job that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_job: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -220,12 +290,27 @@ pub struct TaskRecord {
     /// Datums ended so far, by outcome.
     #[serde(default)]
     pub counts: DatumCounts,
+    /// Sums of the stats of the datums run so far.
+    #[serde(default)]
+    pub stats: ProcessStats,
     /// The first datum that failed, and why.
     #[serde(default)]
     pub failure: Option<(String, String)>,
     /// Bucket object holding the outputs of every datum, once done.
     #[serde(default)]
     pub result: Option<String>,
+}
+
+/// A secret: named values user code receives (as environment variables or
+/// files, per `transform.secrets`). Values are hex-encoded bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub name: String,
+    /// Kubernetes' secret type, kept as given (`Opaque` by default).
+    #[serde(default)]
+    pub kind: String,
+    pub data: std::collections::BTreeMap<String, String>,
+    pub created_ns: i64,
 }
 
 /// One of a job's `parallelism` seats, held by the worker running a task.

@@ -16,6 +16,49 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
+/// Integers as numbers or as decimal strings: protobuf's JSON mapping writes
+/// 64-bit integers as strings (`"datum_tries": "3"`), and Pachyderm reads
+/// specs through it, so both spellings are the same spec.
+mod int {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Int {
+        Number(serde_json::Number),
+        Text(String),
+    }
+
+    fn parse<T: std::str::FromStr, E: Error>(v: Int) -> Result<T, E> {
+        let text = match v {
+            Int::Number(n) => n.to_string(),
+            Int::Text(t) => t,
+        };
+        text.trim().parse::<T>().map_err(|_| {
+            E::custom(format!(
+                "invalid value '{text}': expected an integer (a number or a string of digits)"
+            ))
+        })
+    }
+
+    pub fn de<'de, D: Deserializer<'de>, T: std::str::FromStr>(d: D) -> Result<T, D::Error> {
+        parse(Int::deserialize(d)?)
+    }
+
+    pub fn de_opt<'de, D: Deserializer<'de>, T: std::str::FromStr>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Option::<Int>::deserialize(d)?.map(parse).transpose()
+    }
+
+    pub fn de_vec<'de, D: Deserializer<'de>, T: std::str::FromStr>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Vec::<Int>::deserialize(d)?.into_iter().map(parse).collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineRef {
@@ -44,7 +87,11 @@ pub struct PipelineSpec {
     pub input: Option<Input>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism_spec: Option<ParallelismSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int::de_opt"
+    )]
     pub datum_tries: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datum_timeout: Option<String>,
@@ -68,7 +115,11 @@ pub struct PipelineSpec {
     pub cache_size: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub enable_stats: bool,
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "int::de"
+    )]
     pub max_queue_size: i64,
     #[serde(default, skip_serializing_if = "is_default")]
     pub reprocess: bool,
@@ -84,6 +135,9 @@ pub struct PipelineSpec {
     pub spout: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_spec: Option<serde_json::Value>,
+    /// Pachyderm 1.9's hashtree sharding on Kubernetes: recorded only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashtree_spec: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -107,14 +161,18 @@ pub struct Transform {
     pub image: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub working_dir: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "int::de_vec"
+    )]
     pub accept_return_code: Vec<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub err_cmd: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub err_stdin: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<serde_json::Value>,
+    pub secrets: Vec<SecretRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<String>,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -125,10 +183,30 @@ pub struct Transform {
     pub dockerfile: String,
 }
 
+/// A secret (`pachctl create secret`) given to user code: one key of it as
+/// the environment variable `env_var`, or every key as a file under
+/// `mount_path`. Only the secret's name is part of the spec, never a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub key: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mount_path: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub env_var: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelismSpec {
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "int::de"
+    )]
     pub constant: u64,
     #[serde(default, skip_serializing_if = "is_default")]
     pub coefficient: f64,
@@ -249,14 +327,332 @@ impl PipelineSpec {
     }
 }
 
-/// Durations as Pachyderm writes them ("30s", "1m30s", "2h").
-fn parse_duration(s: &str) -> std::result::Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(s.trim())
+/// Durations as Pachyderm writes them ("30s", "1m30s", "2h"), and as
+/// protobuf's JSON mapping does (seconds with a fraction: "1.5s").
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, humantime::DurationError> {
+    let s = s.trim();
+    if let Some(secs) = s.strip_suffix('s')
+        && let Ok(secs) = secs.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    humantime::parse_duration(s)
+}
+
+/// One spec given as a JSON value (as the API receives it), with defaults
+/// applied and validated.
+pub fn parse_value(value: serde_json::Value) -> Result<PipelineSpec> {
+    let mut spec: PipelineSpec =
+        serde_json::from_value(value).map_err(|e| PpsError::InvalidSpec(e.to_string()))?;
+    normalize(&mut spec);
+    validate(&spec)?;
+    Ok(spec)
+}
+
+/// Largest spec file accepted, in bytes. Pachyderm's specs are a few
+/// kilobytes; the bound keeps parsing time small whatever a client sends.
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+
+/// Deepest nesting accepted (as [`nesting_exceeds`] counts it: close to the
+/// number of nested maps and lists). Pachyderm's inputs nest a few levels
+/// (`input` / `cross` / a list / `pfs`); YAML parsers take time quadratic in
+/// the depth of what they parse.
+pub const MAX_SPEC_DEPTH: usize = 64;
+
+/// Refuses, before any parser sees it, a spec larger than
+/// [`MAX_SPEC_BYTES`] or nested deeper than [`MAX_SPEC_DEPTH`].
+pub fn check_spec_bounds(text: &str) -> Result<()> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(PpsError::InvalidSpec(format!(
+            "the spec file is {} bytes, more than the limit of {MAX_SPEC_BYTES} bytes (1 MiB); \
+             a pipeline spec is a few kilobytes: check that the file is the spec, or split it",
+            text.len()
+        )));
+    }
+    if let Some(line) = nesting_exceeds(text, MAX_SPEC_DEPTH) {
+        return Err(PpsError::InvalidSpec(format!(
+            "the spec nests maps and lists more than {MAX_SPEC_DEPTH} levels deep (at line \
+             {line}), the limit; pipeline specs need a few levels (input, cross, pfs): check \
+             the input section"
+        )));
+    }
+    Ok(())
+}
+
+/// The line at which the nesting of the JSON or YAML `text` passes `limit`,
+/// found by one pass over the bytes, without parsing.
+///
+/// It follows block collections by the columns of their indicators (`- `,
+/// `? `, `key: `; a list may sit at its parent key's column) and flow
+/// collections (`[`, `{`) outside quoted scalars and comments, and skips the
+/// text of block scalars (`|`, `>`) and of plain scalars continued on more
+/// indented lines. For what a YAML parser accepts, the count is the depth of
+/// nested maps and lists, or above it (a few odd forms count a level twice).
+pub fn nesting_exceeds(text: &str, limit: usize) -> Option<usize> {
+    let mut scan = NestingScan::default();
+    for (n, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        scan.line(line);
+        if scan.deepest > limit {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// One open block collection: a map or a list whose indicators sit at `col`.
+struct BlockLevel {
+    col: usize,
+    map: bool,
+    /// A map whose current value is a list at the map's own column
+    /// (`key:` then `- item` below it): one more level.
+    list_value: bool,
+}
+
+/// The state of [`nesting_exceeds`] between lines.
+#[derive(Default)]
+struct NestingScan {
+    levels: Vec<BlockLevel>,
+    /// The block depth `levels` makes.
+    depth: usize,
+    /// The deepest nesting seen so far.
+    deepest: usize,
+    /// Open flow collections, and the block depth they started at.
+    flow_depth: usize,
+    flow_base: usize,
+    /// In a flow collection: the next non-blank byte starts a node (so a
+    /// quote there opens a quoted scalar rather than being plain text).
+    node_start: bool,
+    /// Inside a quoted scalar that goes on to the next line.
+    quote: Option<u8>,
+    /// Lines of scalar text follow: those indented at least `.0` (and, once
+    /// known, at least the first one's indentation `.1`).
+    text_below: Option<(usize, Option<usize>)>,
+}
+
+fn blank_byte(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// The index after the quote closing a scalar opened by `quote`, searching
+/// from `from`; `None` when it goes on past the line.
+fn close_quote(line: &[u8], from: usize, quote: u8) -> Option<usize> {
+    let mut p = from;
+    while p < line.len() {
+        match line[p] {
+            b'\\' if quote == b'"' => p += 2,
+            b'\'' if quote == b'\'' && line.get(p + 1) == Some(&b'\'') => p += 2,
+            b if b == quote => return Some(p + 1),
+            _ => p += 1,
+        }
+    }
+    None
+}
+
+impl NestingScan {
+    fn seen(&mut self, depth: usize) {
+        self.deepest = self.deepest.max(depth);
+    }
+
+    /// A block entry (`-`: a list's, else a map's) at `col`; `line_start`
+    /// when it is the first thing on its line (so it may continue a
+    /// collection at the same column).
+    fn entry(&mut self, col: usize, map: bool, line_start: bool) {
+        if line_start && let Some(top) = self.levels.last_mut().filter(|l| l.col == col) {
+            match (top.map, map) {
+                (true, false) if !top.list_value => {
+                    top.list_value = true;
+                    self.depth += 1;
+                }
+                (true, true) if top.list_value => {
+                    top.list_value = false;
+                    self.depth -= 1;
+                }
+                (false, true) => {
+                    // A map where a list was: the list ended.
+                    self.levels.pop();
+                    self.depth -= 1;
+                    self.levels.push(BlockLevel {
+                        col,
+                        map,
+                        list_value: false,
+                    });
+                    self.depth += 1;
+                }
+                _ => {}
+            }
+        } else {
+            self.levels.push(BlockLevel {
+                col,
+                map,
+                list_value: false,
+            });
+            self.depth += 1;
+        }
+        self.seen(self.depth);
+    }
+
+    /// Scans one line.
+    fn line(&mut self, line: &[u8]) {
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
+        let blank = line[indent..].iter().all(|&b| blank_byte(b));
+        if let Some(quote) = self.quote {
+            if let Some(end) = close_quote(line, 0, quote) {
+                self.quote = None;
+                self.scan(line, end, indent, false);
+            }
+            return;
+        }
+        if let Some((min, content)) = self.text_below {
+            if blank {
+                return;
+            }
+            match content {
+                None if indent >= min => {
+                    self.text_below = Some((min, Some(indent)));
+                    return;
+                }
+                Some(c) if indent >= c => return,
+                _ => self.text_below = None,
+            }
+        }
+        if self.flow_depth > 0 {
+            return self.scan(line, 0, indent, false);
+        }
+        if blank || line[indent] == b'#' || line[0] == b'%' {
+            return;
+        }
+        let marker = line.starts_with(b"---") || line.starts_with(b"...");
+        if marker && line.get(3).is_none_or(|&b| blank_byte(b)) {
+            self.levels.clear();
+            self.depth = 0;
+            return self.scan(line, 3, 0, false);
+        }
+        while self.levels.last().is_some_and(|l| l.col > indent) {
+            if let Some(l) = self.levels.pop() {
+                self.depth -= 1 + usize::from(l.list_value);
+            }
+        }
+        self.scan(line, indent, indent, true);
+    }
+
+    /// Scans `line` from `pos`, the innermost block node starting at column
+    /// `node_col`; `line_start` while nothing before `pos` was a node.
+    fn scan(&mut self, line: &[u8], mut pos: usize, mut node_col: usize, mut line_start: bool) {
+        let len = line.len();
+        while pos < len {
+            let c = line[pos];
+            if self.flow_depth > 0 {
+                match c {
+                    b'[' | b'{' => {
+                        self.flow_depth += 1;
+                        self.node_start = true;
+                        self.seen(self.flow_base + self.flow_depth);
+                    }
+                    b']' | b'}' => {
+                        self.flow_depth -= 1;
+                        self.node_start = false;
+                    }
+                    b',' | b':' | b'?' => self.node_start = true,
+                    b'"' | b'\'' if self.node_start => match close_quote(line, pos + 1, c) {
+                        Some(end) => {
+                            self.node_start = false;
+                            pos = end;
+                            continue;
+                        }
+                        None => {
+                            self.quote = Some(c);
+                            return;
+                        }
+                    },
+                    b'#' if pos == 0 || blank_byte(line[pos - 1]) => return,
+                    b' ' | b'\t' => {}
+                    _ => self.node_start = false,
+                }
+                pos += 1;
+                continue;
+            }
+            let then_blank = line.get(pos + 1).is_none_or(|&b| blank_byte(b));
+            match c {
+                b' ' | b'\t' => pos += 1,
+                b'#' => return,
+                b'-' | b'?' if then_blank => {
+                    self.entry(pos, c == b'?', line_start);
+                    line_start = false;
+                    node_col = pos;
+                    pos += 1;
+                }
+                b':' if then_blank => {
+                    line_start = false;
+                    pos += 1;
+                }
+                b'[' | b'{' => {
+                    line_start = false;
+                    self.flow_base = self.depth;
+                    self.flow_depth = 1;
+                    self.node_start = true;
+                    self.seen(self.depth + 1);
+                    pos += 1;
+                }
+                b'|' | b'>' => {
+                    self.text_below = Some((node_col + 1, None));
+                    return;
+                }
+                b'&' | b'!' | b'*' => {
+                    // Anchors, tags and aliases end at a blank or a flow indicator.
+                    pos += 1;
+                    while pos < len && !blank_byte(line[pos]) && !b"[]{},".contains(&line[pos]) {
+                        pos += 1;
+                    }
+                }
+                _ => {
+                    // A scalar: a key when `: ` follows, else a value (which
+                    // more indented lines may continue).
+                    let start = pos;
+                    let mut p = pos;
+                    if c == b'"' || c == b'\'' {
+                        match close_quote(line, pos + 1, c) {
+                            Some(end) => p = end,
+                            None => {
+                                self.quote = Some(c);
+                                return;
+                            }
+                        }
+                    }
+                    let colon = loop {
+                        if p >= len {
+                            break None;
+                        }
+                        let b = line[p];
+                        if b == b':' && line.get(p + 1).is_none_or(|&b| blank_byte(b)) {
+                            break Some(p);
+                        }
+                        if b == b'#' && p > 0 && blank_byte(line[p - 1]) {
+                            break None;
+                        }
+                        p += 1;
+                    };
+                    let Some(colon) = colon else {
+                        self.text_below = Some((node_col + 1, Some(node_col + 1)));
+                        return;
+                    };
+                    self.entry(start, true, line_start);
+                    line_start = false;
+                    node_col = start;
+                    pos = colon + 1;
+                }
+            }
+        }
+    }
 }
 
 /// Parses one or several specs (JSON objects one after another, or YAML
 /// documents separated by `---`), applies defaults and validates each.
+/// Specs beyond [`MAX_SPEC_BYTES`] or [`MAX_SPEC_DEPTH`] are refused first.
 pub fn parse_specs(text: &str) -> Result<Vec<PipelineSpec>> {
+    check_spec_bounds(text)?;
     let trimmed = text.trim_start();
     let mut specs = Vec::new();
     if trimmed.starts_with('{') {
@@ -409,7 +805,93 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
     {
         return Err(err("egress.URL", "is required when egress is set".into()));
     }
+    for (i, s) in spec.transform.secrets.iter().enumerate() {
+        validate_secret(s, &format!("transform.secrets[{i}]"), &err)?;
+    }
     Ok(())
+}
+
+/// A secret reference names an existing-looking secret and says how user
+/// code gets it: one key as an environment variable, or all keys as files.
+fn validate_secret(
+    s: &SecretRef,
+    path: &str,
+    err: &dyn Fn(&str, String) -> PpsError,
+) -> Result<()> {
+    if !valid_secret_name(&s.name) {
+        return Err(err(
+            &format!("{path}.name"),
+            format!(
+                "'{}' is not a secret name (1 to 253 lowercase letters, digits, '-' or '.')",
+                s.name
+            ),
+        ));
+    }
+    match (s.env_var.is_empty(), s.mount_path.is_empty()) {
+        (false, false) | (true, true) => Err(err(
+            path,
+            "set either env_var (with key) or mount_path".into(),
+        )),
+        (false, true) => {
+            let ident = s
+                .env_var
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_ascii_digit())
+                && s.env_var
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ident {
+                return Err(err(
+                    &format!("{path}.env_var"),
+                    format!(
+                        "'{}' is not an environment variable name (letters, digits and '_', not starting with a digit)",
+                        s.env_var
+                    ),
+                ));
+            }
+            if s.key.is_empty() {
+                return Err(err(
+                    &format!("{path}.key"),
+                    "is required with env_var (the key of the secret to put in it)".into(),
+                ));
+            }
+            Ok(())
+        }
+        (true, false) => {
+            let p = &s.mount_path;
+            let clean = p.starts_with('/')
+                && p.len() > 1
+                && p[1..]
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..");
+            if !clean {
+                return Err(err(
+                    &format!("{path}.mount_path"),
+                    format!("'{p}' is not an absolute directory path like /secrets/db"),
+                ));
+            }
+            if p == "/pfs" || p.starts_with("/pfs/") || p == "/tmp" || p.starts_with("/tmp/") {
+                return Err(err(
+                    &format!("{path}.mount_path"),
+                    format!(
+                        "'{p}' is inside /pfs or /tmp, which hold the datum; choose another directory"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Kubernetes' secret names (DNS subdomains), which Pachyderm's secrets are.
+pub fn valid_secret_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn validate_input(
@@ -709,6 +1191,57 @@ mod tests {
     }
 
     #[test]
+    fn integers_as_strings_and_protobuf_durations_are_the_same_spec() {
+        let a = one(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"],"accept_return_code":[1,"2"]},"datum_tries":"4","max_queue_size":"7","parallelism_spec":{"constant":"3"},"datum_timeout":"1.5s","input":{"pfs":{"repo":"r","glob":"/"}}}"#,
+        );
+        assert_eq!(a.datum_tries(), 4);
+        assert_eq!(a.max_queue_size, 7);
+        assert_eq!(a.parallelism(), 3);
+        assert_eq!(a.transform.accept_return_code, [1, 2]);
+        assert_eq!(a.datum_timeout(), Some(Duration::from_millis(1500)));
+        let m = invalid(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"datum_tries":"many","input":{"pfs":{"repo":"r","glob":"/"}}}"#,
+        );
+        assert!(m.contains("'many'") && m.contains("integer"), "{m}");
+    }
+
+    #[test]
+    fn secrets_say_how_user_code_gets_them() {
+        let with = |secret: &str| {
+            format!(
+                r#"{{"pipeline":{{"name":"p"}},"transform":{{"cmd":["sh"],"secrets":[{secret}]}},"input":{{"pfs":{{"repo":"r","glob":"/"}}}}}}"#
+            )
+        };
+        let s = one(&with(r#"{"name":"db","env_var":"PW","key":"password"}"#));
+        assert_eq!(s.transform.secrets[0].key, "password");
+        one(&with(r#"{"name":"tls.certs","mount_path":"/secrets/tls"}"#));
+        for (secret, needle) in [
+            (r#"{"name":"db"}"#, "either env_var"),
+            (
+                r#"{"name":"db","env_var":"PW","mount_path":"/s"}"#,
+                "either env_var",
+            ),
+            (r#"{"name":"db","env_var":"PW"}"#, "secrets[0].key"),
+            (
+                r#"{"name":"db","env_var":"1PW","key":"k"}"#,
+                "secrets[0].env_var",
+            ),
+            (
+                r#"{"name":"Bad_Name","env_var":"PW","key":"k"}"#,
+                "secrets[0].name",
+            ),
+            (r#"{"name":"db","mount_path":"secrets"}"#, "absolute"),
+            (r#"{"name":"db","mount_path":"/pfs/x"}"#, "inside /pfs"),
+            (r#"{"name":"db","mount_path":"/a/../etc"}"#, "absolute"),
+            (r#"{"name":"db","value":"x"}"#, "unknown field `value`"),
+        ] {
+            let m = invalid(&with(secret));
+            assert!(m.contains(needle), "{secret} => {m}");
+        }
+    }
+
+    #[test]
     fn durations_tries_and_parallelism() {
         let s = one(
             r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"datum_tries":1,"datum_timeout":"1m30s","job_timeout":"2h","parallelism_spec":{"constant":4},"input":{"pfs":{"repo":"r","glob":"/"}}}"#,
@@ -717,5 +1250,121 @@ mod tests {
         assert_eq!(s.datum_timeout(), Some(Duration::from_secs(90)));
         assert_eq!(s.job_timeout(), Some(Duration::from_secs(7200)));
         assert_eq!(s.parallelism(), 4);
+    }
+
+    /// The nesting that once held pachd's CPU: 50,000 levels in each of the
+    /// forms YAML and JSON allow, refused before parsing. (Parsed, the YAML
+    /// ones inside a spec took 7 to 60 s in a debug build, growing with the
+    /// square of the depth; the parser's own recursion limit only stops it
+    /// after that.)
+    #[test]
+    fn deeply_nested_specs_are_refused_fast() {
+        const DEEP: usize = 50_000;
+        let forms = [
+            (
+                "flow lists",
+                format!("{}{}", "[".repeat(DEEP), "]".repeat(DEEP)),
+            ),
+            (
+                "flow maps",
+                format!("{}1{}", "{a: ".repeat(DEEP), "}".repeat(DEEP)),
+            ),
+            ("block lists", format!("{}x\n", "- ".repeat(DEEP))),
+            (
+                "json",
+                format!("{}1{}", "{\"a\":".repeat(DEEP), "}".repeat(DEEP)),
+            ),
+            (
+                "description",
+                format!(
+                    "pipeline: {{name: p}}\ndescription: {}{}\n",
+                    "[".repeat(DEEP),
+                    "]".repeat(DEEP)
+                ),
+            ),
+            (
+                "spec input",
+                format!(
+                    "pipeline: {{name: p}}\ntransform: {{cmd: [sh]}}\ninput: {}{{pfs: {{repo: r, glob: /}}}}{}\n",
+                    "{cross: [".repeat(DEEP),
+                    "]}".repeat(DEEP)
+                ),
+            ),
+        ];
+        for (form, text) in forms {
+            let started = std::time::Instant::now();
+            let m = invalid(&text);
+            assert!(m.contains("more than 64 levels"), "{form}: {m}");
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "{form}: {:?}",
+                started.elapsed()
+            );
+        }
+        // Indentation alone, as deep as fits in the size limit.
+        let mut text = String::new();
+        for level in 0..1000 {
+            text.push_str(&" ".repeat(level));
+            text.push_str("a:\n");
+        }
+        assert!(invalid(&text).contains("64 levels"));
+        let big = format!("description: {}\n", "x".repeat(MAX_SPEC_BYTES));
+        assert!(invalid(&big).contains("1 MiB"));
+    }
+
+    /// The count is the real depth of what serializers write, in JSON
+    /// (compact and pretty) and YAML.
+    #[test]
+    fn nesting_estimate_bounds_the_real_depth() {
+        fn real_depth(v: &serde_json::Value) -> usize {
+            match v {
+                serde_json::Value::Array(items) => {
+                    1 + items.iter().map(real_depth).max().unwrap_or(0)
+                }
+                serde_json::Value::Object(m) => 1 + m.values().map(real_depth).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+        for levels in 1..40 {
+            let mut value = serde_json::json!("leaf");
+            for level in 0..levels {
+                value = if level % 2 == 0 {
+                    serde_json::json!({ "k": value, "other": [1, 2] })
+                } else {
+                    serde_json::json!([0, value])
+                };
+            }
+            let depth = real_depth(&value);
+            let texts = [
+                serde_json::to_string(&value).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap(),
+                serde_yaml_ng::to_string(&value).unwrap(),
+            ];
+            for text in texts {
+                assert!(
+                    nesting_exceeds(&text, depth - 1).is_some(),
+                    "depth {depth} not seen in:\n{text}"
+                );
+                assert!(
+                    nesting_exceeds(&text, depth).is_none(),
+                    "depth {depth} counted beyond:\n{text}"
+                );
+            }
+        }
+    }
+
+    /// What looks like nesting inside scalars, quotes, comments and block
+    /// text is text.
+    #[test]
+    fn brackets_in_text_are_not_nesting() {
+        let noise = "[[[[{{{{".repeat(20);
+        let text = format!(
+            "# {noise}\npipeline:\n  name: p # {noise}\ndescription: it's a [[[[ pipeline\n  continued {noise}\n\
+             transform:\n  cmd: [sh, '{noise}', \"{noise}\"]\n  stdin:\n  - |\n    awk '{noise}'\n\n    {noise}\n\
+             input:\n  pfs: {{repo: r, glob: \"/*\"}}\n"
+        );
+        let s = one(&text);
+        assert_eq!(s.transform.cmd[1], noise);
+        assert!(s.transform.stdin[0].contains(&noise));
     }
 }

@@ -98,6 +98,7 @@ impl Pps {
                 expires_ms: 0,
                 claims: 0,
                 counts: DatumCounts::default(),
+                stats: ProcessStats::default(),
                 failure: None,
                 result: None,
             };
@@ -124,14 +125,17 @@ impl Pps {
                 total: job.counts.total,
                 ..Default::default()
             };
+            let mut stats = ProcessStats::default();
             for (t, _) in &tasks {
+                stats.add(&t.stats);
                 counts.processed += t.counts.processed;
                 counts.skipped += t.counts.skipped;
                 counts.failed += t.counts.failed;
                 counts.recovered += t.counts.recovered;
             }
-            if counts != job.counts {
+            if counts != job.counts || stats != job.stats {
                 job.counts = counts;
+                job.stats = stats;
                 self.save_job(job).await?;
             }
             if tasks.iter().all(|(t, _)| t.state == TaskState::Done) {

@@ -46,13 +46,16 @@ impl Claim {
 impl Pps {
     /// Runs tasks, `slots` at a time, until the process ends.
     pub async fn run_worker(self, slots: usize) {
+        // pachd keeps its scratch directory in its data directory, which
+        // user code must not see (other pipelines' data, the metadata).
+        let hidden = [self.scratch.clone()]
+            .into_iter()
+            .chain(self.scratch.parent().map(std::path::Path::to_path_buf));
         let sandbox = match Sandbox::detect() {
-            Ok(s) => Some(Arc::new(s)),
+            Ok(s) => Ok(Arc::new(s.hiding(hidden))),
             Err(e) => {
-                tracing::error!(
-                    "{e}; datums will fail until it is installed and the worker restarted"
-                );
-                None
+                tracing::error!("{e}; datums fail until this is fixed and the worker restarted");
+                Err(e.to_string())
             }
         };
         let me = uuid::Uuid::new_v4().simple().to_string();
@@ -200,7 +203,7 @@ impl Pps {
     async fn job_context(
         &self,
         job_id: &str,
-        sandbox: &Option<Arc<Sandbox>>,
+        sandbox: &std::result::Result<Arc<Sandbox>, String>,
     ) -> Result<Option<Arc<JobContext>>> {
         let meta = self.pfs.meta();
         let Some((job, _)) = load::<JobRecord>(&**meta, &job_key(job_id)).await? else {
@@ -209,18 +212,45 @@ impl Pps {
         if job.state.is_terminal() {
             return Ok(None);
         }
-        let pipeline = self.inspect_pipeline(&job.pipeline).await?;
+        // The spec the job was planned with, even after an update.
+        let pipeline = match self
+            .pipeline_at(&job.pipeline, job.pipeline_version)
+            .await?
+        {
+            Some(p) => p,
+            None => self.inspect_pipeline(&job.pipeline).await?,
+        };
         let commit = self
             .pfs
             .inspect_commit(&job.output_commit.repo, &job.output_commit.id, false)
             .await?;
         let inputs = self.load_inputs(&pipeline, &commit).await?;
-        Ok(Some(Arc::new(JobContext::new(
+        // A pipeline whose secrets cannot reach its sandbox fails its datums
+        // with the reason, rather than leaving them unclaimable.
+        let prepared = match self.resolve_secrets(&pipeline.spec).await {
+            Ok(secrets) => match sandbox {
+                Ok(s) if !secrets.mounts.is_empty() => {
+                    let dir = self.scratch.join(job_id).join("secrets");
+                    s.with_files(&dir, &secrets.mounts)
+                        .map(|with| (secrets, Ok(Arc::new(with))))
+                        .map_err(|e| format!("transform.secrets: {e}"))
+                }
+                other => Ok((secrets, other.clone())),
+            },
+            Err(e) => Err(format!("transform.secrets: {e}")),
+        };
+        let (secrets, sandbox) = match prepared {
+            Ok(prepared) => prepared,
+            Err(reason) => (Default::default(), Err(reason)),
+        };
+        let ctx = JobContext::new(
             pipeline,
             job_id.to_string(),
             inputs.entries,
-            sandbox.clone(),
-        ))))
+            sandbox,
+            secrets,
+        );
+        Ok(Some(Arc::new(ctx)))
     }
 
     /// Runs a claimed task's datums one after another, renewing the claim and
@@ -234,6 +264,7 @@ impl Pps {
         // Every datum of the plan is counted again below (reused or run):
         // counts an earlier worker saved may include datums it never recorded.
         claim.task.counts = DatumCounts::default();
+        claim.task.stats = ProcessStats::default();
         claim.task.failure = None;
         let mut batch: Vec<DatumOutcome> = Vec::new();
         let mut outputs: TaskOutputs = Vec::new();
@@ -412,6 +443,7 @@ impl Pps {
 }
 
 fn count(task: &mut TaskRecord, d: &DatumRecord) {
+    task.stats.add(&d.stats);
     match d.state {
         DatumState::Success => task.counts.processed += 1,
         DatumState::Skipped => task.counts.skipped += 1,
@@ -451,6 +483,9 @@ mod tests {
             started_ns: 0,
             finished_ns: None,
             counts: DatumCounts::default(),
+            stats: ProcessStats::default(),
+            stats_commit: None,
+            log: Vec::new(),
         }
     }
 

@@ -127,12 +127,14 @@ impl S3Error {
     pub(crate) fn from_pfs(e: PfsError, bucket: &str, key: &str) -> S3Error {
         use PfsError::*;
         match e {
-            RepoNotFound { .. } | BranchNotFound { .. } | CommitNotFound { .. } => {
-                S3Error::NoSuchBucket {
-                    bucket: bucket.into(),
-                }
-            }
-            FileNotFound { .. } | IsDirectory { .. } => S3Error::NoSuchKey {
+            RepoNotFound { .. }
+            | BranchNotFound { .. }
+            | CommitNotFound { .. }
+            | CommitDeleted { .. } => S3Error::NoSuchBucket {
+                bucket: bucket.into(),
+            },
+            // A branch with no commit yet holds no object.
+            FileNotFound { .. } | IsDirectory { .. } | NoHead { .. } => S3Error::NoSuchKey {
                 bucket: bucket.into(),
                 key: key.into(),
             },

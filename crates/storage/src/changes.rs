@@ -5,14 +5,15 @@
 //!
 //! * [`Effects`]: for each path a change names, what becomes of it: either a
 //!   fixed outcome (`Set`: this entry, or gone) or "whatever the base had,
-//!   with these chunks appended" (`Append`). The merge consumes them in path
-//!   order, so the changes are freed as the new index is written;
+//!   edited by these splices" (`Edit`: each keeps the first pieces of what is
+//!   there and appends its own). The merge consumes them in path order, so
+//!   the changes are freed as the new index is written;
 //! * [`Deletions`]: the path ranges removed by `Delete`s, for base paths that
 //!   no later change names. They are kept disjoint and sorted, so a lookup is
 //!   one ordered-map probe.
 //!
-//! Invariant: an `Append` effect only exists for a path no delete covers,
-//! because an append after a delete is folded into a `Set`. So a path's
+//! Invariant: an `Edit` effect only exists for a path no delete covers,
+//! because a splice after a delete is folded into a `Set`. So a path's
 //! explicit effect always wins over the deleted ranges.
 
 use std::collections::BTreeMap;
@@ -26,17 +27,28 @@ use crate::model::{Change, FileEntry, validate_path};
 pub(crate) enum Effect {
     /// The path ends up as this entry, or absent, whatever the base had.
     Set(Option<FileEntry>),
-    /// The base entry (or nothing) with these chunks appended.
-    Append(FileEntry),
+    /// The base entry (or nothing) edited by these splices, in order.
+    Edit(Vec<Splice>),
+}
+
+/// Keep the first `keep` pieces (None: all), then append `tail`'s pieces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Splice {
+    pub(crate) keep: Option<u64>,
+    pub(crate) tail: FileEntry,
 }
 
 impl Effect {
     /// Applies this effect to the base entry of its path.
     pub(crate) fn apply(self, base: Option<FileEntry>) -> Option<FileEntry> {
-        match (self, base) {
-            (Effect::Set(outcome), _) => outcome,
-            (Effect::Append(tail), Some(base)) => Some(base.appended(&tail)),
-            (Effect::Append(tail), None) => Some(tail),
+        match self {
+            Effect::Set(outcome) => outcome,
+            Effect::Edit(splices) => splices.into_iter().fold(base, |current, s| {
+                Some(match current {
+                    Some(current) => current.replaced_from(s.keep, &s.tail),
+                    None => s.tail,
+                })
+            }),
         }
     }
 }
@@ -75,7 +87,17 @@ impl ChangeSet {
                 }
                 Change::Append(entry) => {
                     validate_path(&entry.path, false)?;
-                    set.append(entry);
+                    set.splice(None, entry);
+                }
+                Change::ReplaceFrom { index: 0, entry } => {
+                    validate_path(&entry.path, false)?;
+                    set.effects
+                        .by_path
+                        .insert(entry.path.clone(), Effect::Set(Some(entry)));
+                }
+                Change::ReplaceFrom { index, entry } => {
+                    validate_path(&entry.path, false)?;
+                    set.splice(Some(index), entry);
                 }
                 Change::Delete(path) => {
                     validate_path(&path, true)?;
@@ -86,15 +108,30 @@ impl ChangeSet {
         Ok(set)
     }
 
-    fn append(&mut self, tail: FileEntry) {
+    fn splice(&mut self, keep: Option<u64>, tail: FileEntry) {
         let path = tail.path.clone();
         let base_gone = self.deleted.covers(&path);
         let effect = match self.effects.by_path.remove(&path) {
-            Some(Effect::Set(Some(current))) => Effect::Set(Some(current.appended(&tail))),
-            Some(Effect::Append(earlier)) => Effect::Append(earlier.appended(&tail)),
+            Some(Effect::Set(Some(current))) => {
+                Effect::Set(Some(current.replaced_from(keep, &tail)))
+            }
             Some(Effect::Set(None)) => Effect::Set(Some(tail)),
+            Some(Effect::Edit(mut splices)) => {
+                match (keep, splices.last_mut()) {
+                    // Appending to the last splice's tail is the same edit.
+                    (None, Some(last)) => {
+                        let earlier = std::mem::replace(
+                            &mut last.tail,
+                            FileEntry::from_chunks(String::new(), Vec::new()),
+                        );
+                        last.tail = earlier.appended(&tail);
+                    }
+                    _ => splices.push(Splice { keep, tail }),
+                }
+                Effect::Edit(splices)
+            }
             None if base_gone => Effect::Set(Some(tail)),
-            None => Effect::Append(tail),
+            None => Effect::Edit(vec![Splice { keep, tail }]),
         };
         self.effects.by_path.insert(path, effect);
     }
@@ -286,9 +323,56 @@ mod tests {
         );
         assert_eq!(
             set.effects.get("/e"),
-            Some(&Effect::Append(
-                entry("/e", b"3").appended(&entry("/e", b"4"))
-            ))
+            Some(&Effect::Edit(vec![Splice {
+                keep: None,
+                tail: entry("/e", b"3").appended(&entry("/e", b"4"))
+            }]))
+        );
+    }
+
+    #[test]
+    fn replace_from_folds_onto_what_is_known_and_defers_the_rest() {
+        let base = entry("/f", b"1").appended(&entry("/f", b"2"));
+        // On a file put in the same change list: applied at once.
+        let set = ChangeSet::fold(vec![
+            Change::Put(base.clone()),
+            Change::ReplaceFrom {
+                index: 1,
+                entry: entry("/f", b"3"),
+            },
+        ])
+        .unwrap();
+        assert_eq!(
+            set.effects.get("/f"),
+            Some(&Effect::Set(Some(
+                entry("/f", b"1").appended(&entry("/f", b"3"))
+            )))
+        );
+        // On the base index's file: deferred until the base is read.
+        let mut set = ChangeSet::fold(vec![
+            Change::Append(entry("/f", b"3")),
+            Change::ReplaceFrom {
+                index: 1,
+                entry: entry("/f", b"4"),
+            },
+            Change::Append(entry("/f", b"5")),
+        ])
+        .unwrap();
+        let effect = set.effects.pop_at("/f").unwrap();
+        let out = effect.apply(Some(base)).unwrap();
+        let expected = entry("/f", b"1")
+            .appended(&entry("/f", b"4"))
+            .appended(&entry("/f", b"5"));
+        assert_eq!(out, expected);
+        // Index 0 replaces whatever was there.
+        let set = ChangeSet::fold(vec![Change::ReplaceFrom {
+            index: 0,
+            entry: entry("/g", b"9"),
+        }])
+        .unwrap();
+        assert_eq!(
+            set.effects.get("/g"),
+            Some(&Effect::Set(Some(entry("/g", b"9"))))
         );
     }
 

@@ -9,17 +9,22 @@ use std::path::PathBuf;
 /// Everything that can go wrong while storing or reading content.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The URL given to [`crate::open_object_store`] uses a scheme we do not know.
+    /// The URL given to [`crate::open_url`] uses a scheme we do not know.
     #[error(
-        "unsupported object store URL {url:?}: use memory://, file:///abs/path, a plain \
-         filesystem path, s3://bucket[/prefix], az://container[/prefix], gs://bucket[/prefix], \
-         http://host[/path] or https://host[/path]"
+        "unsupported object store URL {url:?}: use s3://bucket[/path], az://container[/path], \
+         gs://bucket[/path], http://host[/path], https://host[/path] or file:///abs/path"
     )]
     UnsupportedScheme { url: String },
 
-    /// The URL has a known scheme but cannot be used as given.
-    #[error("invalid object store URL {url:?}: {reason}")]
+    /// The URL has a known scheme but cannot be used as given. (The URL
+    /// comes last: a long one is cut from messages, the reason must stay.)
+    #[error("invalid URL ({reason}): {url:?}")]
     InvalidUrl { url: String, reason: String },
+
+    /// The URL is well formed, but the [`crate::UrlPolicy`] it was given
+    /// under does not let it name that place.
+    #[error("URL refused ({reason}): {url:?}")]
+    UrlRefused { url: String, reason: String },
 
     /// The object store client could not be configured.
     #[error("cannot open object store {url:?}: {source}")]
@@ -29,13 +34,47 @@ pub enum StorageError {
         source: object_store::Error,
     },
 
-    /// The directory of a local store could not be created.
-    #[error("cannot create local store directory {}: {source}", dir.display())]
-    CreateDir {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
+    /// The directory of a local store could not be created. (The I/O error
+    /// is part of the message, not a source, so that it is printed once.)
+    #[error("cannot create local store directory {}: {cause}", dir.display())]
+    CreateDir { dir: PathBuf, cause: std::io::Error },
+
+    /// A local store's directory is a file.
+    #[error("{} is a file, not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+
+    /// A local store's directory takes no new file.
+    #[error("cannot write into the local store directory {}: {cause}", dir.display())]
+    NotWritable { dir: PathBuf, cause: std::io::Error },
+
+    /// No credentials for an S3 bucket: no variable names any, and the EC2
+    /// instance metadata service (the last source object_store tries) gave none.
+    #[error(
+        "no S3 credentials for {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+         (with AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE and \
+         AWS_ROLE_ARN for web identity; none is set, and no EC2 instance profile answered \
+         ({problem}){}",
+        match profile {
+            Some(p) => format!(
+                ". AWS_PROFILE={p} is set, but profiles are not read: export the profile's keys \
+                 (`aws configure export-credentials --profile {p} --format env`)"
+            ),
+            None => String::new(),
+        }
+    )]
+    NoCredentials {
+        url: String,
+        problem: String,
+        profile: Option<String>,
     },
+
+    /// An S3 bucket with credentials did not answer a listing.
+    #[error(
+        "the bucket of {url} does not answer ({problem}); check that the bucket exists, \
+         the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), AWS_REGION, and for \
+         S3-compatible servers AWS_ENDPOINT (with AWS_ALLOW_HTTP=true for http://)"
+    )]
+    BucketUnreachable { url: String, problem: String },
 
     /// A write found no bucket or container to write into: object stores
     /// answer "not found" to a put only when the bucket itself is missing

@@ -91,15 +91,12 @@ impl ContentStore {
     /// Records `cluster_id` as the owner of this bucket (prefix).
     pub async fn set_bucket_owner(&self, cluster_id: &str) -> Result<(), StorageError> {
         let key = self.owner_key();
-        self.object_store()
-            .put(&key, owner_line(cluster_id).into_bytes().into())
-            .await
-            .map_err(|source| StorageError::ObjectStore {
-                op: "put",
-                key: key.to_string(),
-                source,
-            })?;
-        Ok(())
+        crate::upload::put(
+            &**self.object_store(),
+            &key,
+            owner_line(cluster_id).into_bytes().into(),
+        )
+        .await
     }
 
     /// Whether the bucket (prefix) holds any object besides its owner object.
@@ -107,10 +104,20 @@ impl ContentStore {
         let owner = self.owner_key();
         let mut listing = self.object_store().list(Some(self.prefix()));
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|source| StorageError::ObjectStore {
-                op: "list",
-                key: self.prefix().to_string(),
-                source,
+            let meta = meta.map_err(|source| match source {
+                // A missing prefix lists nothing; only a missing bucket or
+                // container fails the listing this way.
+                source if crate::upload::names_missing_container(&source) => {
+                    StorageError::MissingContainer {
+                        key: self.prefix().to_string(),
+                        store: self.object_store().to_string(),
+                    }
+                }
+                source => StorageError::ObjectStore {
+                    op: "list",
+                    key: self.prefix().to_string(),
+                    source,
+                },
             })?;
             if meta.location != owner {
                 return Ok(true);
@@ -140,7 +147,9 @@ impl ContentStore {
             .await?
             .into_iter()
             .filter_map(|c| match c {
-                Change::Put(e) | Change::Append(e) => Some(e),
+                Change::Put(e) | Change::Append(e) | Change::ReplaceFrom { entry: e, .. } => {
+                    Some(e)
+                }
                 Change::Delete(_) => None,
             })
             .collect())

@@ -31,10 +31,13 @@ mod upload;
 
 pub use error::StorageError;
 pub use gc::{StoredObject, SweepReport};
-pub use hash::{ContentHash, file_hash};
+pub use hash::{ContentHash, PieceHasher, Sha512, file_hash};
 pub use index::{IndexReader, ShardInfo};
-pub use model::{Change, ChunkLocation, ChunkRef, FileEntry, IndexSummary, validate_path};
-pub use open::open_object_store;
+pub use model::{
+    Change, ChunkLocation, ChunkRef, FileEntry, IndexSummary, PIECE_MAX, Piece, PieceSpan,
+    validate_path,
+};
+pub use open::{UrlPolicy, check_store, local_dir, open_url};
 pub use session::{LOOSE_MIN, PACK_TARGET, PutSession};
 pub use store::{ContentStore, EncodedChanges};
 

@@ -1,8 +1,10 @@
 //! Writing file content: [`PutSession`].
 //!
 //! A session turns byte streams into [`FileEntry`]s. Each file is cut into
-//! content-defined chunks as bytes arrive; every chunk is hashed on the
-//! caller's task and then either
+//! content-defined chunks as bytes arrive, and its SHA-512 is computed as
+//! they pass (Pachyderm names a piece by it); a file longer than
+//! [`PIECE_MAX`] becomes several pieces, each chunked on its own. Every
+//! chunk is hashed on the caller's task and then either
 //!
 //! * reused: the file's previous version (or an earlier file of this
 //!   session) already stored a chunk with that hash, so nothing is written;
@@ -37,9 +39,9 @@ use object_store::ObjectStore;
 use crate::StorageError;
 use crate::chunker::Chunker;
 use crate::codec::ChunkEncoder;
-use crate::hash::{ContentHash, file_hash};
+use crate::hash::{ContentHash, PieceHasher, file_hash};
 use crate::layout::Layout;
-use crate::model::{ChunkLocation, ChunkRef, FileEntry};
+use crate::model::{ChunkLocation, ChunkRef, FileEntry, PIECE_MAX, Piece};
 use crate::upload::Uploader;
 
 /// Chunks at least this long are stored as their own object.
@@ -54,6 +56,8 @@ pub struct PutSession {
     chunker: Chunker,
     sink: ChunkSink,
     open: Option<OpenFile>,
+    /// Bytes after which a file's piece ends and the next one starts.
+    piece_limit: u64,
 }
 
 struct OpenFile {
@@ -62,6 +66,11 @@ struct OpenFile {
     /// The previous version's chunks by hash: these need no upload at all.
     reusable: HashMap<ContentHash, ChunkRef>,
     chunks: Vec<ChunkRef>,
+    /// Pieces ended so far.
+    pieces: Vec<Piece>,
+    /// The piece being written: its length so far and its digest state.
+    piece_len: u64,
+    hasher: PieceHasher,
 }
 
 /// Where chunks go once cut and hashed.
@@ -92,7 +101,15 @@ impl PutSession {
                 loose_recently: HashSet::new(),
             },
             open: None,
+            piece_limit: PIECE_MAX,
         }
+    }
+
+    /// Ends pieces after `limit` bytes instead of [`PIECE_MAX`] (tests).
+    #[cfg(test)]
+    pub(crate) fn with_piece_limit(mut self, limit: u64) -> Self {
+        self.piece_limit = limit.max(1);
+        self
     }
 
     /// Starts a file. `previous` is the file's entry in the parent commit, if
@@ -115,6 +132,9 @@ impl PutSession {
             previous,
             reusable,
             chunks: Vec::new(),
+            pieces: Vec::new(),
+            piece_len: 0,
+            hasher: PieceHasher::new(),
         });
     }
 
@@ -126,7 +146,17 @@ impl PutSession {
             .ok_or_else(|| misuse("write called without begin_file"))?;
         let mut rest = data;
         while !rest.is_empty() {
-            let taken = self.chunker.push(rest);
+            // A full piece ends only when more bytes come, so a file of
+            // exactly the limit stays one piece.
+            let room = self.piece_limit - file.piece_len;
+            if room == 0 {
+                end_piece(&mut self.chunker, &mut self.sink, file).await?;
+                continue;
+            }
+            let part = &rest[..rest.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+            let taken = self.chunker.push(part);
+            file.hasher.update(&part[..taken]);
+            file.piece_len += taken as u64;
             rest = &rest[taken..];
             while let Some(range) = self.chunker.next_ready() {
                 let bytes = self.chunker.bytes(range);
@@ -147,6 +177,11 @@ impl PutSession {
             let hash = ContentHash::of(self.chunker.bytes(range.clone()));
             tail.push((range, hash));
         }
+        let last = Piece {
+            len: file.piece_len,
+            sha512: Some(std::mem::take(&mut file.hasher).finish()),
+        };
+        file.pieces.push(last);
         if let Some(unchanged) = unchanged_entry(&file, &tail) {
             self.chunker.reset();
             return Ok(unchanged);
@@ -157,7 +192,7 @@ impl PutSession {
                 .await?;
         }
         self.chunker.reset();
-        Ok(FileEntry::from_chunks(file.path, file.chunks))
+        Ok(FileEntry::from_pieces(file.path, file.chunks, file.pieces))
     }
 
     /// Stores a whole file held in memory: `begin_file`, `write`, `end_file`.
@@ -194,7 +229,28 @@ impl PutSession {
     }
 }
 
-/// The previous entry (under the new path) if the file's content did not change.
+/// Ends the piece being written: its last chunks are cut and stored, and
+/// the next piece starts chunking afresh.
+async fn end_piece(
+    chunker: &mut Chunker,
+    sink: &mut ChunkSink,
+    file: &mut OpenFile,
+) -> Result<(), StorageError> {
+    while let Some(range) = chunker.next_final() {
+        let bytes = chunker.bytes(range);
+        sink.store(file, bytes, ContentHash::of(bytes)).await?;
+    }
+    chunker.reset();
+    file.pieces.push(Piece {
+        len: file.piece_len,
+        sha512: Some(std::mem::take(&mut file.hasher).finish()),
+    });
+    file.piece_len = 0;
+    Ok(())
+}
+
+/// The previous entry (under the new path) if the file's content did not
+/// change; its chunks are reused, its pieces are the new ones.
 fn unchanged_entry(
     file: &OpenFile,
     tail: &[(std::ops::Range<usize>, ContentHash)],
@@ -214,12 +270,18 @@ fn unchanged_entry(
             .map(|c| &c.hash)
             .chain(tail.iter().map(|(_, h)| h)),
     );
-    (hash == previous.hash).then(|| FileEntry {
-        path: file.path.clone(),
-        size,
-        hash,
-        chunks: previous.chunks.clone(),
-    })
+    if hash != previous.hash {
+        return None;
+    }
+    let entry = FileEntry::from_pieces(
+        file.path.clone(),
+        previous.chunks.clone(),
+        file.pieces.clone(),
+    );
+    // Equal chunk hashes give equal chunk boundaries, so the new pieces fit
+    // the previous chunks; checked all the same, as a wrong entry would be
+    // stored for good.
+    entry.check().ok().map(|()| entry)
 }
 
 impl ChunkSink {
@@ -352,6 +414,90 @@ mod tests {
     fn pack_ids_are_unique() {
         let ids: HashSet<ContentHash> = (0..1000).map(|_| new_pack_id()).collect();
         assert_eq!(ids.len(), 1000);
+    }
+
+    use crate::hash::Sha512;
+    use crate::store::ContentStore;
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+
+    fn store() -> ContentStore {
+        ContentStore::new(
+            Arc::new(InMemory::new()),
+            object_store::path::Path::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_put_is_one_piece_named_by_its_sha512() {
+        let content = store();
+        let mut session = content.session();
+        session.begin_file("/f".into(), None);
+        session.write(b"DA").await.unwrap();
+        session.write(b"TA").await.unwrap();
+        let entry = session.end_file().await.unwrap();
+        let empty = session.put_bytes("/e".into(), None, b"").await.unwrap();
+        session.finish().await.unwrap();
+        assert_eq!(
+            entry.pieces,
+            [Piece {
+                len: 4,
+                sha512: Some(Sha512::of(b"DATA"))
+            }]
+        );
+        assert_eq!(
+            empty.pieces,
+            [Piece {
+                len: 0,
+                sha512: Some(Sha512::of(b""))
+            }]
+        );
+        entry.check().unwrap();
+    }
+
+    #[tokio::test]
+    async fn long_puts_become_several_pieces_on_chunk_boundaries() {
+        let content = store();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (limit, pieces) in [(100_000u64, 3usize), (300_000, 1), (299_999, 2)] {
+            let mut session = content.session().with_piece_limit(limit);
+            session.begin_file("/big".into(), None);
+            for part in data.chunks(33_333) {
+                session.write(part).await.unwrap();
+            }
+            let entry = session.end_file().await.unwrap();
+            session.finish().await.unwrap();
+            entry.check().unwrap();
+            assert_eq!(entry.pieces.len(), pieces, "limit {limit}");
+            let mut at = 0usize;
+            for p in &entry.pieces {
+                let end = at + p.len as usize;
+                assert_eq!(p.sha512, Some(Sha512::of(&data[at..end])));
+                at = end;
+            }
+            let back: Vec<bytes::Bytes> = content
+                .read_file(&entry, 0, None)
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(back.concat(), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn rewriting_unchanged_content_reuses_chunks_with_new_pieces() {
+        let content = store();
+        let data = vec![5u8; 200_000];
+        let mut session = content.session();
+        let first = session.put_bytes("/f".into(), None, &data).await.unwrap();
+        let again = session
+            .put_bytes("/g".into(), Some(first.clone()), &data)
+            .await
+            .unwrap();
+        session.finish().await.unwrap();
+        assert_eq!(again.chunks, first.chunks);
+        assert_eq!(again.pieces, first.pieces);
+        assert_eq!(again.path, "/g");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::codec::{decode_object, encode_object};
 use crate::fetch;
 use crate::fsck;
 use crate::hash::ContentHash;
-use crate::index::{self, IndexReader, ShardLimits, get_object};
+use crate::index::{self, EntryV1, IndexReader, ShardLimits, get_object};
 use crate::layout::Layout;
 use crate::model::{Change, FileEntry, IndexSummary};
 use crate::session::PutSession;
@@ -47,15 +47,39 @@ struct Inner {
     shard_limits: ShardLimits,
 }
 
-/// A staged change list as stored; the variant doubles as a format version.
+/// A staged change list as stored; the variant doubles as a format version
+/// (never reorder or remove variants): `Changes` is format 1, whose entries
+/// have no pieces; `ChangesV2` carries pieces and `ReplaceFrom`.
 #[derive(Serialize, Deserialize)]
 enum ChangeList {
-    Changes(Vec<Change>),
+    Changes(Vec<ChangeV1>),
+    ChangesV2(Vec<Change>),
 }
 
 #[derive(Serialize)]
 enum ChangeListOut<'a> {
-    Changes(&'a [Change]),
+    /// Only written by tests, to prove format 1 stays readable.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Changes(&'a [ChangeV1]),
+    ChangesV2(&'a [Change]),
+}
+
+/// A change as format 1 stored it.
+#[derive(Serialize, Deserialize)]
+enum ChangeV1 {
+    Put(EntryV1),
+    Append(EntryV1),
+    Delete(String),
+}
+
+impl From<ChangeV1> for Change {
+    fn from(c: ChangeV1) -> Self {
+        match c {
+            ChangeV1::Put(e) => Change::Put(e.into()),
+            ChangeV1::Append(e) => Change::Append(e.into()),
+            ChangeV1::Delete(path) => Change::Delete(path),
+        }
+    }
 }
 
 impl ContentStore {
@@ -184,7 +208,7 @@ impl ContentStore {
     /// stored at once with [`ContentStore::store_changes`] — which must
     /// happen before any record names them.
     pub fn encode_changes(changes: &[Change]) -> Result<EncodedChanges, StorageError> {
-        let (hash, stored) = encode_object("staged changes", &ChangeListOut::Changes(changes))?;
+        let (hash, stored) = encode_object("staged changes", &ChangeListOut::ChangesV2(changes))?;
         Ok(EncodedChanges { hash, stored })
     }
 
@@ -208,8 +232,10 @@ impl ContentStore {
     pub async fn read_changes(&self, key: &ContentHash) -> Result<Vec<Change>, StorageError> {
         let path = self.inner.layout.changes(key);
         let stored = get_object(&*self.inner.store, &path).await?;
-        let ChangeList::Changes(changes) = decode_object(&path, &stored, key)?;
-        Ok(changes)
+        Ok(match decode_object(&path, &stored, key)? {
+            ChangeList::Changes(changes) => changes.into_iter().map(Change::from).collect(),
+            ChangeList::ChangesV2(changes) => changes,
+        })
     }
 
     /// Checks that the index and every object it refers to exist (fsck).
@@ -224,5 +250,56 @@ impl ContentStore {
     /// Like [`ContentStore::check_index`], and also reads and verifies every chunk.
     pub async fn check_index_deep(&self, root: &ContentHash) -> Result<Vec<String>, StorageError> {
         fsck::check_index(&*self.inner.store, &self.inner.layout, root, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChunkLocation, ChunkRef};
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn format_1_change_lists_stay_readable() {
+        let content = ContentStore::new(Arc::new(InMemory::new()), Path::default());
+        let old = EntryV1 {
+            path: "/a".into(),
+            size: 1,
+            hash: ContentHash::of(b"x"),
+            chunks: vec![ChunkRef {
+                hash: ContentHash::of(b"x"),
+                len: 1,
+                loc: ChunkLocation::Loose,
+            }],
+        };
+        let v1 = [
+            ChangeV1::Put(old.clone()),
+            ChangeV1::Append(old.clone()),
+            ChangeV1::Delete("/b".into()),
+        ];
+        let (hash, stored) = encode_object("staged changes", &ChangeListOut::Changes(&v1)).unwrap();
+        put(
+            &*content.inner.store,
+            &content.changes_key(&hash),
+            stored.into(),
+        )
+        .await
+        .unwrap();
+        let read = content.read_changes(&hash).await.unwrap();
+        assert_eq!(
+            read,
+            [
+                Change::Put(old.clone().into()),
+                Change::Append(old.into()),
+                Change::Delete("/b".into()),
+            ]
+        );
+        // What is written now reads back as written, ReplaceFrom included.
+        let now = vec![Change::ReplaceFrom {
+            index: 2,
+            entry: read[0].entry().cloned().unwrap(),
+        }];
+        let hash = content.write_changes(&now).await.unwrap();
+        assert_eq!(content.read_changes(&hash).await.unwrap(), now);
     }
 }

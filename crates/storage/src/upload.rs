@@ -143,6 +143,19 @@ pub(crate) async fn put(
     }
 }
 
+/// Whether a listing failed because its bucket or container does not exist.
+/// object_store reports Azure's `ContainerNotFound` and S3's `NoSuchBucket`
+/// on listings as generic errors, so the service's code is looked for.
+pub(crate) fn names_missing_container(err: &object_store::Error) -> bool {
+    match err {
+        object_store::Error::NotFound { .. } => true,
+        other => {
+            let text = other.to_string();
+            text.contains("ContainerNotFound") || text.contains("NoSuchBucket")
+        }
+    }
+}
+
 /// Whether `key` exists; "not found" is an answer, not an error.
 pub(crate) async fn exists(store: &dyn ObjectStore, key: &Path) -> Result<bool, StorageError> {
     match store.head(key).await {

@@ -1,14 +1,17 @@
-//! `extract` and `restore`: a whole cluster as one stream, to stdout / from
-//! stdin, or to / from a URL that pachd reads and writes itself.
+//! The cluster's administration through pachd's extension service:
+//! `extract` and `restore` (a whole cluster as one stream, to stdout / from
+//! stdin, or to / from a URL that pachd reads and writes itself), `verify`,
+//! `pause`/`resume writes`, `garbage-collect`; and Pachyderm's `inspect
+//! cluster`.
 
 use std::io::{Read, Write};
 
 use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
-use pach_api as api;
+use pach_api::pachrs::v1 as api;
 
-use crate::client::{connect, status};
+use crate::client::{connect, escape, status};
 
 #[derive(Debug, Args)]
 pub struct Extract {
@@ -17,7 +20,7 @@ pub struct Extract {
     #[arg(long)]
     pub no_objects: bool,
     /// Write the stream to this URL (s3://, az://, gs://, file://) instead of stdout.
-    #[arg(long)]
+    #[arg(short, long)]
     pub url: Option<String>,
     /// Only what changed after this checkpoint (printed by an earlier extract);
     /// restoring it on top of that extract's restore brings the target up to date.
@@ -28,7 +31,7 @@ pub struct Extract {
 #[derive(Debug, Args)]
 pub struct Restore {
     /// Read the stream from this URL instead of stdin.
-    #[arg(long)]
+    #[arg(short, long)]
     pub url: Option<String>,
 }
 
@@ -71,7 +74,7 @@ pub async fn extract(a: Extract) -> anyhow::Result<()> {
     }
     let mut c = connect().await?;
     let mut replies = c
-        .admin
+        .extension
         .extract(api::ExtractRequest {
             no_objects: a.no_objects,
             url: a.url.unwrap_or_default(),
@@ -109,13 +112,10 @@ pub async fn extract(a: Extract) -> anyhow::Result<()> {
 enum Source {
     Stdin,
     Url(String),
-    /// Another cluster's `extract --no-objects`.
-    Cluster(String),
 }
 
-/// Sends a stream to pachd as `RestoreRequest`s: the bytes of stdin or of
-/// another cluster's extract, or just the URL for pachd to read.
-/// Sends a stream to pachd; `bar` counts the bytes sent from stdin.
+/// Sends a stream to pachd as `RestoreRequest`s: the bytes of stdin, or
+/// just the URL for pachd to read; `bar` counts the bytes sent from stdin.
 async fn send_stream(
     source: Source,
     bar: Option<indicatif::ProgressBar>,
@@ -152,34 +152,6 @@ async fn send_stream(
                 }
             }
         }),
-        Source::Cluster(address) => {
-            let mut other =
-                crate::client::connect_to(&address, "--from", "Check the address given to --from.")
-                    .await?;
-            let mut replies = other
-                .admin
-                .extract(api::ExtractRequest {
-                    no_objects: true,
-                    url: String::new(),
-                    since: String::new(),
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            tokio::spawn(async move {
-                while let Some(reply) = replies.next().await {
-                    let reply = reply.map_err(status)?;
-                    let msg = api::RestoreRequest {
-                        data: reply.data,
-                        url: String::new(),
-                    };
-                    if tx.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(())
-            })
-        }
     };
     Ok((tokio_stream::wrappers::ReceiverStream::new(rx), task))
 }
@@ -191,7 +163,7 @@ pub async fn restore(a: Restore) -> anyhow::Result<()> {
     // the time pachd takes to check and apply it.
     let bar = progress("restoring: sent");
     let (requests, task) = send_stream(source, bar.clone()).await?;
-    let result = c.admin.restore(requests).await;
+    let result = c.extension.restore(requests).await;
     task.await??;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -203,43 +175,63 @@ pub async fn restore(a: Restore) -> anyhow::Result<()> {
 #[derive(Debug, Args)]
 pub struct Verify {
     /// Read the stream from this URL instead of stdin.
-    #[arg(long)]
+    #[arg(short, long)]
     pub url: Option<String>,
-    /// Compare with another cluster (HOST:PORT) instead of a stream.
+    /// Compare with another cluster (HOST:PORT, as pachd reaches it) instead
+    /// of a stream: pachd reads that cluster's records itself.
     #[arg(long, conflicts_with = "url")]
     pub from: Option<String>,
 }
 
 /// Compares this cluster with a stream or another cluster; prints each
-/// difference and fails when there is any.
+/// difference as it is found and fails when there is any.
 pub async fn verify(a: Verify) -> anyhow::Result<()> {
-    let source = match (a.url, a.from) {
-        (Some(u), _) => Source::Url(u),
-        (None, Some(f)) => Source::Cluster(f),
-        (None, None) => Source::Stdin,
-    };
     let mut c = connect().await?;
-    let (requests, task) = send_stream(source, None).await?;
-    let result = c.admin.verify(requests).await;
-    task.await??;
-    let report = result.map_err(status)?.into_inner();
+    let (replies, task) = match a.from {
+        Some(address) => {
+            let replies = c
+                .extension
+                .verify_from(api::VerifyFromRequest { address })
+                .await;
+            (replies, None)
+        }
+        None => {
+            let source = a.url.map(Source::Url).unwrap_or(Source::Stdin);
+            let (requests, task) = send_stream(source, None).await?;
+            (c.extension.verify(requests).await, Some(task))
+        }
+    };
+    let mut replies = replies.map_err(status)?.into_inner();
     let mut out = super::stdout();
-    for d in &report.differences {
-        writeln!(out, "{d}")?;
+    let mut summary = None;
+    while let Some(reply) = replies.next().await {
+        let reply = reply.map_err(status)?;
+        for d in &reply.differences {
+            writeln!(out, "{}", escape(&d.description))?;
+        }
+        if reply.summary.is_some() {
+            summary = reply.summary;
+        }
     }
     super::finish(out)?;
-    if !report.differences.is_empty() {
-        anyhow::bail!("{} difference(s)", report.differences.len());
+    if let Some(task) = task {
+        task.await??;
     }
-    eprintln!("no differences");
-    Ok(())
+    match summary {
+        None => anyhow::bail!("the comparison ended early; run verify again"),
+        Some(s) if s.differences > 0 => anyhow::bail!("{} difference(s)", s.differences),
+        Some(_) => {
+            eprintln!("no differences");
+            Ok(())
+        }
+    }
 }
 
 /// `pause writes` / `resume writes`.
 pub async fn set_writes(paused: bool, reason: String) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let s = c
-        .admin
+        .extension
         .set_writes(api::SetWritesRequest { paused, reason })
         .await
         .map_err(status)?
@@ -267,7 +259,7 @@ pub async fn garbage_collect(a: GarbageCollect) -> anyhow::Result<()> {
         .with_context(|| format!("--grace '{}' is not a duration like 10m or 1h", a.grace))?;
     let mut c = connect().await?;
     let r = c
-        .admin
+        .extension
         .garbage_collect(api::GarbageCollectRequest {
             grace_seconds: grace.as_secs(),
         })
@@ -281,4 +273,18 @@ pub async fn garbage_collect(a: GarbageCollect) -> anyhow::Result<()> {
         r.kept
     );
     Ok(())
+}
+
+/// `inspect cluster`: the cluster's id, as Pachyderm prints it.
+pub async fn inspect_cluster() -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let info = c
+        .admin
+        .inspect_cluster(())
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut out = super::stdout();
+    writeln!(out, "{}", escape(&info.id))?;
+    super::finish(out)
 }

@@ -1,9 +1,9 @@
-//! `create/list/inspect/delete branch`.
+//! `create/list/inspect/delete branch`, through `pfs.API`.
 
 use std::io::Write;
 
 use clap::Args;
-use pach_api as api;
+use pach_api::pfs;
 
 use crate::client::{connect, status};
 use crate::output::{self, Format, Table};
@@ -13,7 +13,8 @@ use crate::refs;
 pub struct CreateBranch {
     /// REPO@BRANCH
     pub branch: String,
-    /// The commit the branch points to (REPO's commit id or branch, with ancestry).
+    /// The head of the branch: a commit id or branch of the same repo, with
+    /// ancestry (`master^`).
     #[arg(long)]
     pub head: Option<String>,
     /// Upstream branches (REPO@BRANCH), repeatable or comma-separated.
@@ -21,111 +22,121 @@ pub struct CreateBranch {
     pub provenance: Vec<String>,
 }
 
-fn branch_ref(arg: &str) -> anyhow::Result<(String, String)> {
+fn branch_ref(arg: &str) -> anyhow::Result<refs::FileRef> {
     let r = refs::parse_no_path(arg)?;
     if r.commit.is_empty() {
         anyhow::bail!("'{arg}' names no branch; use REPO@BRANCH");
     }
-    Ok((r.repo, r.commit))
+    Ok(r)
 }
 
 pub async fn create(a: CreateBranch) -> anyhow::Result<()> {
-    let (repo, name) = branch_ref(&a.branch)?;
+    let b = branch_ref(&a.branch)?;
     let provenance = a
         .provenance
         .iter()
-        .map(|p| branch_ref(p).map(|(repo, name)| api::BranchRef { repo, name }))
+        .map(|p| branch_ref(p).map(|r| r.branch()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
-        .create_branch(api::CreateBranchRequest {
-            repo,
-            name,
-            head: a.head.unwrap_or_default(),
+        .create_branch(pfs::CreateBranchRequest {
+            head: a.head.map(|h| refs::commit(&b.repo, &h)),
+            s_branch: String::new(),
+            branch: Some(b.branch()),
             provenance,
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
+}
+
+fn name(b: Option<&pfs::Branch>) -> String {
+    b.map(|b| {
+        format!(
+            "{}@{}",
+            b.repo.as_ref().map(|r| r.name.as_str()).unwrap_or_default(),
+            b.name
+        )
+    })
+    .unwrap_or_default()
 }
 
 pub async fn list(repo: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let branches = c
         .pfs
-        .list_branch(api::RepoRequest { name: repo.into() })
+        .list_branch(pfs::ListBranchRequest {
+            repo: Some(refs::repo(repo)),
+            reverse: false,
+        })
         .await
         .map_err(status)?
         .into_inner()
-        .branches;
+        .branch_info;
     let mut out = super::stdout();
     if format.is_human() {
         let mut t = Table::new(&["BRANCH", "HEAD"]);
         for b in &branches {
             t.row(vec![
-                b.name.clone(),
-                if b.head.is_empty() {
-                    "-".into()
-                } else {
-                    b.head.clone()
-                },
+                b.branch
+                    .as_ref()
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default(),
+                b.head
+                    .as_ref()
+                    .map(|h| h.id.clone())
+                    .unwrap_or_else(|| "-".into()),
             ]);
         }
         t.print(&mut out)?;
     } else {
-        format.print(
-            &mut out,
-            &branches.iter().map(output::branch_json).collect::<Vec<_>>(),
-        )?;
+        format.print(&mut out, &output::pfs_json(&branches)?)?;
     }
     super::finish(out)
 }
 
 pub async fn inspect(arg: &str, format: &Format) -> anyhow::Result<()> {
-    let (repo, name) = branch_ref(arg)?;
+    let r = branch_ref(arg)?;
     let mut c = connect().await?;
     let b = c
         .pfs
-        .inspect_branch(api::BranchRef { repo, name })
+        .inspect_branch(pfs::InspectBranchRequest {
+            branch: Some(r.branch()),
+        })
         .await
         .map_err(status)?
         .into_inner();
     let mut out = super::stdout();
     if format.is_human() {
-        writeln!(out, "Name: {}@{}", b.repo, b.name)?;
+        writeln!(out, "Name: {}", name(b.branch.as_ref()))?;
         writeln!(
             out,
             "Head Commit: {}",
-            if b.head.is_empty() { "-" } else { &b.head }
+            b.head.as_ref().map(|h| h.id.as_str()).unwrap_or("-")
         )?;
-        if !b.provenance.is_empty() {
-            let p: Vec<String> = b
-                .provenance
-                .iter()
-                .map(|p| format!("{}@{}", p.repo, p.name))
-                .collect();
-            writeln!(out, "Provenance: {}", p.join(", "))?;
-        }
-        if !b.subvenance.is_empty() {
-            let s: Vec<String> = b
-                .subvenance
-                .iter()
-                .map(|p| format!("{}@{}", p.repo, p.name))
-                .collect();
-            writeln!(out, "Subvenance: {}", s.join(", "))?;
+        for (label, list) in [("Provenance", &b.provenance), ("Subvenance", &b.subvenance)] {
+            if !list.is_empty() {
+                let names: Vec<String> = list.iter().map(|p| name(Some(p))).collect();
+                writeln!(out, "{label}: {}", names.join(", "))?;
+            }
         }
     } else {
-        format.print(&mut out, &[output::branch_json(&b)])?;
+        format.print(&mut out, &output::pfs_json(&[b])?)?;
     }
     super::finish(out)
 }
 
 pub async fn delete(arg: &str, force: bool) -> anyhow::Result<()> {
-    let (repo, name) = branch_ref(arg)?;
-    let mut c = connect().await?;
+    let r = branch_ref(arg)?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
-        .delete_branch(api::DeleteBranchRequest { repo, name, force })
+        .delete_branch(pfs::DeleteBranchRequest {
+            branch: Some(r.branch()),
+            force,
+        })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }

@@ -1,10 +1,10 @@
-//! `start/finish/list/inspect/delete/wait/flush/subscribe commit`.
+//! `start/finish/list/inspect/delete/wait/flush/subscribe commit`, through `pfs.API`.
 
 use std::io::Write;
 
 use clap::Args;
 use futures::StreamExt;
-use pach_api as api;
+use pach_api::pfs;
 
 use crate::client::{connect, status};
 use crate::output::{self, Format, Table};
@@ -12,9 +12,9 @@ use crate::refs;
 
 #[derive(Debug, Args)]
 pub struct StartCommit {
-    /// REPO@BRANCH
+    /// REPO@BRANCH (REPO alone: a commit on no branch)
     pub branch: String,
-    /// The parent commit (instead of the branch head).
+    /// The parent of the new commit (instead of the branch's head).
     #[arg(short, long)]
     pub parent: Option<String>,
     /// A description of the commit.
@@ -35,7 +35,10 @@ pub struct FinishCommit {
 pub struct ListCommit {
     /// REPO or REPO@BRANCH (the branch's history)
     pub repo: String,
-    /// Show at most this many commits.
+    /// List only the commits since this commit (on the branch given).
+    #[arg(short, long)]
+    pub from: Option<String>,
+    /// List only this many commits; 0 lists all.
     #[arg(short = 'n', long, default_value_t = 0)]
     pub number: u64,
     #[command(flatten)]
@@ -58,7 +61,7 @@ pub struct FlushCommit {
     /// REPO@COMMIT, one or more
     #[arg(required = true)]
     pub commits: Vec<String>,
-    /// Only wait for commits in these repos.
+    /// Wait only for commits leading to these repos.
     #[arg(short, long)]
     pub repos: Vec<String>,
     #[command(flatten)]
@@ -69,19 +72,22 @@ pub struct FlushCommit {
 pub struct SubscribeCommit {
     /// REPO@BRANCH
     pub branch: String,
-    /// Only commits finished from now on.
+    /// Only the commits created after this one.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only the commits created from now on.
     #[arg(long)]
     pub new: bool,
     #[command(flatten)]
     pub format: Format,
 }
 
-fn commit_ref(arg: &str) -> anyhow::Result<api::CommitRef> {
+fn commit_ref(arg: &str) -> anyhow::Result<pfs::Commit> {
     let r = refs::parse(arg)?;
     if r.commit.is_empty() {
         anyhow::bail!("'{arg}' names no commit; use REPO@COMMIT or REPO@BRANCH");
     }
-    Ok(r.commit_ref())
+    Ok(r.commit())
 }
 
 fn table() -> Table {
@@ -96,27 +102,46 @@ fn table() -> Table {
     ])
 }
 
-fn row(t: &mut Table, c: &api::CommitInfo) {
+fn repo_of(c: &pfs::CommitInfo) -> &str {
+    c.commit
+        .as_ref()
+        .and_then(|c| c.repo.as_ref())
+        .map(|r| r.name.as_str())
+        .unwrap_or_default()
+}
+
+fn id_of(c: &pfs::CommitInfo) -> &str {
+    c.commit.as_ref().map(|c| c.id.as_str()).unwrap_or_default()
+}
+
+fn origin(c: &pfs::CommitInfo) -> &'static str {
+    let kind = c.origin.as_ref().map(|o| o.kind).unwrap_or_default();
+    pfs::OriginKind::try_from(kind)
+        .map(|k| k.as_str_name())
+        .unwrap_or("USER")
+}
+
+fn row(t: &mut Table, c: &pfs::CommitInfo) {
+    let finished = output::timestamp_ns(c.finished.as_ref());
     t.row(vec![
-        c.repo.clone(),
-        if c.branch.is_empty() {
+        repo_of(c).to_string(),
+        c.branch
+            .as_ref()
+            .map(|b| b.name.clone())
+            .unwrap_or_else(|| "-".into()),
+        id_of(c).to_string(),
+        if finished == 0 {
             "-".into()
         } else {
-            c.branch.clone()
-        },
-        c.id.clone(),
-        if c.finished_ns == 0 {
-            "-".into()
-        } else {
-            output::ago(c.finished_ns)
+            output::ago(finished)
         },
         output::bytes(c.size_bytes),
-        c.origin.clone(),
+        origin(c).to_string(),
         c.description.clone(),
     ]);
 }
 
-fn print_list(commits: &[api::CommitInfo], format: &Format) -> anyhow::Result<()> {
+fn print_list(commits: &[pfs::CommitInfo], format: &Format) -> anyhow::Result<()> {
     let mut out = super::stdout();
     if format.is_human() {
         let mut t = table();
@@ -125,87 +150,113 @@ fn print_list(commits: &[api::CommitInfo], format: &Format) -> anyhow::Result<()
         }
         t.print(&mut out)?;
     } else {
-        format.print(
-            &mut out,
-            &commits.iter().map(output::commit_json).collect::<Vec<_>>(),
-        )?;
+        format.print(&mut out, &output::pfs_json(commits)?)?;
     }
     super::finish(out)
 }
 
-fn print_one(c: &api::CommitInfo, format: &Format) -> anyhow::Result<()> {
+fn print_one(c: &pfs::CommitInfo, format: &Format) -> anyhow::Result<()> {
     let mut out = super::stdout();
-    if format.is_human() {
-        writeln!(out, "Commit: {}@{}", c.repo, c.id)?;
-        if !c.branch.is_empty() {
-            writeln!(out, "Original Branch: {}", c.branch)?;
-        }
-        if !c.description.is_empty() {
-            writeln!(out, "Description: {}", c.description)?;
-        }
-        if !c.parent.is_empty() {
-            writeln!(out, "Parent: {}", c.parent)?;
-        }
-        writeln!(out, "Origin: {}", c.origin)?;
-        writeln!(out, "Started: {}", output::ago(c.started_ns))?;
-        if c.finished_ns != 0 {
-            writeln!(out, "Finished: {}", output::ago(c.finished_ns))?;
-        }
-        writeln!(out, "Size: {}", output::bytes(c.size_bytes))?;
-        if !c.provenance.is_empty() {
-            let p: Vec<String> = c
-                .provenance
-                .iter()
-                .map(|p| format!("{}@{}", p.repo, p.id))
-                .collect();
-            writeln!(out, "Provenance: {}", p.join(", "))?;
-        }
-    } else {
-        format.print(&mut out, &[output::commit_json(c)])?;
+    if !format.is_human() {
+        format.print(&mut out, &output::pfs_json(std::slice::from_ref(c))?)?;
+        return super::finish(out);
+    }
+    writeln!(out, "Commit: {}@{}", repo_of(c), id_of(c))?;
+    if let Some(b) = &c.branch {
+        writeln!(out, "Original Branch: {}", b.name)?;
+    }
+    if !c.description.is_empty() {
+        writeln!(out, "Description: {}", c.description)?;
+    }
+    if let Some(p) = &c.parent_commit {
+        writeln!(out, "Parent: {}", p.id)?;
+    }
+    writeln!(out, "Origin: {}", origin(c))?;
+    writeln!(
+        out,
+        "Started: {}",
+        output::ago(output::timestamp_ns(c.started.as_ref()))
+    )?;
+    if c.finished.is_some() {
+        writeln!(
+            out,
+            "Finished: {}",
+            output::ago(output::timestamp_ns(c.finished.as_ref()))
+        )?;
+    }
+    writeln!(out, "Size: {}", output::bytes(c.size_bytes))?;
+    if !c.provenance.is_empty() {
+        let p: Vec<String> = c
+            .provenance
+            .iter()
+            .filter_map(|p| p.commit.as_ref())
+            .map(|p| {
+                format!(
+                    "{}@{}",
+                    p.repo.as_ref().map(|r| r.name.as_str()).unwrap_or_default(),
+                    p.id
+                )
+            })
+            .collect();
+        writeln!(out, "Provenance: {}", p.join(", "))?;
     }
     super::finish(out)
 }
 
 pub async fn start(a: StartCommit) -> anyhow::Result<()> {
     let r = refs::parse_no_path(&a.branch)?;
-    let mut c = connect().await?;
-    let info = c
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
+    let commit = c
         .pfs
-        .start_commit(api::StartCommitRequest {
-            repo: r.repo,
-            branch: r.commit,
-            parent: a.parent.unwrap_or_default(),
+        .start_commit(pfs::StartCommitRequest {
+            parent: Some(refs::commit(
+                &r.repo,
+                a.parent.as_deref().unwrap_or_default(),
+            )),
             description: a.message.unwrap_or_default(),
+            branch: r.commit,
+            provenance: Vec::new(),
         })
         .await
         .map_err(status)?
         .into_inner();
-    println!("{}", info.id);
+    super::transaction::added(&transaction);
+    println!("{}", commit.id);
     Ok(())
 }
 
 pub async fn finish(a: FinishCommit) -> anyhow::Result<()> {
     let commit = commit_ref(&a.commit)?;
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
-        .finish_commit(api::FinishCommitRequest {
+        .finish_commit(pfs::FinishCommitRequest {
             commit: Some(commit),
             description: a.message.unwrap_or_default(),
+            ..Default::default()
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }
 
 pub async fn list(a: ListCommit) -> anyhow::Result<()> {
     let r = refs::parse(&a.repo)?;
+    if a.from.is_some() && r.commit.is_empty() {
+        anyhow::bail!(
+            "--from lists the commits of a branch since a commit; name the branch: {}@BRANCH",
+            r.repo
+        );
+    }
     let mut c = connect().await?;
     let mut stream = c
         .pfs
-        .list_commit(api::ListCommitRequest {
-            repo: r.repo,
-            branch_or_commit: r.commit,
+        .list_commit_stream(pfs::ListCommitRequest {
+            repo: Some(r.repo()),
+            from: a.from.map(|f| refs::commit(&r.repo, &f)),
+            to: (!r.commit.is_empty()).then(|| r.commit()),
             number: a.number,
+            reverse: false,
         })
         .await
         .map_err(status)?
@@ -217,34 +268,45 @@ pub async fn list(a: ListCommit) -> anyhow::Result<()> {
     print_list(&commits, &a.format)
 }
 
-pub async fn inspect(a: InspectCommit) -> anyhow::Result<()> {
-    let commit = commit_ref(&a.commit)?;
+async fn inspect_state(arg: &str, state: pfs::CommitState) -> anyhow::Result<pfs::CommitInfo> {
+    let commit = commit_ref(arg)?;
     let mut c = connect().await?;
-    let info = c
-        .pfs
-        .inspect_commit(api::InspectCommitRequest {
+    Ok(c.pfs
+        .inspect_commit(pfs::InspectCommitRequest {
             commit: Some(commit),
-            wait: a.block,
+            block_state: state as i32,
         })
         .await
         .map_err(status)?
-        .into_inner();
-    print_one(&info, &a.format)
+        .into_inner())
+}
+
+pub async fn inspect(a: InspectCommit) -> anyhow::Result<()> {
+    let state = if a.block {
+        pfs::CommitState::Finished
+    } else {
+        pfs::CommitState::Started
+    };
+    print_one(&inspect_state(&a.commit, state).await?, &a.format)
 }
 
 pub async fn wait(arg: &str, format: &Format) -> anyhow::Result<()> {
-    inspect(InspectCommit {
-        commit: arg.to_string(),
-        block: true,
-        format: format.clone(),
-    })
-    .await
+    print_one(
+        &inspect_state(arg, pfs::CommitState::Finished).await?,
+        format,
+    )
 }
 
 pub async fn delete(arg: &str) -> anyhow::Result<()> {
     let commit = commit_ref(arg)?;
-    let mut c = connect().await?;
-    c.pfs.delete_commit(commit).await.map_err(status)?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
+    c.pfs
+        .delete_commit(pfs::DeleteCommitRequest {
+            commit: Some(commit),
+        })
+        .await
+        .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }
 
@@ -257,9 +319,9 @@ pub async fn flush(a: FlushCommit) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let mut stream = c
         .pfs
-        .flush_commit(api::FlushCommitRequest {
+        .flush_commit(pfs::FlushCommitRequest {
             commits,
-            to_repos: a.repos,
+            to_repos: a.repos.iter().map(|r| refs::repo(r)).collect(),
         })
         .await
         .map_err(status)?
@@ -272,14 +334,50 @@ pub async fn flush(a: FlushCommit) -> anyhow::Result<()> {
 }
 
 pub async fn subscribe(a: SubscribeCommit) -> anyhow::Result<()> {
+    if a.new && a.from.is_some() {
+        anyhow::bail!("--new and --from cannot be used together");
+    }
     let r = refs::parse(&a.branch)?;
+    let branch = r.commit_or_master();
+    // --new: the commits after the branch's current head, as 1.9's pachctl does.
+    let from = if a.new {
+        Some(branch.clone())
+    } else {
+        a.from.clone()
+    };
     let mut c = connect().await?;
+    if a.new {
+        let head = c
+            .pfs
+            .inspect_branch(pfs::InspectBranchRequest {
+                branch: Some(r.branch()),
+            })
+            .await
+            .map_err(status)?
+            .into_inner()
+            .head;
+        if head.is_none() {
+            return subscribe_from(&mut c, &r, &branch, None, &a.format).await;
+        }
+    }
+    subscribe_from(&mut c, &r, &branch, from, &a.format).await
+}
+
+async fn subscribe_from(
+    c: &mut crate::client::Client,
+    r: &refs::FileRef,
+    branch: &str,
+    from: Option<String>,
+    format: &Format,
+) -> anyhow::Result<()> {
     let mut stream = c
         .pfs
-        .subscribe_commit(api::SubscribeCommitRequest {
-            repo: r.repo.clone(),
-            branch: r.commit_or_master(),
-            new_only: a.new,
+        .subscribe_commit(pfs::SubscribeCommitRequest {
+            repo: Some(r.repo()),
+            branch: branch.to_string(),
+            prov: None,
+            from: from.map(|f| refs::commit(&r.repo, &f)),
+            state: pfs::CommitState::Started as i32,
         })
         .await
         .map_err(status)?
@@ -287,11 +385,12 @@ pub async fn subscribe(a: SubscribeCommit) -> anyhow::Result<()> {
     while let Some(ci) = stream.next().await {
         let ci = ci.map_err(status)?;
         let mut out = std::io::stdout().lock();
-        let written = if a.format.is_human() {
-            writeln!(out, "{}@{}\t{}", ci.repo, ci.id, ci.branch)
+        let written = if format.is_human() {
+            let branch = ci.branch.as_ref().map(|b| b.name.as_str()).unwrap_or("-");
+            writeln!(out, "{}@{}\t{}", repo_of(&ci), id_of(&ci), branch)
         } else {
-            a.format
-                .print(&mut out, &[output::commit_json(&ci)])
+            output::pfs_json(std::slice::from_ref(&ci))
+                .and_then(|j| format.print(&mut out, &j))
                 .map_err(std::io::Error::other)
         };
         if written.and_then(|_| out.flush()).is_err() {

@@ -1,4 +1,8 @@
-//! `put/get/list/glob/diff/inspect/delete/copy file`.
+//! `put/get/list/glob/diff/inspect/delete/copy file`, through `pfs.API`.
+//!
+//! As in Pachyderm 1.9, `put file` appends to existing files unless
+//! `-o/--overwrite` is given, and every file of one `put file` lands in one
+//! commit (one PutFile stream: a message naming a file, then its bytes).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -7,12 +11,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
-use pach_api as api;
-use pach_api::put_file_request::{FileStart, Header, Msg};
+use pach_api::pfs;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::client::{connect, status};
+use crate::client::{Conn, connect, status};
 use crate::output::{self, Format};
 use crate::refs::{self, check_no_parent};
 
@@ -26,21 +29,33 @@ pub struct PutFile {
     /// A file, a directory (with -r), a URL (http, https, s3, gs, az), or - for stdin. Repeatable.
     #[arg(short = 'f', long = "file")]
     pub files: Vec<String>,
-    /// Put directories recursively.
+    /// Put directories recursively (and every object under a bucket URL).
     #[arg(short, long)]
     pub recursive: bool,
-    /// Append to existing files instead of replacing them.
-    #[arg(short, long)]
-    pub append: bool,
-    /// Replace existing files (the default; accepted for compatibility).
+    /// Overwrite the existing content of the files instead of appending to it.
     #[arg(short, long)]
     pub overwrite: bool,
     /// How many files to read ahead concurrently.
     #[arg(short, long, default_value_t = 10)]
     pub parallelism: usize,
-    /// A file listing sources (paths or URLs), one per line.
+    /// A file listing sources (paths or URLs), one per line; - reads the list from stdin.
     #[arg(short, long)]
     pub input_file: Option<PathBuf>,
+    /// Split the input into files by records (line, json, sql, csv): not supported yet.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// With --split: records per file (not supported yet).
+    #[arg(long)]
+    pub target_file_datums: Option<u64>,
+    /// With --split: bytes per file (not supported yet).
+    #[arg(long)]
+    pub target_file_bytes: Option<u64>,
+    /// With --split: header records (not supported yet).
+    #[arg(long)]
+    pub header_records: Option<u64>,
+    /// Deprecated, as in Pachyderm 1.9: every put file makes (or writes into) one commit anyway.
+    #[arg(short, long)]
+    pub commit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -57,10 +72,41 @@ pub struct GetFile {
 
 #[derive(Debug, Args)]
 pub struct ListFile {
-    /// REPO@BRANCH[:/PATH]
+    /// REPO@BRANCH[:/PATH] (the path may be a glob pattern)
     pub dir: String,
+    /// Revision history of the files: none, all, or how many versions.
+    #[arg(long, default_value = "none")]
+    pub history: String,
     #[command(flatten)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffFile {
+    /// REPO@COMMIT[:PATH]
+    pub new: String,
+    /// REPO@COMMIT[:PATH] (default: the new commit's parent, same path)
+    pub old: Option<String>,
+    /// Do not descend into subdirectories.
+    #[arg(short, long)]
+    pub shallow: bool,
+    /// Show only the names of changed files (what is shown anyway).
+    #[arg(long)]
+    pub name_only: bool,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+/// Pachyderm's `--history`: none (0), all (-1) or a number of versions.
+fn parse_history(history: &str) -> anyhow::Result<i64> {
+    match history {
+        "none" => Ok(0),
+        "all" => Ok(-1),
+        n => match n.parse::<i64>() {
+            Ok(n) if n >= -1 => Ok(n),
+            _ => bail!("invalid --history '{n}': use none, all, or a number of versions"),
+        },
+    }
 }
 
 /// One file to send: where its content comes from and where it goes.
@@ -204,8 +250,18 @@ enum Loaded {
 }
 
 pub async fn put(a: PutFile) -> anyhow::Result<()> {
-    if a.append && a.overwrite {
-        bail!("--append and --overwrite contradict each other; choose one");
+    if a.split.is_some()
+        || a.target_file_datums.is_some()
+        || a.target_file_bytes.is_some()
+        || a.header_records.is_some()
+    {
+        bail!(
+            "put file --split (and --target-file-datums, --target-file-bytes, --header-records) \
+             is not supported yet; split the data into files before putting them"
+        );
+    }
+    if a.commit {
+        eprintln!("flag --commit / -c is deprecated; every put file makes one commit without it");
     }
     let target = refs::parse(&a.target)?;
     if target.commit.is_empty() {
@@ -214,8 +270,13 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
     check_no_parent(&target.path)?;
     let mut sources = a.files.clone();
     if let Some(list) = &a.input_file {
-        let text = std::fs::read_to_string(list)
-            .with_context(|| format!("cannot read '{}'", list.display()))?;
+        let text = if list.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+                .context("cannot read the list of sources from stdin")?
+        } else {
+            std::fs::read_to_string(list)
+                .with_context(|| format!("cannot read '{}'", list.display()))?
+        };
         sources.extend(
             text.lines()
                 .map(str::trim)
@@ -239,17 +300,15 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
         .sum();
     let bar = progress(total);
     let mut client = connect().await?;
-    let (tx, rx) = mpsc::channel::<api::PutFileRequest>(16);
-    let header = api::PutFileRequest {
-        msg: Some(Msg::Header(Header {
-            commit: Some(target.commit_ref()),
-        })),
+    let (tx, rx) = mpsc::channel::<pfs::PutFileRequest>(16);
+    let put = Put {
+        commit: target.commit(),
+        overwrite: a.overwrite,
+        recursive: a.recursive,
     };
-    let append = a.append;
     let parallelism = a.parallelism.max(1);
     let bar2 = bar.clone();
-    let sender =
-        tokio::spawn(async move { send_files(tx, header, plan, append, parallelism, bar2).await });
+    let sender = tokio::spawn(async move { send_files(tx, put, plan, parallelism, bar2).await });
     let call = client
         .pfs
         .put_file(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -266,18 +325,34 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What every file of one `put file` shares.
+struct Put {
+    commit: pfs::Commit,
+    overwrite: bool,
+    recursive: bool,
+}
+
+impl Put {
+    /// The message that starts the file at `path`.
+    fn start(&self, path: String) -> pfs::PutFileRequest {
+        pfs::PutFileRequest {
+            file: Some(pfs::File {
+                commit: Some(self.commit.clone()),
+                path,
+            }),
+            overwrite_index: self.overwrite.then_some(pfs::OverwriteIndex { index: 0 }),
+            ..Default::default()
+        }
+    }
+}
+
 async fn send_files(
-    tx: mpsc::Sender<api::PutFileRequest>,
-    header: api::PutFileRequest,
+    tx: mpsc::Sender<pfs::PutFileRequest>,
+    put: Put,
     plan: Vec<(Source, String)>,
-    append: bool,
     parallelism: usize,
     bar: Option<ProgressBar>,
 ) -> anyhow::Result<()> {
-    let msg = |m: Msg| api::PutFileRequest { msg: Some(m) };
-    if tx.send(header).await.is_err() {
-        return Ok(());
-    }
     // Small local files are read ahead concurrently; order is kept.
     let mut loaded = futures::stream::iter(plan.into_iter().map(|(source, path)| async move {
         let data = match &source {
@@ -303,38 +378,38 @@ async fn send_files(
     .buffered(parallelism);
     while let Some(item) = loaded.next().await {
         let (data, path) = item?;
-        let url = match &data {
-            Loaded::Stream(Source::Url(u)) => u.clone(),
-            _ => String::new(),
-        };
-        if tx
-            .send(msg(Msg::File(FileStart {
-                path,
-                append,
-                url,
-                delete: false,
-            })))
-            .await
-            .is_err()
-        {
-            return Ok(());
-        }
+        let mut first = put.start(path);
         match data {
             Loaded::Whole(bytes) => {
                 let n = bytes.len() as u64;
-                if !bytes.is_empty() && tx.send(msg(Msg::Data(bytes))).await.is_err() {
+                first.value = bytes;
+                if tx.send(first).await.is_err() {
                     return Ok(());
                 }
                 if let Some(b) = &bar {
                     b.inc(n);
                 }
             }
-            Loaded::Stream(Source::Url(_)) => {}
-            Loaded::Stream(Source::Stdin) => stream_reader(&tx, tokio::io::stdin(), &bar).await?,
+            Loaded::Stream(Source::Url(url)) => {
+                first.url = url;
+                first.recursive = put.recursive;
+                if tx.send(first).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Loaded::Stream(Source::Stdin) => {
+                if tx.send(first).await.is_err() {
+                    return Ok(());
+                }
+                stream_reader(&tx, tokio::io::stdin(), &bar).await?
+            }
             Loaded::Stream(Source::Local(p)) => {
                 let f = tokio::fs::File::open(&p)
                     .await
                     .with_context(|| format!("cannot read '{}'", p.display()))?;
+                if tx.send(first).await.is_err() {
+                    return Ok(());
+                }
                 stream_reader(&tx, f, &bar).await?;
             }
         }
@@ -343,7 +418,7 @@ async fn send_files(
 }
 
 async fn stream_reader(
-    tx: &mpsc::Sender<api::PutFileRequest>,
+    tx: &mpsc::Sender<pfs::PutFileRequest>,
     mut r: impl tokio::io::AsyncRead + Unpin,
     bar: &Option<ProgressBar>,
 ) -> anyhow::Result<()> {
@@ -364,8 +439,9 @@ async fn stream_reader(
         let n = buf.len() as u64;
         let full = buf.len() == FRAME;
         if tx
-            .send(api::PutFileRequest {
-                msg: Some(Msg::Data(buf)),
+            .send(pfs::PutFileRequest {
+                value: buf,
+                ..Default::default()
             })
             .await
             .is_err()
@@ -382,24 +458,24 @@ async fn stream_reader(
 }
 
 async fn get_one(
-    pfs: &mut pach_api::pfs_client::PfsClient<tonic::transport::Channel>,
-    file: api::FileRef,
+    pfs_client: &mut pfs::api_client::ApiClient<Conn>,
+    file: pfs::File,
     out: &mut dyn Write,
     bar: &Option<ProgressBar>,
 ) -> anyhow::Result<()> {
-    let mut stream = pfs
-        .get_file(api::GetFileRequest {
+    let mut stream = pfs_client
+        .get_file(pfs::GetFileRequest {
             file: Some(file),
-            offset: 0,
-            length: 0,
+            offset_bytes: 0,
+            size_bytes: 0,
         })
         .await
         .map_err(status)?
         .into_inner();
     while let Some(part) = stream.try_next().await.map_err(status)? {
-        out.write_all(&part.data)?;
+        out.write_all(&part)?;
         if let Some(b) = bar {
-            b.inc(part.data.len() as u64);
+            b.inc(part.len() as u64);
         }
     }
     Ok(())
@@ -437,6 +513,25 @@ async fn write_atomically(
     }
 }
 
+fn is_dir(f: &pfs::FileInfo) -> bool {
+    f.file_type == pfs::FileType::Dir as i32
+}
+
+fn path_of(f: &pfs::FileInfo) -> &str {
+    f.file.as_ref().map(|f| f.path.as_str()).unwrap_or_default()
+}
+
+async fn inspect_info(
+    c: &mut crate::client::Client,
+    file: pfs::File,
+) -> anyhow::Result<pfs::FileInfo> {
+    Ok(c.pfs
+        .inspect_file(pfs::InspectFileRequest { file: Some(file) })
+        .await
+        .map_err(status)?
+        .into_inner())
+}
+
 pub async fn get(a: GetFile) -> anyhow::Result<()> {
     let r = refs::parse(&a.file)?;
     if r.commit.is_empty() {
@@ -446,32 +541,27 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
         );
     }
     let mut c = connect().await?;
-    let info = c
-        .pfs
-        .inspect_file(r.file_ref())
-        .await
-        .map_err(status)?
-        .into_inner();
-    if info.is_dir && !a.recursive {
+    let info = inspect_info(&mut c, r.file()).await?;
+    if is_dir(&info) && !a.recursive {
         bail!(
             "'{}' is a directory; add -r (with -o DIR) to get it recursively",
-            info.path
+            path_of(&info)
         );
     }
     let bar = progress(info.size_bytes);
     if !a.recursive {
         match &a.output {
             Some(dest) => {
-                let pfs = &mut c.pfs;
+                let pfs_client = &mut c.pfs;
                 let bar = &bar;
                 write_atomically(dest, async move |w| {
-                    get_one(pfs, r.file_ref(), w, bar).await
+                    get_one(pfs_client, r.file(), w, bar).await
                 })
                 .await?;
             }
             None => {
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                match get_one(&mut c.pfs, r.file_ref(), &mut out, &bar).await {
+                match get_one(&mut c.pfs, r.file(), &mut out, &bar).await {
                     Err(e) if super::broken_pipe(&e) => {}
                     other => other?,
                 }
@@ -482,25 +572,30 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
         let Some(dest) = &a.output else {
             bail!("get file -r needs -o DIR to write the directory to")
         };
-        let mut list = c
+        let mut walk = c
             .pfs
-            .list_file(api::ListFileRequest {
-                file: Some(r.file_ref()),
-                recursive: true,
+            .walk_file(pfs::WalkFileRequest {
+                file: Some(r.file()),
             })
             .await
             .map_err(status)?
             .into_inner();
-        let base = info.path.trim_end_matches('/').to_string();
+        let base = path_of(&info).trim_end_matches('/').to_string();
+        let base = if base.starts_with('/') || base.is_empty() {
+            base
+        } else {
+            format!("/{base}")
+        };
         let mut files = Vec::new();
-        while let Some(batch) = list.try_next().await.map_err(status)? {
-            files.extend(batch.files);
+        while let Some(f) = walk.try_next().await.map_err(status)? {
+            if !is_dir(&f) {
+                files.push(path_of(&f).to_string());
+            }
         }
-        for f in files {
-            let rel = f
-                .path
+        for path in files {
+            let rel = path
                 .strip_prefix(&base)
-                .unwrap_or(&f.path)
+                .unwrap_or(&path)
                 .trim_start_matches('/')
                 .to_string();
             check_no_parent(&rel)?;
@@ -509,13 +604,16 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
             } else {
                 dest.join(&rel)
             };
-            let file = api::FileRef {
-                commit: Some(r.commit_ref()),
-                path: f.path.clone(),
+            let file = pfs::File {
+                commit: Some(r.commit()),
+                path,
             };
-            let pfs = &mut c.pfs;
+            let pfs_client = &mut c.pfs;
             let bar = &bar;
-            write_atomically(&target, async move |w| get_one(pfs, file, w, bar).await).await?;
+            write_atomically(&target, async move |w| {
+                get_one(pfs_client, file, w, bar).await
+            })
+            .await?;
         }
     }
     if let Some(b) = bar {
@@ -526,137 +624,183 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
 
 fn print_infos(
     out: &mut impl Write,
-    files: &[api::FileInfo],
+    files: &[pfs::FileInfo],
     format: &Format,
     header: &mut bool,
+    with_commit: bool,
 ) -> anyhow::Result<()> {
-    if format.is_human() {
-        if *header {
-            writeln!(out, "{:<40} {:<4} SIZE", "NAME", "TYPE")?;
-            *header = false;
-        }
-        for f in files {
+    if !format.is_human() {
+        return format.print(out, &output::pfs_json(files)?);
+    }
+    if *header {
+        if with_commit {
             writeln!(
                 out,
-                "{:<40} {:<4} {}",
-                f.path,
-                if f.is_dir { "dir" } else { "file" },
+                "{:<32} {:<40} {:<4} {:<22} SIZE",
+                "COMMIT", "NAME", "TYPE", "COMMITTED"
+            )?;
+        } else {
+            writeln!(out, "{:<40} {:<4} SIZE", "NAME", "TYPE")?;
+        }
+        *header = false;
+    }
+    for f in files {
+        let kind = if is_dir(f) { "dir" } else { "file" };
+        if with_commit {
+            let commit = f
+                .file
+                .as_ref()
+                .and_then(|f| f.commit.as_ref())
+                .map(|c| c.id.as_str())
+                .unwrap_or_default();
+            let committed = output::timestamp_ns(f.committed.as_ref());
+            writeln!(
+                out,
+                "{commit:<32} {:<40} {kind:<4} {:<22} {}",
+                path_of(f),
+                if committed == 0 {
+                    "-".to_string()
+                } else {
+                    output::ago(committed)
+                },
+                output::bytes(f.size_bytes)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<40} {kind:<4} {}",
+                path_of(f),
                 output::bytes(f.size_bytes)
             )?;
         }
-        Ok(())
-    } else {
-        format.print(
-            out,
-            &files.iter().map(output::file_json).collect::<Vec<_>>(),
-        )
     }
+    Ok(())
+}
+
+/// Prints a stream of file infos as it arrives.
+async fn print_stream(
+    mut stream: tonic::Streaming<pfs::FileInfo>,
+    format: &Format,
+    with_commit: bool,
+) -> anyhow::Result<()> {
+    let mut out = super::stdout();
+    let mut header = true;
+    let mut batch = Vec::new();
+    loop {
+        let next = stream.try_next().await.map_err(status)?;
+        let done = next.is_none();
+        batch.extend(next);
+        // Print in batches: one JSON encoding call per file costs little, a
+        // flush per file would not.
+        if done || batch.len() >= 1024 {
+            match print_infos(&mut out, &batch, format, &mut header, with_commit) {
+                Err(e) if super::broken_pipe(&e) => return Ok(()),
+                other => other?,
+            }
+            batch.clear();
+        }
+        if done {
+            break;
+        }
+    }
+    if header && format.is_human() {
+        print_infos(&mut out, &[], format, &mut header, with_commit)?;
+    }
+    super::finish(out)
 }
 
 pub async fn list(a: ListFile) -> anyhow::Result<()> {
     let r = refs::parse(&a.dir)?;
+    let history = parse_history(&a.history)?;
     let mut c = connect().await?;
-    let mut stream = c
+    let stream = c
         .pfs
-        .list_file(api::ListFileRequest {
-            file: Some(r.file_ref()),
-            recursive: false,
+        .list_file_stream(pfs::ListFileRequest {
+            file: Some(r.file()),
+            full: false,
+            history,
         })
         .await
         .map_err(status)?
         .into_inner();
-    let mut out = super::stdout();
-    let mut header = true;
-    while let Some(batch) = stream.try_next().await.map_err(status)? {
-        match print_infos(&mut out, &batch.files, &a.format, &mut header) {
-            Err(e) if super::broken_pipe(&e) => return Ok(()),
-            other => other?,
-        }
-    }
-    if header && a.format.is_human() {
-        print_infos(&mut out, &[], &a.format, &mut header)?;
-    }
-    super::finish(out)
+    print_stream(stream, &a.format, history != 0).await
 }
 
 pub async fn glob(arg: &str, format: &Format) -> anyhow::Result<()> {
     let r = refs::parse(arg)?;
     let mut c = connect().await?;
-    let mut stream = c
+    let stream = c
         .pfs
-        .glob_file(api::GlobFileRequest {
-            commit: Some(r.commit_ref()),
+        .glob_file_stream(pfs::GlobFileRequest {
+            commit: Some(r.commit()),
             pattern: r.path.clone(),
         })
         .await
         .map_err(status)?
         .into_inner();
-    let mut out = super::stdout();
-    let mut header = true;
-    while let Some(batch) = stream.try_next().await.map_err(status)? {
-        print_infos(&mut out, &batch.files, format, &mut header)?;
-    }
-    if header && format.is_human() {
-        print_infos(&mut out, &[], format, &mut header)?;
-    }
-    super::finish(out)
+    print_stream(stream, format, false).await
 }
 
 pub async fn inspect(arg: &str, format: &Format) -> anyhow::Result<()> {
     let r = refs::parse(arg)?;
     let mut c = connect().await?;
-    let f = c
-        .pfs
-        .inspect_file(r.file_ref())
-        .await
-        .map_err(status)?
-        .into_inner();
+    let f = inspect_info(&mut c, r.file()).await?;
     let mut out = super::stdout();
     if format.is_human() {
-        writeln!(out, "Path: {}", f.path)?;
-        writeln!(out, "Type: {}", if f.is_dir { "dir" } else { "file" })?;
+        writeln!(out, "Path: {}", path_of(&f))?;
+        writeln!(out, "Type: {}", if is_dir(&f) { "dir" } else { "file" })?;
         writeln!(out, "Size: {}", output::bytes(f.size_bytes))?;
-        if !f.hash.is_empty() {
-            writeln!(out, "Hash: {}", f.hash)?;
+        if !f.children.is_empty() {
+            writeln!(out, "Children: {}", f.children.join(" "))?;
+        }
+        if !f.objects.is_empty() {
+            let objects: Vec<&str> = f
+                .objects
+                .iter()
+                .map(|o| {
+                    if o.hash.is_empty() {
+                        "-"
+                    } else {
+                        o.hash.as_str()
+                    }
+                })
+                .collect();
+            writeln!(out, "Objects: {}", objects.join(" "))?;
         }
     } else {
-        format.print(&mut out, &[output::file_json(&f)])?;
+        format.print(&mut out, &output::pfs_json(&[f])?)?;
     }
     super::finish(out)
 }
 
-pub async fn diff(new: &str, old: Option<&str>, format: &Format) -> anyhow::Result<()> {
-    let n = refs::parse(new)?;
-    let o = old.map(refs::parse).transpose()?;
+pub async fn diff(a: DiffFile) -> anyhow::Result<()> {
+    let n = refs::parse(&a.new)?;
+    let o = a.old.as_deref().map(refs::parse).transpose()?;
     let mut c = connect().await?;
-    let mut stream = c
+    let d = c
         .pfs
-        .diff_file(api::DiffFileRequest {
-            new_file: Some(n.file_ref()),
-            old_file: o.map(|o| o.file_ref()),
+        .diff_file(pfs::DiffFileRequest {
+            new_file: Some(n.file()),
+            old_file: o.map(|o| o.file()),
+            shallow: a.shallow,
         })
         .await
         .map_err(status)?
         .into_inner();
     let mut out = super::stdout();
-    while let Some(batch) = stream.try_next().await.map_err(status)? {
-        for d in batch.diffs {
-            if format.is_human() {
-                let (mark, f) = match d.change.as_str() {
-                    "added" => ("+", d.new_file),
-                    "deleted" => ("-", d.old_file),
-                    _ => ("~", d.new_file),
-                };
-                let f = f.unwrap_or_default();
-                writeln!(out, "{mark} {}\t{}", f.path, output::bytes(f.size_bytes))?;
-            } else {
-                let j = serde_json::json!({
-                    "change": d.change,
-                    "new_file": d.new_file.as_ref().map(output::file_json),
-                    "old_file": d.old_file.as_ref().map(output::file_json),
-                });
-                format.print(&mut out, &[j])?;
-            }
+    if !a.format.is_human() {
+        a.format.print(&mut out, &output::pfs_json(&[d])?)?;
+        return super::finish(out);
+    }
+    for (mark, files) in [("+", &d.new_files), ("-", &d.old_files)] {
+        for f in files {
+            let kind = if is_dir(f) { "dir" } else { "file" };
+            writeln!(
+                out,
+                "{mark} {}\t{kind}\t{}",
+                path_of(f),
+                output::bytes(f.size_bytes)
+            )?;
         }
     }
     super::finish(out)
@@ -669,11 +813,16 @@ pub async fn delete(arg: &str) -> anyhow::Result<()> {
     }
     check_no_parent(&r.path)?;
     let mut c = connect().await?;
-    c.pfs.delete_file(r.file_ref()).await.map_err(status)?;
+    c.pfs
+        .delete_file(pfs::DeleteFileRequest {
+            file: Some(r.file()),
+        })
+        .await
+        .map_err(status)?;
     Ok(())
 }
 
-pub async fn copy(src: &str, dst: &str, append: bool) -> anyhow::Result<()> {
+pub async fn copy(src: &str, dst: &str, overwrite: bool) -> anyhow::Result<()> {
     let s = refs::parse(src)?;
     let d = refs::parse(dst)?;
     if d.commit.is_empty() || d.path.is_empty() {
@@ -682,10 +831,10 @@ pub async fn copy(src: &str, dst: &str, append: bool) -> anyhow::Result<()> {
     check_no_parent(&d.path)?;
     let mut c = connect().await?;
     c.pfs
-        .copy_file(api::CopyFileRequest {
-            src: Some(s.file_ref()),
-            dst: Some(d.file_ref()),
-            append,
+        .copy_file(pfs::CopyFileRequest {
+            src: Some(s.file()),
+            dst: Some(d.file()),
+            overwrite,
         })
         .await
         .map_err(status)?;
@@ -695,6 +844,15 @@ pub async fn copy(src: &str, dst: &str, append: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_flag_like_pachyderm() {
+        assert_eq!(parse_history("none").unwrap(), 0);
+        assert_eq!(parse_history("all").unwrap(), -1);
+        assert_eq!(parse_history("3").unwrap(), 3);
+        assert!(parse_history("-2").is_err());
+        assert!(parse_history("some").is_err());
+    }
 
     #[test]
     fn put_plans_paths_like_pachyderm() {

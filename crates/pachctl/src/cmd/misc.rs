@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 
 use anyhow::bail;
 use clap::Subcommand;
-use pach_api as api;
 
 use crate::client::{connect, status};
 use crate::config::{Config, Context};
@@ -73,23 +72,38 @@ pub enum ConfigDelete {
     Context { name: String },
 }
 
-pub async fn version(client_only: bool, format: &Format) -> anyhow::Result<()> {
-    let ours = env!("CARGO_PKG_VERSION").to_string();
+/// `--timeout`: "default" (pachctl's usual patience), 0s (forever) or a
+/// duration.
+fn version_timeout(flag: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    if flag == "default" {
+        return Ok(Some(crate::client::HANDSHAKE));
+    }
+    let d = humantime::parse_duration(flag).map_err(|e| {
+        anyhow::anyhow!(
+            "--timeout '{flag}' is not a duration ({e}); give one like 5s or 1m, or 0s to wait forever"
+        )
+    })?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+pub async fn version(client_only: bool, timeout: &str, format: &Format) -> anyhow::Result<()> {
+    let patience = version_timeout(timeout)?;
+    // Both name the Pachyderm release whose API they speak, then ours.
+    let (major, minor, micro) = pach_api::PACHYDERM_VERSION;
+    let ours = format!(
+        "{major}.{minor}.{micro}+pachyderm-rs.{}",
+        env!("CARGO_PKG_VERSION")
+    );
     let pachd = if client_only {
         None
     } else {
-        let mut c = connect().await?;
-        let v = c
-            .admin
-            .version(api::Empty {})
-            .await
-            .map_err(status)?
-            .into_inner();
-        let mut s = format!("{}.{}.{}", v.major, v.minor, v.micro);
-        if !v.additional.is_empty() {
-            s.push_str(&v.additional);
-        }
-        Some(s)
+        let v = crate::client::connect_within(patience)
+            .await?
+            .server_version;
+        Some(format!(
+            "{}.{}.{}{}",
+            v.major, v.minor, v.micro, v.additional
+        ))
     };
     let mut out = super::stdout();
     if format.is_human() {
@@ -178,30 +192,32 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn fsck() -> anyhow::Result<()> {
+/// `fsck` through pfs.API's Fsck: one line per problem on stderr.
+pub async fn fsck(fix: bool) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
     let mut c = connect().await?;
-    let r = c
+    let mut stream = c
         .pfs
-        .fsck(api::Empty {})
+        .fsck(pach_api::pfs::FsckRequest { fix })
         .await
         .map_err(status)?
         .into_inner();
-    if r.problems.is_empty() {
-        println!(
-            "checked {} commits, {} indexes: no problems found",
-            r.commits_checked, r.objects_checked
-        );
+    let mut problems = 0usize;
+    let mut err = std::io::stderr().lock();
+    while let Some(r) = stream.try_next().await.map_err(status)? {
+        if !r.error.is_empty() {
+            problems += 1;
+            writeln!(err, "{}", crate::client::escape(&r.error))?;
+        }
+        if !r.fix.is_empty() {
+            writeln!(err, "fixed: {}", crate::client::escape(&r.fix))?;
+        }
+    }
+    if problems == 0 {
+        println!("no problems found");
         return Ok(());
     }
-    let mut err = std::io::stderr().lock();
-    for p in &r.problems {
-        writeln!(err, "{p}")?;
-    }
-    bail!(
-        "{} problems found in {} commits",
-        r.problems.len(),
-        r.commits_checked
-    )
+    bail!("{problems} problems found; `pachctl restore` of a backup brings missing objects back")
 }
 
 pub fn completion<C: clap::CommandFactory>(shell: &str) {
@@ -211,4 +227,25 @@ pub fn completion<C: clap::CommandFactory>(shell: &str) {
         _ => clap_complete::Shell::Bash,
     };
     clap_complete::generate(shell, &mut C::command(), "pachctl", &mut std::io::stdout());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_timeouts() {
+        use std::time::Duration;
+        assert_eq!(
+            version_timeout("default").unwrap(),
+            Some(crate::client::HANDSHAKE)
+        );
+        assert_eq!(version_timeout("0s").unwrap(), None);
+        assert_eq!(
+            version_timeout("1m30s").unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        let e = version_timeout("soon").unwrap_err().to_string();
+        assert!(e.contains("--timeout 'soon'"), "{e}");
+    }
 }

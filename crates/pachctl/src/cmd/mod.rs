@@ -4,11 +4,14 @@
 pub mod admin;
 pub mod branch;
 pub mod commit;
+pub mod debug;
 pub mod file;
 pub mod job;
 pub mod misc;
 pub mod pipeline;
 pub mod repo;
+pub mod secret;
+pub mod transaction;
 
 use std::io::Write;
 

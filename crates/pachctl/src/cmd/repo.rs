@@ -1,10 +1,13 @@
-//! `create/update/list/inspect/delete repo`.
+//! `create/update/list/inspect/delete repo`, through `pfs.API`.
+
+use std::io::Write;
 
 use clap::Args;
-use pach_api as api;
+use pach_api::pfs;
 
 use crate::client::{connect, status};
 use crate::output::{self, Format, Table};
+use crate::refs;
 
 #[derive(Debug, Args)]
 pub struct CreateRepo {
@@ -17,7 +20,8 @@ pub struct CreateRepo {
 #[derive(Debug, Args)]
 pub struct DeleteRepo {
     pub repo: Option<String>,
-    /// Delete even if other repos' branches have it in their provenance.
+    /// Remove the repo regardless of errors (even if other repos' branches
+    /// have it in their provenance); use with care.
     #[arg(short, long)]
     pub force: bool,
     /// Delete every repo.
@@ -26,89 +30,95 @@ pub struct DeleteRepo {
 }
 
 pub async fn create(a: CreateRepo, update: bool) -> anyhow::Result<()> {
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
-        .create_repo(api::CreateRepoRequest {
-            name: a.repo,
+        .create_repo(pfs::CreateRepoRequest {
+            repo: Some(refs::repo(&a.repo)),
             description: a.description,
             update,
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
+}
+
+fn print(repos: &[pfs::RepoInfo], format: &Format, detailed: bool) -> anyhow::Result<()> {
+    let mut out = super::stdout();
+    if !format.is_human() {
+        format.print(&mut out, &output::pfs_json(repos)?)?;
+        return super::finish(out);
+    }
+    let name = |r: &pfs::RepoInfo| r.repo.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    let created = |r: &pfs::RepoInfo| output::ago(output::timestamp_ns(r.created.as_ref()));
+    if detailed {
+        for r in repos {
+            writeln!(out, "Name: {}", name(r))?;
+            if !r.description.is_empty() {
+                writeln!(out, "Description: {}", r.description)?;
+            }
+            writeln!(out, "Created: {}", created(r))?;
+            writeln!(
+                out,
+                "Size of HEAD on master: {}",
+                output::bytes(r.size_bytes)
+            )?;
+        }
+    } else {
+        let mut t = Table::new(&["NAME", "CREATED", "SIZE (MASTER)", "DESCRIPTION"]);
+        for r in repos {
+            t.row(vec![
+                name(r),
+                created(r),
+                output::bytes(r.size_bytes),
+                r.description.clone(),
+            ]);
+        }
+        t.print(&mut out)?;
+    }
+    super::finish(out)
 }
 
 pub async fn list(format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let repos = c
         .pfs
-        .list_repo(api::Empty {})
+        .list_repo(pfs::ListRepoRequest {})
         .await
         .map_err(status)?
         .into_inner()
-        .repos;
-    let mut out = super::stdout();
-    if format.is_human() {
-        let mut t = Table::new(&["NAME", "CREATED", "SIZE (MASTER)", "DESCRIPTION"]);
-        for r in &repos {
-            t.row(vec![
-                r.name.clone(),
-                output::ago(r.created_ns),
-                output::bytes(r.size_bytes),
-                r.description.clone(),
-            ]);
-        }
-        t.print(&mut out)?;
-    } else {
-        format.print(
-            &mut out,
-            &repos.iter().map(output::repo_json).collect::<Vec<_>>(),
-        )?;
-    }
-    super::finish(out)
+        .repo_info;
+    print(&repos, format, false)
 }
 
 pub async fn inspect(repo: &str, format: &Format) -> anyhow::Result<()> {
     let mut c = connect().await?;
     let r = c
         .pfs
-        .inspect_repo(api::RepoRequest { name: repo.into() })
+        .inspect_repo(pfs::InspectRepoRequest {
+            repo: Some(refs::repo(repo)),
+        })
         .await
         .map_err(status)?
         .into_inner();
-    let mut out = super::stdout();
-    if format.is_human() {
-        use std::io::Write;
-        writeln!(out, "Name: {}", r.name)?;
-        if !r.description.is_empty() {
-            writeln!(out, "Description: {}", r.description)?;
-        }
-        writeln!(out, "Created: {}", output::ago(r.created_ns))?;
-        writeln!(
-            out,
-            "Size of HEAD on master: {}",
-            output::bytes(r.size_bytes)
-        )?;
-    } else {
-        format.print(&mut out, &[output::repo_json(&r)])?;
-    }
-    super::finish(out)
+    print(&[r], format, true)
 }
 
 pub async fn delete(a: DeleteRepo) -> anyhow::Result<()> {
-    let name = match (&a.repo, a.all) {
+    let repo = match (&a.repo, a.all) {
         (Some(_), true) => anyhow::bail!("give either a repo name or --all, not both"),
         (None, false) => anyhow::bail!("give the repo to delete, or --all to delete every repo"),
-        (r, _) => r.clone().unwrap_or_default(),
+        (r, _) => r.as_deref().map(refs::repo),
     };
-    let mut c = connect().await?;
+    let (mut c, transaction) = super::transaction::connect_joining().await?;
     c.pfs
-        .delete_repo(api::DeleteRepoRequest {
-            name,
+        .delete_repo(pfs::DeleteRepoRequest {
+            repo,
             force: a.force,
             all: a.all,
         })
         .await
         .map_err(status)?;
+    super::transaction::added(&transaction);
     Ok(())
 }

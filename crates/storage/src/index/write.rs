@@ -261,7 +261,7 @@ async fn upload_shard(
     entries: Vec<FileEntry>,
     unchanged_if: &HashSet<ContentHash>,
 ) -> Result<ShardInfo, StorageError> {
-    let (hash, stored) = encode_object("index shard", &IndexNodeOut::Shard(&entries))?;
+    let (hash, stored) = encode_object("index shard", &IndexNodeOut::ShardV2(&entries))?;
     if !unchanged_if.contains(&hash) {
         put(store, &layout.index(&hash), stored.into()).await?;
     }
@@ -285,8 +285,9 @@ async fn upload_shard(
 
 /// The shard-size weight of an entry: one unit per started [`UNIT_BYTES`] of encoding.
 fn units(entry: &FileEntry) -> usize {
-    // Close to postcard's size: path, size, hash, and per chunk hash, len and location.
-    let approx = entry.path.len() + 48 + entry.chunks.len() * 80;
+    // Close to postcard's size: path, size, hash, per chunk hash, len and
+    // location, per piece length and digest.
+    let approx = entry.path.len() + 48 + entry.chunks.len() * 80 + entry.pieces.len() * 72;
     approx.div_ceil(UNIT_BYTES).max(1)
 }
 

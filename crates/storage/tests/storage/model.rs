@@ -24,6 +24,9 @@ fn change_strategy() -> impl Strategy<Value = Change> {
     prop_oneof![
         4 => (path_strategy(), any::<u64>()).prop_map(|(p, seed)| Change::Put(fake_entry(&p, seed))),
         3 => (path_strategy(), any::<u64>()).prop_map(|(p, seed)| Change::Append(fake_entry(&p, seed))),
+        2 => (path_strategy(), any::<u64>(), 0u64..4).prop_map(|(p, seed, index)| {
+            Change::ReplaceFrom { index, entry: fake_entry(&p, seed) }
+        }),
         2 => path_strategy().prop_map(Change::Delete),
         1 => Just(Change::Delete("/".to_string())),
     ]
@@ -40,6 +43,13 @@ fn apply(model: &mut BTreeMap<String, FileEntry>, change: &Change) {
                 None => tail.clone(),
             };
             model.insert(tail.path.clone(), next);
+        }
+        Change::ReplaceFrom { index, entry } => {
+            let next = match model.remove(&entry.path) {
+                Some(current) => current.replaced_from(Some(*index), entry),
+                None => entry.clone(),
+            };
+            model.insert(entry.path.clone(), next);
         }
         Change::Delete(path) if path == "/" => model.clear(),
         Change::Delete(path) => {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs python-pachyderm 3.1.0's own test suite (the Python client released
+# for Pachyderm 1.9) against a fresh pachd on the embedded default, as the
+# judge of pachd's Pachyderm 1.9 API. The suite is not ours and is never
+# edited: it lives in the peer-suites directory beside the project
+# ($PEER_SUITES, default ../shared/peer-suites).
+#
+# The client always dials localhost:30650, so that port must be free. With
+# PYSUITE_NETNS=1 (root) pachd and the suite run in a network namespace of
+# their own instead, where the port is always free but nothing beyond
+# loopback is reachable (test_create_python_pipeline then cannot fetch its
+# wheel from PyPI).
+#
+# Deselected, with the reason:
+#   test_put_file_url                    fetches a page from the internet (a local
+#                                        HTTP server covers put file from a URL in
+#                                        tests/pfs_cli.rs)
+# Extra arguments go to pytest (e.g. tests/test_pfs.py -k inspect).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SUITE=""
+for d in "${PEER_SUITES:-}" "$ROOT/../shared/peer-suites" "$ROOT/../../shared/peer-suites"; do
+  if [ -n "$d" ] && [ -x "$d/python-pachyderm-3.1.0/run.sh" ]; then
+    SUITE=$(cd "$d/python-pachyderm-3.1.0" && pwd)
+    break
+  fi
+done
+if [ -z "$SUITE" ]; then
+  echo "python-pachyderm's suite is not in ../shared/peer-suites beside the checkout; set PEER_SUITES to the folder holding python-pachyderm-3.1.0" >&2
+  exit 1
+fi
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug
+[ -x "$BIN/pachd" ] || { echo "build pachd first (cargo build --bins)" >&2; exit 1; }
+
+if [ $# -eq 0 ]; then
+  set -- tests/test_client.py tests/test_version.py tests/health.py tests/test_pfs.py \
+    tests/test_pps.py tests/test_transaction.py tests/test_debug.py tests/test_util.py \
+    -k "not test_put_file_url"
+fi
+
+DATA=$(mktemp -d)
+trap 'rm -rf "$DATA"' EXIT
+# pachd's datums may need the internet: the suite's create_python_pipeline
+# builds wheels with `pip wheel` from PyPI inside a pipeline.
+run() {
+  "$BIN/pachd" --data-dir "$DATA/pachd" --datum-network outbound >"$DATA/pachd.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    grep -q "pachd listening" "$DATA/pachd.log" && break
+    sleep 0.1
+  done
+  local rc=0
+  "$SUITE/run.sh" "$@" || rc=$?
+  kill "$pid"
+  wait "$pid" || true
+  if [ $rc -ne 0 ]; then
+    echo "--- pachd's log (last 50 lines) ---" >&2
+    tail -n 50 "$DATA/pachd.log" >&2
+  fi
+  return $rc
+}
+export -f run
+export BIN DATA SUITE
+if [ "${PYSUITE_NETNS:-0}" = 1 ]; then
+  unshare -n bash -c 'ip link set lo up && run "$@"' run "$@"
+elif (exec 3<>/dev/tcp/127.0.0.1/30650) 2>/dev/null; then
+  echo "localhost:30650 is taken (another pachd?): stop it, or set PYSUITE_NETNS=1" >&2
+  exit 1
+else
+  run "$@"
+fi
