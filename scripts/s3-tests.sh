@@ -30,6 +30,7 @@ LIST=$ROOT/tests/s3-tests-pass.txt
 MODE=${1:-listed}
 
 [ -n "$SUITE" ] && [ -d "$SUITE" ] || { echo "error: the s3-tests suite is not in ../shared/peer-suites/s3-tests; set S3_TESTS_SUITE to its folder" >&2; exit 1; }
+[ "$MODE" = "--all" ] || [ -s "$LIST" ] || { echo "error: $LIST is missing" >&2; exit 1; }
 [ -x "$PACHD" ] || { echo "error: $PACHD is missing; run \`cargo build --bins\` first" >&2; exit 1; }
 [ -x "$VENV/bin/pytest" ] || scripts/test-tools.sh
 
@@ -154,7 +155,7 @@ if [ "$MODE" = "--all" ]; then
 fi
 failed=0
 while read -r t; do
-  if ! grep -qx "PASS $t" "$out"; then
+  if ! grep -qxF "PASS $t" "$out"; then
     echo "FAILED: $t" >&2
     failed=1
   fi
