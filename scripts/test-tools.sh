@@ -5,7 +5,8 @@
 # stays in ~/.cargo/bin), kubernetes-validate (offline checks of
 # deploy/kubernetes), and the tools Pachyderm's example pipelines call, so
 # that they run unchanged on the host's userland: ImageMagick (`montage`) and
-# OpenCV for Python (`cv2`).
+# OpenCV for Python (`cv2`); and the S3 gateway's judges: the aws CLI, boto3,
+# pandas with s3fs, Polars, and ceph's s3-tests' requirements.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -42,4 +43,33 @@ if [ ! -x "$KV_DIR/bin/kubernetes-validate" ]; then
   echo "installing: kubernetes-validate (pip, into $KV_DIR)" >&2
   python3 -m venv "$KV_DIR"
   "$KV_DIR/bin/pip" install -q kubernetes-validate==1.37.0
+fi
+# S3 clients for the S3 gateway's tests (tests/s3gateway.rs), from PyPI, each
+# in a venv of its own: the aws CLI, whose botocore pin clashes with
+# s3fs's aiobotocore; boto3, pandas with s3fs, and Polars (its Rust
+# object_store client reads Parquet from S3).
+AWSCLI_DIR="$HOME/.cache/pach-test-tools/awscli"
+if [ ! -x "$AWSCLI_DIR/bin/aws" ]; then
+  echo "installing: awscli (pip, into $AWSCLI_DIR)" >&2
+  python3 -m venv "$AWSCLI_DIR"
+  "$AWSCLI_DIR/bin/pip" install -q awscli==1.46.3
+fi
+S3CLIENTS_DIR="$HOME/.cache/pach-test-tools/s3clients"
+if ! "$S3CLIENTS_DIR/bin/python" -c 'import boto3, s3fs, pandas, polars' >/dev/null 2>&1; then
+  echo "installing: boto3, s3fs, pandas, polars (pip, into $S3CLIENTS_DIR)" >&2
+  python3 -m venv "$S3CLIENTS_DIR"
+  "$S3CLIENTS_DIR/bin/pip" install -q boto3 's3fs>=2024' pandas polars
+fi
+# ceph's s3-tests (scripts/s3-tests.sh) with its requirements, in a venv.
+S3TESTS_DIR="$HOME/.cache/pach-test-tools/s3-tests"
+if [ ! -x "$S3TESTS_DIR/bin/pytest" ]; then
+  suite=""
+  for d in "$(dirname "$0")/../../shared" "$(dirname "$0")/../../../shared"; do
+    [ -f "$d/peer-suites/s3-tests/requirements.txt" ] && suite="$d/peer-suites/s3-tests" && break
+  done
+  if [ -n "$suite" ]; then
+    echo "installing: s3-tests requirements (pip, into $S3TESTS_DIR)" >&2
+    python3 -m venv "$S3TESTS_DIR"
+    "$S3TESTS_DIR/bin/pip" install -q -r "$suite/requirements.txt"
+  fi
 fi

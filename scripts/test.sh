@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of each crate, the end-to-end tests that drive
-# the real pachd and pachctl binaries on loopback, and python-pachyderm
-# 3.1.0's own suite against a fresh pachd (scripts/python-suite.sh).
+# the real pachd and pachctl binaries on loopback, python-pachyderm 3.1.0's
+# own suite against a fresh pachd (scripts/python-suite.sh), and ceph's
+# s3-tests against the S3 gateway (scripts/s3-tests.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
@@ -9,8 +10,10 @@ scripts/test-tools.sh
 cargo build --bins
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?
-# The client judges the wire API; run only for a full run (no test filter).
+# The peer suites judge the wire API and the S3 gateway; run only for a full
+# run (no test filter).
 if [ $# -eq 0 ]; then
   scripts/python-suite.sh || status=$?
+  scripts/s3-tests.sh || status=$?
 fi
 exit $status

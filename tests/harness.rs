@@ -238,6 +238,17 @@ impl Pachd {
             .arg(self.data_dir())
             .arg("--address")
             .arg(&self.address)
+            // No S3 gateway unless a test asks for one: the default port
+            // is one for all the pachds of a run.
+            .args(
+                (!self
+                    .args
+                    .iter()
+                    .any(|a| a.starts_with("--s3gateway-address")))
+                .then_some(["--s3gateway-address", ""])
+                .into_iter()
+                .flatten(),
+            )
             .args(&self.args)
             .env("PACHD_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

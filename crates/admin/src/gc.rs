@@ -1,8 +1,9 @@
 //! Garbage collection: returns the space of objects nothing refers to any
 //! more (after repos, commits, pipelines or jobs are deleted).
 //!
-//! Live objects are those named by commit indexes, staged writes, datum
-//! outputs, the datum cache and logs. Because uploads deduplicate against
+//! Live objects are those named by commit indexes, staged writes, the parts
+//! of uploads in progress (S3 multipart uploads), datum outputs, the datum
+//! cache and logs. Because uploads deduplicate against
 //! objects already in the bucket, an old unreferenced object can become
 //! referenced again while a collection runs; so a collection pauses clients'
 //! writes for its duration, refuses to run while commits are open (a job or
@@ -24,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use pach_pfs::records::{COMMITS, STAGING, StagingRecord};
+use pach_pfs::uploads::{PartRecord, UPLOAD_PARTS};
 use pach_pfs::writes::{set_writes, writes_state};
 use pach_pfs::{CommitRecord, Pfs};
 use pach_pps::records::{CACHE, CacheRecord, DATUMS, DatumRecord};
@@ -126,11 +128,12 @@ fn decode<T: DeserializeOwned>(kv: &pach_meta::KeyValue) -> Result<T> {
 }
 
 /// Adds what the records name (from one metadata snapshot) to `marks`:
-/// commit indexes, staged writes, datum outputs and logs, the datum cache.
+/// commit indexes, staged writes, the parts of uploads in progress, datum
+/// outputs and logs, the datum cache.
 async fn mark_records(pfs: &Pfs, marks: &mut Marks) -> Result<()> {
     let content = pfs.content();
     let snapshot = pfs.meta().snapshot().await?;
-    for prefix in [COMMITS, STAGING, DATUMS, CACHE] {
+    for prefix in [COMMITS, STAGING, UPLOAD_PARTS, DATUMS, CACHE] {
         let mut pages = Pages::new(&*snapshot, prefix);
         while let Some(page) = pages.next().await? {
             for kv in page {
@@ -144,6 +147,10 @@ async fn mark_records(pfs: &Pfs, marks: &mut Marks) -> Result<()> {
                     STAGING => {
                         let s: StagingRecord = decode(&kv)?;
                         marks.changes.push(&s.changes.0, b"").await?;
+                    }
+                    UPLOAD_PARTS => {
+                        let p: PartRecord = decode(&kv)?;
+                        marks.changes.push(&p.changes.0, b"").await?;
                     }
                     DATUMS => {
                         let d: DatumRecord = decode(&kv)?;

@@ -507,6 +507,43 @@ async fn garbage_collection_keeps_what_records_name_on_an_owned_bucket() {
     assert_eq!(again.deleted, 0, "{again:?}");
 }
 
+/// The parts of an upload in progress are named by no commit, only by
+/// their part records: a collection keeps them, and the upload completes.
+#[tokio::test]
+async fn garbage_collection_keeps_the_parts_of_uploads_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let c = owned_cluster(bucket.clone(), "0123456789abcdef0123456789abcdef").await;
+    let pfs = &c.pfs;
+    pfs.create_repo("up", "", false).await.unwrap();
+    pfs.create_branch("up", "master", None, None).await.unwrap();
+    let upload = pfs.start_upload("up", "master", "/big").await.unwrap();
+    let mut parts = Vec::new();
+    for (n, data) in [(1u32, vec![1u8; 300_000]), (2, vec![2u8; 5_000])] {
+        let mut session = pfs.content().session();
+        let entry = session
+            .put_bytes("/big".to_string(), None, &data)
+            .await
+            .unwrap();
+        session.finish().await.unwrap();
+        parts.push(pfs.put_upload_part(&upload, n, entry).await.unwrap());
+    }
+    let report = crate::garbage_collect(pfs, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 0, "{report:?}");
+    pfs.complete_upload(&upload, &parts).await.unwrap();
+    let got: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(
+        pfs.get_file("up", "master", "/big", 0, None).await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let got = got.concat();
+    assert_eq!(got.len(), 305_000);
+    assert!(got[..300_000].iter().all(|b| *b == 1) && got[300_000..].iter().all(|b| *b == 2));
+}
+
 /// The heap a garbage collection needs at its peak over a cluster of
 /// `commits` commits, each with an index of its own (root and shard).
 async fn gc_peak_heap(commits: usize) -> usize {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// Pachyderm 1.9's S3 gateway port, on loopback like pachd's own default.
+pub const DEFAULT_S3GATEWAY_ADDRESS: &str = "localhost:30600";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pachd",
@@ -23,6 +26,16 @@ pub struct Config {
     /// interface (0.0.0.0:PORT).
     #[arg(long, env = "PACHD_ADDRESS", default_value = "localhost:30650")]
     pub address: String,
+
+    /// Address to serve the S3 gateway on (HOST:PORT; empty: no gateway).
+    /// Buckets are BRANCH.REPO, objects the files of the branch's head. When
+    /// the default address is taken, pachd goes on without the gateway.
+    #[arg(
+        long = "s3gateway-address",
+        env = "PACHD_S3GATEWAY_ADDRESS",
+        default_value = DEFAULT_S3GATEWAY_ADDRESS
+    )]
+    pub s3gateway_address: String,
 
     /// Object store URL for content: a path, file:///path, s3://bucket[/prefix],
     /// az://container or gs://bucket. Default: <data-dir>/objects.
@@ -274,6 +287,7 @@ mod tests {
         Config {
             data_dir: None,
             address: String::new(),
+            s3gateway_address: String::new(),
             storage: None,
             allow_file_url: Vec::new(),
             metadata: m.map(str::to_string),

@@ -153,6 +153,7 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let (pps, gateway) = start_s3gateway(&config, pps).await?;
     tokio::spawn(pps.clone().run_controller());
     if config.worker_slots > 0 {
         tokio::spawn(pps.clone().run_worker(config.worker_slots));
@@ -184,8 +185,56 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         shutdown,
     )
     .await?;
+    if let Some(g) = gateway {
+        let _ = g.await;
+    }
     tracing::info!("pachd stopped");
     Ok(())
+}
+
+/// Starts the S3 gateway when configured, and tells pipelines' user code
+/// where it is (`S3_ENDPOINT`). A default address already taken (another
+/// pachd on this host) leaves pachd without a gateway; an address given
+/// explicitly must be served.
+async fn start_s3gateway(
+    config: &Config,
+    pps: pach_pps::Pps,
+) -> anyhow::Result<(pach_pps::Pps, Option<tokio::task::JoinHandle<()>>)> {
+    let address = config.s3gateway_address.trim();
+    if address.is_empty() {
+        return Ok((pps, None));
+    }
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(l) => l,
+        Err(e) if address == config::DEFAULT_S3GATEWAY_ADDRESS => {
+            tracing::warn!(
+                %address,
+                "S3 gateway not started: cannot listen on {address} ({e}); choose another with --s3gateway-address HOST:PORT"
+            );
+            return Ok((pps, None));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot serve the S3 gateway on {address}; choose another with --s3gateway-address HOST:PORT, or '' for none")
+            });
+        }
+    };
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "S3 gateway listening");
+    let host = if local.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        local
+    };
+    let pps = pps.with_s3_endpoint(format!("http://{host}"));
+    let gateway =
+        pach_s3gateway::Gateway::new(pps.pfs().clone(), Arc::new(pach_s3gateway::AllowAll));
+    let handle = tokio::spawn(async move {
+        if let Err(e) = gateway.serve(listener, shutdown_signal()).await {
+            tracing::error!("the S3 gateway stopped: {e}");
+        }
+    });
+    Ok((pps, Some(handle)))
 }
 
 fn datum_network(setting: config::DatumNetwork, refused: &[u16]) -> pach_worker::Network {

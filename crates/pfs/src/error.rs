@@ -70,6 +70,10 @@ pub enum PfsError {
         commit: String,
         path: String,
     },
+    #[error(
+        "upload {upload} into repo '{repo}' not found; it was completed or aborted, or never started"
+    )]
+    UploadNotFound { repo: String, upload: String },
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{}", .0.refusal())]
@@ -119,6 +123,7 @@ impl PfsError {
             | BranchNotFound { .. }
             | CommitNotFound { .. }
             | FileNotFound { .. }
+            | UploadNotFound { .. }
             | NoHead { .. }
             | CommitDeleted { .. } => ErrorKind::NotFound,
             RepoExists { .. } => ErrorKind::AlreadyExists,

@@ -285,6 +285,36 @@ impl Pfs {
         Ok((commit, index))
     }
 
+    /// What readers of a branch see: its head commit and that commit's file
+    /// index, or None while the branch has no commit. Unlike a commit
+    /// reference, a missing branch is [`PfsError::BranchNotFound`].
+    pub async fn branch_head(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> Result<Option<(CommitRecord, IndexReader)>> {
+        self.repo_record(repo).await?;
+        let (record, _) =
+            self.branch_record(repo, branch)
+                .await?
+                .ok_or_else(|| PfsError::BranchNotFound {
+                    repo: repo.into(),
+                    branch: branch.into(),
+                })?;
+        let Some(head) = record.head else {
+            return Ok(None);
+        };
+        let (commit, _) =
+            self.commit_record(repo, &head)
+                .await?
+                .ok_or_else(|| PfsError::CommitNotFound {
+                    repo: repo.into(),
+                    commit: head.clone(),
+                })?;
+        let index = self.commit_index(&commit).await?;
+        Ok(Some((commit, index)))
+    }
+
     /// The index the next write to `reference` builds on, to deduplicate
     /// re-written files against. None when the target has no files yet.
     /// Asked before a write's content is received, it refuses a write that

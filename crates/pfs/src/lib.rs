@@ -19,6 +19,7 @@ pub mod names;
 mod put;
 pub mod records;
 pub mod repo;
+pub mod uploads;
 pub mod writes;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use fsck::FsckReport;
 pub use guard::{PipelineOutput, PipelineOutputs, Writer};
 pub use put::{PutFiles, PutSummary};
 pub use records::{BranchName, BranchRecord, CommitName, CommitRecord, Origin, RepoRecord};
+pub use uploads::{PartRecord, UploadRecord};
 
 /// How many times a guarded transaction is retried on conflict before giving up.
 const MAX_ATTEMPTS: usize = 1000;

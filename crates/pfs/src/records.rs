@@ -6,6 +6,8 @@
 //! - `pfs/branches/<repo>/<branch>`
 //! - `pfs/commits/<repo>/<commit id>`
 //! - `pfs/staging/<repo>/<commit id>/<order>`: a change set written to an open commit
+//! - `pfs/uploads/<repo>/<upload id>` and `pfs/upload-parts/<repo>/<upload id>/<n>`:
+//!   uploads in parts ([`crate::uploads`])
 
 use pach_meta::{KeyValue, MetaStore};
 use pach_storage::{ContentHash, IndexSummary};

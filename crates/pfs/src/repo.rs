@@ -1,4 +1,5 @@
-//! Repos: create, inspect, list, update and delete.
+//! Repos: create, inspect, list, update and delete (with everything of
+//! theirs: branches, commits, staged writes, uploads in parts).
 
 use crate::error::{PfsError, Result};
 use crate::guard::Action;
@@ -146,7 +147,9 @@ impl Pfs {
                 .delete(repo_key(name))
                 .delete_prefix(branches_prefix(name))
                 .delete_prefix(commits_prefix(name))
-                .delete_prefix(repo_staging_prefix(name));
+                .delete_prefix(repo_staging_prefix(name))
+                .delete_prefix(crate::uploads::repo_uploads_prefix(name))
+                .delete_prefix(crate::uploads::repo_parts_prefix(name));
             if self.meta.commit(txn).await?.is_some() {
                 return Ok(());
             }

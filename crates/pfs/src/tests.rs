@@ -594,6 +594,84 @@ async fn references_of_the_form_of_a_commit_id_name_commits() {
     assert_eq!(read(pfs, "r", &first, "/a").await.unwrap(), b"1");
 }
 
+/// An upload in parts: invisible until completed, then one file made of
+/// the chosen parts in order; parts are refused once the upload is gone.
+#[tokio::test]
+async fn uploads_in_parts_complete_into_one_write() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    assert!(matches!(
+        pfs.start_upload("r", "master", "/f").await,
+        Err(PfsError::BranchNotFound { .. })
+    ));
+    pfs.create_branch("r", "master", None, None).await.unwrap();
+    let upload = pfs.start_upload("r", "master", "/f").await.unwrap();
+    let store = |data: &'static [u8]| async move {
+        let mut session = pfs.content().session();
+        let e = session.put_bytes("/f".into(), None, data).await.unwrap();
+        session.finish().await.unwrap();
+        e
+    };
+    let p3 = pfs
+        .put_upload_part(&upload, 3, store(b"three").await)
+        .await
+        .unwrap();
+    let p1 = pfs
+        .put_upload_part(&upload, 1, store(b"one-").await)
+        .await
+        .unwrap();
+    // A part uploaded again replaces the earlier one.
+    let p1 = {
+        let again = pfs
+            .put_upload_part(&upload, 1, store(b"ONE-").await)
+            .await
+            .unwrap();
+        assert_ne!(again.hash, p1.hash);
+        again
+    };
+    assert!(
+        pfs.put_upload_part(&upload, 0, store(b"x").await)
+            .await
+            .is_err()
+    );
+    let parts = pfs.upload_parts(&upload).await.unwrap();
+    assert_eq!(parts.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(
+        pfs.list_uploads("r").await.unwrap(),
+        std::slice::from_ref(&upload)
+    );
+    // Nothing is visible before completion.
+    assert!(pfs.branch_head("r", "master").await.unwrap().is_none());
+    let (_, entry) = pfs.complete_upload(&upload, &[p1, p3]).await.unwrap();
+    assert_eq!(entry.size, 9);
+    assert_eq!(read(pfs, "r", "master", "/f").await.unwrap(), b"ONE-three");
+    assert!(pfs.list_uploads("r").await.unwrap().is_empty());
+    assert!(matches!(
+        pfs.put_upload_part(&upload, 2, store(b"late").await).await,
+        Err(PfsError::UploadNotFound { .. })
+    ));
+    // Aborting removes an upload; deleting the repo removes its uploads.
+    let u2 = pfs.start_upload("r", "master", "/g").await.unwrap();
+    pfs.abort_upload("r", &u2.id).await.unwrap();
+    assert!(matches!(
+        pfs.abort_upload("r", &u2.id).await,
+        Err(PfsError::UploadNotFound { .. })
+    ));
+    let u3 = pfs.start_upload("r", "master", "/h").await.unwrap();
+    pfs.put_upload_part(&u3, 1, store(b"h").await)
+        .await
+        .unwrap();
+    pfs.delete_repo("r", false).await.unwrap();
+    assert!(
+        pfs.meta()
+            .list(crate::uploads::UPLOAD_PARTS, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Puts `data` at `path` through the put-file protocol with an overwrite index.
 async fn put_at(
     pfs: &Pfs,

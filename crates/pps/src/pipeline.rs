@@ -25,6 +25,8 @@ pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
+    /// The S3 gateway's URL, given to user code as `S3_ENDPOINT`.
+    pub(crate) s3_endpoint: Option<String>,
     /// What the URLs of specs and egress may name (they come from clients).
     pub(crate) urls: Arc<UrlPolicy>,
     /// The network datums get unless their pipeline needs another.
@@ -41,7 +43,14 @@ impl Pps {
             scratch,
             urls: Arc::new(UrlPolicy::default()),
             datum_network: pach_worker::Network::Loopback,
+            s3_endpoint: None,
         }
+    }
+
+    /// Tells user code where the S3 gateway is (`S3_ENDPOINT`, a URL).
+    pub fn with_s3_endpoint(mut self, url: String) -> Self {
+        self.s3_endpoint = Some(url);
+        self
     }
 
     /// The same, opening the URLs of specs and egress under `policy`

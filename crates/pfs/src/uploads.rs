@@ -1,0 +1,280 @@
+//! Uploads in parts (what S3 calls multipart uploads): a file whose content
+//! arrives as numbered parts, in any order and over any length of time, and
+//! becomes one write to its branch when the upload is completed.
+//!
+//! Until then the parts are held outside every commit: each part's content
+//! is stored like any file's, a change set naming it is stored beside
+//! (`changes/<hash>`), and a part record names that change set. Nothing in a
+//! repo refers to them, so readers never see a partial file. Completing an
+//! upload writes the concatenation of the chosen parts as one file, by
+//! reference (no byte is copied), then removes the upload's records;
+//! aborting removes them (the content is left to garbage collection, which
+//! keeps whatever a part record names).
+//!
+//! Keys: `pfs/uploads/<repo>/<upload id>` and
+//! `pfs/upload-parts/<repo>/<upload id>/<part number, 5 digits>`.
+//!
+//! Invariants: a part record is written only after its content and change
+//! set are stored; a part is recorded only while its upload's record exists
+//! (the transaction compares it), so an abort or a completion never leaves
+//! parts behind; every write here is a client write (paused with the
+//! cluster's writes, kept off pipelines' output branches). Completion is two
+//! transactions: the file's write, then the removal of the records; after a
+//! crash between them the upload is still listed, and completing it again
+//! writes the same file again.
+
+use pach_storage::{Change, ChunkRef, ContentHash, FileEntry};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PfsError, Result};
+use crate::guard::Action;
+use crate::names::{file_path, validate_branch_name};
+use crate::records::{encode, load, load_all};
+use crate::{MAX_ATTEMPTS, Pfs, new_commit_id, now_ns};
+
+pub const UPLOADS: &str = "pfs/uploads/";
+pub const UPLOAD_PARTS: &str = "pfs/upload-parts/";
+/// Part numbers run from 1 to this (S3's limit).
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+pub fn upload_key(repo: &str, id: &str) -> String {
+    format!("{UPLOADS}{repo}/{id}")
+}
+pub fn repo_uploads_prefix(repo: &str) -> String {
+    format!("{UPLOADS}{repo}/")
+}
+pub fn parts_prefix(repo: &str, id: &str) -> String {
+    format!("{UPLOAD_PARTS}{repo}/{id}/")
+}
+pub fn repo_parts_prefix(repo: &str) -> String {
+    format!("{UPLOAD_PARTS}{repo}/")
+}
+fn part_key(repo: &str, id: &str, number: u32) -> String {
+    format!("{}{number:05}", parts_prefix(repo, id))
+}
+
+/// An upload in progress: the file it will write, on which branch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub repo: String,
+    pub branch: String,
+    /// The file's path in the repo (`/a/b`).
+    pub path: String,
+    pub started_ns: i64,
+}
+
+/// One stored part of an upload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartRecord {
+    pub number: u32,
+    /// The stored change set holding the part's file entry.
+    pub changes: ContentHash,
+    pub size: u64,
+    /// The content hash of the part's bytes (as a file's hash).
+    pub hash: ContentHash,
+    pub stored_ns: i64,
+}
+
+impl Pfs {
+    /// Starts an upload of the file at `path` on `repo@branch` (the branch
+    /// must exist). Refused, before any content is sent, where a write would
+    /// be refused.
+    pub async fn start_upload(&self, repo: &str, branch: &str, path: &str) -> Result<UploadRecord> {
+        let path = file_path(path)?;
+        validate_branch_name(branch)?;
+        self.repo_record(repo).await?;
+        if self.branch_record(repo, branch).await?.is_none() {
+            return Err(PfsError::BranchNotFound {
+                repo: repo.into(),
+                branch: branch.into(),
+            });
+        }
+        let upload = UploadRecord {
+            id: new_commit_id(),
+            repo: repo.into(),
+            branch: branch.into(),
+            path,
+            started_ns: now_ns(),
+        };
+        let key = upload_key(repo, &upload.id);
+        for _ in 0..MAX_ATTEMPTS {
+            let txn = self.write_txn().await?;
+            let txn = self
+                .guard_output(txn, repo, Some(branch), Action::Write)
+                .await?
+                .expect(&key, 0)
+                .put(&key, encode(&upload));
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(upload);
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("uploads of repo '{repo}'"),
+        })
+    }
+
+    /// The upload `id` of `repo`, with its record's revision.
+    async fn upload_record(&self, repo: &str, id: &str) -> Result<(UploadRecord, u64)> {
+        load::<UploadRecord>(&*self.meta, &upload_key(repo, id))
+            .await?
+            .ok_or_else(|| PfsError::UploadNotFound {
+                repo: repo.into(),
+                upload: id.into(),
+            })
+    }
+
+    /// The upload `id` of `repo`.
+    pub async fn inspect_upload(&self, repo: &str, id: &str) -> Result<UploadRecord> {
+        Ok(self.upload_record(repo, id).await?.0)
+    }
+
+    /// The uploads in progress into `repo`, by path, then oldest first.
+    pub async fn list_uploads(&self, repo: &str) -> Result<Vec<UploadRecord>> {
+        self.repo_record(repo).await?;
+        let mut out: Vec<UploadRecord> =
+            load_all::<UploadRecord>(&*self.meta, &repo_uploads_prefix(repo))
+                .await?
+                .into_iter()
+                .map(|(u, _)| u)
+                .collect();
+        out.sort_by(|a, b| {
+            a.path
+                .cmp(&b.path)
+                .then(a.started_ns.cmp(&b.started_ns))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    /// Checks, before a part's content is received, that the upload exists
+    /// and that a write to its branch would be accepted.
+    pub async fn check_upload_writable(&self, upload: &UploadRecord) -> Result<()> {
+        self.upload_record(&upload.repo, &upload.id).await?;
+        self.check_writable(&upload.repo, &upload.branch).await
+    }
+
+    /// Records `entry` (content already stored) as part `number` of the
+    /// upload, replacing an earlier part of that number.
+    pub async fn put_upload_part(
+        &self,
+        upload: &UploadRecord,
+        number: u32,
+        entry: FileEntry,
+    ) -> Result<PartRecord> {
+        check_part_number(number)?;
+        let part = PartRecord {
+            number,
+            changes: ContentHash([0; 32]),
+            size: entry.size,
+            hash: entry.hash,
+            stored_ns: now_ns(),
+        };
+        let changes = self.content.write_changes(&[Change::Put(entry)]).await?;
+        let part = PartRecord { changes, ..part };
+        let ukey = upload_key(&upload.repo, &upload.id);
+        let pkey = part_key(&upload.repo, &upload.id, number);
+        for _ in 0..MAX_ATTEMPTS {
+            let (_, rev) = self.upload_record(&upload.repo, &upload.id).await?;
+            let txn = self.write_txn().await?;
+            let txn = self
+                .guard_output(txn, &upload.repo, Some(&upload.branch), Action::Write)
+                .await?
+                .expect(&ukey, rev)
+                .put(&pkey, encode(&part));
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(part);
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("upload {} of repo '{}'", upload.id, upload.repo),
+        })
+    }
+
+    /// The parts of an upload, by number.
+    pub async fn upload_parts(&self, upload: &UploadRecord) -> Result<Vec<PartRecord>> {
+        let prefix = parts_prefix(&upload.repo, &upload.id);
+        let mut out: Vec<PartRecord> = load_all::<PartRecord>(&*self.meta, &prefix)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        out.sort_by_key(|p| p.number);
+        Ok(out)
+    }
+
+    /// The stored file entry of a part.
+    pub async fn upload_part_entry(&self, part: &PartRecord) -> Result<FileEntry> {
+        let changes = self.content.read_changes(&part.changes).await?;
+        match changes.into_iter().next() {
+            Some(Change::Put(entry)) => Ok(entry),
+            _ => Err(PfsError::Corrupt {
+                key: format!("changes/{}", part.changes),
+                reason: format!("part {} does not hold one file entry", part.number),
+            }),
+        }
+    }
+
+    /// Writes the concatenation of `parts` (in the order given, each as
+    /// recorded) as the upload's file on its branch, then removes the
+    /// upload. Returns the commit that holds the file, and its entry.
+    pub async fn complete_upload(
+        &self,
+        upload: &UploadRecord,
+        parts: &[PartRecord],
+    ) -> Result<(String, FileEntry)> {
+        self.upload_record(&upload.repo, &upload.id).await?;
+        let mut chunks: Vec<ChunkRef> = Vec::new();
+        for part in parts {
+            chunks.extend(self.upload_part_entry(part).await?.chunks);
+        }
+        // One hash over all chunks: appending part by part would rehash the
+        // growing list each time.
+        let entry = FileEntry::from_chunks(upload.path.clone(), chunks);
+        let commit = self
+            .write_changes(
+                &upload.repo,
+                &upload.branch,
+                vec![Change::Put(entry.clone())],
+            )
+            .await?;
+        self.remove_upload(upload).await?;
+        Ok((commit, entry))
+    }
+
+    /// Aborts an upload: its records go; its stored parts are left to
+    /// garbage collection.
+    pub async fn abort_upload(&self, repo: &str, id: &str) -> Result<()> {
+        let (upload, _) = self.upload_record(repo, id).await?;
+        self.remove_upload(&upload).await
+    }
+
+    async fn remove_upload(&self, upload: &UploadRecord) -> Result<()> {
+        let ukey = upload_key(&upload.repo, &upload.id);
+        for _ in 0..MAX_ATTEMPTS {
+            let (_, rev) = self.upload_record(&upload.repo, &upload.id).await?;
+            let txn = self
+                .write_txn()
+                .await?
+                .expect(&ukey, rev)
+                .delete(&ukey)
+                .delete_prefix(parts_prefix(&upload.repo, &upload.id));
+            if self.meta.commit(txn).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("upload {} of repo '{}'", upload.id, upload.repo),
+        })
+    }
+}
+
+fn check_part_number(number: u32) -> Result<()> {
+    if (1..=MAX_PART_NUMBER).contains(&number) {
+        Ok(())
+    } else {
+        Err(PfsError::InvalidArgument(format!(
+            "part number {number} is out of range; parts are numbered 1 to {MAX_PART_NUMBER}"
+        )))
+    }
+}

@@ -1,0 +1,339 @@
+//! Request bodies: object content streamed into content storage as it
+//! arrives (never buffered whole: a 5 GiB part goes through in chunks), with
+//! the aws-chunked framing that streaming signers and checksum trailers use
+//! removed, the announced lengths checked and `Content-MD5` verified; and
+//! small XML documents read whole under a size limit.
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use bytes::{Buf, Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use pach_storage::{FileEntry, PutSession};
+
+use crate::error::{Result, S3Error};
+
+/// Request documents (XML) are small; this bounds what is read of them.
+const MAX_DOCUMENT: usize = 2 * 1024 * 1024;
+
+/// Whether the body is aws-chunked (streaming signature or trailers).
+fn is_aws_chunked(headers: &HeaderMap) -> bool {
+    let sha = headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    sha.starts_with("STREAMING-")
+        || headers
+            .get(axum::http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked"))
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| S3Error::InvalidArgument(format!("{name} is not a number"))),
+    }
+}
+
+/// The MD5 the client announced, if any.
+fn content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>> {
+    let Some(v) = headers.get("content-md5") else {
+        return Ok(None);
+    };
+    let decoded = v
+        .to_str()
+        .ok()
+        .and_then(|s| base64_decode(s.trim()))
+        .ok_or(S3Error::InvalidDigest)?;
+    let digest: [u8; 16] = decoded.try_into().map_err(|_| S3Error::InvalidDigest)?;
+    Ok(Some(digest))
+}
+
+/// Streams the body of a PUT into `session` as the open file, and ends the
+/// file. Returns its entry (valid once the session is finished).
+pub(crate) async fn store_body(
+    headers: &HeaderMap,
+    body: Body,
+    session: &mut PutSession,
+    path: String,
+    previous: Option<FileEntry>,
+) -> Result<FileEntry> {
+    let chunked = is_aws_chunked(headers);
+    let expected = if chunked {
+        header_u64(headers, "x-amz-decoded-content-length")?
+    } else {
+        header_u64(headers, "content-length")?
+    };
+    let want_md5 = content_md5(headers)?;
+    let mut md5 = want_md5.map(|_| Md5::new());
+    let mut decoder = chunked.then(ChunkedDecoder::default);
+    let mut received: u64 = 0;
+    session.begin_file(path, previous);
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| S3Error::IncompleteBody(e.to_string()))?;
+        let pieces = match &mut decoder {
+            Some(d) => d.push(frame)?,
+            None => vec![frame],
+        };
+        for piece in pieces {
+            received += piece.len() as u64;
+            if let Some(m) = &mut md5 {
+                m.update(&piece);
+            }
+            session.write(&piece).await?;
+        }
+    }
+    if let Some(d) = &decoder {
+        d.finish()?;
+    }
+    if let Some(expected) = expected
+        && expected != received
+    {
+        return Err(S3Error::IncompleteBody(format!(
+            "{received} bytes received, {expected} announced"
+        )));
+    }
+    if let (Some(want), Some(m)) = (want_md5, md5) {
+        let got: [u8; 16] = m.finalize().into();
+        if got != want {
+            return Err(S3Error::BadDigest);
+        }
+    }
+    Ok(session.end_file().await?)
+}
+
+/// Reads a small request document whole (aws-chunked framing removed).
+pub(crate) async fn read_document(headers: &HeaderMap, body: Body) -> Result<Bytes> {
+    let mut decoder = is_aws_chunked(headers).then(ChunkedDecoder::default);
+    let mut out = BytesMut::new();
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| S3Error::IncompleteBody(e.to_string()))?;
+        let pieces = match &mut decoder {
+            Some(d) => d.push(frame)?,
+            None => vec![frame],
+        };
+        for p in pieces {
+            out.extend_from_slice(&p);
+        }
+        if out.len() > MAX_DOCUMENT {
+            return Err(S3Error::MalformedXml {
+                reason: format!("the document is larger than {MAX_DOCUMENT} bytes"),
+            });
+        }
+    }
+    if let Some(d) = &decoder {
+        d.finish()?;
+    }
+    if let Some(want) = content_md5(headers)? {
+        let got: [u8; 16] = Md5::digest(&out).into();
+        if got != want {
+            return Err(S3Error::BadDigest);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// Removes aws-chunked framing: `<hex size>[;chunk-signature=..]\r\n<data>\r\n`
+/// repeated, a zero-size chunk, then optional trailer lines and `\r\n`.
+/// Data is passed on as slices of the input, without copying.
+#[derive(Default)]
+struct ChunkedDecoder {
+    pending: BytesMut,
+    state: ChunkState,
+}
+
+#[derive(Default, Debug, PartialEq, Eq)]
+enum ChunkState {
+    /// Expecting a chunk header line.
+    #[default]
+    Header,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the `\r\n` after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one.
+    Trailer,
+    Done,
+}
+
+/// Chunk header lines are short; a longer one is not aws-chunked.
+const MAX_LINE: usize = 4096;
+
+impl ChunkedDecoder {
+    fn push(&mut self, input: Bytes) -> Result<Vec<Bytes>> {
+        let bad = |why: &str| S3Error::IncompleteBody(format!("malformed aws-chunked body: {why}"));
+        let mut out = Vec::new();
+        let mut input = input;
+        loop {
+            match self.state {
+                ChunkState::Data(left) => {
+                    // Data straight from the input when nothing is pending.
+                    if !self.pending.is_empty() {
+                        let n = (left as usize).min(self.pending.len());
+                        out.push(self.pending.split_to(n).freeze());
+                        self.state = next_data(left - n as u64);
+                        continue;
+                    }
+                    if input.is_empty() {
+                        return Ok(out);
+                    }
+                    let n = (left as usize).min(input.len());
+                    out.push(input.split_to(n));
+                    self.state = next_data(left - n as u64);
+                }
+                ChunkState::Done => {
+                    if !input.is_empty() || !self.pending.is_empty() {
+                        return Err(bad("bytes after the final chunk"));
+                    }
+                    return Ok(out);
+                }
+                _ => {
+                    if !input.is_empty() {
+                        self.pending.extend_from_slice(&input);
+                        input = Bytes::new();
+                    }
+                    let Some(end) = self.pending.windows(2).position(|w| w == b"\r\n") else {
+                        if self.pending.len() > MAX_LINE {
+                            return Err(bad("a line is too long"));
+                        }
+                        return Ok(out);
+                    };
+                    let line = self.pending.split_to(end);
+                    self.pending.advance(2);
+                    let line = std::str::from_utf8(&line).map_err(|_| bad("a line is not text"))?;
+                    self.state = match self.state {
+                        ChunkState::Header => {
+                            let size = line.split(';').next().unwrap_or("").trim();
+                            let size = u64::from_str_radix(size, 16)
+                                .map_err(|_| bad("a chunk size is not hexadecimal"))?;
+                            if size == 0 {
+                                ChunkState::Trailer
+                            } else {
+                                ChunkState::Data(size)
+                            }
+                        }
+                        ChunkState::DataEnd => {
+                            if !line.is_empty() {
+                                return Err(bad("a chunk is longer than its size"));
+                            }
+                            ChunkState::Header
+                        }
+                        _ => {
+                            if line.is_empty() {
+                                ChunkState::Done
+                            } else {
+                                ChunkState::Trailer
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    fn finish(&self) -> Result<()> {
+        match self.state {
+            // Some clients end after the zero chunk without the final CRLF.
+            ChunkState::Done | ChunkState::Trailer if self.pending.is_empty() => Ok(()),
+            _ => Err(S3Error::IncompleteBody(
+                "the aws-chunked body ended inside a chunk".into(),
+            )),
+        }
+    }
+}
+
+fn next_data(left: u64) -> ChunkState {
+    if left == 0 {
+        ChunkState::DataEnd
+    } else {
+        ChunkState::Data(left)
+    }
+}
+
+/// Standard base64 with padding (what Content-MD5 carries).
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(body: &[u8], piece: usize) -> Result<Vec<u8>> {
+        let mut d = ChunkedDecoder::default();
+        let mut out = Vec::new();
+        for p in body.chunks(piece) {
+            for b in d.push(Bytes::copy_from_slice(p))? {
+                out.extend_from_slice(&b);
+            }
+        }
+        d.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn decodes_aws_chunked_bodies_split_anywhere() {
+        let body = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
+        for piece in [1, 2, 3, 7, 1000] {
+            assert_eq!(
+                decode_in_pieces(body, piece).unwrap(),
+                b"hello world",
+                "{piece}"
+            );
+        }
+        let unsigned = b"3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(decode_in_pieces(unsigned, 1).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn refuses_broken_framing() {
+        for bad in [
+            &b"zz\r\nabc\r\n0\r\n\r\n"[..],
+            b"3\r\nabcd\r\n0\r\n\r\n",
+            b"5\r\nabc",
+            b"3\r\nabc\r\n0\r\n\r\nextra",
+        ] {
+            assert!(
+                decode_in_pieces(bad, 2).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert!(base64_decode("a*b").is_none());
+    }
+}

@@ -1,0 +1,385 @@
+//! Multipart uploads: create, upload part (and upload part copy), list
+//! parts, complete, abort, list uploads — over PFS's uploads in parts
+//! ([`pach_pfs::uploads`]): parts are stored content that no commit names
+//! until the upload completes, and completing writes the parts' chunks as
+//! one file, by reference (no byte is copied, whatever the object's size).
+//!
+//! S3's rules hold: parts are numbered 1 to 10,000, a completion lists them
+//! in ascending order with the ETags the uploads returned, and every part
+//! but the last is at least 5 MiB.
+
+use axum::body::Body;
+use axum::response::Response;
+use futures::StreamExt;
+use pach_pfs::uploads::MAX_PART_NUMBER;
+use pach_pfs::{PartRecord, UploadRecord};
+use pach_storage::FileEntry;
+
+use crate::bucket::{Bucket, key_path};
+use crate::buckets::{encoding, owner};
+use crate::error::{Result, S3Error};
+use crate::objects::copy_source_entry;
+use crate::request::{Req, set_header, xml_response};
+use crate::time::iso8601;
+use crate::xml::Xml;
+use crate::{Gateway, body};
+
+/// S3's smallest part, but for the last one.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+const MAX_LIST: usize = 1000;
+
+fn part_etag(hash: &pach_storage::ContentHash) -> String {
+    format!("\"{}\"", hash.to_hex())
+}
+
+/// The upload named by the request, which must be into this bucket's
+/// branch and key.
+async fn upload_of(gw: &Gateway, req: &Req, b: &Bucket) -> Result<UploadRecord> {
+    let id = req.param("uploadId").unwrap_or("");
+    let no_upload = || S3Error::NoSuchUpload {
+        upload: id.to_string(),
+    };
+    let branch = b.branch()?;
+    let path = key_path(req.key_name()).map_err(|_| no_upload())?;
+    b.check_exists(&gw.pfs).await?;
+    let upload = gw
+        .pfs
+        .inspect_upload(&b.repo, id)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    if upload.branch != branch || upload.path != path {
+        return Err(no_upload());
+    }
+    Ok(upload)
+}
+
+pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let key = req.key_name();
+    let path = key_path(key)?;
+    crate::objects::check_write_headers(req)?;
+    let branch = b.branch()?;
+    gw.pfs
+        .check_writable(&b.repo, branch)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    let upload = gw
+        .pfs
+        .start_upload(&b.repo, branch, &path)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    let mut x = Xml::new("InitiateMultipartUploadResult");
+    x.elem("Bucket", &b.name)
+        .elem("Key", key)
+        .elem("UploadId", &upload.id);
+    Ok(xml_response(x.finish("InitiateMultipartUploadResult")))
+}
+
+fn part_number(req: &Req) -> Result<u32> {
+    let raw = req.param("partNumber").unwrap_or("");
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::InvalidArgument(format!(
+                "part number '{raw}' must be an integer between 1 and {MAX_PART_NUMBER}"
+            ))
+        })
+}
+
+pub(crate) async fn upload_part(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let number = part_number(req)?;
+    let upload = upload_of(gw, req, &b).await?;
+    gw.pfs
+        .check_upload_writable(&upload)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    let copy = req.header("x-amz-copy-source").is_some();
+    let entry = if copy {
+        copy_part(gw, req, &upload).await?
+    } else {
+        let mut session = gw.pfs.content().session();
+        let entry =
+            body::store_body(&req.headers, body, &mut session, upload.path.clone(), None).await?;
+        session.finish().await?;
+        entry
+    };
+    let part = gw
+        .pfs
+        .put_upload_part(&upload, number, entry)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    let tag = part_etag(&part.hash);
+    if copy {
+        let mut x = Xml::new("CopyPartResult");
+        x.elem("LastModified", &iso8601(part.stored_ns))
+            .elem("ETag", &tag);
+        return Ok(xml_response(x.finish("CopyPartResult")));
+    }
+    let mut r = crate::request::empty(axum::http::StatusCode::OK);
+    set_header(&mut r, "etag", &tag);
+    Ok(r)
+}
+
+/// UploadPartCopy: the whole source by reference, or a byte range of it
+/// (`x-amz-copy-source-range`) read and stored again.
+async fn copy_part(gw: &Gateway, req: &Req, upload: &UploadRecord) -> Result<FileEntry> {
+    let (_, _, source) = copy_source_entry(gw, req).await?;
+    let Some(range) = req.header("x-amz-copy-source-range") else {
+        return Ok(FileEntry {
+            path: upload.path.clone(),
+            ..source
+        });
+    };
+    let invalid = || {
+        S3Error::InvalidArgument(format!(
+            "x-amz-copy-source-range '{range}' must be bytes=FIRST-LAST within the source's {} bytes",
+            source.size
+        ))
+    };
+    let (first, last) = range
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
+        .ok_or_else(invalid)?;
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= source.size {
+        return Err(S3Error::InvalidRange { size: source.size });
+    }
+    let mut session = gw.pfs.content().session();
+    session.begin_file(upload.path.clone(), None);
+    let mut bytes = gw
+        .pfs
+        .content()
+        .read_file(&source, first, Some(last - first + 1));
+    while let Some(chunk) = bytes.next().await {
+        session.write(&chunk?).await?;
+    }
+    let entry = session.end_file().await?;
+    session.finish().await?;
+    Ok(entry)
+}
+
+pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let upload = upload_of(gw, req, &b).await?;
+    let marker: u32 = match req.param("part-number-marker") {
+        None | Some("") => 0,
+        Some(m) => m.parse().map_err(|_| {
+            S3Error::InvalidArgument(format!("part-number-marker '{m}' is not a number"))
+        })?,
+    };
+    let max = match req.param("max-parts") {
+        None => MAX_LIST,
+        Some(m) => m
+            .parse::<usize>()
+            .map_err(|_| S3Error::InvalidArgument(format!("max-parts '{m}' is not a number")))?
+            .min(MAX_LIST),
+    };
+    let parts = gw
+        .pfs
+        .upload_parts(&upload)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    let after: Vec<&PartRecord> = parts.iter().filter(|p| p.number > marker).collect();
+    let shown = &after[..after.len().min(max)];
+    let truncated = after.len() > shown.len();
+    let mut x = Xml::new("ListPartsResult");
+    x.elem("Bucket", &b.name)
+        .elem("Key", req.key_name())
+        .elem("UploadId", &upload.id);
+    owner(&mut x, "Initiator");
+    owner(&mut x, "Owner");
+    x.elem("StorageClass", "STANDARD")
+        .elem("PartNumberMarker", &marker.to_string());
+    if let Some(last) = shown.last() {
+        x.elem("NextPartNumberMarker", &last.number.to_string());
+    }
+    x.elem("MaxParts", &max.to_string())
+        .elem("IsTruncated", if truncated { "true" } else { "false" });
+    for p in shown {
+        x.open("Part")
+            .elem("PartNumber", &p.number.to_string())
+            .elem("LastModified", &iso8601(p.stored_ns))
+            .elem("ETag", &part_etag(&p.hash))
+            .elem("Size", &p.size.to_string())
+            .close("Part");
+    }
+    Ok(xml_response(x.finish("ListPartsResult")))
+}
+
+pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let key = req.key_name();
+    let upload = upload_of(gw, req, &b).await?;
+    let doc = body::read_document(&req.headers, body).await?;
+    let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
+    for (path, text) in crate::xml::read_elements(&doc)? {
+        match path.as_str() {
+            "CompleteMultipartUpload/Part" => listed.push((None, None)),
+            "CompleteMultipartUpload/Part/PartNumber" => {
+                if let Some(p) = listed.last_mut() {
+                    p.0 = Some(text.trim().parse().map_err(|_| S3Error::MalformedXml {
+                        reason: format!("part number '{text}' is not a number"),
+                    })?);
+                }
+            }
+            "CompleteMultipartUpload/Part/ETag" => {
+                if let Some(p) = listed.last_mut() {
+                    p.1 = Some(text);
+                }
+            }
+            _ => {}
+        }
+    }
+    if listed.is_empty() {
+        return Err(S3Error::MalformedXml {
+            reason: "a completion lists at least one part".into(),
+        });
+    }
+    let stored = gw
+        .pfs
+        .upload_parts(&upload)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    let mut chosen: Vec<PartRecord> = Vec::with_capacity(listed.len());
+    for (i, (number, tag)) in listed.iter().enumerate() {
+        let number = number.ok_or_else(|| S3Error::MalformedXml {
+            reason: "a Part without a PartNumber".into(),
+        })?;
+        if chosen.last().is_some_and(|p| p.number >= number) {
+            return Err(S3Error::InvalidPartOrder);
+        }
+        let part = stored
+            .iter()
+            .find(|p| p.number == number)
+            .ok_or(S3Error::InvalidPart { part: number })?;
+        if let Some(tag) = tag
+            && tag.trim().trim_matches('"') != part.hash.to_hex()
+        {
+            return Err(S3Error::InvalidPart { part: number });
+        }
+        if i + 1 < listed.len() && part.size < MIN_PART {
+            return Err(S3Error::EntityTooSmall {
+                part: number,
+                size: part.size,
+            });
+        }
+        chosen.push(part.clone());
+    }
+    let (_, entry) = gw
+        .pfs
+        .complete_upload(&upload, &chosen)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    let mut x = Xml::new("CompleteMultipartUploadResult");
+    x.elem("Location", &format!("/{}/{key}", b.name))
+        .elem("Bucket", &b.name)
+        .elem("Key", key)
+        .elem("ETag", &part_etag(&entry.hash));
+    Ok(xml_response(x.finish("CompleteMultipartUploadResult")))
+}
+
+pub(crate) async fn abort(gw: &Gateway, req: &Req) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let upload = upload_of(gw, req, &b).await?;
+    gw.pfs
+        .abort_upload(&upload.repo, &upload.id)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    Ok(crate::dispatch::no_content())
+}
+
+pub(crate) async fn list_uploads(gw: &Gateway, req: &Req) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let branch = b.branch()?.to_string();
+    b.check_exists(&gw.pfs).await?;
+    let prefix = req.param("prefix").unwrap_or("");
+    let delimiter = req.param("delimiter").unwrap_or("");
+    let key_marker = req.param("key-marker").unwrap_or("");
+    let id_marker = req.param("upload-id-marker").unwrap_or("");
+    let max = match req.param("max-uploads") {
+        None => MAX_LIST,
+        Some(m) => m
+            .parse::<usize>()
+            .map_err(|_| S3Error::InvalidArgument(format!("max-uploads '{m}' is not a number")))?
+            .min(MAX_LIST),
+    };
+    let enc = encoding(req)?;
+    let show = |s: &str| enc.map_or_else(|| s.to_string(), |f| f(s));
+    let uploads = gw
+        .pfs
+        .list_uploads(&b.repo)
+        .await
+        .map_err(|e| S3Error::from_pfs(e, &b.name, ""))?;
+    let mut shown: Vec<&UploadRecord> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut truncated = false;
+    for u in uploads.iter().filter(|u| u.branch == branch) {
+        let key = &u.path[1..];
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        let past_marker = key > key_marker
+            || (!id_marker.is_empty() && key == key_marker && u.id.as_str() > id_marker);
+        if !key_marker.is_empty() && !past_marker {
+            continue;
+        }
+        let common = match delimiter {
+            "" => None,
+            d => key[prefix.len()..]
+                .find(d)
+                .map(|i| key[..prefix.len() + i + d.len()].to_string()),
+        };
+        if let Some(c) = &common
+            && prefixes.last() == Some(c)
+        {
+            continue;
+        }
+        if shown.len() + prefixes.len() == max {
+            truncated = true;
+            break;
+        }
+        match common {
+            Some(c) => prefixes.push(c),
+            None => shown.push(u),
+        }
+    }
+    let mut x = Xml::new("ListMultipartUploadsResult");
+    x.elem("Bucket", &b.name)
+        .elem("KeyMarker", &show(key_marker))
+        .elem("UploadIdMarker", id_marker);
+    if let Some(last) = shown.last() {
+        x.elem("NextKeyMarker", &show(&last.path[1..]))
+            .elem("NextUploadIdMarker", &last.id);
+    }
+    x.elem("Prefix", &show(prefix));
+    if !delimiter.is_empty() {
+        x.elem("Delimiter", &show(delimiter));
+    }
+    if let Some(e) = req.param("encoding-type") {
+        x.elem("EncodingType", e);
+    }
+    x.elem("MaxUploads", &max.to_string())
+        .elem("IsTruncated", if truncated { "true" } else { "false" });
+    for u in shown {
+        x.open("Upload")
+            .elem("Key", &show(&u.path[1..]))
+            .elem("UploadId", &u.id);
+        owner(&mut x, "Initiator");
+        owner(&mut x, "Owner");
+        x.elem("StorageClass", "STANDARD")
+            .elem("Initiated", &iso8601(u.started_ns))
+            .close("Upload");
+    }
+    for p in prefixes {
+        x.open("CommonPrefixes")
+            .elem("Prefix", &show(&p))
+            .close("CommonPrefixes");
+    }
+    Ok(xml_response(x.finish("ListMultipartUploadsResult")))
+}
