@@ -45,6 +45,8 @@ struct Inner {
     store: Arc<dyn ObjectStore>,
     layout: Layout,
     shard_limits: ShardLimits,
+    /// Decoded index roots and shards, shared by every reader.
+    nodes: Arc<crate::index::NodeCache>,
 }
 
 /// A staged change list as stored; the variant doubles as a format version
@@ -90,6 +92,7 @@ impl ContentStore {
                 store,
                 layout: Layout::new(prefix),
                 shard_limits: ShardLimits::default(),
+                nodes: Default::default(),
             }),
         }
     }
@@ -104,6 +107,7 @@ impl ContentStore {
                 store: Arc::clone(&self.inner.store),
                 layout: self.inner.layout.clone(),
                 shard_limits: ShardLimits::with_capacity(entries),
+                nodes: Arc::clone(&self.inner.nodes),
             }),
         }
     }
@@ -172,6 +176,7 @@ impl ContentStore {
             Arc::clone(&self.inner.store),
             self.inner.layout.clone(),
             root,
+            Arc::clone(&self.inner.nodes),
         )
         .await
     }

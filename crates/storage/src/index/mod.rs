@@ -17,6 +17,7 @@
 //! read every format forever (a format-1 entry reads as one piece of unknown
 //! digest), so data written by any earlier release stays readable in place.
 
+mod cache;
 mod read;
 mod write;
 
@@ -34,6 +35,7 @@ use crate::layout::Layout;
 use crate::model::{ChunkRef, FileEntry};
 use crate::task::run_spawned;
 
+pub(crate) use cache::NodeCache;
 pub use read::IndexReader;
 pub(crate) use write::{ShardLimits, write_index};
 

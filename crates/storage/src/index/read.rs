@@ -5,14 +5,16 @@
 //! each in its own task, with [`PREFETCH`] shards decoding ahead of the
 //! consumer, so the first entry arrives after one shard load and long
 //! listings use both cores. `get` keeps the most recently used shard, since
-//! callers often look up neighbouring paths one after another.
+//! callers often look up neighbouring paths one after another, and roots and
+//! the shards `get` loads are kept in the store's [`NodeCache`], shared by
+//! every reader (a request per small file opens a reader each time).
 
 use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 
-use super::{RootNode, ShardInfo, load_root, load_shard, load_shard_spawned};
+use super::{NodeCache, RootNode, ShardInfo, load_root, load_shard, load_shard_spawned};
 use crate::StorageError;
 use crate::hash::ContentHash;
 use crate::layout::Layout;
@@ -30,7 +32,8 @@ struct ReaderInner {
     store: Arc<dyn ObjectStore>,
     layout: Layout,
     root_hash: Option<ContentHash>,
-    root: RootNode,
+    root: Arc<RootNode>,
+    nodes: Arc<NodeCache>,
     /// The shard `get` used last, by position in `root.shards`.
     recent: Mutex<Option<(usize, Arc<Vec<FileEntry>>)>>,
 }
@@ -40,10 +43,18 @@ impl IndexReader {
         store: Arc<dyn ObjectStore>,
         layout: Layout,
         root: Option<&ContentHash>,
+        nodes: Arc<NodeCache>,
     ) -> Result<Self, StorageError> {
         let node = match root {
-            Some(hash) => load_root(&*store, &layout, hash).await?,
-            None => RootNode::default(),
+            Some(hash) => match nodes.root(hash) {
+                Some(node) => node,
+                None => {
+                    let node = Arc::new(load_root(&*store, &layout, hash).await?);
+                    nodes.keep_root(*hash, Arc::clone(&node));
+                    node
+                }
+            },
+            None => Arc::new(RootNode::default()),
         };
         Ok(IndexReader {
             inner: Arc::new(ReaderInner {
@@ -51,6 +62,7 @@ impl IndexReader {
                 layout,
                 root_hash: root.copied(),
                 root: node,
+                nodes,
                 recent: Mutex::new(None),
             }),
         })
@@ -121,7 +133,15 @@ impl IndexReader {
             return Ok(entries);
         }
         let hash = self.inner.root.shards[idx].hash;
-        let entries = Arc::new(load_shard(&*self.inner.store, &self.inner.layout, &hash).await?);
+        let entries = match self.inner.nodes.shard(&hash) {
+            Some(entries) => entries,
+            None => {
+                let entries =
+                    Arc::new(load_shard(&*self.inner.store, &self.inner.layout, &hash).await?);
+                self.inner.nodes.keep_shard(hash, Arc::clone(&entries));
+                entries
+            }
+        };
         if let Ok(mut recent) = self.inner.recent.lock() {
             *recent = Some((idx, Arc::clone(&entries)));
         }
