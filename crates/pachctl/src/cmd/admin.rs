@@ -46,6 +46,8 @@ fn progress(what: &str) -> Option<indicatif::ProgressBar> {
     )) {
         bar.set_style(style);
     }
+    // Drawn at once: a short transfer may end before the first steady tick.
+    bar.tick();
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
 }
