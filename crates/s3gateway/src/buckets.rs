@@ -229,6 +229,33 @@ fn successor(s: &str) -> Option<String> {
 /// Up to `max` keys and common prefixes of `index` after `after`, that
 /// start with `prefix`, keys folded at the first `delimiter` after the
 /// prefix.
+/// One page of a bucket's listing, with when its objects were last
+/// modified (the commit's time; 0 for a branch with no commit yet).
+async fn bucket_page(
+    gw: &Gateway,
+    b: &Bucket,
+    prefix: &str,
+    delimiter: &str,
+    after: Option<&str>,
+    max: usize,
+) -> Result<(i64, Page)> {
+    Ok(match b.contents(&gw.pfs).await? {
+        Some((commit, index)) => (
+            commit.finished_ns.unwrap_or(commit.started_ns),
+            list_page(&index, prefix, delimiter, after, max).await?,
+        ),
+        None => (
+            0,
+            Page {
+                objects: vec![],
+                prefixes: vec![],
+                truncated: false,
+                last: None,
+            },
+        ),
+    })
+}
+
 pub(crate) async fn list_page(
     index: &IndexReader,
     prefix: &str,
@@ -387,22 +414,7 @@ pub(crate) async fn list_objects(gw: &Gateway, req: &Req, v2: bool) -> Result<Re
         .or(start_after)
         .or(marker)
         .filter(|a| !a.is_empty());
-    let contents = b.contents(&gw.pfs).await?;
-    let (modified, page) = match &contents {
-        Some((commit, index)) => (
-            commit.finished_ns.unwrap_or(commit.started_ns),
-            list_page(index, prefix, delimiter, after, max).await?,
-        ),
-        None => (
-            0,
-            Page {
-                objects: vec![],
-                prefixes: vec![],
-                truncated: false,
-                last: None,
-            },
-        ),
-    };
+    let (modified, page) = bucket_page(gw, &b, prefix, delimiter, after, max).await?;
     let root = "ListBucketResult";
     let mut x = Xml::new(root);
     x.elem("Name", &b.name)
@@ -471,22 +483,7 @@ pub(crate) async fn list_versions(gw: &Gateway, req: &Req) -> Result<Response> {
     let enc = encoding(req)?;
     let show = |s: &str| enc.map_or_else(|| s.to_string(), |f| f(s));
     let key_marker = req.param("key-marker").filter(|m| !m.is_empty());
-    let contents = b.contents(&gw.pfs).await?;
-    let (modified, page) = match &contents {
-        Some((commit, index)) => (
-            commit.finished_ns.unwrap_or(commit.started_ns),
-            list_page(index, prefix, delimiter, key_marker, max).await?,
-        ),
-        None => (
-            0,
-            Page {
-                objects: vec![],
-                prefixes: vec![],
-                truncated: false,
-                last: None,
-            },
-        ),
-    };
+    let (modified, page) = bucket_page(gw, &b, prefix, delimiter, key_marker, max).await?;
     let root = "ListVersionsResult";
     let mut x = Xml::new(root);
     x.elem("Name", &b.name)
