@@ -58,7 +58,10 @@ S3CLIENTS_DIR="$HOME/.cache/pach-test-tools/s3clients"
 if ! "$S3CLIENTS_DIR/bin/python" -c 'import boto3, s3fs, pandas, polars' >/dev/null 2>&1; then
   echo "installing: boto3, s3fs, pandas, polars (pip, into $S3CLIENTS_DIR)" >&2
   python3 -m venv "$S3CLIENTS_DIR"
-  "$S3CLIENTS_DIR/bin/pip" install -q boto3 's3fs>=2024' pandas polars
+  # Pinned as one set that resolves: left open, pip's resolver walked back
+  # to an s3fs whose fsspec release has been yanked, and failed.
+  "$S3CLIENTS_DIR/bin/pip" install -q boto3==1.43.117 botocore==1.43.117 \
+    s3fs==2026.9.0 fsspec==2026.9.0 aiobotocore==3.10.0 pandas==3.1.1 polars==2.1.0
 fi
 # ceph's s3-tests (scripts/s3-tests.sh) with its requirements, in a venv.
 S3TESTS_DIR="$HOME/.cache/pach-test-tools/s3-tests"
