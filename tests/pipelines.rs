@@ -774,3 +774,152 @@ fn shuffle_with_empty_files_keeps_the_bytes() {
     ]);
     assert!(err.contains("project 'research'"), "{err}");
 }
+
+/// The fields of Pachyderm 1.9's PipelineInfo and JobInfo (pps.proto) under
+/// the names its pachctl prints with `--raw` for PPS objects: the .proto
+/// names (jsonpb with OrigName).
+const PIPELINE_INFO: &[&str] = &[
+    "id",
+    "pipeline",
+    "version",
+    "transform",
+    "tf_job",
+    "parallelism_spec",
+    "hashtree_spec",
+    "egress",
+    "created_at",
+    "state",
+    "stopped",
+    "recent_error",
+    "job_counts",
+    "last_job_state",
+    "output_branch",
+    "resource_requests",
+    "resource_limits",
+    "input",
+    "description",
+    "cache_size",
+    "enable_stats",
+    "salt",
+    "reason",
+    "max_queue_size",
+    "service",
+    "spout",
+    "chunk_spec",
+    "datum_timeout",
+    "job_timeout",
+    "githook_url",
+    "spec_commit",
+    "standby",
+    "datum_tries",
+    "scheduling_spec",
+    "pod_spec",
+    "pod_patch",
+];
+const JOB_INFO: &[&str] = &[
+    "job",
+    "transform",
+    "pipeline",
+    "pipeline_version",
+    "spec_commit",
+    "parallelism_spec",
+    "egress",
+    "parent_job",
+    "started",
+    "finished",
+    "output_commit",
+    "state",
+    "reason",
+    "service",
+    "spout",
+    "output_repo",
+    "output_branch",
+    "restart",
+    "data_processed",
+    "data_skipped",
+    "data_failed",
+    "data_recovered",
+    "data_total",
+    "stats",
+    "worker_status",
+    "resource_requests",
+    "resource_limits",
+    "input",
+    "new_branch",
+    "stats_commit",
+    "enable_stats",
+    "salt",
+    "chunk_spec",
+    "datum_timeout",
+    "job_timeout",
+    "datum_tries",
+    "scheduling_spec",
+    "pod_spec",
+    "pod_patch",
+];
+
+/// Every key of `object` is a field of the 1.9 message, and `required` are there.
+fn check_fields(what: &str, object: &Value, names: &[&str], required: &[&str]) {
+    let map = object
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: {object}"));
+    for key in map.keys() {
+        assert!(
+            names.contains(&key.as_str()),
+            "{what}: '{key}' is not a field of Pachyderm 1.9's message: {object}"
+        );
+    }
+    for key in required {
+        assert!(map.contains_key(*key), "{what}: '{key}' missing: {object}");
+    }
+}
+
+#[test]
+fn raw_pipelines_and_jobs_use_pachyderm_1_9_field_names() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "docs"]);
+    p.ok_stdin(&["put", "file", "docs@master:/a.txt"], b"one two\n");
+    let f = spec_file(&p, "wc.json", WORD_COUNT);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.ok(&["flush", "commit", "docs@master"]);
+    let pipeline_fields = [
+        "pipeline",
+        "version",
+        "transform",
+        "created_at",
+        "state",
+        "output_branch",
+        "input",
+        "description",
+        "salt",
+    ];
+    for args in [&["inspect", "pipeline", "wc"][..], &["list", "pipeline"]] {
+        let all = p.raw(args);
+        assert_eq!(all.len(), 1, "{all:?}");
+        check_fields("pipeline", &all[0], PIPELINE_INFO, &pipeline_fields);
+        assert_eq!(all[0]["pipeline"]["name"], "wc");
+        assert_eq!(all[0]["input"]["pfs"]["glob"], "/*");
+    }
+    let jobs = jobs(&p, "wc");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let id = jobs[0]["job"]["id"].as_str().unwrap().to_string();
+    let job_fields = [
+        "job",
+        "pipeline",
+        "started",
+        "finished",
+        "output_commit",
+        "state",
+        "data_processed",
+        "data_total",
+        "input",
+        "output_branch",
+        "salt",
+    ];
+    check_fields("job", &jobs[0], JOB_INFO, &job_fields);
+    let inspected = &p.raw(&["inspect", "job", &id])[0];
+    check_fields("job", inspected, JOB_INFO, &job_fields);
+    assert_eq!(inspected["state"], "JOB_SUCCESS");
+    // int64 and uint64 print as strings, as jsonpb does.
+    assert_eq!(inspected["data_processed"], "1");
+}
