@@ -669,3 +669,95 @@ fn transactions_apply_their_writes_together_or_not_at_all() {
     p.ok(&["create", "repo", "d"]);
     assert_eq!(repos(&p).len(), 3);
 }
+
+/// Every file below `root`, as (relative path, bytes), in path order.
+fn tree_of(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                out.push((rel, std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn get_file_r_reproduces_a_tree_in_one_read() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "t"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    // Names with glob characters, a file sorting before a directory of the
+    // same stem ("b.txt" < "b/"), an empty file, a file of several chunks,
+    // and the same directory name elsewhere.
+    for (rel, data) in [
+        ("d*[x]{y}?/a", b"glob chars".to_vec()),
+        ("d*[x]{y}?/b.txt", b"T".to_vec()),
+        ("d*[x]{y}?/b/x", b"X".to_vec()),
+        ("d*[x]{y}?/empty", Vec::new()),
+        (
+            "d*[x]{y}?/big",
+            (0..3_000_000u32).map(|i| (i % 251) as u8).collect(),
+        ),
+        ("other/d*[x]{y}?/not-this", b"elsewhere".to_vec()),
+        ("dz/neither", b"sibling".to_vec()),
+    ] {
+        let path = src.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+    }
+    p.ok(&[
+        "put",
+        "file",
+        "t@master:/",
+        "-r",
+        "-f",
+        src.to_str().unwrap(),
+    ]);
+    // Appended pieces come back as one file.
+    p.ok_stdin(&["put", "file", "t@master:/d*[x]{y}?/a"], b" and more");
+
+    let out = dir.path().join("out");
+    p.ok(&[
+        "get",
+        "file",
+        "t@master:/d*[x]{y}?",
+        "-r",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let mut want = tree_of(&src.join("d*[x]{y}?"));
+    want[0].1.extend_from_slice(b" and more");
+    assert_eq!(want[0].0, "a");
+    assert_eq!(tree_of(&out), want);
+
+    // The whole repo.
+    let all = dir.path().join("all");
+    p.ok(&[
+        "get",
+        "file",
+        "t@master:/",
+        "-r",
+        "-o",
+        all.to_str().unwrap(),
+    ]);
+    let mut want = tree_of(&src);
+    let a = want.iter_mut().find(|(p, _)| p == "d*[x]{y}?/a").unwrap();
+    a.1.extend_from_slice(b" and more");
+    // Exactly the tree: no temporary file is left behind either.
+    assert_eq!(tree_of(&all), want);
+}

@@ -109,6 +109,18 @@ fn below(dir: &str) -> (String, String) {
     }
 }
 
+/// The deepest directory of a glob pattern that holds every match: the
+/// literal part before the first glob character, up to its last `/`.
+fn glob_base(pattern: &str) -> &str {
+    let literal = &pattern[..pattern
+        .find(['*', '?', '[', '{', '\\'])
+        .unwrap_or(pattern.len())];
+    match literal.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &literal[..i],
+    }
+}
+
 /// `dir` joined with `name`.
 fn join(dir: &str, name: &str) -> String {
     if dir == "/" {
@@ -561,7 +573,10 @@ impl Pfs {
     }
 
     /// The bytes of one file, `offset`..`offset + len` (None = to the end).
-    /// No item spans two pieces, so a reader can tell the pieces apart.
+    /// No item spans two pieces, so a reader can tell the pieces apart. A
+    /// glob pattern that names no file reads, as in Pachyderm 1.9, every
+    /// file it matches one after another in path order, the range applying
+    /// to the concatenation.
     pub async fn get_file(
         &self,
         repo: &str,
@@ -578,6 +593,30 @@ impl Pfs {
                 .read_file(&e, offset, len)
                 .map_err(PfsError::from)
                 .boxed()),
+            None if is_glob(&path) => {
+                let glob = Glob::new(&path)?;
+                let (start, end) = below(glob_base(&path));
+                let mut entries = Vec::new();
+                let mut range = index.range(&start, Some(&end));
+                while let Some(e) = range.next().await {
+                    let e = e?;
+                    if glob.is_match(&e.path) {
+                        entries.push(e);
+                    }
+                }
+                if entries.is_empty() {
+                    return Err(PfsError::FileNotFound {
+                        repo: repo.into(),
+                        commit: commit.id,
+                        path,
+                    });
+                }
+                Ok(self
+                    .content
+                    .read_files(&entries, offset, len)
+                    .map_err(PfsError::from)
+                    .boxed())
+            }
             None => {
                 let (start, end) = below(&path);
                 let is_dir = path == "/" || index.range(&start, Some(&end)).next().await.is_some();
@@ -968,6 +1007,16 @@ fn receiver_stream<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<'s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_glob_is_searched_below_its_literal_directory() {
+        assert_eq!(glob_base("/d/**"), "/d");
+        assert_eq!(glob_base("/d/e/*.csv"), "/d/e");
+        assert_eq!(glob_base("/d*"), "/");
+        assert_eq!(glob_base("/*"), "/");
+        assert_eq!(glob_base("/a/b\\*/c"), "/a");
+        assert!(is_glob("/a/{b,c}") && is_glob("/a?") && !is_glob("/a/b.txt"));
+    }
 
     #[test]
     fn a_child_waits_only_for_directories_that_sort_before_it() {

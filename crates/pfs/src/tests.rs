@@ -1101,3 +1101,41 @@ async fn puts_from_urls_one_object_or_every_object_under_a_prefix() {
         1
     );
 }
+
+#[tokio::test]
+async fn get_file_of_a_glob_reads_the_matching_files_in_path_order() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(
+        pfs,
+        "r",
+        "master",
+        &[
+            ("/d/b/x", b"X"),
+            ("/d/b.txt", b"T"),
+            ("/d/a*", b"star"),
+            ("/e/1", b"E"),
+        ],
+    )
+    .await
+    .unwrap();
+    // '.' sorts before '/', so "/d/b.txt" comes before "/d/b/x".
+    assert_eq!(read(pfs, "r", "master", "/d/**").await.unwrap(), b"starTX");
+    assert_eq!(read(pfs, "r", "master", "/*/*").await.unwrap(), b"starTE");
+    // A path that names a file is that file, glob characters or not; an
+    // escaped pattern matches the name only.
+    assert_eq!(read(pfs, "r", "master", "/d/a*").await.unwrap(), b"star");
+    assert_eq!(read(pfs, "r", "master", "/d/a\\*").await.unwrap(), b"star");
+    // The range applies to the concatenation.
+    let part: Vec<bytes::Bytes> = pfs
+        .get_file("r", "master", "/d/**", 3, Some(2))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(part.concat(), b"rT");
+    let err = read(pfs, "r", "master", "/nothing/*").await.unwrap_err();
+    assert!(matches!(err, PfsError::FileNotFound { .. }), "{err}");
+}

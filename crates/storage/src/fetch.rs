@@ -1,10 +1,13 @@
-//! Reading file content back: [`read_file`] and single-chunk fetches.
+//! Reading file content back: [`read_files`] and single-chunk fetches.
 //!
-//! A read is planned up front from the entry's chunk lengths (only chunks
+//! A read is planned up front from the entries' chunk lengths (only chunks
 //! overlapping the requested range are touched), then each chunk is fetched,
-//! verified against its BLAKE3 hash and decompressed in its own task, with
-//! [`PREFETCH`] chunks in flight ahead of the consumer. Memory stays bounded
-//! by that window (chunks are at most 1 MiB), whatever the file size.
+//! verified against its BLAKE3 hash and decompressed in its own task, with a
+//! window of chunks in flight ahead of the consumer: about
+//! [`PREFETCH_BYTES`] of them, at least [`MIN_PREFETCH`] and at most
+//! [`MAX_PREFETCH`] chunks. Memory stays bounded by that window (chunks are at
+//! most 1 MiB), whatever the size or number of files; many small files keep
+//! many reads in flight, so reading a directory does not wait on each one.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,7 +24,9 @@ use crate::layout::Layout;
 use crate::model::{ChunkLocation, ChunkRef, FileEntry};
 use crate::task::run_spawned;
 
-const PREFETCH: usize = 4;
+const PREFETCH_BYTES: u64 = 4 << 20;
+const MIN_PREFETCH: usize = 4;
+const MAX_PREFETCH: usize = 64;
 
 /// One chunk to fetch and the part of it the reader wants.
 struct Piece {
@@ -29,17 +34,38 @@ struct Piece {
     keep: Range<usize>,
 }
 
-pub(crate) fn read_file(
+/// The bytes of `entries` one after another, `offset`..`offset + len` of
+/// that concatenation (None = to the end). No item spans two chunks, so no
+/// item spans two files.
+pub(crate) fn read_files(
     store: Arc<dyn ObjectStore>,
     layout: Layout,
-    entry: &FileEntry,
+    entries: &[FileEntry],
     offset: u64,
     len: Option<u64>,
 ) -> BoxStream<'static, Result<Bytes, StorageError>> {
-    if let Err(err) = entry.check() {
+    if let Some(err) = entries.iter().find_map(|e| e.check().err()) {
         return stream::once(async move { Err(err) }).boxed();
     }
-    let pieces = plan(entry, offset, len);
+    let end = len.map_or(u64::MAX, |len| offset.saturating_add(len));
+    let mut pieces = Vec::new();
+    let mut start = 0u64;
+    for e in entries {
+        if start >= end {
+            break;
+        }
+        let from = offset.saturating_sub(start);
+        if from < e.size {
+            pieces.extend(plan(e, from, Some(end - start - from)));
+        }
+        start += e.size;
+    }
+    let bytes: u64 = pieces.iter().map(|p| p.keep.len() as u64).sum();
+    let window = match pieces.len() as u64 {
+        0 => MIN_PREFETCH,
+        n => (PREFETCH_BYTES / (bytes / n).max(1)).clamp(MIN_PREFETCH as u64, MAX_PREFETCH as u64)
+            as usize,
+    };
     stream::iter(pieces)
         .map(move |piece| {
             let store = Arc::clone(&store);
@@ -49,7 +75,7 @@ pub(crate) fn read_file(
                 Ok(raw.slice(piece.keep))
             })
         })
-        .buffered(PREFETCH)
+        .buffered(window)
         .boxed()
 }
 

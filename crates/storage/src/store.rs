@@ -192,10 +192,22 @@ impl ContentStore {
         offset: u64,
         len: Option<u64>,
     ) -> BoxStream<'static, Result<Bytes, StorageError>> {
-        fetch::read_file(
+        self.read_files(std::slice::from_ref(entry), offset, len)
+    }
+
+    /// The bytes of several files one after another, `offset`..`offset +
+    /// len` of the concatenation, with reads of the next files in flight
+    /// while the first are consumed.
+    pub fn read_files(
+        &self,
+        entries: &[FileEntry],
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxStream<'static, Result<Bytes, StorageError>> {
+        fetch::read_files(
             Arc::clone(&self.inner.store),
             self.inner.layout.clone(),
-            entry,
+            entries,
             offset,
             len,
         )

@@ -532,8 +532,154 @@ async fn inspect_info(
         .into_inner())
 }
 
-/// Files `get file -r` reads at once.
-const GETS_IN_FLIGHT: usize = 16;
+/// `get file -r`: every file at and below `info`'s path, written below
+/// `dest`. The commit is resolved once, so that the listing and the reads
+/// see the same commit even if the branch moves meanwhile; a directory is
+/// read in one call (a glob for everything below it, the files coming one
+/// after another in path order) and cut into files by the listed sizes.
+async fn get_tree(
+    c: &mut crate::client::Client,
+    r: &refs::FileRef,
+    info: &pfs::FileInfo,
+    dest: &Path,
+    bar: &Option<ProgressBar>,
+) -> anyhow::Result<()> {
+    let commit = c
+        .pfs
+        .inspect_commit(pfs::InspectCommitRequest {
+            commit: Some(r.commit()),
+            block_state: pfs::CommitState::Started as i32,
+        })
+        .await
+        .map_err(status)?
+        .into_inner()
+        .commit;
+    let at = |path: String| pfs::File {
+        commit: commit.clone(),
+        path,
+    };
+    if !is_dir(info) {
+        let pfs_client = &mut c.pfs;
+        let file = at(path_of(info).to_string());
+        return write_atomically(dest, async move |w| get_one(pfs_client, file, w, bar).await)
+            .await;
+    }
+    let base = format!("/{}", path_of(info).trim_matches('/'));
+    let mut walk = c
+        .pfs
+        .walk_file(pfs::WalkFileRequest {
+            file: Some(at(base.clone())),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut files = Vec::new();
+    while let Some(f) = walk.try_next().await.map_err(status)? {
+        if is_dir(&f) {
+            continue;
+        }
+        let path = path_of(&f).to_string();
+        let rel = path
+            .strip_prefix(&base)
+            .unwrap_or(&path)
+            .trim_start_matches('/')
+            .to_string();
+        check_no_parent(&rel)?;
+        files.push((path, f.size_bytes, dest.join(rel)));
+    }
+    std::fs::create_dir_all(dest).with_context(|| format!("cannot create '{}'", dest.display()))?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let pattern = format!("{}/**", glob_escape(base.trim_end_matches('/')));
+    let stream = c
+        .pfs
+        .get_file(pfs::GetFileRequest {
+            file: Some(at(pattern)),
+            offset_bytes: 0,
+            size_bytes: 0,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut concatenation = Concatenation {
+        stream,
+        held: Vec::new(),
+        at: 0,
+    };
+    for (path, size, target) in files {
+        let from = &mut concatenation;
+        write_atomically(&target, async move |w| from.copy(size, w, bar, &path).await).await?;
+    }
+    concatenation.finish().await
+}
+
+/// `path` with every glob character escaped, so that a pattern built on it
+/// matches that path only.
+fn glob_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for ch in path.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Several files' bytes arriving one after another on one GetFile stream.
+struct Concatenation {
+    stream: tonic::Streaming<Vec<u8>>,
+    held: Vec<u8>,
+    at: usize,
+}
+
+impl Concatenation {
+    /// Writes the next `size` bytes, those of `path`, to `out`.
+    async fn copy(
+        &mut self,
+        mut size: u64,
+        out: &mut dyn Write,
+        bar: &Option<ProgressBar>,
+        path: &str,
+    ) -> anyhow::Result<()> {
+        while size > 0 {
+            if self.at == self.held.len() {
+                match self.stream.try_next().await.map_err(status)? {
+                    Some(next) => {
+                        self.held = next;
+                        self.at = 0;
+                    }
+                    None => bail!(
+                        "pachd's stream ended {size} bytes short of '{path}'; \
+                         the file was not written, run the command again"
+                    ),
+                }
+                continue;
+            }
+            let n = (self.held.len() - self.at).min(usize::try_from(size).unwrap_or(usize::MAX));
+            out.write_all(&self.held[self.at..self.at + n])?;
+            if let Some(b) = bar {
+                b.inc(n as u64);
+            }
+            self.at += n;
+            size -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Checks that nothing follows the last file.
+    async fn finish(mut self) -> anyhow::Result<()> {
+        let mut extra = (self.held.len() - self.at) as u64;
+        while let Some(next) = self.stream.try_next().await.map_err(status)? {
+            extra += next.len() as u64;
+        }
+        if extra > 0 {
+            bail!("pachd sent {extra} bytes more than the files it listed; run the command again");
+        }
+        Ok(())
+    }
+}
 
 pub async fn get(a: GetFile) -> anyhow::Result<()> {
     let r = refs::parse(&a.file)?;
@@ -575,72 +721,7 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
         let Some(dest) = &a.output else {
             bail!("get file -r needs -o DIR to write the directory to")
         };
-        let mut walk = c
-            .pfs
-            .walk_file(pfs::WalkFileRequest {
-                file: Some(r.file()),
-            })
-            .await
-            .map_err(status)?
-            .into_inner();
-        let base = path_of(&info).trim_end_matches('/').to_string();
-        let base = if base.starts_with('/') || base.is_empty() {
-            base
-        } else {
-            format!("/{base}")
-        };
-        let mut files = Vec::new();
-        while let Some(f) = walk.try_next().await.map_err(status)? {
-            if !is_dir(&f) {
-                files.push(path_of(&f).to_string());
-            }
-        }
-        // The commit once, by id: the branch could move meanwhile, and each
-        // read then skips resolving it.
-        let commit = c
-            .pfs
-            .inspect_commit(pfs::InspectCommitRequest {
-                commit: Some(r.commit()),
-                block_state: pfs::CommitState::Started as i32,
-            })
-            .await
-            .map_err(status)?
-            .into_inner()
-            .commit;
-        let mut targets = Vec::with_capacity(files.len());
-        for path in files {
-            let rel = path
-                .strip_prefix(&base)
-                .unwrap_or(&path)
-                .trim_start_matches('/')
-                .to_string();
-            check_no_parent(&rel)?;
-            let target = if rel.is_empty() {
-                dest.clone()
-            } else {
-                dest.join(&rel)
-            };
-            targets.push((path, target));
-        }
-        // Several reads in flight: small files cost a round trip each.
-        let bar = &bar;
-        let commit = &commit;
-        let client = &c.pfs;
-        futures::stream::iter(targets)
-            .map(|(path, target)| async move {
-                let file = pfs::File {
-                    commit: commit.clone(),
-                    path,
-                };
-                let mut pfs_client = client.clone();
-                write_atomically(&target, async move |w| {
-                    get_one(&mut pfs_client, file, w, bar).await
-                })
-                .await
-            })
-            .buffer_unordered(GETS_IN_FLIGHT)
-            .try_collect::<()>()
-            .await?;
+        get_tree(&mut c, &r, &info, dest, &bar).await?;
     }
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -368,3 +368,57 @@ async fn staged_changes_round_trip() {
             .is_not_found()
     );
 }
+
+/// `offset`..`offset + len` of `entries` read as one, checking that no item
+/// spans two files (`ends`: where each file ends in the concatenation).
+async fn read_concatenated(
+    content: &ContentStore,
+    entries: &[pach_storage::FileEntry],
+    ends: &[u64],
+    offset: u64,
+    len: Option<u64>,
+) -> Vec<u8> {
+    let items: Vec<_> = content
+        .read_files(entries, offset, len)
+        .try_collect()
+        .await
+        .unwrap();
+    let mut pos = offset;
+    for item in &items {
+        let next_end = ends.iter().find(|&&e| e > pos).copied().unwrap();
+        assert!(pos + item.len() as u64 <= next_end, "an item spans files");
+        pos += item.len() as u64;
+    }
+    items.concat()
+}
+
+#[tokio::test]
+async fn several_files_read_as_one_concatenation_with_ranges_across_them() {
+    let store = Backend::Memory.store();
+    let content = ContentStore::new(store, Path::from("p"));
+    let datas = [
+        random_bytes(3000, 1),
+        Vec::new(),
+        text_bytes(LOOSE_MIN + 5),
+        random_bytes(2 * 1024 * 1024 + 3, 2),
+        random_bytes(7, 3),
+    ];
+    let mut entries = Vec::new();
+    let mut ends = Vec::new();
+    let mut at = 0u64;
+    for (i, d) in datas.iter().enumerate() {
+        entries.push(put_file(&content, &format!("/f{i}"), None, d).await);
+        at += d.len() as u64;
+        ends.push(at);
+    }
+    let all = datas.concat();
+    let read =
+        |offset: u64, len: Option<u64>| read_concatenated(&content, &entries, &ends, offset, len);
+    assert_eq!(read(0, None).await, all);
+    assert_eq!(read(2990, Some(20)).await, all[2990..3010]);
+    let mid = 3000 + LOOSE_MIN;
+    assert_eq!(read(mid as u64, Some(10_000)).await, all[mid..mid + 10_000]);
+    assert_eq!(read(all.len() as u64 - 9, None).await, all[all.len() - 9..]);
+    assert!(read(all.len() as u64, None).await.is_empty());
+    assert!(read(5, Some(0)).await.is_empty());
+}
