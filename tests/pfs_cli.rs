@@ -745,6 +745,13 @@ fn get_file_r_reproduces_a_tree_in_one_read() {
     assert_eq!(want[0].0, "a");
     assert_eq!(tree_of(&out), want);
 
+    // get file of a glob: the matching files one after another, as in 1.9.
+    assert_eq!(
+        p.ok_bytes(&["get", "file", "t@master:/d*/{b.txt,a}"]),
+        b"glob chars and moreT".to_vec()
+    );
+    assert_eq!(p.ok(&["get", "file", "t@master:/dz/*"]), "sibling");
+
     // The whole repo.
     let all = dir.path().join("all");
     p.ok(&[

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -61,22 +61,119 @@ pub(crate) fn read_files(
         start += e.size;
     }
     let bytes: u64 = pieces.iter().map(|p| p.keep.len() as u64).sum();
-    let window = match pieces.len() as u64 {
+    let runs = runs(pieces);
+    let window = match runs.len() as u64 {
         0 => MIN_PREFETCH,
         n => (PREFETCH_BYTES / (bytes / n).max(1)).clamp(MIN_PREFETCH as u64, MAX_PREFETCH as u64)
             as usize,
     };
-    stream::iter(pieces)
-        .map(move |piece| {
+    stream::iter(runs)
+        .map(move |run| {
             let store = Arc::clone(&store);
             let layout = layout.clone();
-            run_spawned(async move {
-                let raw = fetch_chunk(&*store, &layout, &piece.chunk).await?;
-                Ok(raw.slice(piece.keep))
-            })
+            run_spawned(async move { fetch_run(&*store, &layout, run).await })
         })
         .buffered(window)
+        .map_ok(|parts| stream::iter(parts.into_iter().map(Ok)))
+        .try_flatten()
         .boxed()
+}
+
+/// Chunks fetched with one request: a single chunk, or neighbours in one
+/// pack (small files put together sit side by side there), read as one
+/// range and cut apart.
+type Run = Vec<Piece>;
+
+/// How far apart two chunks of a pack may lie and still share a request,
+/// and how long one such request may get.
+const RUN_GAP: u64 = 64 << 10;
+const RUN_MAX: u64 = 4 << 20;
+
+/// `pieces` grouped into runs, in order.
+fn runs(pieces: Vec<Piece>) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for piece in pieces {
+        if let Some(run) = out.last_mut()
+            && joins(run, &piece)
+        {
+            run.push(piece);
+        } else {
+            out.push(vec![piece]);
+        }
+    }
+    out
+}
+
+/// Whether `next` can be read in the same request as `run`.
+fn joins(run: &Run, next: &Piece) -> bool {
+    let (first, last) = (&run[0], &run[run.len() - 1]);
+    match (&first.chunk.loc, &last.chunk.loc, &next.chunk.loc) {
+        (
+            ChunkLocation::Packed { offset: start, .. },
+            ChunkLocation::Packed {
+                pack,
+                offset,
+                stored_len,
+            },
+            ChunkLocation::Packed {
+                pack: next_pack,
+                offset: next_offset,
+                stored_len: next_len,
+            },
+        ) => {
+            let end = offset + u64::from(*stored_len);
+            pack == next_pack
+                && *next_offset >= end
+                && next_offset - end <= RUN_GAP
+                && next_offset + u64::from(*next_len) - start <= RUN_MAX
+        }
+        _ => false,
+    }
+}
+
+/// The wanted bytes of each piece of a run.
+async fn fetch_run(
+    store: &dyn ObjectStore,
+    layout: &Layout,
+    run: Run,
+) -> Result<Vec<Bytes>, StorageError> {
+    if let [piece] = &run[..] {
+        let raw = fetch_chunk(store, layout, &piece.chunk).await?;
+        return Ok(vec![raw.slice(piece.keep.clone())]);
+    }
+    let at = |p: &Piece| match p.chunk.loc {
+        ChunkLocation::Packed {
+            offset, stored_len, ..
+        } => (offset, u64::from(stored_len)),
+        ChunkLocation::Loose => unreachable!("runs of several chunks are packed"),
+    };
+    let start = at(&run[0]).0;
+    let (last_offset, last_len) = at(&run[run.len() - 1]);
+    let key = chunk_object(layout, &run[0].chunk);
+    let blob = store
+        .get_range(&key, start..last_offset + last_len)
+        .await
+        .map_err(|err| StorageError::store("get_range", &key, err))?;
+    let want = last_offset + last_len - start;
+    if blob.len() as u64 != want {
+        return Err(StorageError::corrupt(
+            &key,
+            format!(
+                "bytes {start}..{} hold {} bytes, not {want} (a truncated pack)",
+                start + want,
+                blob.len()
+            ),
+        ));
+    }
+    run.into_iter()
+        .map(|piece| {
+            let (offset, len) = at(&piece);
+            let from = (offset - start) as usize;
+            let stored = blob.slice(from..from + len as usize);
+            let raw = decode_chunk(&key, stored, &piece.chunk.hash, piece.chunk.len)?;
+            Ok(raw.slice(piece.keep))
+        })
+        .collect()
 }
 
 /// The chunks overlapping `[offset, offset + len)`, clipped to that range.

@@ -481,17 +481,29 @@ async fn get_one(
     Ok(())
 }
 
-/// Writes through a temporary file in the same directory, renamed into place
-/// only when complete: an error never leaves a half-written output.
+/// How much of a file `get file` buffers before writing it out.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// The directory `dest` goes into.
+fn parent_dir(dest: &Path) -> &Path {
+    dest.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))
+}
+
+/// Writes through a temporary file in the same directory (which must
+/// exist), renamed into place only when complete: an error never leaves a
+/// half-written output.
 async fn write_atomically(
     dest: &Path,
+    buffer: usize,
     fill: impl AsyncFnOnce(&mut dyn Write) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    let dir = parent_dir(dest);
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -499,7 +511,7 @@ async fn write_atomically(
     let tmp = dir.join(format!(".{name}.pachctl-partial"));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot write '{}'", tmp.display()))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut w = std::io::BufWriter::with_capacity(buffer, file);
     let result = fill(&mut w)
         .await
         .and_then(|_| w.flush().map_err(Into::into));
@@ -561,8 +573,11 @@ async fn get_tree(
     if !is_dir(info) {
         let pfs_client = &mut c.pfs;
         let file = at(path_of(info).to_string());
-        return write_atomically(dest, async move |w| get_one(pfs_client, file, w, bar).await)
-            .await;
+        create_dir(parent_dir(dest))?;
+        return write_atomically(dest, WRITE_BUFFER, async move |w| {
+            get_one(pfs_client, file, w, bar).await
+        })
+        .await;
     }
     let base = format!("/{}", path_of(info).trim_matches('/'));
     let mut walk = c
@@ -587,7 +602,16 @@ async fn get_tree(
         check_no_parent(&rel)?;
         files.push((path, f.size_bytes, dest.join(rel)));
     }
-    std::fs::create_dir_all(dest).with_context(|| format!("cannot create '{}'", dest.display()))?;
+    // Each directory once, not once per file.
+    create_dir(dest)?;
+    let mut created: Option<&Path> = None;
+    for (_, _, target) in &files {
+        let dir = parent_dir(target);
+        if created != Some(dir) {
+            create_dir(dir)?;
+            created = Some(dir);
+        }
+    }
     if files.is_empty() {
         return Ok(());
     }
@@ -609,7 +633,12 @@ async fn get_tree(
     };
     for (path, size, target) in files {
         let from = &mut concatenation;
-        write_atomically(&target, async move |w| from.copy(size, w, bar, &path).await).await?;
+        // Small files need no buffer of their own: their bytes arrive whole.
+        let buffer = WRITE_BUFFER.min(usize::try_from(size).unwrap_or(WRITE_BUFFER));
+        write_atomically(&target, buffer, async move |w| {
+            from.copy(size, w, bar, &path).await
+        })
+        .await?;
     }
     concatenation.finish().await
 }
@@ -690,7 +719,12 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
         );
     }
     let mut c = connect().await?;
-    let info = inspect_info(&mut c, r.file()).await?;
+    let info = match inspect_info(&mut c, r.file()).await {
+        Ok(info) => info,
+        // A glob reads the files it matches one after another, as in 1.9.
+        Err(_) if !a.recursive && r.path.contains(['*', '?', '[', '{']) => pfs::FileInfo::default(),
+        Err(e) => return Err(e),
+    };
     if is_dir(&info) && !a.recursive {
         bail!(
             "'{}' is a directory; add -r (with -o DIR) to get it recursively",
@@ -701,9 +735,10 @@ pub async fn get(a: GetFile) -> anyhow::Result<()> {
     if !a.recursive {
         match &a.output {
             Some(dest) => {
+                create_dir(parent_dir(dest))?;
                 let pfs_client = &mut c.pfs;
                 let bar = &bar;
-                write_atomically(dest, async move |w| {
+                write_atomically(dest, WRITE_BUFFER, async move |w| {
                     get_one(pfs_client, r.file(), w, bar).await
                 })
                 .await?;

@@ -422,3 +422,54 @@ async fn several_files_read_as_one_concatenation_with_ranges_across_them() {
     assert!(read(all.len() as u64, None).await.is_empty());
     assert!(read(5, Some(0)).await.is_empty());
 }
+
+#[tokio::test]
+async fn neighbouring_small_files_are_read_with_one_request_per_pack_run() {
+    let backend = Backend::Memory;
+    let (counting, content) = counted(&backend);
+    let mut session = content.session();
+    let mut entries = Vec::new();
+    let mut datas = Vec::new();
+    for i in 0..200u64 {
+        let data = random_bytes(500 + (i as usize * 7) % 900, i);
+        entries.push(
+            session
+                .put_bytes(format!("/d/f{i:03}"), None, &data)
+                .await
+                .unwrap(),
+        );
+        datas.push(data);
+    }
+    session.finish().await.unwrap();
+    let ChunkLocation::Packed { pack, .. } = entries[0].chunks[0].loc else {
+        panic!("small files are packed")
+    };
+    counting.take();
+    let read: Vec<_> = content
+        .read_files(&entries, 0, None)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(read.concat(), datas.concat());
+    let log = counting.take();
+    assert_eq!(
+        matching(&log, Op::Get, "packs").count(),
+        1,
+        "one range request for 200 neighbours: {log:?}"
+    );
+
+    // A pack cut short is an error naming it, not a crash.
+    let key = content.pack_key(&pack);
+    let store = counting.clone();
+    let blob = store.get(&key).await.unwrap().bytes().await.unwrap();
+    store
+        .put(&key, blob.slice(..blob.len() / 2).into())
+        .await
+        .unwrap();
+    let err = content
+        .read_files(&entries, 0, None)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(key.as_ref()), "{err}");
+}
