@@ -768,3 +768,54 @@ fn get_file_r_reproduces_a_tree_in_one_read() {
     // Exactly the tree: no temporary file is left behind either.
     assert_eq!(tree_of(&all), want);
 }
+
+#[test]
+fn get_file_o_writes_into_pipes_and_through_links_without_replacing_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "r"]);
+    p.ok_stdin(&["put", "file", "r@master:/f"], b"CONTENT");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A named pipe (as /dev/null or /dev/stdout would be): written into.
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    p.ok(&["get", "file", "r@master:/f", "-o", fifo.to_str().unwrap()]);
+    // Checked first: a replaced pipe would leave the reader waiting.
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the pipe was replaced by a file"
+    );
+    assert_eq!(reader.join().unwrap(), b"CONTENT");
+
+    // A symbolic link: the file it points to gets the content, the link stays.
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    p.ok(&["get", "file", "r@master:/f", "-o", link.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"CONTENT");
+
+    // A directory is refused, and kept.
+    let err = p.fails(&[
+        "get",
+        "file",
+        "r@master:/f",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("is a directory"), "{err}");
+    assert!(target.exists());
+}

@@ -497,12 +497,36 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Writes through a temporary file in the same directory (which must
 /// exist), renamed into place only when complete: an error never leaves a
-/// half-written output.
+/// half-written output. A destination that is not a regular file (a device
+/// such as `/dev/null`, a pipe) is written into, never replaced; a symbolic
+/// link is followed, so the file it points to is replaced, not the link.
 async fn write_atomically(
     dest: &Path,
     buffer: usize,
     fill: impl AsyncFnOnce(&mut dyn Write) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let cannot = || format!("cannot write '{}'", dest.display());
+    let resolved;
+    let dest = match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => bail!(
+            "'{}' is a directory; give -o a file name (or add -r to get a directory)",
+            dest.display()
+        ),
+        Ok(m) if !m.is_file() => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .with_context(cannot)?;
+            let mut w = std::io::BufWriter::with_capacity(buffer, file);
+            fill(&mut w).await?;
+            return w.flush().with_context(cannot);
+        }
+        Ok(_) if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_symlink()) => {
+            resolved = std::fs::canonicalize(dest).with_context(cannot)?;
+            &resolved
+        }
+        _ => dest,
+    };
     let dir = parent_dir(dest);
     let name = dest
         .file_name()
