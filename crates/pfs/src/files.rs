@@ -21,10 +21,10 @@ use globset::{GlobBuilder, GlobMatcher};
 use pach_storage::{Change, ContentHash, FileEntry, IndexReader, Piece, PieceHasher};
 use tokio::sync::mpsc;
 
-use crate::Pfs;
 use crate::error::{PfsError, Result};
 use crate::names::{file_path, normalize_path};
 use crate::records::CommitRecord;
+use crate::{Pfs, items};
 
 /// A file or directory of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,8 +572,9 @@ impl Pfs {
         Ok(out)
     }
 
-    /// The bytes of one file, `offset`..`offset + len` (None = to the end).
-    /// No item spans two pieces, so a reader can tell the pieces apart. A
+    /// The bytes of one file, `offset`..`offset + len` (None = to the end),
+    /// in items of up to [`items::ITEM_MAX`] bytes. No item spans two
+    /// pieces, so a reader can tell the pieces apart. A
     /// glob pattern that names no file reads, as in Pachyderm 1.9, every
     /// file it matches one after another in path order, the range applying
     /// to the concatenation.
@@ -588,11 +589,13 @@ impl Pfs {
         let path = normalize_path(path)?;
         let (commit, index) = self.open_commit(repo, reference).await?;
         match index.get(&path).await? {
-            Some(e) => Ok(self
-                .content
-                .read_file(&e, offset, len)
-                .map_err(PfsError::from)
-                .boxed()),
+            Some(e) => Ok(items::regroup(
+                self.content
+                    .read_file(&e, offset, len)
+                    .map_err(PfsError::from)
+                    .boxed(),
+                items::piece_lengths(std::slice::from_ref(&e), offset, len),
+            )),
             None if is_glob(&path) => {
                 let glob = Glob::new(&path)?;
                 let (start, end) = below(glob_base(&path));
@@ -611,11 +614,13 @@ impl Pfs {
                         path,
                     });
                 }
-                Ok(self
-                    .content
-                    .read_files(&entries, offset, len)
-                    .map_err(PfsError::from)
-                    .boxed())
+                Ok(items::regroup(
+                    self.content
+                        .read_files(&entries, offset, len)
+                        .map_err(PfsError::from)
+                        .boxed(),
+                    items::piece_lengths(&entries, offset, len),
+                ))
             }
             None => {
                 let (start, end) = below(&path);

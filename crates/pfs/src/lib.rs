@@ -15,6 +15,7 @@ pub mod error;
 mod files;
 mod fsck;
 pub mod guard;
+mod items;
 pub mod names;
 mod put;
 pub mod records;

@@ -675,9 +675,9 @@ impl Api for PfsService {
         req: Request<Streaming<pfs::PutFileRequest>>,
     ) -> Result<Response<()>, Status> {
         self.writable().await?;
-        let mut stream = req.into_inner();
+        let mut stream = read_ahead(req.into_inner());
         let mut put: Option<(pach_pfs::PutFiles, String, String)> = None;
-        while let Some(r) = stream.message().await? {
+        while let Some(r) = stream.recv().await.transpose()? {
             let Some(file) = r.file else {
                 let Some((p, _, _)) = put.as_mut() else {
                     return Err(Status::invalid_argument(
@@ -769,7 +769,7 @@ impl Api for PfsService {
             .map_err(status)?;
         // One message per item: items never span pieces, so clients see them.
         Ok(Response::new(
-            bytes.map(|b| b.map(|b| b.to_vec()).map_err(status)).boxed(),
+            bytes.map(|b| b.map(Vec::from).map_err(status)).boxed(),
         ))
     }
 
@@ -926,6 +926,25 @@ impl Api for PfsService {
                 .collect(),
         )))
     }
+}
+
+/// A put's messages, the next one received and decoded while the last is
+/// stored: clients that send few large messages (python-pachyderm sends 20
+/// MiB each) would otherwise wait for each to be stored before the next
+/// could cross the flow-control window.
+fn read_ahead<M: Send + 'static>(
+    mut stream: Streaming<M>,
+) -> tokio::sync::mpsc::Receiver<Result<M, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(m) = stream.message().await.transpose() {
+            let failed = m.is_err();
+            if tx.send(m).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 #[cfg(test)]
