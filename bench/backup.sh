@@ -32,7 +32,7 @@ W=${BENCH_DIR:-/tmp/pach-bench-backup}
 
 scripts/prereqs.sh
 cargo build --release -q -p pachd -p pachctl -p pach-bench
-B=$(pwd)/target/release
+B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
 declare -A PID

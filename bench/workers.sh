@@ -20,7 +20,7 @@ W=${BENCH_DIR:-/tmp/pach-bench-workers}
 scripts/prereqs.sh
 scripts/test-tools.sh
 cargo build --release -q -p pachd -p pachctl
-B=$(pwd)/target/release
+B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
 GARAGE=$(command -v garage || echo "$HOME/.cargo/bin/garage")
 rm -rf "$W"; mkdir -p "$W/tree" "$W/files" "$W/garage"
 now() { date +%s.%N; }

@@ -29,8 +29,10 @@ if [ -z "$SUITE" ]; then
   echo "python-pachyderm's suite is not in ../shared/peer-suites beside the checkout; set PEER_SUITES to the folder holding python-pachyderm-3.1.0" >&2
   exit 1
 fi
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug
-[ -x "$BIN/pachd" ] || { echo "build pachd first (cargo build --bins)" >&2; exit 1; }
+# PYSUITE_PACHD: the pachd to judge (default: the debug build; the release
+# build that scripts/run.sh runs is target/release/pachd).
+PACHD=${PYSUITE_PACHD:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/pachd}
+[ -x "$PACHD" ] || { echo "build pachd first (cargo build --bins), or set PYSUITE_PACHD" >&2; exit 1; }
 
 if [ $# -eq 0 ]; then
   set -- tests/test_client.py tests/test_version.py tests/health.py tests/test_pfs.py \
@@ -43,7 +45,7 @@ trap 'rm -rf "$DATA"' EXIT
 # pachd's datums may need the internet: the suite's create_python_pipeline
 # builds wheels with `pip wheel` from PyPI inside a pipeline.
 run() {
-  "$BIN/pachd" --data-dir "$DATA/pachd" --datum-network outbound >"$DATA/pachd.log" 2>&1 &
+  "$PACHD" --data-dir "$DATA/pachd" --datum-network outbound >"$DATA/pachd.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     grep -q "pachd listening" "$DATA/pachd.log" && break
@@ -60,7 +62,7 @@ run() {
   return $rc
 }
 export -f run
-export BIN DATA SUITE
+export PACHD DATA SUITE
 if [ "${PYSUITE_NETNS:-0}" = 1 ]; then
   unshare -n bash -c 'ip link set lo up && run "$@"' run "$@"
 elif (exec 3<>/dev/tcp/127.0.0.1/30650) 2>/dev/null; then
