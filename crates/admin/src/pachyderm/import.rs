@@ -1,0 +1,847 @@
+//! Importing a Pachyderm extract into this cluster.
+//!
+//! Two passes over the spooled stream, as our own restore:
+//!
+//! 1. **Validate** (nothing in the cluster changes): every op is read and
+//!    checked; object and block bytes go to files of a scratch directory
+//!    (named by their SHA-512, which is how Pachyderm names an object, or by
+//!    the block's name), every other op to an ops file in stream order.
+//!    Then every commit's tree is read and every piece of content it names
+//!    must be in the stream; every parent, branch head and pipeline input
+//!    must be something the stream creates; every pipeline's spec must
+//!    convert; and nothing the stream creates may exist in the cluster yet.
+//! 2. **Apply**, from the ops file: the input repos, then the pipelines
+//!    (which create their output repos and branches, as Pachyderm's
+//!    `CreatePipeline` does), then the input repos' commits in stream order
+//!    (parents first) with their ids, then their branches. Each commit's
+//!    files are stored as ordinary content, one piece per Pachyderm object,
+//!    before the commit names them. Because the pipelines exist before the
+//!    input commits arrive, every input commit starts its pipelines' jobs:
+//!    outputs are recomputed from the restored inputs in history order, as in
+//!    Pachyderm's own restore of a 1.7 extract.
+//!
+//! Output repos' commits, branches and jobs that a 1.9 extract carries are
+//! validated and then left out: the pipelines recompute them
+//! (`docs/pachyderm-restore.md`). Tags name Pachyderm's datum caches, which
+//! this cluster keeps its own way; they are checked and not kept.
+//!
+//! Memory: object and block bytes stream through the scratch directory; a
+//! commit's file list (one entry per file) and the stream's names (repos,
+//! commits, objects) are held while they are checked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use pach_api::admin;
+use pach_pfs::{BranchName, ErrorKind};
+use pach_pps::Pps;
+use pach_pps::spec::PipelineSpec;
+use pach_storage::{Change, PieceHasher};
+use prost::Message;
+
+use super::frames::{OpPosition, OpReader};
+use super::hashtree::{self, TreeFile};
+use super::ops::{BranchOp, CommitOp, ContentRef, Op, OpVersion};
+use super::spec;
+use crate::Summary;
+use crate::error::{AdminError, Result, io};
+
+/// The repo where Pachyderm 1.9 keeps pipeline specs; its extracts name it
+/// and this cluster keeps specs in its pipeline records instead.
+const SPEC_REPO: &str = "spec";
+/// Bytes read from the scratch files at a time.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Imports the Pachyderm extract in `spool` (a file: the whole stream as
+/// the client sent it) into the cluster of `pps`. `scratch` holds the
+/// stream's objects while it is validated and applied.
+pub async fn import(pps: &Pps, scratch: &Path, spool: &Path) -> Result<Summary> {
+    tokio::fs::create_dir_all(scratch)
+        .await
+        .map_err(io(format!("creating {}", scratch.display())))?;
+    let work = tempfile::Builder::new()
+        .prefix("pachyderm-import-")
+        .tempdir_in(scratch)
+        .map_err(io("creating the import's scratch directory"))?;
+    let dir = work.path().to_path_buf();
+    let spool = spool.to_path_buf();
+    let scan = tokio::task::spawn_blocking(move || scan(&spool, &dir))
+        .await
+        .map_err(|e| AdminError::Io {
+            what: "reading the stream".into(),
+            source: std::io::Error::other(e),
+        })??;
+    let dir = work.path().to_path_buf();
+    let plan = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || check_trees(scan, &dir)
+    })
+    .await
+    .map_err(|e| AdminError::Io {
+        what: "reading the stream's trees".into(),
+        source: std::io::Error::other(e),
+    })??;
+    check_target(pps, &plan).await?;
+    apply(pps, &plan, &dir).await?;
+    Ok(plan.summary.clone())
+}
+
+/// What the first pass found.
+struct Scan {
+    version: Option<OpVersion>,
+    summary: Summary,
+    /// Object hashes whose bytes are in `objects/`.
+    objects: HashSet<String>,
+    /// (1.9) objects that are block ranges.
+    object_refs: HashMap<String, ContentRef>,
+    /// Block name → its size, bytes in `blocks/`.
+    blocks: HashMap<String, u64>,
+    /// The ops file: every op but objects' and blocks' bytes.
+    ops: PathBuf,
+}
+
+/// Writes one op to the ops file: its position, then its message.
+fn put_op(out: &mut impl Write, at: OpPosition, op: &admin::Op) -> std::io::Result<()> {
+    let bytes = op.encode_to_vec();
+    out.write_all(&at.number.to_le_bytes())?;
+    out.write_all(&at.offset.to_le_bytes())?;
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(&bytes)
+}
+
+/// Reads the ops file back.
+struct OpsFile {
+    r: BufReader<std::fs::File>,
+}
+
+impl OpsFile {
+    fn open(path: &Path) -> Result<Self> {
+        let f = std::fs::File::open(path).map_err(io("reading the import's ops file"))?;
+        Ok(OpsFile {
+            r: BufReader::new(f),
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<(OpPosition, Op)>> {
+        let mut head = [0u8; 24];
+        match self.r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(io("reading the import's ops file")(e)),
+        }
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&head[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        let at = OpPosition {
+            number: word(0),
+            offset: word(1),
+        };
+        let mut bytes = vec![0u8; word(2) as usize];
+        self.r
+            .read_exact(&mut bytes)
+            .map_err(io("reading the import's ops file"))?;
+        let op = admin::Op::decode(&bytes[..])
+            .map_err(|e| AdminError::Corrupt(format!("{at} cannot be read again: {e}")))?;
+        Ok(Some((at, Op::from_wire(at, op)?.1)))
+    }
+}
+
+/// An object or block being received, piece by piece.
+struct Receiving {
+    started: OpPosition,
+    file: BufWriter<std::fs::File>,
+    temp: PathBuf,
+    hasher: PieceHasher,
+    len: u64,
+    /// The block's name (blocks are named by the stream, objects by their bytes).
+    block: Option<String>,
+}
+
+fn receiving(dir: &Path, at: OpPosition, block: Option<String>) -> Result<Receiving> {
+    let temp = dir.join(format!("receiving-{}", at.number));
+    let file = std::fs::File::create(&temp).map_err(io("writing an object to scratch"))?;
+    Ok(Receiving {
+        started: at,
+        file: BufWriter::with_capacity(READ_BUFFER, file),
+        temp,
+        hasher: PieceHasher::new(),
+        len: 0,
+        block,
+    })
+}
+
+fn scan(spool: &Path, dir: &Path) -> Result<Scan> {
+    for sub in ["objects", "blocks"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(io("creating the scratch directory"))?;
+    }
+    let file = std::fs::File::open(spool).map_err(io("reading the spool file"))?;
+    let mut reader = OpReader::new(BufReader::with_capacity(READ_BUFFER, file));
+    let ops_path = dir.join("ops");
+    let mut ops = BufWriter::new(
+        std::fs::File::create(&ops_path).map_err(io("writing the import's ops file"))?,
+    );
+    let mut scan = Scan {
+        version: None,
+        summary: Summary::default(),
+        objects: HashSet::new(),
+        object_refs: HashMap::new(),
+        blocks: HashMap::new(),
+        ops: ops_path,
+    };
+    let mut open: Option<Receiving> = None;
+    while let Some((at, wire)) = reader.next_op()? {
+        let kept = wire.clone();
+        let (version, op) = Op::from_wire(at, wire)?;
+        match scan.version {
+            None => scan.version = Some(version),
+            Some(v) if v != version => {
+                return Err(AdminError::Corrupt(format!(
+                    "{at} is a {version} op in a stream of {v} ops; Pachyderm never mixes versions in one extract"
+                )));
+            }
+            Some(_) => {}
+        }
+        match op {
+            Op::ObjectValue(value) => {
+                if open.as_ref().is_some_and(|r| r.block.is_some()) {
+                    return Err(unended(&open, at));
+                }
+                let r = match &mut open {
+                    Some(r) => r,
+                    None => open.insert(receiving(dir, at, None)?),
+                };
+                if value.is_empty() {
+                    let r = open.take().expect("an object being received");
+                    finish_object(&mut scan, dir, r)?;
+                } else {
+                    receive(r, &value)?;
+                }
+            }
+            Op::BlockValue { block, value } => {
+                match (&open, &block) {
+                    (Some(r), _) if r.block.is_none() => return Err(unended(&open, at)),
+                    (Some(_), Some(_)) => return Err(unended(&open, at)),
+                    (None, None) => {
+                        return Err(AdminError::Corrupt(format!(
+                            "{at} continues a block, but no block was started"
+                        )));
+                    }
+                    (None, Some(name)) => {
+                        check_block_name(at, name)?;
+                        if scan.blocks.contains_key(name) {
+                            return Err(AdminError::Corrupt(format!(
+                                "{at} sends block {name} a second time"
+                            )));
+                        }
+                        open = Some(receiving(dir, at, Some(name.clone()))?);
+                    }
+                    (Some(_), None) => {}
+                }
+                let r = open.as_mut().expect("a block being received");
+                if value.is_empty() {
+                    let r = open.take().expect("a block being received");
+                    finish_block(&mut scan, dir, r)?;
+                } else {
+                    receive(r, &value)?;
+                }
+            }
+            other => {
+                if open.is_some() {
+                    return Err(unended(&open, at));
+                }
+                match &other {
+                    Op::Tag { object, .. } => {
+                        check_object_name(at, object)?;
+                        if !scan.objects.contains(object) && !scan.object_refs.contains_key(object)
+                        {
+                            return Err(AdminError::Dangling {
+                                what: format!("object {object}"),
+                                detail: format!("{at} tags it"),
+                            });
+                        }
+                    }
+                    Op::CreateObject { object, content } => {
+                        check_object_name(at, object)?;
+                        if let ContentRef::Block { hash, upper, .. } = content {
+                            check_block_name(at, hash)?;
+                            match scan.blocks.get(hash) {
+                                Some(size) if upper <= size => {}
+                                Some(size) => {
+                                    return Err(AdminError::Corrupt(format!(
+                                        "{at} makes object {object} of bytes up to {upper} of block {hash}, which has {size}"
+                                    )));
+                                }
+                                // A --no-objects extract names no blocks; the
+                                // commits' check says what is missing.
+                                None => {}
+                            }
+                        }
+                        scan.object_refs.insert(object.clone(), content.clone());
+                    }
+                    _ => {}
+                }
+                put_op(&mut ops, at, &kept).map_err(io("writing the import's ops file"))?;
+            }
+        }
+    }
+    if let Some(r) = open {
+        return Err(AdminError::Truncated(format!(
+            "the stream ends inside the {} that starts at {}",
+            if r.block.is_some() { "block" } else { "object" },
+            r.started
+        )));
+    }
+    if reader.ops() == 0 {
+        return Err(AdminError::NotAStream(
+            "the snappy stream holds no ops; is it a Pachyderm extract?".into(),
+        ));
+    }
+    ops.flush().map_err(io("writing the import's ops file"))?;
+    Ok(scan)
+}
+
+fn unended(open: &Option<Receiving>, at: OpPosition) -> AdminError {
+    let (kind, started) = open
+        .as_ref()
+        .map(|r| {
+            (
+                if r.block.is_some() { "block" } else { "object" },
+                r.started,
+            )
+        })
+        .unwrap_or(("object", at));
+    AdminError::Corrupt(format!(
+        "the {kind} that starts at {started} is not ended (by an empty piece) before {at}"
+    ))
+}
+
+fn receive(r: &mut Receiving, value: &[u8]) -> Result<()> {
+    r.hasher.update(value);
+    r.len += value.len() as u64;
+    r.file
+        .write_all(value)
+        .map_err(io("writing an object to scratch"))
+}
+
+fn finish_object(scan: &mut Scan, dir: &Path, r: Receiving) -> Result<()> {
+    let hash = r.hasher.finish().to_hex();
+    let mut file = r.file;
+    file.flush().map_err(io("writing an object to scratch"))?;
+    drop(file);
+    std::fs::rename(&r.temp, dir.join("objects").join(&hash))
+        .map_err(io("writing an object to scratch"))?;
+    if scan.objects.insert(hash) {
+        scan.summary.objects += 1;
+        scan.summary.object_bytes += r.len;
+    }
+    Ok(())
+}
+
+fn finish_block(scan: &mut Scan, dir: &Path, r: Receiving) -> Result<()> {
+    let name = r.block.clone().unwrap_or_default();
+    let mut file = r.file;
+    file.flush().map_err(io("writing a block to scratch"))?;
+    drop(file);
+    std::fs::rename(&r.temp, dir.join("blocks").join(&name))
+        .map_err(io("writing a block to scratch"))?;
+    scan.blocks.insert(name, r.len);
+    scan.summary.objects += 1;
+    scan.summary.object_bytes += r.len;
+    Ok(())
+}
+
+/// Objects are named by their SHA-512 in hex (128 digits).
+fn check_object_name(at: OpPosition, hash: &str) -> Result<()> {
+    if hash.len() == 128 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(());
+    }
+    Err(AdminError::Corrupt(format!(
+        "{at} names an object '{hash}', which is not a Pachyderm object name (128 hex digits)"
+    )))
+}
+
+/// Blocks are named by a URL-safe base64 hash, or a UUID.
+fn check_block_name(at: OpPosition, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='));
+    if ok {
+        return Ok(());
+    }
+    Err(AdminError::Corrupt(format!(
+        "{at} names a block '{name}', which is not a Pachyderm block name"
+    )))
+}
+
+/// What the stream creates, checked: the second half of validation.
+struct Plan {
+    version: OpVersion,
+    summary: Summary,
+    ops: PathBuf,
+    objects: HashSet<String>,
+    object_refs: HashMap<String, ContentRef>,
+    blocks: HashMap<String, u64>,
+    /// Repos the stream creates that no pipeline outputs to.
+    input_repos: BTreeSet<String>,
+    /// Pipelines in stream order, converted.
+    pipelines: Vec<(String, PipelineSpec)>,
+}
+
+impl Plan {
+    fn is_output(&self, repo: &str) -> bool {
+        self.pipelines.iter().any(|(n, _)| n == repo)
+    }
+}
+
+fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
+    let version = scan.version.unwrap_or(OpVersion::V1_9);
+    let mut plan = Plan {
+        version,
+        summary: scan.summary,
+        ops: scan.ops,
+        objects: scan.objects,
+        object_refs: scan.object_refs,
+        blocks: scan.blocks,
+        input_repos: BTreeSet::new(),
+        pipelines: Vec::new(),
+    };
+    let mut repos: BTreeMap<String, OpPosition> = BTreeMap::new();
+    let mut commits: HashSet<(String, String)> = HashSet::new();
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    let mut ops = OpsFile::open(&plan.ops)?;
+    while let Some((at, op)) = ops.next()? {
+        match op {
+            Op::Repo { name, .. } => {
+                if name == SPEC_REPO && version == OpVersion::V1_9 {
+                    continue;
+                }
+                valid_name(at, "repo", &name)?;
+                if let Some(first) = repos.insert(name.clone(), at) {
+                    return Err(AdminError::Corrupt(format!(
+                        "{at} creates repo '{name}', which {first} created already"
+                    )));
+                }
+                plan.summary.records += 1;
+            }
+            Op::Pipeline(p) => {
+                let what = format!("pipeline '{}' ({at})", p.name);
+                let spec = spec::convert(&p).map_err(|reason| AdminError::Unconvertible {
+                    what: what.clone(),
+                    reason,
+                })?;
+                let inputs = spec.input.as_ref().map(pach_pps::spec::input_repos);
+                for (repo, _) in inputs.unwrap_or_default() {
+                    if !repos.contains_key(&repo) {
+                        return Err(AdminError::Dangling {
+                            what: format!("repo '{repo}'"),
+                            detail: format!("{what} reads it, and no earlier op creates it"),
+                        });
+                    }
+                }
+                if plan.pipelines.iter().any(|(n, _)| *n == p.name) {
+                    return Err(AdminError::Corrupt(format!("{what} is created twice")));
+                }
+                // A pipeline's output repo: a 1.7 or 1.8 extract does not
+                // create it, a 1.9 one does (before its pipeline).
+                repos.entry(p.name.clone()).or_insert(at);
+                plan.pipelines.push((p.name.clone(), spec));
+                plan.summary.records += 1;
+            }
+            Op::Commit(c) => {
+                check_commit(&plan, dir, at, &c, &repos, &commits, &mut missing)?;
+                commits.insert((c.repo.clone(), c.id.clone()));
+                plan.summary.records += 1;
+            }
+            Op::Branch(b) => {
+                check_branch(at, &b, &repos, &commits)?;
+                plan.summary.records += 1;
+            }
+            Op::Job {
+                pipeline,
+                output_commit,
+            } => {
+                if let Some((repo, id)) = output_commit
+                    && !id.is_empty()
+                    && !commits.contains(&(repo.clone(), id.clone()))
+                {
+                    return Err(AdminError::Dangling {
+                        what: format!("commit {repo}@{id}"),
+                        detail: format!("the job of pipeline '{pipeline}' at {at} outputs to it"),
+                    });
+                }
+            }
+            Op::Tag { .. } | Op::CreateObject { .. } => {}
+            Op::ObjectValue(_) | Op::BlockValue { .. } => {}
+        }
+    }
+    if let Some(first) = missing.first() {
+        return Err(AdminError::ObjectsNotInStream {
+            count: missing.len(),
+            first: first.clone(),
+        });
+    }
+    plan.input_repos = repos
+        .keys()
+        .filter(|r| !plan.is_output(r))
+        .cloned()
+        .collect();
+    Ok(plan)
+}
+
+fn valid_name(at: OpPosition, kind: &'static str, name: &str) -> Result<()> {
+    pach_pfs::names::validate_name(kind, name).map_err(|e| AdminError::Unconvertible {
+        what: format!("{kind} '{name}' ({at})"),
+        reason: e.to_string(),
+    })
+}
+
+fn check_commit(
+    plan: &Plan,
+    dir: &Path,
+    at: OpPosition,
+    c: &CommitOp,
+    repos: &BTreeMap<String, OpPosition>,
+    commits: &HashSet<(String, String)>,
+    missing: &mut BTreeSet<String>,
+) -> Result<()> {
+    let what = format!("commit {}@{} ({at})", c.repo, c.id);
+    if !repos.contains_key(&c.repo) {
+        return Err(AdminError::Dangling {
+            what: format!("repo '{}'", c.repo),
+            detail: format!("{what} is in it, and no earlier op creates it"),
+        });
+    }
+    if !pach_pfs::names::is_commit_id(&c.id) {
+        return Err(AdminError::Unconvertible {
+            what,
+            reason: "its id is not 32 lowercase hex digits, the form of Pachyderm's (and this cluster's) commit ids".into(),
+        });
+    }
+    if commits.contains(&(c.repo.clone(), c.id.clone())) {
+        return Err(AdminError::Corrupt(format!("{what} is built twice")));
+    }
+    if !c.parent.is_empty() && !commits.contains(&(c.repo.clone(), c.parent.clone())) {
+        return Err(AdminError::Dangling {
+            what: format!("commit {}@{}", c.repo, c.parent),
+            detail: format!("{what} names it as its parent, and no earlier op builds it"),
+        });
+    }
+    if !c.branch.is_empty() {
+        pach_pfs::names::validate_branch_name(&c.branch).map_err(|e| {
+            AdminError::Unconvertible {
+                what: what.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    }
+    for (repo, id) in &c.provenance {
+        if !commits.contains(&(repo.clone(), id.clone())) {
+            return Err(AdminError::Dangling {
+                what: format!("commit {repo}@{id}"),
+                detail: format!("{what} names it in its provenance, and no earlier op builds it"),
+            });
+        }
+    }
+    for tree in &c.trees {
+        let files = match read_tree(plan, dir, tree) {
+            Ok(Some(files)) => files,
+            Ok(None) => {
+                missing.insert(tree.clone());
+                continue;
+            }
+            Err(reason) => {
+                return Err(AdminError::Corrupt(format!(
+                    "the tree of {what} (object {tree}) does not parse: {reason}"
+                )));
+            }
+        };
+        for f in &files {
+            for piece in &f.content {
+                match resolve_in(plan, dir, piece) {
+                    Resolved::Missing(name) => {
+                        missing.insert(name);
+                    }
+                    Resolved::Bad(reason) => {
+                        return Err(AdminError::Corrupt(format!(
+                            "file '{}' of {what}: {reason}",
+                            f.path
+                        )));
+                    }
+                    Resolved::Found { .. } => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_branch(
+    at: OpPosition,
+    b: &BranchOp,
+    repos: &BTreeMap<String, OpPosition>,
+    commits: &HashSet<(String, String)>,
+) -> Result<()> {
+    let what = format!("branch {}@{} ({at})", b.repo, b.name);
+    if !repos.contains_key(&b.repo) {
+        return Err(AdminError::Dangling {
+            what: format!("repo '{}'", b.repo),
+            detail: format!("{what} is in it, and no earlier op creates it"),
+        });
+    }
+    pach_pfs::names::validate_branch_name(&b.name).map_err(|e| AdminError::Unconvertible {
+        what: what.clone(),
+        reason: e.to_string(),
+    })?;
+    if !b.head.is_empty() && !commits.contains(&(b.repo.clone(), b.head.clone())) {
+        return Err(AdminError::Dangling {
+            what: format!("commit {}@{}", b.repo, b.head),
+            detail: format!("{what} points to it, and no earlier op builds it"),
+        });
+    }
+    for (repo, _) in &b.provenance {
+        if !repos.contains_key(repo) {
+            return Err(AdminError::Dangling {
+                what: format!("repo '{repo}'"),
+                detail: format!("{what} names a branch of it in its provenance"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where a piece of content's bytes are: a file of the scratch directory
+/// and a range of it.
+enum Resolved {
+    Found {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+    /// Named, but not in the stream (a `--no-objects` extract).
+    Missing(String),
+    Bad(String),
+}
+
+fn resolve_in(plan: &Plan, dir: &Path, piece: &ContentRef) -> Resolved {
+    match piece {
+        ContentRef::Object(hash) => {
+            if plan.objects.contains(hash) {
+                let path = dir.join("objects").join(hash);
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                return Resolved::Found {
+                    path,
+                    offset: 0,
+                    len,
+                };
+            }
+            match plan.object_refs.get(hash) {
+                Some(r @ ContentRef::Block { .. }) => resolve_in(plan, dir, r),
+                Some(ContentRef::Object(_)) => {
+                    Resolved::Bad(format!("object {hash} refers to an object"))
+                }
+                None if hash.len() == 128 => Resolved::Missing(hash.clone()),
+                None => Resolved::Bad(format!("'{hash}' is not a Pachyderm object name")),
+            }
+        }
+        ContentRef::Block { hash, lower, upper } => match plan.blocks.get(hash) {
+            Some(size) if upper <= size => Resolved::Found {
+                path: dir.join("blocks").join(hash),
+                offset: *lower,
+                len: upper - lower,
+            },
+            Some(size) => Resolved::Bad(format!(
+                "bytes {lower}..{upper} of block {hash} are named, and it has {size}"
+            )),
+            None => Resolved::Missing(hash.clone()),
+        },
+    }
+}
+
+/// The files of one tree object; `None` when the stream lacks its bytes.
+fn read_tree(
+    plan: &Plan,
+    dir: &Path,
+    tree: &str,
+) -> std::result::Result<Option<Vec<TreeFile>>, String> {
+    let (path, offset, len) = match resolve_in(plan, dir, &ContentRef::Object(tree.to_string())) {
+        Resolved::Found { path, offset, len } => (path, offset, len),
+        Resolved::Missing(_) => return Ok(None),
+        Resolved::Bad(reason) => return Err(reason),
+    };
+    let mut f = std::fs::File::open(&path).map_err(|e| format!("reading it from scratch: {e}"))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("reading it from scratch: {e}"))?;
+    let mut bytes = Vec::new();
+    f.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading it from scratch: {e}"))?;
+    match plan.version {
+        OpVersion::V1_7 => hashtree::parse_1_7(&bytes).map(Some),
+        OpVersion::V1_8 | OpVersion::V1_9 => hashtree::parse_1_9(&bytes).map(Some),
+    }
+}
+
+/// Nothing the stream creates may exist in the cluster yet.
+async fn check_target(pps: &Pps, plan: &Plan) -> Result<()> {
+    let pfs = pps.pfs();
+    let names = plan
+        .input_repos
+        .iter()
+        .chain(plan.pipelines.iter().map(|(n, _)| n));
+    for repo in names {
+        match pfs.inspect_repo(repo).await {
+            Ok(_) => {
+                return Err(AdminError::Clash {
+                    what: format!("repo '{repo}'"),
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (name, _) in &plan.pipelines {
+        match pps.inspect_pipeline(name).await {
+            Ok(_) => {
+                return Err(AdminError::Clash {
+                    what: format!("pipeline '{name}'"),
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
+    let pfs = pps.pfs();
+    // Input repos first, in stream order.
+    let mut ops = OpsFile::open(&plan.ops)?;
+    while let Some((_, op)) = ops.next()? {
+        if let Op::Repo { name, description } = op
+            && plan.input_repos.contains(&name)
+        {
+            pfs.create_repo(&name, &description, false).await?;
+        }
+    }
+    for (_, spec) in &plan.pipelines {
+        pps.create_pipeline(spec.clone(), false, false).await?;
+    }
+    let mut ops = OpsFile::open(&plan.ops)?;
+    while let Some((at, op)) = ops.next()? {
+        match op {
+            Op::Commit(c) if plan.input_repos.contains(&c.repo) => {
+                apply_commit(pps, plan, dir, at, &c).await?;
+            }
+            Op::Branch(b) if plan.input_repos.contains(&b.repo) => {
+                apply_branch(pps, &b).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn apply_commit(
+    pps: &Pps,
+    plan: &Plan,
+    dir: &Path,
+    at: OpPosition,
+    c: &CommitOp,
+) -> Result<()> {
+    let pfs = pps.pfs();
+    let mut files = Vec::new();
+    for tree in &c.trees {
+        let got = read_tree(plan, dir, tree).map_err(|reason| {
+            AdminError::Corrupt(format!(
+                "the tree of commit {}@{} ({at}): {reason}",
+                c.repo, c.id
+            ))
+        })?;
+        files.extend(got.unwrap_or_default());
+    }
+    let mut session = pfs.content().session();
+    let mut changes = vec![Change::Delete("/".into())];
+    let mut buf = vec![0u8; READ_BUFFER];
+    for f in files {
+        if f.content.is_empty() {
+            let e = session.put_bytes(f.path.clone(), None, b"").await?;
+            changes.push(Change::Put(e));
+            continue;
+        }
+        for (i, piece) in f.content.iter().enumerate() {
+            let Resolved::Found { path, offset, len } = resolve_in(plan, dir, piece) else {
+                return Err(AdminError::Corrupt(format!(
+                    "file '{}' of commit {}@{} ({at}) lost its content after validation",
+                    f.path, c.repo, c.id
+                )));
+            };
+            session.begin_file(f.path.clone(), None);
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(io("reading an object from scratch"))?;
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            file.seek(SeekFrom::Start(offset))
+                .await
+                .map_err(io("reading an object from scratch"))?;
+            let mut left = len;
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = file
+                    .read(&mut buf[..want])
+                    .await
+                    .map_err(io("reading an object from scratch"))?;
+                if n == 0 {
+                    return Err(AdminError::Io {
+                        what: "reading an object from scratch".into(),
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+                session.write(&buf[..n]).await?;
+                left -= n as u64;
+            }
+            let entry = session.end_file().await?;
+            changes.push(if i == 0 {
+                Change::Put(entry)
+            } else {
+                Change::Append(entry)
+            });
+        }
+    }
+    session.finish().await?;
+    let branch = (!c.branch.is_empty()).then_some(c.branch.as_str());
+    let parent = (!c.parent.is_empty()).then_some(c.parent.as_str());
+    let provenance: Vec<(String, String)> = c.provenance.clone();
+    pfs.start_commit_with_id(Some(&c.id), &c.repo, branch, parent, "", &provenance)
+        .await?;
+    pfs.write_changes(&c.repo, &c.id, changes).await?;
+    pfs.finish_commit(&c.repo, &c.id, None).await?;
+    Ok(())
+}
+
+async fn apply_branch(pps: &Pps, b: &BranchOp) -> Result<()> {
+    let pfs = pps.pfs();
+    let provenance: Vec<BranchName> = b
+        .provenance
+        .iter()
+        .map(|(repo, name)| BranchName {
+            repo: repo.clone(),
+            name: name.clone(),
+        })
+        .collect();
+    if let Ok(existing) = pfs.inspect_branch(&b.repo, &b.name).await {
+        let head = existing.record.head.clone().unwrap_or_default();
+        if head == b.head && existing.record.provenance == provenance {
+            return Ok(());
+        }
+    }
+    let head = (!b.head.is_empty()).then_some(b.head.as_str());
+    pfs.create_branch(&b.repo, &b.name, head, Some(provenance))
+        .await?;
+    Ok(())
+}
