@@ -1056,23 +1056,39 @@ impl Pfs {
                 id: c.id.clone(),
             })
             .collect();
-        let mut downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
-            .await?
-            .into_iter()
-            .map(|(c, _)| c)
-            .filter(|c| names.iter().all(|n| c.provenance.contains(n)))
-            .filter(|c| to_repos.is_empty() || to_repos.contains(&c.repo))
-            .collect();
-        // Upstream repos' commits first, as they finish first.
-        downstream.sort_by_key(|c| c.provenance.len());
+        // Commits made while the flush waits count too (a job's stats
+        // commit is made before its output commit finishes): look again
+        // until a look finds nothing new.
+        let mut seen: HashSet<CommitName> = HashSet::new();
         let mut out = Vec::new();
-        for c in downstream {
-            match self.wait_finished(c).await {
-                Ok(done) => out.push(done),
-                Err(PfsError::CommitDeleted { .. }) => {}
-                Err(e) => return Err(e),
+        loop {
+            let mut downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
+                .await?
+                .into_iter()
+                .map(|(c, _)| c)
+                .filter(|c| names.iter().all(|n| c.provenance.contains(n)))
+                .filter(|c| to_repos.is_empty() || to_repos.contains(&c.repo))
+                .filter(|c| {
+                    seen.insert(CommitName {
+                        repo: c.repo.clone(),
+                        id: c.id.clone(),
+                    })
+                })
+                .collect();
+            if downstream.is_empty() {
+                break;
+            }
+            // Upstream repos' commits first, as they finish first.
+            downstream.sort_by_key(|c| c.provenance.len());
+            for c in downstream {
+                match self.wait_finished(c).await {
+                    Ok(done) => out.push(done),
+                    Err(PfsError::CommitDeleted { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
+        out.sort_by_key(|c| c.provenance.len());
         for c in targets {
             match self.wait_finished(c).await {
                 Ok(_) | Err(PfsError::CommitDeleted { .. }) => {}
