@@ -702,3 +702,96 @@ fn verify_from_another_cluster_streams_any_number_of_differences() {
     let from_stdin = String::from_utf8_lossy(&out.stdout);
     assert_eq!(from_stdin, stdout, "the same differences either way");
 }
+
+/// What Pachyderm's sort.sh put into input file `/i`: the two-digit numbers
+/// ending in `i`, one a line (tests/golden/pachyderm-1.7/README.md).
+fn sort_sh_file(i: u32) -> String {
+    (0..10).map(|j| format!("{j}{i}\n")).collect()
+}
+
+/// Pachyderm's own 1.7 extract, restored with `pachctl restore` and no flag,
+/// passes the assertions of Pachyderm's TestMigrateFrom1_7 (1.9.x): the
+/// pipelines run again on every restored input commit, in history order,
+/// with their stats branches.
+#[test]
+fn pachyderm_1_7_extract_restores_and_its_pipelines_run_again() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
+    let p = Pachd::start();
+    let out = restore_from(&p, &golden);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Wait for the last imported commit to be processed.
+    let flushed = p.raw(&["flush", "commit", "left@master"]);
+    assert!(flushed.len() >= 3, "{flushed:?}");
+    // Inputs.
+    assert_eq!(p.raw(&["list", "commit", "left@master"]).len(), 3);
+    assert_eq!(p.raw(&["list", "commit", "right@master"]).len(), 3);
+    for (repo, range) in [("left", 0..5), ("right", 5..10)] {
+        let files = p.raw(&["list", "file", &format!("{repo}@master:/")]);
+        assert!(!files.is_empty(), "{repo}");
+        for f in files {
+            let path = f["file"]["path"].as_str().unwrap();
+            let i: u32 = path.trim_start_matches('/').parse().unwrap();
+            assert!(range.contains(&i), "{repo} holds {path}");
+            let got = p.ok(&["get", "file", &format!("{repo}@master:{path}")]);
+            assert_eq!(got, sort_sh_file(i), "{repo}:{path}");
+        }
+    }
+    // Outputs.
+    let mut repos: Vec<String> = p
+        .raw(&["list", "repo"])
+        .iter()
+        .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+        .collect();
+    repos.sort();
+    assert_eq!(repos, ["copy", "left", "right", "sort"]);
+    let nums = p.ok(&["get", "file", "sort@master:/nums"]);
+    let distinct: std::collections::BTreeSet<&str> = nums.lines().collect();
+    let inputs: Vec<u32> = p
+        .raw(&["list", "file", "left@master:/"])
+        .iter()
+        .chain(p.raw(&["list", "file", "right@master:/"]).iter())
+        .map(|f| f["file"]["path"].as_str().unwrap()[1..].parse().unwrap())
+        .collect();
+    // Every number of every input file, sorted.
+    assert_eq!(distinct.len(), inputs.len() * 10, "{nums}");
+    assert_eq!(inputs.len(), 10, "the inputs' heads hold all ten files");
+    assert_eq!(distinct.len(), 100);
+    let sorted: Vec<u32> = nums.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "{nums}");
+    assert_eq!(p.raw(&["list", "commit", "sort@stats"]).len(), 6);
+}
+
+/// A truncated copy of Pachyderm's extract, and copies with one byte
+/// flipped, are refused with the place named, and the cluster is unchanged.
+#[test]
+fn damaged_pachyderm_extracts_are_refused_and_change_nothing() {
+    let golden = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata"),
+    )
+    .unwrap();
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "existing"]);
+    p.ok_stdin(&["put", "file", "existing@master:/f"], b"kept\n");
+    let before = snapshot(&p);
+    let bad = p.dir.path().join("bad.metadata");
+    let mut flipped = golden.clone();
+    flipped[golden.len() / 2] ^= 0x01;
+    for (what, bytes) in [
+        ("truncated", golden[..golden.len() - 1000].to_vec()),
+        ("one byte flipped", flipped),
+    ] {
+        std::fs::write(&bad, &bytes).unwrap();
+        let out = restore_from(&p, &bad);
+        assert!(!out.status.success(), "{what} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            (err.contains("truncated") || err.contains("corrupt")) && err.contains("byte"),
+            "{what}: {err}"
+        );
+        assert_eq!(snapshot(&p), before, "{what}");
+    }
+}

@@ -686,36 +686,38 @@ fn read_tree(
     }
 }
 
-/// Nothing the stream creates may exist in the cluster yet.
+/// What the cluster already holds is kept, as Pachyderm's restore keeps it
+/// (it ignores "already exists"): a repo, a pipeline, a commit of the same
+/// id. What cannot be kept is refused before anything changes: a pipeline
+/// whose output repo exists as a repo of no pipeline.
 async fn check_target(pps: &Pps, plan: &Plan) -> Result<()> {
     let pfs = pps.pfs();
-    let names = plan
-        .input_repos
-        .iter()
-        .chain(plan.pipelines.iter().map(|(n, _)| n));
-    for repo in names {
-        match pfs.inspect_repo(repo).await {
-            Ok(_) => {
-                return Err(AdminError::Clash {
-                    what: format!("repo '{repo}'"),
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
     for (name, _) in &plan.pipelines {
-        match pps.inspect_pipeline(name).await {
-            Ok(_) => {
-                return Err(AdminError::Clash {
-                    what: format!("pipeline '{name}'"),
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        if exists(pps.inspect_pipeline(name).await)? {
+            continue;
+        }
+        if exists(
+            pfs.inspect_repo(name)
+                .await
+                .map_err(pach_pps::PpsError::from),
+        )? {
+            return Err(AdminError::Clash {
+                what: format!(
+                    "repo '{name}' (the output repo of the stream's pipeline '{name}', which this cluster does not have)"
+                ),
+            });
         }
     }
     Ok(())
+}
+
+/// Whether a lookup found its object (not found is an answer, not an error).
+fn exists<T>(r: std::result::Result<T, pach_pps::PpsError>) -> Result<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
@@ -725,12 +727,19 @@ async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
     while let Some((_, op)) = ops.next()? {
         if let Op::Repo { name, description } = op
             && plan.input_repos.contains(&name)
+            && !exists(
+                pfs.inspect_repo(&name)
+                    .await
+                    .map_err(pach_pps::PpsError::from),
+            )?
         {
             pfs.create_repo(&name, &description, false).await?;
         }
     }
-    for (_, spec) in &plan.pipelines {
-        pps.create_pipeline(spec.clone(), false, false).await?;
+    for (name, spec) in &plan.pipelines {
+        if !exists(pps.inspect_pipeline(name).await)? {
+            pps.create_pipeline(spec.clone(), false, false).await?;
+        }
     }
     let mut ops = OpsFile::open(&plan.ops)?;
     while let Some((at, op)) = ops.next()? {
@@ -755,6 +764,11 @@ async fn apply_commit(
     c: &CommitOp,
 ) -> Result<()> {
     let pfs = pps.pfs();
+    let found = pfs.resolve_commit(&c.repo, &c.id).await;
+    if exists(found.map_err(pach_pps::PpsError::from))? {
+        // Restored before: a commit's content never changes.
+        return Ok(());
+    }
     let mut files = Vec::new();
     for tree in &c.trees {
         let got = read_tree(plan, dir, tree).map_err(|reason| {

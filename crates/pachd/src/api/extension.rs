@@ -262,7 +262,7 @@ impl Extension for ExtensionService {
         r: Request<Streaming<pb::RestoreRequest>>,
     ) -> Result<Response<pb::StreamSummary>, Status> {
         let reader = incoming_stream(r.into_inner()).await?;
-        let s = pach_admin::restore(&self.pfs, &self.spool, reader)
+        let s = pach_admin::restore_any(&self.pipelines.pps, &self.spool, reader)
             .await
             .map_err(status)?;
         Ok(Response::new(summary(s, String::new())))
