@@ -8,8 +8,10 @@
 //!    the block's name), every other op to an ops file in stream order.
 //!    Then every commit's tree is read and every piece of content it names
 //!    must be in the stream; every parent, branch head and pipeline input
-//!    must be something the stream creates; every pipeline's spec must
-//!    convert; and nothing the stream creates may exist in the cluster yet.
+//!    must be something the stream creates or the cluster holds; every
+//!    pipeline's spec must convert. What the cluster already holds (a repo,
+//!    a pipeline, a commit of the same id) is kept, as Pachyderm's restore
+//!    keeps it, so restoring twice is harmless.
 //! 2. **Apply**, from the ops file: the input repos, then the pipelines
 //!    (which create their output repos and branches, as Pachyderm's
 //!    `CreatePipeline` does), then the input repos' commits in stream order
@@ -82,7 +84,8 @@ pub async fn import(pps: &Pps, scratch: &Path, spool: &Path) -> Result<Summary> 
         what: "reading the stream's trees".into(),
         source: std::io::Error::other(e),
     })??;
-    check_target(pps, &plan).await?;
+    let mut plan = plan;
+    check_target(pps, &mut plan).await?;
     apply(pps, &plan, &dir).await?;
     Ok(plan.summary.clone())
 }
@@ -223,7 +226,10 @@ fn scan(spool: &Path, dir: &Path) -> Result<Scan> {
             Op::BlockValue { block, value } => {
                 match (&open, &block) {
                     (Some(r), _) if r.block.is_none() => return Err(unended(&open, at)),
-                    (Some(_), Some(_)) => return Err(unended(&open, at)),
+                    // Pachyderm 1.9 names the block in every op of it.
+                    (Some(r), Some(name)) if r.block.as_deref() != Some(name.as_str()) => {
+                        return Err(unended(&open, at));
+                    }
                     (None, None) => {
                         return Err(AdminError::Corrupt(format!(
                             "{at} continues a block, but no block was started"
@@ -238,7 +244,7 @@ fn scan(spool: &Path, dir: &Path) -> Result<Scan> {
                         }
                         open = Some(receiving(dir, at, Some(name.clone()))?);
                     }
-                    (Some(_), None) => {}
+                    (Some(_), _) => {}
                 }
                 let r = open.as_mut().expect("a block being received");
                 if value.is_empty() {
@@ -390,6 +396,16 @@ struct Plan {
     input_repos: BTreeSet<String>,
     /// Pipelines in stream order, converted.
     pipelines: Vec<(String, PipelineSpec)>,
+    /// What the stream names and does not create: the cluster must hold it.
+    external: External,
+}
+
+/// Repos and commits a stream names without creating them, each with who
+/// names it first (for the error when the cluster lacks it too).
+#[derive(Default)]
+struct External {
+    repos: BTreeMap<String, String>,
+    commits: BTreeMap<(String, String), String>,
 }
 
 impl Plan {
@@ -409,6 +425,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         blocks: scan.blocks,
         input_repos: BTreeSet::new(),
         pipelines: Vec::new(),
+        external: External::default(),
     };
     let mut repos: BTreeMap<String, OpPosition> = BTreeMap::new();
     let mut commits: HashSet<(String, String)> = HashSet::new();
@@ -437,10 +454,10 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                 let inputs = spec.input.as_ref().map(pach_pps::spec::input_repos);
                 for (repo, _) in inputs.unwrap_or_default() {
                     if !repos.contains_key(&repo) {
-                        return Err(AdminError::Dangling {
-                            what: format!("repo '{repo}'"),
-                            detail: format!("{what} reads it, and no earlier op creates it"),
-                        });
+                        plan.external
+                            .repos
+                            .entry(repo)
+                            .or_insert_with(|| format!("{what} reads it"));
                     }
                 }
                 if plan.pipelines.iter().any(|(n, _)| *n == p.name) {
@@ -453,12 +470,23 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                 plan.summary.records += 1;
             }
             Op::Commit(c) => {
-                check_commit(&plan, dir, at, &c, &repos, &commits, &mut missing)?;
+                let mut external = std::mem::take(&mut plan.external);
+                let checked = check_commit(
+                    &plan,
+                    dir,
+                    at,
+                    &c,
+                    (&repos, &commits),
+                    &mut missing,
+                    &mut external,
+                );
+                plan.external = external;
+                checked?;
                 commits.insert((c.repo.clone(), c.id.clone()));
                 plan.summary.records += 1;
             }
             Op::Branch(b) => {
-                check_branch(at, &b, &repos, &commits)?;
+                check_branch(at, &b, &repos, &commits, &mut plan.external)?;
                 plan.summary.records += 1;
             }
             Op::Job {
@@ -505,16 +533,16 @@ fn check_commit(
     dir: &Path,
     at: OpPosition,
     c: &CommitOp,
-    repos: &BTreeMap<String, OpPosition>,
-    commits: &HashSet<(String, String)>,
+    (repos, commits): (&BTreeMap<String, OpPosition>, &HashSet<(String, String)>),
     missing: &mut BTreeSet<String>,
+    external: &mut External,
 ) -> Result<()> {
     let what = format!("commit {}@{} ({at})", c.repo, c.id);
     if !repos.contains_key(&c.repo) {
-        return Err(AdminError::Dangling {
-            what: format!("repo '{}'", c.repo),
-            detail: format!("{what} is in it, and no earlier op creates it"),
-        });
+        external
+            .repos
+            .entry(c.repo.clone())
+            .or_insert_with(|| format!("{what} is in it"));
     }
     if !pach_pfs::names::is_commit_id(&c.id) {
         return Err(AdminError::Unconvertible {
@@ -526,10 +554,10 @@ fn check_commit(
         return Err(AdminError::Corrupt(format!("{what} is built twice")));
     }
     if !c.parent.is_empty() && !commits.contains(&(c.repo.clone(), c.parent.clone())) {
-        return Err(AdminError::Dangling {
-            what: format!("commit {}@{}", c.repo, c.parent),
-            detail: format!("{what} names it as its parent, and no earlier op builds it"),
-        });
+        external
+            .commits
+            .entry((c.repo.clone(), c.parent.clone()))
+            .or_insert_with(|| format!("{what} names it as its parent"));
     }
     if !c.branch.is_empty() {
         pach_pfs::names::validate_branch_name(&c.branch).map_err(|e| {
@@ -541,10 +569,10 @@ fn check_commit(
     }
     for (repo, id) in &c.provenance {
         if !commits.contains(&(repo.clone(), id.clone())) {
-            return Err(AdminError::Dangling {
-                what: format!("commit {repo}@{id}"),
-                detail: format!("{what} names it in its provenance, and no earlier op builds it"),
-            });
+            external
+                .commits
+                .entry((repo.clone(), id.clone()))
+                .or_insert_with(|| format!("{what} names it in its provenance"));
         }
     }
     for tree in &c.trees {
@@ -585,30 +613,31 @@ fn check_branch(
     b: &BranchOp,
     repos: &BTreeMap<String, OpPosition>,
     commits: &HashSet<(String, String)>,
+    external: &mut External,
 ) -> Result<()> {
     let what = format!("branch {}@{} ({at})", b.repo, b.name);
     if !repos.contains_key(&b.repo) {
-        return Err(AdminError::Dangling {
-            what: format!("repo '{}'", b.repo),
-            detail: format!("{what} is in it, and no earlier op creates it"),
-        });
+        external
+            .repos
+            .entry(b.repo.clone())
+            .or_insert_with(|| format!("{what} is in it"));
     }
     pach_pfs::names::validate_branch_name(&b.name).map_err(|e| AdminError::Unconvertible {
         what: what.clone(),
         reason: e.to_string(),
     })?;
     if !b.head.is_empty() && !commits.contains(&(b.repo.clone(), b.head.clone())) {
-        return Err(AdminError::Dangling {
-            what: format!("commit {}@{}", b.repo, b.head),
-            detail: format!("{what} points to it, and no earlier op builds it"),
-        });
+        external
+            .commits
+            .entry((b.repo.clone(), b.head.clone()))
+            .or_insert_with(|| format!("{what} points to it"));
     }
     for (repo, _) in &b.provenance {
         if !repos.contains_key(repo) {
-            return Err(AdminError::Dangling {
-                what: format!("repo '{repo}'"),
-                detail: format!("{what} names a branch of it in its provenance"),
-            });
+            external
+                .repos
+                .entry(repo.clone())
+                .or_insert_with(|| format!("{what} names a branch of it in its provenance"));
         }
     }
     Ok(())
@@ -690,8 +719,34 @@ fn read_tree(
 /// (it ignores "already exists"): a repo, a pipeline, a commit of the same
 /// id. What cannot be kept is refused before anything changes: a pipeline
 /// whose output repo exists as a repo of no pipeline.
-async fn check_target(pps: &Pps, plan: &Plan) -> Result<()> {
+async fn check_target(pps: &Pps, plan: &mut Plan) -> Result<()> {
     let pfs = pps.pfs();
+    for (repo, detail) in &plan.external.repos {
+        if !exists(
+            pfs.inspect_repo(repo)
+                .await
+                .map_err(pach_pps::PpsError::from),
+        )? {
+            return Err(AdminError::Dangling {
+                what: format!("repo '{repo}'"),
+                detail: format!("{detail}, and neither the stream nor this cluster has it"),
+            });
+        }
+        // A repo of the cluster that no pipeline writes takes the stream's
+        // commits and branches, as one of the stream's input repos.
+        if !plan.is_output(repo) && !exists(pps.inspect_pipeline(repo).await)? {
+            plan.input_repos.insert(repo.clone());
+        }
+    }
+    for ((repo, id), detail) in &plan.external.commits {
+        let found = pfs.resolve_commit(repo, id).await;
+        if !exists(found.map_err(pach_pps::PpsError::from))? {
+            return Err(AdminError::Dangling {
+                what: format!("commit {repo}@{id}"),
+                detail: format!("{detail}, and neither the stream nor this cluster has it"),
+            });
+        }
+    }
     for (name, _) in &plan.pipelines {
         if exists(pps.inspect_pipeline(name).await)? {
             continue;

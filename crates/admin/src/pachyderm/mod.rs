@@ -7,12 +7,14 @@
 //! Invariant: as for our own stream, an extract that does not validate
 //! changes nothing in the cluster.
 
+mod extract;
 pub mod frames;
 pub mod hashtree;
 mod import;
 pub mod ops;
 pub mod spec;
 
+pub use extract::extract;
 pub use import::import;
 
 #[cfg(test)]

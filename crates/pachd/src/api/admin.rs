@@ -16,10 +16,11 @@ use pach_admin::pachyderm::frames::OpWriter;
 use pach_api::admin::{self, api_server::Api};
 use pach_pfs::ErrorKind;
 use pach_pps::Pps;
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::ReplyStream;
-use super::status::{status, status_of, unimplemented};
+use super::status::{status, status_of};
 use crate::cluster::ClusterInfo;
 
 pub(crate) struct AdminService {
@@ -33,19 +34,138 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Status {
     status_of(ErrorKind::Internal, &format!("{what}: {e}"))
 }
 
+type OpSink = mpsc::Sender<pach_admin::Result<admin::Op>>;
+
+/// The cluster as Pachyderm 1.9's extract writes it: content, repos,
+/// commits and branches (`pach_admin::pachyderm::extract`), then each
+/// pipeline (inputs before the pipelines that read them) with its jobs.
+async fn extract_ops(
+    pps: &Pps,
+    no_objects: bool,
+    no_repos: bool,
+    no_pipelines: bool,
+    tx: &OpSink,
+) -> pach_admin::Result<()> {
+    if !no_repos && !pach_admin::pachyderm::extract(pps.pfs(), no_objects, tx).await? {
+        return Ok(());
+    }
+    if no_pipelines {
+        return Ok(());
+    }
+    let mut pending = pps.list_pipeline().await?;
+    let mut ordered = Vec::new();
+    while !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(|p| p.name().to_string()).collect();
+        let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| {
+            let inputs = p.spec.input.as_ref().map(pach_pps::spec::input_repos);
+            inputs
+                .unwrap_or_default()
+                .iter()
+                .all(|(repo, _)| repo == p.name() || !names.contains(repo))
+        });
+        if ready.is_empty() {
+            // A cycle cannot be created; keep the rest in name order.
+            ordered.extend(waiting);
+            break;
+        }
+        ordered.extend(ready);
+        pending = waiting;
+    }
+    for p in &ordered {
+        let op = admin::Op19 {
+            pipeline: Some(super::pps::pipeline_request(p)),
+            ..Default::default()
+        };
+        if tx.send(Ok(op19(op))).await.is_err() {
+            return Ok(());
+        }
+        for j in pps.list_job(Some(p.name())).await? {
+            let op = admin::Op19 {
+                job: Some(super::pps::job_request(&j)),
+                ..Default::default()
+            };
+            if tx.send(Ok(op19(op))).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn op19(o: admin::Op19) -> admin::Op {
+    admin::Op {
+        op1_9: Some(o),
+        ..Default::default()
+    }
+}
+
+/// Writes ops to the object a URL names, as Pachyderm's file extract: the
+/// ops framed in a spool file first (a failed extract writes nothing),
+/// then uploaded.
+async fn write_to_url(
+    url: &str,
+    spool: &std::path::Path,
+    mut ops: impl futures::Stream<Item = Result<admin::Op, Status>> + Unpin,
+) -> Result<(), Status> {
+    let (store, path) = crate::urls::open_url(url)?;
+    tokio::fs::create_dir_all(spool)
+        .await
+        .map_err(|e| internal("creating the spool directory", e))?;
+    let file = tempfile::Builder::new()
+        .prefix("extract-ops-")
+        .tempfile_in(spool)
+        .map_err(|e| internal("creating the spool file", e))?;
+    let out = file
+        .reopen()
+        .map_err(|e| internal("opening the spool file", e))?;
+    let mut writer = OpWriter::new(std::io::BufWriter::new(out));
+    while let Some(op) = ops.next().await {
+        writer
+            .write(&op?)
+            .map_err(|e| internal("writing the spool file", e))?;
+    }
+    writer
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| internal("writing the spool file", e))?;
+    let mut reader = tokio::fs::File::open(file.path())
+        .await
+        .map_err(|e| internal("reading the spool file", e))?;
+    let mut upload = object_store::buffered::BufWriter::new(store, path);
+    tokio::io::copy(&mut reader, &mut upload)
+        .await
+        .map_err(|e| internal(&format!("writing '{url}'"), e))?;
+    tokio::io::AsyncWriteExt::shutdown(&mut upload)
+        .await
+        .map_err(|e| internal(&format!("writing '{url}'"), e))?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl Api for AdminService {
     type ExtractStream = ReplyStream<admin::Op>;
 
     async fn extract(
         &self,
-        _: Request<admin::ExtractRequest>,
+        r: Request<admin::ExtractRequest>,
     ) -> Result<Response<Self::ExtractStream>, Status> {
-        Err(unimplemented(
-            "admin.API/Extract in Pachyderm's op format is not supported by this pachd yet; \
-             `pachctl extract > backup` and `pachctl restore < backup` move a whole cluster \
-             in this pachd's own self-checking stream",
-        ))
+        let r = r.into_inner();
+        let (tx, rx) = mpsc::channel::<pach_admin::Result<admin::Op>>(16);
+        let pps = self.pps.clone();
+        let (no_objects, no_repos, no_pipelines) = (r.no_objects, r.no_repos, r.no_pipelines);
+        tokio::spawn(async move {
+            let done = extract_ops(&pps, no_objects, no_repos, no_pipelines, &tx).await;
+            if let Err(e) = done {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let ops = tokio_stream::wrappers::ReceiverStream::new(rx).map(|o| o.map_err(status));
+        if r.url.is_empty() {
+            return Ok(Response::new(Box::pin(ops)));
+        }
+        // To the URL, framed as Pachyderm's file extract; the reply is empty.
+        write_to_url(&r.url, &self.spool, ops).await?;
+        Ok(Response::new(Box::pin(futures::stream::empty())))
     }
 
     async fn extract_pipeline(

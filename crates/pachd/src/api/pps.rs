@@ -359,6 +359,27 @@ pub(crate) fn pipeline_request(p: &PipelineRecord) -> pps::CreatePipelineRequest
     }
 }
 
+/// The request that records the job as it is: what `admin.API` extracts.
+pub(crate) fn job_request(j: &JobRecord) -> pps::CreateJobRequest {
+    let i = job_info(j, None);
+    pps::CreateJobRequest {
+        pipeline: i.pipeline,
+        output_commit: i.output_commit,
+        restart: 0,
+        data_processed: i.data_processed,
+        data_skipped: i.data_skipped,
+        data_total: i.data_total,
+        data_failed: i.data_failed,
+        data_recovered: i.data_recovered,
+        stats: i.stats,
+        stats_commit: i.stats_commit,
+        state: i.state,
+        reason: i.reason,
+        started: i.started,
+        finished: i.finished,
+    }
+}
+
 /// A job as Pachyderm 1.9 shows it; `p` is the pipeline version it ran.
 fn job_info(j: &JobRecord, p: Option<&PipelineRecord>) -> pps::JobInfo {
     let mut info = pps::JobInfo {
