@@ -398,6 +398,36 @@ struct Plan {
     pipelines: Vec<(String, PipelineSpec)>,
     /// What the stream names and does not create: the cluster must hold it.
     external: External,
+    /// The branch of each commit built on none: the branch whose head it is
+    /// or descends to (master first), as Pachyderm's 1.7 extract assigns them.
+    commit_branches: HashMap<(String, String), String>,
+}
+
+/// Each commit's branch, walking every branch from its head through the
+/// parents: `master` wins over other branches, otherwise the first branch
+/// in stream order that reaches the commit.
+fn commit_branches(
+    parents: &HashMap<(String, String), String>,
+    heads: &[(String, String, String)],
+) -> HashMap<(String, String), String> {
+    let mut out: HashMap<(String, String), String> = HashMap::new();
+    let masters = heads.iter().filter(|(_, b, _)| b == "master");
+    let others = heads.iter().filter(|(_, b, _)| b != "master");
+    for (repo, branch, head) in masters.chain(others) {
+        let mut at = head.clone();
+        while !at.is_empty() {
+            let key = (repo.clone(), at.clone());
+            let Some(parent) = parents.get(&key) else {
+                break;
+            };
+            if out.contains_key(&key) {
+                break;
+            }
+            out.insert(key, branch.clone());
+            at = parent.clone();
+        }
+    }
+    out
 }
 
 /// Repos and commits a stream names without creating them, each with who
@@ -426,10 +456,15 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         input_repos: BTreeSet::new(),
         pipelines: Vec::new(),
         external: External::default(),
+        commit_branches: HashMap::new(),
     };
     let mut repos: BTreeMap<String, OpPosition> = BTreeMap::new();
     let mut commits: HashSet<(String, String)> = HashSet::new();
     let mut missing: BTreeSet<String> = BTreeSet::new();
+    // For commits built on no branch (1.9 writes none): their parents, and
+    // the branches' heads, to find each commit's branch.
+    let mut parents: HashMap<(String, String), String> = HashMap::new();
+    let mut heads: Vec<(String, String, String)> = Vec::new();
     let mut ops = OpsFile::open(&plan.ops)?;
     while let Some((at, op)) = ops.next()? {
         match op {
@@ -483,10 +518,14 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                 plan.external = external;
                 checked?;
                 commits.insert((c.repo.clone(), c.id.clone()));
+                if c.branch.is_empty() {
+                    parents.insert((c.repo.clone(), c.id.clone()), c.parent.clone());
+                }
                 plan.summary.records += 1;
             }
             Op::Branch(b) => {
                 check_branch(at, &b, &repos, &commits, &mut plan.external)?;
+                heads.push((b.repo.clone(), b.name.clone(), b.head.clone()));
                 plan.summary.records += 1;
             }
             Op::Job {
@@ -518,6 +557,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         .filter(|r| !plan.is_output(r))
         .cloned()
         .collect();
+    plan.commit_branches = commit_branches(&parents, &heads);
     Ok(plan)
 }
 
@@ -883,7 +923,12 @@ async fn apply_commit(
         }
     }
     session.finish().await?;
-    let branch = (!c.branch.is_empty()).then_some(c.branch.as_str());
+    let derived = plan.commit_branches.get(&(c.repo.clone(), c.id.clone()));
+    let branch = match (c.branch.as_str(), derived) {
+        ("", Some(b)) => Some(b.as_str()),
+        ("", None) => None,
+        (b, _) => Some(b),
+    };
     let parent = (!c.parent.is_empty()).then_some(c.parent.as_str());
     let provenance: Vec<(String, String)> = c.provenance.clone();
     pfs.start_commit_with_id(Some(&c.id), &c.repo, branch, parent, "", &provenance)

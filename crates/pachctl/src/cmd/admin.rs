@@ -26,6 +26,17 @@ pub struct Extract {
     /// restoring it on top of that extract's restore brings the target up to date.
     #[arg(long)]
     pub since: Option<String>,
+    /// The stream's format: this pachd's own self-checking stream, or
+    /// Pachyderm 1.9's (snappy-framed admin.Op messages, which Pachyderm
+    /// 1.9's `pachctl restore` reads).
+    #[arg(long, value_enum, default_value_t = ExtractFormat::Native)]
+    pub format: ExtractFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExtractFormat {
+    Native,
+    Pachyderm,
 }
 
 #[derive(Debug, Args)]
@@ -67,12 +78,63 @@ fn report(verb: &str, s: Option<api::StreamSummary>) {
     }
 }
 
+/// `extract --format pachyderm`: admin.API's ops, written as Pachyderm's
+/// `pachctl extract` writes them (each op after its length as an 8-byte
+/// little-endian integer, the whole snappy-framed), or by pachd to the URL.
+async fn extract_pachyderm(a: Extract) -> anyhow::Result<()> {
+    if a.since.is_some() {
+        anyhow::bail!(
+            "--since needs this pachd's own format: Pachyderm's format has no checkpoints; drop --format pachyderm or --since"
+        );
+    }
+    let mut c = connect().await?;
+    let mut ops = c
+        .admin
+        .extract(pach_api::admin::ExtractRequest {
+            url: a.url.clone().unwrap_or_default(),
+            no_objects: a.no_objects,
+            no_repos: false,
+            no_pipelines: false,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let mut out = snap::write::FrameEncoder::new(stdout);
+    let bar = progress("extracting");
+    let mut count = 0u64;
+    while let Some(op) = ops.next().await {
+        let bytes = prost::Message::encode_to_vec(&op.map_err(status)?);
+        out.write_all(&(bytes.len() as i64).to_le_bytes())
+            .and_then(|()| out.write_all(&bytes))
+            .context("writing the stream to stdout")?;
+        count += 1;
+        if let Some(b) = &bar {
+            b.inc(bytes.len() as u64 + 8);
+        }
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|mut w| w.flush())
+        .context("writing the stream to stdout")?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if a.url.is_none() {
+        eprintln!("extracted {count} ops in Pachyderm 1.9's format");
+    }
+    Ok(())
+}
+
 pub async fn extract(a: Extract) -> anyhow::Result<()> {
     let to_stdout = a.url.is_none();
     if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!(
             "the extract stream is binary: redirect it (`pachctl extract > backup`) or use --url"
         );
+    }
+    if a.format == ExtractFormat::Pachyderm {
+        return extract_pachyderm(a).await;
     }
     let mut c = connect().await?;
     let mut replies = c
