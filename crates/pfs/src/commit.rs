@@ -245,7 +245,10 @@ impl Pfs {
         Ok(out)
     }
 
-    fn direct_subvenance(branches: &[(BranchRecord, u64)], of: &BranchName) -> Vec<BranchName> {
+    pub(crate) fn direct_subvenance(
+        branches: &[(BranchRecord, u64)],
+        of: &BranchName,
+    ) -> Vec<BranchName> {
         branches
             .iter()
             .filter(|(b, _)| b.provenance.contains(of))

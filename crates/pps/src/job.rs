@@ -745,13 +745,24 @@ impl Pps {
         commit: &CommitRecord,
         leaf: &LeafInput,
     ) -> Result<Option<String>> {
-        for p in commit.provenance.iter().filter(|p| p.repo == leaf.repo) {
+        let of_repo: Vec<_> = commit
+            .provenance
+            .iter()
+            .filter(|p| p.repo == leaf.repo)
+            .collect();
+        for p in &of_repo {
             let c = self.pfs.inspect_commit(&p.repo, &p.id, false).await?;
             if c.branch.as_deref() == Some(leaf.branch.as_str()) {
                 return Ok(Some(c.id));
             }
         }
-        Ok(None)
+        // A head moved onto the input branch by hand (`create branch
+        // data@master --head staging`) is a commit made on another branch:
+        // the one commit of the repo is the input's.
+        Ok(match of_repo.as_slice() {
+            [only] => Some(only.id.clone()),
+            _ => None,
+        })
     }
 
     /// The outputs of a datum identical to `d` (same inputs, same pipeline
