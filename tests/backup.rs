@@ -837,3 +837,95 @@ fn pachyderm_format_extract_restores_into_another_cluster() {
     let err = a.fails(&["extract", "--format", "pachyderm", "--since", "r1-t1-cx"]);
     assert!(err.contains("--since"), "{err}");
 }
+
+/// Extracts `a` in Pachyderm's format and restores it into a new cluster.
+fn through_pachyderm_format(a: &Pachd) -> Pachd {
+    let file = a.dir.path().join("pachyderm.metadata");
+    extract_to(a, &["--format", "pachyderm"], &file);
+    let b = Pachd::start();
+    let out = restore_from(&b, &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b
+}
+
+fn create_pipeline(p: &Pachd, spec: &str) {
+    let file = p.dir.path().join("spec.json");
+    std::fs::write(&file, spec).unwrap();
+    p.ok(&["create", "pipeline", "-f", file.to_str().unwrap()]);
+}
+
+/// Pachyderm's TestExtractRestoreHeadlessBranches: a branch with no head
+/// comes back.
+#[test]
+fn pachyderm_format_keeps_headless_branches() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "data"]);
+    a.ok(&["create", "branch", "data@headless"]);
+    let b = through_pachyderm_format(&a);
+    let branches = b.raw(&["list", "branch", "data"]);
+    assert_eq!(branches.len(), 1, "{branches:?}");
+    assert_eq!(branches[0]["branch"]["name"], "headless");
+    assert!(branches[0]["head"].is_null(), "{branches:?}");
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+}
+
+/// Pachyderm's TestExtractRestoreStats: after a restore, the pipeline with
+/// stats has run again, and a flush of its input returns its output and
+/// stats commits.
+#[test]
+fn pachyderm_format_restores_stats_pipelines() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "data"]);
+    a.ok_stdin(&["put", "file", "data@master:/file"], b"file");
+    create_pipeline(
+        &a,
+        r#"{"pipeline": {"name": "stats"}, "enable_stats": true,
+            "transform": {"cmd": ["bash"], "stdin": ["echo foo", "cp /pfs/data/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "data", "glob": "/*"}}}"#,
+    );
+    a.ok(&["flush", "commit", "data@master"]);
+    let b = through_pachyderm_format(&a);
+    let flushed = b.raw(&["flush", "commit", "data@master"]);
+    assert_eq!(flushed.len(), 2, "{flushed:?}");
+    assert_eq!(b.ok(&["get", "file", "stats@master:/file"]), "file");
+    assert_eq!(b.raw(&["list", "commit", "stats@stats"]).len(), 1);
+}
+
+/// Pachyderm's TestExtractRestoreDeferredProcessing: a pipeline writing to
+/// a `staging` branch, another reading its `master`, inputs moved to
+/// `master` by hand; after a restore the same moves keep working.
+#[test]
+fn pachyderm_format_restores_deferred_processing() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "data"]);
+    create_pipeline(
+        &a,
+        r#"{"pipeline": {"name": "first"}, "output_branch": "staging",
+            "transform": {"cmd": ["bash"], "stdin": ["cp /pfs/data/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "data", "glob": "/*"}}}"#,
+    );
+    create_pipeline(
+        &a,
+        r#"{"pipeline": {"name": "second"},
+            "transform": {"cmd": ["bash"], "stdin": ["cp /pfs/first/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "first", "glob": "/*"}}}"#,
+    );
+    let step = |p: &Pachd, file: &str| {
+        p.ok_stdin(&["put", "file", &format!("data@staging:/{file}")], b"file");
+        p.ok(&["create", "branch", "data@master", "--head", "staging"]);
+        p.ok(&["flush", "commit", "data@master"]);
+        p.ok(&["create", "branch", "first@master", "--head", "staging"]);
+        p.ok(&["flush", "commit", "data@master"]);
+    };
+    step(&a, "file");
+    let b = through_pachyderm_format(&a);
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+    step(&b, "file2");
+    b.ok(&["flush", "commit", "first@master"]);
+    assert_eq!(b.ok(&["get", "file", "second@master:/file2"]), "file");
+    assert_eq!(b.ok(&["get", "file", "second@master:/file"]), "file");
+}
