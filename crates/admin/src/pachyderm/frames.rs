@@ -192,3 +192,68 @@ impl<W: std::io::Write> OpWriter<W> {
         self.encoder.into_inner().map_err(|e| e.into_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SORT_METADATA: &[u8] =
+        include_bytes!("../../../../tests/golden/pachyderm-1.7/sort.metadata");
+
+    /// Reads every op; the count read, or the error.
+    fn read_all(bytes: &[u8]) -> Result<u64> {
+        let mut r = OpReader::new(bytes);
+        while r.next_op()?.is_some() {}
+        Ok(r.ops())
+    }
+
+    #[test]
+    fn the_fixture_holds_360_ops() {
+        assert_eq!(read_all(SORT_METADATA).unwrap(), 360);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the bytes after the stream identifier, the reader
+        /// answers ops or an error, never a panic or an endless loop.
+        #[test]
+        fn arbitrary_streams_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let mut bytes = SNAPPY_MAGIC.to_vec();
+            bytes.extend_from_slice(&tail);
+            let _ = read_all(&bytes);
+        }
+
+        /// A copy of Pachyderm's extract with one byte changed anywhere past
+        /// the stream identifier is refused (every snappy chunk is
+        /// checksummed), with the place named.
+        #[test]
+        fn any_flipped_byte_of_the_fixture_is_refused(at in SNAPPY_MAGIC.len()..SORT_METADATA.len(), bit in 0u8..8) {
+            let mut bytes = SORT_METADATA.to_vec();
+            bytes[at] ^= 1 << bit;
+            let err = read_all(&bytes);
+            prop_assert!(err.is_err(), "flip at {at} bit {bit} was read whole");
+            let text = err.unwrap_err().to_string();
+            prop_assert!(text.contains("byte"), "{text}");
+        }
+
+        /// Any cut that is not at the end is reported as a truncation or as
+        /// damage, unless it falls between two chunks and two ops.
+        #[test]
+        fn cut_copies_of_the_fixture_never_panic(len in 0..SORT_METADATA.len()) {
+            match read_all(&SORT_METADATA[..len]) {
+                Ok(n) => prop_assert!(n < 360),
+                Err(AdminError::Truncated(_) | AdminError::Corrupt(_)) => {}
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
+            }
+        }
+
+        #[test]
+        fn arbitrary_trees_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = crate::pachyderm::hashtree::parse_1_7(&bytes);
+            let _ = crate::pachyderm::hashtree::parse_1_9(&bytes);
+        }
+    }
+}

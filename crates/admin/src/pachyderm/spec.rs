@@ -24,8 +24,7 @@ pub fn convert(op: &PipelineOp) -> Result<PipelineSpec, String> {
     m.remove("spec_commit");
     if op.version == OpVersion::V1_7 {
         // As Pachyderm's 1.7 converter: the salt is not kept (no old datum
-        // is reused), `incremental` is gone from 1.8 on, and an `atom` input
-        // is a `pfs` input.
+        // is reused) and `incremental` is gone from 1.8 on.
         m.remove("salt");
         m.remove("incremental");
         for key in ["resource_requests", "resource_limits"] {
@@ -33,9 +32,12 @@ pub fn convert(op: &PipelineOp) -> Result<PipelineSpec, String> {
                 gpu_1_7(r);
             }
         }
-        if let Some(input) = m.get_mut("input") {
-            atom_to_pfs(input);
-        }
+    }
+    if matches!(op.version, OpVersion::V1_7 | OpVersion::V1_8)
+        && let Some(input) = m.get_mut("input")
+    {
+        // 1.8 still reads `atom` (before `pfs`), as its converter does.
+        atom_to_pfs(input);
     }
     spec::parse_value(v).map_err(|e| e.to_string())
 }
