@@ -929,3 +929,80 @@ fn pachyderm_format_restores_deferred_processing() {
     assert_eq!(b.ok(&["get", "file", "second@master:/file2"]), "file");
     assert_eq!(b.ok(&["get", "file", "second@master:/file"]), "file");
 }
+
+/// Pachyderm's 1.7 extract sent as ops over `admin.API/Restore`, one
+/// message per op as python-pachyderm's `restore` sends them, gives the same
+/// cluster as `pachctl restore` of the file.
+#[test]
+fn pachyderm_ops_over_admin_api_restore_the_same_cluster() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
+    let by_file = Pachd::start();
+    let out = restore_from(&by_file, &golden);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_ops = Pachd::start();
+    let mut reader = pach_admin::pachyderm::frames::OpReader::new(std::io::BufReader::new(
+        std::fs::File::open(&golden).unwrap(),
+    ));
+    let mut requests = Vec::new();
+    while let Some((_, op)) = reader.next_op().unwrap() {
+        requests.push(pach_api::admin::RestoreRequest {
+            op: Some(op),
+            url: String::new(),
+        });
+    }
+    assert_eq!(requests.len(), 360);
+    let address = format!("http://{}", by_ops.address);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let mut admin = pach_api::admin::api_client::ApiClient::connect(address)
+                .await
+                .unwrap();
+            admin.restore(tokio_stream::iter(requests)).await.unwrap();
+        });
+    for p in [&by_file, &by_ops] {
+        p.ok(&["flush", "commit", "left@master"]);
+        p.ok(&["flush", "commit", "right@master"]);
+    }
+    let inputs = |p: &Pachd| -> Vec<String> {
+        snapshot(p)
+            .into_iter()
+            .filter(|l| l.contains("left") || l.contains("right"))
+            .filter(|l| !l.starts_with("commit copy") && !l.starts_with("commit sort"))
+            .filter(|l| !l.starts_with("file copy") && !l.starts_with("file sort"))
+            .collect()
+    };
+    assert_eq!(inputs(&by_file), inputs(&by_ops));
+    assert_eq!(
+        by_file.ok(&["get", "file", "sort@master:/nums"]),
+        by_ops.ok(&["get", "file", "sort@master:/nums"])
+    );
+    assert_eq!(by_ops.raw(&["list", "commit", "sort@stats"]).len(), 6);
+
+    // And through URLs pachd reads and writes: restore --url of Pachyderm's
+    // file, extract --format pachyderm --url.
+    let urls = tempfile::tempdir().unwrap();
+    let allow = ["--allow-file-url", urls.path().to_str().unwrap()];
+    std::fs::copy(&golden, urls.path().join("sort.metadata")).unwrap();
+    let c = Pachd::start_with(&allow);
+    let url = format!("file://{}", urls.path().join("sort.metadata").display());
+    c.ok(&["restore", "--url", &url]);
+    c.ok(&["flush", "commit", "left@master"]);
+    assert_eq!(c.raw(&["list", "commit", "left@master"]).len(), 3);
+    let out_url = format!("file://{}", urls.path().join("out.metadata").display());
+    c.ok(&["extract", "--format", "pachyderm", "--url", &out_url]);
+    let written = std::fs::read(urls.path().join("out.metadata")).unwrap();
+    assert!(written.starts_with(b"\xff\x06\x00\x00sNaPpY"));
+    let d = Pachd::start();
+    let out = restore_from(&d, &urls.path().join("out.metadata"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d.raw(&["list", "commit", "left@master"]).len(), 3);
+}
