@@ -204,7 +204,11 @@ impl Pfs {
                     repo: repo.into(),
                     name: name.into(),
                 };
-                downstream = self.plan_downstream(&all, HashMap::new(), vec![me]).await?;
+                // A head already computed from these upstream heads (its
+                // commits restored before the provenance) is kept.
+                downstream = self
+                    .plan_downstream_with(&all, HashMap::new(), vec![me], true)
+                    .await?;
             } else if head_moved && let Some(head) = &head_id {
                 // As in Pachyderm 1.9, a head moved by hand is a new commit
                 // for what is computed from the branch: its subvenance

@@ -134,8 +134,23 @@ impl Pfs {
     pub(crate) async fn plan_downstream(
         &self,
         branches: &[(BranchRecord, u64)],
+        heads: HashMap<BranchName, String>,
+        start: Vec<BranchName>,
+    ) -> Result<Vec<Downstream>> {
+        self.plan_downstream_with(branches, heads, start, false)
+            .await
+    }
+
+    /// [`Pfs::plan_downstream`]; with `keep_computed`, a branch whose head
+    /// was already computed from exactly the upstream heads (its provenance
+    /// is the planned one) keeps its head and gets no new commit — a branch
+    /// given its provenance after its commits were restored.
+    pub(crate) async fn plan_downstream_with(
+        &self,
+        branches: &[(BranchRecord, u64)],
         mut heads: HashMap<BranchName, String>,
         start: Vec<BranchName>,
+        keep_computed: bool,
     ) -> Result<Vec<Downstream>> {
         let name_of = |b: &BranchRecord| BranchName {
             repo: b.repo.clone(),
@@ -216,6 +231,12 @@ impl Pfs {
                 Some(h) => self.commit_record(&record.repo, h).await?.map(|(c, _)| c),
                 None => None,
             };
+            if keep_computed
+                && let Some(p) = &parent
+                && p.provenance.iter().cloned().collect::<BTreeSet<_>>() == provenance
+            {
+                continue;
+            }
             let commit = CommitRecord {
                 repo: record.repo.clone(),
                 id: new_commit_id(),
