@@ -797,9 +797,8 @@ fn damaged_pachyderm_extracts_are_refused_and_change_nothing() {
 }
 
 /// `pachctl extract --format pachyderm` writes Pachyderm 1.9's format;
-/// `pachctl restore` reads it back into another cluster with the input
-/// repos' commit ids, history, branches and bytes, and the pipelines, which
-/// recompute their outputs.
+/// `pachctl restore` reads it back into another cluster identically: commit
+/// ids, history, provenance, branches, bytes and pipelines.
 #[test]
 fn pachyderm_format_extract_restores_into_another_cluster() {
     let a = Pachd::start();
@@ -820,13 +819,9 @@ fn pachyderm_format_extract_restores_into_another_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
     b.ok(&["flush", "commit", "images@master"]);
-    let inputs = |p: &Pachd| -> Vec<String> {
-        snapshot(p)
-            .into_iter()
-            .filter(|l| l.contains(" images") || l.contains("images@") || l.starts_with("pipeline"))
-            .collect()
-    };
-    assert_eq!(inputs(&a), inputs(&b));
+    // Everything, outputs included: their commits keep their ids and
+    // provenance, and the pipeline adopts them instead of running again.
+    assert_eq!(snapshot(&a), snapshot(&b));
     for f in ["a.txt", "b.txt"] {
         assert_eq!(
             a.ok(&["get", "file", &format!("upper@master:/{f}")]),
@@ -1005,4 +1000,52 @@ fn pachyderm_ops_over_admin_api_restore_the_same_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(d.raw(&["list", "commit", "left@master"]).len(), 3);
+}
+
+/// Pachyderm's TestExtractRestorePipelineUpdate: a pipeline updated to read
+/// another input; after a restore its output commits keep their ids and
+/// their provenance, and it runs on new input.
+#[test]
+fn pachyderm_format_keeps_outputs_of_updated_pipelines() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "in1"]);
+    let spec = |input: &str| {
+        format!(
+            r#"{{"pipeline": {{"name": "out"}}, "parallelism_spec": {{"constant": 1}},
+                "transform": {{"cmd": ["bash"], "stdin": ["cp /pfs/{input}/* /pfs/out/"]}},
+                "input": {{"pfs": {{"repo": "{input}", "glob": "/*"}}}}}}"#
+        )
+    };
+    create_pipeline(&a, &spec("in1"));
+    a.ok_stdin(&["put", "file", "in1@master:/file"], b"file");
+    a.ok(&["flush", "commit", "in1@master"]);
+    a.ok(&["create", "repo", "in2"]);
+    let file = a.dir.path().join("update.json");
+    std::fs::write(&file, spec("in2")).unwrap();
+    a.ok(&["update", "pipeline", "-f", file.to_str().unwrap()]);
+    a.ok_stdin(&["put", "file", "in2@master:/file"], b"file");
+    a.ok(&["flush", "commit", "in2@master"]);
+    let outputs = |p: &Pachd| -> Vec<String> {
+        p.raw(&["list", "commit", "out"])
+            .iter()
+            .map(|c| {
+                let mut prov: Vec<String> = c["provenance"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| format!("{}@{}", x["commit"]["repo"]["name"], x["commit"]["id"]))
+                    .collect();
+                prov.sort();
+                format!("{} {prov:?}", c["commit"]["id"])
+            })
+            .collect()
+    };
+    let before = outputs(&a);
+    assert!(before.len() >= 2, "{before:?}");
+    let b = through_pachyderm_format(&a);
+    assert_eq!(outputs(&b), before);
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+    b.ok_stdin(&["put", "file", "in2@master:/more"], b"more");
+    b.ok(&["flush", "commit", "in2@master"]);
+    assert_eq!(b.ok(&["get", "file", "out@master:/more"]), "more");
 }

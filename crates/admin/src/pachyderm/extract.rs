@@ -45,8 +45,9 @@ async fn send(tx: &Sink, o: admin::Op19) -> bool {
 /// `no_objects`, their content) as Op1_9 ops to `tx`. Returns false when
 /// the receiver went away.
 pub async fn extract(pfs: &Pfs, no_objects: bool, tx: &Sink) -> Result<bool> {
-    let mut repos = pfs.list_repo().await?;
-    repos.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+    // Newest first, as listed; written oldest first (as Pachyderm does), so
+    // that the restored repos list in the same order.
+    let repos = pfs.list_repo().await?;
     let mut commits: Vec<CommitRecord> = Vec::new();
     for r in &repos {
         // Open commits too, as Pachyderm lists them: built finished on

@@ -12,20 +12,22 @@
 //!    pipeline's spec must convert. What the cluster already holds (a repo,
 //!    a pipeline, a commit of the same id) is kept, as Pachyderm's restore
 //!    keeps it, so restoring twice is harmless.
-//! 2. **Apply**, from the ops file: the input repos, then the pipelines
-//!    (which create their output repos and branches, as Pachyderm's
-//!    `CreatePipeline` does), then the input repos' commits in stream order
-//!    (parents first) with their ids, then their branches. Each commit's
-//!    files are stored as ordinary content, one piece per Pachyderm object,
-//!    before the commit names them. Because the pipelines exist before the
-//!    input commits arrive, every input commit starts its pipelines' jobs:
-//!    outputs are recomputed from the restored inputs in history order, as in
-//!    Pachyderm's own restore of a 1.7 extract.
+//! 2. **Apply**, from the ops file. A 1.7 or 1.8 extract carries no
+//!    outputs: the input repos are created, then the pipelines (which create
+//!    their output repos and branches, as Pachyderm's `CreatePipeline`
+//!    does), then the input repos' commits in stream order (parents first)
+//!    with their ids, then their branches; every input commit starts its
+//!    pipelines' jobs, so outputs are recomputed in history order, as in
+//!    Pachyderm's own restore of a 1.7 extract. A 1.9 extract carries its
+//!    outputs: every repo, every commit (outputs too, with their provenance),
+//!    every branch with its provenance, then the pipelines, which adopt
+//!    their output repos without running again. Each commit's files are
+//!    stored as ordinary content, one piece per Pachyderm object, before the
+//!    commit names them.
 //!
-//! Output repos' commits, branches and jobs that a 1.9 extract carries are
-//! validated and then left out: the pipelines recompute them
-//! (`docs/pachyderm-restore.md`). Tags name Pachyderm's datum caches, which
-//! this cluster keeps its own way; they are checked and not kept.
+//! Jobs of a 1.9 extract are validated and not restored; tags name
+//! Pachyderm's datum caches, which this cluster keeps its own way: checked,
+//! not kept (`docs/pachyderm-restore.md`).
 //!
 //! Memory: object and block bytes stream through the scratch directory; a
 //! commit's file list (one entry per file) and the stream's names (repos,
@@ -148,7 +150,35 @@ impl OpsFile {
             .map_err(io("reading the import's ops file"))?;
         let op = admin::Op::decode(&bytes[..])
             .map_err(|e| AdminError::Corrupt(format!("{at} cannot be read again: {e}")))?;
-        Ok(Some((at, Op::from_wire(at, op)?.1)))
+        let (version, op) = Op::from_wire(at, op)?;
+        Ok(Some((at, without_spec_repo(version, op))))
+    }
+}
+
+/// A 1.9 op without what names Pachyderm's `spec` repo, which this cluster
+/// does not keep (pipeline specs live in pipeline records): its repo, its
+/// commits and branches become nothing, and provenance forgets it.
+fn without_spec_repo(version: OpVersion, op: Op) -> Op {
+    if version != OpVersion::V1_9 {
+        return op;
+    }
+    let nothing = Op::Tag {
+        object: String::new(),
+        tags: Vec::new(),
+    };
+    match op {
+        Op::Repo { name, .. } if name == SPEC_REPO => nothing,
+        Op::Commit(c) if c.repo == SPEC_REPO => nothing,
+        Op::Branch(b) if b.repo == SPEC_REPO => nothing,
+        Op::Commit(mut c) => {
+            c.provenance.retain(|(repo, _)| repo != SPEC_REPO);
+            Op::Commit(c)
+        }
+        Op::Branch(mut b) => {
+            b.provenance.retain(|(repo, _)| repo != SPEC_REPO);
+            Op::Branch(b)
+        }
+        other => other,
     }
 }
 
@@ -392,8 +422,11 @@ struct Plan {
     objects: HashSet<String>,
     object_refs: HashMap<String, ContentRef>,
     blocks: HashMap<String, u64>,
-    /// Repos the stream creates that no pipeline outputs to.
+    /// Repos whose commits and branches are built: those the stream creates
+    /// that no pipeline outputs to — or, when `keep_outputs`, all it creates.
     input_repos: BTreeSet<String>,
+    /// Whether the stream's outputs are kept (1.9) rather than recomputed.
+    keep_outputs: bool,
     /// Pipelines in stream order, converted.
     pipelines: Vec<(String, PipelineSpec)>,
     /// What the stream names and does not create: the cluster must hold it.
@@ -454,6 +487,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         object_refs: scan.object_refs,
         blocks: scan.blocks,
         input_repos: BTreeSet::new(),
+        keep_outputs: false,
         pipelines: Vec::new(),
         external: External::default(),
         commit_branches: HashMap::new(),
@@ -469,9 +503,6 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
     while let Some((at, op)) = ops.next()? {
         match op {
             Op::Repo { name, .. } => {
-                if name == SPEC_REPO && version == OpVersion::V1_9 {
-                    continue;
-                }
                 valid_name(at, "repo", &name)?;
                 if let Some(first) = repos.insert(name.clone(), at) {
                     return Err(AdminError::Corrupt(format!(
@@ -542,6 +573,8 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                     });
                 }
             }
+            // Tags were checked as they came (and the spec repo's ops are
+            // empty tags here).
             Op::Tag { .. } | Op::CreateObject { .. } => {}
             Op::ObjectValue(_) | Op::BlockValue { .. } => {}
         }
@@ -552,9 +585,12 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
             first: first.clone(),
         });
     }
+    // A 1.9 extract carries its outputs (commits, branches with
+    // provenance): they are kept, and its pipelines adopt their repos.
+    plan.keep_outputs = version == OpVersion::V1_9;
     plan.input_repos = repos
         .keys()
-        .filter(|r| !plan.is_output(r))
+        .filter(|r| plan.keep_outputs || !plan.is_output(r))
         .cloned()
         .collect();
     plan.commit_branches = commit_branches(&parents, &heads);
@@ -817,7 +853,7 @@ fn exists<T>(r: std::result::Result<T, pach_pps::PpsError>) -> Result<bool> {
 
 async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
     let pfs = pps.pfs();
-    // Input repos first, in stream order.
+    // Repos first, in stream order.
     let mut ops = OpsFile::open(&plan.ops)?;
     while let Some((_, op)) = ops.next()? {
         if let Op::Repo { name, description } = op
@@ -831,10 +867,9 @@ async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
             pfs.create_repo(&name, &description, false).await?;
         }
     }
-    for (name, spec) in &plan.pipelines {
-        if !exists(pps.inspect_pipeline(name).await)? {
-            pps.create_pipeline(spec.clone(), false, false).await?;
-        }
+    if !plan.keep_outputs {
+        // Pipelines before the inputs' commits: each commit starts its jobs.
+        create_pipelines(pps, plan, false).await?;
     }
     let mut ops = OpsFile::open(&plan.ops)?;
     while let Some((at, op)) = ops.next()? {
@@ -846,6 +881,24 @@ async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
                 apply_branch(pps, &b).await?;
             }
             _ => {}
+        }
+    }
+    if plan.keep_outputs {
+        // After their outputs: each adopts its repo and output branch.
+        create_pipelines(pps, plan, true).await?;
+    }
+    Ok(())
+}
+
+async fn create_pipelines(pps: &Pps, plan: &Plan, adopt: bool) -> Result<()> {
+    for (name, spec) in &plan.pipelines {
+        if exists(pps.inspect_pipeline(name).await)? {
+            continue;
+        }
+        if adopt {
+            pps.restore_pipeline(spec.clone()).await?;
+        } else {
+            pps.create_pipeline(spec.clone(), false, false).await?;
         }
     }
     Ok(())
