@@ -1044,6 +1044,24 @@ fn pachyderm_format_keeps_outputs_of_updated_pipelines() {
     assert!(before.len() >= 2, "{before:?}");
     let b = through_pachyderm_format(&a);
     assert_eq!(outputs(&b), before);
+    // The jobs that made them, as they ended.
+    let jobs = |p: &Pachd| -> Vec<String> {
+        p.raw(&["list", "job"])
+            .iter()
+            .map(|j| {
+                format!(
+                    "{} {} {}",
+                    j["job"]["id"], j["pipeline"]["name"], j["state"]
+                )
+            })
+            .collect()
+    };
+    // (A restored pipeline starts again at version 1, as Pachyderm's
+    // restore creates it, with all its jobs; `list job` shows the current
+    // version's, so here every job and there only the updated pipeline's.)
+    let (in_a, in_b) = (jobs(&a), jobs(&b));
+    assert!(in_a.iter().all(|j| in_b.contains(j)), "{in_a:?} {in_b:?}");
+    assert_eq!(in_b.len(), before.len(), "{in_b:?}");
     assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
     b.ok_stdin(&["put", "file", "in2@master:/more"], b"more");
     b.ok(&["flush", "commit", "in2@master"]);

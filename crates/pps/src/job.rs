@@ -159,6 +159,21 @@ pub(crate) struct DatumOutcome {
 
 impl Pps {
     /// Jobs, newest first; only `pipeline`'s when given.
+    /// Records a job restored from an extract, whose output commit is
+    /// already there, finished; a record of that id already there is kept.
+    pub async fn restore_job(&self, job: JobRecord) -> Result<()> {
+        let key = job_key(&job.id);
+        if load::<JobRecord>(&**self.pfs.meta(), &key).await?.is_some() {
+            return Ok(());
+        }
+        // A record written meanwhile (the same id) is as good as ours.
+        self.pfs
+            .meta()
+            .commit(Txn::new().expect(&key, 0).put(&key, encode(&job)))
+            .await?;
+        Ok(())
+    }
+
     pub async fn list_job(&self, pipeline: Option<&str>) -> Result<Vec<JobRecord>> {
         if let Some(p) = pipeline {
             self.inspect_pipeline(p).await?;

@@ -25,9 +25,9 @@
 //!    stored as ordinary content, one piece per Pachyderm object, before the
 //!    commit names them.
 //!
-//! Jobs of a 1.9 extract are validated and not restored; tags name
-//! Pachyderm's datum caches, which this cluster keeps its own way: checked,
-//! not kept (`docs/pachyderm-restore.md`).
+//! Jobs of a 1.9 extract are recorded as they ended, after their pipelines;
+//! tags name Pachyderm's datum caches, which this cluster keeps its own way:
+//! checked, not kept (`docs/pachyderm-restore.md`).
 //!
 //! Memory: object and block bytes stream through the scratch directory; a
 //! commit's file list (one entry per file) and the stream's names (repos,
@@ -46,7 +46,7 @@ use prost::Message;
 
 use super::frames::{OpPosition, OpReader};
 use super::hashtree::{self, TreeFile};
-use super::ops::{BranchOp, CommitOp, ContentRef, Op, OpVersion};
+use super::ops::{BranchOp, CommitOp, ContentRef, JobOp, Op, OpVersion};
 use super::spec;
 use crate::Summary;
 use crate::error::{AdminError, Result, io};
@@ -559,18 +559,23 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                 heads.push((b.repo.clone(), b.name.clone(), b.head.clone()));
                 plan.summary.records += 1;
             }
-            Op::Job {
-                pipeline,
-                output_commit,
-            } => {
-                if let Some((repo, id)) = output_commit
-                    && !id.is_empty()
-                    && !commits.contains(&(repo.clone(), id.clone()))
-                {
-                    return Err(AdminError::Dangling {
-                        what: format!("commit {repo}@{id}"),
-                        detail: format!("the job of pipeline '{pipeline}' at {at} outputs to it"),
-                    });
+            Op::Job(j) => {
+                if j.output_commit.is_none() {
+                    return Err(AdminError::Corrupt(format!(
+                        "{at}: a job of pipeline '{}' without its output commit",
+                        j.pipeline
+                    )));
+                }
+                for (repo, id) in j.output_commit.iter().chain(&j.stats_commit) {
+                    if !commits.contains(&(repo.clone(), id.clone())) {
+                        return Err(AdminError::Dangling {
+                            what: format!("commit {repo}@{id}"),
+                            detail: format!(
+                                "the job of pipeline '{}' at {at} names it",
+                                j.pipeline
+                            ),
+                        });
+                    }
                 }
             }
             // Tags were checked as they came (and the spec repo's ops are
@@ -886,7 +891,69 @@ async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
     if plan.keep_outputs {
         // After their outputs: each adopts its repo and output branch.
         create_pipelines(pps, plan, true).await?;
+        let mut ops = OpsFile::open(&plan.ops)?;
+        while let Some((_, op)) = ops.next()? {
+            if let Op::Job(j) = op
+                && plan.is_output(&j.pipeline)
+            {
+                restore_job(pps, &j).await?;
+            }
+        }
     }
+    Ok(())
+}
+
+/// A job of a 1.9 extract as this cluster records it. A job that had not
+/// ended when the extract was taken is recorded killed: its output commit
+/// was built finished, with what it had started from.
+async fn restore_job(pps: &Pps, j: &JobOp) -> Result<()> {
+    use pach_pps::records::{DatumCounts, JobRecord, JobState};
+    let Some((repo, id)) = j.output_commit.clone() else {
+        return Ok(());
+    };
+    let (output, _) = pps.pfs().resolve_commit(&repo, &id).await?;
+    let pipeline = pps.inspect_pipeline(&j.pipeline).await?;
+    // pps.JobState: STARTING 0, RUNNING 1, FAILURE 2, SUCCESS 3, KILLED 4,
+    // MERGING 5.
+    let (state, reason) = match j.state {
+        2 => (JobState::Failure, j.reason.clone()),
+        3 => (JobState::Success, j.reason.clone()),
+        4 => (JobState::Killed, j.reason.clone()),
+        _ => (
+            JobState::Killed,
+            "it was running when the extract this cluster was restored from was taken".into(),
+        ),
+    };
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let record = JobRecord {
+        id: id.clone(),
+        pipeline: j.pipeline.clone(),
+        pipeline_version: pipeline.version,
+        output_commit: pach_pfs::CommitName { repo, id },
+        input_commits: output.provenance.clone(),
+        state,
+        reason,
+        started_ns: j.started_ns,
+        finished_ns: Some(if j.finished_ns > 0 {
+            j.finished_ns
+        } else {
+            output.finished_ns.unwrap_or(j.started_ns)
+        }),
+        counts: DatumCounts {
+            processed: count(j.data[0]),
+            skipped: count(j.data[1]),
+            total: count(j.data[2]),
+            failed: count(j.data[3]),
+            recovered: count(j.data[4]),
+        },
+        stats: Default::default(),
+        stats_commit: j
+            .stats_commit
+            .clone()
+            .map(|(repo, id)| pach_pfs::CommitName { repo, id }),
+        log: Vec::new(),
+    };
+    pps.restore_job(record).await?;
     Ok(())
 }
 

@@ -62,6 +62,22 @@ pub struct BranchOp {
     pub provenance: Vec<(String, String)>,
 }
 
+/// (1.9) What a job's record says (`CreateJobRequest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOp {
+    pub pipeline: String,
+    /// (repo, commit id); the job's id is its output commit's.
+    pub output_commit: Option<(String, String)>,
+    pub stats_commit: Option<(String, String)>,
+    /// `pps.JobState`'s number.
+    pub state: i32,
+    pub reason: String,
+    pub started_ns: i64,
+    pub finished_ns: i64,
+    /// processed, skipped, total, failed, recovered.
+    pub data: [i64; 5],
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineOp {
     pub name: String,
@@ -97,11 +113,8 @@ pub enum Op {
     Commit(CommitOp),
     Branch(BranchOp),
     Pipeline(PipelineOp),
-    /// (1.9) A job's record: which pipeline, and its output commit.
-    Job {
-        pipeline: String,
-        output_commit: Option<(String, String)>,
-    },
+    /// (1.9) A job's record.
+    Job(JobOp),
 }
 
 impl Op {
@@ -312,11 +325,26 @@ fn from_1_9(at: OpPosition, o: admin::Op19) -> Result<Option<Op>> {
         })));
     }
     if let Some(j) = job {
-        let pipeline = j.pipeline.map(|p| p.name).unwrap_or_default();
-        return Ok(Some(Op::Job {
-            pipeline,
+        let ns = |t: Option<prost_types::Timestamp>| {
+            t.map(|t| t.seconds * 1_000_000_000 + i64::from(t.nanos))
+                .unwrap_or(0)
+        };
+        return Ok(Some(Op::Job(JobOp {
+            pipeline: j.pipeline.map(|p| p.name).unwrap_or_default(),
             output_commit: j.output_commit.as_ref().map(|c| commit_of!(Some(c))),
-        }));
+            stats_commit: j.stats_commit.as_ref().map(|c| commit_of!(Some(c))),
+            state: j.state,
+            reason: j.reason,
+            started_ns: ns(j.started),
+            finished_ns: ns(j.finished),
+            data: [
+                j.data_processed,
+                j.data_skipped,
+                j.data_total,
+                j.data_failed,
+                j.data_recovered,
+            ],
+        })));
     }
     Ok(None)
 }
