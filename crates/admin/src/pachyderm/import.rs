@@ -844,6 +844,33 @@ async fn check_target(pps: &Pps, plan: &mut Plan) -> Result<()> {
             });
         }
     }
+    // Only a pipeline writes its output repo: a commit the stream would
+    // build in the output repo of one of this cluster's pipelines (one it
+    // does not hold already) would be refused half-way.
+    let mut owned = BTreeSet::new();
+    for repo in &plan.input_repos {
+        if exists(pps.inspect_pipeline(repo).await)? {
+            owned.insert(repo.clone());
+        }
+    }
+    if !owned.is_empty() {
+        let mut ops = OpsFile::open(&plan.ops)?;
+        while let Some((at, op)) = ops.next()? {
+            let Op::Commit(c) = op else { continue };
+            if !owned.contains(&c.repo) {
+                continue;
+            }
+            let found = pfs.resolve_commit(&c.repo, &c.id).await;
+            if !exists(found.map_err(pach_pps::PpsError::from))? {
+                return Err(AdminError::Clash {
+                    what: format!(
+                        "repo '{}' (the output repo of this cluster's pipeline '{}', in which {at} builds commit {})",
+                        c.repo, c.repo, c.id
+                    ),
+                });
+            }
+        }
+    }
     Ok(())
 }
 

@@ -432,3 +432,29 @@ async fn unknown_and_mixed_versions_are_refused_before_any_change() {
     assert!(err.to_string().contains("op 361"), "{err}");
     assert_eq!(state(&c.pps).await, before);
 }
+
+/// A stream that would build commits in the output repo of one of the
+/// cluster's pipelines is refused before anything changes (only the
+/// pipeline writes there).
+#[tokio::test]
+async fn commits_into_a_pipelines_output_repo_are_refused_first() {
+    let _serial = crate::testkit::serial().await;
+    let c = cluster();
+    let spool = c.dir.path().join("spool");
+    // The cluster has a pipeline named 'images' (over an input 'src').
+    c.pps.pfs().create_repo("src", "", false).await.unwrap();
+    let spec = pach_pps::spec::parse_value(serde_json::json!({
+        "pipeline": {"name": "images"},
+        "transform": {"cmd": ["true"]},
+        "input": {"pfs": {"repo": "src", "glob": "/*"}}
+    }))
+    .unwrap();
+    c.pps.create_pipeline(spec, false, false).await.unwrap();
+    let before = state(&c.pps).await;
+    let err = restore_any(&c.pps, &spool, &stream_1_8()[..])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AdminError::Clash { .. }), "{err}");
+    assert!(err.to_string().contains("pipeline 'images'"), "{err}");
+    assert_eq!(state(&c.pps).await, before);
+}
