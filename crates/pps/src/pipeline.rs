@@ -99,6 +99,22 @@ impl Pps {
         self.put_pipeline(spec, false, false, true).await
     }
 
+    /// The checks of a spec that depend on no other pipeline or repo (its
+    /// secrets exist, its egress URL is one this cluster may open): what a
+    /// restore checks before it creates the repos the pipeline reads.
+    pub async fn check_spec_alone(&self, spec: &PipelineSpec) -> Result<()> {
+        self.check_secrets(spec).await?;
+        if let Some(egress) = &spec.egress {
+            pach_storage::open_url(&egress.url, &self.urls).map_err(|e| {
+                PpsError::InvalidSpec(format!(
+                    "pipeline '{}': egress.URL: {e}",
+                    spec.pipeline.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     async fn check_specs(
         &self,
         specs: &[PipelineSpec],

@@ -828,10 +828,11 @@ async fn check_target(pps: &Pps, plan: &mut Plan) -> Result<()> {
             });
         }
     }
-    for (name, _) in &plan.pipelines {
+    for (name, spec) in &plan.pipelines {
         if exists(pps.inspect_pipeline(name).await)? {
             continue;
         }
+        pps.check_spec_alone(spec).await?;
         if exists(
             pfs.inspect_repo(name)
                 .await

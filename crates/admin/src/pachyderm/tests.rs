@@ -259,6 +259,11 @@ fn record(out: &mut Vec<u8>, bytes: &[u8]) {
 /// A 1.8 extract: objects as PutObject runs, a tree in the bolt-dump
 /// layout, an `atom` input in its pipeline.
 fn stream_1_8() -> Vec<u8> {
+    stream_1_8_with(None)
+}
+
+/// [`stream_1_8`], its pipeline with an egress URL.
+fn stream_1_8_with(egress: Option<&str>) -> Vec<u8> {
     use pach_api::{hashtree, pfs_1_8, pps_1_8};
     use prost::Message;
     let hello = b"hello\n".to_vec();
@@ -344,6 +349,7 @@ fn stream_1_8() -> Vec<u8> {
                     ..Default::default()
                 }),
                 salt: "kept".into(),
+                egress: egress.map(|url| pps_1_8::Egress { url: url.into() }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -456,5 +462,20 @@ async fn commits_into_a_pipelines_output_repo_are_refused_first() {
         .unwrap_err();
     assert!(matches!(err, AdminError::Clash { .. }), "{err}");
     assert!(err.to_string().contains("pipeline 'images'"), "{err}");
+    assert_eq!(state(&c.pps).await, before);
+}
+
+/// A pipeline that this cluster would refuse to create (an egress URL its
+/// policy does not allow) is refused before anything changes.
+#[tokio::test]
+async fn pipelines_the_cluster_would_refuse_are_refused_first() {
+    let _serial = crate::testkit::serial().await;
+    let c = cluster();
+    let spool = c.dir.path().join("spool");
+    let before = state(&c.pps).await;
+    let err = restore_any(&c.pps, &spool, &stream_1_8_with(Some("file:///etc/x"))[..])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("egress"), "{err}");
     assert_eq!(state(&c.pps).await, before);
 }
