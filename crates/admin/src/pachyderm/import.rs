@@ -427,6 +427,9 @@ struct Plan {
     input_repos: BTreeSet<String>,
     /// Whether the stream's outputs are kept (1.9) rather than recomputed.
     keep_outputs: bool,
+    /// Each commit's tree object(s), so that a commit is written as the
+    /// changes from its parent.
+    trees: HashMap<(String, String), Vec<String>>,
     /// Pipelines in stream order, converted.
     pipelines: Vec<(String, PipelineSpec)>,
     /// What the stream names and does not create: the cluster must hold it.
@@ -488,6 +491,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         blocks: scan.blocks,
         input_repos: BTreeSet::new(),
         keep_outputs: false,
+        trees: HashMap::new(),
         pipelines: Vec::new(),
         external: External::default(),
         commit_branches: HashMap::new(),
@@ -549,6 +553,8 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                 plan.external = external;
                 checked?;
                 commits.insert((c.repo.clone(), c.id.clone()));
+                plan.trees
+                    .insert((c.repo.clone(), c.id.clone()), c.trees.clone());
                 if c.branch.is_empty() {
                     parents.insert((c.repo.clone(), c.id.clone()), c.parent.clone());
                 }
@@ -999,6 +1005,48 @@ async fn create_pipelines(pps: &Pps, plan: &Plan, adopt: bool) -> Result<()> {
     Ok(())
 }
 
+/// The files of a commit's tree(s), in path order.
+fn commit_files(
+    plan: &Plan,
+    dir: &Path,
+    at: OpPosition,
+    repo: &str,
+    id: &str,
+    trees: &[String],
+) -> Result<Vec<TreeFile>> {
+    let mut files = Vec::new();
+    for tree in trees {
+        let got = read_tree(plan, dir, tree).map_err(|reason| {
+            AdminError::Corrupt(format!("the tree of commit {repo}@{id} ({at}): {reason}"))
+        })?;
+        files.extend(got.unwrap_or_default());
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// What turns `old` (a parent's files) into `new`: deletions of the paths
+/// that are gone, and the files that are new or whose content changed.
+pub(super) fn changed_files(
+    old: Vec<TreeFile>,
+    new: Vec<TreeFile>,
+) -> (Vec<Change>, Vec<TreeFile>) {
+    let mut deletes = Vec::new();
+    let mut changed = Vec::new();
+    let mut old = old.into_iter().peekable();
+    for f in new {
+        while let Some(o) = old.next_if(|o| o.path < f.path) {
+            deletes.push(Change::Delete(o.path));
+        }
+        match old.next_if(|o| o.path == f.path) {
+            Some(o) if o.content == f.content => {}
+            _ => changed.push(f),
+        }
+    }
+    deletes.extend(old.map(|o| Change::Delete(o.path)));
+    (deletes, changed)
+}
+
 async fn apply_commit(
     pps: &Pps,
     plan: &Plan,
@@ -1012,18 +1060,20 @@ async fn apply_commit(
         // Restored before: a commit's content never changes.
         return Ok(());
     }
-    let mut files = Vec::new();
-    for tree in &c.trees {
-        let got = read_tree(plan, dir, tree).map_err(|reason| {
-            AdminError::Corrupt(format!(
-                "the tree of commit {}@{} ({at}): {reason}",
-                c.repo, c.id
-            ))
-        })?;
-        files.extend(got.unwrap_or_default());
-    }
+    let files = commit_files(plan, dir, at, &c.repo, &c.id, &c.trees)?;
+    // Against its parent's tree when the stream holds it: only what changed
+    // is stored and written (a commit starts from its parent's files).
+    let parent_trees = (!c.parent.is_empty())
+        .then(|| plan.trees.get(&(c.repo.clone(), c.parent.clone())))
+        .flatten();
+    let (mut changes, files) = match parent_trees {
+        Some(trees) => {
+            let old = commit_files(plan, dir, at, &c.repo, &c.parent, trees)?;
+            changed_files(old, files)
+        }
+        None => (vec![Change::Delete("/".into())], files),
+    };
     let mut session = pfs.content().session();
-    let mut changes = vec![Change::Delete("/".into())];
     let mut buf = vec![0u8; READ_BUFFER];
     for f in files {
         if f.content.is_empty() {

@@ -479,3 +479,24 @@ async fn pipelines_the_cluster_would_refuse_are_refused_first() {
     assert!(err.to_string().contains("egress"), "{err}");
     assert_eq!(state(&c.pps).await, before);
 }
+
+#[test]
+fn a_commit_is_written_as_the_changes_from_its_parent() {
+    use super::ops::ContentRef::Object;
+    let f = |path: &str, o: &str| super::hashtree::TreeFile {
+        path: path.into(),
+        content: vec![Object(o.into())],
+    };
+    let old = vec![f("/a", "1"), f("/b", "2"), f("/c", "3"), f("/e", "5")];
+    let new = vec![f("/a", "1"), f("/b", "9"), f("/d", "4")];
+    let (deletes, changed) = super::import::changed_files(old, new);
+    assert_eq!(
+        deletes,
+        [
+            pach_storage::Change::Delete("/c".into()),
+            pach_storage::Change::Delete("/e".into())
+        ]
+    );
+    let paths: Vec<&str> = changed.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["/b", "/d"]);
+}
