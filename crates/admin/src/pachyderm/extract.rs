@@ -259,7 +259,7 @@ async fn send_block(
 
 /// A commit's files as a 1.9 tree in the merged layout: every directory
 /// and file in path order, keys with `/` as NUL, the root as one NUL.
-fn tree_bytes(files: &[(String, Vec<String>, u64)]) -> Vec<u8> {
+pub(crate) fn tree_bytes(files: &[(String, Vec<String>, u64)]) -> Vec<u8> {
     // Directories and their children, sizes summed upwards.
     let mut dirs: BTreeMap<String, (Vec<String>, u64)> = BTreeMap::new();
     dirs.insert(String::new(), (Vec::new(), 0));

@@ -8,6 +8,8 @@
 //! changes nothing in the cluster.
 
 mod extract;
+#[cfg(test)]
+use extract::tree_bytes;
 pub mod frames;
 pub mod hashtree;
 mod import;

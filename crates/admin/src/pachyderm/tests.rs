@@ -22,9 +22,17 @@ struct Cluster {
 }
 
 fn cluster() -> Cluster {
+    cluster_on(None)
+}
+
+/// A cluster whose bucket is a directory (`Some`) or in memory.
+fn cluster_on(bucket_dir: Option<&std::path::Path>) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let meta = RedbStore::open(&dir.path().join("meta.redb")).unwrap();
-    let bucket = Arc::new(object_store::memory::InMemory::new());
+    let bucket: Arc<dyn object_store::ObjectStore> = match bucket_dir {
+        Some(d) => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(d).unwrap()),
+        None => Arc::new(object_store::memory::InMemory::new()),
+    };
     let content = ContentStore::new(bucket, object_store::path::Path::from(""));
     let pfs = Pfs::new(Arc::new(meta), content);
     let pps = Pps::new(pfs, dir.path().join("scratch"));
@@ -499,4 +507,163 @@ fn a_commit_is_written_as_the_changes_from_its_parent() {
     );
     let paths: Vec<&str> = changed.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["/b", "/d"]);
+}
+
+/// A generated 1.9 extract: one repo, `commits` commits each adding
+/// `per_commit` small files (every tree the whole snapshot, as Pachyderm
+/// writes them).
+fn generated_1_9(commits: usize, per_commit: usize) -> Vec<u8> {
+    use pach_api::{admin, pfs};
+    let op = |o: admin::Op19| admin::Op {
+        op1_9: Some(o),
+        ..Default::default()
+    };
+    let object = |value: Vec<u8>| {
+        op(admin::Op19 {
+            object: Some(pfs::PutObjectRequest {
+                value,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    };
+    let mut w = super::frames::OpWriter::new(Vec::new());
+    let mut files: Vec<(String, Vec<String>, u64)> = Vec::new();
+    let mut ids = Vec::new();
+    let mut trees = Vec::new();
+    for k in 0..commits {
+        for i in k * per_commit..(k + 1) * per_commit {
+            let bytes = format!("file {i}\n").into_bytes();
+            let name = pach_storage::Sha512::of(&bytes).to_hex();
+            files.push((
+                format!("/d{}/f{i}", i % 100),
+                vec![name],
+                bytes.len() as u64,
+            ));
+            w.write(&object(bytes)).unwrap();
+            w.write(&object(Vec::new())).unwrap();
+        }
+        files.sort();
+        let tree = super::tree_bytes(&files);
+        trees.push(pach_storage::Sha512::of(&tree).to_hex());
+        w.write(&object(tree)).unwrap();
+        w.write(&object(Vec::new())).unwrap();
+        ids.push(format!("{:032x}", k + 1));
+    }
+    let repo = || {
+        Some(pfs::Repo {
+            name: "data".into(),
+        })
+    };
+    w.write(&op(admin::Op19 {
+        repo: Some(pfs::CreateRepoRequest {
+            repo: repo(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .unwrap();
+    for k in 0..commits {
+        w.write(&op(admin::Op19 {
+            commit: Some(pfs::BuildCommitRequest {
+                parent: Some(pfs::Commit {
+                    repo: repo(),
+                    id: if k == 0 {
+                        String::new()
+                    } else {
+                        ids[k - 1].clone()
+                    },
+                }),
+                tree: Some(pfs::Object {
+                    hash: trees[k].clone(),
+                }),
+                id: ids[k].clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .unwrap();
+    }
+    w.write(&op(admin::Op19 {
+        branch: Some(pfs::CreateBranchRequest {
+            head: Some(pfs::Commit {
+                repo: repo(),
+                id: ids[commits - 1].clone(),
+            }),
+            branch: Some(pfs::Branch {
+                repo: repo(),
+                name: "master".into(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .unwrap();
+    w.finish().unwrap()
+}
+
+/// How fast a generated 1.9 extract imports, and the most memory it takes
+/// (`IMPORT_COMMITS`, `IMPORT_FILES_PER_COMMIT`; run with `--ignored
+/// --nocapture`).
+#[tokio::test]
+#[ignore]
+async fn import_throughput() {
+    let _serial = crate::testkit::serial().await;
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (commits, per) = (
+        env("IMPORT_COMMITS", 100),
+        env("IMPORT_FILES_PER_COMMIT", 100),
+    );
+    let stream = generated_1_9(commits, per);
+    // The bucket on disk: an in-memory one would count the cluster's bytes.
+    let bucket = tempfile::tempdir().unwrap();
+    let c = cluster_on(Some(bucket.path()));
+    let spool = c.dir.path().join("spool");
+    let base = crate::testkit::reset_peak();
+    let started = std::time::Instant::now();
+    restore_any(&c.pps, &spool, &stream[..]).await.unwrap();
+    let took = started.elapsed();
+    let peak = crate::testkit::peak().saturating_sub(base);
+    let head = c.pps.pfs().inspect_branch("data", "master").await.unwrap();
+    let (last, _) = c
+        .pps
+        .pfs()
+        .resolve_commit("data", head.record.head.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(last.file_count(), (commits * per) as u64);
+    println!(
+        "imported {} files in {commits} commits ({} bytes of stream) in {:.2} s: {:.0} files/s, peak heap {:.1} MiB",
+        commits * per,
+        stream.len(),
+        took.as_secs_f64(),
+        (commits * per) as f64 / took.as_secs_f64(),
+        peak as f64 / (1 << 20) as f64
+    );
+}
+
+#[tokio::test]
+async fn a_generated_1_9_history_imports_commit_by_commit() {
+    let _serial = crate::testkit::serial().await;
+    let c = cluster();
+    let spool = c.dir.path().join("spool");
+    restore_any(&c.pps, &spool, &generated_1_9(5, 7)[..])
+        .await
+        .unwrap();
+    let pfs = c.pps.pfs();
+    let commits = pfs
+        .list_commit("data", None, Some("master"), 0, false)
+        .await
+        .unwrap();
+    assert_eq!(commits.len(), 5);
+    // Newest first: the k-th from the end holds (k+1)*7 files.
+    for (i, commit) in commits.iter().enumerate() {
+        assert_eq!(commit.file_count(), ((5 - i) * 7) as u64, "{}", commit.id);
+    }
+    assert_eq!(read(pfs, "data", "master", "/d34/f34").await, b"file 34\n");
 }
