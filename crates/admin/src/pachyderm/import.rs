@@ -128,7 +128,19 @@ impl OpsFile {
         })
     }
 
+    /// The next op that concerns this cluster (see [`without_spec_repo`]).
     fn next(&mut self) -> Result<Option<(OpPosition, Op)>> {
+        loop {
+            let Some((at, version, op)) = self.next_any()? else {
+                return Ok(None);
+            };
+            if let Some(op) = without_spec_repo(version, op) {
+                return Ok(Some((at, op)));
+            }
+        }
+    }
+
+    fn next_any(&mut self) -> Result<Option<(OpPosition, OpVersion, Op)>> {
         let mut head = [0u8; 24];
         match self.r.read_exact(&mut head) {
             Ok(()) => {}
@@ -151,34 +163,30 @@ impl OpsFile {
         let op = admin::Op::decode(&bytes[..])
             .map_err(|e| AdminError::Corrupt(format!("{at} cannot be read again: {e}")))?;
         let (version, op) = Op::from_wire(at, op)?;
-        Ok(Some((at, without_spec_repo(version, op))))
+        Ok(Some((at, version, op)))
     }
 }
 
 /// A 1.9 op without what names Pachyderm's `spec` repo, which this cluster
 /// does not keep (pipeline specs live in pipeline records): its repo, its
-/// commits and branches become nothing, and provenance forgets it.
-fn without_spec_repo(version: OpVersion, op: Op) -> Op {
+/// commits and branches are no ops here, and provenance forgets it.
+fn without_spec_repo(version: OpVersion, op: Op) -> Option<Op> {
     if version != OpVersion::V1_9 {
-        return op;
+        return Some(op);
     }
-    let nothing = Op::Tag {
-        object: String::new(),
-        tags: Vec::new(),
-    };
     match op {
-        Op::Repo { name, .. } if name == SPEC_REPO => nothing,
-        Op::Commit(c) if c.repo == SPEC_REPO => nothing,
-        Op::Branch(b) if b.repo == SPEC_REPO => nothing,
+        Op::Repo { name, .. } if name == SPEC_REPO => None,
+        Op::Commit(c) if c.repo == SPEC_REPO => None,
+        Op::Branch(b) if b.repo == SPEC_REPO => None,
         Op::Commit(mut c) => {
             c.provenance.retain(|(repo, _)| repo != SPEC_REPO);
-            Op::Commit(c)
+            Some(Op::Commit(c))
         }
         Op::Branch(mut b) => {
             b.provenance.retain(|(repo, _)| repo != SPEC_REPO);
-            Op::Branch(b)
+            Some(Op::Branch(b))
         }
-        other => other,
+        other => Some(other),
     }
 }
 
@@ -584,8 +592,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                     }
                 }
             }
-            // Tags were checked as they came (and the spec repo's ops are
-            // empty tags here).
+            // Tags were checked as they came.
             Op::Tag { .. } | Op::CreateObject { .. } => {}
             Op::ObjectValue(_) | Op::BlockValue { .. } => {}
         }

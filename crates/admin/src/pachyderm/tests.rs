@@ -513,6 +513,12 @@ fn a_commit_is_written_as_the_changes_from_its_parent() {
 /// `per_commit` small files (every tree the whole snapshot, as Pachyderm
 /// writes them).
 fn generated_1_9(commits: usize, per_commit: usize) -> Vec<u8> {
+    generated_1_9_with(commits, per_commit, false)
+}
+
+/// [`generated_1_9`]; with `spec_repo`, Pachyderm 1.9's `spec` repo too, with
+/// a commit that every data commit names in its provenance.
+fn generated_1_9_with(commits: usize, per_commit: usize, spec_repo: bool) -> Vec<u8> {
     use pach_api::{admin, pfs};
     let op = |o: admin::Op19| admin::Op {
         op1_9: Some(o),
@@ -555,6 +561,38 @@ fn generated_1_9(commits: usize, per_commit: usize) -> Vec<u8> {
             name: "data".into(),
         })
     };
+    let spec_commit = pfs::Commit {
+        repo: Some(pfs::Repo {
+            name: "spec".into(),
+        }),
+        id: "f".repeat(32),
+    };
+    if spec_repo {
+        w.write(&op(admin::Op19 {
+            repo: Some(pfs::CreateRepoRequest {
+                repo: spec_commit.repo.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .unwrap();
+        w.write(&op(admin::Op19 {
+            commit: Some(pfs::BuildCommitRequest {
+                parent: Some(pfs::Commit {
+                    repo: spec_commit.repo.clone(),
+                    id: String::new(),
+                }),
+                // Its tree is not in the stream: the spec repo is skipped whole.
+                tree: Some(pfs::Object {
+                    hash: "0".repeat(128),
+                }),
+                id: spec_commit.id.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .unwrap();
+    }
     w.write(&op(admin::Op19 {
         repo: Some(pfs::CreateRepoRequest {
             repo: repo(),
@@ -578,6 +616,14 @@ fn generated_1_9(commits: usize, per_commit: usize) -> Vec<u8> {
                     hash: trees[k].clone(),
                 }),
                 id: ids[k].clone(),
+                provenance: if spec_repo {
+                    vec![pfs::CommitProvenance {
+                        commit: Some(spec_commit.clone()),
+                        branch: None,
+                    }]
+                } else {
+                    vec![]
+                },
                 ..Default::default()
             }),
             ..Default::default()
@@ -666,4 +712,27 @@ async fn a_generated_1_9_history_imports_commit_by_commit() {
         assert_eq!(commit.file_count(), ((5 - i) * 7) as u64, "{}", commit.id);
     }
     assert_eq!(read(pfs, "data", "master", "/d34/f34").await, b"file 34\n");
+}
+
+/// Pachyderm 1.9's `spec` repo, its commits and the provenance naming them
+/// are left out: specs live in pipeline records here.
+#[tokio::test]
+async fn the_spec_repo_of_a_1_9_extract_is_left_out() {
+    let _serial = crate::testkit::serial().await;
+    let c = cluster();
+    let spool = c.dir.path().join("spool");
+    restore_any(&c.pps, &spool, &generated_1_9_with(2, 3, true)[..])
+        .await
+        .unwrap();
+    let pfs = c.pps.pfs();
+    let repos: Vec<String> = pfs
+        .list_repo()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.record.name)
+        .collect();
+    assert_eq!(repos, ["data"]);
+    let (head, _) = pfs.resolve_commit("data", "master").await.unwrap();
+    assert!(head.provenance.is_empty(), "{:?}", head.provenance);
 }
