@@ -1067,3 +1067,68 @@ fn pachyderm_format_keeps_outputs_of_updated_pipelines() {
     b.ok(&["flush", "commit", "in2@master"]);
     assert_eq!(b.ok(&["get", "file", "out@master:/more"]), "more");
 }
+
+/// The migration guide's procedure from a Pachyderm cluster: an extract
+/// taken with `--no-objects`, and the cluster's bucket cloned in its own
+/// layout (`object/<hash>` block references, `block/<name>` bytes). Here
+/// both come from a pachd's Pachyderm-format extract, split the way a 1.9
+/// cluster keeps them.
+#[test]
+fn pachyderm_no_objects_extract_restores_with_its_bucket() {
+    let a = Pachd::start();
+    populate(&a);
+    let full = a.dir.path().join("full.metadata");
+    extract_to(&a, &["--format", "pachyderm"], &full);
+    let buckets = tempfile::tempdir().unwrap();
+    let root = buckets.path().join("bucket/pach");
+    for d in ["object", "block"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let mut reader = pach_admin::pachyderm::frames::OpReader::new(std::io::BufReader::new(
+        std::fs::File::open(&full).unwrap(),
+    ));
+    let mut meta = pach_admin::pachyderm::frames::OpWriter::new(Vec::new());
+    while let Some((_, op)) = reader.next_op().unwrap() {
+        let o = op.op1_9.clone().unwrap_or_default();
+        if let Some(b) = o.block {
+            use std::io::Write;
+            let name = b.block.unwrap().hash;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join("block").join(name))
+                .unwrap();
+            f.write_all(&b.value).unwrap();
+        } else if let Some(c) = o.create_object {
+            let hash = c.object.unwrap().hash;
+            let bytes = prost::Message::encode_to_vec(&c.block_ref.unwrap());
+            std::fs::write(root.join("object").join(hash), bytes).unwrap();
+        } else {
+            meta.write(&op).unwrap();
+        }
+    }
+    let stream = a.dir.path().join("meta.metadata");
+    std::fs::write(&stream, meta.finish().unwrap()).unwrap();
+
+    let allow = ["--allow-file-url", buckets.path().to_str().unwrap()];
+    let b = Pachd::start_with(&allow);
+    // Without the bucket: refused, saying what to give.
+    let out = restore_from(&b, &stream);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pachyderm-bucket"), "{err}");
+    assert!(b.raw(&["list", "repo"]).is_empty());
+    // With it.
+    let url = format!("file://{}", root.display());
+    let out = b
+        .pachctl_cmd(&["restore", "--pachyderm-bucket", &url])
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshot(&a), snapshot(&b));
+}

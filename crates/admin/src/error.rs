@@ -23,9 +23,13 @@ pub enum AdminError {
     )]
     Clash { what: String },
     #[error(
-        "{count} object(s) the stream's commits need are not in it (first: {first}): a Pachyderm extract taken with --no-objects cannot be restored into this pachd yet; extract again without --no-objects"
+        "{count} object(s) the stream's commits need are not in it (first: {first}): a Pachyderm extract taken with --no-objects needs the cluster's bucket (`pachctl restore --pachyderm-bucket URL`), or extract again without --no-objects"
     )]
     ObjectsNotInStream { count: usize, first: String },
+    #[error(
+        "{count} object(s) the stream's commits need are neither in it nor in the Pachyderm bucket given (first: {first}); clone the whole bucket of the cluster the extract came from, and give its storage root (the folder holding object/, block/ and index/)"
+    )]
+    MissingInBucket { count: usize, first: String },
     #[error("{what} cannot be restored into this cluster: {reason}")]
     Unconvertible { what: String, reason: String },
     #[error("{0}")]
@@ -86,9 +90,11 @@ impl AdminError {
             | ForeignCheckpoint { .. }
             | ObjectsNotInStream { .. }
             | Unconvertible { .. } => ErrorKind::InvalidArgument,
-            MissingObjects { .. } | Busy(_) | NotOwner { .. } | Unowned { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            MissingObjects { .. }
+            | MissingInBucket { .. }
+            | Busy(_)
+            | NotOwner { .. }
+            | Unowned { .. } => ErrorKind::FailedPrecondition,
             NoClusterRecord { .. } => ErrorKind::Internal,
             Clash { .. } => ErrorKind::AlreadyExists,
             Pfs(e) => e.kind(),

@@ -56,6 +56,17 @@ pub async fn restore_any<R: AsyncRead + Unpin>(
     spool_dir: &Path,
     input: R,
 ) -> Result<Summary> {
+    restore_any_with(pps, spool_dir, input, None).await
+}
+
+/// [`restore_any`]; a Pachyderm extract's missing objects are read from
+/// `bucket`, the Pachyderm cluster's own (`--no-objects` extracts).
+pub async fn restore_any_with<R: AsyncRead + Unpin>(
+    pps: &pach_pps::Pps,
+    spool_dir: &Path,
+    input: R,
+    bucket: Option<&crate::pachyderm::bucket::PachydermBucket>,
+) -> Result<Summary> {
     let spool = spool_input(spool_dir, input).await?;
     let result = async {
         let mut prefix = Vec::new();
@@ -67,7 +78,7 @@ pub async fn restore_any<R: AsyncRead + Unpin>(
             .await
             .map_err(io("reading the spool file"))?;
         if crate::pachyderm::frames::is_pachyderm_stream(&prefix) {
-            crate::pachyderm::import(pps, spool_dir, &spool).await
+            crate::pachyderm::import_with(pps, spool_dir, &spool, bucket).await
         } else {
             restore_spooled(pps.pfs(), spool_dir, &spool).await
         }

@@ -37,6 +37,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use object_store::ObjectStoreExt;
 use pach_api::admin;
 use pach_pfs::{BranchName, ErrorKind};
 use pach_pps::Pps;
@@ -44,6 +45,7 @@ use pach_pps::spec::PipelineSpec;
 use pach_storage::{Change, PieceHasher};
 use prost::Message;
 
+use super::bucket::{BucketRange, PachydermBucket};
 use super::frames::{OpPosition, OpReader};
 use super::hashtree::{self, TreeFile};
 use super::ops::{BranchOp, CommitOp, ContentRef, JobOp, Op, OpVersion};
@@ -61,6 +63,17 @@ const READ_BUFFER: usize = 1 << 20;
 /// the client sent it) into the cluster of `pps`. `scratch` holds the
 /// stream's objects while it is validated and applied.
 pub async fn import(pps: &Pps, scratch: &Path, spool: &Path) -> Result<Summary> {
+    import_with(pps, scratch, spool, None).await
+}
+
+/// [`import`], reading the objects a `--no-objects` extract lacks from the
+/// Pachyderm cluster's own bucket.
+pub async fn import_with(
+    pps: &Pps,
+    scratch: &Path,
+    spool: &Path,
+    bucket: Option<&PachydermBucket>,
+) -> Result<Summary> {
     tokio::fs::create_dir_all(scratch)
         .await
         .map_err(io(format!("creating {}", scratch.display())))?;
@@ -77,6 +90,10 @@ pub async fn import(pps: &Pps, scratch: &Path, spool: &Path) -> Result<Summary> 
             source: std::io::Error::other(e),
         })??;
     let dir = work.path().to_path_buf();
+    let mut scan = scan;
+    if let Some(b) = bucket {
+        fetch_trees(&mut scan, &dir, b).await?;
+    }
     let plan = tokio::task::spawn_blocking({
         let dir = dir.clone();
         move || check_trees(scan, &dir)
@@ -87,6 +104,7 @@ pub async fn import(pps: &Pps, scratch: &Path, spool: &Path) -> Result<Summary> 
         source: std::io::Error::other(e),
     })??;
     let mut plan = plan;
+    find_missing(&mut plan, bucket).await?;
     check_target(pps, &mut plan).await?;
     apply(pps, &plan, &dir).await?;
     Ok(plan.summary.clone())
@@ -438,6 +456,11 @@ struct Plan {
     /// Each commit's tree object(s), so that a commit is written as the
     /// changes from its parent.
     trees: HashMap<(String, String), Vec<String>>,
+    /// Objects and blocks the commits need that the stream lacks.
+    missing: BTreeSet<String>,
+    /// Where the Pachyderm bucket holds them.
+    bucket: Option<PachydermBucket>,
+    bucket_refs: HashMap<String, BucketRange>,
     /// Pipelines in stream order, converted.
     pipelines: Vec<(String, PipelineSpec)>,
     /// What the stream names and does not create: the cluster must hold it.
@@ -500,6 +523,9 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         input_repos: BTreeSet::new(),
         keep_outputs: false,
         trees: HashMap::new(),
+        missing: BTreeSet::new(),
+        bucket: None,
+        bucket_refs: HashMap::new(),
         pipelines: Vec::new(),
         external: External::default(),
         commit_branches: HashMap::new(),
@@ -597,12 +623,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
             Op::ObjectValue(_) | Op::BlockValue { .. } => {}
         }
     }
-    if let Some(first) = missing.first() {
-        return Err(AdminError::ObjectsNotInStream {
-            count: missing.len(),
-            first: first.clone(),
-        });
-    }
+    plan.missing = missing;
     // A 1.9 extract carries its outputs (commits, branches with
     // provenance): they are kept, and its pipelines adopt their repos.
     plan.keep_outputs = version == OpVersion::V1_9;
@@ -694,7 +715,7 @@ fn check_commit(
                             f.path
                         )));
                     }
-                    Resolved::Found { .. } => {}
+                    Resolved::Found { .. } | Resolved::Bucket(_) => {}
                 }
             }
         }
@@ -745,6 +766,8 @@ enum Resolved {
         offset: u64,
         len: u64,
     },
+    /// In the Pachyderm cluster's bucket.
+    Bucket(BucketRange),
     /// Named, but not in the stream (a `--no-objects` extract).
     Missing(String),
     Bad(String),
@@ -762,6 +785,9 @@ fn resolve_in(plan: &Plan, dir: &Path, piece: &ContentRef) -> Resolved {
                     len,
                 };
             }
+            if let Some(r) = plan.bucket_refs.get(hash) {
+                return Resolved::Bucket(r.clone());
+            }
             match plan.object_refs.get(hash) {
                 Some(r @ ContentRef::Block { .. }) => resolve_in(plan, dir, r),
                 Some(ContentRef::Object(_)) => {
@@ -769,6 +795,20 @@ fn resolve_in(plan: &Plan, dir: &Path, piece: &ContentRef) -> Resolved {
                 }
                 None if hash.len() == 128 => Resolved::Missing(hash.clone()),
                 None => Resolved::Bad(format!("'{hash}' is not a Pachyderm object name")),
+            }
+        }
+        ContentRef::Block { hash, lower, upper } if !plan.blocks.contains_key(hash) => {
+            match plan.bucket_refs.get(hash) {
+                Some(r) if r.lower + upper <= r.upper => Resolved::Bucket(BucketRange {
+                    block: r.block.clone(),
+                    lower: r.lower + lower,
+                    upper: r.lower + upper,
+                }),
+                Some(r) => Resolved::Bad(format!(
+                    "bytes {lower}..{upper} of block {hash} are named, and it has {}",
+                    r.upper - r.lower
+                )),
+                None => Resolved::Missing(hash.clone()),
             }
         }
         ContentRef::Block { hash, lower, upper } => match plan.blocks.get(hash) {
@@ -793,7 +833,7 @@ fn read_tree(
 ) -> std::result::Result<Option<Vec<TreeFile>>, String> {
     let (path, offset, len) = match resolve_in(plan, dir, &ContentRef::Object(tree.to_string())) {
         Resolved::Found { path, offset, len } => (path, offset, len),
-        Resolved::Missing(_) => return Ok(None),
+        Resolved::Missing(_) | Resolved::Bucket(_) => return Ok(None),
         Resolved::Bad(reason) => return Err(reason),
     };
     let mut f = std::fs::File::open(&path).map_err(|e| format!("reading it from scratch: {e}"))?;
@@ -1012,6 +1052,101 @@ async fn create_pipelines(pps: &Pps, plan: &Plan, adopt: bool) -> Result<()> {
     Ok(())
 }
 
+/// Streams a range of the Pachyderm bucket into the file being written.
+async fn copy_from_bucket(
+    plan: &Plan,
+    r: &BucketRange,
+    session: &mut pach_storage::PutSession,
+) -> Result<()> {
+    let Some(bucket) = &plan.bucket else {
+        return Err(AdminError::Corrupt(
+            "content in a bucket that is not given".into(),
+        ));
+    };
+    let mut at = r.lower;
+    while at < r.upper {
+        let end = r.upper.min(at + READ_BUFFER as u64);
+        let bytes = bucket.store.get_range(&r.block, at..end).await?;
+        if bytes.is_empty() {
+            return Err(AdminError::Corrupt(format!(
+                "the bucket's {} ends before byte {end}",
+                r.block
+            )));
+        }
+        session.write(&bytes).await?;
+        at += bytes.len() as u64;
+    }
+    Ok(())
+}
+
+/// The commits' trees that the stream lacks, from the bucket into the
+/// scratch directory (each checked against its name, its SHA-512), so that
+/// validation reads them as if the stream held them.
+async fn fetch_trees(scan: &mut Scan, dir: &Path, bucket: &PachydermBucket) -> Result<()> {
+    let mut indexes = HashMap::new();
+    let mut ops = OpsFile::open(&scan.ops)?;
+    while let Some((at, op)) = ops.next()? {
+        let Op::Commit(c) = op else { continue };
+        for tree in &c.trees {
+            if scan.objects.contains(tree) || scan.object_refs.contains_key(tree) {
+                continue;
+            }
+            check_object_name(at, tree)?;
+            let Some(range) = bucket.find_object(tree, &mut indexes).await? else {
+                continue;
+            };
+            let bytes = bucket.read(&range).await?;
+            if pach_storage::Sha512::of(&bytes).to_hex() != *tree {
+                return Err(AdminError::Corrupt(format!(
+                    "the tree of commit {}@{} ({at}) read from the bucket ({}) is not object {tree}: its bytes do not match its name",
+                    c.repo, c.id, range.block
+                )));
+            }
+            std::fs::write(dir.join("objects").join(tree), &bytes)
+                .map_err(io("writing a tree to scratch"))?;
+            scan.objects.insert(tree.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Everything the commits need that the stream lacks must be in the
+/// bucket; without one, or if it lacks some, the restore is refused.
+async fn find_missing(plan: &mut Plan, bucket: Option<&PachydermBucket>) -> Result<()> {
+    if plan.missing.is_empty() {
+        return Ok(());
+    }
+    let Some(bucket) = bucket else {
+        return Err(AdminError::ObjectsNotInStream {
+            count: plan.missing.len(),
+            first: plan.missing.first().cloned().unwrap_or_default(),
+        });
+    };
+    let mut indexes = HashMap::new();
+    let mut lacking = Vec::new();
+    for name in std::mem::take(&mut plan.missing) {
+        let found = if name.len() == 128 {
+            bucket.find_object(&name, &mut indexes).await?
+        } else {
+            bucket.find_block(&name, 0, 0).await?
+        };
+        match found {
+            Some(r) => {
+                plan.bucket_refs.insert(name, r);
+            }
+            None => lacking.push(name),
+        }
+    }
+    if let Some(first) = lacking.first() {
+        return Err(AdminError::MissingInBucket {
+            count: lacking.len(),
+            first: first.clone(),
+        });
+    }
+    plan.bucket = Some(bucket.clone());
+    Ok(())
+}
+
 /// The files of a commit's tree(s), in path order.
 fn commit_files(
     plan: &Plan,
@@ -1089,11 +1224,25 @@ async fn apply_commit(
             continue;
         }
         for (i, piece) in f.content.iter().enumerate() {
-            let Resolved::Found { path, offset, len } = resolve_in(plan, dir, piece) else {
-                return Err(AdminError::Corrupt(format!(
-                    "file '{}' of commit {}@{} ({at}) lost its content after validation",
-                    f.path, c.repo, c.id
-                )));
+            let (path, offset, len) = match resolve_in(plan, dir, piece) {
+                Resolved::Found { path, offset, len } => (path, offset, len),
+                Resolved::Bucket(r) => {
+                    session.begin_file(f.path.clone(), None);
+                    copy_from_bucket(plan, &r, &mut session).await?;
+                    let entry = session.end_file().await?;
+                    changes.push(if i == 0 {
+                        Change::Put(entry)
+                    } else {
+                        Change::Append(entry)
+                    });
+                    continue;
+                }
+                _ => {
+                    return Err(AdminError::Corrupt(format!(
+                        "file '{}' of commit {}@{} ({at}) lost its content after validation",
+                        f.path, c.repo, c.id
+                    )));
+                }
             };
             session.begin_file(f.path.clone(), None);
             let mut file = tokio::fs::File::open(&path)

@@ -10,6 +10,7 @@
 mod extract;
 #[cfg(test)]
 use extract::tree_bytes;
+pub mod bucket;
 pub mod frames;
 pub mod hashtree;
 mod import;
@@ -17,7 +18,7 @@ pub mod ops;
 pub mod spec;
 
 pub use extract::extract;
-pub use import::import;
+pub use import::{import, import_with};
 
 #[cfg(test)]
 mod tests;

@@ -736,3 +736,111 @@ async fn the_spec_repo_of_a_1_9_extract_is_left_out() {
     let (head, _) = pfs.resolve_commit("data", "master").await.unwrap();
     assert!(head.provenance.is_empty(), "{:?}", head.provenance);
 }
+
+/// A `--no-objects` 1.9 extract (no object ops) and the Pachyderm bucket it
+/// came with, in 1.x's layout: objects found by their own record or through
+/// their prefix's index, bytes read from blocks.
+#[tokio::test]
+async fn a_no_objects_extract_reads_the_pachyderm_bucket() {
+    use pach_api::pfs;
+    use prost::Message;
+    let _serial = crate::testkit::serial().await;
+    let full = generated_1_9(3, 4);
+    // Split the stream: its objects go to a bucket, the rest stays.
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let root = bucket_dir.path().join("pach");
+    for d in ["object", "block", "index"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let mut r = super::frames::OpReader::new(&full[..]);
+    let mut w = super::frames::OpWriter::new(Vec::new());
+    let mut value = Vec::new();
+    let mut index = std::collections::HashMap::<String, pfs::ObjectIndex>::new();
+    let mut n = 0;
+    while let Some((_, op)) = r.next_op().unwrap() {
+        match op.op1_9.as_ref().and_then(|o| o.object.as_ref()) {
+            Some(o) if !o.value.is_empty() => value.extend_from_slice(&o.value),
+            Some(_) => {
+                let hash = pach_storage::Sha512::of(&value).to_hex();
+                // Two objects per block, the second after the first.
+                let block = format!("block{}", n / 2);
+                let path = root.join("block").join(&block);
+                let mut bytes = std::fs::read(&path).unwrap_or_default();
+                let lower = bytes.len() as u64;
+                bytes.extend_from_slice(&value);
+                std::fs::write(&path, &bytes).unwrap();
+                let r = pfs::BlockRef {
+                    block: Some(pfs::Block { hash: block }),
+                    range: Some(pfs::ByteRange {
+                        lower,
+                        upper: bytes.len() as u64,
+                    }),
+                };
+                if n % 3 == 0 {
+                    // Compacted into its prefix's index.
+                    index
+                        .entry(hash[..2].to_string())
+                        .or_default()
+                        .objects
+                        .insert(hash, r);
+                } else {
+                    std::fs::write(root.join("object").join(&hash), r.encode_to_vec()).unwrap();
+                }
+                value.clear();
+                n += 1;
+            }
+            None => w.write(&op).unwrap(),
+        }
+    }
+    for (prefix, i) in index {
+        std::fs::write(root.join("index").join(prefix), i.encode_to_vec()).unwrap();
+    }
+    let stream = w.finish().unwrap();
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(bucket_dir.path()).unwrap());
+    let bucket = super::bucket::PachydermBucket {
+        store,
+        root: object_store::path::Path::from("pach"),
+    };
+    let c = cluster();
+    let spool = c.dir.path().join("spool");
+    let before = state(&c.pps).await;
+    // Without the bucket: refused, naming the way out.
+    let err = restore_any(&c.pps, &spool, &stream[..]).await.unwrap_err();
+    assert!(err.to_string().contains("--pachyderm-bucket"), "{err}");
+    // With a bucket that lacks a block: refused, nothing changed.
+    let lost = root.join("block").join("block1");
+    let kept = std::fs::read(&lost).unwrap();
+    std::fs::remove_file(&lost).unwrap();
+    let err = crate::restore_any_with(&c.pps, &spool, &stream[..], Some(&bucket))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AdminError::MissingInBucket { .. }), "{err}");
+    assert_eq!(state(&c.pps).await, before);
+    std::fs::write(&lost, kept).unwrap();
+    // With it whole: the same cluster as from the full stream.
+    crate::restore_any_with(&c.pps, &spool, &stream[..], Some(&bucket))
+        .await
+        .unwrap();
+    let d = cluster();
+    restore_any(&d.pps, &d.dir.path().join("spool"), &full[..])
+        .await
+        .unwrap();
+    let files = |pfs: &Pfs| {
+        let pfs = pfs.clone();
+        async move {
+            let mut out = Vec::new();
+            for commit in pfs.list_commit("data", None, None, 0, false).await.unwrap() {
+                let index = pfs.content().open_index(commit.index_root()).await.unwrap();
+                let mut all = index.range("", None);
+                while let Some(e) = all.next().await {
+                    let e = e.unwrap();
+                    let bytes = read(&pfs, "data", &commit.id, &e.path).await;
+                    out.push(format!("{} {} {:?}", commit.id, e.path, bytes));
+                }
+            }
+            out
+        }
+    };
+    assert_eq!(files(c.pps.pfs()).await, files(d.pps.pfs()).await);
+}

@@ -44,6 +44,11 @@ pub struct Restore {
     /// Read the stream from this URL instead of stdin.
     #[arg(short, long)]
     pub url: Option<String>,
+    /// For a Pachyderm extract taken with --no-objects: the URL of that
+    /// Pachyderm cluster's bucket (cloned), at its storage root (the folder
+    /// holding object/, block/ and index/); pachd reads the objects there.
+    #[arg(long, value_name = "URL")]
+    pub pachyderm_bucket: Option<String>,
 }
 
 /// A byte counter on stderr when it is a terminal (streams have no known size).
@@ -182,6 +187,7 @@ enum Source {
 /// just the URL for pachd to read; `bar` counts the bytes sent from stdin.
 async fn send_stream(
     source: Source,
+    pachyderm_bucket: String,
     bar: Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<(
     tokio_stream::wrappers::ReceiverStream<api::RestoreRequest>,
@@ -190,10 +196,24 @@ async fn send_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<api::RestoreRequest>(4);
     let task = match source {
         Source::Url(url) => tokio::spawn(async move {
-            let _ = tx.send(api::RestoreRequest { data: vec![], url }).await;
+            let first = api::RestoreRequest {
+                data: vec![],
+                url,
+                pachyderm_bucket,
+            };
+            let _ = tx.send(first).await;
             Ok(())
         }),
         Source::Stdin => tokio::task::spawn_blocking(move || {
+            if !pachyderm_bucket.is_empty() {
+                let first = api::RestoreRequest {
+                    pachyderm_bucket,
+                    ..Default::default()
+                };
+                if tx.blocking_send(first).is_err() {
+                    return Ok(());
+                }
+            }
             let mut stdin = std::io::stdin().lock();
             loop {
                 let mut buf = vec![0u8; 1 << 20];
@@ -209,7 +229,7 @@ async fn send_stream(
                 }
                 let msg = api::RestoreRequest {
                     data: buf,
-                    url: String::new(),
+                    ..Default::default()
                 };
                 if tx.blocking_send(msg).is_err() {
                     return Ok(());
@@ -226,7 +246,8 @@ pub async fn restore(a: Restore) -> anyhow::Result<()> {
     // Bytes sent, then (the stream is validated whole before it is applied)
     // the time pachd takes to check and apply it.
     let bar = progress("restoring: sent");
-    let (requests, task) = send_stream(source, bar.clone()).await?;
+    let bucket = a.pachyderm_bucket.unwrap_or_default();
+    let (requests, task) = send_stream(source, bucket, bar.clone()).await?;
     let result = c.extension.restore(requests).await;
     task.await??;
     if let Some(b) = bar {
@@ -261,7 +282,7 @@ pub async fn verify(a: Verify) -> anyhow::Result<()> {
         }
         None => {
             let source = a.url.map(Source::Url).unwrap_or(Source::Stdin);
-            let (requests, task) = send_stream(source, None).await?;
+            let (requests, task) = send_stream(source, String::new(), None).await?;
             (c.extension.verify(requests).await, Some(task))
         }
     };
