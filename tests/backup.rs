@@ -794,6 +794,20 @@ fn damaged_pachyderm_extracts_are_refused_and_change_nothing() {
         );
         assert_eq!(snapshot(&p), before, "{what}");
     }
+    // verify reads only this pachd's own stream, and says so.
+    let out = p
+        .pachctl_cmd(&["verify"])
+        .stdin(
+            std::fs::File::open(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata"),
+            )
+            .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Pachyderm extract"), "{err}");
 }
 
 /// `pachctl extract --format pachyderm` writes Pachyderm 1.9's format;
