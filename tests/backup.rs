@@ -702,3 +702,447 @@ fn verify_from_another_cluster_streams_any_number_of_differences() {
     let from_stdin = String::from_utf8_lossy(&out.stdout);
     assert_eq!(from_stdin, stdout, "the same differences either way");
 }
+
+/// What Pachyderm's sort.sh put into input file `/i`: the two-digit numbers
+/// ending in `i`, one a line (tests/golden/pachyderm-1.7/README.md).
+fn sort_sh_file(i: u32) -> String {
+    (0..10).map(|j| format!("{j}{i}\n")).collect()
+}
+
+/// Pachyderm's own 1.7 extract, restored with `pachctl restore` and no flag,
+/// passes the assertions of Pachyderm's TestMigrateFrom1_7 (1.9.x): the
+/// pipelines run again on every restored input commit, in history order,
+/// with their stats branches.
+#[test]
+fn pachyderm_1_7_extract_restores_and_its_pipelines_run_again() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
+    let p = Pachd::start();
+    let out = restore_from(&p, &golden);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Wait for the last imported commit to be processed.
+    let flushed = p.raw(&["flush", "commit", "left@master"]);
+    assert!(flushed.len() >= 3, "{flushed:?}");
+    // Inputs.
+    assert_eq!(p.raw(&["list", "commit", "left@master"]).len(), 3);
+    assert_eq!(p.raw(&["list", "commit", "right@master"]).len(), 3);
+    for (repo, range) in [("left", 0..5), ("right", 5..10)] {
+        let files = p.raw(&["list", "file", &format!("{repo}@master:/")]);
+        assert!(!files.is_empty(), "{repo}");
+        for f in files {
+            let path = f["file"]["path"].as_str().unwrap();
+            let i: u32 = path.trim_start_matches('/').parse().unwrap();
+            assert!(range.contains(&i), "{repo} holds {path}");
+            let got = p.ok(&["get", "file", &format!("{repo}@master:{path}")]);
+            assert_eq!(got, sort_sh_file(i), "{repo}:{path}");
+        }
+    }
+    // Outputs.
+    let mut repos: Vec<String> = p
+        .raw(&["list", "repo"])
+        .iter()
+        .map(|r| r["repo"]["name"].as_str().unwrap().to_string())
+        .collect();
+    repos.sort();
+    assert_eq!(repos, ["copy", "left", "right", "sort"]);
+    let nums = p.ok(&["get", "file", "sort@master:/nums"]);
+    let distinct: std::collections::BTreeSet<&str> = nums.lines().collect();
+    let inputs: Vec<u32> = p
+        .raw(&["list", "file", "left@master:/"])
+        .iter()
+        .chain(p.raw(&["list", "file", "right@master:/"]).iter())
+        .map(|f| f["file"]["path"].as_str().unwrap()[1..].parse().unwrap())
+        .collect();
+    // Every number of every input file, sorted.
+    assert_eq!(distinct.len(), inputs.len() * 10, "{nums}");
+    assert_eq!(inputs.len(), 10, "the inputs' heads hold all ten files");
+    assert_eq!(distinct.len(), 100);
+    let sorted: Vec<u32> = nums.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "{nums}");
+    assert_eq!(p.raw(&["list", "commit", "sort@stats"]).len(), 6);
+}
+
+/// A truncated copy of Pachyderm's extract, and copies with one byte
+/// flipped, are refused with the place named, and the cluster is unchanged.
+#[test]
+fn damaged_pachyderm_extracts_are_refused_and_change_nothing() {
+    let golden = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata"),
+    )
+    .unwrap();
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "existing"]);
+    p.ok_stdin(&["put", "file", "existing@master:/f"], b"kept\n");
+    let before = snapshot(&p);
+    let bad = p.dir.path().join("bad.metadata");
+    let mut flipped = golden.clone();
+    flipped[golden.len() / 2] ^= 0x01;
+    for (what, bytes) in [
+        ("truncated", golden[..golden.len() - 1000].to_vec()),
+        ("one byte flipped", flipped),
+    ] {
+        std::fs::write(&bad, &bytes).unwrap();
+        let out = restore_from(&p, &bad);
+        assert!(!out.status.success(), "{what} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            (err.contains("truncated") || err.contains("corrupt")) && err.contains("byte"),
+            "{what}: {err}"
+        );
+        assert_eq!(snapshot(&p), before, "{what}");
+    }
+    // verify reads only this pachd's own stream, and says so.
+    let out = p
+        .pachctl_cmd(&["verify"])
+        .stdin(
+            std::fs::File::open(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata"),
+            )
+            .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Pachyderm extract"), "{err}");
+}
+
+/// `pachctl extract --format pachyderm` writes Pachyderm 1.9's format;
+/// `pachctl restore` reads it back into another cluster identically: commit
+/// ids, history, provenance, branches, bytes and pipelines.
+#[test]
+fn pachyderm_format_extract_restores_into_another_cluster() {
+    let a = Pachd::start();
+    populate(&a);
+    let file = a.dir.path().join("pachyderm.metadata");
+    extract_to(&a, &["--format", "pachyderm"], &file);
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.starts_with(b"\xff\x06\x00\x00sNaPpY"),
+        "not snappy-framed"
+    );
+
+    let b = Pachd::start();
+    let out = restore_from(&b, &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.ok(&["flush", "commit", "images@master"]);
+    // Everything, outputs included: their commits keep their ids and
+    // provenance, and the pipeline adopts them instead of running again.
+    assert_eq!(snapshot(&a), snapshot(&b));
+    for f in ["a.txt", "b.txt"] {
+        assert_eq!(
+            a.ok(&["get", "file", &format!("upper@master:/{f}")]),
+            b.ok(&["get", "file", &format!("upper@master:/{f}")])
+        );
+    }
+    // Pachyderm's format has no checkpoints.
+    let err = a.fails(&["extract", "--format", "pachyderm", "--since", "r1-t1-cx"]);
+    assert!(err.contains("--since"), "{err}");
+}
+
+/// Extracts `a` in Pachyderm's format and restores it into a new cluster.
+fn through_pachyderm_format(a: &Pachd) -> Pachd {
+    let file = a.dir.path().join("pachyderm.metadata");
+    extract_to(a, &["--format", "pachyderm"], &file);
+    let b = Pachd::start();
+    let out = restore_from(&b, &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b
+}
+
+fn create_pipeline(p: &Pachd, spec: &str) {
+    let file = p.dir.path().join("spec.json");
+    std::fs::write(&file, spec).unwrap();
+    p.ok(&["create", "pipeline", "-f", file.to_str().unwrap()]);
+}
+
+/// Pachyderm's TestExtractRestoreHeadlessBranches: a branch with no head
+/// comes back.
+#[test]
+fn pachyderm_format_keeps_headless_branches() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "data"]);
+    a.ok(&["create", "branch", "data@headless"]);
+    let b = through_pachyderm_format(&a);
+    let branches = b.raw(&["list", "branch", "data"]);
+    assert_eq!(branches.len(), 1, "{branches:?}");
+    assert_eq!(branches[0]["branch"]["name"], "headless");
+    assert!(branches[0]["head"].is_null(), "{branches:?}");
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+}
+
+/// Pachyderm's TestExtractRestoreStats: after a restore, the pipeline with
+/// stats has run again, and a flush of its input returns its output and
+/// stats commits.
+#[test]
+fn pachyderm_format_restores_stats_pipelines() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "data"]);
+    a.ok_stdin(&["put", "file", "data@master:/file"], b"file");
+    create_pipeline(
+        &a,
+        r#"{"pipeline": {"name": "stats"}, "enable_stats": true,
+            "transform": {"cmd": ["bash"], "stdin": ["echo foo", "cp /pfs/data/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "data", "glob": "/*"}}}"#,
+    );
+    a.ok(&["flush", "commit", "data@master"]);
+    let b = through_pachyderm_format(&a);
+    let flushed = b.raw(&["flush", "commit", "data@master"]);
+    assert_eq!(flushed.len(), 2, "{flushed:?}");
+    assert_eq!(b.ok(&["get", "file", "stats@master:/file"]), "file");
+    assert_eq!(b.raw(&["list", "commit", "stats@stats"]).len(), 1);
+}
+
+/// Pachyderm's TestExtractRestoreDeferredProcessing: a pipeline writing to
+/// a `staging` branch, another reading its `master`, inputs moved to
+/// `master` by hand; after a restore the same moves keep working.
+#[test]
+fn pachyderm_format_restores_deferred_processing() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "data"]);
+    create_pipeline(
+        &a,
+        r#"{"pipeline": {"name": "first"}, "output_branch": "staging",
+            "transform": {"cmd": ["bash"], "stdin": ["cp /pfs/data/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "data", "glob": "/*"}}}"#,
+    );
+    create_pipeline(
+        &a,
+        r#"{"pipeline": {"name": "second"},
+            "transform": {"cmd": ["bash"], "stdin": ["cp /pfs/first/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "first", "glob": "/*"}}}"#,
+    );
+    let step = |p: &Pachd, file: &str| {
+        p.ok_stdin(&["put", "file", &format!("data@staging:/{file}")], b"file");
+        p.ok(&["create", "branch", "data@master", "--head", "staging"]);
+        p.ok(&["flush", "commit", "data@master"]);
+        p.ok(&["create", "branch", "first@master", "--head", "staging"]);
+        p.ok(&["flush", "commit", "data@master"]);
+    };
+    step(&a, "file");
+    let b = through_pachyderm_format(&a);
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+    step(&b, "file2");
+    b.ok(&["flush", "commit", "first@master"]);
+    assert_eq!(b.ok(&["get", "file", "second@master:/file2"]), "file");
+    assert_eq!(b.ok(&["get", "file", "second@master:/file"]), "file");
+}
+
+/// Pachyderm's 1.7 extract sent as ops over `admin.API/Restore`, one
+/// message per op as python-pachyderm's `restore` sends them, gives the same
+/// cluster as `pachctl restore` of the file.
+#[test]
+fn pachyderm_ops_over_admin_api_restore_the_same_cluster() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
+    let by_file = Pachd::start();
+    let out = restore_from(&by_file, &golden);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_ops = Pachd::start();
+    let mut reader = pach_admin::pachyderm::frames::OpReader::new(std::io::BufReader::new(
+        std::fs::File::open(&golden).unwrap(),
+    ));
+    let mut requests = Vec::new();
+    while let Some((_, op)) = reader.next_op().unwrap() {
+        requests.push(pach_api::admin::RestoreRequest {
+            op: Some(op),
+            url: String::new(),
+        });
+    }
+    assert_eq!(requests.len(), 360);
+    let address = format!("http://{}", by_ops.address);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let mut admin = pach_api::admin::api_client::ApiClient::connect(address)
+                .await
+                .unwrap();
+            admin.restore(tokio_stream::iter(requests)).await.unwrap();
+        });
+    for p in [&by_file, &by_ops] {
+        p.ok(&["flush", "commit", "left@master"]);
+        p.ok(&["flush", "commit", "right@master"]);
+    }
+    let inputs = |p: &Pachd| -> Vec<String> {
+        snapshot(p)
+            .into_iter()
+            .filter(|l| l.contains("left") || l.contains("right"))
+            .filter(|l| !l.starts_with("commit copy") && !l.starts_with("commit sort"))
+            .filter(|l| !l.starts_with("file copy") && !l.starts_with("file sort"))
+            .collect()
+    };
+    assert_eq!(inputs(&by_file), inputs(&by_ops));
+    assert_eq!(
+        by_file.ok(&["get", "file", "sort@master:/nums"]),
+        by_ops.ok(&["get", "file", "sort@master:/nums"])
+    );
+    assert_eq!(by_ops.raw(&["list", "commit", "sort@stats"]).len(), 6);
+
+    // And through URLs pachd reads and writes: restore --url of Pachyderm's
+    // file, extract --format pachyderm --url.
+    let urls = tempfile::tempdir().unwrap();
+    let allow = ["--allow-file-url", urls.path().to_str().unwrap()];
+    std::fs::copy(&golden, urls.path().join("sort.metadata")).unwrap();
+    let c = Pachd::start_with(&allow);
+    let url = format!("file://{}", urls.path().join("sort.metadata").display());
+    c.ok(&["restore", "--url", &url]);
+    c.ok(&["flush", "commit", "left@master"]);
+    assert_eq!(c.raw(&["list", "commit", "left@master"]).len(), 3);
+    let out_url = format!("file://{}", urls.path().join("out.metadata").display());
+    c.ok(&["extract", "--format", "pachyderm", "--url", &out_url]);
+    let written = std::fs::read(urls.path().join("out.metadata")).unwrap();
+    assert!(written.starts_with(b"\xff\x06\x00\x00sNaPpY"));
+    let d = Pachd::start();
+    let out = restore_from(&d, &urls.path().join("out.metadata"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d.raw(&["list", "commit", "left@master"]).len(), 3);
+}
+
+/// Pachyderm's TestExtractRestorePipelineUpdate: a pipeline updated to read
+/// another input; after a restore its output commits keep their ids and
+/// their provenance, and it runs on new input.
+#[test]
+fn pachyderm_format_keeps_outputs_of_updated_pipelines() {
+    let a = Pachd::start();
+    a.ok(&["create", "repo", "in1"]);
+    let spec = |input: &str| {
+        format!(
+            r#"{{"pipeline": {{"name": "out"}}, "parallelism_spec": {{"constant": 1}},
+                "transform": {{"cmd": ["bash"], "stdin": ["cp /pfs/{input}/* /pfs/out/"]}},
+                "input": {{"pfs": {{"repo": "{input}", "glob": "/*"}}}}}}"#
+        )
+    };
+    create_pipeline(&a, &spec("in1"));
+    a.ok_stdin(&["put", "file", "in1@master:/file"], b"file");
+    a.ok(&["flush", "commit", "in1@master"]);
+    a.ok(&["create", "repo", "in2"]);
+    let file = a.dir.path().join("update.json");
+    std::fs::write(&file, spec("in2")).unwrap();
+    a.ok(&["update", "pipeline", "-f", file.to_str().unwrap()]);
+    a.ok_stdin(&["put", "file", "in2@master:/file"], b"file");
+    a.ok(&["flush", "commit", "in2@master"]);
+    let outputs = |p: &Pachd| -> Vec<String> {
+        p.raw(&["list", "commit", "out"])
+            .iter()
+            .map(|c| {
+                let mut prov: Vec<String> = c["provenance"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| format!("{}@{}", x["commit"]["repo"]["name"], x["commit"]["id"]))
+                    .collect();
+                prov.sort();
+                format!("{} {prov:?}", c["commit"]["id"])
+            })
+            .collect()
+    };
+    let before = outputs(&a);
+    assert!(before.len() >= 2, "{before:?}");
+    let b = through_pachyderm_format(&a);
+    assert_eq!(outputs(&b), before);
+    // The jobs that made them, as they ended.
+    let jobs = |p: &Pachd| -> Vec<String> {
+        p.raw(&["list", "job"])
+            .iter()
+            .map(|j| {
+                format!(
+                    "{} {} {}",
+                    j["job"]["id"], j["pipeline"]["name"], j["state"]
+                )
+            })
+            .collect()
+    };
+    // (A restored pipeline starts again at version 1, as Pachyderm's
+    // restore creates it, with all its jobs; `list job` shows the current
+    // version's, so here every job and there only the updated pipeline's.)
+    let (in_a, in_b) = (jobs(&a), jobs(&b));
+    assert!(in_a.iter().all(|j| in_b.contains(j)), "{in_a:?} {in_b:?}");
+    assert_eq!(in_b.len(), before.len(), "{in_b:?}");
+    assert!(!b.ok(&["fsck"]).to_lowercase().contains("missing"));
+    b.ok_stdin(&["put", "file", "in2@master:/more"], b"more");
+    b.ok(&["flush", "commit", "in2@master"]);
+    assert_eq!(b.ok(&["get", "file", "out@master:/more"]), "more");
+}
+
+/// The migration guide's procedure from a Pachyderm cluster: an extract
+/// taken with `--no-objects`, and the cluster's bucket cloned in its own
+/// layout (`object/<hash>` block references, `block/<name>` bytes). Here
+/// both come from a pachd's Pachyderm-format extract, split the way a 1.9
+/// cluster keeps them.
+#[test]
+fn pachyderm_no_objects_extract_restores_with_its_bucket() {
+    let a = Pachd::start();
+    populate(&a);
+    let full = a.dir.path().join("full.metadata");
+    extract_to(&a, &["--format", "pachyderm"], &full);
+    let buckets = tempfile::tempdir().unwrap();
+    let root = buckets.path().join("bucket/pach");
+    for d in ["object", "block"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let mut reader = pach_admin::pachyderm::frames::OpReader::new(std::io::BufReader::new(
+        std::fs::File::open(&full).unwrap(),
+    ));
+    let mut meta = pach_admin::pachyderm::frames::OpWriter::new(Vec::new());
+    while let Some((_, op)) = reader.next_op().unwrap() {
+        let o = op.op1_9.clone().unwrap_or_default();
+        if let Some(b) = o.block {
+            use std::io::Write;
+            let name = b.block.unwrap().hash;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join("block").join(name))
+                .unwrap();
+            f.write_all(&b.value).unwrap();
+        } else if let Some(c) = o.create_object {
+            let hash = c.object.unwrap().hash;
+            let bytes = prost::Message::encode_to_vec(&c.block_ref.unwrap());
+            std::fs::write(root.join("object").join(hash), bytes).unwrap();
+        } else {
+            meta.write(&op).unwrap();
+        }
+    }
+    let stream = a.dir.path().join("meta.metadata");
+    std::fs::write(&stream, meta.finish().unwrap()).unwrap();
+
+    let allow = ["--allow-file-url", buckets.path().to_str().unwrap()];
+    let b = Pachd::start_with(&allow);
+    // Without the bucket: refused, saying what to give.
+    let out = restore_from(&b, &stream);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pachyderm-bucket"), "{err}");
+    assert!(b.raw(&["list", "repo"]).is_empty());
+    // With it.
+    let url = format!("file://{}", root.display());
+    let out = b
+        .pachctl_cmd(&["restore", "--pachyderm-bucket", &url])
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshot(&a), snapshot(&b));
+}

@@ -22,6 +22,16 @@ pub enum AdminError {
         "{what} already exists in this cluster with different content; delete it first or restore into another cluster"
     )]
     Clash { what: String },
+    #[error(
+        "{count} object(s) the stream's commits need are not in it (first: {first}): a Pachyderm extract taken with --no-objects needs the cluster's bucket (`pachctl restore --pachyderm-bucket URL`), or extract again without --no-objects"
+    )]
+    ObjectsNotInStream { count: usize, first: String },
+    #[error(
+        "{count} object(s) the stream's commits need are neither in it nor in the Pachyderm bucket given (first: {first}); clone the whole bucket of the cluster the extract came from, and give its storage root (the folder holding object/, block/ and index/)"
+    )]
+    MissingInBucket { count: usize, first: String },
+    #[error("{what} cannot be restored into this cluster: {reason}")]
+    Unconvertible { what: String, reason: String },
     #[error("{0}")]
     Busy(String),
     #[error(
@@ -59,6 +69,8 @@ pub enum AdminError {
     Storage(#[from] pach_storage::StorageError),
     #[error(transparent)]
     Pfs(#[from] pach_pfs::PfsError),
+    #[error(transparent)]
+    Pps(#[from] pach_pps::PpsError),
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
 }
@@ -75,13 +87,18 @@ impl AdminError {
             | Corrupt(_)
             | Dangling { .. }
             | KeyListTooLarge { .. }
-            | ForeignCheckpoint { .. } => ErrorKind::InvalidArgument,
-            MissingObjects { .. } | Busy(_) | NotOwner { .. } | Unowned { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            | ForeignCheckpoint { .. }
+            | ObjectsNotInStream { .. }
+            | Unconvertible { .. } => ErrorKind::InvalidArgument,
+            MissingObjects { .. }
+            | MissingInBucket { .. }
+            | Busy(_)
+            | NotOwner { .. }
+            | Unowned { .. } => ErrorKind::FailedPrecondition,
             NoClusterRecord { .. } => ErrorKind::Internal,
             Clash { .. } => ErrorKind::AlreadyExists,
             Pfs(e) => e.kind(),
+            Pps(e) => e.kind(),
             Io { .. } | Meta(_) | Storage(_) | ObjectStore(_) => ErrorKind::Internal,
         }
     }

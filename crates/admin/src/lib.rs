@@ -15,6 +15,7 @@
 mod error;
 mod extract;
 mod gc;
+pub mod pachyderm;
 mod restore;
 mod spill;
 pub mod stream;
@@ -27,7 +28,7 @@ mod verify;
 pub use error::{AdminError, Result};
 pub use extract::{Checkpoint, extract};
 pub use gc::garbage_collect;
-pub use restore::restore;
+pub use restore::{restore, restore_any, restore_any_with};
 pub use verify::verify;
 // The write pause lives with the writes it guards, in PFS.
 pub use pach_pfs::writes::{WRITES_KEY, WritesState};

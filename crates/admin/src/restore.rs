@@ -15,7 +15,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use pach_meta::Txn;
 use pach_pfs::{BranchRecord, CommitRecord, Pfs};
-use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::Summary;
 use crate::error::{AdminError, Result, io};
@@ -40,8 +40,59 @@ const READ_BUFFER: usize = if cfg!(test) { 16 << 10 } else { 1 << 20 };
 pub async fn restore<R: AsyncRead + Unpin>(
     pfs: &Pfs,
     spool_dir: &Path,
-    mut input: R,
+    input: R,
 ) -> Result<Summary> {
+    let spool = spool_input(spool_dir, input).await?;
+    let result = restore_spooled(pfs, spool_dir, &spool).await;
+    let _ = tokio::fs::remove_file(&spool).await;
+    result
+}
+
+/// Restores either format, told apart by its first bytes: our own stream,
+/// or a Pachyderm extract (snappy-framed `admin.Op`s, imported by
+/// [`crate::pachyderm::import`], which creates pipelines through `pps`).
+pub async fn restore_any<R: AsyncRead + Unpin>(
+    pps: &pach_pps::Pps,
+    spool_dir: &Path,
+    input: R,
+) -> Result<Summary> {
+    restore_any_with(pps, spool_dir, input, None).await
+}
+
+/// [`restore_any`]; a Pachyderm extract's missing objects are read from
+/// `bucket`, the Pachyderm cluster's own (`--no-objects` extracts).
+pub async fn restore_any_with<R: AsyncRead + Unpin>(
+    pps: &pach_pps::Pps,
+    spool_dir: &Path,
+    input: R,
+    bucket: Option<&crate::pachyderm::bucket::PachydermBucket>,
+) -> Result<Summary> {
+    let spool = spool_input(spool_dir, input).await?;
+    let result = async {
+        let mut prefix = Vec::new();
+        tokio::fs::File::open(&spool)
+            .await
+            .map_err(io("reading the spool file"))?
+            .take(crate::pachyderm::frames::SNAPPY_MAGIC.len() as u64)
+            .read_to_end(&mut prefix)
+            .await
+            .map_err(io("reading the spool file"))?;
+        if crate::pachyderm::frames::is_pachyderm_stream(&prefix) {
+            crate::pachyderm::import_with(pps, spool_dir, &spool, bucket).await
+        } else {
+            restore_spooled(pps.pfs(), spool_dir, &spool).await
+        }
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&spool).await;
+    result
+}
+
+/// Copies the input into a new spool file under `spool_dir`.
+pub(crate) async fn spool_input<R: AsyncRead + Unpin>(
+    spool_dir: &Path,
+    mut input: R,
+) -> Result<std::path::PathBuf> {
     tokio::fs::create_dir_all(spool_dir)
         .await
         .map_err(io(format!("creating {}", spool_dir.display())))?;
@@ -53,7 +104,7 @@ pub async fn restore<R: AsyncRead + Unpin>(
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     ));
-    let result = async {
+    let copied = async {
         let file = tokio::fs::File::create(&spool)
             .await
             .map_err(io("creating the spool file"))?;
@@ -63,15 +114,23 @@ pub async fn restore<R: AsyncRead + Unpin>(
             .await
             .map_err(io("receiving the stream"))?;
         file.flush().await.map_err(io("writing the spool file"))?;
-        drop(file);
-        let scratch = Scratch::new_in(spool_dir).await?;
-        let validated = validate(pfs, &spool, &scratch).await?;
-        apply(pfs, &spool, validated.keys.as_ref()).await?;
-        Ok(validated.summary)
+        Ok(())
     }
     .await;
-    let _ = tokio::fs::remove_file(&spool).await;
-    result
+    match copied {
+        Ok(()) => Ok(spool),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&spool).await;
+            Err(e)
+        }
+    }
+}
+
+async fn restore_spooled(pfs: &Pfs, spool_dir: &Path, spool: &Path) -> Result<Summary> {
+    let scratch = Scratch::new_in(spool_dir).await?;
+    let validated = validate(pfs, spool, &scratch).await?;
+    apply(pfs, spool, validated.keys.as_ref()).await?;
+    Ok(validated.summary)
 }
 
 /// What a validation found: the stream's counts and, for a stream of

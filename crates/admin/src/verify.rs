@@ -10,7 +10,7 @@
 //! record, so a list of them would grow with the cluster).
 
 use pach_pfs::{CommitRecord, Pfs};
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc::Sender;
 
 use crate::error::Result;
@@ -28,7 +28,20 @@ pub async fn verify<R: AsyncRead + Unpin>(
     input: R,
     differences: &Sender<String>,
 ) -> Result<u64> {
-    let (mut r, _) = Reader::open(BufReader::with_capacity(1 << 20, input)).await?;
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    // A Pachyderm extract has none of our records to compare: say so
+    // rather than call it corrupt.
+    if crate::pachyderm::frames::is_pachyderm_stream(
+        input
+            .fill_buf()
+            .await
+            .map_err(crate::error::io("reading the stream"))?,
+    ) {
+        return Err(crate::AdminError::NotAStream(
+            "it is a Pachyderm extract, which verify does not read; restore it (`pachctl restore`) into a cluster and verify against that cluster".into(),
+        ));
+    }
+    let (mut r, _) = Reader::open(input).await?;
     let meta = pfs.meta();
     let scratch = Scratch::new_in(&std::env::temp_dir()).await?;
     let mut seen = scratch.sorter();

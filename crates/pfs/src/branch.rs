@@ -175,6 +175,7 @@ impl Pfs {
                 provenance: vec![],
                 created_ns: now_ns(),
             });
+            let head_moved = head_id.is_some() && record.head != head_id;
             if head_id.is_some() {
                 record.head = head_id.clone();
             }
@@ -203,7 +204,30 @@ impl Pfs {
                     repo: repo.into(),
                     name: name.into(),
                 };
-                downstream = self.plan_downstream(&all, HashMap::new(), vec![me]).await?;
+                // A head already computed from these upstream heads (its
+                // commits restored before the provenance) is kept.
+                downstream = self
+                    .plan_downstream_with(&all, HashMap::new(), vec![me], true)
+                    .await?;
+            } else if head_moved && let Some(head) = &head_id {
+                // As in Pachyderm 1.9, a head moved by hand is a new commit
+                // for what is computed from the branch: its subvenance
+                // starts output commits, as a commit on it would.
+                let mut all: Vec<(BranchRecord, u64)> = branches
+                    .iter()
+                    .filter(|(b, _)| !(b.repo == repo && b.name == name))
+                    .cloned()
+                    .collect();
+                all.push((record.clone(), rev));
+                let me = BranchName {
+                    repo: repo.into(),
+                    name: name.into(),
+                };
+                let below = Self::direct_subvenance(&all, &me);
+                if !below.is_empty() {
+                    let heads = HashMap::from([(me, head.clone())]);
+                    downstream = self.plan_downstream(&all, heads, below).await?;
+                }
             }
             let txn = self.write_txn().await?;
             let txn = self

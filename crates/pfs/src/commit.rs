@@ -134,8 +134,23 @@ impl Pfs {
     pub(crate) async fn plan_downstream(
         &self,
         branches: &[(BranchRecord, u64)],
+        heads: HashMap<BranchName, String>,
+        start: Vec<BranchName>,
+    ) -> Result<Vec<Downstream>> {
+        self.plan_downstream_with(branches, heads, start, false)
+            .await
+    }
+
+    /// [`Pfs::plan_downstream`]; with `keep_computed`, a branch whose head
+    /// was already computed from exactly the upstream heads (its provenance
+    /// is the planned one) keeps its head and gets no new commit — a branch
+    /// given its provenance after its commits were restored.
+    pub(crate) async fn plan_downstream_with(
+        &self,
+        branches: &[(BranchRecord, u64)],
         mut heads: HashMap<BranchName, String>,
         start: Vec<BranchName>,
+        keep_computed: bool,
     ) -> Result<Vec<Downstream>> {
         let name_of = |b: &BranchRecord| BranchName {
             repo: b.repo.clone(),
@@ -216,6 +231,12 @@ impl Pfs {
                 Some(h) => self.commit_record(&record.repo, h).await?.map(|(c, _)| c),
                 None => None,
             };
+            if keep_computed
+                && let Some(p) = &parent
+                && p.provenance.iter().cloned().collect::<BTreeSet<_>>() == provenance
+            {
+                continue;
+            }
             let commit = CommitRecord {
                 repo: record.repo.clone(),
                 id: new_commit_id(),
@@ -245,7 +266,10 @@ impl Pfs {
         Ok(out)
     }
 
-    fn direct_subvenance(branches: &[(BranchRecord, u64)], of: &BranchName) -> Vec<BranchName> {
+    pub(crate) fn direct_subvenance(
+        branches: &[(BranchRecord, u64)],
+        of: &BranchName,
+    ) -> Vec<BranchName> {
         branches
             .iter()
             .filter(|(b, _)| b.provenance.contains(of))
@@ -1056,23 +1080,39 @@ impl Pfs {
                 id: c.id.clone(),
             })
             .collect();
-        let mut downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
-            .await?
-            .into_iter()
-            .map(|(c, _)| c)
-            .filter(|c| names.iter().all(|n| c.provenance.contains(n)))
-            .filter(|c| to_repos.is_empty() || to_repos.contains(&c.repo))
-            .collect();
-        // Upstream repos' commits first, as they finish first.
-        downstream.sort_by_key(|c| c.provenance.len());
+        // Commits made while the flush waits count too (a job's stats
+        // commit is made before its output commit finishes): look again
+        // until a look finds nothing new.
+        let mut seen: HashSet<CommitName> = HashSet::new();
         let mut out = Vec::new();
-        for c in downstream {
-            match self.wait_finished(c).await {
-                Ok(done) => out.push(done),
-                Err(PfsError::CommitDeleted { .. }) => {}
-                Err(e) => return Err(e),
+        loop {
+            let mut downstream: Vec<CommitRecord> = load_all::<CommitRecord>(&*self.meta, COMMITS)
+                .await?
+                .into_iter()
+                .map(|(c, _)| c)
+                .filter(|c| names.iter().all(|n| c.provenance.contains(n)))
+                .filter(|c| to_repos.is_empty() || to_repos.contains(&c.repo))
+                .filter(|c| {
+                    seen.insert(CommitName {
+                        repo: c.repo.clone(),
+                        id: c.id.clone(),
+                    })
+                })
+                .collect();
+            if downstream.is_empty() {
+                break;
+            }
+            // Upstream repos' commits first, as they finish first.
+            downstream.sort_by_key(|c| c.provenance.len());
+            for c in downstream {
+                match self.wait_finished(c).await {
+                    Ok(done) => out.push(done),
+                    Err(PfsError::CommitDeleted { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
+        out.sort_by_key(|c| c.provenance.len());
         for c in targets {
             match self.wait_finished(c).await {
                 Ok(_) | Err(PfsError::CommitDeleted { .. }) => {}

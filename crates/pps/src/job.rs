@@ -159,6 +159,21 @@ pub(crate) struct DatumOutcome {
 
 impl Pps {
     /// Jobs, newest first; only `pipeline`'s when given.
+    /// Records a job restored from an extract, whose output commit is
+    /// already there, finished; a record of that id already there is kept.
+    pub async fn restore_job(&self, job: JobRecord) -> Result<()> {
+        let key = job_key(&job.id);
+        if load::<JobRecord>(&**self.pfs.meta(), &key).await?.is_some() {
+            return Ok(());
+        }
+        // A record written meanwhile (the same id) is as good as ours.
+        self.pfs
+            .meta()
+            .commit(Txn::new().expect(&key, 0).put(&key, encode(&job)))
+            .await?;
+        Ok(())
+    }
+
     pub async fn list_job(&self, pipeline: Option<&str>) -> Result<Vec<JobRecord>> {
         if let Some(p) = pipeline {
             self.inspect_pipeline(p).await?;
@@ -745,13 +760,24 @@ impl Pps {
         commit: &CommitRecord,
         leaf: &LeafInput,
     ) -> Result<Option<String>> {
-        for p in commit.provenance.iter().filter(|p| p.repo == leaf.repo) {
+        let of_repo: Vec<_> = commit
+            .provenance
+            .iter()
+            .filter(|p| p.repo == leaf.repo)
+            .collect();
+        for p in &of_repo {
             let c = self.pfs.inspect_commit(&p.repo, &p.id, false).await?;
             if c.branch.as_deref() == Some(leaf.branch.as_str()) {
                 return Ok(Some(c.id));
             }
         }
-        Ok(None)
+        // A head moved onto the input branch by hand (`create branch
+        // data@master --head staging`) is a commit made on another branch:
+        // the one commit of the repo is the input's.
+        Ok(match of_repo.as_slice() {
+            [only] => Some(only.id.clone()),
+            _ => None,
+        })
     }
 
     /// The outputs of a datum identical to `d` (same inputs, same pipeline

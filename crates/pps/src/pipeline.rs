@@ -84,12 +84,43 @@ impl Pps {
         update: bool,
         reprocess: bool,
     ) -> Result<()> {
-        self.check_specs(std::slice::from_ref(&spec), update)
+        self.check_specs(std::slice::from_ref(&spec), update, false)
             .await?;
-        self.put_pipeline(spec, update, reprocess).await
+        self.put_pipeline(spec, update, reprocess, false).await
     }
 
-    async fn check_specs(&self, specs: &[PipelineSpec], update: bool) -> Result<()> {
+    /// Creates a pipeline over an output repo that a restore filled first
+    /// (its commits, and its output branch with its provenance): the repo is
+    /// adopted, and no output commit is started for inputs its head was
+    /// already computed from. As [`Pps::create_pipeline`] otherwise.
+    pub async fn restore_pipeline(&self, spec: PipelineSpec) -> Result<()> {
+        self.check_specs(std::slice::from_ref(&spec), false, true)
+            .await?;
+        self.put_pipeline(spec, false, false, true).await
+    }
+
+    /// The checks of a spec that depend on no other pipeline or repo (its
+    /// secrets exist, its egress URL is one this cluster may open): what a
+    /// restore checks before it creates the repos the pipeline reads.
+    pub async fn check_spec_alone(&self, spec: &PipelineSpec) -> Result<()> {
+        self.check_secrets(spec).await?;
+        if let Some(egress) = &spec.egress {
+            pach_storage::open_url(&egress.url, &self.urls).map_err(|e| {
+                PpsError::InvalidSpec(format!(
+                    "pipeline '{}': egress.URL: {e}",
+                    spec.pipeline.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn check_specs(
+        &self,
+        specs: &[PipelineSpec],
+        update: bool,
+        adopt_output: bool,
+    ) -> Result<()> {
         let existing: BTreeMap<String, PipelineRecord> = self
             .list_pipeline_records()
             .await?
@@ -124,7 +155,7 @@ impl Pps {
                         "pipeline '{name}': enable_stats: stats cannot be disabled once enabled; keep \"enable_stats\": true"
                     )));
                 }
-                (None, _) if repos.contains(name) => {
+                (None, _) if repos.contains(name) && !adopt_output => {
                     return Err(PpsError::InvalidSpec(format!(
                         "pipeline '{name}': its output repo '{name}' already exists as a plain repo; delete it or choose another pipeline name"
                     )));
@@ -165,7 +196,13 @@ impl Pps {
         Ok(())
     }
 
-    async fn put_pipeline(&self, spec: PipelineSpec, update: bool, reprocess: bool) -> Result<()> {
+    async fn put_pipeline(
+        &self,
+        spec: PipelineSpec,
+        update: bool,
+        reprocess: bool,
+        adopt_output: bool,
+    ) -> Result<()> {
         let name = spec.pipeline.name.clone();
         let key = pipeline_key(&name);
         let now = crate::now_ns();
@@ -183,8 +220,14 @@ impl Pps {
             }
         }
         if existing.is_none() {
-            pfs.create_repo(&name, &format!("Output repo for pipeline {name}."), false)
-                .await?;
+            match pfs
+                .create_repo(&name, &format!("Output repo for pipeline {name}."), false)
+                .await
+            {
+                Ok(()) => {}
+                Err(PfsError::RepoExists { .. }) if adopt_output => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let (record, rev) = match existing.clone() {
             Some((old, rev)) if update => {

@@ -173,10 +173,21 @@ impl Pps {
             }
         }
         session.finish().await?;
-        let id = self
-            .pfs
-            .write_changes(&job.pipeline, STATS_BRANCH, changes)
+        // As in Pachyderm 1.9, a stats commit is computed from the job's
+        // inputs: it carries the output commit's provenance, so that a flush
+        // of an input commit waits for it too.
+        let pfs = self.pfs.for_pipeline(&job.pipeline);
+        let provenance: Vec<(String, String)> = output
+            .provenance
+            .iter()
+            .map(|c| (c.repo.clone(), c.id.clone()))
+            .collect();
+        let stats = pfs
+            .start_commit_with(&job.pipeline, Some(STATS_BRANCH), None, "", &provenance)
             .await?;
+        let id = stats.id;
+        pfs.write_changes(&job.pipeline, &id, changes).await?;
+        pfs.finish_commit(&job.pipeline, &id, None).await?;
         Ok(CommitName {
             repo: job.pipeline.clone(),
             id,

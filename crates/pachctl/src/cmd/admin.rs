@@ -26,6 +26,17 @@ pub struct Extract {
     /// restoring it on top of that extract's restore brings the target up to date.
     #[arg(long)]
     pub since: Option<String>,
+    /// The stream's format: this pachd's own self-checking stream, or
+    /// Pachyderm 1.9's (snappy-framed admin.Op messages, which Pachyderm
+    /// 1.9's `pachctl restore` reads).
+    #[arg(long, value_enum, default_value_t = ExtractFormat::Native)]
+    pub format: ExtractFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExtractFormat {
+    Native,
+    Pachyderm,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +44,11 @@ pub struct Restore {
     /// Read the stream from this URL instead of stdin.
     #[arg(short, long)]
     pub url: Option<String>,
+    /// For a Pachyderm extract taken with --no-objects: the URL of that
+    /// Pachyderm cluster's bucket (cloned), at its storage root (the folder
+    /// holding object/, block/ and index/); pachd reads the objects there.
+    #[arg(long, value_name = "URL")]
+    pub pachyderm_bucket: Option<String>,
 }
 
 /// A byte counter on stderr when it is a terminal (streams have no known size).
@@ -67,12 +83,63 @@ fn report(verb: &str, s: Option<api::StreamSummary>) {
     }
 }
 
+/// `extract --format pachyderm`: admin.API's ops, written as Pachyderm's
+/// `pachctl extract` writes them (each op after its length as an 8-byte
+/// little-endian integer, the whole snappy-framed), or by pachd to the URL.
+async fn extract_pachyderm(a: Extract) -> anyhow::Result<()> {
+    if a.since.is_some() {
+        anyhow::bail!(
+            "--since needs this pachd's own format: Pachyderm's format has no checkpoints; drop --format pachyderm or --since"
+        );
+    }
+    let mut c = connect().await?;
+    let mut ops = c
+        .admin
+        .extract(pach_api::admin::ExtractRequest {
+            url: a.url.clone().unwrap_or_default(),
+            no_objects: a.no_objects,
+            no_repos: false,
+            no_pipelines: false,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let mut out = snap::write::FrameEncoder::new(stdout);
+    let bar = progress("extracting");
+    let mut count = 0u64;
+    while let Some(op) = ops.next().await {
+        let bytes = prost::Message::encode_to_vec(&op.map_err(status)?);
+        out.write_all(&(bytes.len() as i64).to_le_bytes())
+            .and_then(|()| out.write_all(&bytes))
+            .context("writing the stream to stdout")?;
+        count += 1;
+        if let Some(b) = &bar {
+            b.inc(bytes.len() as u64 + 8);
+        }
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|mut w| w.flush())
+        .context("writing the stream to stdout")?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if a.url.is_none() {
+        eprintln!("extracted {count} ops in Pachyderm 1.9's format");
+    }
+    Ok(())
+}
+
 pub async fn extract(a: Extract) -> anyhow::Result<()> {
     let to_stdout = a.url.is_none();
     if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!(
             "the extract stream is binary: redirect it (`pachctl extract > backup`) or use --url"
         );
+    }
+    if a.format == ExtractFormat::Pachyderm {
+        return extract_pachyderm(a).await;
     }
     let mut c = connect().await?;
     let mut replies = c
@@ -120,6 +187,7 @@ enum Source {
 /// just the URL for pachd to read; `bar` counts the bytes sent from stdin.
 async fn send_stream(
     source: Source,
+    pachyderm_bucket: String,
     bar: Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<(
     tokio_stream::wrappers::ReceiverStream<api::RestoreRequest>,
@@ -128,10 +196,24 @@ async fn send_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<api::RestoreRequest>(4);
     let task = match source {
         Source::Url(url) => tokio::spawn(async move {
-            let _ = tx.send(api::RestoreRequest { data: vec![], url }).await;
+            let first = api::RestoreRequest {
+                data: vec![],
+                url,
+                pachyderm_bucket,
+            };
+            let _ = tx.send(first).await;
             Ok(())
         }),
         Source::Stdin => tokio::task::spawn_blocking(move || {
+            if !pachyderm_bucket.is_empty() {
+                let first = api::RestoreRequest {
+                    pachyderm_bucket,
+                    ..Default::default()
+                };
+                if tx.blocking_send(first).is_err() {
+                    return Ok(());
+                }
+            }
             let mut stdin = std::io::stdin().lock();
             loop {
                 let mut buf = vec![0u8; 1 << 20];
@@ -147,7 +229,7 @@ async fn send_stream(
                 }
                 let msg = api::RestoreRequest {
                     data: buf,
-                    url: String::new(),
+                    ..Default::default()
                 };
                 if tx.blocking_send(msg).is_err() {
                     return Ok(());
@@ -164,7 +246,8 @@ pub async fn restore(a: Restore) -> anyhow::Result<()> {
     // Bytes sent, then (the stream is validated whole before it is applied)
     // the time pachd takes to check and apply it.
     let bar = progress("restoring: sent");
-    let (requests, task) = send_stream(source, bar.clone()).await?;
+    let bucket = a.pachyderm_bucket.unwrap_or_default();
+    let (requests, task) = send_stream(source, bucket, bar.clone()).await?;
     let result = c.extension.restore(requests).await;
     task.await??;
     if let Some(b) = bar {
@@ -199,7 +282,7 @@ pub async fn verify(a: Verify) -> anyhow::Result<()> {
         }
         None => {
             let source = a.url.map(Source::Url).unwrap_or(Source::Stdin);
-            let (requests, task) = send_stream(source, None).await?;
+            let (requests, task) = send_stream(source, String::new(), None).await?;
             (c.extension.verify(requests).await, Some(task))
         }
     };

@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use pach_admin::Summary;
+use pach_admin::pachyderm::bucket::PachydermBucket;
 use pach_api::pachrs::v1::{self as pb, extension_server::Extension};
 use pach_pfs::{ErrorKind, Pfs};
 use tokio::io::AsyncReadExt;
@@ -65,10 +66,28 @@ type ByteReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
 /// The stream a client sends: its bytes, or the object at the URL named in
 /// the first message.
-async fn incoming_stream(
+async fn incoming_stream(incoming: Streaming<pb::RestoreRequest>) -> Result<ByteReader, Status> {
+    Ok(incoming_stream_with(incoming).await?.0)
+}
+
+/// [`incoming_stream`], and the Pachyderm bucket the first message names.
+async fn incoming_stream_with(
     mut incoming: Streaming<pb::RestoreRequest>,
-) -> Result<ByteReader, Status> {
+) -> Result<(ByteReader, Option<PachydermBucket>), Status> {
     let first = incoming.next().await.transpose()?.unwrap_or_default();
+    let bucket = if first.pachyderm_bucket.is_empty() {
+        None
+    } else {
+        let (store, root) = crate::urls::open_url(&first.pachyderm_bucket)?;
+        Some(PachydermBucket { store, root })
+    };
+    Ok((incoming_body(first, incoming).await?, bucket))
+}
+
+async fn incoming_body(
+    first: pb::RestoreRequest,
+    incoming: Streaming<pb::RestoreRequest>,
+) -> Result<ByteReader, Status> {
     if !first.url.is_empty() {
         let (store, path) = crate::urls::open_url(&first.url)?;
         let got = store.get(&path).await.map_err(|e| {
@@ -261,10 +280,11 @@ impl Extension for ExtensionService {
         &self,
         r: Request<Streaming<pb::RestoreRequest>>,
     ) -> Result<Response<pb::StreamSummary>, Status> {
-        let reader = incoming_stream(r.into_inner()).await?;
-        let s = pach_admin::restore(&self.pfs, &self.spool, reader)
-            .await
-            .map_err(status)?;
+        let (reader, bucket) = incoming_stream_with(r.into_inner()).await?;
+        let s =
+            pach_admin::restore_any_with(&self.pipelines.pps, &self.spool, reader, bucket.as_ref())
+                .await
+                .map_err(status)?;
         Ok(Response::new(summary(s, String::new())))
     }
 

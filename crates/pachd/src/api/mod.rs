@@ -88,9 +88,13 @@ pub async fn serve(
         .add_service(limits!(txn_pb::api_server::ApiServer::new(
             transaction::TransactionService { pfs: pfs.clone() }
         )))
-        .add_service(admin_pb::api_server::ApiServer::new(admin::AdminService {
-            cluster: server.cluster.clone(),
-        }))
+        .add_service(limits!(admin_pb::api_server::ApiServer::new(
+            admin::AdminService {
+                cluster: server.cluster.clone(),
+                pps: server.pps.clone(),
+                spool: server.spool.clone(),
+            }
+        )))
         .add_service(debug_pb::debug_server::DebugServer::new(
             debug::DebugService {
                 pps: server.pps.clone(),

@@ -323,6 +323,63 @@ fn pipeline_info(p: &PipelineRecord, jobs: &[&JobRecord]) -> pps::PipelineInfo {
     }
 }
 
+/// The request that creates the pipeline as it is (Pachyderm's
+/// `PipelineReqFromInfo`): what `admin.API` extracts.
+pub(crate) fn pipeline_request(p: &PipelineRecord) -> pps::CreatePipelineRequest {
+    let i = pipeline_info(p, &[]);
+    pps::CreatePipelineRequest {
+        pipeline: i.pipeline,
+        tf_job: None,
+        transform: i.transform,
+        parallelism_spec: i.parallelism_spec,
+        hashtree_spec: i.hashtree_spec,
+        egress: i.egress,
+        update: false,
+        output_branch: i.output_branch,
+        resource_requests: i.resource_requests,
+        resource_limits: i.resource_limits,
+        input: i.input,
+        description: i.description,
+        cache_size: i.cache_size,
+        enable_stats: i.enable_stats,
+        reprocess: false,
+        max_queue_size: i.max_queue_size,
+        service: i.service,
+        spout: i.spout,
+        chunk_spec: i.chunk_spec,
+        datum_timeout: i.datum_timeout,
+        job_timeout: i.job_timeout,
+        salt: i.salt,
+        standby: i.standby,
+        datum_tries: i.datum_tries,
+        scheduling_spec: i.scheduling_spec,
+        pod_spec: i.pod_spec,
+        pod_patch: i.pod_patch,
+        spec_commit: None,
+    }
+}
+
+/// The request that records the job as it is: what `admin.API` extracts.
+pub(crate) fn job_request(j: &JobRecord) -> pps::CreateJobRequest {
+    let i = job_info(j, None);
+    pps::CreateJobRequest {
+        pipeline: i.pipeline,
+        output_commit: i.output_commit,
+        restart: 0,
+        data_processed: i.data_processed,
+        data_skipped: i.data_skipped,
+        data_total: i.data_total,
+        data_failed: i.data_failed,
+        data_recovered: i.data_recovered,
+        stats: i.stats,
+        stats_commit: i.stats_commit,
+        state: i.state,
+        reason: i.reason,
+        started: i.started,
+        finished: i.finished,
+    }
+}
+
 /// A job as Pachyderm 1.9 shows it; `p` is the pipeline version it ran.
 fn job_info(j: &JobRecord, p: Option<&PipelineRecord>) -> pps::JobInfo {
     let mut info = pps::JobInfo {

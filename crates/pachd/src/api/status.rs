@@ -65,12 +65,6 @@ pub(crate) fn status_of(kind: ErrorKind, message: &str) -> Status {
     Status::new(code, message)
 }
 
-/// The status for a method this pachd does not serve (the code clients
-/// expect from a server that lacks a method); `message` names the way out.
-pub(crate) fn unimplemented(message: &str) -> Status {
-    Status::unimplemented(safe_message(message))
-}
-
 /// `message` with control characters escaped and cut to at most
 /// [`MAX_MESSAGE`] bytes. A safe message is returned unchanged.
 pub(crate) fn safe_message(message: &str) -> String {
