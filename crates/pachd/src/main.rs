@@ -22,7 +22,22 @@ fn main() {
     // The same executable is the agent inside each datum sandbox; it must
     // take over before any thread starts.
     pach_worker::agent::run_if_invoked();
+    limit_malloc_arenas();
     serve_main();
+}
+
+/// glibc gives threads that allocate at once arenas of their own (up to
+/// eight per core) and keeps in each what is freed there: streaming a large
+/// file through the runtime's threads held twice the memory it used (a
+/// 3 GiB get peaked at 90-100 MiB instead of 45-50). Two arenas keep the
+/// peak there without slowing the stream; set before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator; no thread of
+    // this process allocates concurrently yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Log lines kept in memory for `debug dump`.
