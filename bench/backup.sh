@@ -15,8 +15,13 @@
 #     more, the last line gives each figure of the largest size over that of
 #     the smallest: the operations' memory must stay flat (goal < 1.5x for
 #     10x the commits, records and files).
+#   pachyderm format: the same cluster extracted in Pachyderm's format
+#     (`extract --format pachyderm`) and restored into an empty pachd, files/s
+#     and peak RSS next to our own stream's (sizes up to BENCH_PACHYDERM_MAX
+#     commits, default 1000: the import is the slower one).
 # Env: BENCH_DIR (scratch, default /tmp/pach-bench-backup), BENCH_FILES
-#      (files per commit), BENCH_COMMITS (one size, as a single argument).
+#      (files per commit), BENCH_COMMITS (one size, as a single argument),
+#      CARGO_TARGET_DIR (where the release binaries are built, as for cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${BENCH_FILES:-100}
@@ -69,7 +74,7 @@ for COMMITS in "${SIZES[@]}"; do
   sync; t0=$(now); pc 30721 extract --no-objects > "$W/meta.stream" 2>/dev/null; sync; t1=$(now); EXM=$(elapsed "$t0" "$t1")
   MEM[$COMMITS,xm]=$(peak_mib a); OWN[$COMMITS,xm]=$(own_mib a)
   sync; t0=$(now); cp -r "$W/a/data/objects" "$W/b-bucket"; sync; t1=$(now); CP=$(elapsed "$t0" "$t1")
-  mkdir -p "$W/b/data"; start b 30722 --storage "file://$W/b-bucket"
+  mkdir -p "$W/b/data"; start b 30722 --storage "file://$W/b-bucket" --take-over-bucket
   reset_peak b
   t0=$(now); pc 30722 restore < "$W/meta.stream" 2>/dev/null; sync; t1=$(now); RSM=$(elapsed "$t0" "$t1")
   MEM[$COMMITS,rm]=$(peak_mib b); OWN[$COMMITS,rm]=$(own_mib b)
@@ -85,8 +90,24 @@ for COMMITS in "${SIZES[@]}"; do
   sync; t0=$(now); pc 30723 restore < "$W/full.stream" 2>/dev/null; sync; t1=$(now); RSF=$(elapsed "$t0" "$t1")
   MEM[$COMMITS,rf]=$(peak_mib c); OWN[$COMMITS,rf]=$(own_mib c)
   pc 30723 verify --from 127.0.0.1:30721 >/dev/null 2>&1 || { echo "restored cluster differs" >&2; exit 1; }
-  stop c; stop a
+  stop c
   echo "with objects: cp -r of the bucket ${CP} s; extract ${EXF} s = $(ratio $EXF $CP)x; restore into an empty bucket ${RSF} s = $(ratio $RSF $CP)x (goal <= 2x each)"
+  if [ "$COMMITS" -le "${BENCH_PACHYDERM_MAX:-1000}" ]; then
+    # The same cluster through Pachyderm's extract format (Op1_9 ops,
+    # snappy-framed), restored into an empty pachd, next to our own stream.
+    reset_peak a
+    sync; t0=$(now); pc 30721 extract --format pachyderm > "$W/pach.stream" 2>/dev/null; sync; t1=$(now); EXP=$(elapsed "$t0" "$t1")
+    XP_MEM=$(peak_mib a)
+    mkdir -p "$W/d/data"; start d 30724
+    reset_peak d
+    sync; t0=$(now); pc 30724 restore < "$W/pach.stream" 2>/dev/null; sync; t1=$(now); RSP=$(elapsed "$t0" "$t1")
+    RP_MEM=$(peak_mib d); RP_OWN=$(own_mib d)
+    GOT=$(pc 30724 list commit hist@master --raw | jq -s length)
+    [ "$GOT" -eq "$COMMITS" ] || { echo "the Pachyderm-format restore holds $GOT commits, not $COMMITS" >&2; exit 1; }
+    stop d
+    echo "pachyderm format: extract ${EXP} s = $(rate $TOTAL $EXP) files/s, ${XP_MEM} MiB; restore ${RSP} s = $(rate $TOTAL $RSP) files/s, peak ${RP_MEM} MiB (${RP_OWN} MiB less the metadata store); our stream: extract ${EXF} s = $(rate $TOTAL $EXF) files/s, restore ${RSF} s = $(rate $TOTAL $RSF) files/s, peak ${MEM[$COMMITS,rf]} MiB; stream $(stat -c %s "$W/pach.stream") bytes vs $(stat -c %s "$W/full.stream")"
+  fi
+  stop a
   echo "memory: pachd peak RSS ${IDLE} MiB idle; extract --no-objects ${MEM[$COMMITS,xm]} MiB, restore ${MEM[$COMMITS,rm]} MiB; extract ${MEM[$COMMITS,xf]} MiB, restore ${MEM[$COMMITS,rf]} MiB"
   echo "memory less the metadata store ($(stat -c %s "$W/a/data/meta.redb") bytes at the source): extract --no-objects ${OWN[$COMMITS,xm]} MiB, restore ${OWN[$COMMITS,rm]} MiB; extract ${OWN[$COMMITS,xf]} MiB, restore ${OWN[$COMMITS,rf]} MiB"
   rm -rf "$W"
