@@ -969,6 +969,28 @@ fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     values
 }
 
+/// Checks a message printed with `--raw`: every key of `object` is a field
+/// name of Pachyderm 1.9's message (`names`), and `required` are present.
+pub fn check_field_names(
+    what: &str,
+    object: &serde_json::Value,
+    names: &[&str],
+    required: &[&str],
+) {
+    let map = object
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: {object}"));
+    for key in map.keys() {
+        assert!(
+            names.contains(&key.as_str()),
+            "{what}: '{key}' is not a field of Pachyderm 1.9's message: {object}"
+        );
+    }
+    for key in required {
+        assert!(map.contains_key(*key), "{what}: '{key}' missing: {object}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Versioned data through the real CLI, as a Pachyderm 1.x user types it.
 
-use pach_e2e::Pachd;
+use pach_e2e::{Pachd, check_field_names};
 
 #[test]
 fn version_table_and_config() {
@@ -459,22 +459,6 @@ const FILE_INFO: &[&str] = &[
     "hash",
 ];
 
-/// Every key of `object` is one of 1.9's names, and `required` are present.
-fn check_names(what: &str, object: &serde_json::Value, names: &[&str], required: &[&str]) {
-    let map = object
-        .as_object()
-        .unwrap_or_else(|| panic!("{what}: {object}"));
-    for key in map.keys() {
-        assert!(
-            names.contains(&key.as_str()),
-            "{what}: '{key}' is not a field of Pachyderm 1.9's message: {object}"
-        );
-    }
-    for key in required {
-        assert!(map.contains_key(*key), "{what}: '{key}' missing: {object}");
-    }
-}
-
 #[test]
 fn raw_output_uses_pachyderm_1_9_field_names() {
     let p = Pachd::start();
@@ -483,7 +467,7 @@ fn raw_output_uses_pachyderm_1_9_field_names() {
     p.ok(&["create", "branch", "out@master", "-p", "in@master"]);
     p.ok_stdin(&["put", "file", "in@master:/dir/a.txt"], b"DATA");
     let repo = &p.raw(&["inspect", "repo", "in"])[0];
-    check_names(
+    check_field_names(
         "repo",
         repo,
         REPO_INFO,
@@ -491,10 +475,10 @@ fn raw_output_uses_pachyderm_1_9_field_names() {
     );
     // Fields at their default (an empty repo's size) are left out, as jsonpb does.
     for r in p.raw(&["list", "repo"]) {
-        check_names("repo", &r, REPO_INFO, &["repo", "created", "branches"]);
+        check_field_names("repo", &r, REPO_INFO, &["repo", "created", "branches"]);
     }
     let head = &p.raw(&["inspect", "commit", "in@master"])[0];
-    check_names(
+    check_field_names(
         "commit",
         head,
         COMMIT_INFO,
@@ -514,14 +498,14 @@ fn raw_output_uses_pachyderm_1_9_field_names() {
     );
     assert_eq!(head["commit"]["id"].as_str().unwrap().len(), 32);
     let downstream = &p.raw(&["list", "commit", "out@master"])[0];
-    check_names("commit", downstream, COMMIT_INFO, &["commit", "provenance"]);
+    check_field_names("commit", downstream, COMMIT_INFO, &["commit", "provenance"]);
     assert_eq!(downstream["origin"]["kind"], "AUTO");
     for args in [
         &["inspect", "branch", "out@master"][..],
         &["list", "branch", "out"],
     ] {
         for b in p.raw(args) {
-            check_names(
+            check_field_names(
                 "branch",
                 &b,
                 BRANCH_INFO,
@@ -530,7 +514,7 @@ fn raw_output_uses_pachyderm_1_9_field_names() {
         }
     }
     let file = &p.raw(&["inspect", "file", "in@master:/dir/a.txt"])[0];
-    check_names(
+    check_field_names(
         "file",
         file,
         FILE_INFO,
@@ -555,7 +539,7 @@ fn raw_output_uses_pachyderm_1_9_field_names() {
         &["inspect", "file", "in@master:/dir"],
     ] {
         for f in p.raw(args) {
-            check_names("file", &f, FILE_INFO, &["file", "fileType", "sizeBytes"]);
+            check_field_names("file", &f, FILE_INFO, &["file", "fileType", "sizeBytes"]);
         }
     }
 }

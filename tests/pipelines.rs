@@ -1,7 +1,7 @@
 //! Pipelines through the real CLI: specs as Pachyderm users write them, user
 //! code in the bubblewrap sandbox, incremental jobs, provenance and failures.
 
-use pach_e2e::Pachd;
+use pach_e2e::{Pachd, check_field_names};
 use serde_json::Value;
 
 fn spec_file(p: &Pachd, name: &str, text: &str) -> String {
@@ -858,22 +858,6 @@ const JOB_INFO: &[&str] = &[
     "pod_patch",
 ];
 
-/// Every key of `object` is a field of the 1.9 message, and `required` are there.
-fn check_fields(what: &str, object: &Value, names: &[&str], required: &[&str]) {
-    let map = object
-        .as_object()
-        .unwrap_or_else(|| panic!("{what}: {object}"));
-    for key in map.keys() {
-        assert!(
-            names.contains(&key.as_str()),
-            "{what}: '{key}' is not a field of Pachyderm 1.9's message: {object}"
-        );
-    }
-    for key in required {
-        assert!(map.contains_key(*key), "{what}: '{key}' missing: {object}");
-    }
-}
-
 #[test]
 fn raw_pipelines_and_jobs_use_pachyderm_1_9_field_names() {
     let p = Pachd::start();
@@ -896,7 +880,7 @@ fn raw_pipelines_and_jobs_use_pachyderm_1_9_field_names() {
     for args in [&["inspect", "pipeline", "wc"][..], &["list", "pipeline"]] {
         let all = p.raw(args);
         assert_eq!(all.len(), 1, "{all:?}");
-        check_fields("pipeline", &all[0], PIPELINE_INFO, &pipeline_fields);
+        check_field_names("pipeline", &all[0], PIPELINE_INFO, &pipeline_fields);
         assert_eq!(all[0]["pipeline"]["name"], "wc");
         assert_eq!(all[0]["input"]["pfs"]["glob"], "/*");
     }
@@ -916,9 +900,9 @@ fn raw_pipelines_and_jobs_use_pachyderm_1_9_field_names() {
         "output_branch",
         "salt",
     ];
-    check_fields("job", &jobs[0], JOB_INFO, &job_fields);
+    check_field_names("job", &jobs[0], JOB_INFO, &job_fields);
     let inspected = &p.raw(&["inspect", "job", &id])[0];
-    check_fields("job", inspected, JOB_INFO, &job_fields);
+    check_field_names("job", inspected, JOB_INFO, &job_fields);
     assert_eq!(inspected["state"], "JOB_SUCCESS");
     // int64 and uint64 print as strings, as jsonpb does.
     assert_eq!(inspected["data_processed"], "1");
