@@ -364,17 +364,43 @@ fn pachyderms_certificate_directory_turns_tls_on() {
     );
 }
 
-/// python-pachyderm 3.1.0's venv, as peer-suites/python-pachyderm-3.1.0/run.sh
-/// makes it.
+/// The Python of python-pachyderm 3.1.0's virtualenv, where
+/// peer-suites/python-pachyderm-3.1.0/run.sh keeps it ($PYPACH_VENV, else
+/// ~/.cache/python-pachyderm-3.1.0), installed as run.sh installs it when
+/// missing.
 fn python_pachyderm() -> PathBuf {
-    let python = std::env::var("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/python-pachyderm-3.1.0/bin/python"))
-        .expect("HOME");
-    assert!(
-        python.exists(),
-        "{} is missing: run peer-suites/python-pachyderm-3.1.0/run.sh once to install python-pachyderm 3.1.0",
-        python.display()
-    );
+    let venv = std::env::var_os("PYPACH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .expect("HOME")
+                .join("python-pachyderm-3.1.0")
+        });
+    let python = venv.join("bin/python");
+    if !venv.join("bin/pytest").exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed by this test");
+        assert!(made.success(), "python3 -m venv {}", venv.display());
+        let installed = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "python-pachyderm==3.1.0",
+                "protobuf<3.21",
+            ])
+            .args(["certifi", "pytest<9", "pytest-timeout"])
+            .status()
+            .expect("pip of the new virtualenv");
+        assert!(
+            installed.success(),
+            "installing python-pachyderm 3.1.0 failed"
+        );
+    }
     python
 }
 
