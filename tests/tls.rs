@@ -33,8 +33,15 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA named `name` in `dir` and a server certificate it issued.
+/// A CA named `name` in `dir` and a server certificate it issued for
+/// localhost and 127.0.0.1.
 fn new_pki(dir: &Path, name: &str) -> Pki {
+    new_pki_for(dir, name, "DNS:localhost,IP:127.0.0.1")
+}
+
+/// A CA named `name` in `dir` and a server certificate it issued for the
+/// subject alternative names `names`.
+fn new_pki_for(dir: &Path, name: &str, names: &str) -> Pki {
     let ec = [
         "-newkey",
         "ec",
@@ -64,8 +71,10 @@ fn new_pki(dir: &Path, name: &str) -> Pki {
     let ext = format!("{name}.ext");
     std::fs::write(
         dir.join(&ext),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName={names}\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .unwrap();
     openssl(
@@ -241,6 +250,27 @@ fn a_certificate_from_another_ca_is_refused() {
     );
     assert!(
         err.contains("good.key") && err.contains("no usable CA certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    let elsewhere = new_pki_for(certs.path(), "elsewhere", "DNS:pachd.example.com");
+    let p = tls_pachd(&elsewhere, &[]);
+    let err = fails(
+        pachctl(
+            &p,
+            &format!("grpcs://{}", p.address),
+            Some(&elsewhere.ca),
+            &["list", "repo"],
+        ),
+        "list repo by an address the certificate does not name",
+    );
+    assert!(
+        err.contains("not valid for '127.0.0.1'")
+            && err.contains("host name the certificate names"),
         "{err}"
     );
 }
@@ -431,6 +461,12 @@ with c.commit('py', 'master') as commit:
     c.put_file_bytes(commit, '/f.txt', b'from python over tls')
 print(b''.join(c.get_file('py/master', '/f.txt')).decode())
 print(' '.join(r.repo.name for r in c.list_repo()))
+# Without TLS, the client is told what to change.
+try:
+    python_pachyderm.Client(host, port).list_repo()
+    print('plaintext call answered')
+except Exception as e:
+    print('plaintext refused:', e.details())
 "
     );
     let out = Command::new(python_pachyderm())
@@ -443,6 +479,11 @@ print(' '.join(r.repo.name for r in c.list_repo()))
     let stdout = ok(out, "python-pachyderm over TLS");
     assert!(stdout.contains("from python over tls"), "{stdout}");
     assert!(stdout.contains("py"), "{stdout}");
+    assert!(
+        stdout.contains("plaintext refused: pachd serves gRPC over TLS")
+            && stdout.contains("tls=True, root_certs="),
+        "{stdout}"
+    );
     // What pachctl sees of the same data.
     let grpcs = format!("grpcs://{}", p.address);
     let got = ok(
