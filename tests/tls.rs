@@ -298,6 +298,41 @@ fn plaintext_and_tls_mismatches_say_what_to_change() {
         );
     }
 
+    // The same from a TLS server that drops plaintext clients without a
+    // word (as Pachyderm's pachd does): pachctl finds out by itself.
+    let port = reserve_port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{}", port.port))
+        .arg("-cert")
+        .arg(&pki.cert)
+        .arg("-key")
+        .arg(&pki.key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let other = format!("127.0.0.1:{}", port.port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&other).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = fails(
+        pachctl(&tls, &other, None, &["version"]),
+        "plaintext against a silent TLS server",
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        err.contains("serves gRPC over TLS") && err.contains(&format!("grpcs://{other}")),
+        "{err}"
+    );
+
     // A TLS client on a plaintext port: told to drop TLS, or turn it on.
     let plain = Pachd::start();
     let err = fails(

@@ -144,6 +144,9 @@ pub async fn connect_to(
                 if let Some(h) = handshake_error(&e) {
                     return Err(tls_failure(target, h));
                 }
+                if tls.is_none() && is_tls_server(address).await {
+                    return Err(plaintext_on_tls(target));
+                }
                 return Err(unreachable(why_not(address, innermost(&e)).await));
             }
         };
@@ -160,11 +163,7 @@ pub async fn connect_to(
     };
     let server_version = match answer {
         Err(s) if s.message().starts_with(pach_tls::PLAINTEXT_ON_TLS_PORT) => {
-            return Err(anyhow::anyhow!(
-                "pachd at {address} ({source}) serves gRPC over TLS, and pachctl connected without TLS: \
-                 use grpcs://{address} (PACHD_ADDRESS=grpcs://{address}, or `pachctl config update \
-                 context {context} --pachd-address grpcs://{address} --server-cas CA.pem`)"
-            ));
+            return Err(plaintext_on_tls(target));
         }
         Err(s) if is_not_grpc(&s) => {
             return Err(unreachable(format!(
@@ -173,6 +172,9 @@ pub async fn connect_to(
             )));
         }
         Err(s) => {
+            if tls.is_none() && is_tls_server(address).await {
+                return Err(plaintext_on_tls(target));
+            }
             return Err(unreachable(why_not(address, escape(s.message())).await));
         }
         Ok(v) => v.into_inner(),
@@ -250,6 +252,33 @@ fn handshake_error<'a>(
         next = e.source();
     }
     None
+}
+
+/// Whether the server pachctl reached without TLS (and that did not speak
+/// gRPC there) answers TLS: Pachyderm's own pachd, say, which drops
+/// plaintext clients without a word.
+async fn is_tls_server(address: &str) -> bool {
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        pach_tls::client::speaks_tls(address),
+    )
+    .await
+    .unwrap_or(false)
+}
+
+/// The error of a plaintext connection to pachd's TLS port.
+fn plaintext_on_tls(target: &Target) -> anyhow::Error {
+    let Target {
+        address,
+        source,
+        context,
+        ..
+    } = target;
+    anyhow::anyhow!(
+        "pachd at {address} ({source}) serves gRPC over TLS, and pachctl connected without TLS: \
+         use grpcs://{address} (PACHD_ADDRESS=grpcs://{address}, or `pachctl config update \
+         context {context} --pachd-address grpcs://{address} --server-cas CA.pem`)"
+    )
 }
 
 /// What a failed TLS handshake means for the user, and what to change.

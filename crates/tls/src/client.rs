@@ -202,3 +202,37 @@ impl tower_service::Service<http::Uri> for Connector {
         })
     }
 }
+
+/// Whether the server at `address` (HOST:PORT) answers a TLS handshake,
+/// whatever its certificate: how a client that connected without TLS
+/// learns that it should have used it, from any TLS server.
+pub async fn speaks_tls(address: &str) -> bool {
+    let host = address
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost");
+    let Ok(tcp) = TcpStream::connect(address).await else {
+        return false;
+    };
+    // No roots: any certificate fails to verify, which is enough to know
+    // that a TLS server sent one.
+    let Ok(builder) = rustls::ClientConfig::builder_with_provider(crate::provider())
+        .with_safe_default_protocol_versions()
+    else {
+        return false;
+    };
+    let mut config = builder
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    match handshake(tcp, Arc::new(config), host).await {
+        Ok(_)
+        | Err(HandshakeError::Untrusted { .. })
+        | Err(HandshakeError::WrongName { .. })
+        | Err(HandshakeError::Expired { .. }) => true,
+        Err(HandshakeError::NotTls | HandshakeError::BadName { .. } | HandshakeError::Other(_)) => {
+            false
+        }
+    }
+}
