@@ -163,7 +163,7 @@ impl Config {
             None => roots.is_some(),
         };
         Ok(Target {
-            address,
+            address: with_default_port(&address),
             source,
             context: name.clone(),
             tls: tls.then(|| roots.unwrap_or(pach_tls::client::Roots::System)),
@@ -204,6 +204,19 @@ pub struct Target {
     pub tls: Option<pach_tls::client::Roots>,
 }
 
+/// HOST:PORT, with Pachyderm's port (30650) when `address` names none,
+/// whether over TLS or not.
+fn with_default_port(address: &str) -> String {
+    let has_port = address.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+    });
+    if has_port {
+        address.to_string()
+    } else {
+        format!("{address}:30650")
+    }
+}
+
 /// An address's scheme (`Some(true)` for TLS, `None` without a scheme) and
 /// HOST:PORT; `Err` with the scheme when it is not one of gRPC's.
 fn split_scheme(addr: &str) -> Result<(Option<bool>, String), String> {
@@ -241,6 +254,13 @@ mod tests {
         );
         assert_eq!(split_scheme("h:1"), Ok((None, "h:1".to_string())));
         assert_eq!(split_scheme("unix:///s"), Err("unix".to_string()));
+        assert_eq!(
+            with_default_port("pachd.example.com"),
+            "pachd.example.com:30650"
+        );
+        assert_eq!(with_default_port("h:650"), "h:650");
+        assert_eq!(with_default_port("[::1]"), "[::1]:30650");
+        assert_eq!(with_default_port("[::1]:1"), "[::1]:1");
     }
 
     #[test]
