@@ -16,7 +16,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::config::Config;
+use crate::config::{Config, SERVER_CAS_ENV, Target};
 
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// How long pachd may take to accept the connection and answer the first
@@ -81,29 +81,41 @@ pub async fn connect_with(
     patience: Option<Duration>,
 ) -> anyhow::Result<Client> {
     let config = Config::load()?;
-    let (address, source) = config.target();
-    let hint = format!(
-        "Start it with 'pachd', or point pachctl elsewhere with 'pachctl config update context {} \
-         --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT",
-        config.v2.active_context
-    );
-    connect_to(&address, &source, &hint, metadata, patience).await
+    let target = config.target()?;
+    connect_to(&target, metadata, patience).await
 }
 
-/// Connects to the pachd at `address`; `source` says where the address came
-/// from and `hint` how to change it, for the error message; `patience` is
-/// how long pachd may take to accept and answer (`None`: forever).
+/// Connects to the pachd `target` names; `patience` is how long pachd may
+/// take to accept and answer (`None`: forever).
 pub async fn connect_to(
-    address: &str,
-    source: &str,
-    hint: &str,
+    target: &Target,
     metadata: CallMetadata,
     patience: Option<Duration>,
 ) -> anyhow::Result<Client> {
+    let Target {
+        address,
+        source,
+        context,
+        tls,
+    } = target;
+    let hint = format!(
+        "Start it with 'pachd', or point pachctl elsewhere with 'pachctl config update context {context} \
+         --pachd-address=HOST:PORT' or PACHD_ADDRESS=HOST:PORT"
+    );
     let unreachable = |reason: String| {
         anyhow::anyhow!("cannot reach pachd at {address} ({source}): {reason}. {hint}")
     };
-    let mut endpoint = Endpoint::from_shared(format!("http://{address}"))
+    let tls_config = match tls {
+        Some(roots) => Some(pach_tls::client::client_config(roots).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to pachd at {address} ({source}) over TLS: {e}; give it with \
+                 {SERVER_CAS_ENV}=CA.pem or `pachctl config update context {context} --server-cas CA.pem`"
+            )
+        })?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
         .map_err(|e| unreachable(format!("invalid address ({e})")))?
         .initial_stream_window_size(Some(16 * 1024 * 1024))
         .initial_connection_window_size(Some(32 * 1024 * 1024))
@@ -125,9 +137,18 @@ pub async fn connect_to(
         ))
     };
     let handshake = async {
-        let channel = match endpoint.connect().await {
+        let connector = pach_tls::client::Connector::new(tls_config);
+        let channel = match endpoint.connect_with_connector(connector).await {
             Ok(c) => c,
-            Err(e) => return Err(unreachable(why_not(address, innermost(&e)).await)),
+            Err(e) => {
+                if let Some(h) = handshake_error(&e) {
+                    return Err(tls_failure(target, h));
+                }
+                if tls.is_none() && is_tls_server(address).await {
+                    return Err(plaintext_on_tls(target));
+                }
+                return Err(unreachable(why_not(address, innermost(&e)).await));
+            }
         };
         let conn = InterceptedService::new(channel, metadata);
         let mut version = versionpb::api_client::ApiClient::new(conn.clone());
@@ -141,6 +162,9 @@ pub async fn connect_to(
         None => handshake.await?,
     };
     let server_version = match answer {
+        Err(s) if s.message().starts_with(pach_tls::PLAINTEXT_ON_TLS_PORT) => {
+            return Err(plaintext_on_tls(target));
+        }
         Err(s) if is_not_grpc(&s) => {
             return Err(unreachable(format!(
                 "the server there is not a pachd (it does not speak pachd's gRPC API: {})",
@@ -148,6 +172,9 @@ pub async fn connect_to(
             )));
         }
         Err(s) => {
+            if tls.is_none() && is_tls_server(address).await {
+                return Err(plaintext_on_tls(target));
+            }
             return Err(unreachable(why_not(address, escape(s.message())).await));
         }
         Ok(v) => v.into_inner(),
@@ -211,6 +238,81 @@ async fn http1_status_line(address: &str) -> Option<String> {
     let text = String::from_utf8_lossy(&buf[..got]);
     let line = text.lines().next()?.trim();
     line.starts_with("HTTP/1").then(|| line.to_string())
+}
+
+/// The TLS handshake failure somewhere in a connection error's chain.
+fn handshake_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a pach_tls::client::HandshakeError> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(h) = e.downcast_ref::<pach_tls::client::HandshakeError>() {
+            return Some(h);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Whether the server pachctl reached without TLS (and that did not speak
+/// gRPC there) answers TLS: Pachyderm's own pachd, say, which drops
+/// plaintext clients without a word.
+async fn is_tls_server(address: &str) -> bool {
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        pach_tls::client::speaks_tls(address),
+    )
+    .await
+    .unwrap_or(false)
+}
+
+/// The error of a plaintext connection to pachd's TLS port.
+fn plaintext_on_tls(target: &Target) -> anyhow::Error {
+    let Target {
+        address,
+        source,
+        context,
+        ..
+    } = target;
+    anyhow::anyhow!(
+        "pachd at {address} ({source}) serves gRPC over TLS, and pachctl connected without TLS: \
+         use grpcs://{address} (PACHD_ADDRESS=grpcs://{address}, or `pachctl config update \
+         context {context} --pachd-address grpcs://{address} --server-cas CA.pem`)"
+    )
+}
+
+/// What a failed TLS handshake means for the user, and what to change.
+fn tls_failure(target: &Target, e: &pach_tls::client::HandshakeError) -> anyhow::Error {
+    use pach_tls::client::HandshakeError;
+    let Target {
+        address,
+        source,
+        context,
+        tls,
+    } = target;
+    let trusted = tls.as_ref().map(|r| r.source()).unwrap_or_default();
+    let way_out = match e {
+        HandshakeError::NotTls => format!(
+            "pachd there serves gRPC without TLS: use grpc://{address} (PACHD_ADDRESS=grpc://{address}, \
+             or `pachctl config update context {context} --pachd-address grpc://{address}`), \
+             or start pachd with --tls-cert FILE --tls-key FILE"
+        ),
+        HandshakeError::Untrusted { .. } => format!(
+            "pachctl trusts {trusted}; give the CA that signed pachd's certificate with \
+             {SERVER_CAS_ENV}=CA.pem or `pachctl config update context {context} --server-cas CA.pem`"
+        ),
+        HandshakeError::WrongName { name, .. } => format!(
+            "connect with a host name the certificate names, or give pachd a certificate for '{name}'"
+        ),
+        HandshakeError::Expired { .. } => {
+            "renew pachd's certificate (pachd reloads it when its files change), or check this host's clock"
+                .to_string()
+        }
+        HandshakeError::BadName { .. } | HandshakeError::Other(_) => {
+            "check that pachd serves TLS there and that the address is right".to_string()
+        }
+    };
+    anyhow::anyhow!("cannot connect to pachd at {address} ({source}) over TLS: {e}. {way_out}")
 }
 
 /// The message of the innermost cause of an error (the one that says why).

@@ -16,6 +16,11 @@ pub const DEFAULT_ADDRESS: &str = "localhost:30650";
 pub struct Context {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pachd_address: String,
+    /// The CA certificates (PEM, base64-encoded, as Pachyderm's config keeps
+    /// them) that pachd's certificate must be signed by; also turns TLS on
+    /// for an address without a scheme.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server_cas: String,
     /// The transaction that transactional commands join (`start transaction`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub active_transaction: String,
@@ -94,22 +99,75 @@ impl Config {
         Ok(())
     }
 
-    /// The address to dial and a description of where it came from.
-    pub fn target(&self) -> (String, String) {
-        if let Ok(addr) = std::env::var("PACHD_ADDRESS")
-            && !addr.is_empty()
-        {
-            return (strip_scheme(&addr), "PACHD_ADDRESS".to_string());
-        }
+    /// The pachd to dial: its address (PACHD_ADDRESS, else the active
+    /// context's), whether over TLS, and the roots its certificate must
+    /// chain to.
+    pub fn target(&self) -> anyhow::Result<Target> {
         let name = &self.v2.active_context;
-        let addr = self
-            .v2
-            .contexts
-            .get(name)
-            .map(|c| c.pachd_address.clone())
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
-        (strip_scheme(&addr), format!("context '{name}'"))
+        let context = self.v2.contexts.get(name);
+        let (raw, source) = match std::env::var("PACHD_ADDRESS") {
+            Ok(addr) if !addr.is_empty() => (addr, "PACHD_ADDRESS".to_string()),
+            _ => (
+                context
+                    .map(|c| c.pachd_address.clone())
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| DEFAULT_ADDRESS.to_string()),
+                format!("context '{name}'"),
+            ),
+        };
+        let roots = match std::env::var_os(SERVER_CAS_ENV).filter(|v| !v.is_empty()) {
+            Some(file) => {
+                let file = PathBuf::from(file);
+                let pem = std::fs::read(&file).with_context(|| {
+                    format!(
+                        "cannot read {} ({SERVER_CAS_ENV}); give a PEM file of the CA that signed pachd's certificate",
+                        file.display()
+                    )
+                })?;
+                Some(pach_tls::client::Roots::Pem {
+                    pem,
+                    source: format!("{} ({SERVER_CAS_ENV})", file.display()),
+                })
+            }
+            None => match context
+                .map(|c| c.server_cas.as_str())
+                .filter(|c| !c.is_empty())
+            {
+                Some(b64) => {
+                    use base64::Engine;
+                    let pem = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "server_cas of context '{name}' is not base64 ({e}); set it again with \
+                                 `pachctl config update context {name} --server-cas CA.pem`"
+                            )
+                        })?;
+                    Some(pach_tls::client::Roots::Pem {
+                        pem,
+                        source: format!("server_cas of context '{name}'"),
+                    })
+                }
+                None => None,
+            },
+        };
+        let (tls, address) = split_scheme(&raw).map_err(|scheme| {
+            anyhow::anyhow!(
+                "pachd address '{raw}' ({source}) has the scheme '{scheme}': use grpc://HOST:PORT, \
+                 or grpcs://HOST:PORT for TLS"
+            )
+        })?;
+        let tls = match tls {
+            Some(tls) => tls,
+            // No scheme: TLS when CAs are given for it.
+            None => roots.is_some(),
+        };
+        Ok(Target {
+            address: with_default_port(&address),
+            source,
+            context: name.clone(),
+            tls: tls.then(|| roots.unwrap_or(pach_tls::client::Roots::System)),
+        })
     }
 
     /// The active context, to change it (then [`Config::save`]).
@@ -130,11 +188,48 @@ impl Config {
     }
 }
 
-fn strip_scheme(addr: &str) -> String {
-    addr.trim_start_matches("grpc://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string()
+/// The environment variable naming a PEM file of the CAs to trust.
+pub const SERVER_CAS_ENV: &str = "PACHD_SERVER_CAS";
+
+/// Where pachctl connects.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// HOST:PORT.
+    pub address: String,
+    /// Where the address came from, for messages.
+    pub source: String,
+    /// The active context's name, for messages.
+    pub context: String,
+    /// `Some` for TLS: the roots pachd's certificate must chain to.
+    pub tls: Option<pach_tls::client::Roots>,
+}
+
+/// HOST:PORT, with Pachyderm's port (30650) when `address` names none,
+/// whether over TLS or not.
+fn with_default_port(address: &str) -> String {
+    let has_port = address.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+    });
+    if has_port {
+        address.to_string()
+    } else {
+        format!("{address}:30650")
+    }
+}
+
+/// An address's scheme (`Some(true)` for TLS, `None` without a scheme) and
+/// HOST:PORT; `Err` with the scheme when it is not one of gRPC's.
+fn split_scheme(addr: &str) -> Result<(Option<bool>, String), String> {
+    let trimmed = addr.trim().trim_end_matches('/');
+    let (tls, rest) = match trimmed.split_once("://") {
+        None => (None, trimmed),
+        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+            "grpc" | "http" => (Some(false), rest),
+            "grpcs" | "https" => (Some(true), rest),
+            _ => return Err(scheme.to_string()),
+        },
+    };
+    Ok((tls, rest.to_string()))
 }
 
 #[cfg(test)]
@@ -149,6 +244,30 @@ mod tests {
         assert_eq!(c.v2.contexts["prod"].other["cluster_name"], "c");
         let back: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
-        assert_eq!(strip_scheme("grpc://10.0.0.1:650"), "10.0.0.1:650");
+        assert_eq!(
+            split_scheme("grpc://10.0.0.1:650"),
+            Ok((Some(false), "10.0.0.1:650".to_string()))
+        );
+        assert_eq!(
+            split_scheme("grpcs://h:1/"),
+            Ok((Some(true), "h:1".to_string()))
+        );
+        assert_eq!(split_scheme("h:1"), Ok((None, "h:1".to_string())));
+        assert_eq!(split_scheme("unix:///s"), Err("unix".to_string()));
+        assert_eq!(
+            with_default_port("pachd.example.com"),
+            "pachd.example.com:30650"
+        );
+        assert_eq!(with_default_port("h:650"), "h:650");
+        assert_eq!(with_default_port("[::1]"), "[::1]:30650");
+        assert_eq!(with_default_port("[::1]:1"), "[::1]:1");
+    }
+
+    #[test]
+    fn server_cas_is_pachyderms_field() {
+        let text = r#"{"v2":{"active_context":"a","contexts":{"a":{"pachd_address":"grpcs://h:1","server_cas":"QUJD"}}}}"#;
+        let c: Config = serde_json::from_str(text).unwrap();
+        assert_eq!(c.v2.contexts["a"].server_cas, "QUJD");
+        assert!(!c.v2.contexts["a"].other.contains_key("server_cas"));
     }
 }

@@ -120,9 +120,37 @@ pub struct Config {
     )]
     pub datum_network: DatumNetwork,
 
+    /// The certificate (PEM, the server's first, then its chain) pachd serves
+    /// gRPC and the S3 gateway with over TLS, on their usual ports; needs
+    /// --tls-key. Default: tls.crt in --tls-dir, when it is there. The files
+    /// are read again when they change (a renewal needs no restart).
+    #[arg(long, env = "PACHD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PACHD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where Pachyderm's deployments mount pachd's certificate: when
+    /// tls.crt and tls.key are there (and no --tls-cert is given), pachd
+    /// serves TLS with them.
+    #[arg(
+        long,
+        env = "PACHD_TLS_DIR",
+        value_name = "DIR",
+        default_value = DEFAULT_TLS_DIR
+    )]
+    pub tls_dir: PathBuf,
+
     #[command(subcommand)]
     pub command: Option<Role>,
 }
+
+/// Pachyderm 1.9's mount point of the `pachd-tls-cert` secret, and the
+/// names of its two files.
+pub const DEFAULT_TLS_DIR: &str = "/pachd-tls-cert";
+pub const TLS_CERT_FILE: &str = "tls.crt";
+pub const TLS_KEY_FILE: &str = "tls.key";
 
 /// `--datum-network`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -170,6 +198,50 @@ impl Config {
             );
         }
         Ok(url)
+    }
+
+    /// The certificate and key to serve TLS with, if any: --tls-cert and
+    /// --tls-key, else tls.crt and tls.key of --tls-dir when they are there.
+    /// Half a pair is refused, naming what is missing.
+    pub fn tls_files(&self) -> anyhow::Result<Option<pach_tls::cert::CertFiles>> {
+        use pach_tls::cert::CertFiles;
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (Some(cert), None) => anyhow::bail!(
+                "--tls-cert {} needs --tls-key FILE: the certificate's private key",
+                cert.display()
+            ),
+            (None, Some(key)) => anyhow::bail!(
+                "--tls-key {} needs --tls-cert FILE: the certificate of that key",
+                key.display()
+            ),
+            (None, None) => {
+                let cert = self.tls_dir.join(TLS_CERT_FILE);
+                let key = self.tls_dir.join(TLS_KEY_FILE);
+                match (cert.exists(), key.exists()) {
+                    (true, true) => Ok(Some(CertFiles { cert, key })),
+                    (false, false) => Ok(None),
+                    (present, _) => {
+                        let (there, missing) = if present {
+                            (&cert, &key)
+                        } else {
+                            (&key, &cert)
+                        };
+                        anyhow::bail!(
+                            "{} is there but {} is not: TLS needs both (--tls-dir {}). \
+                             Add the missing file, remove the other to serve without TLS, \
+                             or name the files with --tls-cert and --tls-key",
+                            there.display(),
+                            missing.display(),
+                            self.tls_dir.display()
+                        )
+                    }
+                }
+            }
+        }
     }
 
     /// The addresses `--address` names, in the order to try them.
@@ -237,6 +309,15 @@ impl Config {
             ("metadata cache", format!("{} MiB", self.metadata_cache_mib)),
             ("worker slots", self.worker_slots.to_string()),
             ("log level", self.log_level.clone()),
+            (
+                "tls",
+                match self.tls_files() {
+                    Ok(Some(f)) => {
+                        format!("certificate {}, key {}", f.cert.display(), f.key.display())
+                    }
+                    _ => "off".to_string(),
+                },
+            ),
         ]
     }
 }
@@ -297,8 +378,35 @@ mod tests {
             worker_slots: 0,
             take_over_bucket: false,
             datum_network: DatumNetwork::Loopback,
+            tls_cert: None,
+            tls_key: None,
+            tls_dir: PathBuf::from(DEFAULT_TLS_DIR),
             command: None,
         }
+    }
+
+    #[test]
+    fn tls_files_from_flags_or_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(None);
+        c.tls_dir = dir.path().to_path_buf();
+        assert_eq!(c.tls_files().unwrap(), None);
+        std::fs::write(dir.path().join("tls.crt"), "x").unwrap();
+        let err = c.tls_files().unwrap_err().to_string();
+        assert!(err.contains("tls.key is not"), "{err}");
+        std::fs::write(dir.path().join("tls.key"), "x").unwrap();
+        let files = c.tls_files().unwrap().unwrap();
+        assert_eq!(files.cert, dir.path().join("tls.crt"));
+        assert_eq!(files.key, dir.path().join("tls.key"));
+        // Flags win over the directory.
+        c.tls_cert = Some("/a.crt".into());
+        let err = c.tls_files().unwrap_err().to_string();
+        assert!(err.contains("needs --tls-key"), "{err}");
+        c.tls_key = Some("/a.key".into());
+        assert_eq!(
+            c.tls_files().unwrap().unwrap().cert,
+            PathBuf::from("/a.crt")
+        );
     }
 
     #[test]

@@ -91,6 +91,12 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
     let mut own_data = vec![data_dir.clone()];
     own_data.extend(pach_storage::local_dir(&storage_url));
     let url_policy = urls::client_policy(&config.allow_file_url, own_data)?;
+    // The certificate is read (and checked against its key) before anything
+    // is created, like every other flag; workers serve nothing.
+    let tls = match config.command {
+        Some(config::Role::Worker { .. }) => None,
+        None => tls_certificate(&config)?,
+    };
     let socket = match config.command {
         Some(config::Role::Worker { .. }) => None,
         None => Some(reserve_address(
@@ -168,7 +174,7 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (pps, gateway) = start_s3gateway(&config, pps).await?;
+    let (pps, gateway) = start_s3gateway(&config, pps, tls.as_ref()).await?;
     tokio::spawn(pps.clone().run_controller());
     if config.worker_slots > 0 {
         tokio::spawn(pps.clone().run_worker(config.worker_slots));
@@ -182,7 +188,17 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         .listen(1024)
         .with_context(|| format!("cannot listen on {} (--address)", config.address))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "pachd listening");
+    let incoming = pach_tls::incoming::Incoming::new(
+        listener,
+        tls.as_ref().map(|c| c.server_config(&[b"h2"])),
+        Arc::new(grpc_refusal),
+    )?;
+    match &tls {
+        Some(c) => {
+            tracing::info!(address = %local, cert = %c.files().cert.display(), "pachd listening (gRPC over TLS)")
+        }
+        None => tracing::info!(address = %local, "pachd listening"),
+    }
     // Scripts wait for this line on stdout to know the server is ready.
     println!("pachd listening on {local}");
     api::serve(
@@ -196,7 +212,7 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
                 started,
             },
         },
-        listener,
+        incoming,
         shutdown,
     )
     .await?;
@@ -207,13 +223,48 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The certificate every port serves when TLS is on (reloaded when its
+/// files change), or `None`.
+fn tls_certificate(config: &Config) -> anyhow::Result<Option<Arc<pach_tls::cert::ReloadingCert>>> {
+    let Some(files) = config.tls_files()? else {
+        return Ok(None);
+    };
+    let cert = pach_tls::cert::ReloadingCert::new(files).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot serve TLS: {e}. Fix the file, or name others with --tls-cert FILE --tls-key FILE"
+        )
+    })?;
+    Ok(Some(Arc::new(cert)))
+}
+
+/// What the gRPC port answers a client that connected without TLS.
+fn grpc_refusal(authority: &str) -> String {
+    format!(
+        "{}: connect with grpcs://{authority} (pachctl: PACHD_ADDRESS=grpcs://{authority}, or \
+         `pachctl config update context --pachd-address grpcs://{authority} --server-cas CA.pem`; \
+         python-pachyderm: Client(host, port, tls=True, root_certs=CA_PEM))",
+        pach_tls::PLAINTEXT_ON_TLS_PORT
+    )
+}
+
+/// What the S3 gateway answers a client that connected without TLS.
+fn s3_refusal(authority: &str) -> String {
+    format!(
+        "pachd's S3 gateway serves HTTPS on this port, and this client connected over plain HTTP: \
+         use https://{authority} (e.g. aws --endpoint-url https://{authority}, with --ca-bundle CA.pem \
+         when its certificate is signed by a private CA)"
+    )
+}
+
 /// Starts the S3 gateway when configured, and tells pipelines' user code
 /// where it is (`S3_ENDPOINT`). A default address already taken (another
 /// pachd on this host) leaves pachd without a gateway; an address given
-/// explicitly must be served.
+/// explicitly must be served. With TLS on it serves HTTPS with pachd's
+/// certificate.
 async fn start_s3gateway(
     config: &Config,
     pps: pach_pps::Pps,
+    tls: Option<&Arc<pach_tls::cert::ReloadingCert>>,
 ) -> anyhow::Result<(pach_pps::Pps, Option<tokio::task::JoinHandle<()>>)> {
     let address = config.s3gateway_address.trim();
     if address.is_empty() {
@@ -241,15 +292,44 @@ async fn start_s3gateway(
     } else {
         local
     };
-    let pps = pps.with_s3_endpoint(format!("http://{host}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let pps = pps.with_s3_endpoint(format!("{scheme}://{host}"));
     let gateway =
         pach_s3gateway::Gateway::new(pps.pfs().clone(), Arc::new(pach_s3gateway::AllowAll));
+    let incoming = pach_tls::incoming::Incoming::new(
+        listener,
+        tls.map(|c| c.server_config(&[b"h2", b"http/1.1"])),
+        Arc::new(s3_refusal),
+    )?;
     let handle = tokio::spawn(async move {
-        if let Err(e) = gateway.serve(listener, shutdown_signal()).await {
+        if let Err(e) = gateway.serve(S3Incoming(incoming), shutdown_signal()).await {
             tracing::error!("the S3 gateway stopped: {e}");
         }
     });
     Ok((pps, Some(handle)))
+}
+
+/// The S3 gateway's connections, as its HTTP server takes them.
+struct S3Incoming(pach_tls::incoming::Incoming);
+
+impl pach_s3gateway::Listener for S3Incoming {
+    type Io = pach_tls::incoming::Conn;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.0.accept().await {
+            Some(conn) => {
+                let peer = conn.remote_addr().unwrap_or(self.0.local_addr());
+                (conn, peer)
+            }
+            // The accept loop ended: pachd is stopping.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.0.local_addr())
+    }
 }
 
 fn datum_network(setting: config::DatumNetwork, refused: &[u16]) -> pach_worker::Network {

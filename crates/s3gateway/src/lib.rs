@@ -39,6 +39,8 @@ use std::sync::Arc;
 use pach_pfs::Pfs;
 
 pub use auth::{AllowAll, Authorizer, Credentials, Signature};
+/// What [`Gateway::serve`] accepts connections from.
+pub use axum::serve::Listener;
 pub use error::S3Error;
 
 /// The location GetBucketLocation reports, as Pachyderm 1.9's gateway did.
@@ -64,12 +66,17 @@ impl Gateway {
             .with_state(self)
     }
 
-    /// Serves S3 on `listener` until `shutdown` completes.
-    pub async fn serve(
+    /// Serves S3 on `listener` (a `TcpListener`, or pachd's connections over
+    /// TLS) until `shutdown` completes.
+    pub async fn serve<L>(
         self,
-        listener: tokio::net::TcpListener,
+        listener: L,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<()>
+    where
+        L: Listener,
+        L::Addr: std::fmt::Debug,
+    {
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await

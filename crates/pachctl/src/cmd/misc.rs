@@ -54,9 +54,14 @@ pub enum ConfigUpdate {
     /// Change a context (the active one when NAME is omitted); created if missing.
     Context {
         name: Option<String>,
-        /// The pachd address, HOST:PORT.
+        /// The pachd address: HOST:PORT or grpc://HOST:PORT, grpcs://HOST:PORT for TLS.
         #[arg(long)]
         pachd_address: Option<String>,
+        /// A PEM file of the CA certificates pachd's TLS certificate must be
+        /// signed by, kept in the context (as base64, Pachyderm's
+        /// `server_cas`); '' removes them (the system's roots are trusted).
+        #[arg(long, value_name = "FILE")]
+        server_cas: Option<std::path::PathBuf>,
     },
 }
 
@@ -150,14 +155,20 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
         ConfigVerb::Update(ConfigUpdate::Context {
             name,
             pachd_address,
+            server_cas,
         }) => {
             let name = name.unwrap_or_else(|| config.v2.active_context.clone());
             let ctx = config.v2.contexts.entry(name).or_default();
             if let Some(addr) = pachd_address {
                 if addr.is_empty() || !addr.contains(':') {
-                    bail!("--pachd-address '{addr}' is not HOST:PORT");
+                    bail!(
+                        "--pachd-address '{addr}' is not HOST:PORT (or grpc://HOST:PORT, grpcs://HOST:PORT)"
+                    );
                 }
                 ctx.pachd_address = addr;
+            }
+            if let Some(file) = server_cas {
+                ctx.server_cas = server_cas_of(&file)?;
             }
             config.save()?;
         }
@@ -190,6 +201,28 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A context's `server_cas` from a PEM file: the file's certificates,
+/// checked, base64-encoded; empty for an empty path.
+fn server_cas_of(file: &std::path::Path) -> anyhow::Result<String> {
+    use base64::Engine;
+    if file.as_os_str().is_empty() {
+        return Ok(String::new());
+    }
+    let pem = std::fs::read(file).map_err(|e| {
+        anyhow::anyhow!(
+            "--server-cas: cannot read {} ({e}); give a PEM file of the CA that signed pachd's certificate",
+            file.display()
+        )
+    })?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&pem);
+    let roots = pach_tls::client::Roots::Pem {
+        pem,
+        source: file.display().to_string(),
+    };
+    pach_tls::client::client_config(&roots).map_err(|e| anyhow::anyhow!("--server-cas: {e}"))?;
+    Ok(encoded)
 }
 
 /// `fsck` through pfs.API's Fsck: one line per problem on stderr.

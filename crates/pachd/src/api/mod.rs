@@ -56,24 +56,24 @@ macro_rules! limits {
     };
 }
 
+/// Serves the API on `incoming`'s connections (TLS or not, each with
+/// TCP_NODELAY: without it each small reply waits for the client's delayed
+/// ACK, about 40 ms a call) until `shutdown` completes.
 pub async fn serve(
     server: Server,
-    listener: tokio::net::TcpListener,
+    incoming: pach_tls::incoming::Incoming,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use pach_api::{
         admin as admin_pb, auth as auth_pb, debug as debug_pb, enterprise as enterprise_pb,
         health as health_pb, pachrs, pfs as pfs_pb, transaction as txn_pb, versionpb,
     };
-    // TCP_NODELAY on every accepted connection: without it each small
-    // reply waits for the client's delayed ACK (about 40 ms a call). The
-    // builder's `tcp_nodelay` applies only to listeners tonic binds itself.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    use tokio_stream::StreamExt;
+    let incoming = incoming.map(|conn| conn.map(GrpcConn));
     let pfs = server.pps.pfs().clone();
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
         .initial_connection_window_size(Some(WINDOW * 2))
-        .tcp_nodelay(true)
         .layer(status::SafeStatusLayer)
         .add_service(versionpb::api_server::ApiServer::new(
             version::VersionService,
@@ -126,4 +126,65 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// One connection of the API, as tonic serves it: its addresses are the
+/// requests' `remote_addr`.
+struct GrpcConn(pach_tls::incoming::Conn);
+
+impl tonic::transport::server::Connected for GrpcConn {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        tonic::transport::server::TcpConnectInfo {
+            local_addr: self.0.local_addr(),
+            remote_addr: self.0.remote_addr(),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for GrpcConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for GrpcConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
