@@ -15,6 +15,10 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v montage >/dev/null 2>&1 || missing+=(imagemagick)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+# tests/tls.rs makes its certificates with openssl and calls the S3 gateway
+# over https with curl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
