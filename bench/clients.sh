@@ -17,28 +17,16 @@ cd "$(dirname "$0")/.."
 GIB=${1:-1}
 RUNS=${RUNS:-3}
 W=${BENCH_DIR:-/tmp/pach-bench-clients}
-VENV=${PYPACH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/python-pachyderm-3.1.0}
 
 scripts/prereqs.sh
 cargo build --release -q -p pachd -p pachctl -p pach-bench
 B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
-if ! "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("python_pachyderm") is None)' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet python-pachyderm==3.1.0 'protobuf<3.21' certifi 'pytest<9' pytest-timeout
-fi
+. bench/lib.sh
+pypach_install
 rm -rf "$W"; mkdir -p "$W"
 PORT=$((30000 + RANDOM % 2000))
 export PACHD_ADDRESS=127.0.0.1:$PORT PACH_CONFIG=$W/config.json
 PACHD_PID=""
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
-DROPPED=no
-drop_caches() {
-  sync
-  if [ "${BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; DROPPED=yes; fi
-}
 start_pachd() {
   "$B/pachd" --data-dir "$W/data" --address "$PACHD_ADDRESS" --log-level warn >"$W/pachd.out" 2>>"$W/pachd.log" &
   PACHD_PID=$!
@@ -51,17 +39,10 @@ trap stop_pachd EXIT
 
 # python-pachyderm's own calls: put_file_bytes with a file object (sent in
 # the client's own chunks) and get_file (an iterator of the pieces).
-# python-pachyderm 3.1.0 predates Python 3.11, whose enum module expects a
-# class name on the member dicts the client builds its enums from: give them one.
 cat >"$W/client.py" <<'PY'
-import enum, sys
-if not hasattr(enum._EnumDict(), "_cls_name"):
-    class NamedEnumDict(enum._EnumDict):
-        def __init__(self):
-            super().__init__()
-            self._cls_name = None
-    enum._EnumDict = NamedEnumDict
-import os, time, python_pachyderm
+import os, sys, time
+import pypach_compat  # noqa: F401
+import python_pachyderm
 op, path = sys.argv[1], sys.argv[2]
 host, port = sys.argv[3].rsplit(":", 1)
 c = python_pachyderm.Client(host=host, port=int(port))
@@ -82,7 +63,7 @@ PY
 py_timed() { # ARRAY OP PATH
   local -n into=$1
   drop_caches
-  into+=("$("$VENV/bin/python" "$W/client.py" "$2" "$3" "$PACHD_ADDRESS")")
+  into+=("$(pypach "$W/client.py" "$2" "$3" "$PACHD_ADDRESS")")
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), disk of $W: $(df -h "$W" | awk 'NR==2{print $1}')"

@@ -20,9 +20,7 @@ else
   cargo build --release -q -p pachd -p pachctl
   B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
 fi
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+. bench/lib.sh
 rm -rf "$W"; mkdir -p "$W/src"
 PORT=$((30000 + RANDOM % 2000))
 "$B/pachd" --data-dir "$W/data" --address "127.0.0.1:$PORT" --log-level warn >"$W/pachd.out" 2>"$W/pachd.log" &
@@ -48,12 +46,6 @@ pc put file -r "small@master:/" -f "$W/src" >/dev/null
 
 # RUNS alternating runs of each, the page cache dropped before every timed
 # run when this runs as root (the disk is noisy); medians are compared.
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
-DROPPED=no
-drop_caches() {
-  sync
-  if [ "${BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; DROPPED=yes; fi
-}
 CPS=(); GETS=()
 for _ in $(seq "${RUNS:-5}"); do
   rm -rf "$W/cp" "$W/get"

@@ -22,9 +22,7 @@ rm -rf "$W"; mkdir -p "$W"
 PORT=30711
 export PACHD_ADDRESS=127.0.0.1:$PORT PACH_CONFIG=$W/config.json
 PACHD_PID=""
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+. bench/lib.sh
 start_pachd() {
   "$B/pachd" --data-dir "$W/data" --address "$PACHD_ADDRESS" --log-level warn >"$W/pachd.out" 2>>"$W/pachd.log" &
   PACHD_PID=$!
@@ -60,12 +58,6 @@ echo "tree: $SMALL small text files + 4 x ${LARGE_MIB} MiB random files = $TREE_
 # data directory, so no chunk is already stored), the page cache dropped
 # before each timed run when this runs as root (the disk is noisy: without
 # it, runs scatter several-fold); medians are reported.
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
-DROPPED=no
-drop_caches() {
-  sync
-  if [ "${BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; DROPPED=yes; fi
-}
 CPS=(); PUTS=()
 for i in 1 2 3 4 5; do
   drop_caches; t0=$(now); cp -r "$W/tree" "$W/cp-copy"; sync; t1=$(now); CPS+=("$(elapsed $t0 $t1)")

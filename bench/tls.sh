@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The cost of TLS: the same operations against two pachds side by side in
+# this same run, one serving plaintext and one TLS (a throwaway CA and
+# certificate made with openssl), ratios TLS/plaintext (goal under 1.10).
+# Usage: bench/tls.sh [MIB]   (default 512)
+#   put / get: pachctl put file and get file of MIB MiB of random bytes
+#     (from and to the page cache, so that the transport is what differs);
+#   small calls: N (default 500) InspectRepo calls on one connection,
+#     through python-pachyderm 3.1.0 (a pachctl per call would time process
+#     starts), mean latency.
+#   RUNS (default 3) alternating runs of each, medians.
+# Env: BENCH_DIR (scratch, default /tmp/pach-bench-tls), RUNS, N,
+#      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIB=${1:-512}
+RUNS=${RUNS:-3}
+N=${N:-500}
+W=${BENCH_DIR:-/tmp/pach-bench-tls}
+
+scripts/prereqs.sh
+cargo build --release -q -p pachd -p pachctl -p pach-bench
+B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
+. bench/lib.sh
+pypach_install
+rm -rf "$W"; mkdir -p "$W/tls"
+
+# A CA and a certificate for 127.0.0.1 signed by it.
+(
+  cd "$W/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=bench-ca -keyout ca.key -out ca.pem 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj /CN=127.0.0.1 -keyout tls.key -out tls.csr 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >ext
+  openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile ext -out tls.crt 2>/dev/null
+)
+
+PLAIN=$((30000 + RANDOM % 1000)); SECURE=$((PLAIN + 1000))
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+start() { # NAME PORT [args]
+  local name=$1 port=$2; shift 2
+  "$B/pachd" --data-dir "$W/$name" --address "127.0.0.1:$port" --s3gateway-address "" \
+    --log-level warn "$@" >"$W/$name.out" 2>"$W/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q listening "$W/$name.out" 2>/dev/null && return; sleep 0.1; done
+  echo "pachd $name did not start; see $W/$name.log" >&2; exit 1
+}
+start plain "$PLAIN"
+start secure "$SECURE" --tls-cert "$W/tls/tls.crt" --tls-key "$W/tls/tls.key"
+pc() { # plain|secure ARGS...
+  local which=$1; shift
+  if [ "$which" = plain ]; then
+    PACHD_ADDRESS=grpc://127.0.0.1:$PLAIN PACH_CONFIG=$W/config.json "$B/pachctl" "$@"
+  else
+    PACHD_ADDRESS=grpcs://127.0.0.1:$SECURE PACHD_SERVER_CAS=$W/tls/ca.pem PACH_CONFIG=$W/config.json "$B/pachctl" "$@"
+  fi
+}
+cat >"$W/calls.py" <<'PY'
+import sys, time
+import pypach_compat  # noqa: F401
+import python_pachyderm
+port, n, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if ca:
+    c = python_pachyderm.Client("127.0.0.1", port, tls=True, root_certs=open(ca, "rb").read())
+else:
+    c = python_pachyderm.Client("127.0.0.1", port)
+c.inspect_repo("big")  # connect (and handshake) before timing
+t0 = time.time()
+for _ in range(n):
+    c.inspect_repo("big")
+print(f"{(time.time() - t0) / n * 1e6:.0f}")
+PY
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
+"$B/gen-bytes" "${MIB}M" 5 >"$W/src"
+cat "$W/src" >/dev/null
+for s in plain secure; do pc "$s" create repo big; done
+declare -A T
+for run in $(seq "$RUNS"); do
+  for s in plain secure; do
+    t0=$(now); pc "$s" put file "big@master:/f$run" -o -f "$W/src"; t1=$(now)
+    T[$s,put]+="$(elapsed "$t0" "$t1") "
+    t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
+    T[$s,get]+="$(elapsed "$t0" "$t1") "
+    cmp -s "$W/src" "$W/out" || { echo "get file over $s returned other bytes" >&2; exit 1; }
+    if [ "$s" = plain ]; then port=$PLAIN; ca=""; else port=$SECURE; ca=$W/tls/ca.pem; fi
+    T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$ca") "
+  done
+done
+printf '%-32s %12s %12s %8s\n' "operation" "plaintext" "TLS" "TLS/plain"
+for op in put get call; do
+  # shellcheck disable=SC2086
+  p=$(median ${T[plain,$op]}); t=$(median ${T[secure,$op]})
+  case $op in
+    put) name="put file $MIB MiB (s)" ;;
+    get) name="get file $MIB MiB (s)" ;;
+    call) name="InspectRepo, mean (us)" ;;
+  esac
+  printf '%-32s %12s %12s %8s\n' "$name" "$p" "$t" "$(ratio "$t" "$p")"
+done
+echo "runs: plaintext put ${T[plain,put]}/ get ${T[plain,get]}/ call ${T[plain,call]}; TLS put ${T[secure,put]}/ get ${T[secure,get]}/ call ${T[secure,call]}"
+rm -rf "$W"
