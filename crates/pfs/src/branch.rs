@@ -192,18 +192,19 @@ impl Pfs {
                 check_acyclic(&branches, &record)?;
             }
             let mut downstream = Vec::new();
+            // Every branch as it will be, this one with its new record.
+            let mut all: Vec<(BranchRecord, u64)> = branches
+                .iter()
+                .filter(|(b, _)| !(b.repo == repo && b.name == name))
+                .cloned()
+                .collect();
+            all.push((record.clone(), rev));
+            let me = BranchName {
+                repo: repo.into(),
+                name: name.into(),
+            };
             if provenance_changed && !record.provenance.is_empty() {
                 // Compute this branch from the current upstream heads.
-                let mut all: Vec<(BranchRecord, u64)> = branches
-                    .iter()
-                    .filter(|(b, _)| !(b.repo == repo && b.name == name))
-                    .cloned()
-                    .collect();
-                all.push((record.clone(), rev));
-                let me = BranchName {
-                    repo: repo.into(),
-                    name: name.into(),
-                };
                 // A head already computed from these upstream heads (its
                 // commits restored before the provenance) is kept.
                 downstream = self
@@ -213,16 +214,6 @@ impl Pfs {
                 // As in Pachyderm 1.9, a head moved by hand is a new commit
                 // for what is computed from the branch: its subvenance
                 // starts output commits, as a commit on it would.
-                let mut all: Vec<(BranchRecord, u64)> = branches
-                    .iter()
-                    .filter(|(b, _)| !(b.repo == repo && b.name == name))
-                    .cloned()
-                    .collect();
-                all.push((record.clone(), rev));
-                let me = BranchName {
-                    repo: repo.into(),
-                    name: name.into(),
-                };
                 let below = Self::direct_subvenance(&all, &me);
                 if !below.is_empty() {
                     let heads = HashMap::from([(me, head.clone())]);

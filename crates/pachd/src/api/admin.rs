@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use pach_admin::pachyderm::frames::OpWriter;
 use pach_api::admin::{self, api_server::Api};
 use pach_pfs::ErrorKind;
@@ -207,15 +206,7 @@ impl Api for AdminService {
             return Ok(Response::new(()));
         };
         if !first.url.is_empty() {
-            let (store, path) = crate::urls::open_url(&first.url)?;
-            let got = store.get(&path).await.map_err(|e| {
-                status_of(
-                    ErrorKind::FailedPrecondition,
-                    &format!("cannot read '{}': {e}", first.url),
-                )
-            })?;
-            let body = got.into_stream().map(|c| c.map_err(std::io::Error::other));
-            let reader = tokio_util::io::StreamReader::new(body);
+            let reader = super::extension::url_reader(&first.url).await?;
             pach_admin::restore_any(&self.pps, &self.spool, reader)
                 .await
                 .map_err(status)?;

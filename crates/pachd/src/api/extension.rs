@@ -62,7 +62,20 @@ fn url_writer(url: &str) -> Result<object_store::buffered::BufWriter, Status> {
     Ok(object_store::buffered::BufWriter::new(store, path))
 }
 
-type ByteReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+pub(super) type ByteReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// The object a restore's URL names, read as it streams in.
+pub(super) async fn url_reader(url: &str) -> Result<ByteReader, Status> {
+    let (store, path) = crate::urls::open_url(url)?;
+    let got = store.get(&path).await.map_err(|e| {
+        status_of(
+            ErrorKind::FailedPrecondition,
+            &format!("cannot read '{url}': {e}"),
+        )
+    })?;
+    let body = got.into_stream().map(|c| c.map_err(std::io::Error::other));
+    Ok(Box::new(tokio_util::io::StreamReader::new(body)))
+}
 
 /// The stream a client sends: its bytes, or the object at the URL named in
 /// the first message.
@@ -89,15 +102,7 @@ async fn incoming_body(
     incoming: Streaming<pb::RestoreRequest>,
 ) -> Result<ByteReader, Status> {
     if !first.url.is_empty() {
-        let (store, path) = crate::urls::open_url(&first.url)?;
-        let got = store.get(&path).await.map_err(|e| {
-            status_of(
-                ErrorKind::FailedPrecondition,
-                &format!("cannot read '{}': {e}", first.url),
-            )
-        })?;
-        let body = got.into_stream().map(|c| c.map_err(std::io::Error::other));
-        return Ok(Box::new(tokio_util::io::StreamReader::new(body)));
+        return url_reader(&first.url).await;
     }
     let rest = incoming.map(|m| {
         m.map(|m| bytes::Bytes::from(m.data))
