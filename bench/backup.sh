@@ -21,10 +21,14 @@
 #     commits, default 1000: the import is the slower one).
 # Env: BENCH_DIR (scratch, default /tmp/pach-bench-backup), BENCH_FILES
 #      (files per commit), BENCH_COMMITS (one size, as a single argument),
+#      BENCH_REPOS (the commits spread over that many repos, default 1:
+#      Pachyderm's format carries each commit's whole tree, so one repo's
+#      long history makes a stream that grows with its square),
 #      CARGO_TARGET_DIR (where the release binaries are built, as for cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${BENCH_FILES:-100}
+REPOS=${BENCH_REPOS:-1}
 SIZES=()
 for a in "$@"; do
   case "$a" in
@@ -64,9 +68,12 @@ declare -A MEM OWN
 for COMMITS in "${SIZES[@]}"; do
   TOTAL=$((COMMITS * FILES))
   rm -rf "$W"; mkdir -p "$W/a/data"
-  "$B/history-repo" "$W/a/data" hist "$COMMITS" "$FILES" >/dev/null
+  [ $((COMMITS % REPOS)) -eq 0 ] || { echo "BENCH_REPOS ($REPOS) must divide the commits ($COMMITS)" >&2; exit 1; }
+  for r in $(seq "$REPOS"); do
+    "$B/history-repo" "$W/a/data" "hist$r" $((COMMITS / REPOS)) "$FILES" >/dev/null
+  done
   BUCKET=$(du -sb "$W/a/data/objects" | cut -f1)
-  echo "== cluster: $COMMITS commits, $TOTAL files, bucket $BUCKET bytes, metadata store $(stat -c %s "$W/a/data/meta.redb") bytes"
+  echo "== cluster: $COMMITS commits in $REPOS repo(s), $TOTAL files, bucket $BUCKET bytes, metadata store $(stat -c %s "$W/a/data/meta.redb") bytes"
   start a 30721
   IDLE=$(peak_mib a)
 
@@ -102,7 +109,8 @@ for COMMITS in "${SIZES[@]}"; do
     reset_peak d
     sync; t0=$(now); pc 30724 restore < "$W/pach.stream" 2>/dev/null; sync; t1=$(now); RSP=$(elapsed "$t0" "$t1")
     RP_MEM=$(peak_mib d); RP_OWN=$(own_mib d)
-    GOT=$(pc 30724 list commit hist@master --raw | jq -s length)
+    GOT=0
+    for r in $(seq "$REPOS"); do GOT=$((GOT + $(pc 30724 list commit "hist$r@master" --raw | jq -s length))); done
     [ "$GOT" -eq "$COMMITS" ] || { echo "the Pachyderm-format restore holds $GOT commits, not $COMMITS" >&2; exit 1; }
     stop d
     echo "pachyderm format: extract ${EXP} s = $(rate $TOTAL $EXP) files/s, ${XP_MEM} MiB; restore ${RSP} s = $(rate $TOTAL $RSP) files/s, peak ${RP_MEM} MiB (${RP_OWN} MiB less the metadata store); our stream: extract ${EXF} s = $(rate $TOTAL $EXF) files/s, restore ${RSF} s = $(rate $TOTAL $RSF) files/s, peak ${MEM[$COMMITS,rf]} MiB; stream $(stat -c %s "$W/pach.stream") bytes vs $(stat -c %s "$W/full.stream")"

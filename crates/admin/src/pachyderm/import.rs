@@ -29,9 +29,13 @@
 //! tags name Pachyderm's datum caches, which this cluster keeps its own way:
 //! checked, not kept (`docs/pachyderm-restore.md`).
 //!
-//! Memory: object and block bytes stream through the scratch directory; a
-//! commit's file list (one entry per file) and the stream's names (repos,
-//! commits, objects) are held while they are checked.
+//! Memory: object and block bytes stream through the scratch directory,
+//! where each object's file is its record; the names that grow with the
+//! stream's objects (1.9's objects that are ranges of blocks, the objects a
+//! `--no-objects` extract lacks, where the bucket holds them) are kept in a
+//! redb file there (`index`). What stays in memory: the names of repos,
+//! commits and blocks (a few hundred bytes each) and the file lists of two
+//! trees at a time (a commit's and its parent's, one entry per file).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -48,6 +52,7 @@ use prost::Message;
 use super::bucket::{BucketRange, PachydermBucket};
 use super::frames::{OpPosition, OpReader};
 use super::hashtree::{self, TreeFile};
+use super::index::NameIndex;
 use super::ops::{BranchOp, CommitOp, ContentRef, JobOp, Op, OpVersion};
 use super::spec;
 use crate::Summary;
@@ -114,10 +119,9 @@ pub async fn import_with(
 struct Scan {
     version: Option<OpVersion>,
     summary: Summary,
-    /// Object hashes whose bytes are in `objects/`.
-    objects: HashSet<String>,
-    /// (1.9) objects that are block ranges.
-    object_refs: HashMap<String, ContentRef>,
+    /// (1.9) objects that are block ranges, and later what is missing.
+    /// (An object whose bytes the stream holds is its file in `objects/`.)
+    names: NameIndex,
     /// Block name → its size, bytes in `blocks/`.
     blocks: HashMap<String, u64>,
     /// The ops file: every op but objects' and blocks' bytes.
@@ -245,8 +249,7 @@ fn scan(spool: &Path, dir: &Path) -> Result<Scan> {
     let mut scan = Scan {
         version: None,
         summary: Summary::default(),
-        objects: HashSet::new(),
-        object_refs: HashMap::new(),
+        names: NameIndex::create(dir)?,
         blocks: HashMap::new(),
         ops: ops_path,
     };
@@ -317,7 +320,8 @@ fn scan(spool: &Path, dir: &Path) -> Result<Scan> {
                 match &other {
                     Op::Tag { object, .. } => {
                         check_object_name(at, object)?;
-                        if !scan.objects.contains(object) && !scan.object_refs.contains_key(object)
+                        if !object_file(dir, object).exists()
+                            && scan.names.object_ref(object)?.is_none()
                         {
                             return Err(AdminError::Dangling {
                                 what: format!("object {object}"),
@@ -341,7 +345,7 @@ fn scan(spool: &Path, dir: &Path) -> Result<Scan> {
                                 None => {}
                             }
                         }
-                        scan.object_refs.insert(object.clone(), content.clone());
+                        scan.names.insert_ref(object, content)?;
                     }
                     _ => {}
                 }
@@ -393,12 +397,15 @@ fn finish_object(scan: &mut Scan, dir: &Path, r: Receiving) -> Result<()> {
     let mut file = r.file;
     file.flush().map_err(io("writing an object to scratch"))?;
     drop(file);
-    std::fs::rename(&r.temp, dir.join("objects").join(&hash))
-        .map_err(io("writing an object to scratch"))?;
-    if scan.objects.insert(hash) {
-        scan.summary.objects += 1;
-        scan.summary.object_bytes += r.len;
+    let path = object_file(dir, &hash);
+    if path.exists() {
+        // Sent twice: the same bytes, since its name is their hash.
+        std::fs::remove_file(&r.temp).map_err(io("writing an object to scratch"))?;
+        return Ok(());
     }
+    std::fs::rename(&r.temp, path).map_err(io("writing an object to scratch"))?;
+    scan.summary.objects += 1;
+    scan.summary.object_bytes += r.len;
     Ok(())
 }
 
@@ -413,6 +420,18 @@ fn finish_block(scan: &mut Scan, dir: &Path, r: Receiving) -> Result<()> {
     scan.summary.objects += 1;
     scan.summary.object_bytes += r.len;
     Ok(())
+}
+
+/// Whether `hash` has the form of an object's name (so that it can name a
+/// file of the scratch directory).
+fn is_object_name(hash: &str) -> bool {
+    hash.len() == 128 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Where the bytes of an object the stream holds are; `hash` must be an
+/// object's name ([`is_object_name`]).
+fn object_file(dir: &Path, hash: &str) -> PathBuf {
+    dir.join("objects").join(hash)
 }
 
 /// Objects are named by their SHA-512 in hex (128 digits).
@@ -445,8 +464,7 @@ struct Plan {
     version: OpVersion,
     summary: Summary,
     ops: PathBuf,
-    objects: HashSet<String>,
-    object_refs: HashMap<String, ContentRef>,
+    names: NameIndex,
     blocks: HashMap<String, u64>,
     /// Repos whose commits and branches are built: those the stream creates
     /// that no pipeline outputs to — or, when `keep_outputs`, all it creates.
@@ -456,11 +474,9 @@ struct Plan {
     /// Each commit's tree object(s), so that a commit is written as the
     /// changes from its parent.
     trees: HashMap<(String, String), Vec<String>>,
-    /// Objects and blocks the commits need that the stream lacks.
-    missing: BTreeSet<String>,
-    /// Where the Pachyderm bucket holds them.
+    /// Where the Pachyderm bucket holds what the stream lacks (its names
+    /// and their places are in `names`).
     bucket: Option<PachydermBucket>,
-    bucket_refs: HashMap<String, BucketRange>,
     /// Pipelines in stream order, converted.
     pipelines: Vec<(String, PipelineSpec)>,
     /// What the stream names and does not create: the cluster must hold it.
@@ -517,22 +533,21 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
         version,
         summary: scan.summary,
         ops: scan.ops,
-        objects: scan.objects,
-        object_refs: scan.object_refs,
+        names: scan.names,
         blocks: scan.blocks,
         input_repos: BTreeSet::new(),
         keep_outputs: false,
         trees: HashMap::new(),
-        missing: BTreeSet::new(),
         bucket: None,
-        bucket_refs: HashMap::new(),
         pipelines: Vec::new(),
         external: External::default(),
         commit_branches: HashMap::new(),
     };
     let mut repos: BTreeMap<String, OpPosition> = BTreeMap::new();
     let mut commits: HashSet<(String, String)> = HashSet::new();
-    let mut missing: BTreeSet<String> = BTreeSet::new();
+    // The files of the commit checked last: its child's pieces are checked
+    // only where they differ.
+    let mut last: Option<LastTree> = None;
     // For commits built on no branch (1.9 writes none): their parents, and
     // the branches' heads, to find each commit's branch.
     let mut parents: HashMap<(String, String), String> = HashMap::new();
@@ -581,7 +596,7 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
                     at,
                     &c,
                     (&repos, &commits),
-                    &mut missing,
+                    &mut last,
                     &mut external,
                 );
                 plan.external = external;
@@ -623,7 +638,6 @@ fn check_trees(scan: Scan, dir: &Path) -> Result<Plan> {
             Op::ObjectValue(_) | Op::BlockValue { .. } => {}
         }
     }
-    plan.missing = missing;
     // A 1.9 extract carries its outputs (commits, branches with
     // provenance): they are kept, and its pipelines adopt their repos.
     plan.keep_outputs = version == OpVersion::V1_9;
@@ -649,7 +663,7 @@ fn check_commit(
     at: OpPosition,
     c: &CommitOp,
     (repos, commits): (&BTreeMap<String, OpPosition>, &HashSet<(String, String)>),
-    missing: &mut BTreeSet<String>,
+    last: &mut Option<LastTree>,
     external: &mut External,
 ) -> Result<()> {
     let what = format!("commit {}@{} ({at})", c.repo, c.id);
@@ -690,37 +704,53 @@ fn check_commit(
                 .or_insert_with(|| format!("{what} names it in its provenance"));
         }
     }
+    let mut files = Vec::new();
     for tree in &c.trees {
-        let files = match read_tree(plan, dir, tree) {
-            Ok(Some(files)) => files,
-            Ok(None) => {
-                missing.insert(tree.clone());
-                continue;
-            }
+        match read_tree(plan, dir, tree) {
+            Ok(Some(got)) => files.extend(got),
+            Ok(None) => plan.names.add_missing(tree)?,
             Err(reason) => {
                 return Err(AdminError::Corrupt(format!(
                     "the tree of {what} (object {tree}) does not parse: {reason}"
                 )));
             }
-        };
-        for f in &files {
-            for piece in &f.content {
-                match resolve_in(plan, dir, piece) {
-                    Resolved::Missing(name) => {
-                        missing.insert(name);
-                    }
-                    Resolved::Bad(reason) => {
-                        return Err(AdminError::Corrupt(format!(
-                            "file '{}' of {what}: {reason}",
-                            f.path
-                        )));
-                    }
-                    Resolved::Found { .. } | Resolved::Bucket(_) => {}
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // What the parent's tree holds was checked with the parent.
+    let changed = match last.take() {
+        Some(l) if l.repo == c.repo && l.id == c.parent => changed_files(&l.files, &files).1,
+        _ => files.clone(),
+    };
+    for f in &changed {
+        for piece in &f.content {
+            match resolve_in(plan, dir, piece) {
+                Resolved::Missing(name) => plan.names.add_missing(&name)?,
+                Resolved::Bad(reason) => {
+                    return Err(AdminError::Corrupt(format!(
+                        "file '{}' of {what}: {reason}",
+                        f.path
+                    )));
                 }
+                Resolved::Found { .. } | Resolved::Bucket(_) => {}
             }
         }
     }
+    *last = Some(LastTree {
+        repo: c.repo.clone(),
+        id: c.id.clone(),
+        files,
+    });
     Ok(())
+}
+
+/// A commit's files, kept to compare its child's with: streams list a
+/// repo's commits parent first, so most commits' parents are the commit
+/// just before them.
+struct LastTree {
+    repo: String,
+    id: String,
+    files: Vec<TreeFile>,
 }
 
 fn check_branch(
@@ -776,39 +806,44 @@ enum Resolved {
 fn resolve_in(plan: &Plan, dir: &Path, piece: &ContentRef) -> Resolved {
     match piece {
         ContentRef::Object(hash) => {
-            if plan.objects.contains(hash) {
-                let path = dir.join("objects").join(hash);
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if !is_object_name(hash) {
+                return Resolved::Bad(format!("'{hash}' is not a Pachyderm object name"));
+            }
+            let path = object_file(dir, hash);
+            if let Ok(m) = std::fs::metadata(&path) {
                 return Resolved::Found {
                     path,
                     offset: 0,
-                    len,
+                    len: m.len(),
                 };
             }
-            if let Some(r) = plan.bucket_refs.get(hash) {
-                return Resolved::Bucket(r.clone());
+            match plan.names.bucket(hash) {
+                Ok(Some(r)) => return Resolved::Bucket(r),
+                Ok(None) => {}
+                Err(e) => return Resolved::Bad(e.to_string()),
             }
-            match plan.object_refs.get(hash) {
-                Some(r @ ContentRef::Block { .. }) => resolve_in(plan, dir, r),
-                Some(ContentRef::Object(_)) => {
+            match plan.names.object_ref(hash) {
+                Ok(Some(r @ ContentRef::Block { .. })) => resolve_in(plan, dir, &r),
+                Ok(Some(ContentRef::Object(_))) => {
                     Resolved::Bad(format!("object {hash} refers to an object"))
                 }
-                None if hash.len() == 128 => Resolved::Missing(hash.clone()),
-                None => Resolved::Bad(format!("'{hash}' is not a Pachyderm object name")),
+                Ok(None) => Resolved::Missing(hash.clone()),
+                Err(e) => Resolved::Bad(e.to_string()),
             }
         }
         ContentRef::Block { hash, lower, upper } if !plan.blocks.contains_key(hash) => {
-            match plan.bucket_refs.get(hash) {
-                Some(r) if r.lower + upper <= r.upper => Resolved::Bucket(BucketRange {
+            match plan.names.bucket(hash) {
+                Err(e) => Resolved::Bad(e.to_string()),
+                Ok(Some(r)) if r.lower + upper <= r.upper => Resolved::Bucket(BucketRange {
                     block: r.block.clone(),
                     lower: r.lower + lower,
                     upper: r.lower + upper,
                 }),
-                Some(r) => Resolved::Bad(format!(
+                Ok(Some(r)) => Resolved::Bad(format!(
                     "bytes {lower}..{upper} of block {hash} are named, and it has {}",
                     r.upper - r.lower
                 )),
-                None => Resolved::Missing(hash.clone()),
+                Ok(None) => Resolved::Missing(hash.clone()),
             }
         }
         ContentRef::Block { hash, lower, upper } => match plan.blocks.get(hash) {
@@ -958,10 +993,11 @@ async fn apply(pps: &Pps, plan: &Plan, dir: &Path) -> Result<()> {
         create_pipelines(pps, plan, false).await?;
     }
     let mut ops = OpsFile::open(&plan.ops)?;
+    let mut last = None;
     while let Some((at, op)) = ops.next()? {
         match op {
             Op::Commit(c) if plan.input_repos.contains(&c.repo) => {
-                apply_commit(pps, plan, dir, at, &c).await?;
+                apply_commit(pps, plan, dir, at, &c, &mut last).await?;
             }
             Op::Branch(b) if plan.input_repos.contains(&b.repo) => {
                 apply_branch(pps, &b).await?;
@@ -1088,10 +1124,10 @@ async fn fetch_trees(scan: &mut Scan, dir: &Path, bucket: &PachydermBucket) -> R
     while let Some((at, op)) = ops.next()? {
         let Op::Commit(c) = op else { continue };
         for tree in &c.trees {
-            if scan.objects.contains(tree) || scan.object_refs.contains_key(tree) {
+            check_object_name(at, tree)?;
+            if object_file(dir, tree).exists() || scan.names.object_ref(tree)?.is_some() {
                 continue;
             }
-            check_object_name(at, tree)?;
             let Some(range) = bucket.find_object(tree, &mut indexes).await? else {
                 continue;
             };
@@ -1102,9 +1138,8 @@ async fn fetch_trees(scan: &mut Scan, dir: &Path, bucket: &PachydermBucket) -> R
                     c.repo, c.id, range.block
                 )));
             }
-            std::fs::write(dir.join("objects").join(tree), &bytes)
+            std::fs::write(object_file(dir, tree), &bytes)
                 .map_err(io("writing a tree to scratch"))?;
-            scan.objects.insert(tree.clone());
         }
     }
     Ok(())
@@ -1113,34 +1148,46 @@ async fn fetch_trees(scan: &mut Scan, dir: &Path, bucket: &PachydermBucket) -> R
 /// Everything the commits need that the stream lacks must be in the
 /// bucket; without one, or if it lacks some, the restore is refused.
 async fn find_missing(plan: &mut Plan, bucket: Option<&PachydermBucket>) -> Result<()> {
-    if plan.missing.is_empty() {
+    let count = plan.names.missing_count();
+    if count == 0 {
         return Ok(());
     }
     let Some(bucket) = bucket else {
+        let first = plan.names.missing_after(None, 1)?;
         return Err(AdminError::ObjectsNotInStream {
-            count: plan.missing.len(),
-            first: plan.missing.first().cloned().unwrap_or_default(),
+            count: count as usize,
+            first: first.into_iter().next().unwrap_or_default(),
         });
     };
     let mut indexes = HashMap::new();
-    let mut lacking = Vec::new();
-    for name in std::mem::take(&mut plan.missing) {
-        let found = if name.len() == 128 {
-            bucket.find_object(&name, &mut indexes).await?
-        } else {
-            bucket.find_block(&name, 0, 0).await?
+    let mut lacking = 0;
+    let mut first_lacking = None;
+    let mut after: Option<String> = None;
+    loop {
+        let page = plan.names.missing_after(after.as_deref(), 1000)?;
+        let Some(last) = page.last().cloned() else {
+            break;
         };
-        match found {
-            Some(r) => {
-                plan.bucket_refs.insert(name, r);
+        for name in page {
+            let found = if name.len() == 128 {
+                bucket.find_object(&name, &mut indexes).await?
+            } else {
+                bucket.find_block(&name, 0, 0).await?
+            };
+            match found {
+                Some(r) => plan.names.insert_bucket(&name, &r)?,
+                None => {
+                    lacking += 1;
+                    first_lacking.get_or_insert(name);
+                }
             }
-            None => lacking.push(name),
         }
+        after = Some(last);
     }
-    if let Some(first) = lacking.first() {
+    if let Some(first) = first_lacking {
         return Err(AdminError::MissingInBucket {
-            count: lacking.len(),
-            first: first.clone(),
+            count: lacking,
+            first,
         });
     }
     plan.bucket = Some(bucket.clone());
@@ -1169,23 +1216,20 @@ fn commit_files(
 
 /// What turns `old` (a parent's files) into `new`: deletions of the paths
 /// that are gone, and the files that are new or whose content changed.
-pub(super) fn changed_files(
-    old: Vec<TreeFile>,
-    new: Vec<TreeFile>,
-) -> (Vec<Change>, Vec<TreeFile>) {
+pub(super) fn changed_files(old: &[TreeFile], new: &[TreeFile]) -> (Vec<Change>, Vec<TreeFile>) {
     let mut deletes = Vec::new();
     let mut changed = Vec::new();
-    let mut old = old.into_iter().peekable();
+    let mut old = old.iter().peekable();
     for f in new {
         while let Some(o) = old.next_if(|o| o.path < f.path) {
-            deletes.push(Change::Delete(o.path));
+            deletes.push(Change::Delete(o.path.clone()));
         }
         match old.next_if(|o| o.path == f.path) {
             Some(o) if o.content == f.content => {}
-            _ => changed.push(f),
+            _ => changed.push(f.clone()),
         }
     }
-    deletes.extend(old.map(|o| Change::Delete(o.path)));
+    deletes.extend(old.map(|o| Change::Delete(o.path.clone())));
     (deletes, changed)
 }
 
@@ -1195,6 +1239,7 @@ async fn apply_commit(
     dir: &Path,
     at: OpPosition,
     c: &CommitOp,
+    last: &mut Option<LastTree>,
 ) -> Result<()> {
     let pfs = pps.pfs();
     let found = pfs.resolve_commit(&c.repo, &c.id).await;
@@ -1208,16 +1253,17 @@ async fn apply_commit(
     let parent_trees = (!c.parent.is_empty())
         .then(|| plan.trees.get(&(c.repo.clone(), c.parent.clone())))
         .flatten();
-    let (mut changes, files) = match parent_trees {
-        Some(trees) => {
+    let (mut changes, changed) = match (last.take(), parent_trees) {
+        (Some(l), _) if l.repo == c.repo && l.id == c.parent => changed_files(&l.files, &files),
+        (_, Some(trees)) => {
             let old = commit_files(plan, dir, at, &c.repo, &c.parent, trees)?;
-            changed_files(old, files)
+            changed_files(&old, &files)
         }
-        None => (vec![Change::Delete("/".into())], files),
+        (_, None) => (vec![Change::Delete("/".into())], files.clone()),
     };
     let mut session = pfs.content().session();
     let mut buf = vec![0u8; READ_BUFFER];
-    for f in files {
+    for f in changed {
         if f.content.is_empty() {
             let e = session.put_bytes(f.path.clone(), None, b"").await?;
             changes.push(Change::Put(e));
@@ -1289,6 +1335,11 @@ async fn apply_commit(
         .await?;
     pfs.write_changes(&c.repo, &c.id, changes).await?;
     pfs.finish_commit(&c.repo, &c.id, None).await?;
+    *last = Some(LastTree {
+        repo: c.repo.clone(),
+        id: c.id.clone(),
+        files,
+    });
     Ok(())
 }
 

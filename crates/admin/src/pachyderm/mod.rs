@@ -2,7 +2,7 @@
 //! its framing (`frames`), its ops in one shape whatever their version
 //! (`ops`), its commits' file trees (`hashtree`), its pipeline requests as
 //! our specs (`spec`), and the import of a whole extract into this cluster
-//! (`import`). The facts of the format are in `docs/pachyderm-restore.md`.
+//! (`import`, with its on-disk `index` of names). The facts of the format are in `docs/pachyderm-restore.md`.
 //!
 //! Invariant: as for our own stream, an extract that does not validate
 //! changes nothing in the cluster.
@@ -14,6 +14,7 @@ pub mod bucket;
 pub mod frames;
 pub mod hashtree;
 mod import;
+mod index;
 pub mod ops;
 pub mod spec;
 

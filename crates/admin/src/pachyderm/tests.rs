@@ -497,7 +497,7 @@ fn a_commit_is_written_as_the_changes_from_its_parent() {
     };
     let old = vec![f("/a", "1"), f("/b", "2"), f("/c", "3"), f("/e", "5")];
     let new = vec![f("/a", "1"), f("/b", "9"), f("/d", "4")];
-    let (deletes, changed) = super::import::changed_files(old, new);
+    let (deletes, changed) = super::import::changed_files(&old, &new);
     assert_eq!(
         deletes,
         [
