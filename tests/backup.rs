@@ -1017,8 +1017,8 @@ fn pachyderm_ops_over_admin_api_restore_the_same_cluster() {
 }
 
 /// Pachyderm's TestExtractRestorePipelineUpdate: a pipeline updated to read
-/// another input; after a restore its output commits keep their ids and
-/// their provenance, and it runs on new input.
+/// another input; after a restore its output commits keep their ids, their
+/// provenance and their origin, and it runs on new input.
 #[test]
 fn pachyderm_format_keeps_outputs_of_updated_pipelines() {
     let a = Pachd::start();
@@ -1050,12 +1050,14 @@ fn pachyderm_format_keeps_outputs_of_updated_pipelines() {
                     .map(|x| format!("{}@{}", x["commit"]["repo"]["name"], x["commit"]["id"]))
                     .collect();
                 prov.sort();
-                format!("{} {prov:?}", c["commit"]["id"])
+                // Made by their inputs, there and here (origin AUTO).
+                format!("{} {} {prov:?}", c["commit"]["id"], c["origin"]["kind"])
             })
             .collect()
     };
     let before = outputs(&a);
     assert!(before.len() >= 2, "{before:?}");
+    assert!(before.iter().all(|o| o.contains("\"AUTO\"")), "{before:?}");
     let b = through_pachyderm_format(&a);
     assert_eq!(outputs(&b), before);
     // The jobs that made them, as they ended.

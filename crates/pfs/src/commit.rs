@@ -322,6 +322,32 @@ impl Pfs {
         description: &str,
         extra_provenance: &[(String, String)],
     ) -> Result<CommitRecord> {
+        self.start_commit_from(
+            id,
+            repo,
+            branch,
+            parent,
+            description,
+            extra_provenance,
+            Origin::User,
+        )
+        .await
+    }
+
+    /// [`Pfs::start_commit_with_id`] recording the commit's origin: a
+    /// restore rebuilds a pipeline's output commits as [`Origin::Auto`], as
+    /// they were made.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_commit_from(
+        &self,
+        id: Option<&str>,
+        repo: &str,
+        branch: Option<&str>,
+        parent: Option<&str>,
+        description: &str,
+        extra_provenance: &[(String, String)],
+        origin: Origin,
+    ) -> Result<CommitRecord> {
         self.repo_record(repo).await?;
         let mut extra = Vec::new();
         for (r, reference) in extra_provenance {
@@ -410,7 +436,7 @@ impl Pfs {
                 finished_ns: None,
                 description: description.into(),
                 provenance,
-                origin: Origin::User,
+                origin,
                 base: head
                     .as_ref()
                     .and_then(|h| h.index.clone().or_else(|| h.base.clone())),

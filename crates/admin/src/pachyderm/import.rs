@@ -1331,8 +1331,23 @@ async fn apply_commit(
     };
     let parent = (!c.parent.is_empty()).then_some(c.parent.as_str());
     let provenance: Vec<(String, String)> = c.provenance.clone();
-    pfs.start_commit_with_id(Some(&c.id), &c.repo, branch, parent, "", &provenance)
-        .await?;
+    // A pipeline's output commit was made by its input commits (its
+    // provenance), not by a user; 1.9's ops do not say so, its repo does.
+    let origin = if plan.is_output(&c.repo) && !provenance.is_empty() {
+        pach_pfs::records::Origin::Auto
+    } else {
+        pach_pfs::records::Origin::User
+    };
+    pfs.start_commit_from(
+        Some(&c.id),
+        &c.repo,
+        branch,
+        parent,
+        "",
+        &provenance,
+        origin,
+    )
+    .await?;
     pfs.write_changes(&c.repo, &c.id, changes).await?;
     pfs.finish_commit(&c.repo, &c.id, None).await?;
     *last = Some(LastTree {
