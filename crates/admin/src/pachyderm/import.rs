@@ -1262,7 +1262,6 @@ async fn apply_commit(
         (_, None) => (vec![Change::Delete("/".into())], files.clone()),
     };
     let mut session = pfs.content().session();
-    let mut buf = vec![0u8; READ_BUFFER];
     for f in changed {
         if f.content.is_empty() {
             let e = session.put_bytes(f.path.clone(), None, b"").await?;
@@ -1291,28 +1290,11 @@ async fn apply_commit(
                 }
             };
             session.begin_file(f.path.clone(), None);
-            let mut file = tokio::fs::File::open(&path)
-                .await
-                .map_err(io("reading an object from scratch"))?;
-            use tokio::io::{AsyncReadExt, AsyncSeekExt};
-            file.seek(SeekFrom::Start(offset))
-                .await
-                .map_err(io("reading an object from scratch"))?;
-            let mut left = len;
-            while left > 0 {
-                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                let n = file
-                    .read(&mut buf[..want])
-                    .await
-                    .map_err(io("reading an object from scratch"))?;
-                if n == 0 {
-                    return Err(AdminError::Io {
-                        what: "reading an object from scratch".into(),
-                        source: std::io::ErrorKind::UnexpectedEof.into(),
-                    });
-                }
-                session.write(&buf[..n]).await?;
-                left -= n as u64;
+            let (mut at, end) = (offset, offset + len);
+            while at < end {
+                let want = (end - at).min(READ_BUFFER as u64);
+                session.write(&read_scratch(&path, at, want).await?).await?;
+                at += want;
             }
             let entry = session.end_file().await?;
             changes.push(if i == 0 {
@@ -1356,6 +1338,23 @@ async fn apply_commit(
         files,
     });
     Ok(())
+}
+
+/// `len` bytes at `offset` of a scratch file, in one blocking task (most
+/// pieces are small files: one task each, not one per system call).
+async fn read_scratch(path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let path = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r);
+    read.map_err(io("reading an object from scratch"))
 }
 
 async fn apply_branch(pps: &Pps, b: &BranchOp) -> Result<()> {
