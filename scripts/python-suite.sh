@@ -15,6 +15,9 @@
 #   test_put_file_url                    fetches a page from the internet (a local
 #                                        HTTP server covers put file from a URL in
 #                                        tests/pfs_cli.rs)
+# test_auth.py and test_enterprise.py run only with PACH_PYTHON_ENTERPRISE_CODE
+# set: any code activates here (nothing is paid), so it is set to one unless
+# given.
 # Extra arguments go to pytest (e.g. tests/test_pfs.py -k inspect).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,11 +40,13 @@ PACHD=${PYSUITE_PACHD:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/pachd}
 if [ $# -eq 0 ]; then
   # test_admin.py last: it leaves a pipeline behind, which test_pfs's
   # test_delete_all_repos would trip over.
-  set -- tests/test_client.py tests/test_version.py tests/health.py tests/test_pfs.py \
+  set -- tests/test_client.py tests/test_version.py tests/health.py tests/test_enterprise.py \
+    tests/test_auth.py tests/test_pfs.py \
     tests/test_pps.py tests/test_transaction.py tests/test_debug.py tests/test_util.py \
     tests/test_admin.py -k "not test_put_file_url"
 fi
 
+export PACH_PYTHON_ENTERPRISE_CODE=${PACH_PYTHON_ENTERPRISE_CODE:-any-code-activates}
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT
 # pachd's datums may need the internet: the suite's create_python_pipeline

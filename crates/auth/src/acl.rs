@@ -101,7 +101,7 @@ impl Auth {
         }
         let principal = canonical_subject(username)?;
         let key = acl_key(repo);
-        self.guarded(async || {
+        guarded!(self, {
             let (mut acl, rev) = self.acl(repo).await?;
             if !caller.is_admin && scope_in(&acl, &caller.subject, &caller.groups) < Scope::Owner {
                 return Err(AuthError::needs(&caller.subject, repo, Scope::Owner));
@@ -113,7 +113,6 @@ impl Auth {
             }
             Ok((put_acl(Txn::new().expect(&key, rev), &key, &acl), ()))
         })
-        .await
     }
 
     /// A repo's ACL entries, by subject. Any signed-in caller may read one
@@ -148,14 +147,13 @@ impl Auth {
             }
         }
         let key = acl_key(repo);
-        self.guarded(async || {
+        guarded!(self, {
             let (acl, rev) = self.acl(repo).await?;
             if !caller.is_admin && scope_in(&acl, &caller.subject, &caller.groups) < Scope::Owner {
                 return Err(AuthError::needs(&caller.subject, repo, Scope::Owner));
             }
             Ok((put_acl(Txn::new().expect(&key, rev), &key, &new), ()))
         })
-        .await
     }
 
     /// Raises `subject`'s scope on `repo` to at least `scope` (a repo's
@@ -166,7 +164,7 @@ impl Auth {
             return Ok(());
         }
         let key = acl_key(repo);
-        self.guarded(async || {
+        guarded!(self, {
             let (mut acl, rev) = self.acl(repo).await?;
             let entry = acl
                 .entries
@@ -178,7 +176,6 @@ impl Auth {
             *entry = scope;
             Ok((put_acl(Txn::new().expect(&key, rev), &key, &acl), ()))
         })
-        .await
     }
 
     /// Forgets a deleted repo's ACL, so a repo made later under the same
@@ -227,7 +224,7 @@ impl Auth {
             .iter()
             .map(|s| canonical_subject(s))
             .collect::<Result<Vec<_>>>()?;
-        self.guarded(async || {
+        guarded!(self, {
             let current = self.meta.list(ADMINS, None, 0).await?;
             let mut txn = Txn::new();
             let mut after = BTreeSet::new();
@@ -252,7 +249,6 @@ impl Auth {
             }
             Ok((txn, ()))
         })
-        .await
     }
 
     /// Makes `username`'s groups exactly `groups` (admins only).
@@ -266,7 +262,7 @@ impl Auth {
         require_admin(caller, "SetGroupsForUser")?;
         let subject = canonical_subject(username)?;
         let wanted: BTreeSet<String> = groups.iter().cloned().collect();
-        self.guarded(async || {
+        guarded!(self, {
             let mkey = members_key(&subject);
             let (old, rev) = self.load::<SetRecord>(&mkey).await?.unwrap_or_default();
             let mut txn = Txn::new().expect(&mkey, rev);
@@ -289,7 +285,6 @@ impl Auth {
             }
             Ok((txn, ()))
         })
-        .await
     }
 
     /// Adds and removes members of `group` (admins only).
@@ -313,7 +308,7 @@ impl Auth {
             .iter()
             .map(|s| canonical_subject(s))
             .collect::<Result<Vec<_>>>()?;
-        self.guarded(async || {
+        guarded!(self, {
             let gkey = group_key(group);
             let (mut members, grev) = self.load::<SetRecord>(&gkey).await?.unwrap_or_default();
             let mut txn = Txn::new().expect(&gkey, grev);
@@ -338,7 +333,6 @@ impl Auth {
             txn = txn.put(&gkey, encode(&members));
             Ok((txn, ()))
         })
-        .await
     }
 
     /// The groups of `username` (the caller's own when empty; others'

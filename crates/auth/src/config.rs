@@ -85,7 +85,7 @@ impl Auth {
                 )));
             }
         }
-        self.guarded(async || {
+        guarded!(self, {
             let (live, rev) = self
                 .load::<AuthConfig>(CONFIG)
                 .await?
@@ -104,6 +104,5 @@ impl Auth {
                 (),
             ))
         })
-        .await
     }
 }

@@ -55,14 +55,13 @@ impl Auth {
     /// Deactivates enterprise features; refused while auth is active, since
     /// auth would then be left without the state it was activated under.
     pub async fn deactivate_enterprise(&self) -> Result<()> {
-        self.guarded(async || {
+        guarded!(self, {
             let activation = self.meta.get(ACTIVATION).await?;
             if activation.is_some() {
                 return Err(AuthError::AuthStillActive);
             }
             Ok((Txn::new().expect(ACTIVATION, 0).delete(ENTERPRISE), ()))
         })
-        .await
     }
 
     pub(crate) async fn require_enterprise(&self) -> Result<()> {

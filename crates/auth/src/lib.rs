@@ -18,6 +18,24 @@
 //! The crate knows nothing of gRPC, repos' contents or the CLI: the caller
 //! checks that a repo exists before giving it an ACL.
 
+/// Runs `$body` (an async block's body that reads and returns a guarded
+/// transaction and a value, or an error that ends the call) until its
+/// transaction commits.
+macro_rules! guarded {
+    ($auth:expr, $body:block) => {{
+        let mut outcome = Err(crate::AuthError::Contention);
+        for _ in 0..crate::MAX_ATTEMPTS {
+            let attempt: crate::Result<(pach_meta::Txn, _)> = async $body.await;
+            let (txn, value) = attempt?;
+            if $auth.meta.commit(txn).await?.is_some() {
+                outcome = Ok(value);
+                break;
+            }
+        }
+        outcome
+    }};
+}
+
 mod acl;
 mod config;
 mod enterprise;
@@ -28,7 +46,7 @@ mod tokens;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pach_meta::{KeyValue, MetaStore, Txn};
+use pach_meta::{KeyValue, MetaStore};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use config::{AuthConfig, IdProvider, IdProviderKind, SamlServiceOptions};
@@ -106,18 +124,6 @@ impl Auth {
             }
         }
         Ok(out)
-    }
-
-    /// Runs `build` (which reads and returns a guarded transaction, or an
-    /// error that ends the attempt) until its transaction commits.
-    async fn guarded<T>(&self, mut build: impl AsyncFnMut() -> Result<(Txn, T)>) -> Result<T> {
-        for _ in 0..MAX_ATTEMPTS {
-            let (txn, out) = build().await?;
-            if self.meta.commit(txn).await?.is_some() {
-                return Ok(out);
-            }
-        }
-        Err(AuthError::Contention)
     }
 }
 

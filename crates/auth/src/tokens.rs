@@ -223,7 +223,7 @@ impl Auth {
         }
         let presented = hash(token);
         let key = token_key(&presented.to_hex());
-        self.guarded(async || {
+        guarded!(self, {
             let Some((mut record, rev)) = self.load::<TokenRecord>(&key).await? else {
                 return Err(AuthError::BadToken);
             };
@@ -245,7 +245,6 @@ impl Auth {
             record.expires = expiry(ttl);
             Ok((Txn::new().expect(&key, rev).put(&key, encode(&record)), ()))
         })
-        .await
     }
 
     /// Revokes `token` (one's own, or anyone's for admins). An unknown token
@@ -254,7 +253,7 @@ impl Auth {
         self.require_active().await?;
         let presented = hash(token);
         let key = token_key(&presented.to_hex());
-        self.guarded(async || {
+        guarded!(self, {
             let Some((record, rev)) = self.load::<TokenRecord>(&key).await? else {
                 return Ok((Txn::new(), ()));
             };
@@ -269,7 +268,6 @@ impl Auth {
             }
             Ok((Txn::new().expect(&key, rev).delete(&key), ()))
         })
-        .await
     }
 
     /// A one-time password for `subject` (the caller when empty; others for
@@ -328,7 +326,7 @@ impl Auth {
         self.require_active().await?;
         let presented = hash(code);
         let key = otp_key(&presented.to_hex());
-        self.guarded(async || {
+        guarded!(self, {
             let Some((otp, rev)) = self.load::<OtpRecord>(&key).await? else {
                 return Err(AuthError::BadOtp);
             };
@@ -358,7 +356,6 @@ impl Auth {
                 },
             ))
         })
-        .await
     }
 }
 
