@@ -37,9 +37,6 @@ use tonic::{Code, Request, Status};
 
 use super::status::safe_message;
 
-/// The metadata key of a caller's token (Pachyderm 1.9's).
-pub(crate) const TOKEN_KEY: &str = "authn-token";
-
 /// What a call needs from its caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Need {
@@ -218,7 +215,9 @@ impl Authz {
 
 /// The token a request carries, if any.
 pub(crate) fn token(metadata: &MetadataMap) -> Option<&str> {
-    metadata.get(TOKEN_KEY).and_then(|v| v.to_str().ok())
+    metadata
+        .get(pach_api::AUTH_TOKEN_KEY)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The status of an auth error (1.9's codes: UNIMPLEMENTED for "not
