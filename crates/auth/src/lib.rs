@@ -52,7 +52,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use config::{AuthConfig, IdProvider, IdProviderKind, SamlServiceOptions};
 pub use enterprise::EnterpriseRecord;
 pub use error::{AuthError, ErrorKind, Result};
-pub use records::{PREFIX, Scope, TokenSource};
+pub use records::{EXTRACTED, PREFIX, Scope, TokenSource};
 pub use tokens::{Otp, TokenInfo, WhoAmI};
 
 /// Subject prefixes Pachyderm 1.9 knows.

@@ -20,6 +20,11 @@ pub(crate) const ACLS: &str = "auth/acls/";
 pub(crate) const MEMBERS: &str = "auth/members/";
 pub(crate) const GROUPS: &str = "auth/groups/";
 
+/// The records an extract carries, in the order a restore applies them:
+/// who may do what moves with the data. One-time passwords (minutes of
+/// life) and the enterprise state (each cluster's own) stay behind.
+pub const EXTRACTED: [&str; 7] = [ACTIVATION, CONFIG, ADMINS, TOKENS, ACLS, MEMBERS, GROUPS];
+
 /// Every prefix deactivation clears (the enterprise state stays).
 pub(crate) const CLEARED_ON_DEACTIVATE: [&str; 7] =
     [ADMINS, TOKENS, OTPS, ACLS, MEMBERS, GROUPS, CONFIG];
@@ -85,10 +90,10 @@ pub enum TokenSource {
     GetToken,
 }
 
+/// Auth is active. Empty, so that two clusters' records are the same and a
+/// restore of one's extract merges into the other (see `docs/auth.md`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ActivationRecord {
-    pub activated_at: i64,
-}
+pub(crate) struct ActivationRecord {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TokenRecord {

@@ -88,9 +88,7 @@ impl Auth {
             source: TokenSource::Authenticate,
             expires: None,
         };
-        let activation = ActivationRecord {
-            activated_at: now(),
-        };
+        let activation = ActivationRecord {};
         let txn = Txn::new()
             .expect(ACTIVATION, 0)
             .put(ACTIVATION, encode(&activation))
