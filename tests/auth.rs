@@ -297,6 +297,9 @@ fn scope_table_for_every_family() {
         "READER"
     );
     assert_eq!(alice.ok(&["get", "file", "data@master:/a"]), "hello");
+    let info: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["inspect", "repo", "data", "--raw"])).unwrap();
+    assert_eq!(info["authInfo"]["accessLevel"], "READER", "{info}");
     alice.denied(
         &["start", "commit", "data@master"],
         "robot:alice",

@@ -80,11 +80,32 @@ impl Authz {
         &self,
         request: &Request<T>,
     ) -> Result<Option<Caller>, Status> {
-        if !self.auth.is_active().await.map_err(auth_status)? {
-            return Ok(None);
-        }
         self.require(request.metadata(), request.get_ref().need())
             .await
+    }
+
+    /// A repo's `auth_info` for the caller (1.9's `RepoInfo.auth_info`:
+    /// admins are OWNERs of every repo there); none while auth is off.
+    pub(crate) async fn access_level(
+        &self,
+        caller: &Option<Caller>,
+        repo: &str,
+    ) -> Result<Option<pfs::RepoAuthInfo>, Status> {
+        let Some(caller) = caller else {
+            return Ok(None);
+        };
+        let scope = if caller.is_admin {
+            Scope::Owner
+        } else {
+            self.auth.scope(caller, repo).await.map_err(auth_status)?
+        };
+        let access_level = match scope {
+            Scope::None => pach_api::auth::Scope::None,
+            Scope::Reader => pach_api::auth::Scope::Reader,
+            Scope::Writer => pach_api::auth::Scope::Writer,
+            Scope::Owner => pach_api::auth::Scope::Owner,
+        } as i32;
+        Ok(Some(pfs::RepoAuthInfo { access_level }))
     }
 
     /// Checks `need` for the caller of `metadata` (for requests whose need

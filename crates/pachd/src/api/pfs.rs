@@ -321,20 +321,33 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::InspectRepoRequest>,
     ) -> Result<Response<pfs::RepoInfo>, Status> {
-        self.authz.check(&req).await?;
+        let caller = self.authz.check(&req).await?;
         let name = repo_name(req.into_inner().repo, "inspect repo")?;
         let info = self.pfs.inspect_repo(&name).await.map_err(status)?;
-        Ok(Response::new(repo_info(info)))
+        let mut info = repo_info(info);
+        info.auth_info = self.authz.access_level(&caller, &name).await?;
+        Ok(Response::new(info))
     }
 
     async fn list_repo(
         &self,
         r: Request<pfs::ListRepoRequest>,
     ) -> Result<Response<pfs::ListRepoResponse>, Status> {
-        self.authz.check(&r).await?;
+        let caller = self.authz.check(&r).await?;
         let repos = self.pfs.list_repo().await.map_err(status)?;
+        let mut repo_info_list = Vec::with_capacity(repos.len());
+        for repo in repos {
+            let mut info = repo_info(repo);
+            let name = info
+                .repo
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            info.auth_info = self.authz.access_level(&caller, &name).await?;
+            repo_info_list.push(info);
+        }
         Ok(Response::new(pfs::ListRepoResponse {
-            repo_info: repos.into_iter().map(repo_info).collect(),
+            repo_info: repo_info_list,
         }))
     }
 
