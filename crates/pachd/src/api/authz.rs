@@ -26,6 +26,8 @@
 //! - admin only: every `DeleteAll`, delete all repos or pipelines, fsck,
 //!   garbage collection, extract/restore/verify, pause writes, secrets,
 //!   debug dumps/profiles/binaries, job records written by hand;
+//! - our `CreateExtendedPipeline`: as `CreatePipeline`, checked by
+//!   `pipelines.rs` once the spec is parsed (`pipeline_need`);
 //! - any signed-in caller: listing repos, pipelines, jobs and transactions,
 //!   inspecting the cluster.
 
@@ -322,6 +324,17 @@ pub(crate) fn input_repos(input: &Option<pps::Input>) -> Vec<String> {
     out
 }
 
+/// Creating a pipeline: READER on its inputs; updating one also WRITER on
+/// its output (`CreatePipeline` and our `CreateExtendedPipeline`).
+pub(crate) fn pipeline_need(inputs: &[String], pipeline: &str, update: bool) -> Need {
+    let mut repos: Vec<(String, Scope)> =
+        inputs.iter().map(|i| (i.clone(), Scope::Reader)).collect();
+    if update {
+        repos.push((pipeline.to_string(), Scope::Writer));
+    }
+    Need::Repos(repos)
+}
+
 macro_rules! table {
     ($($ty:ty => |$r:ident| $need:expr;)*) => {
         $(impl Scoped for $ty {
@@ -390,13 +403,7 @@ table! {
     pps::RestartDatumRequest => |r| Need::Job(job_id(&r.job), Scope::Writer);
     pps::InspectDatumRequest => |r| Need::Job(r.datum.as_ref().map(|d| job_id(&d.job)).unwrap_or_default(), Scope::Reader);
     pps::ListDatumRequest => |r| Need::Job(job_id(&r.job), Scope::Reader);
-    pps::CreatePipelineRequest => |r| {
-        let mut repos: Vec<(String, Scope)> = input_repos(&r.input).into_iter().map(|i| (i, Scope::Reader)).collect();
-        if r.update {
-            repos.push((pipeline_repo(&r.pipeline), Scope::Writer));
-        }
-        Need::Repos(repos)
-    };
+pps::CreatePipelineRequest => |r| pipeline_need(&input_repos(&r.input), &pipeline_repo(&r.pipeline), r.update);
     pps::InspectPipelineRequest => |_r| Need::Signed;
     pps::ListPipelineRequest => |_r| Need::Signed;
     pps::DeletePipelineRequest => |r| if r.all { Need::Admin("DeletePipeline with all") } else { Need::repo(pipeline_repo(&r.pipeline), Scope::Owner) };

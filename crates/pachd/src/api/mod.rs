@@ -121,6 +121,7 @@ pub async fn serve(
                 cluster: server.cluster.clone(),
                 pipelines: pipelines::PipelineExtension {
                     pps: server.pps.clone(),
+                    authz: authz.clone(),
                 },
                 authz: authz.clone(),
             }
