@@ -679,3 +679,72 @@ fn s3_gateway_takes_tokens_as_access_keys() {
         "{body}"
     );
 }
+
+/// A repo made in a batch of transaction requests belongs to its creator
+/// too; a batch holding a request beyond the caller's scope changes nothing.
+#[test]
+fn batched_requests_are_checked_and_created_repos_owned() {
+    use pach_api::{pfs, transaction as txn};
+    let p = Pachd::start();
+    let dir = tempfile::tempdir().unwrap();
+    activated(&p);
+    p.ok(&["create", "repo", "theirs"]);
+    let token = token_of(&p.ok(&["auth", "get-auth-token", "-q", "robot:alice"]));
+    let alice = User::new(&p, &dir, "alice", &token);
+    let batch = |repos: &[(&str, bool)]| txn::BatchTransactionRequest {
+        requests: repos
+            .iter()
+            .map(|(name, delete)| {
+                let repo = Some(pfs::Repo {
+                    name: name.to_string(),
+                });
+                if *delete {
+                    txn::TransactionRequest {
+                        delete_repo: Some(pfs::DeleteRepoRequest {
+                            repo,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }
+                } else {
+                    txn::TransactionRequest {
+                        create_repo: Some(pfs::CreateRepoRequest {
+                            repo,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }
+                }
+            })
+            .collect(),
+    };
+    let address = format!("http://{}", p.address);
+    let run = |b: txn::BatchTransactionRequest| {
+        let (address, token) = (address.clone(), token.clone());
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let mut c = txn::api_client::ApiClient::connect(address).await.unwrap();
+                let mut req = tonic::Request::new(b);
+                req.metadata_mut()
+                    .insert("authn-token", token.parse().unwrap());
+                c.batch_transaction(req).await.map(|_| ())
+            })
+    };
+    let refused = run(batch(&[("new1", false), ("theirs", true)])).unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused
+            .message()
+            .contains("on the repo theirs, must have at least OWNER"),
+        "{refused:?}"
+    );
+    assert!(p.fails(&["inspect", "repo", "new1"]).contains("not found"));
+    run(batch(&[("new1", false), ("new2", false)])).unwrap();
+    for repo in ["new1", "new2"] {
+        assert_eq!(
+            alice.ok(&["auth", "get", repo]).trim(),
+            "robot:alice: OWNER"
+        );
+    }
+}

@@ -330,7 +330,15 @@ impl Api for TransactionService {
         &self,
         req: Request<pb::BatchTransactionRequest>,
     ) -> Result<Response<pb::TransactionInfo>, Status> {
-        self.authz.check(&req).await?;
+        let caller = self.authz.check(&req).await?;
+        let created: Vec<String> = req
+            .get_ref()
+            .requests
+            .iter()
+            .filter_map(|r| r.create_repo.as_ref())
+            .filter(|c| !c.update)
+            .filter_map(|c| c.repo.as_ref().map(|r| r.name.clone()))
+            .collect();
         let info = pb::TransactionInfo {
             transaction: Some(pb::Transaction {
                 id: uuid::Uuid::new_v4().simple().to_string(),
@@ -339,7 +347,11 @@ impl Api for TransactionService {
             responses: vec![],
             started: Some(now()),
         };
-        Ok(Response::new(self.apply(info, None).await?))
+        let applied = self.apply(info, None).await?;
+        for repo in &created {
+            self.authz.repo_created(&caller, repo).await?;
+        }
+        Ok(Response::new(applied))
     }
 
     async fn start_transaction(
