@@ -24,6 +24,15 @@ pub(crate) const RECORD_ORDER: &[&str] = &[
     "pps/jobs/",
     "pps/datums/",
     "pps/cache/",
+    // Access control (format 1.1): ACLs, admins, groups, token hashes, the
+    // auth configuration and whether auth is active.
+    pach_auth::EXTRACTED[0],
+    pach_auth::EXTRACTED[1],
+    pach_auth::EXTRACTED[2],
+    pach_auth::EXTRACTED[3],
+    pach_auth::EXTRACTED[4],
+    pach_auth::EXTRACTED[5],
+    pach_auth::EXTRACTED[6],
 ];
 
 const COMMITS: &str = "pfs/commits/";

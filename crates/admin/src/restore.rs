@@ -465,12 +465,22 @@ fn join(prefix: &str, key: &str) -> String {
 
 /// "repo 'images'" for `pfs/repos/images`, and so on.
 pub(crate) fn describe(key: &str) -> String {
+    if key == pach_auth::EXTRACTED[1] {
+        return "an auth configuration (this cluster has its own: `pachctl auth set-config` \
+                it after the restore instead)"
+            .into();
+    }
     let kinds = [
         ("pfs/repos/", "repo"),
         ("pfs/commits/", "commit"),
         ("pfs/branches/", "branch"),
         ("pps/pipelines/", "pipeline"),
         ("pps/jobs/", "job"),
+        ("auth/acls/", "the ACL of repo"),
+        ("auth/admins/", "admin"),
+        ("auth/tokens/", "token (hash)"),
+        ("auth/members/", "the groups of"),
+        ("auth/groups/", "group"),
     ];
     for (p, kind) in kinds {
         if let Some(rest) = key.strip_prefix(p) {

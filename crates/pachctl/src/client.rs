@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use pach_api::{admin, debug, pachrs, pfs, pps, transaction, versionpb};
+use pach_api::{admin, auth, debug, enterprise, pachrs, pfs, pps, transaction, versionpb};
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -61,6 +61,8 @@ pub struct Client {
     pub transaction: transaction::api_client::ApiClient<Conn>,
     pub debug: debug::debug_client::DebugClient<Conn>,
     pub extension: pachrs::v1::extension_client::ExtensionClient<Conn>,
+    pub auth: auth::api_client::ApiClient<Conn>,
+    pub enterprise: enterprise::api_client::ApiClient<Conn>,
     /// The pachd version learnt while connecting.
     pub server_version: versionpb::Version,
 }
@@ -75,13 +77,17 @@ pub async fn connect_within(patience: Option<Duration>) -> anyhow::Result<Client
     connect_with(CallMetadata::default(), patience).await
 }
 
-/// Connects to the configured pachd, every call carrying `metadata`.
+/// Connects to the configured pachd, every call carrying `metadata` (and
+/// the active context's session token unless `metadata` names one).
 pub async fn connect_with(
-    metadata: CallMetadata,
+    mut metadata: CallMetadata,
     patience: Option<Duration>,
 ) -> anyhow::Result<Client> {
     let config = Config::load()?;
     let target = config.target()?;
+    if metadata.token.is_none() {
+        metadata.token = config.session_token();
+    }
     connect_to(&target, metadata, patience).await
 }
 
@@ -195,6 +201,8 @@ pub async fn connect_to(
         extension: limits!(pachrs::v1::extension_client::ExtensionClient::new(
             conn.clone()
         )),
+        auth: auth::api_client::ApiClient::new(conn.clone()),
+        enterprise: enterprise::api_client::ApiClient::new(conn.clone()),
         server_version,
     })
 }

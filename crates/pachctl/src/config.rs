@@ -24,6 +24,10 @@ pub struct Context {
     /// The transaction that transactional commands join (`start transaction`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub active_transaction: String,
+    /// The token every call carries while auth is active (`auth login`,
+    /// `auth use-auth-token`); the file is kept readable by its owner only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_token: String,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
@@ -93,10 +97,19 @@ impl Config {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let tmp = p.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+        write_private(&tmp, &serde_json::to_vec_pretty(self)?)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &p).with_context(|| format!("cannot write {}", p.display()))?;
         Ok(())
+    }
+
+    /// The active context's session token, if it has one.
+    pub fn session_token(&self) -> Option<String> {
+        self.v2
+            .contexts
+            .get(&self.v2.active_context)
+            .map(|c| c.session_token.clone())
+            .filter(|t| !t.is_empty())
     }
 
     /// The pachd to dial: its address (PACHD_ADDRESS, else the active
@@ -230,6 +243,20 @@ fn split_scheme(addr: &str) -> Result<(Option<bool>, String), String> {
         },
     };
     Ok((tls, rest.to_string()))
+}
+
+/// Writes `bytes` to a new file at `path` readable and writable by its owner
+/// only (0600): the config may hold a session token.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 
 use crate::cmd::{
-    admin, branch, commit, debug, file, job, misc, pipeline, repo, secret, transaction,
+    admin, auth, branch, commit, debug, enterprise, file, job, misc, pipeline, repo, secret,
+    transaction,
 };
 use crate::output::Format;
 
@@ -97,6 +98,12 @@ enum Verb {
     Run(RunNoun),
     /// Print the logs of a pipeline's, a job's or a datum's user code.
     Logs(job::Logs),
+    /// Access control: activation, login, tokens, ACLs, admins.
+    #[command(subcommand)]
+    Auth(auth::AuthCmd),
+    /// Enterprise features (any activation code activates them).
+    #[command(subcommand)]
+    Enterprise(enterprise::EnterpriseCmd),
     /// Write the whole cluster (metadata and, by default, objects) as one stream.
     Extract(admin::Extract),
     /// Restore a stream written by extract; it is validated entirely first.
@@ -453,6 +460,8 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         } => misc::version(client_only, &timeout, &format).await,
         Verb::Config(c) => misc::config(c),
         Verb::Debug(d) => debug::run(d).await,
+        Verb::Auth(a) => auth::run(a).await,
+        Verb::Enterprise(e) => enterprise::run(e).await,
         Verb::Completion { shell } => {
             misc::completion::<Cli>(&shell);
             Ok(())

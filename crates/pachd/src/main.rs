@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod logs;
 mod profile;
+mod s3auth;
 mod urls;
 
 use std::sync::Arc;
@@ -294,8 +295,10 @@ async fn start_s3gateway(
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let pps = pps.with_s3_endpoint(format!("{scheme}://{host}"));
-    let gateway =
-        pach_s3gateway::Gateway::new(pps.pfs().clone(), Arc::new(pach_s3gateway::AllowAll));
+    let authorizer = s3auth::TokenAuthorizer {
+        auth: pach_auth::Auth::new(pps.pfs().meta().clone()),
+    };
+    let gateway = pach_s3gateway::Gateway::new(pps.pfs().clone(), Arc::new(authorizer));
     let incoming = pach_tls::incoming::Incoming::new(
         listener,
         tls.map(|c| c.server_config(&[b"h2", b"http/1.1"])),

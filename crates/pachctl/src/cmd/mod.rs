@@ -2,9 +2,11 @@
 //! the answer.
 
 pub mod admin;
+pub mod auth;
 pub mod branch;
 pub mod commit;
 pub mod debug;
+pub mod enterprise;
 pub mod file;
 pub mod job;
 pub mod misc;

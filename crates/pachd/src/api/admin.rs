@@ -27,6 +27,8 @@ pub(crate) struct AdminService {
     pub(crate) pps: Pps,
     /// Where a restore keeps its stream while it validates it.
     pub(crate) spool: PathBuf,
+    /// Who may call what (`authz`).
+    pub(crate) authz: super::authz::Authz,
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Status {
@@ -148,6 +150,7 @@ impl Api for AdminService {
         &self,
         r: Request<admin::ExtractRequest>,
     ) -> Result<Response<Self::ExtractStream>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         let (tx, rx) = mpsc::channel::<pach_admin::Result<admin::Op>>(16);
         let pps = self.pps.clone();
@@ -171,6 +174,7 @@ impl Api for AdminService {
         &self,
         r: Request<admin::ExtractPipelineRequest>,
     ) -> Result<Response<admin::Op>, Status> {
+        self.authz.check(&r).await?;
         let name = r
             .into_inner()
             .pipeline
@@ -196,6 +200,9 @@ impl Api for AdminService {
         &self,
         r: Request<Streaming<admin::RestoreRequest>>,
     ) -> Result<Response<()>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Restore"))
+            .await?;
         let mut incoming = r.into_inner();
         tokio::fs::create_dir_all(&self.spool)
             .await
@@ -256,8 +263,11 @@ impl Api for AdminService {
 
     async fn inspect_cluster(
         &self,
-        _: Request<()>,
+        r: Request<()>,
     ) -> Result<Response<admin::ClusterInfo>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Signed)
+            .await?;
         Ok(Response::new(admin::ClusterInfo {
             id: self.cluster.id.clone(),
         }))

@@ -47,6 +47,8 @@ pub(crate) struct DebugService {
     pub(crate) pps: pach_pps::Pps,
     pub(crate) cluster: ClusterInfo,
     pub(crate) diagnostics: Diagnostics,
+    /// Who may call what (`authz`).
+    pub(crate) authz: super::authz::Authz,
 }
 
 /// `url` without user, password and query: what may be shown to anyone.
@@ -199,8 +201,11 @@ impl Debug for DebugService {
 
     async fn dump(
         &self,
-        _: Request<debug::DumpRequest>,
+        r: Request<debug::DumpRequest>,
     ) -> Result<Response<Self::DumpStream>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Dump"))
+            .await?;
         let text = DebugService::dump(self).await?;
         Ok(Response::new(chunks(text.into_bytes())))
     }
@@ -211,6 +216,9 @@ impl Debug for DebugService {
         &self,
         r: Request<debug::ProfileRequest>,
     ) -> Result<Response<Self::ProfileStream>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Profile"))
+            .await?;
         let r = r.into_inner();
         if r.profile != "cpu" {
             return Err(status_of(
@@ -250,8 +258,11 @@ impl Debug for DebugService {
 
     async fn binary(
         &self,
-        _: Request<debug::BinaryRequest>,
+        r: Request<debug::BinaryRequest>,
     ) -> Result<Response<Self::BinaryStream>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Binary"))
+            .await?;
         // /proc/self/exe is the running executable even if its file was
         // replaced or deleted since pachd started.
         let path = std::path::PathBuf::from("/proc/self/exe");

@@ -33,6 +33,8 @@ pub(crate) struct ExtensionService {
     pub(crate) spool: PathBuf,
     pub(crate) cluster: ClusterInfo,
     pub(crate) pipelines: super::pipelines::PipelineExtension,
+    /// Who may call what (`authz`).
+    pub(crate) authz: super::authz::Authz,
 }
 
 /// Bytes of stream per reply message.
@@ -223,6 +225,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::ExtractRequest>,
     ) -> Result<Response<Self::ExtractStream>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Extract"))
+            .await?;
         let r = r.into_inner();
         let objects = !r.no_objects;
         let since = match r.since.as_str() {
@@ -285,6 +290,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<Streaming<pb::RestoreRequest>>,
     ) -> Result<Response<pb::StreamSummary>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Restore"))
+            .await?;
         let (reader, bucket) = incoming_stream_with(r.into_inner()).await?;
         let s =
             pach_admin::restore_any_with(&self.pipelines.pps, &self.spool, reader, bucket.as_ref())
@@ -299,6 +307,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<Streaming<pb::RestoreRequest>>,
     ) -> Result<Response<Self::VerifyStream>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Verify"))
+            .await?;
         let reader = incoming_stream(r.into_inner()).await?;
         Ok(Response::new(verify_replies(self.pfs.clone(), reader)))
     }
@@ -309,6 +320,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::VerifyFromRequest>,
     ) -> Result<Response<Self::VerifyFromStream>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("VerifyFrom"))
+            .await?;
         let address = r.into_inner().address;
         if address.is_empty() {
             return Err(status_of(
@@ -324,6 +338,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::SetWritesRequest>,
     ) -> Result<Response<pb::WritesState>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("SetWrites"))
+            .await?;
         let r = r.into_inner();
         let s = pach_admin::set_writes(&**self.pfs.meta(), r.paused, &r.reason)
             .await
@@ -335,7 +352,10 @@ impl Extension for ExtensionService {
         }))
     }
 
-    async fn fsck(&self, _: Request<()>) -> Result<Response<pb::FsckReport>, Status> {
+    async fn fsck(&self, r: Request<()>) -> Result<Response<pb::FsckReport>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("Fsck"))
+            .await?;
         let report = self.pfs.fsck().await.map_err(status)?;
         Ok(Response::new(pb::FsckReport {
             commits_checked: report.commits_checked,
@@ -348,6 +368,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::GarbageCollectRequest>,
     ) -> Result<Response<pb::GarbageCollectReport>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("GarbageCollect"))
+            .await?;
         let grace = Duration::from_secs(r.into_inner().grace_seconds);
         let report = pach_admin::garbage_collect(&self.pfs, grace)
             .await
@@ -361,8 +384,11 @@ impl Extension for ExtensionService {
 
     async fn inspect_cluster_state(
         &self,
-        _: Request<()>,
+        r: Request<()>,
     ) -> Result<Response<pb::ClusterState>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Signed)
+            .await?;
         let meta = &**self.pfs.meta();
         let leader = pach_pps::leader::current(meta).await.map_err(status)?;
         let tasks = pach_pfs::records::load_all::<pach_pps::records::TaskRecord>(
@@ -402,6 +428,9 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::CreateSecretRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("CreateSecret"))
+            .await?;
         self.pipelines.create_secret(r).await
     }
 
@@ -409,14 +438,23 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::SecretRequest>,
     ) -> Result<Response<pb::SecretInfo>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("InspectSecret"))
+            .await?;
         self.pipelines.inspect_secret(r).await
     }
 
     async fn list_secret(&self, r: Request<()>) -> Result<Response<pb::SecretInfos>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("ListSecret"))
+            .await?;
         self.pipelines.list_secret(r).await
     }
 
     async fn delete_secret(&self, r: Request<pb::SecretRequest>) -> Result<Response<()>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("DeleteSecret"))
+            .await?;
         self.pipelines.delete_secret(r).await
     }
 
@@ -424,6 +462,7 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::CreateExtendedPipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        // Checked by the pipeline extension once the spec is parsed.
         self.pipelines.create_extended_pipeline(r).await
     }
 }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod authz;
 mod debug;
 mod enterprise;
 mod extension;
@@ -71,6 +72,7 @@ pub async fn serve(
     use tokio_stream::StreamExt;
     let incoming = incoming.map(|conn| conn.map(GrpcConn));
     let pfs = server.pps.pfs().clone();
+    let authz = authz::Authz::new(server.pps.clone());
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
         .initial_connection_window_size(Some(WINDOW * 2))
@@ -81,18 +83,27 @@ pub async fn serve(
         .add_service(health_pb::health_server::HealthServer::new(
             health::HealthService,
         ))
-        .add_service(auth_pb::api_server::ApiServer::new(auth::AuthService))
+        .add_service(auth_pb::api_server::ApiServer::new(auth::AuthService {
+            authz: authz.clone(),
+            pfs: pfs.clone(),
+        }))
         .add_service(enterprise_pb::api_server::ApiServer::new(
-            enterprise::EnterpriseService,
+            enterprise::EnterpriseService {
+                authz: authz.clone(),
+            },
         ))
         .add_service(limits!(txn_pb::api_server::ApiServer::new(
-            transaction::TransactionService { pfs: pfs.clone() }
+            transaction::TransactionService {
+                pfs: pfs.clone(),
+                authz: authz.clone()
+            }
         )))
         .add_service(limits!(admin_pb::api_server::ApiServer::new(
             admin::AdminService {
                 cluster: server.cluster.clone(),
                 pps: server.pps.clone(),
                 spool: server.spool.clone(),
+                authz: authz.clone(),
             }
         )))
         .add_service(debug_pb::debug_server::DebugServer::new(
@@ -100,6 +111,7 @@ pub async fn serve(
                 pps: server.pps.clone(),
                 cluster: server.cluster.clone(),
                 diagnostics: server.diagnostics.clone(),
+                authz: authz.clone(),
             },
         ))
         .add_service(limits!(pachrs::v1::extension_server::ExtensionServer::new(
@@ -109,18 +121,25 @@ pub async fn serve(
                 cluster: server.cluster.clone(),
                 pipelines: pipelines::PipelineExtension {
                     pps: server.pps.clone(),
+                    authz: authz.clone(),
                 },
+                authz: authz.clone(),
             }
         )))
         .add_service(limits!(pfs_pb::api_server::ApiServer::new(
             pfs::PfsService {
                 pfs: pfs.clone(),
-                transactions: transaction::TransactionService { pfs: pfs.clone() },
+                transactions: transaction::TransactionService {
+                    pfs: pfs.clone(),
+                    authz: authz.clone()
+                },
+                authz: authz.clone(),
             }
         )))
         .add_service(limits!(pach_api::pps::api_server::ApiServer::new(
             pps::PpsService {
-                pps: server.pps.clone()
+                pps: server.pps.clone(),
+                authz: authz.clone(),
             }
         )))
         .serve_with_incoming_shutdown(incoming, shutdown)

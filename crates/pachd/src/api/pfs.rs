@@ -4,6 +4,7 @@
 //! own workers wrote) is refused with a clear status; the object API
 //! (`pfs.ObjectAPI`) is not served.
 
+use super::authz::Scoped;
 use futures::{StreamExt, TryStreamExt};
 use pach_api::pfs::{self, api_server::Api};
 use pach_api::transaction::{TransactionRequest, TransactionResponse};
@@ -21,6 +22,8 @@ pub(crate) struct PfsService {
     /// Where writes go whose request names a transaction (as 1.9's clients
     /// do inside `start transaction`): appended to it, applied when it finishes.
     pub(crate) transactions: super::transaction::TransactionService,
+    /// Who may call what (`authz`).
+    pub(crate) authz: super::authz::Authz,
 }
 
 impl PfsService {
@@ -283,6 +286,9 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::CreateRepoRequest>,
     ) -> Result<Response<()>, Status> {
+        let caller = self.authz.check(&req).await?;
+        let created = req.get_ref().repo.as_ref().map(|r| r.name.clone());
+        let update = req.get_ref().update;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -291,7 +297,12 @@ impl Api for PfsService {
             })
             .await?
         {
-            Ok(_) => return Ok(Response::new(())),
+            Ok(_) => {
+                if let Some(name) = created.filter(|_| !update) {
+                    self.authz.repo_created(&caller, &name).await?;
+                }
+                return Ok(Response::new(()));
+            }
             Err(req) => req,
         };
         let r = req.into_inner();
@@ -300,6 +311,9 @@ impl Api for PfsService {
             .create_repo(&name, &r.description, r.update)
             .await
             .map_err(status)?;
+        if !r.update {
+            self.authz.repo_created(&caller, &name).await?;
+        }
         Ok(Response::new(()))
     }
 
@@ -307,18 +321,33 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::InspectRepoRequest>,
     ) -> Result<Response<pfs::RepoInfo>, Status> {
+        let caller = self.authz.check(&req).await?;
         let name = repo_name(req.into_inner().repo, "inspect repo")?;
         let info = self.pfs.inspect_repo(&name).await.map_err(status)?;
-        Ok(Response::new(repo_info(info)))
+        let mut info = repo_info(info);
+        info.auth_info = self.authz.access_level(&caller, &name).await?;
+        Ok(Response::new(info))
     }
 
     async fn list_repo(
         &self,
-        _: Request<pfs::ListRepoRequest>,
+        r: Request<pfs::ListRepoRequest>,
     ) -> Result<Response<pfs::ListRepoResponse>, Status> {
+        let caller = self.authz.check(&r).await?;
         let repos = self.pfs.list_repo().await.map_err(status)?;
+        let mut repo_info_list = Vec::with_capacity(repos.len());
+        for repo in repos {
+            let mut info = repo_info(repo);
+            let name = info
+                .repo
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            info.auth_info = self.authz.access_level(&caller, &name).await?;
+            repo_info_list.push(info);
+        }
         Ok(Response::new(pfs::ListRepoResponse {
-            repo_info: repos.into_iter().map(repo_info).collect(),
+            repo_info: repo_info_list,
         }))
     }
 
@@ -326,6 +355,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::DeleteRepoRequest>,
     ) -> Result<Response<()>, Status> {
+        let caller = self.authz.check(&req).await?;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -340,12 +370,16 @@ impl Api for PfsService {
         let r = req.into_inner();
         if r.all {
             self.pfs.delete_all_repos().await.map_err(status)?;
+            self.authz.all_repos_deleted(&caller).await?;
             return Ok(Response::new(()));
         }
         let name = repo_name(r.repo, "delete repo")?;
         match self.pfs.delete_repo(&name, r.force).await {
             // Deleting a repo that is not there is not an error in 1.9.
-            Ok(()) | Err(pach_pfs::PfsError::RepoNotFound { .. }) => Ok(Response::new(())),
+            Ok(()) | Err(pach_pfs::PfsError::RepoNotFound { .. }) => {
+                self.authz.repos_deleted(&caller, &[name]).await?;
+                Ok(Response::new(()))
+            }
             Err(e) => Err(status(e)),
         }
     }
@@ -354,6 +388,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::StartCommitRequest>,
     ) -> Result<Response<pfs::Commit>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -393,6 +428,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::FinishCommitRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -424,6 +460,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::InspectCommitRequest>,
     ) -> Result<Response<pfs::CommitInfo>, Status> {
+        self.authz.check(&req).await?;
         let r = req.into_inner();
         let (repo, commit) = commit_ref(r.commit, "inspect commit")?;
         let state = commit_state(r.block_state)?;
@@ -459,6 +496,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::ListCommitRequest>,
     ) -> Result<Response<pfs::CommitInfos>, Status> {
+        self.authz.check(&req).await?;
         let commits = self.list_commits(req.into_inner()).await?;
         Ok(Response::new(pfs::CommitInfos {
             commit_info: commits.iter().map(commit_info).collect(),
@@ -470,6 +508,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::ListCommitRequest>,
     ) -> Result<Response<Self::ListCommitStreamStream>, Status> {
+        self.authz.check(&req).await?;
         let commits = self.list_commits(req.into_inner()).await?;
         Ok(Response::new(stream_of(
             commits.iter().map(commit_info).collect(),
@@ -480,6 +519,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::DeleteCommitRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -504,6 +544,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::FlushCommitRequest>,
     ) -> Result<Response<Self::FlushCommitStream>, Status> {
+        self.authz.check(&req).await?;
         let r = req.into_inner();
         let commits = r
             .commits
@@ -527,6 +568,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::SubscribeCommitRequest>,
     ) -> Result<Response<Self::SubscribeCommitStream>, Status> {
+        self.authz.check(&req).await?;
         let r = req.into_inner();
         let repo = repo_name(r.repo, "subscribe commit")?;
         if r.prov.is_some() {
@@ -554,8 +596,9 @@ impl Api for PfsService {
 
     async fn build_commit(
         &self,
-        _: Request<pfs::BuildCommitRequest>,
+        r: Request<pfs::BuildCommitRequest>,
     ) -> Result<Response<pfs::Commit>, Status> {
+        self.authz.check(&r).await?;
         Err(Status::unimplemented(
             "BuildCommit makes a commit from a hashtree object, which this pachd does not store; \
              start a commit and put files into it instead",
@@ -566,6 +609,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::CreateBranchRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -616,6 +660,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::InspectBranchRequest>,
     ) -> Result<Response<pfs::BranchInfo>, Status> {
+        self.authz.check(&req).await?;
         let b = req.into_inner().branch.ok_or_else(|| {
             Status::invalid_argument("inspect branch names no branch; give REPO@BRANCH")
         })?;
@@ -632,6 +677,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::ListBranchRequest>,
     ) -> Result<Response<pfs::BranchInfos>, Status> {
+        self.authz.check(&req).await?;
         let r = req.into_inner();
         let repo = repo_name(r.repo, "list branch")?;
         let mut infos = self.pfs.list_branch(&repo).await.map_err(status)?;
@@ -647,6 +693,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::DeleteBranchRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let req = match self
             .joined(req, |r| TransactionRequest {
@@ -674,6 +721,7 @@ impl Api for PfsService {
         &self,
         req: Request<Streaming<pfs::PutFileRequest>>,
     ) -> Result<Response<()>, Status> {
+        let metadata = req.metadata().clone();
         self.writable().await?;
         let mut stream = read_ahead(req.into_inner());
         let mut put: Option<(pach_pfs::PutFiles, String, String)> = None;
@@ -688,6 +736,16 @@ impl Api for PfsService {
                 p.write(&r.value).await.map_err(status)?;
                 continue;
             };
+            self.authz
+                .require(
+                    &metadata,
+                    pfs::PutFileRequest {
+                        file: Some(file.clone()),
+                        ..Default::default()
+                    }
+                    .need(),
+                )
+                .await?;
             let (repo, commit, path) = file_ref(Some(file), "put file")?;
             if r.delimiter != pfs::Delimiter::None as i32
                 || r.target_file_datums != 0
@@ -742,6 +800,7 @@ impl Api for PfsService {
     }
 
     async fn copy_file(&self, req: Request<pfs::CopyFileRequest>) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let r = req.into_inner();
         let (sr, sc, sp) = file_ref(r.src, "copy file's source")?;
@@ -758,6 +817,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::GetFileRequest>,
     ) -> Result<Response<Self::GetFileStream>, Status> {
+        self.authz.check(&req).await?;
         let r = req.into_inner();
         let (repo, commit, path) = file_ref(r.file, "get file")?;
         let offset = count(r.offset_bytes, "offset_bytes")?;
@@ -777,6 +837,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::InspectFileRequest>,
     ) -> Result<Response<pfs::FileInfo>, Status> {
+        self.authz.check(&req).await?;
         let (repo, commit, path) = file_ref(req.into_inner().file, "inspect file")?;
         let (commit, mut info) = self
             .pfs
@@ -792,6 +853,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::ListFileRequest>,
     ) -> Result<Response<pfs::FileInfos>, Status> {
+        self.authz.check(&req).await?;
         let files: Vec<pfs::FileInfo> = self
             .list_files(req.into_inner())
             .await?
@@ -805,6 +867,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::ListFileRequest>,
     ) -> Result<Response<Self::ListFileStreamStream>, Status> {
+        self.authz.check(&req).await?;
         Ok(Response::new(self.list_files(req.into_inner()).await?))
     }
 
@@ -813,6 +876,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::WalkFileRequest>,
     ) -> Result<Response<Self::WalkFileStream>, Status> {
+        self.authz.check(&req).await?;
         let (repo, commit, path) = file_ref(req.into_inner().file, "walk file")?;
         let (commit, files) = self
             .pfs
@@ -831,6 +895,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::GlobFileRequest>,
     ) -> Result<Response<pfs::FileInfos>, Status> {
+        self.authz.check(&req).await?;
         let files = self.glob_files(req.into_inner()).await?;
         Ok(Response::new(pfs::FileInfos { file_info: files }))
     }
@@ -840,6 +905,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::GlobFileRequest>,
     ) -> Result<Response<Self::GlobFileStreamStream>, Status> {
+        self.authz.check(&req).await?;
         Ok(Response::new(stream_of(
             self.glob_files(req.into_inner()).await?,
         )))
@@ -849,6 +915,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::DiffFileRequest>,
     ) -> Result<Response<pfs::DiffFileResponse>, Status> {
+        self.authz.check(&req).await?;
         let r = req.into_inner();
         let (nr, nc, np) = file_ref(r.new_file, "diff file")?;
         let old = match r.old_file {
@@ -888,6 +955,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::DeleteFileRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         self.writable().await?;
         let (repo, commit, path) = file_ref(req.into_inner().file, "delete file")?;
         self.pfs
@@ -897,9 +965,14 @@ impl Api for PfsService {
         Ok(Response::new(()))
     }
 
-    async fn delete_all(&self, _: Request<()>) -> Result<Response<()>, Status> {
+    async fn delete_all(&self, r: Request<()>) -> Result<Response<()>, Status> {
+        let caller = self
+            .authz
+            .require(r.metadata(), super::authz::Need::Admin("DeleteAll"))
+            .await?;
         self.writable().await?;
         self.pfs.delete_all_repos().await.map_err(status)?;
+        self.authz.all_repos_deleted(&caller).await?;
         Ok(Response::new(()))
     }
 
@@ -908,6 +981,7 @@ impl Api for PfsService {
         &self,
         req: Request<pfs::FsckRequest>,
     ) -> Result<Response<Self::FsckStream>, Status> {
+        self.authz.check(&req).await?;
         if req.into_inner().fix {
             return Err(Status::unimplemented(
                 "fsck --fix is not supported: the problems fsck reports here are missing or \

@@ -16,6 +16,7 @@ use super::pps::{invalid, pps_status, spec_json, timestamp};
 
 pub(crate) struct PipelineExtension {
     pub pps: Pps,
+    pub authz: super::authz::Authz,
 }
 
 fn secret_info(s: SecretInfo) -> ext::SecretInfo {
@@ -78,6 +79,7 @@ impl PipelineExtension {
         &self,
         r: Request<ext::CreateExtendedPipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        let metadata = r.metadata().clone();
         let r = r.into_inner();
         let request = r
             .request
@@ -91,10 +93,29 @@ impl PipelineExtension {
             json["pipeline"]["project"] = serde_json::json!({"name": r.project});
         }
         let spec = pach_pps::spec::parse_value(json).map_err(pps_status)?;
+        // The same row of the table as pps.API's CreatePipeline, over the
+        // parsed spec's pfs inputs.
+        let inputs: Vec<String> = spec
+            .input
+            .iter()
+            .flat_map(|i| i.walk())
+            .filter_map(|i| i.pfs.as_ref().map(|p| p.repo.clone()))
+            .collect();
+        let name = spec.pipeline.name.clone();
+        let caller = self
+            .authz
+            .require(
+                &metadata,
+                super::authz::pipeline_need(&inputs, &name, update),
+            )
+            .await?;
         self.pps
             .create_pipeline(spec, update, reprocess)
             .await
             .map_err(pps_status)?;
+        self.authz
+            .pipeline_created(&caller, &name, &inputs, update)
+            .await?;
         Ok(Response::new(()))
     }
 }

@@ -40,6 +40,8 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 
 pub(crate) struct PpsService {
     pub pps: Pps,
+    /// Who may call what (`authz`).
+    pub(crate) authz: super::authz::Authz,
 }
 
 fn stream_of<T: Send + 'static>(items: Vec<T>) -> ResponseStream<T> {
@@ -610,8 +612,9 @@ fn with_job<T>(mut response: Response<T>, job: Option<String>) -> Response<T> {
 impl Api for PpsService {
     async fn create_job(
         &self,
-        _: Request<pps::CreateJobRequest>,
+        r: Request<pps::CreateJobRequest>,
     ) -> Result<Response<pps::Job>, Status> {
+        self.authz.check(&r).await?;
         Err(Status::unimplemented(
             "jobs start by themselves when a pipeline's inputs get new commits; `pachctl run pipeline NAME` starts one now",
         ))
@@ -621,6 +624,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::InspectJobRequest>,
     ) -> Result<Response<pps::JobInfo>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         let id = match (&r.job, &r.output_commit) {
             (Some(_), Some(_)) => {
@@ -650,6 +654,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::ListJobRequest>,
     ) -> Result<Response<pps::JobInfos>, Status> {
+        self.authz.check(&r).await?;
         let job_info = self.list_jobs(r.into_inner()).await?;
         Ok(Response::new(pps::JobInfos { job_info }))
     }
@@ -660,6 +665,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::ListJobRequest>,
     ) -> Result<Response<Self::ListJobStreamStream>, Status> {
+        self.authz.check(&r).await?;
         Ok(Response::new(stream_of(
             self.list_jobs(r.into_inner()).await?,
         )))
@@ -671,6 +677,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::FlushJobRequest>,
     ) -> Result<Response<Self::FlushJobStream>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         if r.commits.is_empty() {
             return Err(invalid("flush job needs at least one commit"));
@@ -689,12 +696,14 @@ impl Api for PpsService {
     }
 
     async fn delete_job(&self, r: Request<pps::DeleteJobRequest>) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let id = job_id(r.into_inner().job, "delete job")?;
         self.pps.delete_job(&id).await.map_err(pps_status)?;
         Ok(Response::new(()))
     }
 
     async fn stop_job(&self, r: Request<pps::StopJobRequest>) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let id = job_id(r.into_inner().job, "stop job")?;
         self.pps.stop_job(&id).await.map_err(pps_status)?;
         Ok(Response::new(()))
@@ -704,6 +713,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::InspectDatumRequest>,
     ) -> Result<Response<pps::DatumInfo>, Status> {
+        self.authz.check(&r).await?;
         let d = r
             .into_inner()
             .datum
@@ -730,6 +740,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::ListDatumRequest>,
     ) -> Result<Response<pps::ListDatumResponse>, Status> {
+        self.authz.check(&r).await?;
         Ok(Response::new(self.datums(r.into_inner()).await?))
     }
 
@@ -739,6 +750,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::ListDatumRequest>,
     ) -> Result<Response<Self::ListDatumStreamStream>, Status> {
+        self.authz.check(&r).await?;
         let list = self.datums(r.into_inner()).await?;
         let (page, total_pages) = (list.page, list.total_pages);
         let items = list
@@ -759,6 +771,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::RestartDatumRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         let id = job_id(r.job, "restart datum")?;
         let started = self
@@ -773,11 +786,17 @@ impl Api for PpsService {
         &self,
         r: Request<pps::CreatePipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        let caller = self.authz.check(&r).await?;
+        let inputs = super::authz::input_repos(&r.get_ref().input);
         let (spec, update, reprocess) = spec_of(r.into_inner())?;
+        let name = spec.pipeline.name.clone();
         self.pps
             .create_pipeline(spec, update, reprocess)
             .await
             .map_err(pps_status)?;
+        self.authz
+            .pipeline_created(&caller, &name, &inputs, update)
+            .await?;
         Ok(Response::new(()))
     }
 
@@ -785,6 +804,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::InspectPipelineRequest>,
     ) -> Result<Response<pps::PipelineInfo>, Status> {
+        self.authz.check(&r).await?;
         let name = pipeline_name(r.into_inner().pipeline, "inspect pipeline")?;
         let p = self.pps.inspect_pipeline(&name).await.map_err(pps_status)?;
         let jobs = self.pps.list_job(Some(&name)).await.map_err(pps_status)?;
@@ -796,6 +816,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::ListPipelineRequest>,
     ) -> Result<Response<pps::PipelineInfos>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         let names: Vec<String> = match r.pipeline.map(|p| p.name).filter(|n| !n.is_empty()) {
             Some(n) => vec![n],
@@ -838,6 +859,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::DeletePipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         let names = if r.all {
             Vec::new()
@@ -855,6 +877,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::StartPipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let name = pipeline_name(r.into_inner().pipeline, "start pipeline")?;
         self.pps
             .set_pipeline_state(&[name], false, true)
@@ -867,6 +890,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::StopPipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let name = pipeline_name(r.into_inner().pipeline, "stop pipeline")?;
         self.pps
             .set_pipeline_state(&[name], false, false)
@@ -879,6 +903,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::RunPipelineRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         let name = pipeline_name(r.pipeline, "run pipeline")?;
         let mut provenance = Vec::new();
@@ -924,12 +949,16 @@ impl Api for PpsService {
     }
 
     async fn run_cron(&self, r: Request<pps::RunCronRequest>) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         let name = pipeline_name(r.into_inner().pipeline, "run cron")?;
         self.pps.run_cron(&name).await.map_err(pps_status)?;
         Ok(Response::new(()))
     }
 
-    async fn delete_all(&self, _: Request<()>) -> Result<Response<()>, Status> {
+    async fn delete_all(&self, r: Request<()>) -> Result<Response<()>, Status> {
+        self.authz
+            .require(r.metadata(), super::authz::Need::Admin("DeleteAll"))
+            .await?;
         self.pps.delete_all_pipelines().await.map_err(pps_status)?;
         Ok(Response::new(()))
     }
@@ -940,6 +969,7 @@ impl Api for PpsService {
         &self,
         r: Request<pps::GetLogsRequest>,
     ) -> Result<Response<Self::GetLogsStream>, Status> {
+        self.authz.check(&r).await?;
         let r = r.into_inner();
         if r.tail < 0 {
             return Err(invalid("tail cannot be negative"));
@@ -963,8 +993,9 @@ impl Api for PpsService {
 
     async fn garbage_collect(
         &self,
-        _: Request<pps::GarbageCollectRequest>,
+        r: Request<pps::GarbageCollectRequest>,
     ) -> Result<Response<pps::GarbageCollectResponse>, Status> {
+        self.authz.check(&r).await?;
         pach_admin::garbage_collect(self.pps.pfs(), GC_GRACE)
             .await
             .map_err(status)?;
@@ -973,15 +1004,20 @@ impl Api for PpsService {
 
     async fn activate_auth(
         &self,
-        _: Request<pps::ActivateAuthRequest>,
+        r: Request<pps::ActivateAuthRequest>,
     ) -> Result<Response<pps::ActivateAuthResponse>, Status> {
-        Err(super::auth::not_activated())
+        // 1.9's auth.Activate calls this to give existing pipelines their
+        // ACLs; here auth.Activate needs no help, so it only answers.
+        self.authz.signed(r.metadata()).await?;
+        self.authz.check(&r).await?;
+        Ok(Response::new(pps::ActivateAuthResponse {}))
     }
 
     async fn update_job_state(
         &self,
-        _: Request<pps::UpdateJobStateRequest>,
+        r: Request<pps::UpdateJobStateRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         Err(Status::unimplemented(
             "job states are kept by pachd itself; `pachctl stop job ID` stops a job",
         ))

@@ -35,6 +35,8 @@ fn key(id: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct TransactionService {
     pub(crate) pfs: Pfs,
+    /// Who may call what (`authz`).
+    pub(crate) authz: super::authz::Authz,
 }
 
 /// The transaction a request names in its metadata, if any.
@@ -328,6 +330,15 @@ impl Api for TransactionService {
         &self,
         req: Request<pb::BatchTransactionRequest>,
     ) -> Result<Response<pb::TransactionInfo>, Status> {
+        let caller = self.authz.check(&req).await?;
+        let created: Vec<String> = req
+            .get_ref()
+            .requests
+            .iter()
+            .filter_map(|r| r.create_repo.as_ref())
+            .filter(|c| !c.update)
+            .filter_map(|c| c.repo.as_ref().map(|r| r.name.clone()))
+            .collect();
         let info = pb::TransactionInfo {
             transaction: Some(pb::Transaction {
                 id: uuid::Uuid::new_v4().simple().to_string(),
@@ -336,13 +347,18 @@ impl Api for TransactionService {
             responses: vec![],
             started: Some(now()),
         };
-        Ok(Response::new(self.apply(info, None).await?))
+        let applied = self.apply(info, None).await?;
+        for repo in &created {
+            self.authz.repo_created(&caller, repo).await?;
+        }
+        Ok(Response::new(applied))
     }
 
     async fn start_transaction(
         &self,
-        _: Request<pb::StartTransactionRequest>,
+        r: Request<pb::StartTransactionRequest>,
     ) -> Result<Response<pb::Transaction>, Status> {
+        self.authz.check(&r).await?;
         let transaction = pb::Transaction {
             id: uuid::Uuid::new_v4().simple().to_string(),
         };
@@ -362,6 +378,7 @@ impl Api for TransactionService {
         &self,
         req: Request<pb::InspectTransactionRequest>,
     ) -> Result<Response<pb::TransactionInfo>, Status> {
+        self.authz.check(&req).await?;
         let id = req.into_inner().transaction.unwrap_or_default().id;
         Ok(Response::new(self.load(&id).await?.0))
     }
@@ -370,6 +387,7 @@ impl Api for TransactionService {
         &self,
         req: Request<pb::DeleteTransactionRequest>,
     ) -> Result<Response<()>, Status> {
+        self.authz.check(&req).await?;
         let id = req.into_inner().transaction.unwrap_or_default().id;
         let (_, rev) = self.load(&id).await?;
         let k = key(&id);
@@ -388,8 +406,9 @@ impl Api for TransactionService {
 
     async fn list_transaction(
         &self,
-        _: Request<pb::ListTransactionRequest>,
+        r: Request<pb::ListTransactionRequest>,
     ) -> Result<Response<pb::TransactionInfos>, Status> {
+        self.authz.check(&r).await?;
         let records = self
             .pfs
             .meta()
@@ -413,12 +432,14 @@ impl Api for TransactionService {
         &self,
         req: Request<pb::FinishTransactionRequest>,
     ) -> Result<Response<pb::TransactionInfo>, Status> {
+        self.authz.check(&req).await?;
         let id = req.into_inner().transaction.unwrap_or_default().id;
         let (info, _) = self.load(&id).await?;
         Ok(Response::new(self.apply(info, Some(&id)).await?))
     }
 
-    async fn delete_all(&self, _: Request<pb::DeleteAllRequest>) -> Result<Response<()>, Status> {
+    async fn delete_all(&self, r: Request<pb::DeleteAllRequest>) -> Result<Response<()>, Status> {
+        self.authz.check(&r).await?;
         self.pfs
             .meta()
             .commit(Txn::new().delete_prefix(PREFIX))

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The cost of access control: the same operations against two pachds side by
+# side in this same run, one without auth and one with auth active, driven
+# as a non-admin user who owns the repo (so every call looks up its token,
+# its groups, the admins and the repo's ACL), ratios auth/none (goal under
+# 1.10).
+# Usage: bench/auth.sh [MIB]   (default 512)
+#   put / get: pachctl put file and get file of MIB MiB of random bytes
+#     (from and to the page cache);
+#   small calls: N (default 500) InspectRepo calls on one connection,
+#     through python-pachyderm 3.1.0, mean latency.
+#   RUNS (default 3) alternating runs of each, medians.
+# Env: BENCH_DIR (scratch, default /tmp/pach-bench-auth), RUNS, N,
+#      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIB=${1:-512}
+RUNS=${RUNS:-3}
+N=${N:-500}
+W=${BENCH_DIR:-/tmp/pach-bench-auth}
+
+scripts/prereqs.sh
+cargo build --release -q -p pachd -p pachctl -p pach-bench
+B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
+. bench/lib.sh
+pypach_install
+rm -rf "$W"; mkdir -p "$W"
+
+OPEN=$((30000 + RANDOM % 1000)); GUARDED=$((OPEN + 1000))
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+start() { # NAME PORT
+  local name=$1 port=$2
+  "$B/pachd" --data-dir "$W/$name" --address "127.0.0.1:$port" --s3gateway-address "" \
+    --log-level warn >"$W/$name.out" 2>"$W/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q listening "$W/$name.out" 2>/dev/null && return; sleep 0.1; done
+  echo "pachd $name did not start; see $W/$name.log" >&2; exit 1
+}
+start open "$OPEN"
+start guarded "$GUARDED"
+pc() { # open|guarded ARGS...
+  local which=$1; shift
+  if [ "$which" = open ]; then
+    PACHD_ADDRESS=127.0.0.1:$OPEN PACH_CONFIG=$W/open.json "$B/pachctl" "$@"
+  else
+    PACHD_ADDRESS=127.0.0.1:$GUARDED PACH_CONFIG=$W/guarded.json "$B/pachctl" "$@"
+  fi
+}
+pc guarded enterprise activate bench >/dev/null
+pc guarded auth activate --initial-admin robot:admin >/dev/null
+TOKEN=$(pc guarded auth get-auth-token -q robot:bench)
+echo "$TOKEN" | pc guarded auth use-auth-token 2>/dev/null
+cat >"$W/calls.py" <<'PY'
+import sys, time
+import pypach_compat  # noqa: F401
+import python_pachyderm
+port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] or None
+c = python_pachyderm.Client("127.0.0.1", port, auth_token=token)
+c.inspect_repo("big")  # connect before timing
+t0 = time.time()
+for _ in range(n):
+    c.inspect_repo("big")
+print(f"{(time.time() - t0) / n * 1e6:.0f}")
+PY
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
+"$B/gen-bytes" "${MIB}M" 5 >"$W/src"
+cat "$W/src" >/dev/null
+for s in open guarded; do pc "$s" create repo big; done
+[ "$(pc guarded auth get big)" = "robot:bench: OWNER" ] || { echo "robot:bench does not own the repo" >&2; exit 1; }
+declare -A T
+for run in $(seq "$RUNS"); do
+  for s in open guarded; do
+    t0=$(now); pc "$s" put file "big@master:/f$run" -o -f "$W/src"; t1=$(now)
+    T[$s,put]+="$(elapsed "$t0" "$t1") "
+    t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
+    T[$s,get]+="$(elapsed "$t0" "$t1") "
+    cmp -s "$W/src" "$W/out" || { echo "get file ($s) returned other bytes" >&2; exit 1; }
+    if [ "$s" = open ]; then port=$OPEN; token=""; else port=$GUARDED; token=$TOKEN; fi
+    T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$token") "
+  done
+done
+printf '%-32s %12s %12s %8s\n' "operation" "no auth" "auth" "auth/none"
+for op in put get call; do
+  # shellcheck disable=SC2086
+  o=$(median ${T[open,$op]}); g=$(median ${T[guarded,$op]})
+  case $op in
+    put) name="put file $MIB MiB (s)" ;;
+    get) name="get file $MIB MiB (s)" ;;
+    call) name="InspectRepo, mean (us)" ;;
+  esac
+  printf '%-32s %12s %12s %8s\n' "$name" "$o" "$g" "$(ratio "$g" "$o")"
+done
+echo "runs: no auth put ${T[open,put]}/ get ${T[open,get]}/ call ${T[open,call]}; auth put ${T[guarded,put]}/ get ${T[guarded,get]}/ call ${T[guarded,call]}"
+rm -rf "$W"
