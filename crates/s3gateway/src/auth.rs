@@ -1,19 +1,34 @@
-//! Who a request comes from: the credentials an S3 client presents
-//! (Signature V4 or V2, in the `Authorization` header or in a presigned
-//! URL's query), and the [`Authorizer`] the gateway asks before it serves
-//! anything.
+//! Who a request comes from and what it may do.
 //!
-//! Without auth (the only mode so far) every request is served, whatever
-//! its credentials, as in Pachyderm 1.9: [`AllowAll`]. An authorizer that
-//! checks tokens gets everything a signature check needs — the access key,
-//! the signature and what it signs — through [`Credentials`]; the gateway
-//! itself never looks at a secret. Credentials that cannot be parsed are
-//! passed on as [`Signature::Unparsed`] rather than refused, so that the
-//! policy stays the authorizer's.
+//! Every request is put to the [`Authorizer`] before anything else happens,
+//! in two steps:
+//!
+//! 1. **Authentication.** The credentials an S3 client presents (Signature
+//!    V4 or V2, in the `Authorization` header or in a presigned URL's
+//!    query) are parsed. When [`Authorizer::verifies_signatures`] says so,
+//!    the signature is verified against the secret the authorizer gives for
+//!    the access key ([`Authorizer::secret_key`]), as S3 does: the request's
+//!    canonical form, its date (15 minutes of clock skew, or a presigned
+//!    URL's expiry) and its payload (`x-amz-content-sha256`, or each chunk's
+//!    signature of an `aws-chunked` body, checked as the body streams in).
+//!    Otherwise any credentials, or none, are accepted, as Pachyderm 1.9
+//!    does without auth ([`AllowAll`]).
+//! 2. **Authorization.** [`Authorizer::allow`] is asked whether the caller
+//!    may [`Access`] each repo the request reads or writes (a copy reads
+//!    its source's repo and writes its destination's; ListBuckets shows the
+//!    repos the caller may read).
+//!
+//! With Pachyderm's auth active, the access key and the secret key are both
+//! the caller's pachd token: `secret_key` returns the key itself when it is
+//! a valid token, and `allow` checks the token's scopes on the repo.
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::http::HeaderMap;
 
 use crate::error::S3Error;
+use crate::sigv4::{self, Payload};
 
 /// How a request is signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,22 +57,148 @@ pub struct Credentials {
     pub signature: Signature,
 }
 
-/// Decides whether a request with these credentials is served. With auth
-/// active, an implementation verifies the signature against the token
-/// named by the access key (`S3Error::AccessDenied` and the like refuse).
-#[async_trait::async_trait]
-pub trait Authorizer: Send + Sync + 'static {
-    async fn authorize(&self, credentials: &Credentials) -> Result<(), S3Error>;
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The access key whose signature was verified (or, when signatures are
+    /// not verified, the one the request claims); None when anonymous.
+    pub access_key: Option<String>,
+    /// Whether the signature was verified against the key's secret.
+    pub verified: bool,
 }
 
-/// Serves every request: a cluster without auth.
+/// What a request does to a repo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// Reads the repo's files, branches or commits (GET, HEAD, listings,
+    /// the source of a copy).
+    Read(&'a str),
+    /// Writes files or branches of an existing repo.
+    Write(&'a str),
+    /// Creates the repo (CreateBucket of a repo that does not exist).
+    CreateRepo(&'a str),
+    /// Deletes the repo (DeleteBucket of its last branch).
+    DeleteRepo(&'a str),
+}
+
+/// The gateway's questions to auth. Implementations must be cheap to call:
+/// `allow` is asked once per repo a request touches, and once per repo for
+/// ListBuckets.
+#[async_trait::async_trait]
+pub trait Authorizer: Send + Sync + 'static {
+    /// Whether signatures are verified. When false, every request is taken
+    /// with the credentials it claims (as Pachyderm 1.9 without auth) and
+    /// [`secret_key`](Self::secret_key) is never called.
+    fn verifies_signatures(&self) -> bool;
+
+    /// The secret key of `access_key`, which the request's signature must
+    /// have been made with; `Ok(None)` when the key is unknown (the request
+    /// is refused with `InvalidAccessKeyId`).
+    async fn secret_key(&self, access_key: &str) -> Result<Option<String>, S3Error>;
+
+    /// Whether `caller` may do `access`: `Err` (normally
+    /// [`S3Error::AccessDenied`]) refuses the request.
+    async fn allow(&self, caller: &Caller, access: Access<'_>) -> Result<(), S3Error>;
+}
+
+/// Serves every request, whatever its credentials: a cluster without auth.
 pub struct AllowAll;
 
 #[async_trait::async_trait]
 impl Authorizer for AllowAll {
-    async fn authorize(&self, _credentials: &Credentials) -> Result<(), S3Error> {
+    fn verifies_signatures(&self) -> bool {
+        false
+    }
+
+    async fn secret_key(&self, _access_key: &str) -> Result<Option<String>, S3Error> {
+        Ok(None)
+    }
+
+    async fn allow(&self, _caller: &Caller, _access: Access<'_>) -> Result<(), S3Error> {
         Ok(())
     }
+}
+
+/// What authentication established about a request.
+pub(crate) struct Authenticated {
+    pub caller: Caller,
+    /// How the body is to be checked as it arrives.
+    pub payload: Payload,
+}
+
+/// The raw request as it came over the wire: what signatures are made over.
+pub(crate) struct Wire<'a> {
+    pub method: &'a str,
+    /// The path as sent (percent-encoded).
+    pub path: &'a str,
+    /// The query as sent (percent-encoded), without `?`.
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+/// Authenticates a request: with an authorizer that verifies signatures,
+/// the request must be anonymous or correctly signed by a known key.
+pub(crate) async fn authenticate(
+    auth: &Arc<dyn Authorizer>,
+    wire: &Wire<'_>,
+    query: &[(String, String)],
+    now: SystemTime,
+) -> Result<Authenticated, S3Error> {
+    let credentials = credentials(wire.headers, query);
+    if !auth.verifies_signatures() {
+        return Ok(Authenticated {
+            caller: Caller {
+                access_key: credentials.access_key,
+                verified: false,
+            },
+            payload: Payload::Unchecked,
+        });
+    }
+    let Credentials {
+        access_key,
+        signature,
+    } = credentials;
+    let (v4, presigned) = match signature {
+        Signature::Anonymous => {
+            return Ok(Authenticated {
+                caller: Caller {
+                    access_key: None,
+                    verified: false,
+                },
+                payload: Payload::Unchecked,
+            });
+        }
+        Signature::Unparsed(h) => {
+            return Err(S3Error::AuthorizationHeaderMalformed(format!(
+                "the Authorization header '{}' is neither AWS4-HMAC-SHA256 nor AWS (signature V2)",
+                h.chars().take(40).collect::<String>()
+            )));
+        }
+        Signature::V4 { presigned, .. } => (true, presigned),
+        Signature::V2 { presigned, .. } => (false, presigned),
+    };
+    let access_key = access_key.filter(|k| !k.is_empty()).ok_or_else(|| {
+        S3Error::AuthorizationHeaderMalformed("the credentials name no access key".into())
+    })?;
+    let secret =
+        auth.secret_key(&access_key)
+            .await?
+            .ok_or_else(|| S3Error::InvalidAccessKeyId {
+                key: access_key.clone(),
+            })?;
+    let payload = if v4 {
+        sigv4::verify_v4(wire, query, &secret, presigned, now)?
+    } else {
+        sigv4::verify_v2(wire, query, &secret, presigned, now)?;
+        Payload::Unchecked
+    };
+    Ok(Authenticated {
+        caller: Caller {
+            access_key: Some(access_key),
+            verified: true,
+        },
+        payload,
+    })
 }
 
 /// The credentials of a request, from its headers and decoded query.
@@ -106,29 +247,34 @@ pub(crate) fn credentials(headers: &HeaderMap, query: &[(String, String)]) -> Cr
     }
 }
 
+/// The parts of a V4 `Authorization` header: credential, signed headers,
+/// signature.
+pub(crate) fn parse_v4_header(header: &str) -> Option<(String, Vec<String>, String)> {
+    let rest = header.strip_prefix("AWS4-HMAC-SHA256")?;
+    let mut credential = None;
+    let mut signed_headers = Vec::new();
+    let mut signature = String::new();
+    for part in rest.split(',') {
+        let Some((k, v)) = part.trim().split_once('=') else {
+            continue;
+        };
+        match k.trim() {
+            "Credential" => credential = Some(v.trim().to_string()),
+            "SignedHeaders" => signed_headers = v.trim().split(';').map(str::to_string).collect(),
+            "Signature" => signature = v.trim().to_string(),
+            _ => {}
+        }
+    }
+    Some((credential?, signed_headers, signature))
+}
+
 fn parse_header(header: &str) -> Credentials {
     let unparsed = || Credentials {
         access_key: None,
         signature: Signature::Unparsed(header.to_string()),
     };
-    if let Some(rest) = header.strip_prefix("AWS4-HMAC-SHA256") {
-        let mut credential = None;
-        let mut signed_headers = Vec::new();
-        let mut signature = String::new();
-        for part in rest.split(',') {
-            let Some((k, v)) = part.trim().split_once('=') else {
-                continue;
-            };
-            match k.trim() {
-                "Credential" => credential = Some(v.trim().to_string()),
-                "SignedHeaders" => {
-                    signed_headers = v.trim().split(';').map(str::to_string).collect()
-                }
-                "Signature" => signature = v.trim().to_string(),
-                _ => {}
-            }
-        }
-        let Some(credential) = credential else {
+    if header.starts_with("AWS4-HMAC-SHA256") {
+        let Some((credential, signed_headers, signature)) = parse_v4_header(header) else {
             return unparsed();
         };
         let (key, scope) = credential.split_once('/').unwrap_or((&credential, ""));

@@ -22,6 +22,7 @@ use futures::StreamExt;
 use pach_pfs::PfsError;
 use pach_storage::{FileEntry, IndexReader};
 
+use crate::auth::Access;
 use crate::bucket::{Bucket, Target};
 use crate::error::{Result, S3Error};
 use crate::request::{Req, empty, set_header, xml_response};
@@ -50,13 +51,38 @@ fn pfs_err(b: &Bucket) -> impl Fn(PfsError) -> S3Error + '_ {
     move |e| S3Error::from_pfs(e, &b.name, "")
 }
 
-pub(crate) async fn list_buckets(gw: &Gateway, _req: &Req) -> Result<Response> {
+pub(crate) async fn list_buckets(gw: &Gateway, req: &Req) -> Result<Response> {
+    let prefix = req.param("prefix").unwrap_or("");
+    let max = match req.param("max-buckets") {
+        None => usize::MAX,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                S3Error::InvalidArgument(format!(
+                    "max-buckets '{v}' is not an integer between 1 and 10000"
+                ))
+            })?,
+    };
+    let after = req
+        .param("continuation-token")
+        .filter(|t| !t.is_empty())
+        .map(unhex_token)
+        .transpose()?;
     let repos = gw
         .pfs
         .list_repo()
         .await
         .map_err(|e| S3Error::from_pfs(e, "", ""))?;
-    let mut buckets: Vec<(String, i64)> = repos
+    // Only the repos the caller may read are shown.
+    let mut readable = Vec::with_capacity(repos.len());
+    for r in &repos {
+        if gw.allow(req, Access::Read(&r.record.name)).await.is_ok() {
+            readable.push(r);
+        }
+    }
+    let mut buckets: Vec<(String, i64)> = readable
         .iter()
         .flat_map(|r| {
             r.branches
@@ -65,6 +91,11 @@ pub(crate) async fn list_buckets(gw: &Gateway, _req: &Req) -> Result<Response> {
         })
         .collect();
     buckets.sort();
+    buckets.retain(|(name, _)| {
+        name.starts_with(prefix) && after.as_ref().is_none_or(|a| name.as_str() > a.as_str())
+    });
+    let truncated = buckets.len() > max;
+    buckets.truncate(max);
     let mut x = Xml::new("ListAllMyBucketsResult");
     owner(&mut x, "Owner");
     x.open("Buckets");
@@ -75,6 +106,12 @@ pub(crate) async fn list_buckets(gw: &Gateway, _req: &Req) -> Result<Response> {
             .close("Bucket");
     }
     x.close("Buckets");
+    if truncated && let Some((last, _)) = buckets.last() {
+        x.elem("ContinuationToken", &hex_token(last));
+    }
+    if req.has("prefix") {
+        x.elem("Prefix", prefix);
+    }
     Ok(xml_response(x.finish("ListAllMyBucketsResult")))
 }
 
@@ -119,25 +156,35 @@ pub(crate) async fn create_bucket(gw: &Gateway, req: &Req, body: Body) -> Result
             what: "object lock".into(),
         });
     }
-    let doc = body::read_document(&req.headers, body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     if !doc.iter().all(u8::is_ascii_whitespace) {
         // The location constraint is accepted whatever it says: a cluster
         // has one location.
         crate::xml::read_elements(&doc)?;
     }
-    match gw.pfs.create_repo(&b.repo, "", false).await {
-        Ok(()) => {}
-        Err(PfsError::RepoExists { .. }) => {
-            if gw.pfs.inspect_branch(&b.repo, branch).await.is_ok() {
-                return Err(S3Error::BucketAlreadyOwnedByYou { bucket: b.name });
-            }
-        }
+    let repo_exists = match gw.pfs.inspect_repo(&b.repo).await {
+        Ok(_) => true,
+        Err(PfsError::RepoNotFound { .. }) => false,
         Err(e) => return Err(pfs_err(&b)(e)),
+    };
+    if repo_exists {
+        gw.allow(req, Access::Write(&b.repo)).await?;
+    } else {
+        gw.allow(req, Access::CreateRepo(&b.repo)).await?;
     }
-    gw.pfs
-        .create_branch(&b.repo, branch, None, None)
-        .await
-        .map_err(pfs_err(&b))?;
+    let exists = match gw.pfs.create_repo(&b.repo, "", false).await {
+        Ok(()) => false,
+        Err(PfsError::RepoExists { .. }) => gw.pfs.inspect_branch(&b.repo, branch).await.is_ok(),
+        Err(e) => return Err(pfs_err(&b)(e)),
+    };
+    // Creating a bucket that exists succeeds and changes nothing, as in S3's
+    // us-east-1 (there is one owner without auth).
+    if !exists {
+        gw.pfs
+            .create_branch(&b.repo, branch, None, None)
+            .await
+            .map_err(pfs_err(&b))?;
+    }
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "location", &format!("/{}", b.name));
     Ok(r)
@@ -153,6 +200,10 @@ pub(crate) async fn delete_bucket(gw: &Gateway, req: &Req) -> Result<Response> {
         && index.files() > 0
     {
         return Err(S3Error::BucketNotEmpty { bucket: b.name });
+    }
+    let repo = gw.pfs.inspect_repo(&b.repo).await.map_err(pfs_err(&b))?;
+    if repo.branches.iter().all(|other| *other == branch) {
+        gw.allow(req, Access::DeleteRepo(&b.repo)).await?;
     }
     for u in gw.pfs.list_uploads(&b.repo).await.map_err(pfs_err(&b))? {
         if u.branch == branch {
@@ -414,11 +465,23 @@ pub(crate) async fn list_objects(gw: &Gateway, req: &Req, v2: bool) -> Result<Re
         .or(start_after)
         .or(marker)
         .filter(|a| !a.is_empty());
+    // Ceph's extension: an unordered listing cannot fold keys into common
+    // prefixes. Ours is always ordered, which is a valid unordered one.
+    if req.param("allow-unordered") == Some("true") && !delimiter.is_empty() {
+        return Err(S3Error::InvalidArgument(
+            "allow-unordered cannot be combined with a delimiter".into(),
+        ));
+    }
     let (modified, page) = bucket_page(gw, &b, prefix, delimiter, after, max).await?;
     let root = "ListBucketResult";
     let mut x = Xml::new(root);
+    // S3 encodes the prefix it echoes in V2 listings only (clients decode
+    // it only there).
     x.elem("Name", &b.name)
-        .elem("Prefix", &show(prefix))
+        .elem(
+            "Prefix",
+            &if v2 { show(prefix) } else { prefix.to_string() },
+        )
         .elem("MaxKeys", &max.to_string());
     if !delimiter.is_empty() {
         x.elem("Delimiter", &show(delimiter));

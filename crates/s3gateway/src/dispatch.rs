@@ -9,6 +9,8 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
+use crate::auth::{Access, Wire};
+use crate::bucket::Bucket;
 use crate::error::{Result, S3Error};
 use crate::request::{Req, error_response, set_header};
 use crate::{Gateway, auth, buckets, multipart, objects};
@@ -56,11 +58,18 @@ pub(crate) async fn handle(State(gw): State<Gateway>, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     let head = parts.method == Method::HEAD;
     let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let method = parts.method.to_string();
     let mut response = match Req::parse(parts.method, &path, parts.uri.query(), parts.headers) {
         Err(e) => error_response(&request_id, &path, head, &e),
         Ok(req) => {
             let resource = req.resource();
-            match route(&gw, req, body).await {
+            let wire = RawRequest {
+                method,
+                path: path.clone(),
+                query: raw_query,
+            };
+            match route(&gw, req, &wire, body).await {
                 Ok(r) => r,
                 Err(e) => error_response(&request_id, &resource, head, &e),
             }
@@ -71,9 +80,38 @@ pub(crate) async fn handle(State(gw): State<Gateway>, request: Request) -> Respo
     response
 }
 
-async fn route(gw: &Gateway, req: Req, body: Body) -> Result<Response> {
-    let credentials = auth::credentials(&req.headers, &req.query);
-    gw.auth.authorize(&credentials).await?;
+/// What signatures are computed over: the request line as sent.
+struct RawRequest {
+    method: String,
+    path: String,
+    query: String,
+}
+
+async fn route(gw: &Gateway, mut req: Req, raw: &RawRequest, body: Body) -> Result<Response> {
+    let wire = Wire {
+        method: &raw.method,
+        path: &raw.path,
+        query: &raw.query,
+        headers: &req.headers,
+    };
+    let authenticated =
+        auth::authenticate(&gw.auth, &wire, &req.query, std::time::SystemTime::now()).await?;
+    req.authenticated(authenticated.caller, authenticated.payload);
+    // What the request does to its bucket's repo (CreateBucket and
+    // DeleteBucket ask for themselves: whether they create or delete the
+    // repo depends on what exists). A bucket name that names no repo is
+    // refused by the handler before anything is read.
+    if let Some(name) = &req.bucket
+        && let Ok(b) = Bucket::parse(name)
+    {
+        let reads = req.method == Method::GET || req.method == Method::HEAD;
+        let create = req.key.is_none() && req.method == Method::PUT;
+        if reads {
+            gw.allow(&req, Access::Read(&b.repo)).await?;
+        } else if !create {
+            gw.allow(&req, Access::Write(&b.repo)).await?;
+        }
+    }
     match (&req.bucket, &req.key) {
         (None, _) => match req.method {
             Method::GET | Method::HEAD => buckets::list_buckets(gw, &req).await,

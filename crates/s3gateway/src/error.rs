@@ -81,6 +81,22 @@ pub enum S3Error {
     SlowDown(String),
     #[error("{0}")]
     AccessDenied(String),
+    #[error(
+        "the access key '{key}' is not known; with auth active, the access key and the secret key are both your pachd token"
+    )]
+    InvalidAccessKeyId { key: String },
+    #[error("{0}")]
+    SignatureDoesNotMatch(String),
+    #[error(
+        "the difference between the request's time and the server's is too large (more than 15 minutes); check the client's clock"
+    )]
+    RequestTimeTooSkewed,
+    #[error("the authorization header is malformed: {0}")]
+    AuthorizationHeaderMalformed(String),
+    #[error("{0}")]
+    AuthorizationQueryParametersError(String),
+    #[error("the body's SHA-256 is not the x-amz-content-sha256 that was signed")]
+    XAmzContentSha256Mismatch,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -118,6 +134,16 @@ impl S3Error {
             MethodNotAllowed => ("MethodNotAllowed", StatusCode::METHOD_NOT_ALLOWED),
             SlowDown(_) => ("SlowDown", StatusCode::SERVICE_UNAVAILABLE),
             AccessDenied(_) => ("AccessDenied", StatusCode::FORBIDDEN),
+            InvalidAccessKeyId { .. } => ("InvalidAccessKeyId", StatusCode::FORBIDDEN),
+            SignatureDoesNotMatch(_) => ("SignatureDoesNotMatch", StatusCode::FORBIDDEN),
+            RequestTimeTooSkewed => ("RequestTimeTooSkewed", StatusCode::FORBIDDEN),
+            AuthorizationHeaderMalformed(_) => {
+                ("AuthorizationHeaderMalformed", StatusCode::BAD_REQUEST)
+            }
+            AuthorizationQueryParametersError(_) => {
+                ("AuthorizationQueryParametersError", StatusCode::BAD_REQUEST)
+            }
+            XAmzContentSha256Mismatch => ("XAmzContentSHA256Mismatch", StatusCode::BAD_REQUEST),
             Internal(_) => ("InternalError", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }

@@ -30,6 +30,7 @@ mod error;
 mod multipart;
 mod objects;
 mod request;
+mod sigv4;
 mod time;
 mod xml;
 
@@ -38,7 +39,7 @@ use std::sync::Arc;
 
 use pach_pfs::Pfs;
 
-pub use auth::{AllowAll, Authorizer, Credentials, Signature};
+pub use auth::{Access, AllowAll, Authorizer, Caller, Credentials, Signature};
 /// What [`Gateway::serve`] accepts connections from.
 pub use axum::serve::Listener;
 pub use error::S3Error;
@@ -57,6 +58,16 @@ impl Gateway {
     /// A gateway over `pfs` that serves whatever `auth` allows.
     pub fn new(pfs: Pfs, auth: Arc<dyn Authorizer>) -> Gateway {
         Gateway { pfs, auth }
+    }
+
+    /// Whether the request's caller may do `access` (the authorizer's
+    /// answer).
+    pub(crate) async fn allow(
+        &self,
+        req: &request::Req,
+        access: Access<'_>,
+    ) -> Result<(), S3Error> {
+        self.auth.allow(&req.caller, access).await
     }
 
     /// The HTTP service: every path goes to the S3 dispatcher.

@@ -100,8 +100,15 @@ pub(crate) async fn upload_part(gw: &Gateway, req: &Req, body: Body) -> Result<R
         copy_part(gw, req, &upload).await?
     } else {
         let mut session = gw.pfs.content().session();
-        let entry =
-            body::store_body(&req.headers, body, &mut session, upload.path.clone(), None).await?;
+        let entry = body::store_body(
+            &req.headers,
+            req.take_payload(),
+            body,
+            &mut session,
+            upload.path.clone(),
+            None,
+        )
+        .await?;
         session.finish().await?;
         entry
     };
@@ -215,8 +222,13 @@ pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
 pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
+    if req.header("if-match").is_some() || req.header("if-none-match").is_some() {
+        return Err(S3Error::NotImplemented {
+            what: "conditional writes".into(),
+        });
+    }
     let upload = upload_of(gw, req, &b).await?;
-    let doc = body::read_document(&req.headers, body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
     for (path, text) in crate::xml::read_elements(&doc)? {
         match path.as_str() {

@@ -192,6 +192,16 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
             what: "reading one part of an object (partNumber): parts are not kept once an upload completes".into(),
         });
     }
+    // No object is stored encrypted: encryption parameters apply to none.
+    if let Some(h) = req
+        .headers
+        .keys()
+        .find(|h| h.as_str().starts_with("x-amz-server-side-encryption"))
+    {
+        return Err(S3Error::InvalidArgument(format!(
+            "the {h} header does not apply: objects are not stored with server-side encryption"
+        )));
+    }
     let version = req.param("versionId");
     let (commit, entry) = find_object(gw, &b, key, version).await?;
     let tag = etag(&entry);
@@ -336,7 +346,15 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
         None => None,
     };
     let mut session = gw.pfs.content().session();
-    let entry = body::store_body(&req.headers, body, &mut session, path, previous).await?;
+    let entry = body::store_body(
+        &req.headers,
+        req.take_payload(),
+        body,
+        &mut session,
+        path,
+        previous,
+    )
+    .await?;
     // Content is durable before any record names it.
     session.finish().await?;
     let tag = etag(&entry);
@@ -381,7 +399,14 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
     check_delete_version(key, req.param("versionId"))?;
-    if req.header("if-match").is_some() {
+    if [
+        "if-match",
+        "x-amz-if-match-last-modified-time",
+        "x-amz-if-match-size",
+    ]
+    .iter()
+    .any(|h| req.header(h).is_some())
+    {
         return Err(S3Error::NotImplemented {
             what: "conditional deletes".into(),
         });
@@ -407,14 +432,15 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
 
 pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
-    let doc = body::read_document(&req.headers, body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let elements = crate::xml::read_elements(&doc)?;
     let mut quiet = false;
-    let mut objects: Vec<(String, Option<String>)> = Vec::new();
+    // Key, version, and whether the object carries a condition.
+    let mut objects: Vec<(String, Option<String>, bool)> = Vec::new();
     for (path, text) in elements {
         match path.as_str() {
             "Delete/Quiet" => quiet = text.trim().eq_ignore_ascii_case("true"),
-            "Delete/Object" => objects.push((String::new(), None)),
+            "Delete/Object" => objects.push((String::new(), None, false)),
             "Delete/Object/Key" => match objects.last_mut() {
                 Some(o) => o.0 = text,
                 None => {
@@ -426,6 +452,11 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
             "Delete/Object/VersionId" => {
                 if let Some(o) = objects.last_mut() {
                     o.1 = Some(text);
+                }
+            }
+            "Delete/Object/ETag" | "Delete/Object/LastModifiedTime" | "Delete/Object/Size" => {
+                if let Some(o) = objects.last_mut() {
+                    o.2 = true;
                 }
             }
             _ => {}
@@ -444,8 +475,15 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
     let mut changes = Vec::new();
     let mut deleted = Vec::new();
     let mut errors: Vec<(String, &'static str, String)> = Vec::new();
-    for (key, version) in &objects {
-        if let Err(e) = check_delete_version(key, version.as_deref()) {
+    for (key, version, conditional) in &objects {
+        let checked = if *conditional {
+            Err(S3Error::NotImplemented {
+                what: "conditional deletes".into(),
+            })
+        } else {
+            check_delete_version(key, version.as_deref())
+        };
+        if let Err(e) = checked {
             errors.push((key.clone(), e.code().0, e.to_string()));
             continue;
         }
@@ -508,6 +546,7 @@ pub(crate) async fn copy_source_entry(
     let header = req.header("x-amz-copy-source").unwrap_or("");
     let (bucket, key, version) = copy_source(header)?;
     let src = Bucket::parse(&bucket)?;
+    gw.allow(req, crate::auth::Access::Read(&src.repo)).await?;
     let (commit, entry) = find_object(gw, &src, &key, version.as_deref()).await?;
     check_conditions(req, &etag(&entry), modified_ns(&commit), true)?;
     Ok((src, key, entry))

@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
 
+use crate::auth::Caller;
 use crate::error::{Result, S3Error};
+use crate::sigv4::Payload;
 use crate::xml::Xml;
 
 pub(crate) struct Req {
@@ -19,6 +21,11 @@ pub(crate) struct Req {
     /// Query parameters in order, decoded (a flag like `?uploads` has "").
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
+    /// Who sent it, once authenticated.
+    pub caller: Caller,
+    /// What the signature says of the body; taken by the one reader of
+    /// the body.
+    payload: std::sync::Mutex<Payload>,
 }
 
 fn decode(s: &str) -> Result<String> {
@@ -57,7 +64,24 @@ impl Req {
             key,
             query: params,
             headers,
+            caller: Caller {
+                access_key: None,
+                verified: false,
+            },
+            payload: std::sync::Mutex::new(Payload::Unchecked),
         })
+    }
+
+    /// Records what authentication established.
+    pub(crate) fn authenticated(&mut self, caller: Caller, payload: Payload) {
+        self.caller = caller;
+        self.payload = std::sync::Mutex::new(payload);
+    }
+
+    /// How the body is to be checked (once: the body is read once).
+    pub(crate) fn take_payload(&self) -> Payload {
+        let mut p = self.payload.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *p, Payload::Unchecked)
     }
 
     pub(crate) fn param(&self, name: &str) -> Option<&str> {

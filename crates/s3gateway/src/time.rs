@@ -33,9 +33,28 @@ pub(crate) fn whole_seconds(ns: i64) -> u64 {
     (ns.max(0) / 1_000_000_000) as u64
 }
 
+/// An HTTP date (RFC 7231's three forms; RFC 2822's `+0000` zone is taken
+/// for `GMT`, as clients that format dates by hand write it).
 pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
-    let t = httpdate::parse_http_date(s.trim()).ok()?;
+    let s = s.trim();
+    let s = match s.strip_suffix(" +0000") {
+        Some(rest) => format!("{rest} GMT"),
+        None => s.to_string(),
+    };
+    let t = httpdate::parse_http_date(&s).ok()?;
     t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// `20130524T000000Z`, the form of Signature V4's dates, of seconds since
+/// the epoch.
+pub(crate) fn amz_date(secs: u64) -> String {
+    let iso = iso8601(secs as i64 * 1_000_000_000);
+    // 2013-05-24T00:00:00.000Z → 20130524T000000Z
+    let digits: String = iso[..19]
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{digits}Z")
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).

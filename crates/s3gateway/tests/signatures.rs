@@ -1,0 +1,247 @@
+//! Signature verification with a real client: boto3 (installed by
+//! `scripts/test-tools.sh`) signs with Signature V4 (headers, presigned
+//! URLs, signed and unsigned payloads, aws-chunked uploads) and V2 against
+//! a gateway whose authorizer knows one key's secret and lets that key read
+//! and write one repo only.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use pach_meta::RedbStore;
+use pach_pfs::Pfs;
+use pach_s3gateway::{Access, Authorizer, Caller, Gateway, S3Error};
+use pach_storage::ContentStore;
+
+const KEY: &str = "AKIDPACHYDERMTEST";
+const SECRET: &str = "the-secret/with+signs";
+
+/// Knows one key; that key may use repo `open` and nothing else; anonymous
+/// callers may do nothing.
+struct OneKey;
+
+#[async_trait::async_trait]
+impl Authorizer for OneKey {
+    fn verifies_signatures(&self) -> bool {
+        true
+    }
+
+    async fn secret_key(&self, access_key: &str) -> Result<Option<String>, S3Error> {
+        Ok((access_key == KEY).then(|| SECRET.to_string()))
+    }
+
+    async fn allow(&self, caller: &Caller, access: Access<'_>) -> Result<(), S3Error> {
+        let repo = match access {
+            Access::Read(r) | Access::Write(r) | Access::CreateRepo(r) | Access::DeleteRepo(r) => r,
+        };
+        if caller.verified && caller.access_key.as_deref() == Some(KEY) && repo == "open" {
+            return Ok(());
+        }
+        Err(S3Error::AccessDenied(format!("no access to repo '{repo}'")))
+    }
+}
+
+fn python() -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME");
+    let p = PathBuf::from(home).join(".cache/pach-test-tools/s3clients/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test-tools.sh installs the S3 clients",
+        p.display()
+    );
+    p
+}
+
+const SCRIPT: &str = r#"
+import os, sys, urllib.request, urllib.error
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+endpoint = os.environ["S3_ENDPOINT"]
+
+def client(secret, **config):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="AKIDPACHYDERMTEST", aws_secret_access_key=secret,
+                        config=Config(**config))
+
+def code(f):
+    try:
+        f()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return "ok"
+
+good = client("the-secret/with+signs")
+bad = client("not-the-secret")
+
+good.create_bucket(Bucket="master.open")
+# A signed payload (plain HTTP: botocore hashes the body), keys that need encoding.
+for key in ["a.txt", "dir/with space+plus", "ü/€"]:
+    good.put_object(Bucket="master.open", Key=key, Body=b"hello " + key.encode())
+    assert good.get_object(Bucket="master.open", Key=key)["Body"].read() == b"hello " + key.encode()
+# Query parameters are signed too.
+keys = [o["Key"] for o in good.list_objects_v2(Bucket="master.open", Prefix="dir/", MaxKeys=5)["Contents"]]
+assert keys == ["dir/with space+plus"], keys
+# Multipart with a document body.
+up = good.create_multipart_upload(Bucket="master.open", Key="mp")["UploadId"]
+etag = good.upload_part(Bucket="master.open", Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 100)["ETag"]
+good.complete_multipart_upload(Bucket="master.open", Key="mp", UploadId=up,
+                               MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+assert good.get_object(Bucket="master.open", Key="mp")["Body"].read() == b"x" * 100
+
+# The wrong secret is refused, for reads and writes; nothing is written.
+print("wrong-secret-get", code(lambda: bad.get_object(Bucket="master.open", Key="a.txt")))
+print("wrong-secret-put", code(lambda: bad.put_object(Bucket="master.open", Key="b", Body=b"x")))
+print("unknown-key", code(lambda: boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+      aws_access_key_id="NOBODY", aws_secret_access_key="x").list_buckets()))
+# A known key is refused a repo it has no access to.
+print("other-repo", code(lambda: good.create_bucket(Bucket="master.closed")))
+print("listed", [b["Name"] for b in good.list_buckets()["Buckets"]])
+
+# Presigned URLs: valid, tampered with, and for the wrong secret.
+url = good.generate_presigned_url("get_object", Params={"Bucket": "master.open", "Key": "a.txt"}, ExpiresIn=600)
+print("presigned", urllib.request.urlopen(url).read().decode())
+def fetch(u):
+    try:
+        urllib.request.urlopen(u)
+        return "ok"
+    except urllib.error.HTTPError as e:
+        return str(e.code)
+print("presigned-tampered", fetch(url.replace("a.txt", "mp")))
+print("presigned-wrong-secret", fetch(bad.generate_presigned_url("get_object", Params={"Bucket": "master.open", "Key": "a.txt"})))
+
+# Signature V2, header and presigned.
+v2 = client("the-secret/with+signs", signature_version="s3")
+v2.put_object(Bucket="master.open", Key="v2", Body=b"two")
+print("v2", v2.get_object(Bucket="master.open", Key="v2")["Body"].read().decode())
+print("v2-wrong-secret", code(lambda: client("nope", signature_version="s3").get_object(Bucket="master.open", Key="v2")))
+v2url = v2.generate_presigned_url("get_object", Params={"Bucket": "master.open", "Key": "v2"})
+print("v2-presigned", urllib.request.urlopen(v2url).read().decode())
+print("v2-presigned-tampered", fetch(v2url.replace("Key", "Kez").replace("/v2?", "/a.txt?")))
+"#;
+
+/// A streaming upload whose body is signed chunk by chunk
+/// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), sent with botocore's signer and
+/// raw HTTP so that one chunk can be corrupted in flight.
+const CHUNKED: &str = r#"
+import os, hashlib, hmac, datetime, http.client, urllib.parse
+endpoint = urllib.parse.urlparse(os.environ["S3_ENDPOINT"])
+secret = "the-secret/with+signs"
+region, service = "us-east-1", "s3"
+def put(path, chunks, corrupt=False):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = f"{day}/{region}/{service}/aws4_request"
+    def h(k, m): return hmac.new(k, m.encode(), hashlib.sha256).digest()
+    key = h(h(h(h(("AWS4" + secret).encode(), day), region), service), "aws4_request")
+    decoded = sum(len(c) for c in chunks)
+    headers = {"host": endpoint.netloc, "x-amz-date": amz, "content-encoding": "aws-chunked",
+               "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+               "x-amz-decoded-content-length": str(decoded)}
+    signed = sorted(headers)
+    canonical = "\n".join(["PUT", path, "", "".join(f"{k}:{headers[k]}\n" for k in signed),
+                           ";".join(signed), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    seed = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential=AKIDPACHYDERMTEST/{scope},"
+                                f"SignedHeaders={';'.join(signed)},Signature={seed}")
+    body, prev = b"", seed
+    for data in chunks + [b""]:
+        sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz, scope, prev,
+                         hashlib.sha256(b"").hexdigest(), hashlib.sha256(data).hexdigest()])
+        prev = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+        sent = data[:-1] + b"!" if corrupt and data else data
+        body += f"{len(data):x};chunk-signature={prev}\r\n".encode() + sent + b"\r\n"
+    conn = http.client.HTTPConnection(endpoint.netloc)
+    conn.request("PUT", path, body=body, headers=headers)
+    r = conn.getresponse()
+    text = r.read().decode()
+    return r.status, ("SignatureDoesNotMatch" if "SignatureDoesNotMatch" in text else "")
+print("chunked", put("/master.open/chunked", [b"a" * 65536, b"b" * 1000]))
+print("chunked-corrupt", put("/master.open/corrupt", [b"a" * 65536, b"b" * 1000], corrupt=True))
+"#;
+
+fn run(script: &str, endpoint: &str, dir: &std::path::Path) -> String {
+    let path = dir.join("script.py");
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new(python())
+        .arg(&path)
+        .env("S3_ENDPOINT", endpoint)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let pfs = Pfs::new(
+        meta,
+        ContentStore::new(store, object_store::path::Path::from("")),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        Gateway::new(pfs.clone(), Arc::new(OneKey)).serve(listener, async {
+            let _ = stopped.await;
+        }),
+    );
+
+    let (endpoint2, path) = (endpoint.clone(), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || run(SCRIPT, &endpoint2, &path))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "wrong-secret-get SignatureDoesNotMatch",
+            "wrong-secret-put SignatureDoesNotMatch",
+            "unknown-key InvalidAccessKeyId",
+            "other-repo AccessDenied",
+            "listed ['master.open']",
+            "presigned hello a.txt",
+            "presigned-tampered 403",
+            "presigned-wrong-secret 403",
+            "v2 two",
+            "v2-wrong-secret SignatureDoesNotMatch",
+            "v2-presigned two",
+            "v2-presigned-tampered 403",
+        ],
+        "{out}"
+    );
+    let (endpoint2, path) = (endpoint.clone(), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || run(CHUNKED, &endpoint2, &path))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "chunked (200, '')",
+            "chunked-corrupt (403, 'SignatureDoesNotMatch')"
+        ],
+        "{out}"
+    );
+    // What was refused wrote nothing: the corrupted upload and the wrong
+    // secret's put are not files; the chunked upload is, whole.
+    let (_, index) = pfs.branch_head("open", "master").await.unwrap().unwrap();
+    assert!(index.get("/b").await.unwrap().is_none());
+    assert!(index.get("/corrupt").await.unwrap().is_none());
+    assert_eq!(index.get("/chunked").await.unwrap().unwrap().size, 66536);
+    assert!(pfs.inspect_repo("closed").await.is_err());
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
