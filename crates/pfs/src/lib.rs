@@ -20,6 +20,7 @@ pub mod names;
 mod put;
 pub mod records;
 pub mod repo;
+pub mod split;
 pub mod uploads;
 pub mod writes;
 

@@ -38,21 +38,24 @@ pub struct PutFile {
     /// How many files to read ahead concurrently.
     #[arg(short, long, default_value_t = 10)]
     pub parallelism: usize,
-    /// A file listing sources (paths or URLs), one per line; - reads the list from stdin.
+    /// A file listing sources (paths or URLs), one per line: a path, a URL
+    /// (http, https, s3, gs, az), or - to read the list from stdin.
     #[arg(short, long)]
-    pub input_file: Option<PathBuf>,
-    /// Split the input into files by records (line, json, sql, csv): not supported yet.
-    #[arg(long)]
+    pub input_file: Option<String>,
+    /// Split the input into files by records: line, json, sql or csv. The
+    /// files are named by their index (16 hex digits) in the directory given.
+    #[arg(long, value_parser = ["line", "json", "sql", "csv"])]
     pub split: Option<String>,
-    /// With --split: records per file (not supported yet).
-    #[arg(long)]
-    pub target_file_datums: Option<u64>,
-    /// With --split: bytes per file (not supported yet).
-    #[arg(long)]
-    pub target_file_bytes: Option<u64>,
-    /// With --split: header records (not supported yet).
-    #[arg(long)]
-    pub header_records: Option<u64>,
+    /// With --split: the most records per file (the last file may hold fewer).
+    #[arg(long, default_value_t = 0)]
+    pub target_file_datums: u64,
+    /// With --split: a file ends with the record that makes it this many bytes or more.
+    #[arg(long, default_value_t = 0)]
+    pub target_file_bytes: u64,
+    /// With --split: how many records at the start make the header that
+    /// every file begins with.
+    #[arg(long, default_value_t = 0)]
+    pub header_records: u64,
     /// Deprecated, as in Pachyderm 1.9: every put file makes (or writes into) one commit anyway.
     #[arg(short, long)]
     pub commit: bool,
@@ -250,16 +253,7 @@ enum Loaded {
 }
 
 pub async fn put(a: PutFile) -> anyhow::Result<()> {
-    if a.split.is_some()
-        || a.target_file_datums.is_some()
-        || a.target_file_bytes.is_some()
-        || a.header_records.is_some()
-    {
-        bail!(
-            "put file --split (and --target-file-datums, --target-file-bytes, --header-records) \
-             is not supported yet; split the data into files before putting them"
-        );
-    }
+    let split = split_of(&a)?;
     if a.commit {
         eprintln!("flag --commit / -c is deprecated; every put file makes one commit without it");
     }
@@ -270,13 +264,7 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
     check_no_parent(&target.path)?;
     let mut sources = a.files.clone();
     if let Some(list) = &a.input_file {
-        let text = if list.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())
-                .context("cannot read the list of sources from stdin")?
-        } else {
-            std::fs::read_to_string(list)
-                .with_context(|| format!("cannot read '{}'", list.display()))?
-        };
+        let text = read_source_list(list).await?;
         sources.extend(
             text.lines()
                 .map(str::trim)
@@ -288,8 +276,14 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
         sources.push("-".into());
     }
     let plan = plan(&target.path, &sources, a.recursive)?;
-    for (_, path) in &plan {
+    for (source, path) in &plan {
         check_no_parent(path)?;
+        if let (Some(_), Source::Url(url)) = (split, source) {
+            bail!(
+                "--split cannot split '{url}': pachd reads URLs whole; get the data first, then \
+                 put it from a file or stdin with --split"
+            );
+        }
     }
     let total: u64 = plan
         .iter()
@@ -305,6 +299,7 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
         commit: target.commit(),
         overwrite: a.overwrite,
         recursive: a.recursive,
+        split,
     };
     let parallelism = a.parallelism.max(1);
     let bar2 = bar.clone();
@@ -330,6 +325,73 @@ struct Put {
     commit: pfs::Commit,
     overwrite: bool,
     recursive: bool,
+    split: Option<Split>,
+}
+
+/// `--split` and its limits, as PutFileRequest carries them.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    delimiter: pfs::Delimiter,
+    target_file_datums: i64,
+    target_file_bytes: i64,
+    header_records: i64,
+}
+
+/// Checks the split flags together, as 1.9's pachd does.
+fn split_of(a: &PutFile) -> anyhow::Result<Option<Split>> {
+    let limits = [
+        ("--target-file-datums", a.target_file_datums),
+        ("--target-file-bytes", a.target_file_bytes),
+        ("--header-records", a.header_records),
+    ];
+    let Some(split) = &a.split else {
+        if let Some((flag, _)) = limits.iter().find(|(_, v)| *v != 0) {
+            bail!("{flag} needs --split (line, json, sql or csv) to say how records end");
+        }
+        return Ok(None);
+    };
+    let delimiter = match split.as_str() {
+        "line" => pfs::Delimiter::Line,
+        "json" => pfs::Delimiter::Json,
+        "sql" => pfs::Delimiter::Sql,
+        _ => pfs::Delimiter::Csv,
+    };
+    let int = |(flag, v): (&str, u64)| {
+        i64::try_from(v).map_err(|_| anyhow::anyhow!("{flag} {v} is too large"))
+    };
+    Ok(Some(Split {
+        delimiter,
+        target_file_datums: int(limits[0])?,
+        target_file_bytes: int(limits[1])?,
+        header_records: int(limits[2])?,
+    }))
+}
+
+/// `-i`: the list of sources, from a file, a URL or stdin (-).
+async fn read_source_list(list: &str) -> anyhow::Result<String> {
+    if list == "-" {
+        return std::io::read_to_string(std::io::stdin())
+            .context("cannot read the list of sources from stdin");
+    }
+    if let Some(path) = list.strip_prefix("file://") {
+        return std::fs::read_to_string(path).with_context(|| format!("cannot read '{path}'"));
+    }
+    if list.contains("://") {
+        use object_store::ObjectStoreExt;
+        // The user's own URL, read with the user's credentials.
+        let (store, path) = pach_storage::open_url(list, &pach_storage::UrlPolicy::operator())
+            .with_context(|| format!("cannot open '{list}'"))?;
+        let bytes = store
+            .get(&path)
+            .await
+            .with_context(|| format!("cannot read '{list}'"))?
+            .bytes()
+            .await
+            .with_context(|| format!("cannot read '{list}'"))?;
+        return String::from_utf8(bytes.to_vec())
+            .with_context(|| format!("'{list}' is not a UTF-8 list of sources"));
+    }
+    std::fs::read_to_string(list).with_context(|| format!("cannot read '{list}'"))
 }
 
 impl Put {
@@ -341,6 +403,10 @@ impl Put {
                 path,
             }),
             overwrite_index: self.overwrite.then_some(pfs::OverwriteIndex { index: 0 }),
+            delimiter: self.split.map_or(0, |s| s.delimiter as i32),
+            target_file_datums: self.split.map_or(0, |s| s.target_file_datums),
+            target_file_bytes: self.split.map_or(0, |s| s.target_file_bytes),
+            header_records: self.split.map_or(0, |s| s.header_records),
             ..Default::default()
         }
     }
