@@ -159,3 +159,109 @@ fn put_file_split_as_1_9() {
         "stdin without a COPY line is no dump"
     );
 }
+
+const COPY: &str = r#"{
+  "pipeline": {"name": "copy"},
+  "transform": {"cmd": ["sh", "-c", "cp -r /pfs/in/. /pfs/out/"]},
+  "input": {"pfs": {"repo": "in", "glob": "/"}}
+}"#;
+
+#[test]
+fn pipelines_and_jobs_as_1_9() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    // The spec from stdin when no -f is given.
+    p.ok_stdin(&["create", "pipeline"], COPY.as_bytes());
+    p.ok(&["flush", "commit", "in@master"]);
+    p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    p.ok(&["flush", "commit", "in@master"]);
+
+    // Image builds are refused, naming the flag.
+    for flag in [
+        &["-b"][..],
+        &["--push-images"],
+        &["--registry", "r.io"],
+        &["-u", "me"],
+    ] {
+        let mut args = vec!["create", "pipeline"];
+        args.extend_from_slice(flag);
+        let out = p.pachctl_cmd(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(flag[0]),
+            "{flag:?}: {err}"
+        );
+        assert!(err.contains("builds and pushes no Docker images"), "{err}");
+    }
+
+    // list job -o (the output commit) and -i (input commits), --no-pager.
+    let jobs = p.raw(&["list", "job", "-p", "copy"]);
+    assert_eq!(jobs.len(), 2);
+    let newest = jobs[0]["output_commit"]["id"].as_str().unwrap().to_string();
+    let by_output = p.raw(&["list", "job", "-o", &format!("copy@{newest}"), "--no-pager"]);
+    assert_eq!(by_output.len(), 1, "{by_output:?}");
+    assert_eq!(by_output[0]["job"]["id"], jobs[0]["job"]["id"]);
+    let in_head = p.raw(&["inspect", "commit", "in@master"])[0]["commit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_input = p.raw(&["list", "job", "--input", &format!("in@{in_head}")]);
+    assert_eq!(by_input.len(), 1, "{by_input:?}");
+    assert_eq!(by_input[0]["job"]["id"], jobs[0]["job"]["id"]);
+    let table = p.ok(&["list", "job", "--no-pager"]);
+    assert!(
+        table.starts_with("ID") && table.lines().count() == 3,
+        "{table}"
+    );
+    // inspect job -b waits for the job.
+    let id = jobs[0]["job"]["id"].as_str().unwrap();
+    assert_eq!(
+        p.raw(&["inspect", "job", id, "-b"])[0]["state"],
+        "JOB_SUCCESS"
+    );
+
+    // extract pipeline: the spec as created, JSON or YAML.
+    let spec: serde_json::Value =
+        serde_json::from_str(&p.ok(&["extract", "pipeline", "copy"])).unwrap();
+    assert_eq!(spec["pipeline"]["name"], "copy");
+    assert_eq!(spec["input"]["pfs"]["glob"], "/");
+    let yaml = p.ok(&["extract", "pipeline", "copy", "-o", "yaml"]);
+    assert!(yaml.contains("glob: /"), "{yaml}");
+
+    // edit pipeline: an editor that changes nothing updates nothing; one
+    // that changes the spec updates the pipeline.
+    let unchanged = p.ok(&["edit", "pipeline", "copy", "--editor", "true"]);
+    assert!(unchanged.contains("Pipeline unchanged"), "{unchanged}");
+    assert_eq!(p.raw(&["inspect", "pipeline", "copy"])[0]["version"], "1");
+    let out = p
+        .pachctl_cmd(&["edit", "pipeline", "copy"])
+        .env(
+            "EDITOR",
+            "sed -i 's/\"transform\": {/\"description\": \"edited\", \"transform\": {/'",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = &p.raw(&["inspect", "pipeline", "copy"])[0];
+    assert_eq!(info["description"], "edited", "{info}");
+    assert_eq!(info["version"], "2");
+    // list pipeline NAME --spec --history all: both versions, as specs.
+    let specs = p.raw(&["list", "pipeline", "copy", "--spec", "--history", "all"]);
+    assert_eq!(specs.len(), 2, "{specs:?}");
+    assert!(specs.iter().all(|s| s["pipeline"]["name"] == "copy"));
+
+    // garbage-collect -m is checked.
+    p.ok(&["wait", "commit", "copy@master"]);
+    p.ok(&["garbage-collect", "-m", "100MB"]);
+    let err = p.fails(&["garbage-collect", "--memory", "lots"]);
+    assert!(err.contains("not a size"), "{err}");
+
+    // delete pipeline -f.
+    p.ok(&["delete", "pipeline", "copy", "-f"]);
+    assert!(p.raw(&["list", "pipeline"]).is_empty());
+}

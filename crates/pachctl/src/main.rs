@@ -4,13 +4,14 @@
 
 mod client;
 mod cmd;
+mod compat;
 mod config;
 mod output;
 mod refs;
 
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd::{
     admin, branch, commit, debug, file, job, misc, pipeline, repo, secret, transaction,
@@ -24,6 +25,15 @@ use crate::output::Format;
     about = "Version-controlled data and pipelines: the pachd command line"
 )]
 struct Cli {
+    /// Print what pachctl does on stderr: the pachd it connects to, and how.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Turn off colours (pachctl prints none; accepted for 1.9's scripts).
+    #[arg(long, global = true)]
+    no_color: bool,
+    /// Print times in full (RFC 3339, UTC) instead of "3 minutes ago".
+    #[arg(long, global = true)]
+    full_timestamps: bool,
     #[command(subcommand)]
     command: Verb,
 }
@@ -97,8 +107,18 @@ enum Verb {
     Run(RunNoun),
     /// Print the logs of a pipeline's, a job's or a datum's user code.
     Logs(job::Logs),
-    /// Write the whole cluster (metadata and, by default, objects) as one stream.
-    Extract(admin::Extract),
+    /// Write the whole cluster (metadata and, by default, objects) as one
+    /// stream; `extract pipeline NAME` prints a pipeline's spec.
+    #[command(args_conflicts_with_subcommands = true)]
+    Extract {
+        #[command(subcommand)]
+        noun: Option<ExtractNoun>,
+        #[command(flatten)]
+        cluster: admin::Extract,
+    },
+    /// Edit a pipeline's spec in an editor, then update the pipeline.
+    #[command(subcommand)]
+    Edit(EditNoun),
     /// Restore a stream written by extract; it is validated entirely first.
     Restore(admin::Restore),
     /// Compare this cluster with an extract stream or another cluster.
@@ -123,11 +143,28 @@ enum Verb {
     /// Manage pachctl's contexts (which pachd to talk to).
     #[command(subcommand)]
     Config(misc::ConfigVerb),
-    /// Print a shell completion script (bash, zsh or fish).
+    /// Print (or install) a shell completion script: bash, zsh or fish.
     Completion {
-        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        #[arg(value_parser = ["bash", "zsh", "fish"], default_value = "bash")]
         shell: String,
+        /// Write the script to --path instead of printing it.
+        #[arg(long)]
+        install: bool,
+        /// Where --install writes the script.
+        #[arg(long, default_value = "/etc/bash_completion.d/pachctl")]
+        path: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExtractNoun {
+    /// Print the spec a pipeline was created with (JSON, or YAML with -o yaml).
+    Pipeline(pipeline::ExtractPipeline),
+}
+#[derive(Debug, Subcommand)]
+enum EditNoun {
+    /// Edit a pipeline's spec in $EDITOR; saved changes update the pipeline.
+    Pipeline(pipeline::EditPipeline),
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,7 +444,13 @@ enum CopyNoun {
 #[tokio::main]
 async fn main() {
     quiet_on_closed_pipes();
-    let cli = Cli::parse();
+    let (args, warning) = compat::rewrite(std::env::args().collect(), &Cli::command());
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
+    let cli = Cli::parse_from(args);
+    client::set_verbose(cli.verbose);
+    output::set_full_timestamps(cli.full_timestamps);
     if let Err(e) = run(cli.command).await {
         if cmd::broken_pipe(&e) {
             // The reader has gone (`| head`): nothing more to say.
@@ -453,12 +496,18 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         } => misc::version(client_only, &timeout, &format).await,
         Verb::Config(c) => misc::config(c),
         Verb::Debug(d) => debug::run(d).await,
-        Verb::Completion { shell } => {
-            misc::completion::<Cli>(&shell);
-            Ok(())
-        }
+        Verb::Completion {
+            shell,
+            install,
+            path,
+        } => misc::completion::<Cli>(&shell, install.then_some(path.as_path())),
         Verb::Fsck { fix } => misc::fsck(fix).await,
-        Verb::Extract(a) => admin::extract(a).await,
+        Verb::Extract {
+            noun: Some(ExtractNoun::Pipeline(a)),
+            ..
+        } => pipeline::extract(a).await,
+        Verb::Extract { cluster, .. } => admin::extract(cluster).await,
+        Verb::Edit(EditNoun::Pipeline(a)) => pipeline::edit(a).await,
         Verb::Restore(a) => admin::restore(a).await,
         Verb::Verify(a) => admin::verify(a).await,
         Verb::GarbageCollect(a) => admin::garbage_collect(a).await,
@@ -542,5 +591,15 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
             secret::inspect(&secret, &format).await
         }
         Verb::Delete(DeleteNoun::Secret { secret }) => secret::delete(&secret).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -253,13 +253,40 @@ pub async fn fsck(fix: bool) -> anyhow::Result<()> {
     bail!("{problems} problems found; `pachctl restore` of a backup brings missing objects back")
 }
 
-pub fn completion<C: clap::CommandFactory>(shell: &str) {
+/// Prints the completion script of `shell`, or with `install` writes it
+/// there, as 1.9's `completion --install --path`.
+pub fn completion<C: clap::CommandFactory>(
+    shell: &str,
+    install: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let shell = match shell {
         "zsh" => clap_complete::Shell::Zsh,
         "fish" => clap_complete::Shell::Fish,
         _ => clap_complete::Shell::Bash,
     };
-    clap_complete::generate(shell, &mut C::command(), "pachctl", &mut std::io::stdout());
+    let Some(path) = install else {
+        let mut out = super::stdout();
+        clap_complete::generate(shell, &mut C::command(), "pachctl", &mut out);
+        return super::finish(out);
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut C::command(), "pachctl", &mut script);
+    if let Err(e) = std::fs::write(path, script) {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            "; rerun this command with sudo, or give a --path you may write"
+        } else {
+            "; give a --path in a directory that exists"
+        };
+        bail!(
+            "cannot install completions in '{}': {e}{hint}",
+            path.display()
+        );
+    }
+    println!(
+        "Bash completions installed in {}, you must restart bash to enable completions.",
+        path.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
