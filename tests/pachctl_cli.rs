@@ -265,3 +265,155 @@ fn pipelines_and_jobs_as_1_9() {
     p.ok(&["delete", "pipeline", "copy", "-f"]);
     assert!(p.raw(&["list", "pipeline"]).is_empty());
 }
+
+#[test]
+fn config_as_1_9() {
+    let p = Pachd::start();
+    p.ok(&[
+        "config",
+        "update",
+        "context",
+        "local",
+        "--cluster-name",
+        "c1",
+        "--auth-info",
+        "admin",
+        "--namespace",
+        "pach",
+    ]);
+    let ctx: serde_json::Value =
+        serde_json::from_str(&p.ok(&["config", "get", "context", "local"])).unwrap();
+    assert_eq!(ctx["cluster_name"], "c1");
+    assert_eq!(ctx["auth_info"], "admin");
+    assert_eq!(ctx["namespace"], "pach");
+    // The context still reaches pachd.
+    p.ok(&["list", "repo"]);
+
+    // -k imports a Kubernetes context.
+    let kube = p.dir.path().join("kubeconfig");
+    std::fs::write(
+        &kube,
+        "apiVersion: v1\nkind: Config\ncontexts:\n- name: prod\n  context:\n    cluster: prod-cluster\n    user: prod-admin\n    namespace: data\n",
+    )
+    .unwrap();
+    let set = |args: &[&str]| {
+        p.pachctl_cmd(args)
+            .env("KUBECONFIG", &kube)
+            .output()
+            .unwrap()
+    };
+    let out = set(&["config", "set", "context", "k8s", "-k", "prod"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctx: serde_json::Value =
+        serde_json::from_str(&p.ok(&["config", "get", "context", "k8s"])).unwrap();
+    assert_eq!(ctx["source"], "IMPORTED");
+    assert_eq!(ctx["cluster_name"], "prod-cluster");
+    assert_eq!(ctx["auth_info"], "prod-admin");
+    assert_eq!(ctx["namespace"], "data");
+    let out = set(&["config", "set", "context", "k8s", "-k", "prod"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
+    let out = set(&["config", "set", "context", "other", "-k", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kubernetes context does not exist"));
+
+    // Metrics: a setting kept in the config.
+    assert_eq!(p.ok(&["config", "get", "metrics"]).trim(), "false");
+    p.ok(&["config", "set", "metrics", "true"]);
+    assert_eq!(p.ok(&["config", "get", "metrics"]).trim(), "true");
+    p.fails(&["config", "set", "metrics", "maybe"]);
+}
+
+#[test]
+fn global_flags_version_and_completion() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "r"]);
+    // -v says where pachctl connects, on stderr; stdout stays the same.
+    let out = p.run(&["-v", "list", "repo", "--no-color"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connecting to pachd at") && err.contains("connected to pachd"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("NAME"));
+    // --full-timestamps: the time itself, not "x seconds ago".
+    let table = p.ok(&["list", "repo", "--full-timestamps"]);
+    let year = humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..4].to_string();
+    assert!(
+        table.contains(&format!("{year}-")) && !table.contains(" ago"),
+        "{table}"
+    );
+    let relative = p.ok(&["list", "repo"]);
+    assert!(relative.contains(" ago"), "{relative}");
+
+    // version --timeout: a duration, or a clear error.
+    p.ok(&["version", "--timeout", "5s"]);
+    let err = p.fails(&["version", "--timeout", "soon"]);
+    assert!(err.contains("not a duration"), "{err}");
+
+    // completion bash --install --path.
+    let path = p.dir.path().join("pachctl-completion");
+    let said = p.ok(&[
+        "completion",
+        "bash",
+        "--install",
+        "--path",
+        path.to_str().unwrap(),
+    ]);
+    assert!(said.contains("installed in"), "{said}");
+    let script = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        script.contains("pachctl") && script.contains("complete"),
+        "{script}"
+    );
+    let err = p.fails(&[
+        "completion",
+        "--install",
+        "--path",
+        "/nonexistent/dir/pachctl",
+    ]);
+    assert!(err.contains("cannot install completions"), "{err}");
+    assert!(p.ok(&["completion"]).contains("_pachctl"));
+}
+
+#[test]
+fn old_command_names_run() {
+    let p = Pachd::start();
+    let warned = |args: &[&str]| {
+        let out = p.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("is deprecated"), "{args:?}: {err}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    warned(&["create-repo", "old"]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f.txt");
+    std::fs::write(&f, "hello\n").unwrap();
+    warned(&[
+        "put-file",
+        "old",
+        "master",
+        "/f.txt",
+        "-f",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(warned(&["get-file", "old", "master", "/f.txt"]), "hello\n");
+    assert!(warned(&["list-file", "old", "master"]).contains("/f.txt"));
+    let commits = warned(&["list-commit", "old", "master", "--raw"]);
+    let head: serde_json::Value = serde_json::from_str(commits.lines().next().unwrap()).unwrap();
+    let id = head["commit"]["id"].as_str().unwrap();
+    warned(&["flush-commit", &format!("old/{id}")]);
+    warned(&["inspect-commit", "old", id]);
+    warned(&["create-branch", "old", "dev", "--head", id]);
+    assert!(warned(&["list-branch", "old"]).contains("dev"));
+    warned(&["delete-branch", "old", "dev"]);
+    warned(&["start-commit", "old", "master"]);
+    warned(&["finish-commit", "old", "master"]);
+    assert!(warned(&["list-job", "--raw"]).is_empty());
+    assert!(warned(&["list-repo"]).contains("old"));
+    warned(&["delete-repo", "old"]);
+}

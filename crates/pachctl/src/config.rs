@@ -24,6 +24,18 @@ pub struct Context {
     /// The transaction that transactional commands join (`start transaction`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub active_transaction: String,
+    /// Where the context came from: "IMPORTED" from a Kubernetes context
+    /// (`config set context -k`), as Pachyderm marks it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// The Kubernetes cluster, user and namespace of the deployment (kept for
+    /// Kubernetes tooling; pachctl itself connects to `pachd_address`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth_info: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
