@@ -417,3 +417,92 @@ fn old_command_names_run() {
     assert!(warned(&["list-repo"]).contains("old"));
     warned(&["delete-repo", "old"]);
 }
+
+#[test]
+fn pfs_flags_as_1_9() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "r"]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("a.txt", "one\ntwo\n"), ("b.txt", "bee\n")] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    // put file -i: a file listing sources, or stdin (-); -c is accepted with a warning.
+    let list = dir.path().join("list");
+    std::fs::write(&list, format!("{}\n\n", dir.path().join("a.txt").display())).unwrap();
+    let out = p.run(&[
+        "put",
+        "file",
+        "r@master:/",
+        "-i",
+        list.to_str().unwrap(),
+        "-c",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deprecated"));
+    let b = dir.path().join("b.txt");
+    p.ok_stdin(
+        &["put", "file", "r@master:/in/", "-i", "-"],
+        b.to_str().unwrap().as_bytes(),
+    );
+    assert_eq!(p.ok(&["get", "file", "r@master:/a.txt"]), "one\ntwo\n");
+    assert_eq!(p.ok(&["get", "file", "r@master:/in/b.txt"]), "bee\n");
+    p.fails(&["put", "file", "r@master:/", "-i", "/nonexistent/list"]);
+
+    // diff file: the content's differences, through git or --diff-command.
+    p.ok_stdin(&["put", "file", "r@master:/a.txt", "-o"], b"one\nthree\n");
+    let diff = p.ok(&["diff", "file", "r@master:/a.txt", "--no-pager"]);
+    assert!(diff.contains("-two") && diff.contains("+three"), "{diff}");
+    let diff = p.ok(&["diff", "file", "r@master", "--diff-command", "diff -u"]);
+    assert!(
+        diff.contains("--- old/a.txt") && diff.contains("+++ new/a.txt"),
+        "{diff}"
+    );
+    assert!(diff.contains("-two") && diff.contains("+three"), "{diff}");
+    let names = p.ok(&["diff", "file", "r@master", "--name-only"]);
+    assert!(
+        names.starts_with("OP") && names.contains("+    /a.txt"),
+        "{names}"
+    );
+    let err = p.fails(&[
+        "diff",
+        "file",
+        "r@master",
+        "--diff-command",
+        "no-such-differ",
+    ]);
+    assert!(err.contains("no-such-differ"), "{err}");
+
+    // list commit --from: the commits since one, newest first.
+    let commits = p.raw(&["list", "commit", "r@master"]);
+    assert_eq!(commits.len(), 3);
+    let oldest = commits[2]["commit"]["id"].as_str().unwrap();
+    let since = p.raw(&["list", "commit", "r@master", "--from", oldest]);
+    assert_eq!(since.len(), 2, "{since:?}");
+    assert!(since.iter().all(|c| c["commit"]["id"] != oldest));
+
+    // subscribe commit --from: the commits after one, then the new ones.
+    let mut sub = p
+        .pachctl_cmd(&["subscribe", "commit", "r@master", "--from", oldest, "--raw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.ok_stdin(&["put", "file", "r@master:/c.txt"], b"c\n");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sub.stdout.take().unwrap()));
+    let seen: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
+    sub.kill().unwrap();
+    sub.wait().unwrap();
+    let ids: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["commit"]["id"].clone())
+        .collect();
+    assert_eq!(ids[0], commits[1]["commit"]["id"], "{seen:?}");
+    assert_eq!(ids[1], commits[0]["commit"]["id"], "{seen:?}");
+
+    // get file -p is checked.
+    assert_eq!(p.ok(&["get", "file", "r@master:/c.txt", "-p", "4"]), "c\n");
+    p.fails(&["get", "file", "r@master:/c.txt", "-p", "0"]);
+}

@@ -28,7 +28,7 @@ struct Cli {
     /// Print what pachctl does on stderr: the pachd it connects to, and how.
     #[arg(short, long, global = true)]
     verbose: bool,
-    /// Turn off colours (pachctl prints none; accepted for 1.9's scripts).
+    /// Turn off colours (in `diff file`'s output; pachctl prints none itself).
     #[arg(long, global = true)]
     no_color: bool,
     /// Print times in full (RFC 3339, UTC) instead of "3 minutes ago".
@@ -451,6 +451,7 @@ async fn main() {
     let cli = Cli::parse_from(args);
     client::set_verbose(cli.verbose);
     output::set_full_timestamps(cli.full_timestamps);
+    output::set_no_color(cli.no_color);
     if let Err(e) = run(cli.command).await {
         if cmd::broken_pipe(&e) {
             // The reader has gone (`| head`): nothing more to say.

@@ -58,6 +58,17 @@ pub fn set_full_timestamps(full: bool) {
     FULL_TIMESTAMPS.store(full, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// `--no-color`: no colour in what pachctl runs for its output (`diff file`).
+static NO_COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_no_color(on: bool) {
+    NO_COLOR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn no_color() -> bool {
+    NO_COLOR.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A tabular `--raw` switch alone, for the commands where Pachyderm 1.9's
 /// `-o` means something else (`list job -o REPO@COMMIT`).
 #[derive(Debug, Clone, Args, Default)]
