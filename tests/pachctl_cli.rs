@@ -506,3 +506,67 @@ fn pfs_flags_as_1_9() {
     assert_eq!(p.ok(&["get", "file", "r@master:/c.txt", "-p", "4"]), "c\n");
     p.fails(&["get", "file", "r@master:/c.txt", "-p", "0"]);
 }
+
+const ECHO: &str = r#"{
+  "pipeline": {"name": "echo"},
+  "transform": {"cmd": ["sh", "-c", "for f in /pfs/in/*; do echo \"saw $(basename $f)\"; cp $f /pfs/out/; done"]},
+  "input": {"pfs": {"repo": "in", "glob": "/*"}}
+}"#;
+
+#[test]
+fn logs_and_datums_as_1_9() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(dir.path().join(name), name).unwrap();
+    }
+    p.ok(&[
+        "put",
+        "file",
+        "in@master:/",
+        "-r",
+        "-f",
+        &format!("{}/", dir.path().display()),
+    ]);
+    p.ok_stdin(&["create", "pipeline"], ECHO.as_bytes());
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = p.raw(&["list", "job", "-p", "echo"])[0]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let all = p.ok(&["logs", "-p", "echo"]);
+    let mut lines: Vec<&str> = all.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["saw a", "saw b", "saw c"], "{all}");
+    // -t/--tail: the last lines only.
+    assert_eq!(p.ok(&["logs", "-p", "echo", "-t", "1"]).lines().count(), 1);
+    assert_eq!(
+        p.ok(&["logs", "--job", &job, "--tail", "2"])
+            .lines()
+            .count(),
+        2
+    );
+    // --inputs: the datums of these input files.
+    assert_eq!(
+        p.ok(&["logs", "-p", "echo", "--inputs", "/b"]).trim(),
+        "saw b"
+    );
+    // --master: the runner's lines instead of user code's.
+    let master = p.ok(&["logs", "-p", "echo", "--master"]);
+    assert!(master.lines().count() > 0, "{master}");
+    assert!(!master.contains("saw "), "{master}");
+    assert_eq!(
+        p.ok(&["logs", "-p", "echo", "--master", "-t", "1"])
+            .lines()
+            .count(),
+        1
+    );
+
+    // list datum --pageSize --page.
+    let page = |n: &str| p.raw(&["list", "datum", &job, "--pageSize", "2", "--page", n]);
+    assert_eq!(page("0").len(), 2);
+    assert_eq!(page("1").len(), 1);
+    assert_eq!(p.raw(&["list", "datum", &job]).len(), 3);
+}
