@@ -255,8 +255,33 @@ fn pipelines_and_jobs_as_1_9() {
     assert_eq!(specs.len(), 2, "{specs:?}");
     assert!(specs.iter().all(|s| s["pipeline"]["name"] == "copy"));
 
-    // garbage-collect -m is checked.
     p.ok(&["wait", "commit", "copy@master"]);
+    // subscribe commit --pipeline: the output commits of the pipeline's
+    // current version only (its two earlier jobs ran version 1).
+    let newest = p.raw(&["list", "job", "-p", "copy"])[0].clone();
+    assert_eq!(newest["pipeline_version"], "2", "{newest}");
+    let mut sub = p
+        .pachctl_cmd(&[
+            "subscribe",
+            "commit",
+            "copy@master",
+            "--pipeline",
+            "copy",
+            "--raw",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sub.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    sub.kill().unwrap();
+    sub.wait().unwrap();
+    assert_eq!(
+        first["commit"]["id"], newest["output_commit"]["id"],
+        "{first}"
+    );
+
+    // garbage-collect -m is checked.
     p.ok(&["garbage-collect", "-m", "100MB"]);
     let err = p.fails(&["garbage-collect", "--memory", "lots"]);
     assert!(err.contains("not a size"), "{err}");
