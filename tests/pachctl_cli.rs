@@ -527,6 +527,20 @@ fn pfs_flags_as_1_9() {
     assert_eq!(ids[0], commits[1]["commit"]["id"], "{seen:?}");
     assert_eq!(ids[1], commits[0]["commit"]["id"], "{seen:?}");
 
+    // fsck --fix on a healthy cluster: nothing to fix.
+    assert!(p.ok(&["fsck", "--fix"]).contains("no problems found"));
+    // get object / get tag: refused, saying why and what to use.
+    let err = p.fails(&["get", "object", "abc"]);
+    assert!(
+        err.contains("not supported") && err.contains("get file"),
+        "{err}"
+    );
+    let err = p.fails(&["get", "tag", "t"]);
+    assert!(
+        err.contains("not supported") && err.contains("get file"),
+        "{err}"
+    );
+
     // get file -p is checked.
     assert_eq!(p.ok(&["get", "file", "r@master:/c.txt", "-p", "4"]), "c\n");
     p.fails(&["get", "file", "r@master:/c.txt", "-p", "0"]);

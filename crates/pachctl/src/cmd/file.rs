@@ -1151,6 +1151,27 @@ fn diff_command(given: Option<&str>) -> anyhow::Result<Vec<String>> {
         .to_vec())
 }
 
+/// `get object`: Pachyderm 1.9 kept each put's bytes as an object named by
+/// its hash. pachd keeps content in chunks, and the objects `inspect file`
+/// lists (a file's pieces, named by their SHA-512) are read through the file.
+pub fn get_object(hash: &str) -> anyhow::Result<()> {
+    bail!(
+        "get object {hash} is not supported: pachd keeps no store of objects by hash (content is \
+         kept in chunks); the objects `inspect file` lists are the pieces of that file, read them \
+         with `pachctl get file REPO@COMMIT:/PATH`"
+    )
+}
+
+/// `get tag`: 1.9's workers tagged datum outputs; pachd keeps them as datum
+/// records of the job instead.
+pub fn get_tag(tag: &str) -> anyhow::Result<()> {
+    bail!(
+        "get tag {tag} is not supported: tags named Pachyderm 1.9 workers' datum outputs, which \
+         pachd keeps in the job's output commit; read them with `pachctl get file \
+         PIPELINE@COMMIT:/PATH` (`pachctl inspect datum JOB DATUM` names a datum's files)"
+    )
+}
+
 pub async fn delete(arg: &str) -> anyhow::Result<()> {
     let r = refs::parse(arg)?;
     if r.commit.is_empty() || r.path.is_empty() {

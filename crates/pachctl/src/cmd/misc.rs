@@ -336,9 +336,12 @@ fn server_cas_of(file: &std::path::Path) -> anyhow::Result<String> {
 pub async fn fsck(fix: bool) -> anyhow::Result<()> {
     use futures::TryStreamExt;
     let mut c = connect().await?;
+    // The check alone: what it finds (missing or damaged objects, records
+    // naming what is gone) is nothing a fix could make up, so --fix only
+    // changes what is said about it.
     let mut stream = c
         .pfs
-        .fsck(pach_api::pfs::FsckRequest { fix })
+        .fsck(pach_api::pfs::FsckRequest { fix: false })
         .await
         .map_err(status)?
         .into_inner();
@@ -356,6 +359,12 @@ pub async fn fsck(fix: bool) -> anyhow::Result<()> {
     if problems == 0 {
         println!("no problems found");
         return Ok(());
+    }
+    if fix {
+        bail!(
+            "{problems} problems found, which --fix cannot repair: missing or damaged objects come \
+             back only from a backup (`pachctl restore`)"
+        );
     }
     bail!("{problems} problems found; `pachctl restore` of a backup brings missing objects back")
 }
