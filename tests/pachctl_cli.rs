@@ -529,12 +529,23 @@ fn pfs_flags_as_1_9() {
 
     // fsck --fix on a healthy cluster: nothing to fix.
     assert!(p.ok(&["fsck", "--fix"]).contains("no problems found"));
-    // get object / get tag: refused, saying why and what to use.
-    let err = p.fails(&["get", "object", "abc"]);
-    assert!(
-        err.contains("not supported") && err.contains("get file"),
-        "{err}"
+    // get object: a piece of a file by the hash `inspect file` lists.
+    p.ok_stdin(&["put", "file", "r@master:/pieces"], b"first put\n");
+    p.ok_stdin(&["put", "file", "r@master:/pieces"], b"second\n");
+    let info = &p.raw(&["inspect", "file", "r@master:/pieces"])[0];
+    let objects = info["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2, "{info}");
+    let second = objects[1]["hash"].as_str().unwrap();
+    assert_eq!(p.ok(&["get", "object", second]), "second\n");
+    assert_eq!(
+        p.ok(&["get-object", objects[0]["hash"].as_str().unwrap()]),
+        "first put\n"
     );
+    let err = p.fails(&["get", "object", &"0".repeat(128)]);
+    assert!(err.contains("not found"), "{err}");
+    let err = p.fails(&["get", "object", "abc"]);
+    assert!(err.contains("128 hex digits"), "{err}");
+    // get tag: refused, saying why and what to use.
     let err = p.fails(&["get", "tag", "t"]);
     assert!(
         err.contains("not supported") && err.contains("get file"),

@@ -409,7 +409,8 @@ enum PutNoun {
 enum GetNoun {
     /// Get a file (to stdout or -o), or a directory with -r.
     File(file::GetFile),
-    /// Pachyderm 1.9's raw object by hash (refused: see docs/pachctl.md).
+    /// The bytes of a file's piece by its hash (Pachyderm 1.9's object;
+    /// `inspect file` lists a file's objects).
     Object { hash: String },
     /// Pachyderm 1.9's tagged object (refused: see docs/pachctl.md).
     Tag { tag: String },
@@ -555,7 +556,7 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Subscribe(SubscribeNoun::Commit(a)) => commit::subscribe(a).await,
         Verb::Put(PutNoun::File(a)) => file::put(a).await,
         Verb::Get(GetNoun::File(a)) => file::get(a).await,
-        Verb::Get(GetNoun::Object { hash }) => file::get_object(&hash),
+        Verb::Get(GetNoun::Object { hash }) => file::get_object(&hash).await,
         Verb::Get(GetNoun::Tag { tag }) => file::get_tag(&tag),
         Verb::Glob(GlobNoun::File { pattern, format }) => file::glob(&pattern, &format).await,
         Verb::Diff(DiffNoun::File(a)) => file::diff(a).await,

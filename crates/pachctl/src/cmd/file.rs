@@ -1151,15 +1151,42 @@ fn diff_command(given: Option<&str>) -> anyhow::Result<Vec<String>> {
         .to_vec())
 }
 
-/// `get object`: Pachyderm 1.9 kept each put's bytes as an object named by
-/// its hash. pachd keeps content in chunks, and the objects `inspect file`
-/// lists (a file's pieces, named by their SHA-512) are read through the file.
-pub fn get_object(hash: &str) -> anyhow::Result<()> {
-    bail!(
-        "get object {hash} is not supported: pachd keeps no store of objects by hash (content is \
-         kept in chunks); the objects `inspect file` lists are the pieces of that file, read them \
-         with `pachctl get file REPO@COMMIT:/PATH`"
-    )
+/// `get object HASH`: the bytes of a file's piece named by its SHA-512
+/// (Pachyderm 1.9's object hash, as `inspect file` lists them).
+pub async fn get_object(hash: &str) -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let at = c
+        .extension
+        .find_object(pach_api::pachrs::v1::FindObjectRequest { hash: hash.into() })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let offset = i64::try_from(at.offset).context("the object's offset is out of range")?;
+    let size = i64::try_from(at.size).context("the object's size is out of range")?;
+    if size == 0 {
+        return Ok(());
+    }
+    let mut stream = c
+        .pfs
+        .get_file(pfs::GetFileRequest {
+            file: Some(pfs::File {
+                commit: Some(refs::commit(&at.repo, &at.commit)),
+                path: at.path,
+            }),
+            offset_bytes: offset,
+            size_bytes: size,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut out = super::stdout();
+    while let Some(part) = stream.try_next().await.map_err(status)? {
+        match out.write_all(&part) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r?,
+        }
+    }
+    super::finish(out)
 }
 
 /// `get tag`: 1.9's workers tagged datum outputs; pachd keeps them as datum
