@@ -140,6 +140,27 @@ fn put_file_split_as_1_9() {
         )
     );
 
+    // Into an open commit, twice: the second put numbers on after the
+    // first one's files, and both land when the commit finishes.
+    let id = p.ok(&["start", "commit", "data@master"]).trim().to_string();
+    for input in [&b"1\n2\n"[..], b"3\n"] {
+        p.ok_stdin(
+            &[
+                "put",
+                "file",
+                &format!("data@{id}:/open"),
+                "--split",
+                "line",
+            ],
+            input,
+        );
+    }
+    p.ok(&["finish", "commit", &format!("data@{id}")]);
+    assert_eq!(
+        files(&p, "data", "/open"),
+        named("/open", &["1\n", "2\n", "3\n"])
+    );
+
     // Clear refusals.
     let err = p.fails(&["put", "file", "data@master:/x", "--target-file-datums", "2"]);
     assert!(err.contains("needs --split"), "{err}");
@@ -619,4 +640,60 @@ fn logs_and_datums_as_1_9() {
     assert_eq!(page("0").len(), 2);
     assert_eq!(page("1").len(), 1);
     assert_eq!(p.raw(&["list", "datum", &job]).len(), 3);
+}
+
+/// What python-pachyderm's `put_file_bytes(..., delimiter=CSV,
+/// target_file_datums=1, header_records=1)` sends: the split fields on the
+/// first message, the bytes in several messages cut anywhere.
+#[test]
+fn put_file_split_over_grpc_as_clients_send_it() {
+    use pach_api::pfs;
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "g"]);
+    let address = format!("http://{}", p.address);
+    let file = |path: &str| pfs::File {
+        commit: Some(pfs::Commit {
+            repo: Some(pfs::Repo { name: "g".into() }),
+            id: "master".into(),
+        }),
+        path: path.into(),
+    };
+    let first = pfs::PutFileRequest {
+        file: Some(file("/rows")),
+        delimiter: pfs::Delimiter::Csv as i32,
+        target_file_datums: 1,
+        header_records: 1,
+        value: b"id,na".to_vec(),
+        ..Default::default()
+    };
+    let rest: Vec<pfs::PutFileRequest> = [&b"me\n1,\"a\"\n2"[..], b",b\n"]
+        .iter()
+        .map(|v| pfs::PutFileRequest {
+            value: v.to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    let bad = pfs::PutFileRequest {
+        file: Some(file("/bad")),
+        target_file_bytes: 10,
+        value: b"x\n".to_vec(),
+        ..Default::default()
+    };
+    let refused = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let mut client = pfs::api_client::ApiClient::connect(address).await.unwrap();
+            let requests: Vec<_> = std::iter::once(first).chain(rest).collect();
+            client.put_file(tokio_stream::iter(requests)).await.unwrap();
+            client
+                .put_file(tokio_stream::iter(vec![bad]))
+                .await
+                .unwrap_err()
+        });
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("delimiter"), "{refused:?}");
+    assert_eq!(
+        files(&p, "g", "/rows"),
+        named("/rows", &["id,name\n1,a\n", "id,name\n2,b\n"])
+    );
 }
