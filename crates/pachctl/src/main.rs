@@ -449,11 +449,23 @@ enum CopyNoun {
 #[tokio::main]
 async fn main() {
     quiet_on_closed_pipes();
-    let (args, warning) = compat::rewrite(std::env::args().collect(), &Cli::command());
-    if let Some(w) = warning {
-        eprintln!("{w}");
-    }
-    let cli = Cli::parse_from(args);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // 1.8's names are plain words; a command line that is not UTF-8 (a
+    // file name) is parsed as it is.
+    let cli = match args
+        .iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+    {
+        Some(text) => {
+            let (args, warning) = compat::rewrite(text, &Cli::command());
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
+            Cli::parse_from(args)
+        }
+        None => Cli::parse_from(args),
+    };
     client::set_verbose(cli.verbose);
     output::set_full_timestamps(cli.full_timestamps);
     output::set_no_color(cli.no_color);

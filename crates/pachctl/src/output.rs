@@ -1,7 +1,8 @@
-//! Output: human tables by default, `--raw` (one compact JSON object per line)
-//! and `-o json|yaml` on every list/inspect command. The JSON objects have the
-//! shape of Pachyderm's (`.repo.name`, `.commit.id`, `.file.path`...), so
-//! scripts written against Pachyderm keep working.
+//! Output: human tables by default, `--raw` (one compact JSON object per
+//! line) and `-o json|yaml` on every list/inspect command but `list job`
+//! (whose `-o` is 1.9's output commit); `--full-timestamps`; the pager. The
+//! JSON objects have the shape of Pachyderm's (`.repo.name`, `.commit.id`,
+//! `.file.path`...), so scripts written against Pachyderm keep working.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,8 +70,8 @@ pub fn no_color() -> bool {
     NO_COLOR.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// A tabular `--raw` switch alone, for the commands where Pachyderm 1.9's
-/// `-o` means something else (`list job -o REPO@COMMIT`).
+/// The `--raw` switch alone, for the commands where Pachyderm 1.9's `-o`
+/// means something else (`list job -o REPO@COMMIT`).
 #[derive(Debug, Clone, Args, Default)]
 pub struct Raw {
     /// Print one JSON object per line instead of a table.
