@@ -67,6 +67,19 @@ pub struct Client {
     pub server_version: versionpb::Version,
 }
 
+/// `-v/--verbose`: say on stderr which pachd pachctl connects to, and how.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn verbose(line: impl FnOnce() -> String) {
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("pachctl: {}", escape(&line()));
+    }
+}
+
 pub async fn connect() -> anyhow::Result<Client> {
     connect_within(Some(HANDSHAKE)).await
 }
@@ -121,6 +134,17 @@ pub async fn connect_to(
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    verbose(|| {
+        format!(
+            "connecting to pachd at {address} ({source}, context '{context}'), {}",
+            if tls.is_some() {
+                "over TLS"
+            } else {
+                "in plaintext"
+            }
+        )
+    });
+    let started = std::time::Instant::now();
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
         .map_err(|e| unreachable(format!("invalid address ({e})")))?
         .initial_stream_window_size(Some(16 * 1024 * 1024))
@@ -185,6 +209,16 @@ pub async fn connect_to(
         }
         Ok(v) => v.into_inner(),
     };
+    verbose(|| {
+        format!(
+            "connected to pachd {}.{}.{}{} in {:.1?}",
+            server_version.major,
+            server_version.minor,
+            server_version.micro,
+            server_version.additional,
+            started.elapsed()
+        )
+    });
     macro_rules! limits {
         ($client:expr) => {
             $client

@@ -28,6 +28,18 @@ pub struct Context {
     /// `auth use-auth-token`); the file is kept readable by its owner only.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub session_token: String,
+    /// Where the context came from: "IMPORTED" from a Kubernetes context
+    /// (`config set context -k`), as Pachyderm marks it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// The Kubernetes cluster, user and namespace of the deployment (kept for
+    /// Kubernetes tooling; pachctl itself connects to `pachd_address`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth_info: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
@@ -265,10 +277,11 @@ mod tests {
 
     #[test]
     fn parses_pachyderm_shape_and_keeps_unknown_fields() {
-        let text = r#"{"user_id":"u","v2":{"active_context":"prod","contexts":{"prod":{"pachd_address":"grpc://10.0.0.1:650","cluster_name":"c"}},"metrics":true}}"#;
+        let text = r#"{"user_id":"u","v2":{"active_context":"prod","contexts":{"prod":{"pachd_address":"grpc://10.0.0.1:650","cluster_name":"c","session_token":"t"}},"metrics":true}}"#;
         let c: Config = serde_json::from_str(text).unwrap();
         assert_eq!(c.v2.active_context, "prod");
-        assert_eq!(c.v2.contexts["prod"].other["cluster_name"], "c");
+        assert_eq!(c.v2.contexts["prod"].cluster_name, "c");
+        assert_eq!(c.v2.contexts["prod"].other["session_token"], "t");
         let back: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
         assert_eq!(

@@ -4,13 +4,14 @@
 
 mod client;
 mod cmd;
+mod compat;
 mod config;
 mod output;
 mod refs;
 
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd::{
     admin, auth, branch, commit, debug, enterprise, file, job, misc, pipeline, repo, secret,
@@ -25,6 +26,15 @@ use crate::output::Format;
     about = "Version-controlled data and pipelines: the pachd command line"
 )]
 struct Cli {
+    /// Print what pachctl does on stderr: the pachd it connects to, and how.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Turn off colours (in `diff file`'s output; pachctl prints none itself).
+    #[arg(long, global = true)]
+    no_color: bool,
+    /// Print times in full (RFC 3339, UTC) instead of "3 minutes ago".
+    #[arg(long, global = true)]
+    full_timestamps: bool,
     #[command(subcommand)]
     command: Verb,
 }
@@ -104,8 +114,18 @@ enum Verb {
     /// Enterprise features (any activation code activates them).
     #[command(subcommand)]
     Enterprise(enterprise::EnterpriseCmd),
-    /// Write the whole cluster (metadata and, by default, objects) as one stream.
-    Extract(admin::Extract),
+    /// Write the whole cluster (metadata and, by default, objects) as one
+    /// stream; `extract pipeline NAME` prints a pipeline's spec.
+    #[command(args_conflicts_with_subcommands = true)]
+    Extract {
+        #[command(subcommand)]
+        noun: Option<ExtractNoun>,
+        #[command(flatten)]
+        cluster: admin::Extract,
+    },
+    /// Edit a pipeline's spec in an editor, then update the pipeline.
+    #[command(subcommand)]
+    Edit(EditNoun),
     /// Restore a stream written by extract; it is validated entirely first.
     Restore(admin::Restore),
     /// Compare this cluster with an extract stream or another cluster.
@@ -130,11 +150,28 @@ enum Verb {
     /// Manage pachctl's contexts (which pachd to talk to).
     #[command(subcommand)]
     Config(misc::ConfigVerb),
-    /// Print a shell completion script (bash, zsh or fish).
+    /// Print (or install) a shell completion script: bash, zsh or fish.
     Completion {
-        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        #[arg(value_parser = ["bash", "zsh", "fish"], default_value = "bash")]
         shell: String,
+        /// Write the script to --path instead of printing it.
+        #[arg(long)]
+        install: bool,
+        /// Where --install writes the script.
+        #[arg(long, default_value = "/etc/bash_completion.d/pachctl")]
+        path: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExtractNoun {
+    /// Print the spec a pipeline was created with (JSON, or YAML with -o yaml).
+    Pipeline(pipeline::ExtractPipeline),
+}
+#[derive(Debug, Subcommand)]
+enum EditNoun {
+    /// Edit a pipeline's spec in $EDITOR; saved changes update the pipeline.
+    Pipeline(pipeline::EditPipeline),
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +416,11 @@ enum PutNoun {
 enum GetNoun {
     /// Get a file (to stdout or -o), or a directory with -r.
     File(file::GetFile),
+    /// The bytes of a file's piece by its hash (Pachyderm 1.9's object;
+    /// `inspect file` lists a file's objects).
+    Object { hash: String },
+    /// Pachyderm 1.9's tagged object (refused: see docs/pachctl.md).
+    Tag { tag: String },
 }
 #[derive(Debug, Subcommand)]
 enum GlobNoun {
@@ -414,7 +456,26 @@ enum CopyNoun {
 #[tokio::main]
 async fn main() {
     quiet_on_closed_pipes();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // 1.8's names are plain words; a command line that is not UTF-8 (a
+    // file name) is parsed as it is.
+    let cli = match args
+        .iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+    {
+        Some(text) => {
+            let (args, warning) = compat::rewrite(text, &Cli::command());
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
+            Cli::parse_from(args)
+        }
+        None => Cli::parse_from(args),
+    };
+    client::set_verbose(cli.verbose);
+    output::set_full_timestamps(cli.full_timestamps);
+    output::set_no_color(cli.no_color);
     if let Err(e) = run(cli.command).await {
         if cmd::broken_pipe(&e) {
             // The reader has gone (`| head`): nothing more to say.
@@ -462,12 +523,18 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Debug(d) => debug::run(d).await,
         Verb::Auth(a) => auth::run(a).await,
         Verb::Enterprise(e) => enterprise::run(e).await,
-        Verb::Completion { shell } => {
-            misc::completion::<Cli>(&shell);
-            Ok(())
-        }
+        Verb::Completion {
+            shell,
+            install,
+            path,
+        } => misc::completion::<Cli>(&shell, install.then_some(path.as_path())),
         Verb::Fsck { fix } => misc::fsck(fix).await,
-        Verb::Extract(a) => admin::extract(a).await,
+        Verb::Extract {
+            noun: Some(ExtractNoun::Pipeline(a)),
+            ..
+        } => pipeline::extract(a).await,
+        Verb::Extract { cluster, .. } => admin::extract(cluster).await,
+        Verb::Edit(EditNoun::Pipeline(a)) => pipeline::edit(a).await,
         Verb::Restore(a) => admin::restore(a).await,
         Verb::Verify(a) => admin::verify(a).await,
         Verb::GarbageCollect(a) => admin::garbage_collect(a).await,
@@ -510,6 +577,8 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
         Verb::Subscribe(SubscribeNoun::Commit(a)) => commit::subscribe(a).await,
         Verb::Put(PutNoun::File(a)) => file::put(a).await,
         Verb::Get(GetNoun::File(a)) => file::get(a).await,
+        Verb::Get(GetNoun::Object { hash }) => file::get_object(&hash).await,
+        Verb::Get(GetNoun::Tag { tag }) => file::get_tag(&tag),
         Verb::Glob(GlobNoun::File { pattern, format }) => file::glob(&pattern, &format).await,
         Verb::Diff(DiffNoun::File(a)) => file::diff(a).await,
         Verb::Copy(CopyNoun::File {
@@ -551,5 +620,15 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
             secret::inspect(&secret, &format).await
         }
         Verb::Delete(DeleteNoun::Secret { secret }) => secret::delete(&secret).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,7 +1,8 @@
-//! Output: human tables by default, `--raw` (one compact JSON object per line)
-//! and `-o json|yaml` on every list/inspect command. The JSON objects have the
-//! shape of Pachyderm's (`.repo.name`, `.commit.id`, `.file.path`...), so
-//! scripts written against Pachyderm keep working.
+//! Output: human tables by default, `--raw` (one compact JSON object per
+//! line) and `-o json|yaml` on every list/inspect command but `list job`
+//! (whose `-o` is 1.9's output commit); `--full-timestamps`; the pager. The
+//! JSON objects have the shape of Pachyderm's (`.repo.name`, `.commit.id`,
+//! `.file.path`...), so scripts written against Pachyderm keep working.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,6 +51,84 @@ impl Format {
     }
 }
 
+/// Whether times print in full (`--full-timestamps`) instead of "3 minutes ago".
+static FULL_TIMESTAMPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--full-timestamps`, given anywhere on the command line.
+pub fn set_full_timestamps(full: bool) {
+    FULL_TIMESTAMPS.store(full, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `--no-color`: no colour in what pachctl runs for its output (`diff file`).
+static NO_COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_no_color(on: bool) {
+    NO_COLOR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn no_color() -> bool {
+    NO_COLOR.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The `--raw` switch alone, for the commands where Pachyderm 1.9's `-o`
+/// means something else (`list job -o REPO@COMMIT`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct Raw {
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+impl From<Raw> for Format {
+    fn from(r: Raw) -> Self {
+        Format {
+            raw: r.raw,
+            output: None,
+        }
+    }
+}
+
+/// Writes output through a pager when stdout is a terminal, as Pachyderm
+/// 1.9 does for `list job` and `diff file`: `$PAGER` (a shell command line;
+/// `less` when unset, with `LESS=FRX` unless set, so that a short output
+/// just prints). `--no-pager`, or output to a pipe or file, writes directly.
+pub fn paged(
+    no_pager: bool,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if no_pager || !std::io::stdout().is_terminal() {
+        let mut out = crate::cmd::stdout();
+        write(&mut out)?;
+        return crate::cmd::finish(out);
+    }
+    let mut text = Vec::new();
+    write(&mut text)?;
+    let pager = std::env::var("PAGER")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "less".into());
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", &pager])
+        .stdin(std::process::Stdio::piped());
+    if std::env::var_os("LESS").is_none() {
+        command.env("LESS", "FRX");
+    }
+    let Ok(mut child) = command.spawn() else {
+        // No pager to be had: print as is.
+        let mut out = crate::cmd::stdout();
+        out.write_all(&text)?;
+        return crate::cmd::finish(out);
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // The reader may quit early (`q` in less): not an error.
+        let _ = stdin.write_all(&text);
+    }
+    child.wait()?;
+    Ok(())
+}
+
 /// Pachyderm's byte sizes: `0B`, `512B`, `1.953KiB`, `12.5MiB` (4 significant digits).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -85,9 +164,16 @@ fn system_time(ns: i64) -> SystemTime {
 }
 
 /// "3 seconds ago", "About a minute ago", "2 hours ago", like Pachyderm's tables.
+///
+/// With `--full-timestamps`, the time itself in RFC 3339 (UTC, to the
+/// nanosecond); Pachyderm 1.9 prints protobuf's debug form there
+/// (`seconds:1575000000 nanos:5`), which no reader wants.
 pub fn ago(ns: i64) -> String {
     if ns <= 0 {
         return "-".into();
+    }
+    if FULL_TIMESTAMPS.load(std::sync::atomic::Ordering::Relaxed) {
+        return humantime::format_rfc3339_nanos(system_time(ns)).to_string();
     }
     let secs = SystemTime::now()
         .duration_since(system_time(ns))

@@ -10,6 +10,13 @@
 //! deduplicated against its previous version (an append has nothing to
 //! compare with).
 //!
+//! A split put ([`PutFiles::start_split`], Pachyderm 1.9's `put file
+//! --split`) makes a directory of files named by their 16-hex-digit index,
+//! numbered on from the directory's last file; each file is its header's
+//! piece (if any), its records' piece and its footer's piece, the header and
+//! footer stored once and shared by reference (1.9 keeps them once on the
+//! directory and serves them with every file: the same bytes).
+//!
 //! Invariant: nothing a [`PutFiles`] stores is named by a record before
 //! [`PutFiles::finish`] has seen every upload succeed; dropping it instead
 //! leaves only unreferenced objects for garbage collection.
@@ -23,6 +30,7 @@ use pach_storage::{Change, IndexReader, PutSession};
 use crate::Pfs;
 use crate::error::{PfsError, Result};
 use crate::names::file_path;
+use crate::split::{SplitOptions, Splitter};
 
 /// One put-file call in progress. See the module docs.
 pub struct PutFiles {
@@ -35,7 +43,27 @@ pub struct PutFiles {
     changes: Vec<Change>,
     /// The file being received: its overwrite index, if any.
     open: Option<Option<u64>>,
+    /// The split put being received, if the file is one.
+    split: Option<SplitPut>,
+    /// The next index of each directory a split put wrote this call.
+    split_next: std::collections::HashMap<String, u64>,
     bytes: u64,
+}
+
+/// A split put in progress: where its files go and what they share.
+struct SplitPut {
+    dir: String,
+    next: u64,
+    splitter: Splitter,
+    /// The header's stored piece, once the first file needed it.
+    header: Option<pach_storage::FileEntry>,
+    /// The files written so far (the footer is appended to each at the end).
+    paths: Vec<String>,
+}
+
+/// The name of a split put's `index`th file, as 1.9 names them.
+fn split_name(dir: &str, index: u64) -> String {
+    format!("{}/{index:016x}", dir.trim_end_matches('/'))
 }
 
 /// What a finished put-file call did.
@@ -61,6 +89,8 @@ impl Pfs {
             session: self.content.session(),
             changes: Vec::new(),
             open: None,
+            split: None,
+            split_next: Default::default(),
             bytes: 0,
         })
     }
@@ -81,8 +111,128 @@ impl PutFiles {
         Ok(())
     }
 
+    /// Starts a split put into the directory `path`: the bytes that follow
+    /// ([`PutFiles::write`]) are cut into files by records. With
+    /// `overwrite`, what the directory held is deleted first.
+    pub async fn start_split(
+        &mut self,
+        path: &str,
+        options: SplitOptions,
+        overwrite: bool,
+    ) -> Result<()> {
+        self.end_file().await?;
+        let dir = file_path(path)?;
+        let next = if overwrite {
+            self.changes.push(Change::Delete(dir.clone()));
+            0
+        } else {
+            match self.split_next.get(&dir) {
+                Some(&next) => next,
+                None => self.split_start_index(&dir).await?,
+            }
+        };
+        self.split = Some(SplitPut {
+            dir,
+            next,
+            splitter: Splitter::new(options),
+            header: None,
+            paths: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// The index after the last file of `dir` in the target, as 1.9 numbers
+    /// on; a directory holding other files cannot be split into.
+    async fn split_start_index(&self, dir: &str) -> Result<u64> {
+        let Some(base) = &self.base else {
+            return Ok(0);
+        };
+        if base.get(dir).await?.is_some() {
+            return Err(PfsError::FailedPrecondition(format!(
+                "cannot split into '{dir}': it is a file; put the split into a directory path"
+            )));
+        }
+        let below = format!("{}/", dir.trim_end_matches('/'));
+        let end = format!("{}0", dir.trim_end_matches('/'));
+        let mut entries = base.range(&below, Some(&end));
+        let mut last = None;
+        while let Some(entry) = entries.try_next().await? {
+            last = Some(entry.path);
+        }
+        let Some(last) = last else {
+            return Ok(0);
+        };
+        let child = last[below.len()..].split('/').next().unwrap_or_default();
+        match u64::from_str_radix(child, 16) {
+            Ok(index) if child.len() == 16 => Ok(index + 1),
+            _ => Err(PfsError::FailedPrecondition(format!(
+                "cannot split into '{dir}': it holds '{child}', which no split put wrote \
+                 (split files are named by a 16-digit hex index); split into another directory, \
+                 or add --overwrite to replace what it holds"
+            ))),
+        }
+    }
+
+    /// Stores one file of the split put in progress.
+    async fn put_split_file(&mut self, body: Vec<u8>) -> Result<()> {
+        let Some(split) = self.split.as_mut() else {
+            return Ok(());
+        };
+        let path = split_name(&split.dir, split.next);
+        split.next += 1;
+        let header = split.splitter.header();
+        if split.header.is_none() && !header.is_empty() {
+            split.header = Some(self.session.put_bytes(path.clone(), None, &header).await?);
+        }
+        let entry = self.session.put_bytes(path.clone(), None, &body).await?;
+        match &split.header {
+            Some(h) => {
+                let mut h = h.clone();
+                h.path = path.clone();
+                self.changes.push(Change::Put(h));
+                self.changes.push(Change::Append(entry));
+            }
+            None => self.changes.push(Change::Put(entry)),
+        }
+        split.paths.push(path);
+        Ok(())
+    }
+
+    /// Ends the split put in progress: its last files, then its footer.
+    async fn end_split(&mut self) -> Result<()> {
+        let Some(split) = self.split.as_mut() else {
+            return Ok(());
+        };
+        let bodies = split.splitter.finish()?;
+        for body in bodies {
+            self.put_split_file(body).await?;
+        }
+        let Some(split) = self.split.take() else {
+            return Ok(());
+        };
+        let footer = split.splitter.footer();
+        if let (false, Some(first)) = (footer.is_empty(), split.paths.first()) {
+            let entry = self.session.put_bytes(first.clone(), None, footer).await?;
+            for path in &split.paths {
+                let mut e = entry.clone();
+                e.path = path.clone();
+                self.changes.push(Change::Append(e));
+            }
+        }
+        self.split_next.insert(split.dir, split.next);
+        Ok(())
+    }
+
     /// Adds bytes to the file being received.
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(split) = self.split.as_mut() {
+            self.bytes += data.len() as u64;
+            let bodies = split.splitter.push(data)?;
+            for body in bodies {
+                self.put_split_file(body).await?;
+            }
+            return Ok(());
+        }
         if self.open.is_none() {
             return Err(PfsError::InvalidArgument(
                 "file content arrived before the file it belongs to; the first message of a \
@@ -161,6 +311,7 @@ impl PutFiles {
     }
 
     async fn end_file(&mut self) -> Result<()> {
+        self.end_split().await?;
         let Some(overwrite_index) = self.open.take() else {
             return Ok(());
         };

@@ -296,9 +296,7 @@ impl Pps {
                 }
             }
             if first && r.tail > 0 {
-                let keep = r.tail as usize;
-                let skip = batch.len().saturating_sub(keep);
-                batch.drain(..skip);
+                batch.drain(..tail_start(&batch, r.tail, r.master));
             }
             first = false;
             for line in batch {
@@ -316,6 +314,23 @@ impl Pps {
             }
         }
     }
+}
+
+/// The index of `batch` from which its last `tail` lines of the kind asked
+/// for begin: runner lines with `master`, else user code's lines (the lines
+/// pachd adds about each datum, which only `--raw` shows, come along but do
+/// not count, so `--tail N` prints N lines).
+fn tail_start(batch: &[LogMessage], tail: u64, master: bool) -> usize {
+    let mut counted = 0;
+    for (i, line) in batch.iter().enumerate().rev() {
+        if (master && line.master) || (!master && line.user) {
+            counted += 1;
+            if counted == tail {
+                return i;
+            }
+        }
+    }
+    0
 }
 
 #[cfg(test)]

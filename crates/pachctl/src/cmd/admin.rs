@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use futures::StreamExt;
 use pach_api::pachrs::v1 as api;
@@ -14,6 +14,7 @@ use pach_api::pachrs::v1 as api;
 use crate::client::{connect, escape, status};
 
 #[derive(Debug, Args)]
+#[group(skip)]
 pub struct Extract {
     /// Leave the bucket's objects out (copy the bucket separately, as in the
     /// migration guide).
@@ -337,9 +338,37 @@ pub struct GarbageCollect {
     /// Keep objects younger than this (uploads in flight), e.g. 10m, 1h, 0s.
     #[arg(long, default_value = "10m")]
     pub grace: String,
+    /// Pachyderm 1.9's memory for garbage collection (e.g. 100MB). Ours
+    /// sorts on disk, so its memory stays small whatever the cluster's size:
+    /// the value is checked, and needs no tuning.
+    #[arg(short, long, default_value = "0")]
+    pub memory: String,
+}
+
+/// A memory size as 1.9 reads `-m` (`0`, `512`, `10MB`, `1.5GiB`...), in bytes.
+fn memory_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: u64 = match unit.trim_end_matches('b') {
+        "" => 1,
+        "k" | "ki" => 1 << 10,
+        "m" | "mi" => 1 << 20,
+        "g" | "gi" => 1 << 30,
+        "t" | "ti" => 1 << 40,
+        _ => 0,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if scale != 0 && n >= 0.0 => Ok((n * scale as f64) as u64),
+        _ => bail!("--memory '{text}' is not a size; give one like 0, 100MB or 1GiB"),
+    }
 }
 
 pub async fn garbage_collect(a: GarbageCollect) -> anyhow::Result<()> {
+    memory_size(&a.memory)?;
     let grace = humantime::parse_duration(&a.grace)
         .with_context(|| format!("--grace '{}' is not a duration like 10m or 1h", a.grace))?;
     let mut c = connect().await?;

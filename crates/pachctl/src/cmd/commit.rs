@@ -78,6 +78,9 @@ pub struct SubscribeCommit {
     /// Only the commits created from now on.
     #[arg(long)]
     pub new: bool,
+    /// Only the output commits of this pipeline's current version.
+    #[arg(long)]
+    pub pipeline: Option<String>,
     #[command(flatten)]
     pub format: Format,
 }
@@ -346,6 +349,11 @@ pub async fn subscribe(a: SubscribeCommit) -> anyhow::Result<()> {
         a.from.clone()
     };
     let mut c = connect().await?;
+    let pipeline = match a.pipeline {
+        Some(name) => Some(current_version(&mut c, name).await?),
+        None => None,
+    };
+    let pipeline = pipeline.as_ref();
     if a.new {
         let head = c
             .pfs
@@ -357,10 +365,60 @@ pub async fn subscribe(a: SubscribeCommit) -> anyhow::Result<()> {
             .into_inner()
             .head;
         if head.is_none() {
-            return subscribe_from(&mut c, &r, &branch, None, &a.format).await;
+            return subscribe_from(&mut c, &r, &branch, None, pipeline, &a.format).await;
         }
     }
-    subscribe_from(&mut c, &r, &branch, from, &a.format).await
+    subscribe_from(&mut c, &r, &branch, from, pipeline, &a.format).await
+}
+
+/// A pipeline's name and current version.
+async fn current_version(
+    c: &mut crate::client::Client,
+    name: String,
+) -> anyhow::Result<(String, u64)> {
+    let info = c
+        .pps
+        .inspect_pipeline(pach_api::pps::InspectPipelineRequest {
+            pipeline: Some(pach_api::pps::Pipeline { name: name.clone() }),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    Ok((name, info.version))
+}
+
+/// Whether `ci` is an output commit of the pipeline's version (1.9 tells
+/// by the pipeline's spec commit in its provenance; here its job says).
+/// The job is recorded just after its output commit starts: it is waited
+/// for, a little.
+async fn made_by(
+    c: &mut crate::client::Client,
+    ci: &pfs::CommitInfo,
+    (name, version): &(String, u64),
+) -> anyhow::Result<bool> {
+    // A pipeline's output commits are computed from input commits.
+    if ci.provenance.is_empty() {
+        return Ok(false);
+    }
+    for _ in 0..100 {
+        let jobs = c
+            .pps
+            .list_job(pach_api::pps::ListJobRequest {
+                pipeline: Some(pach_api::pps::Pipeline { name: name.clone() }),
+                output_commit: ci.commit.clone(),
+                history: -1,
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?
+            .into_inner()
+            .job_info;
+        if let Some(job) = jobs.first() {
+            return Ok(job.pipeline_version == *version);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(false)
 }
 
 async fn subscribe_from(
@@ -368,6 +426,7 @@ async fn subscribe_from(
     r: &refs::FileRef,
     branch: &str,
     from: Option<String>,
+    pipeline: Option<&(String, u64)>,
     format: &Format,
 ) -> anyhow::Result<()> {
     let mut stream = c
@@ -384,6 +443,11 @@ async fn subscribe_from(
         .into_inner();
     while let Some(ci) = stream.next().await {
         let ci = ci.map_err(status)?;
+        if let Some(p) = pipeline
+            && !made_by(c, &ci, p).await?
+        {
+            continue;
+        }
         let mut out = std::io::stdout().lock();
         let written = if format.is_human() {
             let branch = ci.branch.as_ref().map(|b| b.name.as_str()).unwrap_or("-");

@@ -38,21 +38,24 @@ pub struct PutFile {
     /// How many files to read ahead concurrently.
     #[arg(short, long, default_value_t = 10)]
     pub parallelism: usize,
-    /// A file listing sources (paths or URLs), one per line; - reads the list from stdin.
+    /// A file listing sources (paths or URLs), one per line: a path, a URL
+    /// (http, https, s3, gs, az), or - to read the list from stdin.
     #[arg(short, long)]
-    pub input_file: Option<PathBuf>,
-    /// Split the input into files by records (line, json, sql, csv): not supported yet.
-    #[arg(long)]
+    pub input_file: Option<String>,
+    /// Split the input into files by records: line, json, sql or csv. The
+    /// files are named by their index (16 hex digits) in the directory given.
+    #[arg(long, value_parser = ["line", "json", "sql", "csv"])]
     pub split: Option<String>,
-    /// With --split: records per file (not supported yet).
-    #[arg(long)]
-    pub target_file_datums: Option<u64>,
-    /// With --split: bytes per file (not supported yet).
-    #[arg(long)]
-    pub target_file_bytes: Option<u64>,
-    /// With --split: header records (not supported yet).
-    #[arg(long)]
-    pub header_records: Option<u64>,
+    /// With --split: the most records per file (the last file may hold fewer).
+    #[arg(long, default_value_t = 0)]
+    pub target_file_datums: u64,
+    /// With --split: a file ends with the record that makes it this many bytes or more.
+    #[arg(long, default_value_t = 0)]
+    pub target_file_bytes: u64,
+    /// With --split: how many records at the start make the header that
+    /// every file begins with.
+    #[arg(long, default_value_t = 0)]
+    pub header_records: u64,
     /// Deprecated, as in Pachyderm 1.9: every put file makes (or writes into) one commit anyway.
     #[arg(short, long)]
     pub commit: bool,
@@ -68,6 +71,11 @@ pub struct GetFile {
     /// Get a directory recursively.
     #[arg(short, long)]
     pub recursive: bool,
+    /// Pachyderm 1.9's number of files downloaded at once. A directory
+    /// comes here in one ordered stream, faster than 1.9's parallel
+    /// downloads (bench/get.sh), so the value is checked and needs no tuning.
+    #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
 }
 
 #[derive(Debug, Args)]
@@ -90,9 +98,18 @@ pub struct DiffFile {
     /// Do not descend into subdirectories.
     #[arg(short, long)]
     pub shallow: bool,
-    /// Show only the names of changed files (what is shown anyway).
+    /// Show only the names of the changed files (+ new version, - old one),
+    /// not their content's differences.
     #[arg(long)]
     pub name_only: bool,
+    /// The program that compares each old file with its new version (a
+    /// command line; the two files are added to it). Default: `git diff
+    /// --no-index` if git is installed, else `diff`.
+    #[arg(long)]
+    pub diff_command: Option<String>,
+    /// Print directly, not through a pager.
+    #[arg(long)]
+    pub no_pager: bool,
     #[command(flatten)]
     pub format: Format,
 }
@@ -250,16 +267,7 @@ enum Loaded {
 }
 
 pub async fn put(a: PutFile) -> anyhow::Result<()> {
-    if a.split.is_some()
-        || a.target_file_datums.is_some()
-        || a.target_file_bytes.is_some()
-        || a.header_records.is_some()
-    {
-        bail!(
-            "put file --split (and --target-file-datums, --target-file-bytes, --header-records) \
-             is not supported yet; split the data into files before putting them"
-        );
-    }
+    let split = split_of(&a)?;
     if a.commit {
         eprintln!("flag --commit / -c is deprecated; every put file makes one commit without it");
     }
@@ -270,13 +278,7 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
     check_no_parent(&target.path)?;
     let mut sources = a.files.clone();
     if let Some(list) = &a.input_file {
-        let text = if list.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())
-                .context("cannot read the list of sources from stdin")?
-        } else {
-            std::fs::read_to_string(list)
-                .with_context(|| format!("cannot read '{}'", list.display()))?
-        };
+        let text = read_source_list(list).await?;
         sources.extend(
             text.lines()
                 .map(str::trim)
@@ -288,8 +290,14 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
         sources.push("-".into());
     }
     let plan = plan(&target.path, &sources, a.recursive)?;
-    for (_, path) in &plan {
+    for (source, path) in &plan {
         check_no_parent(path)?;
+        if let (Some(_), Source::Url(url)) = (split, source) {
+            bail!(
+                "--split cannot split '{url}': pachd reads URLs whole; get the data first, then \
+                 put it from a file or stdin with --split"
+            );
+        }
     }
     let total: u64 = plan
         .iter()
@@ -305,6 +313,7 @@ pub async fn put(a: PutFile) -> anyhow::Result<()> {
         commit: target.commit(),
         overwrite: a.overwrite,
         recursive: a.recursive,
+        split,
     };
     let parallelism = a.parallelism.max(1);
     let bar2 = bar.clone();
@@ -330,6 +339,73 @@ struct Put {
     commit: pfs::Commit,
     overwrite: bool,
     recursive: bool,
+    split: Option<Split>,
+}
+
+/// `--split` and its limits, as PutFileRequest carries them.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    delimiter: pfs::Delimiter,
+    target_file_datums: i64,
+    target_file_bytes: i64,
+    header_records: i64,
+}
+
+/// Checks the split flags together, as 1.9's pachd does.
+fn split_of(a: &PutFile) -> anyhow::Result<Option<Split>> {
+    let limits = [
+        ("--target-file-datums", a.target_file_datums),
+        ("--target-file-bytes", a.target_file_bytes),
+        ("--header-records", a.header_records),
+    ];
+    let Some(split) = &a.split else {
+        if let Some((flag, _)) = limits.iter().find(|(_, v)| *v != 0) {
+            bail!("{flag} needs --split (line, json, sql or csv) to say how records end");
+        }
+        return Ok(None);
+    };
+    let delimiter = match split.as_str() {
+        "line" => pfs::Delimiter::Line,
+        "json" => pfs::Delimiter::Json,
+        "sql" => pfs::Delimiter::Sql,
+        _ => pfs::Delimiter::Csv,
+    };
+    let int = |(flag, v): (&str, u64)| {
+        i64::try_from(v).map_err(|_| anyhow::anyhow!("{flag} {v} is too large"))
+    };
+    Ok(Some(Split {
+        delimiter,
+        target_file_datums: int(limits[0])?,
+        target_file_bytes: int(limits[1])?,
+        header_records: int(limits[2])?,
+    }))
+}
+
+/// `-i`: the list of sources, from a file, a URL or stdin (-).
+async fn read_source_list(list: &str) -> anyhow::Result<String> {
+    if list == "-" {
+        return std::io::read_to_string(std::io::stdin())
+            .context("cannot read the list of sources from stdin");
+    }
+    if let Some(path) = list.strip_prefix("file://") {
+        return std::fs::read_to_string(path).with_context(|| format!("cannot read '{path}'"));
+    }
+    if list.contains("://") {
+        use object_store::ObjectStoreExt;
+        // The user's own URL, read with the user's credentials.
+        let (store, path) = pach_storage::open_url(list, &pach_storage::UrlPolicy::operator())
+            .with_context(|| format!("cannot open '{list}'"))?;
+        let bytes = store
+            .get(&path)
+            .await
+            .with_context(|| format!("cannot read '{list}'"))?
+            .bytes()
+            .await
+            .with_context(|| format!("cannot read '{list}'"))?;
+        return String::from_utf8(bytes.to_vec())
+            .with_context(|| format!("'{list}' is not a UTF-8 list of sources"));
+    }
+    std::fs::read_to_string(list).with_context(|| format!("cannot read '{list}'"))
 }
 
 impl Put {
@@ -341,6 +417,10 @@ impl Put {
                 path,
             }),
             overwrite_index: self.overwrite.then_some(pfs::OverwriteIndex { index: 0 }),
+            delimiter: self.split.map_or(0, |s| s.delimiter as i32),
+            target_file_datums: self.split.map_or(0, |s| s.target_file_datums),
+            target_file_bytes: self.split.map_or(0, |s| s.target_file_bytes),
+            header_records: self.split.map_or(0, |s| s.header_records),
             ..Default::default()
         }
     }
@@ -953,23 +1033,170 @@ pub async fn diff(a: DiffFile) -> anyhow::Result<()> {
         .await
         .map_err(status)?
         .into_inner();
-    let mut out = super::stdout();
     if !a.format.is_human() {
+        let mut out = super::stdout();
         a.format.print(&mut out, &output::pfs_json(&[d])?)?;
         return super::finish(out);
     }
-    for (mark, files) in [("+", &d.new_files), ("-", &d.old_files)] {
-        for f in files {
-            let kind = if is_dir(f) { "dir" } else { "file" };
-            writeln!(
-                out,
-                "{mark} {}\t{kind}\t{}",
-                path_of(f),
-                output::bytes(f.size_bytes)
-            )?;
+    if a.name_only {
+        return output::paged(a.no_pager, |out| {
+            let mut t = output::Table::new(&["OP", "NAME", "TYPE", "SIZE"]);
+            for (mark, f) in pairs(&d.new_files, &d.old_files)
+                .into_iter()
+                .flat_map(|(new, old)| [("+", new), ("-", old)])
+                .filter_map(|(mark, f)| Some((mark, f?)))
+            {
+                let kind = if is_dir(f) { "dir" } else { "file" };
+                t.row(vec![
+                    mark.into(),
+                    path_of(f).into(),
+                    kind.into(),
+                    output::bytes(f.size_bytes),
+                ]);
+            }
+            let mut out = out;
+            Ok(t.print(&mut out)?)
+        });
+    }
+    let command = diff_command(a.diff_command.as_deref())?;
+    let scratch =
+        tempfile::tempdir().context("cannot create a directory for the files to compare")?;
+    let mut text = Vec::new();
+    for (new, old) in pairs(&d.new_files, &d.old_files) {
+        if new.is_some_and(is_dir) || old.is_some_and(is_dir) {
+            continue;
+        }
+        let mut sides = Vec::new();
+        for (side, f) in [("old", old), ("new", new)] {
+            let Some(f) = f else {
+                sides.push("/dev/null".to_string());
+                continue;
+            };
+            let rel = format!("{side}/{}", path_of(f).trim_start_matches('/'));
+            check_no_parent(&rel)?;
+            let dest = scratch.path().join(&rel);
+            create_dir(parent_dir(&dest))?;
+            let file = f.file.clone().unwrap_or_default();
+            let pfs_client = &mut c.pfs;
+            write_atomically(&dest, WRITE_BUFFER, async move |w| {
+                get_one(pfs_client, file, w, &None).await
+            })
+            .await?;
+            sides.push(rel);
+        }
+        let ran = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .args(&sides)
+            .current_dir(scratch.path())
+            .output()
+            .with_context(|| format!("cannot run the diff command '{}'", command.join(" ")))?;
+        // Exit status 1 means "the files differ".
+        if !ran.status.success() && ran.status.code() != Some(1) {
+            bail!(
+                "the diff command '{}' failed ({}): {}",
+                command.join(" "),
+                ran.status,
+                String::from_utf8_lossy(&ran.stderr).trim()
+            );
+        }
+        text.extend_from_slice(&ran.stdout);
+    }
+    output::paged(a.no_pager, |out| Ok(out.write_all(&text)?))
+}
+
+/// The files of a diff side by side in path order, as 1.9 walks them: a
+/// path in both lists is a changed file, in one only an added or deleted one.
+fn pairs<'a>(
+    new: &'a [pfs::FileInfo],
+    old: &'a [pfs::FileInfo],
+) -> Vec<(Option<&'a pfs::FileInfo>, Option<&'a pfs::FileInfo>)> {
+    let (mut n, mut o) = (new.iter().peekable(), old.iter().peekable());
+    let mut out = Vec::new();
+    loop {
+        let pair = match (n.peek(), o.peek()) {
+            (None, None) => return out,
+            (Some(a), Some(b)) if path_of(a) == path_of(b) => (n.next(), o.next()),
+            (Some(a), Some(b)) if path_of(a) > path_of(b) => (None, o.next()),
+            (Some(_), _) => (n.next(), None),
+            (None, Some(_)) => (None, o.next()),
+        };
+        out.push(pair);
+    }
+}
+
+/// `--diff-command` split into words, or 1.9's default: git's diff (in
+/// colour on a terminal, unless --no-color) when git is installed, else `diff`.
+fn diff_command(given: Option<&str>) -> anyhow::Result<Vec<String>> {
+    if let Some(cmd) = given {
+        let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+        if words.is_empty() {
+            bail!("--diff-command is empty; give a program, e.g. --diff-command 'diff -u'");
+        }
+        return Ok(words);
+    }
+    let git = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !git {
+        return Ok(vec!["diff".into()]);
+    }
+    let colour = if std::io::stdout().is_terminal() && !output::no_color() {
+        "color.ui=always"
+    } else {
+        "color.ui=never"
+    };
+    Ok(["git", "-c", colour, "--no-pager", "diff", "--no-index"]
+        .map(str::to_string)
+        .to_vec())
+}
+
+/// `get object HASH`: the bytes of a file's piece named by its SHA-512
+/// (Pachyderm 1.9's object hash, as `inspect file` lists them).
+pub async fn get_object(hash: &str) -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let at = c
+        .extension
+        .find_object(pach_api::pachrs::v1::FindObjectRequest { hash: hash.into() })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let offset = i64::try_from(at.offset).context("the object's offset is out of range")?;
+    let size = i64::try_from(at.size).context("the object's size is out of range")?;
+    if size == 0 {
+        return Ok(());
+    }
+    let mut stream = c
+        .pfs
+        .get_file(pfs::GetFileRequest {
+            file: Some(pfs::File {
+                commit: Some(refs::commit(&at.repo, &at.commit)),
+                path: at.path,
+            }),
+            offset_bytes: offset,
+            size_bytes: size,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut out = super::stdout();
+    while let Some(part) = stream.try_next().await.map_err(status)? {
+        match out.write_all(&part) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r?,
         }
     }
     super::finish(out)
+}
+
+/// `get tag`: 1.9's workers tagged datum outputs; pachd keeps them as datum
+/// records of the job instead.
+pub fn get_tag(tag: &str) -> anyhow::Result<()> {
+    bail!(
+        "get tag {tag} is not supported: tags named Pachyderm 1.9 workers' datum outputs, which \
+         pachd keeps in the job's output commit; read them with `pachctl get file \
+         PIPELINE@COMMIT:/PATH` (`pachctl inspect datum JOB DATUM` names a datum's files)"
+    )
 }
 
 pub async fn delete(arg: &str) -> anyhow::Result<()> {

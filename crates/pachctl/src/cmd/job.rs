@@ -12,7 +12,7 @@ use pach_api::{pfs, pps};
 
 use super::pipeline::{history, job_state_word, ns};
 use crate::client::{connect, status};
-use crate::output::{self, Format, Table, message_json};
+use crate::output::{self, Format, Raw, Table, message_json};
 
 #[derive(Debug, Args)]
 pub struct ListJob {
@@ -20,15 +20,21 @@ pub struct ListJob {
     #[arg(short, long)]
     pub pipeline: Option<String>,
     /// Only jobs computed from this input commit (REPO@BRANCH or REPO@COMMIT;
-    /// repeat for several).
-    #[arg(short, long = "input")]
+    /// repeat for several, or separate them with commas).
+    #[arg(short, long = "input", value_delimiter = ',')]
     pub inputs: Vec<String>,
+    /// Only the job with this output commit (REPO@BRANCH or REPO@COMMIT).
+    #[arg(short, long)]
+    pub output: Option<String>,
     /// Jobs of earlier pipeline versions too: a number of versions, "all"
     /// or "none".
     #[arg(long, default_value = "none")]
     pub history: String,
+    /// Print directly, not through a pager.
+    #[arg(long)]
+    pub no_pager: bool,
     #[command(flatten)]
-    pub format: Format,
+    pub format: Raw,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +149,12 @@ fn stats_bytes(j: &pps::JobInfo) -> (String, String) {
 
 fn print_jobs(jobs: &[pps::JobInfo], format: &Format) -> anyhow::Result<()> {
     let mut out = super::stdout();
+    write_jobs(&mut out, jobs, format)?;
+    super::finish(out)
+}
+
+fn write_jobs(out: &mut dyn Write, jobs: &[pps::JobInfo], format: &Format) -> anyhow::Result<()> {
+    let mut out = out;
     if format.is_human() {
         let mut t = Table::new(&[
             "ID", "PIPELINE", "STARTED", "DURATION", "RESTART", "PROGRESS", "DL", "UL", "STATE",
@@ -176,7 +188,7 @@ fn print_jobs(jobs: &[pps::JobInfo], format: &Format) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         format.print(&mut out, &objects)?;
     }
-    super::finish(out)
+    Ok(())
 }
 
 pub async fn list(a: ListJob) -> anyhow::Result<()> {
@@ -192,7 +204,7 @@ pub async fn list(a: ListJob) -> anyhow::Result<()> {
         .list_job_stream(pps::ListJobRequest {
             pipeline: a.pipeline.map(|name| pps::Pipeline { name }),
             input_commit,
-            output_commit: None,
+            output_commit: a.output.as_deref().map(commit_arg).transpose()?,
             history,
             full: true,
         })
@@ -203,7 +215,8 @@ pub async fn list(a: ListJob) -> anyhow::Result<()> {
     while let Some(j) = stream.next().await {
         jobs.push(j.map_err(status)?);
     }
-    print_jobs(&jobs, &a.format)
+    let format = Format::from(a.format);
+    output::paged(a.no_pager, |out| write_jobs(out, &jobs, &format))
 }
 
 pub async fn flush(a: FlushJob) -> anyhow::Result<()> {

@@ -34,18 +34,31 @@ pub enum ConfigGet {
     ActiveContext,
     /// Print a context as JSON.
     Context { name: String },
+    /// Print whether metrics are enabled (true or false).
+    Metrics,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigSet {
     /// Make a context the active one.
     ActiveContext { name: String },
-    /// Create or replace a context from JSON on stdin, e.g. {"pachd_address":"localhost:30650"}.
+    /// Create or replace a context from JSON on stdin, e.g.
+    /// {"pachd_address":"localhost:30650"}, or from a Kubernetes context (-k).
     Context {
         name: String,
         /// Replace an existing context.
         #[arg(long)]
         overwrite: bool,
+        /// Import this Kubernetes context's cluster, user and namespace (from
+        /// $KUBECONFIG or ~/.kube/config) instead of reading stdin.
+        #[arg(short = 'k', long)]
+        kubernetes: Option<String>,
+    },
+    /// Set whether metrics are enabled: true or false (kept in the config;
+    /// pachctl and pachd send no usage metrics either way).
+    Metrics {
+        #[arg(value_parser = ["true", "false"])]
+        enabled: String,
     },
 }
 
@@ -62,6 +75,15 @@ pub enum ConfigUpdate {
         /// `server_cas`); '' removes them (the system's roots are trusted).
         #[arg(long, value_name = "FILE")]
         server_cas: Option<std::path::PathBuf>,
+        /// The Kubernetes cluster name of the deployment.
+        #[arg(long)]
+        cluster_name: Option<String>,
+        /// The Kubernetes user (auth info) of the deployment.
+        #[arg(long)]
+        auth_info: Option<String>,
+        /// The Kubernetes namespace pachd is deployed in.
+        #[arg(long)]
+        namespace: Option<String>,
     },
 }
 
@@ -140,7 +162,26 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
             config.v2.active_context = name;
             config.save()?;
         }
-        ConfigVerb::Set(ConfigSet::Context { name, overwrite }) => {
+        ConfigVerb::Get(ConfigGet::Metrics) => println!("{}", config.v2.metrics),
+        ConfigVerb::Set(ConfigSet::Metrics { enabled }) => {
+            config.v2.metrics = enabled == "true";
+            config.save()?;
+        }
+        ConfigVerb::Set(ConfigSet::Context {
+            name,
+            overwrite,
+            kubernetes: Some(kube),
+        }) => {
+            if config.v2.contexts.contains_key(&name) && !overwrite {
+                bail!("context '{name}' already exists; add --overwrite to replace it");
+            }
+            let ctx = kube_context(&kube)?;
+            config.v2.contexts.insert(name, ctx);
+            config.save()?;
+        }
+        ConfigVerb::Set(ConfigSet::Context {
+            name, overwrite, ..
+        }) => {
             if config.v2.contexts.contains_key(&name) && !overwrite {
                 bail!("context '{name}' already exists; add --overwrite to replace it");
             }
@@ -156,6 +197,9 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
             name,
             pachd_address,
             server_cas,
+            cluster_name,
+            auth_info,
+            namespace,
         }) => {
             let name = name.unwrap_or_else(|| config.v2.active_context.clone());
             let ctx = config.v2.contexts.entry(name).or_default();
@@ -169,6 +213,15 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
             }
             if let Some(file) = server_cas {
                 ctx.server_cas = server_cas_of(&file)?;
+            }
+            for (value, field) in [
+                (cluster_name, &mut ctx.cluster_name),
+                (auth_info, &mut ctx.auth_info),
+                (namespace, &mut ctx.namespace),
+            ] {
+                if let Some(v) = value {
+                    *field = v;
+                }
             }
             config.save()?;
         }
@@ -203,6 +256,60 @@ pub fn config(verb: ConfigVerb) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A context imported from the Kubernetes context `name` of the kubeconfig
+/// files ($KUBECONFIG, a `:`-separated list, or ~/.kube/config), as 1.9's
+/// `config set context -k`: its cluster, user and namespace.
+fn kube_context(name: &str) -> anyhow::Result<Context> {
+    #[derive(serde::Deserialize)]
+    struct KubeConfig {
+        #[serde(default)]
+        contexts: Vec<Named>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+        #[serde(default)]
+        context: KubeContext,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct KubeContext {
+        #[serde(default)]
+        cluster: String,
+        #[serde(default)]
+        user: String,
+        #[serde(default)]
+        namespace: String,
+    }
+    let files: Vec<std::path::PathBuf> = match std::env::var_os("KUBECONFIG") {
+        Some(list) if !list.is_empty() => std::env::split_paths(&list).collect(),
+        _ => vec![
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".kube/config"),
+        ],
+    };
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let kube: KubeConfig = serde_yaml_ng::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a kubeconfig ({e})", file.display()))?;
+        if let Some(c) = kube.contexts.into_iter().find(|c| c.name == name) {
+            return Ok(Context {
+                source: "IMPORTED".into(),
+                cluster_name: c.context.cluster,
+                auth_info: c.context.user,
+                namespace: c.context.namespace,
+                ..Context::default()
+            });
+        }
+    }
+    let searched: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    bail!(
+        "kubernetes context does not exist: {name} (looked in {}); `kubectl config get-contexts` lists them",
+        searched.join(", ")
+    )
+}
+
 /// A context's `server_cas` from a PEM file: the file's certificates,
 /// checked, base64-encoded; empty for an empty path.
 fn server_cas_of(file: &std::path::Path) -> anyhow::Result<String> {
@@ -229,9 +336,12 @@ fn server_cas_of(file: &std::path::Path) -> anyhow::Result<String> {
 pub async fn fsck(fix: bool) -> anyhow::Result<()> {
     use futures::TryStreamExt;
     let mut c = connect().await?;
+    // The check alone: what it finds (missing or damaged objects, records
+    // naming what is gone) is nothing a fix could make up, so --fix only
+    // changes what is said about it.
     let mut stream = c
         .pfs
-        .fsck(pach_api::pfs::FsckRequest { fix })
+        .fsck(pach_api::pfs::FsckRequest { fix: false })
         .await
         .map_err(status)?
         .into_inner();
@@ -250,16 +360,49 @@ pub async fn fsck(fix: bool) -> anyhow::Result<()> {
         println!("no problems found");
         return Ok(());
     }
+    if fix {
+        bail!(
+            "{problems} problems found, which --fix cannot repair: missing or damaged objects come \
+             back only from a backup (`pachctl restore`)"
+        );
+    }
     bail!("{problems} problems found; `pachctl restore` of a backup brings missing objects back")
 }
 
-pub fn completion<C: clap::CommandFactory>(shell: &str) {
+/// Prints the completion script of `shell`, or with `install` writes it
+/// there, as 1.9's `completion --install --path`.
+pub fn completion<C: clap::CommandFactory>(
+    shell: &str,
+    install: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let shell = match shell {
         "zsh" => clap_complete::Shell::Zsh,
         "fish" => clap_complete::Shell::Fish,
         _ => clap_complete::Shell::Bash,
     };
-    clap_complete::generate(shell, &mut C::command(), "pachctl", &mut std::io::stdout());
+    let Some(path) = install else {
+        let mut out = super::stdout();
+        clap_complete::generate(shell, &mut C::command(), "pachctl", &mut out);
+        return super::finish(out);
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut C::command(), "pachctl", &mut script);
+    if let Err(e) = std::fs::write(path, script) {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            "; rerun this command with sudo, or give a --path you may write"
+        } else {
+            "; give a --path in a directory that exists"
+        };
+        bail!(
+            "cannot install completions in '{}': {e}{hint}",
+            path.display()
+        );
+    }
+    println!(
+        "Bash completions installed in {}, you must restart bash to enable completions.",
+        path.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,6 +23,46 @@ pub struct CreatePipeline {
     /// (http(s), s3, gs, az, file) or - for stdin.
     #[arg(short = 'f', long = "file", default_value = "-")]
     pub file: String,
+    #[command(flatten)]
+    pub images: ImageFlags,
+}
+
+/// Pachyderm 1.9's flags for building and pushing the pipeline's Docker
+/// image first: refused, since pachd runs user code from the host's
+/// userland, never from images it would build or push.
+#[derive(Debug, Args, Default)]
+pub struct ImageFlags {
+    /// Build and push the local Docker image first (refused here).
+    #[arg(short = 'b', long)]
+    pub build: bool,
+    /// Push the local Docker image first (refused here).
+    #[arg(short = 'p', long)]
+    pub push_images: bool,
+    /// The registry to push images to (refused here).
+    #[arg(short = 'r', long)]
+    pub registry: Option<String>,
+    /// The user to push images as (refused here).
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+}
+
+impl ImageFlags {
+    fn refuse(&self) -> anyhow::Result<()> {
+        let given = [
+            (self.build, "--build"),
+            (self.push_images, "--push-images"),
+            (self.registry.is_some(), "--registry"),
+            (self.username.is_some(), "--username"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
+            bail!(
+                "{flag} is not supported: pachd builds and pushes no Docker images (user code \
+                 runs in a sandbox over the host's userland, not in containers); build and push \
+                 the image yourself if another cluster needs it, and drop {flag}"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +273,7 @@ fn spec_name(v: &Value) -> String {
 }
 
 pub async fn create(a: CreatePipeline, update: bool, reprocess: bool) -> anyhow::Result<()> {
+    a.images.refuse()?;
     let text = read_spec(&a.file).await?;
     // Every spec of the file is read before any is sent.
     let mut requests = Vec::new();
@@ -661,6 +702,98 @@ pub async fn delete_all() -> anyhow::Result<()> {
 async fn delete_all_repos(c: &mut Client) -> anyhow::Result<()> {
     c.pfs.delete_all(()).await.map_err(status)?;
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractPipeline {
+    pub pipeline: String,
+    /// Output format: json (the default) or yaml.
+    #[arg(short, long, value_parser = ["json", "yaml"], default_value = "json")]
+    pub output: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EditPipeline {
+    pub pipeline: String,
+    /// Reprocess every datum with the edited spec, not only new ones.
+    #[arg(long)]
+    pub reprocess: bool,
+    /// The editor to run (a shell command line; default: $EDITOR, then vim).
+    #[arg(long)]
+    pub editor: Option<String>,
+    /// The format to edit the spec in: json (the default) or yaml.
+    #[arg(short, long, value_parser = ["json", "yaml"], default_value = "json")]
+    pub output: String,
+}
+
+/// The spec pachd keeps for a pipeline (what `create pipeline` was given),
+/// as Pachyderm 1.9's `extract pipeline` prints it.
+async fn extracted(c: &mut Client, name: &str, format: &str) -> anyhow::Result<String> {
+    let op = c
+        .admin
+        .extract_pipeline(pach_api::admin::ExtractPipelineRequest {
+            pipeline: Some(pps::Pipeline { name: name.into() }),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let request = op
+        .op1_9
+        .and_then(|op| op.pipeline)
+        .with_context(|| format!("pachd returned no spec for pipeline '{name}'"))?;
+    let spec = message_json(&request, FieldNames::Proto)?;
+    Ok(if format == "yaml" {
+        serde_yaml_ng::to_string(&spec)?
+    } else {
+        format!("{}\n", serde_json::to_string_pretty(&spec)?)
+    })
+}
+
+pub async fn extract(a: ExtractPipeline) -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let text = extracted(&mut c, &a.pipeline, &a.output).await?;
+    let mut out = super::stdout();
+    out.write_all(text.as_bytes())?;
+    super::finish(out)
+}
+
+/// `edit pipeline`: the spec in an editor, then `update pipeline` with what
+/// was saved, unless nothing changed.
+pub async fn edit(a: EditPipeline) -> anyhow::Result<()> {
+    let mut c = connect().await?;
+    let before = extracted(&mut c, &a.pipeline, &a.output).await?;
+    let file = tempfile::Builder::new()
+        .prefix(&format!("{}-", a.pipeline))
+        .suffix(&format!(".{}", a.output))
+        .tempfile()
+        .context("cannot create a temporary file for the spec")?;
+    std::fs::write(file.path(), &before).context("cannot write the spec to edit")?;
+    let editor = a
+        .editor
+        .or_else(|| std::env::var("EDITOR").ok())
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vim".into());
+    // A command line, so that EDITOR="code --wait" works.
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .with_context(|| format!("cannot run the editor '{editor}'"))?;
+    if !ran.success() {
+        bail!("the editor '{editor}' failed ({ran}); the pipeline was not updated");
+    }
+    let after = std::fs::read_to_string(file.path()).context("cannot read the edited spec")?;
+    if documents(&after)? == documents(&before)? {
+        println!("Pipeline unchanged, no update will be performed.");
+        return Ok(());
+    }
+    let spec = CreatePipeline {
+        file: file.path().to_string_lossy().into_owned(),
+        images: ImageFlags::default(),
+    };
+    create(spec, true, a.reprocess).await
 }
 
 #[cfg(test)]

@@ -382,6 +382,27 @@ impl Extension for ExtensionService {
         }))
     }
 
+    async fn find_object(
+        &self,
+        r: Request<pb::FindObjectRequest>,
+    ) -> Result<Response<pb::ObjectLocation>, Status> {
+        let hash = r.into_inner().hash;
+        let found = self.pfs.find_object(&hash).await.map_err(status)?;
+        let l = found.ok_or_else(|| {
+            Status::not_found(format!(
+                "object {hash} not found: no file of a finished commit holds it; \
+                 `pachctl inspect file` lists a file's objects"
+            ))
+        })?;
+        Ok(Response::new(pb::ObjectLocation {
+            repo: l.repo,
+            commit: l.commit,
+            path: l.path,
+            offset: l.offset,
+            size: l.size,
+        }))
+    }
+
     async fn inspect_cluster_state(
         &self,
         r: Request<()>,

@@ -747,17 +747,11 @@ impl Api for PfsService {
                 )
                 .await?;
             let (repo, commit, path) = file_ref(Some(file), "put file")?;
-            if r.delimiter != pfs::Delimiter::None as i32
-                || r.target_file_datums != 0
-                || r.target_file_bytes != 0
-                || r.header_records != 0
-            {
-                return Err(Status::unimplemented(
-                    "put file with split options (--split, --target-file-datums, \
-                     --target-file-bytes, --header-records) is not supported yet; split the data \
-                     into files before putting them",
-                ));
-            }
+            let split = split_options(
+                r.delimiter,
+                [r.target_file_datums, r.target_file_bytes, r.header_records],
+                &r.url,
+            )?;
             let overwrite = r
                 .overwrite_index
                 .map(|o| count(o.index, "overwrite_index"))
@@ -790,7 +784,13 @@ impl Api for PfsService {
                     .map_err(status)?;
                 continue;
             }
-            p.start_file(&path, overwrite).await.map_err(status)?;
+            match split {
+                Some(options) => p
+                    .start_split(&path, options, overwrite == Some(0))
+                    .await
+                    .map_err(status)?,
+                None => p.start_file(&path, overwrite).await.map_err(status)?,
+            }
             p.write(&r.value).await.map_err(status)?;
         }
         if let Some((p, _, _)) = put {
@@ -1019,6 +1019,49 @@ fn read_ahead<M: Send + 'static>(
         }
     });
     rx
+}
+
+/// A put file request's split options (`delimiter`, `target_file_datums`,
+/// `target_file_bytes`, `header_records`), as Pachyderm 1.9 checks them.
+fn split_options(
+    delimiter: i32,
+    [datums, bytes, header]: [i64; 3],
+    url: &str,
+) -> Result<Option<pach_pfs::split::SplitOptions>, Status> {
+    use pach_pfs::split::{Delimiter, SplitOptions};
+    let delimiter = match pfs::Delimiter::try_from(delimiter) {
+        Ok(pfs::Delimiter::None) => None,
+        Ok(pfs::Delimiter::Line) => Some(Delimiter::Line),
+        Ok(pfs::Delimiter::Json) => Some(Delimiter::Json),
+        Ok(pfs::Delimiter::Sql) => Some(Delimiter::Sql),
+        Ok(pfs::Delimiter::Csv) => Some(Delimiter::Csv),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown delimiter {delimiter}; use LINE, JSON, SQL or CSV (or NONE: no split)"
+            )));
+        }
+    };
+    let options = datums != 0 || bytes != 0 || header != 0;
+    let Some(delimiter) = delimiter else {
+        if options {
+            return Err(Status::invalid_argument(
+                "cannot set split options (target_file_datums, target_file_bytes, \
+                 header_records) without a delimiter: give --split line, json, sql or csv",
+            ));
+        }
+        return Ok(None);
+    };
+    if !url.is_empty() {
+        return Err(Status::invalid_argument(
+            "a put file from a URL cannot be split; get the data, then put it with --split",
+        ));
+    }
+    Ok(Some(SplitOptions {
+        delimiter,
+        target_file_datums: count(datums, "target_file_datums")?,
+        target_file_bytes: count(bytes, "target_file_bytes")?,
+        header_records: count(header, "header_records")?,
+    }))
 }
 
 #[cfg(test)]
