@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use pach_pfs::CommitRecord;
@@ -171,9 +171,17 @@ impl Pps {
         cron: &crate::spec::CronInput,
     ) -> Result<()> {
         let schedule = Schedule::parse(&cron.spec)?;
+        // As Pachyderm 1.9: the schedule goes on from the last tick, else
+        // from `start`, else from now; ticks missed meanwhile are made up.
+        let mut latest = match self.last_tick(&cron.repo).await? {
+            Some(t) => t,
+            None => cron.start_time().unwrap_or_else(SystemTime::now),
+        };
         loop {
-            let wait = schedule.until_next(std::time::SystemTime::now());
-            tokio::time::sleep(wait).await;
+            let next = schedule.next_after(latest);
+            if let Ok(wait) = next.duration_since(SystemTime::now()) {
+                tokio::time::sleep(wait).await;
+            }
             let p = match self.inspect_pipeline(pipeline).await {
                 Ok(p) => p,
                 Err(crate::PpsError::PipelineNotFound(_)) => return Ok(()),
@@ -185,8 +193,30 @@ impl Pps {
             {
                 return Ok(());
             }
-            self.tick(pipeline, cron).await?;
+            self.tick_at(pipeline, cron, next).await?;
+            latest = next;
         }
+    }
+
+    /// The time of the newest tick in a cron repo (tick files are named by
+    /// their RFC 3339 time, so the last name is the newest).
+    async fn last_tick(&self, repo: &str) -> Result<Option<SystemTime>> {
+        let files = match self.pfs.list_file(repo, "master", "/", false).await {
+            Ok((_, files)) => files,
+            Err(pach_pfs::PfsError::RepoNotFound { .. })
+            | Err(pach_pfs::PfsError::BranchNotFound { .. }) => return Ok(None),
+            Err(e) if e.kind() == pach_pfs::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let files: Vec<_> = files.collect().await;
+        let mut last = None;
+        for f in files {
+            let f = f?;
+            if let Ok(t) = humantime::parse_rfc3339_weak(f.path.trim_start_matches('/')) {
+                last = last.max(Some(t));
+            }
+        }
+        Ok(last)
     }
 
     /// Writes one tick: an empty file named by the time into the cron repo
@@ -194,7 +224,17 @@ impl Pps {
     /// Puts a tick into the cron input's repo, written as `pipeline` (whose
     /// cron repo it is).
     pub(crate) async fn tick(&self, pipeline: &str, cron: &crate::spec::CronInput) -> Result<()> {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        self.tick_at(pipeline, cron, SystemTime::now()).await
+    }
+
+    /// [`Pps::tick`] with the file named by `at`.
+    async fn tick_at(
+        &self,
+        pipeline: &str,
+        cron: &crate::spec::CronInput,
+        at: SystemTime,
+    ) -> Result<()> {
+        let stamp = humantime::format_rfc3339_seconds(at).to_string();
         let mut session = self.pfs.content().session();
         let entry = session.put_bytes(format!("/{stamp}"), None, b"").await?;
         session.finish().await?;

@@ -86,7 +86,13 @@ impl Pps {
     ) -> Result<()> {
         self.check_specs(std::slice::from_ref(&spec), update, false)
             .await?;
-        self.put_pipeline(spec, update, reprocess, false).await
+        let name = spec.pipeline.name.clone();
+        let warnings = spec::warnings(&spec);
+        self.put_pipeline(spec, update, reprocess, false).await?;
+        for w in warnings {
+            tracing::warn!(pipeline = %name, "{w}");
+        }
+        Ok(())
     }
 
     /// Creates a pipeline over an output repo that a restore filled first

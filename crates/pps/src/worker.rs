@@ -516,14 +516,18 @@ mod tests {
     async fn claims_respect_parallelism_and_expired_claims_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = pps(dir.path());
-        p.publish_tasks(&job("j"), 2, datums(20)).await.unwrap();
+        p.publish_tasks(&job("j"), 2, None, datums(20))
+            .await
+            .unwrap();
         let tasks = load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
             .await
             .unwrap();
         assert_eq!(tasks.len(), 8, "four tasks per slot");
         assert_eq!(tasks.iter().map(|(t, _)| t.datums).sum::<u64>(), 20);
         // Publishing again (a restarted runner) keeps the tasks as they are.
-        p.publish_tasks(&job("j"), 2, datums(20)).await.unwrap();
+        p.publish_tasks(&job("j"), 2, None, datums(20))
+            .await
+            .unwrap();
         assert_eq!(
             load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
                 .await

@@ -12,7 +12,7 @@ use pach_pps::Pps;
 use pach_pps::secrets::SecretInfo;
 use tonic::{Request, Response, Status};
 
-use super::pps::{invalid, pps_status, spec_json, timestamp};
+use super::pps::{invalid, pps_status, spec_json, timestamp, with_warnings};
 
 pub(crate) struct PipelineExtension {
     pub pps: Pps,
@@ -91,10 +91,11 @@ impl PipelineExtension {
             json["pipeline"]["project"] = serde_json::json!({"name": r.project});
         }
         let spec = pach_pps::spec::parse_value(json).map_err(pps_status)?;
+        let warnings = pach_pps::spec::warnings(&spec);
         self.pps
             .create_pipeline(spec, update, reprocess)
             .await
             .map_err(pps_status)?;
-        Ok(Response::new(()))
+        Ok(with_warnings(Response::new(()), &warnings))
     }
 }
