@@ -1,7 +1,8 @@
 //! The controller: watches pipelines and output commits and runs, for every
 //! running pipeline, the jobs of its open output commits one after another,
 //! oldest first (pipelines run concurrently). Cron inputs get a ticker that
-//! writes a timestamp file into the pipeline's tick repo on schedule.
+//! writes a timestamp file into the pipeline's tick repo on schedule; spouts
+//! get a runner that keeps their user code running (`spout`).
 //!
 //! With several pachd on one metadata store, only the holder of the
 //! controller lease (`leader`) schedules; the others stand by and take over
@@ -27,6 +28,7 @@ impl Pps {
     pub async fn run_controller(self) {
         let active: Arc<Mutex<HashSet<String>>> = Arc::default();
         let tickers: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let spouts: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut events = match (
             self.pfs.meta().watch("pfs/commits/").await,
             self.pfs.meta().watch(PIPELINES).await,
@@ -52,7 +54,7 @@ impl Pps {
                     leading = false;
                 }
             }
-            if leading && let Err(e) = self.schedule(&me, &active, &tickers).await {
+            if leading && let Err(e) = self.schedule(&me, &active, &tickers, &spouts).await {
                 tracing::warn!("controller: {e}");
             }
             // Any change wakes us; the timeout covers a lagging watcher.
@@ -65,12 +67,32 @@ impl Pps {
         me: &str,
         active: &Arc<Mutex<HashSet<String>>>,
         tickers: &Arc<Mutex<HashSet<String>>>,
+        spouts: &Arc<Mutex<HashSet<String>>>,
     ) -> Result<()> {
         for p in self.list_pipeline_records().await? {
             if p.state != PipelineState::Running {
                 continue;
             }
             let name = p.name().to_string();
+            if p.spec.spout.is_some() {
+                // A spout has no jobs: its user code runs on (`spout`).
+                if spouts
+                    .lock()
+                    .map(|mut s| s.insert(name.clone()))
+                    .unwrap_or(false)
+                {
+                    let (this, spouts, me) = (self.clone(), spouts.clone(), me.to_string());
+                    tokio::spawn(async move {
+                        if let Err(e) = this.run_spout(&me, &name).await {
+                            tracing::warn!(pipeline = %name, "spout: {e}");
+                        }
+                        if let Ok(mut s) = spouts.lock() {
+                            s.remove(&name);
+                        }
+                    });
+                }
+                continue;
+            }
             if let Some(input) = &p.spec.input {
                 for c in crate::cron::cron_inputs(input) {
                     let id = format!("{name}/{}", c.name);

@@ -16,6 +16,7 @@ pub mod records;
 mod run;
 pub mod secrets;
 pub mod spec;
+mod spout;
 pub mod stats;
 mod tasks;
 mod worker;

@@ -939,12 +939,6 @@ fn validate_kinds(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -
                 "spouts are not allowed to have a stats branch; remove `enable_stats`".into(),
             ));
         }
-        if spec.spout.is_some() {
-            return Err(err(
-                "spout",
-                "spout pipelines are not supported by this cluster yet".into(),
-            ));
-        }
         let marker = spout.marker();
         if !valid_name(marker) && marker != "." {
             return Err(err(

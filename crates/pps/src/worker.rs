@@ -44,15 +44,20 @@ impl Claim {
 }
 
 impl Pps {
-    /// Runs tasks, `slots` at a time, until the process ends.
-    pub async fn run_worker(self, slots: usize) {
+    /// The sandbox user code runs in here.
+    pub(crate) fn detect_sandbox(&self) -> std::result::Result<Sandbox, pach_worker::WorkerError> {
         // pachd keeps its scratch directory in its data directory, which
         // user code must not see (other pipelines' data, the metadata).
         let hidden = [self.scratch.clone()]
             .into_iter()
             .chain(self.scratch.parent().map(std::path::Path::to_path_buf));
-        let sandbox = match Sandbox::detect() {
-            Ok(s) => Ok(Arc::new(s.hiding(hidden))),
+        Ok(Sandbox::detect()?.hiding(hidden))
+    }
+
+    /// Runs tasks, `slots` at a time, until the process ends.
+    pub async fn run_worker(self, slots: usize) {
+        let sandbox = match self.detect_sandbox() {
+            Ok(s) => Ok(Arc::new(s)),
             Err(e) => {
                 tracing::error!("{e}; datums fail until this is fixed and the worker restarted");
                 Err(e.to_string())

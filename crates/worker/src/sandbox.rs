@@ -256,12 +256,17 @@ impl Sandbox {
     }
 
     /// Starts a sandbox over the slot directory `slot`: `slot/pfs` appears at
-    /// `/pfs` (with `slot/pfs/out` writable), with `network`.
+    /// `/pfs` (with `slot/pfs/out` writable, a directory unless a named pipe
+    /// is there already), with `network`.
     pub async fn start(&self, slot: &Path, network: &Network) -> Result<SandboxSession> {
         let pfs = slot.join("pfs");
         let ctl = slot.join("ctl");
         let logs = slot.join("log");
         for d in [pfs.join("out"), ctl.join("log"), logs.clone()] {
+            // A spout's /pfs/out is a named pipe (`spout::make_out_fifo`).
+            if crate::spout::is_fifo(&d) {
+                continue;
+            }
             tokio::fs::create_dir_all(&d)
                 .await
                 .map_err(io("cannot create", &d))?;
