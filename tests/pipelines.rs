@@ -967,10 +967,6 @@ fn spec_fields_work_warn_or_are_refused() {
 
     // Refused, each naming the field and what to do.
     for (extra, needle) in [
-        (
-            r#""service": {"internal_port": 8888, "external_port": 30888}"#,
-            "service",
-        ),
         (r#""spout": {"overwrite": true}"#, "a spout takes no input"),
         (
             r#""resource_limits": {"gpu": {"type": "nvidia.com/gpu", "number": 1}}"#,

@@ -74,8 +74,8 @@ impl Pps {
                 continue;
             }
             let name = p.name().to_string();
-            if p.spec.spout.is_some() {
-                // A spout has no jobs: its user code runs on (`spout`).
+            if p.spec.spout.is_some() || p.spec.service.is_some() {
+                // No jobs: user code runs on (`spout`, `service`).
                 if spouts
                     .lock()
                     .map(|mut s| s.insert(name.clone()))

@@ -15,6 +15,7 @@ mod pipeline;
 pub mod records;
 mod run;
 pub mod secrets;
+mod service;
 pub mod spec;
 mod spout;
 pub mod stats;

@@ -906,14 +906,45 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
 /// What kind of pipeline the spec is (batch, spout, service), refusing the
 /// kinds and combinations this cluster does not run.
 fn validate_kinds(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -> Result<()> {
-    if spec.service.is_some() {
-        return Err(err(
-            "service",
-            "service pipelines (user code serving a port over the current inputs) are not \
-             supported by this cluster; run the server outside the cluster and give it the data \
-             with `pachctl get file`, or remove `service`"
-                .into(),
-        ));
+    if let Some(service) = &spec.service {
+        for (field, port) in [
+            ("service.internal_port", service.internal_port),
+            ("service.external_port", service.external_port),
+        ] {
+            if !(1..=65535).contains(&port) {
+                return Err(err(
+                    field,
+                    format!("{port} is not a TCP port (1 to 65535); a service needs both ports"),
+                ));
+            }
+        }
+        if !matches!(
+            service.kind.as_str(),
+            "" | "NodePort" | "ClusterIP" | "LoadBalancer"
+        ) {
+            // As Pachyderm 1.9.
+            return Err(err(
+                "service.type",
+                format!("the service type {} is not allowed", service.kind),
+            ));
+        }
+        if let Some(p) = &spec.parallelism_spec
+            && (p.constant > 1 || p.coefficient > 0.0)
+        {
+            // As Pachyderm 1.9.
+            return Err(err(
+                "parallelism_spec",
+                "services can only be run with a constant parallelism of 1".into(),
+            ));
+        }
+        if spec.spout.is_some() {
+            return Err(err(
+                "service",
+                "a pipeline is a spout or a service, not both; a spout serving a port sets \
+                 `spout.service`"
+                    .into(),
+            ));
+        }
     }
     if let Some(spout) = &spec.spout {
         if spout.service.is_some() {
@@ -1145,6 +1176,16 @@ pub fn warnings(spec: &PipelineSpec) -> Vec<String> {
     }
     if !spec.pod_patch.is_empty() {
         warn("pod_patch", "ignored; workers are not Kubernetes pods");
+    }
+    if spec
+        .service
+        .as_ref()
+        .is_some_and(|s| !s.annotations.is_empty())
+    {
+        warn(
+            "service.annotations",
+            "recorded only; there is no Kubernetes service to annotate",
+        );
     }
     if spec.sidecar_resource_limits.is_some() {
         warn("sidecar_resource_limits", "ignored; there is no sidecar");
@@ -1663,7 +1704,7 @@ mod tests {
         for (extra, needle) in [
             (
                 r#","service":{"internal_port":8000}"#,
-                "service: service pipelines",
+                "service.external_port",
             ),
             (r#","spout":{}"#, "a spout takes no input"),
             (r#","s3_out":true"#, "s3_out"),

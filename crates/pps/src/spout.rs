@@ -48,22 +48,30 @@ impl Pps {
                 Err(e) => return Err(e),
             };
             if p.state != PipelineState::Running
-                || p.spec.spout.is_none()
+                || (p.spec.spout.is_none() && p.spec.service.is_none())
                 || !crate::leader::lead(&**self.pfs.meta(), me).await?
             {
                 return Ok(());
             }
             let started = Instant::now();
-            match self.spout_once(&p).await {
+            let once = if p.spec.service.is_some() {
+                self.service_once(&p).await
+            } else {
+                self.spout_once(&p).await
+            };
+            match once {
                 Ok(Ended::Changed) => return Ok(()),
                 Ok(Ended::Exited(code, log)) => tracing::warn!(
                     pipeline = %name,
-                    "spout user code exited with code {code}; starting it again in {backoff:?}: {}",
+                    "{} user code exited with code {code}; starting it again in {backoff:?}: {}",
+                    kind(&p),
                     tail(&log)
                 ),
-                Err(e) => {
-                    tracing::warn!(pipeline = %name, "spout: {e}; starting it again in {backoff:?}")
-                }
+                Err(e) => tracing::warn!(
+                    pipeline = %name,
+                    "{}: {e}; starting it again in {backoff:?}",
+                    kind(&p)
+                ),
             }
             if started.elapsed() > MAX_BACKOFF {
                 backoff = FIRST_BACKOFF;
@@ -80,8 +88,8 @@ impl Pps {
         }
     }
 
-    /// Whether the spout `p` was stopped, updated or deleted.
-    async fn spout_changed(&self, p: &PipelineRecord) -> bool {
+    /// Whether the pipeline `p` was stopped, updated or deleted.
+    pub(crate) async fn spout_changed(&self, p: &PipelineRecord) -> bool {
         match self.inspect_pipeline(p.name()).await {
             Ok(now) => now.version != p.version || now.state != PipelineState::Running,
             Err(PpsError::PipelineNotFound(_)) => true,
@@ -165,7 +173,7 @@ impl Pps {
         ended
     }
 
-    async fn await_change(&self, p: &PipelineRecord) {
+    pub(crate) async fn await_change(&self, p: &PipelineRecord) {
         while !self.spout_changed(p).await {
             tokio::time::sleep(CHECK).await;
         }
@@ -239,19 +247,27 @@ impl Pps {
         marker: &str,
         dir: &std::path::Path,
     ) -> Result<()> {
-        let name = p.name();
-        let files = match self
-            .pfs
-            .walk_file(name, &p.spec.output_branch, &format!("/{marker}"))
+        self.write_tree(p.name(), &p.spec.output_branch, &format!("/{marker}"), dir)
             .await
-        {
+    }
+
+    /// Writes the files at and below `path` of `repo@reference` under `dir`
+    /// (nothing when there are none).
+    pub(crate) async fn write_tree(
+        &self,
+        name: &str,
+        reference: &str,
+        path: &str,
+        dir: &std::path::Path,
+    ) -> Result<()> {
+        let files = match self.pfs.walk_file(name, reference, path).await {
             Ok((_, files)) => files,
             Err(e) if e.kind() == pach_pfs::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let prefix = format!("/{marker}");
+        let prefix = path.trim_end_matches('/');
         for f in files.into_iter().filter(|f| !f.is_dir) {
-            let rel = f.path.strip_prefix(&prefix).unwrap_or(&f.path);
+            let rel = f.path.strip_prefix(prefix).unwrap_or(&f.path);
             let target = dir.join(rel.trim_start_matches('/'));
             if let Some(parent) = target.parent() {
                 tokio::fs::create_dir_all(parent)
@@ -259,10 +275,7 @@ impl Pps {
                     .map_err(|e| failed(format!("cannot create {}: {e}", parent.display())))?;
             }
             let mut content = Vec::new();
-            let mut stream = self
-                .pfs
-                .get_file(name, &p.spec.output_branch, &f.path, 0, None)
-                .await?;
+            let mut stream = self.pfs.get_file(name, reference, &f.path, 0, None).await?;
             while let Some(bytes) = stream.next().await {
                 content.extend_from_slice(&bytes?);
             }
@@ -274,15 +287,24 @@ impl Pps {
     }
 }
 
-/// How a run of a spout's user code ended.
-enum Ended {
-    /// The pipeline was stopped, updated or deleted.
+fn kind(p: &PipelineRecord) -> &'static str {
+    if p.spec.service.is_some() {
+        "service"
+    } else {
+        "spout"
+    }
+}
+
+/// How a run of a spout's or a service's user code ended.
+pub(crate) enum Ended {
+    /// The pipeline was stopped, updated or deleted (or, for a service, an
+    /// input changed).
     Changed,
     /// User code exited (by itself, or killed), with its output.
     Exited(i32, Vec<u8>),
 }
 
-async fn run(session: &mut SandboxSession, command: &Command) -> Result<Ended> {
+pub(crate) async fn run(session: &mut SandboxSession, command: &Command) -> Result<Ended> {
     let mut log = Vec::new();
     let outcome = session.run(command, &mut log).await.map_err(failed)?;
     Ok(Ended::Exited(outcome.code.unwrap_or(-1), log))
@@ -303,7 +325,7 @@ fn flatten(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result
     r.map_err(failed)?
 }
 
-fn failed(e: impl std::fmt::Display) -> PpsError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> PpsError {
     PpsError::FailedPrecondition(e.to_string())
 }
 

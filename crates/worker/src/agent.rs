@@ -68,7 +68,18 @@ pub(crate) struct AgentArgs {
     /// them with (empty: no firewall, as without outbound network).
     pub refused_ports: Vec<u16>,
     pub nft: Option<String>,
+    /// A service's port inside the sandbox, which connections to
+    /// [`SERVICE_SOCKET`] are forwarded to.
+    pub forward: Option<u16>,
 }
+
+/// The Unix socket a service's connections come in through, inside the
+/// sandbox (the slot's `log/service.sock` on the host). A socket file
+/// crosses network namespaces: pachd connects to it from the host, and a
+/// process of the agent inside the sandbox's network namespace connects on
+/// to the service's port on the sandbox's loopback. Nothing goes the other
+/// way: user code reaches no port of the host through it.
+pub const SERVICE_SOCKET: &str = "/.pach/log/service.sock";
 
 impl AgentArgs {
     pub(crate) fn to_args(&self) -> Vec<String> {
@@ -77,6 +88,9 @@ impl AgentArgs {
             self.gid.to_string(),
             self.max_processes.to_string(),
         ];
+        if let Some(port) = self.forward {
+            a.push(format!("forward={port}"));
+        }
         if let Some(nft) = &self.nft {
             let ports: Vec<String> = self.refused_ports.iter().map(u16::to_string).collect();
             a.push(nft.clone());
@@ -86,6 +100,15 @@ impl AgentArgs {
     }
 
     fn parse(args: &[String]) -> Result<AgentArgs, String> {
+        let mut forward = None;
+        let mut rest = Vec::new();
+        for a in args {
+            match a.strip_prefix("forward=") {
+                Some(p) => forward = Some(p.parse().map_err(|_| format!("bad port '{p}'"))?),
+                None => rest.push(a.clone()),
+            }
+        }
+        let args = &rest;
         let num = |i: usize, what: &str| -> Result<u64, String> {
             args.get(i)
                 .and_then(|a| a.parse().ok())
@@ -111,6 +134,7 @@ impl AgentArgs {
             max_processes: num(2, "max processes")?,
             refused_ports,
             nft,
+            forward,
         })
     }
 }
@@ -163,6 +187,9 @@ fn serve(args: &AgentArgs) -> Result<(), String> {
     if let Some(nft) = &args.nft {
         firewall(nft, &args.refused_ports)?;
     }
+    if let Some(port) = args.forward {
+        start_forwarder(port)?;
+    }
     let prepared = Prepared::new()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").map_err(|e| e.to_string())?;
@@ -181,6 +208,55 @@ fn serve(args: &AgentArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Forks the process that forwards connections to [`SERVICE_SOCKET`] to
+/// `port` on the sandbox's loopback (a process of its own, so the agent
+/// stays single-threaded). It ends with the sandbox.
+fn start_forwarder(port: u16) -> Result<(), String> {
+    let _ = std::fs::remove_file(SERVICE_SOCKET);
+    let listener = std::os::unix::net::UnixListener::bind(SERVICE_SOCKET)
+        .map_err(|e| format!("cannot listen on {SERVICE_SOCKET}: {e}"))?;
+    // SAFETY: the agent is single-threaded here; the child only runs the
+    // forwarding loop below and exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(os_error("cannot start the service's forwarder")),
+        0 => {
+            // Not the agent's protocol: away from its stdin and stdout.
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                use std::os::fd::AsRawFd;
+                // SAFETY: replaces this process's own stdin and stdout.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(libc::STDERR_FILENO, 1);
+                }
+            }
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                std::thread::spawn(move || forward(conn, port));
+            }
+            std::process::exit(0)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Copies between one incoming connection and the service, both ways.
+fn forward(conn: std::os::unix::net::UnixStream, port: u16) {
+    let Ok(service) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let (Ok(mut conn_r), Ok(mut service_w)) = (conn.try_clone(), service.try_clone()) else {
+        return;
+    };
+    let upstream = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut conn_r, &mut service_w);
+        let _ = service_w.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut service_r, mut conn_w) = (service, conn);
+    let _ = std::io::copy(&mut service_r, &mut conn_w);
+    let _ = conn_w.shutdown(std::net::Shutdown::Write);
+    let _ = upstream.join();
 }
 
 /// Refuses TCP connections to `ports` through the outbound interface: the
@@ -516,11 +592,13 @@ mod tests {
             max_processes: 1024,
             refused_ports: vec![30650, 2379],
             nft: Some("/usr/sbin/nft".into()),
+            forward: Some(8080),
         };
         assert_eq!(AgentArgs::parse(&a.to_args()).unwrap(), a);
         let b = AgentArgs {
             refused_ports: vec![],
             nft: None,
+            forward: None,
             ..a
         };
         assert_eq!(AgentArgs::parse(&b.to_args()).unwrap(), b);

@@ -91,6 +91,9 @@ pub struct Sandbox {
     privileged: bool,
     /// `--ro-bind` arguments of the directories given with [`Sandbox::with_files`].
     file_args: Vec<String>,
+    /// A service's port in the sandbox, reached through the slot's
+    /// `log/service.sock` ([`Sandbox::with_service_port`]).
+    forward: Option<u16>,
 }
 
 /// Files user code finds in a directory of its own (a secret's keys under
@@ -175,6 +178,7 @@ impl Sandbox {
             max_processes: DEFAULT_MAX_PROCESSES,
             privileged,
             file_args: Vec::new(),
+            forward: None,
         })
     }
 
@@ -193,6 +197,14 @@ impl Sandbox {
                 self.hidden.push(d);
             }
         }
+        self
+    }
+
+    /// This sandbox with connections to the slot's `log/service.sock`
+    /// (see [`SandboxSession::service_socket`]) forwarded to `port` on the
+    /// sandbox's own loopback, where a service's user code listens.
+    pub fn with_service_port(mut self, port: u16) -> Self {
+        self.forward = Some(port);
         self
     }
 
@@ -305,6 +317,7 @@ impl Sandbox {
             nft: nft
                 .filter(|_| outbound.as_ref().is_some_and(|p| !p.is_empty()))
                 .map(|p| p.display().to_string()),
+            forward: self.forward,
         };
 
         let mut bwrap = tokio::process::Command::new(&self.bwrap);
@@ -533,6 +546,12 @@ pub struct SandboxSession {
 }
 
 impl SandboxSession {
+    /// Where a sandbox started [`Sandbox::with_service_port`] takes the
+    /// connections it forwards to its service, on the host.
+    pub fn service_socket(&self) -> PathBuf {
+        self.slot.join("log").join("service.sock")
+    }
+
     /// The slot directory: inputs go under `dir()/pfs/<input>/`.
     pub fn dir(&self) -> &Path {
         &self.slot
