@@ -1035,3 +1035,56 @@ fn cron_start_sets_the_schedule() {
         .collect();
     assert_eq!(names[..2], expected[..], "{names:?}");
 }
+
+/// `resource_limits` on user code: memory as each process's address space,
+/// disk as the size of each file written; cpu, which this host cannot
+/// enforce, is said in the pipeline's reason.
+#[test]
+fn resource_limits_hold_user_code() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "sizes"]);
+    p.ok_stdin(&["put", "file", "sizes@master:/small"], b"10000000");
+    p.ok_stdin(&["put", "file", "sizes@master:/big"], b"600000000");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "alloc"},
+        "transform": {"cmd": ["sh", "-c",
+            "python3 -c 'import sys; b = bytearray(int(open(sys.argv[1]).read())); open(\"/pfs/out/\" + sys.argv[1].split(\"/\")[-1], \"w\").write(\"ok\")' \"$sizes\""]},
+        "input": {"pfs": {"repo": "sizes", "glob": "/*"}},
+        "datum_tries": 1,
+        "resource_limits": {"memory": "300M", "cpu": 0.5, "disk": "1M"}
+    });
+    let f = spec_file(&p, "alloc.json", &spec.to_string());
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.run(&["flush", "commit", "sizes@master"]);
+    let job = &jobs(&p, "alloc")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert_eq!(job["data_failed"], "1", "{job}");
+    assert_eq!(job["data_processed"], "1", "{job}");
+    let info = &p.raw(&["inspect", "pipeline", "alloc"])[0];
+    let reason = info["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("resource_limits.cpu: not enforced"),
+        "{info}"
+    );
+    assert_eq!(info["resource_limits"]["memory"], "300M", "{info}");
+
+    // disk: a file past the limit fails its datum; a smaller one is kept.
+    p.ok(&["create", "repo", "bytes"]);
+    p.ok_stdin(&["put", "file", "bytes@master:/small"], b"1000");
+    p.ok_stdin(&["put", "file", "bytes@master:/big"], b"2000000");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "write"},
+        "transform": {"cmd": ["sh", "-c",
+            "head -c \"$(cat \"$bytes\")\" /dev/zero > /pfs/out/$(basename \"$bytes\")"]},
+        "input": {"pfs": {"repo": "bytes", "glob": "/*"}},
+        "datum_tries": 1,
+        "resource_limits": {"disk": "1M"}
+    });
+    let f = spec_file(&p, "write.json", &spec.to_string());
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.run(&["flush", "commit", "bytes@master"]);
+    let job = &jobs(&p, "write")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert_eq!(job["data_failed"], "1", "{job}");
+    assert_eq!(job["data_processed"], "1", "{job}");
+}

@@ -60,10 +60,12 @@ impl Pps {
         let secrets = self.resolve_secrets(&p.spec).await?;
         env.extend(secrets.env.iter().cloned());
         let internal = u16::try_from(service.internal_port).map_err(failed)?;
+        let (memory, file_size) = crate::spec::enforced_limits(&p.spec);
         let mut sandbox = self
             .detect_sandbox()
             .map_err(failed)?
-            .with_service_port(internal);
+            .with_service_port(internal)
+            .with_limits(memory, file_size);
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)

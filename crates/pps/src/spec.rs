@@ -1081,6 +1081,21 @@ fn validate_fields(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) 
     Ok(())
 }
 
+/// The limits of `resource_limits` user code runs under: bytes of address
+/// space per process (`memory`), bytes per file written (`disk`).
+pub fn enforced_limits(spec: &PipelineSpec) -> (Option<u64>, Option<u64>) {
+    let Some(r) = &spec.resource_limits else {
+        return (None, None);
+    };
+    let bytes = |q: &str| {
+        (!q.is_empty())
+            .then(|| parse_quantity(q).ok())
+            .flatten()
+            .map(|b| b.ceil() as u64)
+    };
+    (bytes(&r.memory), bytes(&r.disk))
+}
+
 /// A Kubernetes quantity ("1.5G", "512Mi", "100m", "2e3"): its value (bytes
 /// for memory and disk).
 pub fn parse_quantity(text: &str) -> std::result::Result<f64, String> {
@@ -1202,14 +1217,33 @@ pub fn warnings(spec: &PipelineSpec) -> Vec<String> {
             "always so here: workers run only while a job has datums",
         );
     }
-    for (field, r) in [
-        ("resource_requests", &spec.resource_requests),
-        ("resource_limits", &spec.resource_limits),
-    ] {
-        if let Some(r) = r
-            && (!r.memory.is_empty() || r.cpu > 0.0 || !r.disk.is_empty())
-        {
-            warn(field, "not enforced on user code by this cluster");
+    if let Some(r) = &spec.resource_requests
+        && (!r.memory.is_empty() || r.cpu > 0.0 || !r.disk.is_empty())
+    {
+        warn(
+            "resource_requests",
+            "ignored; they place workers on Kubernetes nodes (resource_limits are enforced)",
+        );
+    }
+    if let Some(r) = &spec.resource_limits {
+        if r.cpu > 0.0 {
+            warn(
+                "resource_limits.cpu",
+                "not enforced: this host gives pachd no writable cgroup v2 to share CPU with",
+            );
+        }
+        if !r.memory.is_empty() {
+            warn(
+                "resource_limits.memory",
+                "enforced as each process's address space (RLIMIT_AS), which counts memory \
+                 mapped but not used too",
+            );
+        }
+        if !r.disk.is_empty() {
+            warn(
+                "resource_limits.disk",
+                "enforced on each file user code writes (RLIMIT_FSIZE), not on their total",
+            );
         }
     }
     if let Some(input) = &spec.input {

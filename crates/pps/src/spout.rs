@@ -109,7 +109,11 @@ impl Pps {
         self.restore_marker(p, marker, &slot.join("pfs").join(marker))
             .await?;
         let secrets = self.resolve_secrets(&p.spec).await?;
-        let mut sandbox = self.detect_sandbox().map_err(failed)?;
+        let (memory, file_size) = crate::spec::enforced_limits(&p.spec);
+        let mut sandbox = self
+            .detect_sandbox()
+            .map_err(failed)?
+            .with_limits(memory, file_size);
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)

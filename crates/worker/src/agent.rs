@@ -71,6 +71,10 @@ pub(crate) struct AgentArgs {
     /// A service's port inside the sandbox, which connections to
     /// [`SERVICE_SOCKET`] are forwarded to.
     pub forward: Option<u16>,
+    /// RLIMIT_AS (bytes of address space) of each process of a datum.
+    pub memory: Option<u64>,
+    /// RLIMIT_FSIZE (bytes) of each file a datum writes.
+    pub file_size: Option<u64>,
 }
 
 /// The Unix socket a service's connections come in through, inside the
@@ -91,6 +95,12 @@ impl AgentArgs {
         if let Some(port) = self.forward {
             a.push(format!("forward={port}"));
         }
+        if let Some(bytes) = self.memory {
+            a.push(format!("memory={bytes}"));
+        }
+        if let Some(bytes) = self.file_size {
+            a.push(format!("file-size={bytes}"));
+        }
         if let Some(nft) = &self.nft {
             let ports: Vec<String> = self.refused_ports.iter().map(u16::to_string).collect();
             a.push(nft.clone());
@@ -100,12 +110,18 @@ impl AgentArgs {
     }
 
     fn parse(args: &[String]) -> Result<AgentArgs, String> {
-        let mut forward = None;
+        let (mut forward, mut memory, mut file_size) = (None, None, None);
         let mut rest = Vec::new();
+        let bytes = |v: &str| v.parse::<u64>().map_err(|_| format!("bad size '{v}'"));
         for a in args {
-            match a.strip_prefix("forward=") {
-                Some(p) => forward = Some(p.parse().map_err(|_| format!("bad port '{p}'"))?),
-                None => rest.push(a.clone()),
+            if let Some(p) = a.strip_prefix("forward=") {
+                forward = Some(p.parse().map_err(|_| format!("bad port '{p}'"))?);
+            } else if let Some(v) = a.strip_prefix("memory=") {
+                memory = Some(bytes(v)?);
+            } else if let Some(v) = a.strip_prefix("file-size=") {
+                file_size = Some(bytes(v)?);
+            } else {
+                rest.push(a.clone());
             }
         }
         let args = &rest;
@@ -135,6 +151,8 @@ impl AgentArgs {
             refused_ports,
             nft,
             forward,
+            memory,
+            file_size,
         })
     }
 }
@@ -376,6 +394,19 @@ fn run_datum(args: &AgentArgs, p: &Prepared) -> Result<i32, String> {
         rlim_cur: args.max_processes,
         rlim_max: args.max_processes,
     };
+    let rlimit = |v: Option<u64>| {
+        let v = v.unwrap_or(libc::RLIM_INFINITY);
+        libc::rlimit {
+            rlim_cur: v,
+            rlim_max: v,
+        }
+    };
+    // RLIMIT_NPROC, and resource_limits.memory and .disk (docs/sandbox.md).
+    let limits = [
+        (libc::RLIMIT_NPROC, limit),
+        (libc::RLIMIT_AS, rlimit(args.memory)),
+        (libc::RLIMIT_FSIZE, rlimit(args.file_size)),
+    ];
     // SAFETY: fork in a single-threaded process; the child runs only
     // `datum_child`, which makes system calls on prepared data and exits.
     let pid = unsafe { libc::fork() };
@@ -389,7 +420,7 @@ fn run_datum(args: &AgentArgs, p: &Prepared) -> Result<i32, String> {
             // the pipe when the agent closes its write end.
             libc::close(up[0]);
             libc::close(mapped[1]);
-            datum_child(p, up[1], mapped[0], input, log, &limit)
+            datum_child(p, up[1], mapped[0], input, log, &limits)
         }
     }
     // SAFETY: closing our copies of the child's pipe ends, owned here.
@@ -470,7 +501,7 @@ unsafe fn datum_child(
     go: libc::c_int,
     input: libc::c_int,
     log: libc::c_int,
-    limit: &libc::rlimit,
+    limits: &[(libc::__rlimit_resource_t, libc::rlimit)],
 ) -> ! {
     unsafe {
         // Dies with the agent.
@@ -494,8 +525,13 @@ unsafe fn datum_child(
                 libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
             }
         }
-        if libc::setrlimit(libc::RLIMIT_NPROC, limit) != 0 {
-            fail(log, b"cannot limit the datum's processes\n");
+        for (resource, limit) in limits {
+            if libc::setrlimit(*resource, limit) != 0 {
+                fail(
+                    log,
+                    b"cannot limit the datum's processes, memory or files\n",
+                );
+            }
         }
         let reaper = libc::fork();
         if reaper < 0 {
@@ -593,12 +629,16 @@ mod tests {
             refused_ports: vec![30650, 2379],
             nft: Some("/usr/sbin/nft".into()),
             forward: Some(8080),
+            memory: Some(1 << 30),
+            file_size: Some(1 << 20),
         };
         assert_eq!(AgentArgs::parse(&a.to_args()).unwrap(), a);
         let b = AgentArgs {
             refused_ports: vec![],
             nft: None,
             forward: None,
+            memory: None,
+            file_size: None,
             ..a
         };
         assert_eq!(AgentArgs::parse(&b.to_args()).unwrap(), b);

@@ -94,6 +94,10 @@ pub struct Sandbox {
     /// A service's port in the sandbox, reached through the slot's
     /// `log/service.sock` ([`Sandbox::with_service_port`]).
     forward: Option<u16>,
+    /// Per-process address space and per-file size of user code
+    /// ([`Sandbox::with_limits`]).
+    memory: Option<u64>,
+    file_size: Option<u64>,
 }
 
 /// Files user code finds in a directory of its own (a secret's keys under
@@ -179,6 +183,8 @@ impl Sandbox {
             privileged,
             file_args: Vec::new(),
             forward: None,
+            memory: None,
+            file_size: None,
         })
     }
 
@@ -205,6 +211,15 @@ impl Sandbox {
     /// sandbox's own loopback, where a service's user code listens.
     pub fn with_service_port(mut self, port: u16) -> Self {
         self.forward = Some(port);
+        self
+    }
+
+    /// This sandbox with user code's processes limited to `memory` bytes
+    /// of address space each (RLIMIT_AS) and its files to `file_size` bytes
+    /// each (RLIMIT_FSIZE): what a host without a writable cgroup allows.
+    pub fn with_limits(mut self, memory: Option<u64>, file_size: Option<u64>) -> Self {
+        self.memory = memory;
+        self.file_size = file_size;
         self
     }
 
@@ -318,6 +333,8 @@ impl Sandbox {
                 .filter(|_| outbound.as_ref().is_some_and(|p| !p.is_empty()))
                 .map(|p| p.display().to_string()),
             forward: self.forward,
+            memory: self.memory,
+            file_size: self.file_size,
         };
 
         let mut bwrap = tokio::process::Command::new(&self.bwrap);
