@@ -58,6 +58,8 @@ fn spout_commits_each_archive_and_resumes_from_its_marker() {
     let info = &p.raw(&["inspect", "pipeline", "ticker"])[0];
     assert!(info["spout"].is_object(), "{info}");
     assert_eq!(info["reason"], serde_json::Value::Null, "{info}");
+    assert!(p.ok(&["list", "pipeline"]).contains("ticker"));
+    assert!(p.ok(&["inspect", "pipeline", "ticker"]).contains("ticker"));
 
     // Each commit holds one more tick: `log` is appended to (no overwrite),
     // the marker file replaced.
