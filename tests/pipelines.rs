@@ -1088,3 +1088,26 @@ fn resource_limits_hold_user_code() {
     assert_eq!(job["data_failed"], "1", "{job}");
     assert_eq!(job["data_processed"], "1", "{job}");
 }
+
+/// `standby`: a pipeline with nothing pending is in standby, runs while a
+/// job has datums, and goes back to standby.
+#[test]
+fn standby_pipelines_sleep_between_jobs() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    let f = spec_file(
+        &p,
+        "sleepy.json",
+        r#"{"pipeline": {"name": "sleepy"}, "standby": true,
+            "transform": {"cmd": ["sh", "-c", "sleep 3; cp -r /pfs/in/. /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let state = || p.raw(&["inspect", "pipeline", "sleepy"])[0]["state"].clone();
+    assert_eq!(state(), "PIPELINE_STANDBY");
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    wait_for("the job to run", 30, || state() == "PIPELINE_RUNNING");
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(get(&p, "sleepy@master:/a"), "a\n");
+    assert_eq!(state(), "PIPELINE_STANDBY");
+}
