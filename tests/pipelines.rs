@@ -907,3 +907,207 @@ fn raw_pipelines_and_jobs_use_pachyderm_1_9_field_names() {
     // int64 and uint64 print as strings, as jsonpb does.
     assert_eq!(inspected["data_processed"], "1");
 }
+
+/// Every field of a 1.9 spec does what it says, is refused with the reason,
+/// or (Kubernetes' own fields) is accepted with a warning naming it — in
+/// pachctl's output, pachd's log and the pipeline's `reason`. Never ignored.
+#[test]
+fn spec_fields_work_warn_or_are_refused() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    for i in 0..6 {
+        p.ok_stdin(&["put", "file", &format!("in@master:/f{i}")], b"x\n");
+    }
+    let kube = spec_file(
+        &p,
+        "kube.json",
+        r#"{"pipeline": {"name": "kube"},
+            "transform": {"cmd": ["sh", "-c", "cp -r /pfs/in/. /pfs/out/"], "image": "ubuntu:18.04"},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}},
+            "chunk_spec": {"number": 2},
+            "cache_size": "64M", "max_queue_size": 4,
+            "scheduling_spec": {"node_selector": {"disktype": "ssd"}},
+            "pod_spec": "{\"dnsPolicy\": \"None\"}", "pod_patch": "[]",
+            "hashtree_spec": {"constant": 2},
+            "resource_requests": {"memory": "1Gi", "cpu": 1}}"#,
+    );
+    let out = p
+        .pachctl_cmd(&["create", "pipeline", "-f", &kube])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for field in [
+        "transform.image",
+        "cache_size",
+        "max_queue_size",
+        "scheduling_spec",
+        "pod_spec",
+        "pod_patch",
+        "hashtree_spec",
+        "resource_requests",
+    ] {
+        assert!(
+            stderr.contains(&format!("warning: pipeline 'kube': {field}: ")),
+            "{field} not warned of: {stderr}"
+        );
+        assert!(p.stderr().contains(field), "{field} not in pachd's log");
+    }
+    assert!(!stderr.contains("chunk_spec"), "{stderr}");
+    p.ok(&["flush", "commit", "in@master"]);
+    let info = &p.raw(&["inspect", "pipeline", "kube"])[0];
+    let reason = info["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("pod_spec: ignored"), "{info}");
+    assert_eq!(info["chunk_spec"]["number"], "2", "{info}");
+    // chunk_spec: 6 datums, 2 per task: the job ran as 3 tasks, all done.
+    let job = &jobs(&p, "kube")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    assert_eq!(job["data_processed"], "6", "{job}");
+    assert_eq!(get(&p, "kube@master:/f5"), "x\n");
+
+    // Refused, each naming the field and what to do.
+    for (extra, needle) in [
+        (r#""spout": {"overwrite": true}"#, "a spout takes no input"),
+        (
+            r#""resource_limits": {"gpu": {"type": "nvidia.com/gpu", "number": 1}}"#,
+            "resource_limits.gpu",
+        ),
+        (r#""tf_job": {"tf_job": "x"}"#, "tf_job"),
+        (
+            r#""spec_commit": {"repo": {"name": "__spec__"}, "id": "abc"}"#,
+            "spec_commit",
+        ),
+    ] {
+        let f = spec_file(
+            &p,
+            "refused.json",
+            &format!(
+                r#"{{"pipeline": {{"name": "refused"}}, "transform": {{"cmd": ["true"]}},
+                    "input": {{"pfs": {{"repo": "in", "glob": "/"}}}}, {extra}}}"#
+            ),
+        );
+        let e = p.fails(&["create", "pipeline", "-f", &f]);
+        assert!(e.contains(needle), "{extra} => {e}");
+    }
+    let f = spec_file(
+        &p,
+        "git.json",
+        r#"{"pipeline": {"name": "refused"}, "transform": {"cmd": ["true"]},
+            "input": {"git": {"url": "https://github.com/pachyderm/test-artifacts.git", "branch": "master"}}}"#,
+    );
+    assert!(
+        p.fails(&["create", "pipeline", "-f", &f])
+            .contains("input.git")
+    );
+    assert!(p.fails(&["inspect", "pipeline", "refused"]).contains("not"));
+}
+
+/// `cron.start`, as Pachyderm 1.9: ticks follow the schedule from the start
+/// time, so those already due are made at once, each named by its time.
+#[test]
+fn cron_start_sets_the_schedule() {
+    let p = Pachd::start();
+    let start = std::time::SystemTime::now() - std::time::Duration::from_secs(150);
+    let start_text = humantime::format_rfc3339_seconds(start).to_string();
+    let f = spec_file(
+        &p,
+        "cron.json",
+        &format!(
+            r#"{{"pipeline": {{"name": "ticks"}}, "transform": {{"cmd": ["true"]}},
+                "input": {{"cron": {{"name": "t", "spec": "@every 1m", "start": "{start_text}"}}}}}}"#
+        ),
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let expected: Vec<String> = [60, 120]
+        .iter()
+        .map(|s| {
+            let t = start + std::time::Duration::from_secs(*s);
+            format!("/{}", humantime::format_rfc3339_seconds(t))
+        })
+        .collect();
+    wait_for("the ticks already due", 30, || {
+        p.raw(&["list", "file", "ticks_t@master"]).len() >= 2
+    });
+    let names: Vec<String> = p
+        .raw(&["list", "file", "ticks_t@master"])
+        .iter()
+        .map(|f| f["file"]["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names[..2], expected[..], "{names:?}");
+}
+
+/// `resource_limits` on user code: memory as each process's address space,
+/// disk as the size of each file written; cpu, which this host cannot
+/// enforce, is said in the pipeline's reason.
+#[test]
+fn resource_limits_hold_user_code() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "sizes"]);
+    p.ok_stdin(&["put", "file", "sizes@master:/small"], b"10000000");
+    p.ok_stdin(&["put", "file", "sizes@master:/big"], b"600000000");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "alloc"},
+        "transform": {"cmd": ["sh", "-c",
+            "python3 -c 'import sys; b = bytearray(int(open(sys.argv[1]).read())); open(\"/pfs/out/\" + sys.argv[1].split(\"/\")[-1], \"w\").write(\"ok\")' \"$sizes\""]},
+        "input": {"pfs": {"repo": "sizes", "glob": "/*"}},
+        "datum_tries": 1,
+        "resource_limits": {"memory": "300M", "cpu": 0.5, "disk": "1M"}
+    });
+    let f = spec_file(&p, "alloc.json", &spec.to_string());
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.run(&["flush", "commit", "sizes@master"]);
+    let job = &jobs(&p, "alloc")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert_eq!(job["data_failed"], "1", "{job}");
+    assert_eq!(job["data_processed"], "1", "{job}");
+    let info = &p.raw(&["inspect", "pipeline", "alloc"])[0];
+    let reason = info["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("resource_limits.cpu: not enforced"),
+        "{info}"
+    );
+    assert_eq!(info["resource_limits"]["memory"], "300M", "{info}");
+
+    // disk: a file past the limit fails its datum; a smaller one is kept.
+    p.ok(&["create", "repo", "bytes"]);
+    p.ok_stdin(&["put", "file", "bytes@master:/small"], b"1000");
+    p.ok_stdin(&["put", "file", "bytes@master:/big"], b"2000000");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "write"},
+        "transform": {"cmd": ["sh", "-c",
+            "head -c \"$(cat \"$bytes\")\" /dev/zero > /pfs/out/$(basename \"$bytes\")"]},
+        "input": {"pfs": {"repo": "bytes", "glob": "/*"}},
+        "datum_tries": 1,
+        "resource_limits": {"disk": "1M"}
+    });
+    let f = spec_file(&p, "write.json", &spec.to_string());
+    p.ok(&["create", "pipeline", "-f", &f]);
+    p.run(&["flush", "commit", "bytes@master"]);
+    let job = &jobs(&p, "write")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert_eq!(job["data_failed"], "1", "{job}");
+    assert_eq!(job["data_processed"], "1", "{job}");
+}
+
+/// `standby`: a pipeline with nothing pending is in standby, runs while a
+/// job has datums, and goes back to standby.
+#[test]
+fn standby_pipelines_sleep_between_jobs() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    let f = spec_file(
+        &p,
+        "sleepy.json",
+        r#"{"pipeline": {"name": "sleepy"}, "standby": true,
+            "transform": {"cmd": ["sh", "-c", "sleep 3; cp -r /pfs/in/. /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/"}}}"#,
+    );
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let state = || p.raw(&["inspect", "pipeline", "sleepy"])[0]["state"].clone();
+    assert_eq!(state(), "PIPELINE_STANDBY");
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    wait_for("the job to run", 30, || state() == "PIPELINE_RUNNING");
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(get(&p, "sleepy@master:/a"), "a\n");
+    assert_eq!(state(), "PIPELINE_STANDBY");
+}

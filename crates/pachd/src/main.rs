@@ -164,7 +164,14 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
     }
     let pps = pach_pps::Pps::new(pfs, scratch)
         .with_url_policy(url_policy)
-        .with_datum_network(datum_network(config.datum_network, &refused));
+        .with_datum_network(datum_network(config.datum_network, &refused))
+        // Services are published where pachd listens.
+        .with_service_host(
+            config
+                .listen_addresses()?
+                .first()
+                .map_or_else(|| "127.0.0.1".into(), |a| a.ip().to_string()),
+        );
     let shutdown = shutdown_signal();
     if let Some(config::Role::Worker { slots }) = config.command {
         // Scripts wait for this line on stdout to know the worker is up.

@@ -1,7 +1,8 @@
 //! The controller: watches pipelines and output commits and runs, for every
 //! running pipeline, the jobs of its open output commits one after another,
 //! oldest first (pipelines run concurrently). Cron inputs get a ticker that
-//! writes a timestamp file into the pipeline's tick repo on schedule.
+//! writes a timestamp file into the pipeline's tick repo on schedule; spouts
+//! get a runner that keeps their user code running (`spout`).
 //!
 //! With several pachd on one metadata store, only the holder of the
 //! controller lease (`leader`) schedules; the others stand by and take over
@@ -12,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use pach_pfs::CommitRecord;
@@ -27,6 +28,7 @@ impl Pps {
     pub async fn run_controller(self) {
         let active: Arc<Mutex<HashSet<String>>> = Arc::default();
         let tickers: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let spouts: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut events = match (
             self.pfs.meta().watch("pfs/commits/").await,
             self.pfs.meta().watch(PIPELINES).await,
@@ -52,7 +54,7 @@ impl Pps {
                     leading = false;
                 }
             }
-            if leading && let Err(e) = self.schedule(&me, &active, &tickers).await {
+            if leading && let Err(e) = self.schedule(&me, &active, &tickers, &spouts).await {
                 tracing::warn!("controller: {e}");
             }
             // Any change wakes us; the timeout covers a lagging watcher.
@@ -65,12 +67,32 @@ impl Pps {
         me: &str,
         active: &Arc<Mutex<HashSet<String>>>,
         tickers: &Arc<Mutex<HashSet<String>>>,
+        spouts: &Arc<Mutex<HashSet<String>>>,
     ) -> Result<()> {
         for p in self.list_pipeline_records().await? {
             if p.state != PipelineState::Running {
                 continue;
             }
             let name = p.name().to_string();
+            if p.spec.spout.is_some() || p.spec.service.is_some() {
+                // No jobs: user code runs on (`spout`, `service`).
+                if spouts
+                    .lock()
+                    .map(|mut s| s.insert(name.clone()))
+                    .unwrap_or(false)
+                {
+                    let (this, spouts, me) = (self.clone(), spouts.clone(), me.to_string());
+                    tokio::spawn(async move {
+                        if let Err(e) = this.run_spout(&me, &name).await {
+                            tracing::warn!(pipeline = %name, "spout: {e}");
+                        }
+                        if let Ok(mut s) = spouts.lock() {
+                            s.remove(&name);
+                        }
+                    });
+                }
+                continue;
+            }
             if let Some(input) = &p.spec.input {
                 for c in crate::cron::cron_inputs(input) {
                     let id = format!("{name}/{}", c.name);
@@ -171,9 +193,17 @@ impl Pps {
         cron: &crate::spec::CronInput,
     ) -> Result<()> {
         let schedule = Schedule::parse(&cron.spec)?;
+        // As Pachyderm 1.9: the schedule goes on from the last tick, else
+        // from `start`, else from now; ticks missed meanwhile are made up.
+        let mut latest = match self.last_tick(&cron.repo).await? {
+            Some(t) => t,
+            None => cron.start_time().unwrap_or_else(SystemTime::now),
+        };
         loop {
-            let wait = schedule.until_next(std::time::SystemTime::now());
-            tokio::time::sleep(wait).await;
+            let next = schedule.next_after(latest);
+            if let Ok(wait) = next.duration_since(SystemTime::now()) {
+                tokio::time::sleep(wait).await;
+            }
             let p = match self.inspect_pipeline(pipeline).await {
                 Ok(p) => p,
                 Err(crate::PpsError::PipelineNotFound(_)) => return Ok(()),
@@ -185,8 +215,30 @@ impl Pps {
             {
                 return Ok(());
             }
-            self.tick(pipeline, cron).await?;
+            self.tick_at(pipeline, cron, next).await?;
+            latest = next;
         }
+    }
+
+    /// The time of the newest tick in a cron repo (tick files are named by
+    /// their RFC 3339 time, so the last name is the newest).
+    async fn last_tick(&self, repo: &str) -> Result<Option<SystemTime>> {
+        let files = match self.pfs.list_file(repo, "master", "/", false).await {
+            Ok((_, files)) => files,
+            Err(pach_pfs::PfsError::RepoNotFound { .. })
+            | Err(pach_pfs::PfsError::BranchNotFound { .. }) => return Ok(None),
+            Err(e) if e.kind() == pach_pfs::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let files: Vec<_> = files.collect().await;
+        let mut last = None;
+        for f in files {
+            let f = f?;
+            if let Ok(t) = humantime::parse_rfc3339_weak(f.path.trim_start_matches('/')) {
+                last = last.max(Some(t));
+            }
+        }
+        Ok(last)
     }
 
     /// Writes one tick: an empty file named by the time into the cron repo
@@ -194,7 +246,17 @@ impl Pps {
     /// Puts a tick into the cron input's repo, written as `pipeline` (whose
     /// cron repo it is).
     pub(crate) async fn tick(&self, pipeline: &str, cron: &crate::spec::CronInput) -> Result<()> {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        self.tick_at(pipeline, cron, SystemTime::now()).await
+    }
+
+    /// [`Pps::tick`] with the file named by `at`.
+    async fn tick_at(
+        &self,
+        pipeline: &str,
+        cron: &crate::spec::CronInput,
+        at: SystemTime,
+    ) -> Result<()> {
+        let stamp = humantime::format_rfc3339_seconds(at).to_string();
         let mut session = self.pfs.content().session();
         let entry = session.put_bytes(format!("/{stamp}"), None, b"").await?;
         session.finish().await?;

@@ -48,6 +48,11 @@ impl Schedule {
         Ok(Schedule::Fields(out))
     }
 
+    /// The first tick after `t`.
+    pub fn next_after(&self, t: SystemTime) -> SystemTime {
+        t + self.until_next(t)
+    }
+
     /// Time from `now` until the next tick.
     pub fn until_next(&self, now: SystemTime) -> Duration {
         match self {

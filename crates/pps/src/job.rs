@@ -540,8 +540,13 @@ impl Pps {
         ));
         self.save_job(&job).await?;
         tracing::debug!(job = %job.id, datums = datums.len(), "job planned");
-        self.publish_tasks(&job, pipeline.spec.parallelism(), datums)
-            .await?;
+        self.publish_tasks(
+            &job,
+            pipeline.spec.parallelism(),
+            pipeline.spec.chunk_spec.as_ref(),
+            datums,
+        )
+        .await?;
         tracing::debug!(job = %job.id, "tasks published");
         let run = self.await_tasks(&mut job);
         let outcome = match pipeline.spec.job_timeout() {

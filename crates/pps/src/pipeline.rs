@@ -31,6 +31,8 @@ pub struct Pps {
     pub(crate) urls: Arc<UrlPolicy>,
     /// The network datums get unless their pipeline needs another.
     pub(crate) datum_network: pach_worker::Network,
+    /// The address services are published on when their spec names none.
+    pub(crate) service_host: String,
 }
 
 impl Pps {
@@ -44,7 +46,15 @@ impl Pps {
             urls: Arc::new(UrlPolicy::default()),
             datum_network: pach_worker::Network::Loopback,
             s3_endpoint: None,
+            service_host: "127.0.0.1".into(),
         }
+    }
+
+    /// Publishes services on `host` (pachd's own listening address) when
+    /// their spec names no `service.ip`.
+    pub fn with_service_host(mut self, host: String) -> Self {
+        self.service_host = host;
+        self
     }
 
     /// Tells user code where the S3 gateway is (`S3_ENDPOINT`, a URL).
@@ -80,13 +90,25 @@ impl Pps {
     /// (`spec::parse_value`), checked against the cluster first.
     pub async fn create_pipeline(
         &self,
-        spec: PipelineSpec,
+        mut spec: PipelineSpec,
         update: bool,
         reprocess: bool,
     ) -> Result<()> {
+        // Where the service is published, for `inspect pipeline` to say.
+        if let Some(service) = &mut spec.service
+            && service.ip.is_empty()
+        {
+            service.ip = self.service_host.clone();
+        }
         self.check_specs(std::slice::from_ref(&spec), update, false)
             .await?;
-        self.put_pipeline(spec, update, reprocess, false).await
+        let name = spec.pipeline.name.clone();
+        let warnings = spec::warnings(&spec);
+        self.put_pipeline(spec, update, reprocess, false).await?;
+        for w in warnings {
+            tracing::warn!(pipeline = %name, "{w}");
+        }
+        Ok(())
     }
 
     /// Creates a pipeline over an output repo that a restore filled first
@@ -273,9 +295,11 @@ impl Pps {
         }
         // Provenance last: it opens the first output commit from the current
         // input heads, which the controller picks up with the record in place.
+        // A service follows its inputs itself and has no jobs (`service`).
         let provenance: Vec<BranchName> = spec
             .input
             .as_ref()
+            .filter(|_| spec.service.is_none())
             .map(spec::input_repos)
             .unwrap_or_default()
             .into_iter()

@@ -2,7 +2,10 @@
 //! concatenated objects) or YAML (one or several documents), Pachyderm's
 //! defaults, and validation. Unknown fields are refused by name rather than
 //! ignored, so a typo never silently changes what a pipeline does. Fields that
-//! only mean something on Kubernetes are accepted and recorded.
+//! only mean something on Kubernetes are accepted, recorded and named in the
+//! pipeline's [`warnings`]; fields whose feature this cluster lacks are
+//! refused by [`validate`] with the reason. `docs/pipeline-spec.md` lists
+//! every field and what it does here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -130,11 +133,11 @@ pub struct PipelineSpec {
     #[serde(default, skip_serializing_if = "is_default")]
     pub pod_patch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<serde_json::Value>,
+    pub service: Option<Service>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spout: Option<serde_json::Value>,
+    pub spout: Option<Spout>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chunk_spec: Option<serde_json::Value>,
+    pub chunk_spec: Option<ChunkSpec>,
     /// Pachyderm 1.9's hashtree sharding on Kubernetes: recorded only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashtree_spec: Option<serde_json::Value>,
@@ -146,6 +149,69 @@ pub struct PipelineSpec {
     pub reprocess_spec: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub autoscaling: bool,
+}
+
+/// A long-running pipeline reachable on a port (Pachyderm's `service`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub internal_port: i32,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub external_port: i32,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ip: String,
+    #[serde(default, skip_serializing_if = "is_default", rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A pipeline whose user code runs on and writes tar streams to the named
+/// pipe `/pfs/out`, each one commit of its output branch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spout {
+    /// Each file of a tar stream replaces the file of that path, rather
+    /// than being appended to it.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub overwrite: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+    /// The top-level directory of the output that is the spout's own state:
+    /// always replaced, and given back to user code at `/pfs/<marker>` when
+    /// it starts again (`marker` when empty, as Pachyderm 1.9).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub marker: String,
+}
+
+impl Spout {
+    pub fn marker(&self) -> &str {
+        if self.marker.is_empty() {
+            "marker"
+        } else {
+            &self.marker
+        }
+    }
+}
+
+/// How a job's datums are shared out: `number` datums per task, or tasks of
+/// about `size_bytes` of input each.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkSpec {
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "int::de"
+    )]
+    pub number: i64,
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "int::de"
+    )]
+    pub size_bytes: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -247,6 +313,22 @@ pub struct Input {
     pub group: Vec<Input>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<CronInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInput>,
+}
+
+/// Pachyderm 1.9's git input (a repository watched through a webhook).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitInput {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub commit: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -288,10 +370,19 @@ pub struct CronInput {
     pub spec: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub repo: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub commit: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub overwrite: bool,
+}
+
+impl CronInput {
+    /// When the schedule starts (`start`), if given.
+    pub fn start_time(&self) -> Option<std::time::SystemTime> {
+        humantime::parse_rfc3339_weak(self.start.as_deref()?).ok()
+    }
 }
 
 impl PipelineSpec {
@@ -758,24 +849,28 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
             "is required (the command user code runs)".into(),
         ));
     }
-    let Some(input) = &spec.input else {
-        return Err(err(
-            "input",
-            "is required (the repos the pipeline reads)".into(),
-        ));
-    };
-    let mut names = Vec::new();
-    validate_input(input, "input", None, &mut names, &err)?;
-    let mut sorted = names.clone();
-    sorted.sort();
-    for w in sorted.windows(2) {
-        if w[0] == w[1] {
+    validate_kinds(spec, &err)?;
+    match &spec.input {
+        Some(input) => {
+            let mut names = Vec::new();
+            validate_input(input, "input", None, &mut names, &err)?;
+            names.sort();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(err(
+                    "input",
+                    format!(
+                        "two inputs are named '{}'; give one a distinct `name`",
+                        w[0]
+                    ),
+                ));
+            }
+        }
+        // A spout brings its own data in.
+        None if spec.spout.is_some() => {}
+        None => {
             return Err(err(
                 "input",
-                format!(
-                    "two inputs are named '{}'; give one a distinct `name`",
-                    w[0]
-                ),
+                "is required (the repos the pipeline reads)".into(),
             ));
         }
     }
@@ -805,10 +900,373 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
     {
         return Err(err("egress.URL", "is required when egress is set".into()));
     }
-    for (i, s) in spec.transform.secrets.iter().enumerate() {
-        validate_secret(s, &format!("transform.secrets[{i}]"), &err)?;
+    validate_fields(spec, &err)
+}
+
+/// What kind of pipeline the spec is (batch, spout, service), refusing the
+/// kinds and combinations this cluster does not run.
+fn validate_kinds(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -> Result<()> {
+    if let Some(service) = &spec.service {
+        for (field, port) in [
+            ("service.internal_port", service.internal_port),
+            ("service.external_port", service.external_port),
+        ] {
+            if !(1..=65535).contains(&port) {
+                return Err(err(
+                    field,
+                    format!("{port} is not a TCP port (1 to 65535); a service needs both ports"),
+                ));
+            }
+        }
+        if !matches!(
+            service.kind.as_str(),
+            "" | "NodePort" | "ClusterIP" | "LoadBalancer"
+        ) {
+            // As Pachyderm 1.9.
+            return Err(err(
+                "service.type",
+                format!("the service type {} is not allowed", service.kind),
+            ));
+        }
+        if let Some(p) = &spec.parallelism_spec
+            && (p.constant > 1 || p.coefficient > 0.0)
+        {
+            // As Pachyderm 1.9.
+            return Err(err(
+                "parallelism_spec",
+                "services can only be run with a constant parallelism of 1".into(),
+            ));
+        }
+        if spec.spout.is_some() {
+            return Err(err(
+                "service",
+                "a pipeline is a spout or a service, not both; a spout serving a port sets \
+                 `spout.service`"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(spout) = &spec.spout {
+        if spout.service.is_some() {
+            return Err(err(
+                "spout.service",
+                "a spout serving a port is not supported by this cluster (services are not); \
+                 remove `spout.service`"
+                    .into(),
+            ));
+        }
+        if spec.input.is_some() {
+            return Err(err(
+                "input",
+                "a spout takes no input: its user code brings the data in through /pfs/out; \
+                 remove `input`, or `spout` for a pipeline that reads repos"
+                    .into(),
+            ));
+        }
+        if spec.enable_stats {
+            // As Pachyderm 1.9.
+            return Err(err(
+                "enable_stats",
+                "spouts are not allowed to have a stats branch; remove `enable_stats`".into(),
+            ));
+        }
+        let marker = spout.marker();
+        if !valid_name(marker) && marker != "." {
+            return Err(err(
+                "spout.marker",
+                format!("'{marker}' is not a directory name (letters, digits, '_' or '-')"),
+            ));
+        }
     }
     Ok(())
+}
+
+/// The fields besides the input and the kind of pipeline.
+fn validate_fields(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -> Result<()> {
+    for (i, s) in spec.transform.secrets.iter().enumerate() {
+        validate_secret(s, &format!("transform.secrets[{i}]"), err)?;
+    }
+    if let Some(p) = &spec.parallelism_spec
+        && p.constant != 0
+        && p.coefficient != 0.0
+    {
+        // As Pachyderm 1.9.
+        return Err(err(
+            "parallelism_spec",
+            "contradictory parallelism strategies: set at most one of constant and coefficient"
+                .into(),
+        ));
+    }
+    if let Some(h) = &spec.hashtree_spec {
+        let constant = h.get("constant").and_then(|c| match c {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
+        if constant.is_none_or(|c| c <= 0) {
+            return Err(err(
+                "hashtree_spec.constant",
+                "must be a number > 0 (as in Pachyderm 1.9)".into(),
+            ));
+        }
+    }
+    if !spec.cache_size.is_empty() {
+        parse_quantity(&spec.cache_size).map_err(|e| err("cache_size", e))?;
+    }
+    for (field, text) in [("pod_spec", &spec.pod_spec), ("pod_patch", &spec.pod_patch)] {
+        if !text.is_empty() && serde_json::from_str::<serde_json::Value>(text).is_err() {
+            return Err(err(field, "is not valid JSON".into()));
+        }
+    }
+    if let Some(c) = &spec.chunk_spec
+        && (c.number < 0 || c.size_bytes < 0)
+    {
+        return Err(err(
+            "chunk_spec",
+            "number and size_bytes must be >= 0".into(),
+        ));
+    }
+    if spec.max_queue_size < 0 {
+        return Err(err("max_queue_size", "must be >= 0".into()));
+    }
+    for (field, r) in [
+        ("resource_requests", &spec.resource_requests),
+        ("resource_limits", &spec.resource_limits),
+        ("sidecar_resource_limits", &spec.sidecar_resource_limits),
+    ] {
+        let Some(r) = r else { continue };
+        for (what, text) in [("memory", &r.memory), ("disk", &r.disk)] {
+            if !text.is_empty() {
+                parse_quantity(text).map_err(|e| err(&format!("{field}.{what}"), e))?;
+            }
+        }
+        if r.cpu < 0.0 || !r.cpu.is_finite() {
+            return Err(err(&format!("{field}.cpu"), "must be a number >= 0".into()));
+        }
+        let gpus = r.gpu.as_ref().and_then(|g| match g.get("number")? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
+        if gpus.is_some_and(|n| n > 0) {
+            let why = if std::path::Path::new("/dev/nvidia0").exists() {
+                "user code cannot be given a GPU: the sandbox does not pass GPU devices in"
+            } else {
+                "this host has no GPU (no /dev/nvidia0)"
+            };
+            return Err(err(
+                &format!("{field}.gpu"),
+                format!("{why}; remove `gpu` to run on the CPU"),
+            ));
+        }
+    }
+    if spec.s3_out {
+        return Err(err(
+            "s3_out",
+            "user code writing its output through an S3 sidecar is not supported by this \
+             cluster; write files to /pfs/out"
+                .into(),
+        ));
+    }
+    if !matches!(spec.reprocess_spec.as_str(), "" | "until_success") {
+        return Err(err(
+            "reprocess_spec",
+            format!(
+                "'{}' is not supported: datums that succeeded are never run again here \
+                 (\"until_success\"); use `update pipeline --reprocess` to run them all",
+                spec.reprocess_spec
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The limits of `resource_limits` user code runs under: bytes of address
+/// space per process (`memory`), bytes per file written (`disk`).
+pub fn enforced_limits(spec: &PipelineSpec) -> (Option<u64>, Option<u64>) {
+    let Some(r) = &spec.resource_limits else {
+        return (None, None);
+    };
+    let bytes = |q: &str| {
+        (!q.is_empty())
+            .then(|| parse_quantity(q).ok())
+            .flatten()
+            .map(|b| b.ceil() as u64)
+    };
+    (bytes(&r.memory), bytes(&r.disk))
+}
+
+/// A Kubernetes quantity ("1.5G", "512Mi", "100m", "2e3"): its value (bytes
+/// for memory and disk).
+pub fn parse_quantity(text: &str) -> std::result::Result<f64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(split);
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => f64::NAN,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() && factor.is_finite() => Ok(n * factor),
+        _ => Err(format!(
+            "'{text}' is not a quantity like \"512Mi\", \"1.5G\" or \"100M\""
+        )),
+    }
+}
+
+/// The fields of `spec` that this cluster records but cannot act on (they
+/// configure Kubernetes or Pachyderm's containers), each named with what
+/// happens instead. Said when the pipeline is created and in its `reason`.
+pub fn warnings(spec: &PipelineSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut warn = |field: &str, why: &str| out.push(format!("{field}: {why}"));
+    let t = &spec.transform;
+    if !t.image.is_empty() {
+        warn(
+            "transform.image",
+            "not pulled; user code runs with this host's tools in a sandbox (docs/sandbox.md)",
+        );
+    }
+    if !t.image_pull_secrets.is_empty() {
+        warn("transform.image_pull_secrets", "unused: no image is pulled");
+    }
+    if !t.user.is_empty() {
+        warn(
+            "transform.user",
+            "ignored; user code runs as root of its own user namespace (docs/sandbox.md)",
+        );
+    }
+    if !t.dockerfile.is_empty() {
+        warn("transform.dockerfile", "unused: no image is built");
+    }
+    if t.debug {
+        warn(
+            "transform.debug",
+            "ignored; pachd's log level is set with RUST_LOG",
+        );
+    }
+    if spec.hashtree_spec.is_some() {
+        warn(
+            "hashtree_spec",
+            "ignored; a commit's file index is sharded by content, not by hashtree pods",
+        );
+    }
+    if !spec.cache_size.is_empty() {
+        warn(
+            "cache_size",
+            "ignored; there is no sidecar, and pachd's index cache is shared",
+        );
+    }
+    if spec.max_queue_size > 0 {
+        warn(
+            "max_queue_size",
+            "ignored; a worker runs one datum at a time and reads the next ones ahead",
+        );
+    }
+    if spec.scheduling_spec.is_some() {
+        warn(
+            "scheduling_spec",
+            "ignored; there are no Kubernetes nodes to choose",
+        );
+    }
+    if !spec.pod_spec.is_empty() {
+        warn("pod_spec", "ignored; workers are not Kubernetes pods");
+    }
+    if !spec.pod_patch.is_empty() {
+        warn("pod_patch", "ignored; workers are not Kubernetes pods");
+    }
+    if spec
+        .service
+        .as_ref()
+        .is_some_and(|s| !s.annotations.is_empty())
+    {
+        warn(
+            "service.annotations",
+            "recorded only; there is no Kubernetes service to annotate",
+        );
+    }
+    if spec.sidecar_resource_limits.is_some() {
+        warn("sidecar_resource_limits", "ignored; there is no sidecar");
+    }
+    if spec.metadata.is_some() {
+        warn(
+            "metadata",
+            "recorded only; there are no Kubernetes objects to annotate",
+        );
+    }
+    if spec.autoscaling {
+        warn(
+            "autoscaling",
+            "always so here: workers run only while a job has datums",
+        );
+    }
+    if let Some(r) = &spec.resource_requests
+        && (!r.memory.is_empty() || r.cpu > 0.0 || !r.disk.is_empty())
+    {
+        warn(
+            "resource_requests",
+            "ignored; they place workers on Kubernetes nodes (resource_limits are enforced)",
+        );
+    }
+    if let Some(r) = &spec.resource_limits {
+        if r.cpu > 0.0 {
+            warn(
+                "resource_limits.cpu",
+                "not enforced: this host gives pachd no writable cgroup v2 to share CPU with",
+            );
+        }
+        if !r.memory.is_empty() {
+            warn(
+                "resource_limits.memory",
+                "enforced as each process's address space (RLIMIT_AS), which counts memory \
+                 mapped but not used too",
+            );
+        }
+        if !r.disk.is_empty() {
+            warn(
+                "resource_limits.disk",
+                "enforced on each file user code writes (RLIMIT_FSIZE), not on their total",
+            );
+        }
+    }
+    if let Some(input) = &spec.input {
+        for i in input.walk() {
+            if let Some(p) = &i.pfs
+                && !p.commit.is_empty()
+            {
+                warn(
+                    &format!("input.pfs.commit of '{}'", p.name),
+                    "ignored, as in Pachyderm 1.9: each job reads the commit of the branch it runs for",
+                );
+            }
+            if let Some(c) = &i.cron
+                && !c.commit.is_empty()
+            {
+                warn(
+                    &format!("input.cron.commit of '{}'", c.name),
+                    "ignored, as in Pachyderm 1.9: each job reads the tick it runs for",
+                );
+            }
+        }
+    }
+    out
 }
 
 /// A secret reference names an existing-looking secret and says how user
@@ -902,6 +1360,7 @@ fn validate_input(
     err: &dyn Fn(&str, String) -> PpsError,
 ) -> Result<()> {
     let set = [
+        input.git.is_some(),
         input.pfs.is_some(),
         !input.cross.is_empty(),
         !input.union.is_empty(),
@@ -916,12 +1375,28 @@ fn validate_input(
         return Err(err(
             path,
             format!(
-                "exactly one of pfs, cross, union, join, group or cron must be set ({set} are)"
+                "exactly one of pfs, cross, union, join, group, cron or git must be set ({set} are)"
             ),
+        ));
+    }
+    if input.git.is_some() {
+        return Err(err(
+            &format!("{path}.git"),
+            "git inputs are not supported by this cluster; put the repository's files into a \
+             repo (e.g. a cron pipeline that runs `git pull`) and read that repo"
+                .into(),
         ));
     }
     if let Some(p) = &input.pfs {
         let f = |x: &str| format!("{path}.pfs.{x}");
+        if p.s3 {
+            return Err(err(
+                &f("s3"),
+                "inputs served to user code through an S3 sidecar are not supported by this \
+                 cluster; read the files under /pfs, or from the S3 gateway at $S3_ENDPOINT"
+                    .into(),
+            ));
+        }
         if p.repo.is_empty() {
             return Err(err(&f("repo"), "is required".into()));
         }
@@ -1250,6 +1725,90 @@ mod tests {
         assert_eq!(s.datum_timeout(), Some(Duration::from_secs(90)));
         assert_eq!(s.job_timeout(), Some(Duration::from_secs(7200)));
         assert_eq!(s.parallelism(), 4);
+    }
+
+    #[test]
+    fn every_field_works_warns_or_is_refused() {
+        let with = |extra: &str| {
+            format!(
+                r#"{{"pipeline":{{"name":"p"}},"transform":{{"cmd":["sh"]}},"input":{{"pfs":{{"repo":"r","glob":"/"}}}}{extra}}}"#
+            )
+        };
+        // Refused, each naming the field and the way out.
+        for (extra, needle) in [
+            (
+                r#","service":{"internal_port":8000}"#,
+                "service.external_port",
+            ),
+            (r#","spout":{}"#, "a spout takes no input"),
+            (r#","s3_out":true"#, "s3_out"),
+            (r#","reprocess_spec":"every_job""#, "reprocess_spec"),
+            (
+                r#","parallelism_spec":{"constant":1,"coefficient":1}"#,
+                "contradictory",
+            ),
+            (
+                r#","hashtree_spec":{"constant":0}"#,
+                "hashtree_spec.constant",
+            ),
+            (r#","cache_size":"lots""#, "cache_size"),
+            (r#","pod_spec":"{not json""#, "pod_spec"),
+            (r#","chunk_spec":{"number":-1}"#, "chunk_spec"),
+            (
+                r#","resource_limits":{"memory":"1Q"}"#,
+                "resource_limits.memory",
+            ),
+            (
+                r#","resource_limits":{"gpu":{"type":"nvidia.com/gpu","number":1}}"#,
+                "resource_limits.gpu",
+            ),
+        ] {
+            let m = invalid(&with(extra));
+            assert!(m.contains(needle), "{extra} => {m}");
+        }
+        let git = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"input":{"git":{"url":"https://github.com/x/y.git"}}}"#;
+        assert!(invalid(git).contains("input.git"));
+        let spout = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"overwrite":true},"enable_stats":true}"#;
+        assert!(invalid(spout).contains("stats branch"));
+        let spout = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"service":{"internal_port":1}}}"#;
+        assert!(invalid(spout).contains("spout.service"));
+        // A spout needs no input.
+        let s = one(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"overwrite":true}}"#,
+        );
+        assert!(s.spout.as_ref().unwrap().overwrite);
+        assert_eq!(s.spout.as_ref().unwrap().marker(), "marker");
+        // Accepted with a warning naming each Kubernetes-only field.
+        let s = one(&with(
+            r#","cache_size":"64M","max_queue_size":"2","scheduling_spec":{"node_selector":{"a":"b"}},"pod_spec":"{}","pod_patch":"[]","hashtree_spec":{"constant":"2"},"resource_requests":{"memory":"1Gi","cpu":0.5}"#,
+        ));
+        let w = warnings(&s).join("\n");
+        for field in [
+            "cache_size",
+            "max_queue_size",
+            "scheduling_spec",
+            "pod_spec",
+            "pod_patch",
+            "hashtree_spec",
+            "resource_requests",
+        ] {
+            assert!(w.contains(&format!("{field}: ")), "{field} not in {w}");
+        }
+        assert!(
+            warnings(&one(EDGES))
+                .iter()
+                .any(|w| w.starts_with("transform.image"))
+        );
+        assert!(warnings(&one(&with(""))).is_empty());
+        // Chunks and cron starts as the proto's JSON writes them.
+        let s = one(&with(r#","chunk_spec":{"number":"2","size_bytes":"1000"}"#));
+        assert_eq!(
+            s.chunk_spec.as_ref().map(|c| (c.number, c.size_bytes)),
+            Some((2, 1000))
+        );
+        assert_eq!(parse_quantity("1.5Gi").unwrap(), 1.5 * 1024f64.powi(3));
+        assert_eq!(parse_quantity("100M").unwrap(), 1e8);
+        assert_eq!(parse_quantity("2e3").unwrap(), 2000.0);
     }
 
     /// The nesting that once held pachd's CPU: 50,000 levels in each of the

@@ -29,6 +29,7 @@ use crate::error::{PpsError, Result};
 use crate::job::{RunEnd, job_reason_if_killed};
 use crate::pipeline::Pps;
 use crate::records::*;
+use crate::spec::ChunkSpec;
 
 /// How long a claim lasts without renewal.
 pub(crate) const LEASE: Duration = Duration::from_secs(5);
@@ -44,6 +45,45 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Where the datums are cut into tasks: indexes from 0 to `datums.len()`,
+/// increasing. As Pachyderm's `chunk_spec` asks (`number` datums per task,
+/// or about `size_bytes` of input per task), else even shares, a few per
+/// slot; never more than [`MAX_TASKS`] tasks (shares grow instead).
+fn share_bounds(datums: &[Datum], parallelism: usize, chunks: Option<&ChunkSpec>) -> Vec<usize> {
+    let n = datums.len();
+    let even = |count: usize| -> Vec<usize> {
+        // Sizes differ by one datum at most.
+        let count = count.clamp(1, MAX_TASKS.min(n.max(1)));
+        (0..=count).map(|i| i * n / count).collect()
+    };
+    match chunks {
+        Some(c) if c.number > 0 => even(n.div_ceil(c.number as usize)),
+        Some(c) if c.size_bytes > 0 => {
+            let target = c.size_bytes as u64;
+            let total: u64 = datums.iter().map(datum_bytes).sum();
+            if total.div_ceil(target) > MAX_TASKS as u64 {
+                return even(MAX_TASKS);
+            }
+            let mut bounds = vec![0];
+            let mut filled = 0u64;
+            for (i, d) in datums.iter().enumerate() {
+                filled += datum_bytes(d);
+                if filled >= target && i + 1 < n {
+                    bounds.push(i + 1);
+                    filled = 0;
+                }
+            }
+            bounds.push(n);
+            bounds
+        }
+        _ => even(n.min(parallelism * TASKS_PER_SLOT)),
+    }
+}
+
+fn datum_bytes(d: &Datum) -> u64 {
+    d.inputs.iter().flat_map(|i| &i.files).map(|f| f.size).sum()
 }
 
 /// The bucket object of a task's datums.
@@ -67,6 +107,7 @@ impl Pps {
         &self,
         job: &JobRecord,
         parallelism: usize,
+        chunks: Option<&ChunkSpec>,
         datums: Vec<Datum>,
     ) -> Result<()> {
         let meta = self.pfs.meta();
@@ -74,14 +115,10 @@ impl Pps {
             return Ok(());
         }
         let parallelism = parallelism.max(1);
-        let count = datums
-            .len()
-            .min(parallelism * TASKS_PER_SLOT)
-            .min(MAX_TASKS);
+        let bounds = share_bounds(&datums, parallelism, chunks);
         let mut txn = Txn::new();
-        for index in 0..count {
-            // Even shares: sizes differ by one datum at most.
-            let share = &datums[index * datums.len() / count..(index + 1) * datums.len() / count];
+        for (index, w) in bounds.windows(2).enumerate() {
+            let share = &datums[w[0]..w[1]];
             let index = index as u32;
             let plan = plan_object(&job.id, index);
             self.put_json(&plan, &share).await?;
@@ -229,5 +266,65 @@ impl JoinPath for object_store::path::Path {
         key.split('/')
             .filter(|p| !p.is_empty())
             .fold(self, |p, part| p.join(part))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datum::{DatumInput, InputFile};
+
+    fn datums(sizes: &[u64]) -> Vec<Datum> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| Datum {
+                id: format!("d{i}"),
+                inputs: vec![DatumInput {
+                    name: "in".into(),
+                    repo: "in".into(),
+                    branch: "master".into(),
+                    glob_path: format!("/{i}"),
+                    files: vec![InputFile {
+                        path: format!("/{i}"),
+                        hash: String::new(),
+                        size: *size,
+                    }],
+                    lazy: false,
+                    empty_files: false,
+                }],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunk_spec_cuts_tasks() {
+        let ten = datums(&[1; 10]);
+        // Default: a few even shares per slot.
+        assert_eq!(share_bounds(&ten, 2, None), [0, 1, 2, 3, 5, 6, 7, 8, 10]);
+        // number: that many datums per task, the last one shorter.
+        let three = ChunkSpec {
+            number: 3,
+            size_bytes: 0,
+        };
+        assert_eq!(share_bounds(&ten, 1, Some(&three)).len(), 5);
+        let one = ChunkSpec {
+            number: 1,
+            size_bytes: 0,
+        };
+        assert_eq!(
+            share_bounds(&ten, 1, Some(&one)),
+            (0..=10).collect::<Vec<_>>()
+        );
+        // size_bytes: datums gathered until their inputs reach the size.
+        let sized = datums(&[5, 5, 10, 1, 1, 1, 20]);
+        let ten_bytes = ChunkSpec {
+            number: 0,
+            size_bytes: 10,
+        };
+        assert_eq!(share_bounds(&sized, 1, Some(&ten_bytes)), [0, 2, 3, 7]);
+        // Never more than MAX_TASKS tasks.
+        let many = datums(&vec![1; MAX_TASKS * 3]);
+        assert_eq!(share_bounds(&many, 1, Some(&one)).len(), MAX_TASKS + 1);
     }
 }

@@ -44,15 +44,20 @@ impl Claim {
 }
 
 impl Pps {
-    /// Runs tasks, `slots` at a time, until the process ends.
-    pub async fn run_worker(self, slots: usize) {
+    /// The sandbox user code runs in here.
+    pub(crate) fn detect_sandbox(&self) -> std::result::Result<Sandbox, pach_worker::WorkerError> {
         // pachd keeps its scratch directory in its data directory, which
         // user code must not see (other pipelines' data, the metadata).
         let hidden = [self.scratch.clone()]
             .into_iter()
             .chain(self.scratch.parent().map(std::path::Path::to_path_buf));
-        let sandbox = match Sandbox::detect() {
-            Ok(s) => Ok(Arc::new(s.hiding(hidden))),
+        Ok(Sandbox::detect()?.hiding(hidden))
+    }
+
+    /// Runs tasks, `slots` at a time, until the process ends.
+    pub async fn run_worker(self, slots: usize) {
+        let sandbox = match self.detect_sandbox() {
+            Ok(s) => Ok(Arc::new(s)),
             Err(e) => {
                 tracing::error!("{e}; datums fail until this is fixed and the worker restarted");
                 Err(e.to_string())
@@ -242,6 +247,13 @@ impl Pps {
         let (secrets, sandbox) = match prepared {
             Ok(prepared) => prepared,
             Err(reason) => (Default::default(), Err(reason)),
+        };
+        let (memory, file_size) = crate::spec::enforced_limits(&pipeline.spec);
+        let sandbox = match sandbox {
+            Ok(s) if memory.is_some() || file_size.is_some() => {
+                Ok(Arc::new((*s).clone().with_limits(memory, file_size)))
+            }
+            other => other,
         };
         let ctx = JobContext::new(
             pipeline,
@@ -516,14 +528,18 @@ mod tests {
     async fn claims_respect_parallelism_and_expired_claims_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let p = pps(dir.path());
-        p.publish_tasks(&job("j"), 2, datums(20)).await.unwrap();
+        p.publish_tasks(&job("j"), 2, None, datums(20))
+            .await
+            .unwrap();
         let tasks = load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
             .await
             .unwrap();
         assert_eq!(tasks.len(), 8, "four tasks per slot");
         assert_eq!(tasks.iter().map(|(t, _)| t.datums).sum::<u64>(), 20);
         // Publishing again (a restarted runner) keeps the tasks as they are.
-        p.publish_tasks(&job("j"), 2, datums(20)).await.unwrap();
+        p.publish_tasks(&job("j"), 2, None, datums(20))
+            .await
+            .unwrap();
         assert_eq!(
             load_all::<TaskRecord>(&**p.pfs.meta(), TASKS)
                 .await

@@ -68,7 +68,22 @@ pub(crate) struct AgentArgs {
     /// them with (empty: no firewall, as without outbound network).
     pub refused_ports: Vec<u16>,
     pub nft: Option<String>,
+    /// A service's port inside the sandbox, which connections to
+    /// [`SERVICE_SOCKET`] are forwarded to.
+    pub forward: Option<u16>,
+    /// RLIMIT_AS (bytes of address space) of each process of a datum.
+    pub memory: Option<u64>,
+    /// RLIMIT_FSIZE (bytes) of each file a datum writes.
+    pub file_size: Option<u64>,
 }
+
+/// The Unix socket a service's connections come in through, inside the
+/// sandbox (the slot's `log/service.sock` on the host). A socket file
+/// crosses network namespaces: pachd connects to it from the host, and a
+/// process of the agent inside the sandbox's network namespace connects on
+/// to the service's port on the sandbox's loopback. Nothing goes the other
+/// way: user code reaches no port of the host through it.
+pub const SERVICE_SOCKET: &str = "/.pach/log/service.sock";
 
 impl AgentArgs {
     pub(crate) fn to_args(&self) -> Vec<String> {
@@ -77,6 +92,15 @@ impl AgentArgs {
             self.gid.to_string(),
             self.max_processes.to_string(),
         ];
+        if let Some(port) = self.forward {
+            a.push(format!("forward={port}"));
+        }
+        if let Some(bytes) = self.memory {
+            a.push(format!("memory={bytes}"));
+        }
+        if let Some(bytes) = self.file_size {
+            a.push(format!("file-size={bytes}"));
+        }
         if let Some(nft) = &self.nft {
             let ports: Vec<String> = self.refused_ports.iter().map(u16::to_string).collect();
             a.push(nft.clone());
@@ -86,6 +110,21 @@ impl AgentArgs {
     }
 
     fn parse(args: &[String]) -> Result<AgentArgs, String> {
+        let (mut forward, mut memory, mut file_size) = (None, None, None);
+        let mut rest = Vec::new();
+        let bytes = |v: &str| v.parse::<u64>().map_err(|_| format!("bad size '{v}'"));
+        for a in args {
+            if let Some(p) = a.strip_prefix("forward=") {
+                forward = Some(p.parse().map_err(|_| format!("bad port '{p}'"))?);
+            } else if let Some(v) = a.strip_prefix("memory=") {
+                memory = Some(bytes(v)?);
+            } else if let Some(v) = a.strip_prefix("file-size=") {
+                file_size = Some(bytes(v)?);
+            } else {
+                rest.push(a.clone());
+            }
+        }
+        let args = &rest;
         let num = |i: usize, what: &str| -> Result<u64, String> {
             args.get(i)
                 .and_then(|a| a.parse().ok())
@@ -111,6 +150,9 @@ impl AgentArgs {
             max_processes: num(2, "max processes")?,
             refused_ports,
             nft,
+            forward,
+            memory,
+            file_size,
         })
     }
 }
@@ -163,6 +205,9 @@ fn serve(args: &AgentArgs) -> Result<(), String> {
     if let Some(nft) = &args.nft {
         firewall(nft, &args.refused_ports)?;
     }
+    if let Some(port) = args.forward {
+        start_forwarder(port)?;
+    }
     let prepared = Prepared::new()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").map_err(|e| e.to_string())?;
@@ -181,6 +226,55 @@ fn serve(args: &AgentArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Forks the process that forwards connections to [`SERVICE_SOCKET`] to
+/// `port` on the sandbox's loopback (a process of its own, so the agent
+/// stays single-threaded). It ends with the sandbox.
+fn start_forwarder(port: u16) -> Result<(), String> {
+    let _ = std::fs::remove_file(SERVICE_SOCKET);
+    let listener = std::os::unix::net::UnixListener::bind(SERVICE_SOCKET)
+        .map_err(|e| format!("cannot listen on {SERVICE_SOCKET}: {e}"))?;
+    // SAFETY: the agent is single-threaded here; the child only runs the
+    // forwarding loop below and exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(os_error("cannot start the service's forwarder")),
+        0 => {
+            // Not the agent's protocol: away from its stdin and stdout.
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                use std::os::fd::AsRawFd;
+                // SAFETY: replaces this process's own stdin and stdout.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(libc::STDERR_FILENO, 1);
+                }
+            }
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                std::thread::spawn(move || forward(conn, port));
+            }
+            std::process::exit(0)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Copies between one incoming connection and the service, both ways.
+fn forward(conn: std::os::unix::net::UnixStream, port: u16) {
+    let Ok(service) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let (Ok(mut conn_r), Ok(mut service_w)) = (conn.try_clone(), service.try_clone()) else {
+        return;
+    };
+    let upstream = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut conn_r, &mut service_w);
+        let _ = service_w.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut service_r, mut conn_w) = (service, conn);
+    let _ = std::io::copy(&mut service_r, &mut conn_w);
+    let _ = conn_w.shutdown(std::net::Shutdown::Write);
+    let _ = upstream.join();
 }
 
 /// Refuses TCP connections to `ports` through the outbound interface: the
@@ -300,6 +394,19 @@ fn run_datum(args: &AgentArgs, p: &Prepared) -> Result<i32, String> {
         rlim_cur: args.max_processes,
         rlim_max: args.max_processes,
     };
+    let rlimit = |v: Option<u64>| {
+        let v = v.unwrap_or(libc::RLIM_INFINITY);
+        libc::rlimit {
+            rlim_cur: v,
+            rlim_max: v,
+        }
+    };
+    // RLIMIT_NPROC, and resource_limits.memory and .disk (docs/sandbox.md).
+    let limits = [
+        (libc::RLIMIT_NPROC, limit),
+        (libc::RLIMIT_AS, rlimit(args.memory)),
+        (libc::RLIMIT_FSIZE, rlimit(args.file_size)),
+    ];
     // SAFETY: fork in a single-threaded process; the child runs only
     // `datum_child`, which makes system calls on prepared data and exits.
     let pid = unsafe { libc::fork() };
@@ -313,7 +420,7 @@ fn run_datum(args: &AgentArgs, p: &Prepared) -> Result<i32, String> {
             // the pipe when the agent closes its write end.
             libc::close(up[0]);
             libc::close(mapped[1]);
-            datum_child(p, up[1], mapped[0], input, log, &limit)
+            datum_child(p, up[1], mapped[0], input, log, &limits)
         }
     }
     // SAFETY: closing our copies of the child's pipe ends, owned here.
@@ -394,7 +501,7 @@ unsafe fn datum_child(
     go: libc::c_int,
     input: libc::c_int,
     log: libc::c_int,
-    limit: &libc::rlimit,
+    limits: &[(libc::__rlimit_resource_t, libc::rlimit)],
 ) -> ! {
     unsafe {
         // Dies with the agent.
@@ -418,8 +525,13 @@ unsafe fn datum_child(
                 libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
             }
         }
-        if libc::setrlimit(libc::RLIMIT_NPROC, limit) != 0 {
-            fail(log, b"cannot limit the datum's processes\n");
+        for (resource, limit) in limits {
+            if libc::setrlimit(*resource, limit) != 0 {
+                fail(
+                    log,
+                    b"cannot limit the datum's processes, memory or files\n",
+                );
+            }
         }
         let reaper = libc::fork();
         if reaper < 0 {
@@ -516,11 +628,17 @@ mod tests {
             max_processes: 1024,
             refused_ports: vec![30650, 2379],
             nft: Some("/usr/sbin/nft".into()),
+            forward: Some(8080),
+            memory: Some(1 << 30),
+            file_size: Some(1 << 20),
         };
         assert_eq!(AgentArgs::parse(&a.to_args()).unwrap(), a);
         let b = AgentArgs {
             refused_ports: vec![],
             nft: None,
+            forward: None,
+            memory: None,
+            file_size: None,
             ..a
         };
         assert_eq!(AgentArgs::parse(&b.to_args()).unwrap(), b);

@@ -21,6 +21,7 @@ mod collect;
 mod materialise;
 mod network;
 mod sandbox;
+pub mod spout;
 
 pub use collect::collect;
 pub use materialise::{InputMount, Materialised, ReadAhead, materialise};

@@ -91,6 +91,13 @@ pub struct Sandbox {
     privileged: bool,
     /// `--ro-bind` arguments of the directories given with [`Sandbox::with_files`].
     file_args: Vec<String>,
+    /// A service's port in the sandbox, reached through the slot's
+    /// `log/service.sock` ([`Sandbox::with_service_port`]).
+    forward: Option<u16>,
+    /// Per-process address space and per-file size of user code
+    /// ([`Sandbox::with_limits`]).
+    memory: Option<u64>,
+    file_size: Option<u64>,
 }
 
 /// Files user code finds in a directory of its own (a secret's keys under
@@ -175,6 +182,9 @@ impl Sandbox {
             max_processes: DEFAULT_MAX_PROCESSES,
             privileged,
             file_args: Vec::new(),
+            forward: None,
+            memory: None,
+            file_size: None,
         })
     }
 
@@ -193,6 +203,23 @@ impl Sandbox {
                 self.hidden.push(d);
             }
         }
+        self
+    }
+
+    /// This sandbox with connections to the slot's `log/service.sock`
+    /// (see [`SandboxSession::service_socket`]) forwarded to `port` on the
+    /// sandbox's own loopback, where a service's user code listens.
+    pub fn with_service_port(mut self, port: u16) -> Self {
+        self.forward = Some(port);
+        self
+    }
+
+    /// This sandbox with user code's processes limited to `memory` bytes
+    /// of address space each (RLIMIT_AS) and its files to `file_size` bytes
+    /// each (RLIMIT_FSIZE): what a host without a writable cgroup allows.
+    pub fn with_limits(mut self, memory: Option<u64>, file_size: Option<u64>) -> Self {
+        self.memory = memory;
+        self.file_size = file_size;
         self
     }
 
@@ -256,12 +283,17 @@ impl Sandbox {
     }
 
     /// Starts a sandbox over the slot directory `slot`: `slot/pfs` appears at
-    /// `/pfs` (with `slot/pfs/out` writable), with `network`.
+    /// `/pfs` (with `slot/pfs/out` writable, a directory unless a named pipe
+    /// is there already), with `network`.
     pub async fn start(&self, slot: &Path, network: &Network) -> Result<SandboxSession> {
         let pfs = slot.join("pfs");
         let ctl = slot.join("ctl");
         let logs = slot.join("log");
         for d in [pfs.join("out"), ctl.join("log"), logs.clone()] {
+            // A spout's /pfs/out is a named pipe (`spout::make_out_fifo`).
+            if crate::spout::is_fifo(&d) {
+                continue;
+            }
             tokio::fs::create_dir_all(&d)
                 .await
                 .map_err(io("cannot create", &d))?;
@@ -300,6 +332,9 @@ impl Sandbox {
             nft: nft
                 .filter(|_| outbound.as_ref().is_some_and(|p| !p.is_empty()))
                 .map(|p| p.display().to_string()),
+            forward: self.forward,
+            memory: self.memory,
+            file_size: self.file_size,
         };
 
         let mut bwrap = tokio::process::Command::new(&self.bwrap);
@@ -528,6 +563,12 @@ pub struct SandboxSession {
 }
 
 impl SandboxSession {
+    /// Where a sandbox started [`Sandbox::with_service_port`] takes the
+    /// connections it forwards to its service, on the host.
+    pub fn service_socket(&self) -> PathBuf {
+        self.slot.join("log").join("service.sock")
+    }
+
     /// The slot directory: inputs go under `dir()/pfs/<input>/`.
     pub fn dir(&self) -> &Path {
         &self.slot

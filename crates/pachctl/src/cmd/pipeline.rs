@@ -288,8 +288,12 @@ pub async fn create(a: CreatePipeline, update: bool, reprocess: bool) -> anyhow:
     let mut done: Vec<String> = Vec::new();
     for (name, r) in requests {
         let sent = match r {
-            Request::Pachyderm(r) => c.pps.create_pipeline(*r).await.map(|_| ()),
-            Request::Extended(r) => c.extension.create_extended_pipeline(*r).await.map(|_| ()),
+            Request::Pachyderm(r) => c.pps.create_pipeline(*r).await.map(|r| warn(&name, &r)),
+            Request::Extended(r) => c
+                .extension
+                .create_extended_pipeline(*r)
+                .await
+                .map(|r| warn(&name, &r)),
         };
         sent.map_err(status).with_context(|| {
             if done.is_empty() {
@@ -646,6 +650,15 @@ fn provenance(arg: &str) -> anyhow::Result<pfs::CommitProvenance> {
             branch: None,
         },
     })
+}
+
+/// Prints what pachd says it does not do of a pipeline's spec.
+fn warn<T>(name: &str, r: &tonic::Response<T>) {
+    for w in r.metadata().get_all("pach-warning") {
+        if let Ok(w) = w.to_str() {
+            eprintln!("warning: pipeline '{name}': {w}");
+        }
+    }
 }
 
 /// The job a call started, which pachd names in the response metadata.

@@ -12,7 +12,7 @@ use pach_pps::Pps;
 use pach_pps::secrets::SecretInfo;
 use tonic::{Request, Response, Status};
 
-use super::pps::{invalid, pps_status, spec_json, timestamp};
+use super::pps::{invalid, pps_status, spec_json, timestamp, with_warnings};
 
 pub(crate) struct PipelineExtension {
     pub pps: Pps,
@@ -109,6 +109,7 @@ impl PipelineExtension {
                 super::authz::pipeline_need(&inputs, &name, update),
             )
             .await?;
+        let warnings = pach_pps::spec::warnings(&spec);
         self.pps
             .create_pipeline(spec, update, reprocess)
             .await
@@ -116,6 +117,6 @@ impl PipelineExtension {
         self.authz
             .pipeline_created(&caller, &name, &inputs, update)
             .await?;
-        Ok(Response::new(()))
+        Ok(with_warnings(Response::new(()), &warnings))
     }
 }

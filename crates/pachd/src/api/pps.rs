@@ -116,6 +116,19 @@ pub(crate) fn spec_json(
 
 // ---- to the wire ----
 
+/// The response metadata key carrying each warning about a created
+/// pipeline's spec (`spec::warnings`), which pachctl prints.
+pub(crate) const WARNING_HEADER: &str = "pach-warning";
+
+pub(crate) fn with_warnings<T>(mut r: Response<T>, warnings: &[String]) -> Response<T> {
+    for w in warnings {
+        if let Ok(v) = w.parse() {
+            r.metadata_mut().append(WARNING_HEADER, v);
+        }
+    }
+    r
+}
+
 pub(crate) fn timestamp(ns: i64) -> Option<prost_types::Timestamp> {
     (ns > 0).then(|| prost_types::Timestamp {
         seconds: ns.div_euclid(1_000_000_000),
@@ -135,12 +148,12 @@ fn duration_of(text: &Option<String>) -> Option<prost_types::Duration> {
     duration_ns(d.as_nanos() as u64)
 }
 
-/// A message recorded as JSON in the spec (fields that only mean something
-/// on Kubernetes), back in its typed form.
-fn message_of<M: prost::Message + prost::Name + Default>(
-    v: &Option<serde_json::Value>,
+/// A part of the spec (kept as its JSON, or typed with the same field
+/// names) as its message.
+fn message_of<M: prost::Message + prost::Name + Default, T: serde::Serialize>(
+    v: &Option<T>,
 ) -> Option<M> {
-    pach_api::json::from_json(v.clone()?).ok()
+    pach_api::json::from_json(serde_json::to_value(v.as_ref()?).ok()?).ok()
 }
 
 fn commit(repo: &str, id: &str) -> pfs::Commit {
@@ -308,7 +321,8 @@ fn pipeline_info(p: &PipelineRecord, jobs: &[&JobRecord]) -> pps::PipelineInfo {
         cache_size: s.cache_size.clone(),
         enable_stats: s.enable_stats,
         salt: p.salt.clone(),
-        reason: String::new(),
+        // What the spec asks that this cluster does not do (1.9 has none).
+        reason: spec::warnings(s).join("; "),
         max_queue_size: s.max_queue_size,
         service: message_of(&s.service),
         spout: message_of(&s.spout),
@@ -790,6 +804,7 @@ impl Api for PpsService {
         let inputs = super::authz::input_repos(&r.get_ref().input);
         let (spec, update, reprocess) = spec_of(r.into_inner())?;
         let name = spec.pipeline.name.clone();
+        let warnings = spec::warnings(&spec);
         self.pps
             .create_pipeline(spec, update, reprocess)
             .await
@@ -797,7 +812,7 @@ impl Api for PpsService {
         self.authz
             .pipeline_created(&caller, &name, &inputs, update)
             .await?;
-        Ok(Response::new(()))
+        Ok(with_warnings(Response::new(()), &warnings))
     }
 
     async fn inspect_pipeline(
