@@ -1,45 +1,70 @@
-//! Who the S3 gateway serves while auth is active: the access key is a
-//! pachd token (as in Pachyderm 1.9, where both keys are the token), and
-//! only admins are served, since the gateway's `Authorizer` sees who asks
-//! but not which repo a request touches, and a scope that cannot be checked
-//! is not granted. Without auth every request is served, as before.
+//! The S3 gateway's `Authorizer` over pachd's auth. Without auth every
+//! request is served, whatever its credentials, as Pachyderm 1.9 does.
+//! With auth active, the access key and the secret key are both a pachd
+//! token (as in 1.9): the signature is verified with the token as the
+//! secret, and each repo a request touches needs the scope a gRPC call
+//! doing the same would (READER to read, WRITER to write, OWNER to delete;
+//! any signed-in user may create a repo, and becomes its OWNER).
 
-use pach_auth::Auth;
-use pach_s3gateway::{Authorizer, Credentials, S3Error};
+use pach_auth::{Auth, AuthError, Scope};
+use pach_s3gateway::{Access, Authorizer, Caller, S3Error};
 
 pub(crate) struct TokenAuthorizer {
     pub(crate) auth: Auth,
 }
 
+fn internal(e: AuthError) -> S3Error {
+    S3Error::Internal(e.to_string())
+}
+
 #[async_trait::async_trait]
 impl Authorizer for TokenAuthorizer {
-    async fn authorize(&self, credentials: &Credentials) -> Result<(), S3Error> {
-        let active = self
-            .auth
-            .is_active()
-            .await
-            .map_err(|e| S3Error::Internal(e.to_string()))?;
-        if !active {
+    async fn verifies_signatures(&self) -> Result<bool, S3Error> {
+        self.auth.is_active().await.map_err(internal)
+    }
+
+    async fn secret_key(&self, access_key: &str) -> Result<Option<String>, S3Error> {
+        match self.auth.caller(Some(access_key)).await {
+            Ok(_) => Ok(Some(access_key.to_string())),
+            Err(e) if e.kind() == pach_auth::ErrorKind::Unauthenticated => Ok(None),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn allow(&self, caller: &Caller, access: Access<'_>) -> Result<(), S3Error> {
+        if !self.auth.is_active().await.map_err(internal)? {
             return Ok(());
         }
-        let caller = self
+        let who = self
             .auth
-            .caller(credentials.access_key.as_deref())
+            .caller(caller.access_key.as_deref())
             .await
             .map_err(|e| {
                 S3Error::AccessDenied(format!(
-                    "{e}: with auth active, the access key is a pachd token \
-                     (`pachctl auth get-auth-token`)"
+                    "{e}: with auth active, the access key and the secret key are both a pachd \
+                     token (`pachctl auth get-auth-token`)"
                 ))
             })?;
-        if caller.is_admin {
-            Ok(())
-        } else {
-            Err(S3Error::AccessDenied(format!(
-                "{} is not authorized to perform this operation; must be an admin to use the S3 \
-                 gateway while auth is active",
-                caller.subject
-            )))
-        }
+        let (repo, scope) = match access {
+            Access::Read(repo) => (repo, Scope::Reader),
+            Access::Write(repo) => (repo, Scope::Writer),
+            Access::DeleteRepo(repo) => (repo, Scope::Owner),
+            Access::CreateRepo(repo) => {
+                // What an earlier repo of this name left behind goes first.
+                self.auth.forget_repo(repo).await.map_err(internal)?;
+                return self
+                    .auth
+                    .grant(repo, &who.subject, Scope::Owner)
+                    .await
+                    .map_err(internal);
+            }
+        };
+        self.auth
+            .check(&who, repo, scope)
+            .await
+            .map_err(|e| match e.kind() {
+                pach_auth::ErrorKind::PermissionDenied => S3Error::AccessDenied(e.to_string()),
+                _ => internal(e),
+            })
     }
 }

@@ -86,10 +86,11 @@ pub enum Access<'a> {
 /// ListBuckets.
 #[async_trait::async_trait]
 pub trait Authorizer: Send + Sync + 'static {
-    /// Whether signatures are verified. When false, every request is taken
-    /// with the credentials it claims (as Pachyderm 1.9 without auth) and
-    /// [`secret_key`](Self::secret_key) is never called.
-    fn verifies_signatures(&self) -> bool;
+    /// Whether signatures are verified (asked once per request: auth can be
+    /// activated while the gateway runs). When false, every request is
+    /// taken with the credentials it claims (as Pachyderm 1.9 without auth)
+    /// and [`secret_key`](Self::secret_key) is never called.
+    async fn verifies_signatures(&self) -> Result<bool, S3Error>;
 
     /// The secret key of `access_key`, which the request's signature must
     /// have been made with; `Ok(None)` when the key is unknown (the request
@@ -106,8 +107,8 @@ pub struct AllowAll;
 
 #[async_trait::async_trait]
 impl Authorizer for AllowAll {
-    fn verifies_signatures(&self) -> bool {
-        false
+    async fn verifies_signatures(&self) -> Result<bool, S3Error> {
+        Ok(false)
     }
 
     async fn secret_key(&self, _access_key: &str) -> Result<Option<String>, S3Error> {
@@ -145,7 +146,7 @@ pub(crate) async fn authenticate(
     now: SystemTime,
 ) -> Result<Authenticated, S3Error> {
     let credentials = credentials(wire.headers, query);
-    if !auth.verifies_signatures() {
+    if !auth.verifies_signatures().await? {
         return Ok(Authenticated {
             caller: Caller {
                 access_key: credentials.access_key,

@@ -22,8 +22,8 @@ struct OneKey;
 
 #[async_trait::async_trait]
 impl Authorizer for OneKey {
-    fn verifies_signatures(&self) -> bool {
-        true
+    async fn verifies_signatures(&self) -> Result<bool, S3Error> {
+        Ok(true)
     }
 
     async fn secret_key(&self, access_key: &str) -> Result<Option<String>, S3Error> {
