@@ -685,6 +685,14 @@ fn put_file_split_over_grpc_as_clients_send_it() {
             let mut client = pfs::api_client::ApiClient::connect(address).await.unwrap();
             let requests: Vec<_> = std::iter::once(first).chain(rest).collect();
             client.put_file(tokio_stream::iter(requests)).await.unwrap();
+            // Fsck with fix, as python-pachyderm's fsck(fix=True): a
+            // healthy cluster has nothing to fix.
+            let mut fsck = client
+                .fsck(pfs::FsckRequest { fix: true })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(fsck.message().await.unwrap().is_none());
             client
                 .put_file(tokio_stream::iter(vec![bad]))
                 .await

@@ -386,6 +386,10 @@ impl Extension for ExtensionService {
         &self,
         r: Request<pb::FindObjectRequest>,
     ) -> Result<Response<pb::ObjectLocation>, Status> {
+        let metadata = r.metadata().clone();
+        self.authz
+            .require(&metadata, super::authz::Need::Signed)
+            .await?;
         let hash = r.into_inner().hash;
         let found = self.pfs.find_object(&hash).await.map_err(status)?;
         let l = found.ok_or_else(|| {
@@ -394,6 +398,13 @@ impl Extension for ExtensionService {
                  `pachctl inspect file` lists a file's objects"
             ))
         })?;
+        // Where it was found is told only to who may read that repo.
+        self.authz
+            .require(
+                &metadata,
+                super::authz::Need::Repos(vec![(l.repo.clone(), pach_auth::Scope::Reader)]),
+            )
+            .await?;
         Ok(Response::new(pb::ObjectLocation {
             repo: l.repo,
             commit: l.commit,

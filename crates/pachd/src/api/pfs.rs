@@ -982,13 +982,15 @@ impl Api for PfsService {
         req: Request<pfs::FsckRequest>,
     ) -> Result<Response<Self::FsckStream>, Status> {
         self.authz.check(&req).await?;
-        if req.into_inner().fix {
-            return Err(Status::unimplemented(
-                "fsck --fix is not supported: the problems fsck reports here are missing or \
-                 damaged objects, which only restoring them (or the cluster) can repair",
-            ));
-        }
+        let fix = req.into_inner().fix;
         let report = self.pfs.fsck().await.map_err(status)?;
+        if fix && !report.problems.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "fsck found {} problems, which --fix cannot repair: missing or damaged objects \
+                 come back only from a backup (`pachctl restore`); fsck without --fix lists them",
+                report.problems.len()
+            )));
+        }
         Ok(Response::new(stream_of(
             report
                 .problems
