@@ -624,8 +624,9 @@ fn extract_and_restore_keep_access_control() {
     assert_eq!(alice.ok(&["get", "file", "data@master:/a"]), "hello");
 }
 
-/// The S3 gateway with auth active: the access key is a token, and only
-/// admins are served (the gateway cannot check a repo's scope yet).
+/// The S3 gateway with auth active: the access key and the secret key are
+/// both a token, the signature is verified with it, and each repo needs the
+/// scope a gRPC call would.
 #[test]
 fn s3_gateway_takes_tokens_as_access_keys() {
     let port = pach_e2e::reserve_port();
@@ -635,7 +636,7 @@ fn s3_gateway_takes_tokens_as_access_keys() {
     let alice_token = token_of(&p.ok(&["auth", "get-auth-token", "-q", "robot:alice"]));
     p.ok(&["create", "repo", "data"]);
     p.ok_stdin(&["put", "file", "data@master:/a"], b"hello");
-    let aws = |key: &str| {
+    let aws = |key: &str, secret: &str| {
         std::process::Command::new("aws")
             .args([
                 "--endpoint-url",
@@ -645,7 +646,7 @@ fn s3_gateway_takes_tokens_as_access_keys() {
                 "s3://master.data/",
             ])
             .env("AWS_ACCESS_KEY_ID", key)
-            .env("AWS_SECRET_ACCESS_KEY", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", "/dev/null")
@@ -653,22 +654,29 @@ fn s3_gateway_takes_tokens_as_access_keys() {
             .output()
             .expect("run aws")
     };
-    let out = aws(&admin_token);
+    let refused = |key: &str, secret: &str, code: &str| {
+        let out = aws(key, secret);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success() && err.contains(code), "{code}: {err}");
+    };
+    let out = aws(&admin_token, &admin_token);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(" a"));
-    for key in [alice_token.as_str(), "not-a-token"] {
-        let out = aws(key);
-        assert!(!out.status.success());
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("AccessDenied"),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // Alice's token is good, but she may not read the repo yet.
+    refused(&alice_token, &alice_token, "AccessDenied");
+    refused("not-a-token", "not-a-token", "InvalidAccessKeyId");
+    refused(&admin_token, "another-secret", "SignatureDoesNotMatch");
+    p.ok(&["auth", "set", "robot:alice", "reader", "data"]);
+    let out = aws(&alice_token, &alice_token);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" a"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let anonymous = std::process::Command::new("curl")
         .args(["-s", &format!("http://{address}/master.data/a")])
         .output()

@@ -189,3 +189,32 @@ fn spouts_are_refused_with_inputs_or_stats() {
         assert!(e.contains(needle), "{e}");
     }
 }
+
+/// A writer that opens and closes the pipe for every message, as fast as it
+/// can (as Pachyderm's examples do), loses none: the pipe is never closed
+/// under it (in Pachyderm 1.9 such a writer meets EPIPE and must retry).
+#[test]
+fn fast_writers_lose_no_archive() {
+    let p = Pachd::start();
+    let script = r#"
+import io, tarfile, time
+for i in range(500):
+    with open('/pfs/out', 'wb') as out:
+        with tarfile.open(fileobj=out, mode='w|') as tar:
+            info = tarfile.TarInfo(name='m/%04d' % i)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b'x\n'))
+time.sleep(3600)
+"#;
+    let spec = serde_json::json!({
+        "pipeline": {"name": "fast"},
+        "transform": {"cmd": ["python3", "-c", script]},
+        "spout": {}
+    });
+    let f = spec_file(&p, "fast.json", &spec.to_string());
+    p.ok(&["create", "pipeline", "-f", &f]);
+    wait_for("500 commits", 120, || commits(&p, "fast") >= 500);
+    assert_eq!(p.raw(&["list", "file", "fast@master:/m"]).len(), 500);
+    assert_eq!(commits(&p, "fast"), 500);
+    assert!(!p.stderr().contains("exited with code"), "{}", p.stderr());
+}

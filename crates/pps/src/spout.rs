@@ -163,11 +163,10 @@ impl Pps {
             () = self.await_change(p) => Ok(Ended::Changed),
         };
         // Everything of this run ends here: user code with its sandbox, then
-        // the reader (woken if it waits for a writer); archives it completed
-        // are still committed.
+        // the reader once the pipe is drained; archives it completed are
+        // still committed.
         drop(session);
         stop.store(true, Ordering::SeqCst);
-        spout::wake(&fifo);
         if let Ok(Err(e)) = reader.await {
             tracing::debug!(pipeline = %name, "spout pipe: {e}");
         }

@@ -5,11 +5,12 @@
 //! [`TarEvent`]s: the regular files of each archive, then the archive's end.
 //!
 //! An archive ends at tar's end-of-archive marker (a zero block), so one
-//! writer may send several archives without closing the pipe; the zero
-//! blocks after the marker (tar pads archives to its record size) are
-//! skipped. A writer that closes the pipe between entries ends its archive
-//! there. A writer that closes it in the middle of an entry leaves a
-//! truncated archive: [`TarEvent::Truncated`], and none of it is kept.
+//! writer may send several archives without closing the pipe, and several
+//! writers may open and close it one after another; the zero blocks after
+//! the marker (tar pads archives to its record size) are skipped. When the
+//! spout stops, an archive not complete is not ended (none of it is kept).
+//! (A stream that ends, as a file would, between entries ends its archive
+//! there, and in the middle of an entry gives [`TarEvent::Truncated`].)
 //!
 //! Invariants: nothing is read from anywhere but the pipe; entry names are
 //! cleaned into absolute paths without `.` or `..` (entries that leave the
@@ -18,7 +19,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,39 +75,68 @@ pub fn is_fifo(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
 }
 
-/// Reads archives from the pipe at `fifo` until `stop` is set, sending what
-/// it finds to `send` (which returns false once nobody listens). Blocking:
-/// run it on a thread of its own; [`wake`] unblocks it after `stop` is set.
+/// Reads archives from the pipe at `fifo` until `stop` is set and nothing
+/// more is waiting in the pipe, sending what it finds to `send` (which
+/// returns false once nobody listens). Blocking: run it on a thread of its
+/// own. An archive not complete when it stops is not ended.
+///
+/// The pipe is opened for reading and writing, so it never reads as ended
+/// and is never closed while user code may open it: a writer that opens it
+/// just as a reader closes would see its writes fail (`EPIPE`), which
+/// Pachyderm 1.9's spouts leave user code to retry.
 pub fn read_archives(
     fifo: &Path,
     stop: &Arc<AtomicBool>,
     mut send: impl FnMut(TarEvent) -> bool,
 ) -> Result<()> {
-    while !stop.load(Ordering::SeqCst) {
-        // Blocks until a writer opens the pipe.
-        let mut pipe = File::open(fifo).map_err(io("cannot open", fifo))?;
-        if stop.load(Ordering::SeqCst) {
-            break;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .map_err(io("cannot open", fifo))?;
+    let mut pipe = Stoppable { file, stop };
+    match read_stream(&mut pipe, &mut send) {
+        Err(e) if stop.load(Ordering::SeqCst) && e.kind() == std::io::ErrorKind::Interrupted => {
+            Ok(())
         }
-        if !read_stream(&mut pipe, &mut send).map_err(io("cannot read", fifo))? {
-            break;
+        Err(e) => Err(io("cannot read", fifo)(e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A pipe whose reads end (`Interrupted`) once `stop` is set and nothing is
+/// left to read.
+struct Stoppable<'a> {
+    file: File,
+    stop: &'a AtomicBool,
+}
+
+impl Read for Stoppable<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut fd = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let ready = unsafe { libc::poll(&mut fd, 1, 200) };
+            if ready > 0 {
+                return self.file.read(buf);
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the spout stopped",
+                ));
+            }
         }
     }
-    Ok(())
 }
 
-/// Unblocks [`read_archives`] waiting for a writer (after its `stop` was set).
-pub fn wake(fifo: &Path) {
-    // Opening for writing without blocking succeeds only while a reader
-    // waits; closing it at once gives that reader an empty stream.
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(fifo);
-}
-
-/// Reads one writer's stream (until it closes the pipe). False when the
-/// receiver of the events is gone.
+/// Reads archives until the stream ends (or fails). False when the receiver
+/// of the events is gone.
 fn read_stream(
     pipe: &mut impl Read,
     send: &mut impl FnMut(TarEvent) -> bool,
@@ -214,7 +244,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         match r.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
