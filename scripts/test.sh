@@ -14,6 +14,8 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 # run (no test filter).
 if [ $# -eq 0 ]; then
   scripts/python-suite.sh || status=$?
+  # Once more with auth active, every call carrying an admin's token.
+  PYSUITE_AS_ADMIN=1 scripts/python-suite.sh || status=$?
   scripts/s3-tests.sh || status=$?
 fi
 exit $status
