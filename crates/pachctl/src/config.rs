@@ -277,11 +277,15 @@ mod tests {
 
     #[test]
     fn parses_pachyderm_shape_and_keeps_unknown_fields() {
-        let text = r#"{"user_id":"u","v2":{"active_context":"prod","contexts":{"prod":{"pachd_address":"grpc://10.0.0.1:650","cluster_name":"c","session_token":"t"}},"metrics":true}}"#;
+        let text = r#"{"user_id":"u","v2":{"active_context":"prod","contexts":{"prod":{"pachd_address":"grpc://10.0.0.1:650","cluster_name":"c","session_token":"t","port_forwarders":{"pachd":30650}}},"metrics":true}}"#;
         let c: Config = serde_json::from_str(text).unwrap();
         assert_eq!(c.v2.active_context, "prod");
         assert_eq!(c.v2.contexts["prod"].cluster_name, "c");
-        assert_eq!(c.v2.contexts["prod"].other["session_token"], "t");
+        assert_eq!(c.v2.contexts["prod"].session_token, "t");
+        assert_eq!(
+            c.v2.contexts["prod"].other["port_forwarders"]["pachd"],
+            30650
+        );
         let back: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
         assert_eq!(
