@@ -81,16 +81,5 @@ for run in $(seq "$RUNS"); do
     T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$token") "
   done
 done
-printf '%-32s %12s %12s %8s\n' "operation" "no auth" "auth" "auth/none"
-for op in put get call; do
-  # shellcheck disable=SC2086
-  o=$(median ${T[open,$op]}); g=$(median ${T[guarded,$op]})
-  case $op in
-    put) name="put file $MIB MiB (s)" ;;
-    get) name="get file $MIB MiB (s)" ;;
-    call) name="InspectRepo, mean (us)" ;;
-  esac
-  printf '%-32s %12s %12s %8s\n' "$name" "$o" "$g" "$(ratio "$g" "$o")"
-done
-echo "runs: no auth put ${T[open,put]}/ get ${T[open,get]}/ call ${T[open,call]}; auth put ${T[guarded,put]}/ get ${T[guarded,get]}/ call ${T[guarded,call]}"
+report_pair open guarded "no auth" "auth" "auth/none"
 rm -rf "$W"

@@ -90,16 +90,5 @@ for run in $(seq "$RUNS"); do
     T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$ca") "
   done
 done
-printf '%-32s %12s %12s %8s\n' "operation" "plaintext" "TLS" "TLS/plain"
-for op in put get call; do
-  # shellcheck disable=SC2086
-  p=$(median ${T[plain,$op]}); t=$(median ${T[secure,$op]})
-  case $op in
-    put) name="put file $MIB MiB (s)" ;;
-    get) name="get file $MIB MiB (s)" ;;
-    call) name="InspectRepo, mean (us)" ;;
-  esac
-  printf '%-32s %12s %12s %8s\n' "$name" "$p" "$t" "$(ratio "$t" "$p")"
-done
-echo "runs: plaintext put ${T[plain,put]}/ get ${T[plain,get]}/ call ${T[plain,call]}; TLS put ${T[secure,put]}/ get ${T[secure,get]}/ call ${T[secure,call]}"
+report_pair plain secure "plaintext" "TLS" "TLS/plain"
 rm -rf "$W"
