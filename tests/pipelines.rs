@@ -14,6 +14,27 @@ fn jobs(p: &Pachd, pipeline: &str) -> Vec<Value> {
     p.raw(&["list", "job", "-p", pipeline])
 }
 
+/// The id of the newest job of `pipeline` at `version`, once the controller
+/// has made it (an update returns before its first job exists).
+fn job_of_version(p: &Pachd, pipeline: &str, version: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let all = p.raw(&["list", "job", "-p", pipeline, "--history", "all"]);
+        let found = all.iter().find(|j| {
+            j["pipeline_version"].as_str() == Some(&version.to_string())
+                || j["pipeline_version"].as_u64() == Some(version)
+        });
+        if let Some(j) = found {
+            return j["job"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no job of {pipeline} version {version}: {all:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn get(p: &Pachd, file: &str) -> String {
     p.ok(&["get", "file", file])
 }
@@ -429,19 +450,11 @@ fn stop_start_update_and_delete() {
     // Update without --reprocess: datums already processed are kept.
     let f = spec_file(&p, "copy2.json", &spec(".v2"));
     p.ok(&["update", "pipeline", "-f", &f]);
-    let j = p.raw(&[
-        "wait",
-        "job",
-        jobs(&p, "copy")[0]["job"]["id"].as_str().unwrap(),
-    ]);
+    let j = p.raw(&["wait", "job", &job_of_version(&p, "copy", 2)]);
     assert_eq!(j[0]["data_skipped"], "2", "{}", j[0]);
     // With --reprocess every datum runs with the new code.
     p.ok(&["update", "pipeline", "-f", &f, "--reprocess"]);
-    let j = p.raw(&[
-        "wait",
-        "job",
-        jobs(&p, "copy")[0]["job"]["id"].as_str().unwrap(),
-    ]);
+    let j = p.raw(&["wait", "job", &job_of_version(&p, "copy", 3)]);
     assert_eq!(j[0]["data_processed"], "2", "{}", j[0]);
     assert_eq!(get(&p, "copy@master:/a.v2"), "a\n");
     assert_eq!(p.raw(&["inspect", "pipeline", "copy"])[0]["version"], "3");
