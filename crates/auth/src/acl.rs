@@ -27,6 +27,11 @@ fn scope_in(acl: &AclRecord, subject: &str, groups: &[String]) -> Scope {
     scope
 }
 
+/// Every subject of a list in canonical form (`canonical_subject`).
+fn canonical_subjects(subjects: &[String]) -> Result<Vec<String>> {
+    subjects.iter().map(|s| canonical_subject(s)).collect()
+}
+
 impl Auth {
     async fn acl(&self, repo: &str) -> Result<(AclRecord, u64)> {
         Ok(self.load(&acl_key(repo)).await?.unwrap_or_default())
@@ -216,14 +221,7 @@ impl Auth {
     ) -> Result<()> {
         self.require_active().await?;
         require_admin(caller, "ModifyAdmins")?;
-        let add = add
-            .iter()
-            .map(|s| canonical_subject(s))
-            .collect::<Result<Vec<_>>>()?;
-        let remove = remove
-            .iter()
-            .map(|s| canonical_subject(s))
-            .collect::<Result<Vec<_>>>()?;
+        let (add, remove) = (canonical_subjects(add)?, canonical_subjects(remove)?);
         guarded!(self, {
             let current = self.meta.list(ADMINS, None, 0).await?;
             let mut txn = Txn::new();
@@ -300,14 +298,7 @@ impl Auth {
         if group.is_empty() {
             return Err(AuthError::InvalidRequest("must name the group".into()));
         }
-        let add = add
-            .iter()
-            .map(|s| canonical_subject(s))
-            .collect::<Result<Vec<_>>>()?;
-        let remove = remove
-            .iter()
-            .map(|s| canonical_subject(s))
-            .collect::<Result<Vec<_>>>()?;
+        let (add, remove) = (canonical_subjects(add)?, canonical_subjects(remove)?);
         guarded!(self, {
             let gkey = group_key(group);
             let (mut members, grev) = self.load::<SetRecord>(&gkey).await?.unwrap_or_default();

@@ -146,6 +146,19 @@ async fn client() -> anyhow::Result<Client> {
     connect().await
 }
 
+/// A connection carrying no token, whatever the context holds: an old
+/// session (of another cluster, perhaps) must not ride along.
+async fn tokenless_client() -> anyhow::Result<crate::client::Client> {
+    connect_with(
+        CallMetadata {
+            token: Some(String::new()),
+            ..Default::default()
+        },
+        Some(crate::client::HANDSHAKE),
+    )
+    .await
+}
+
 pub async fn run(cmd: AuthCmd) -> anyhow::Result<()> {
     match cmd {
         AuthCmd::Activate { initial_admin } => {
@@ -155,15 +168,7 @@ pub async fn run(cmd: AuthCmd) -> anyhow::Result<()> {
                      pachctl auth activate --initial-admin robot:NAME"
                 );
             }
-            // No token yet: an old session of another cluster must not ride along.
-            let mut c = connect_with(
-                CallMetadata {
-                    token: Some(String::new()),
-                    ..Default::default()
-                },
-                Some(crate::client::HANDSHAKE),
-            )
-            .await?;
+            let mut c = tokenless_client().await?;
             let resp = c
                 .auth
                 .activate(pb::ActivateRequest {
@@ -207,14 +212,7 @@ pub async fn run(cmd: AuthCmd) -> anyhow::Result<()> {
                 );
             }
             let code = read_line("Please enter your Pachyderm One-Time Password:")?;
-            let mut c = connect_with(
-                CallMetadata {
-                    token: Some(String::new()),
-                    ..Default::default()
-                },
-                Some(crate::client::HANDSHAKE),
-            )
-            .await?;
+            let mut c = tokenless_client().await?;
             let resp = c
                 .auth
                 .authenticate(pb::AuthenticateRequest {
