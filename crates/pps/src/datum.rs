@@ -368,6 +368,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(union.len(), 4);
+        let nested = files(&[
+            ("a", vec![f("/ID/1.txt", "a1"), f("/ID/2.txt", "a2")]),
+            ("b", vec![f("/1.txt", "b1"), f("/3.txt", "b3")]),
+        ]);
+        let join = plan(&input_of("  join:\n  - pfs: {repo: a, branch: master, glob: \"/*/(*).txt\", join_on: \"$1\"}\n  - pfs: {repo: b, branch: master, glob: \"/(*).txt\", join_on: \"$1\"}"), &nested).unwrap();
+        assert_eq!(paths(&join), [vec!["a:/ID/1.txt", "b:/1.txt"]]);
         let join = plan(&input_of("  join:\n  - pfs: {repo: a, glob: \"/(*).txt\", join_on: \"$1\"}\n  - pfs: {repo: b, glob: \"/(*).txt\", join_on: \"$1\"}"), &fs).unwrap();
         assert_eq!(paths(&join), [vec!["a:/1.txt", "b:/1.txt"]]);
         let outer = plan(&input_of("  join:\n  - pfs: {repo: a, glob: \"/(*).txt\", join_on: \"$1\", outer_join: true}\n  - pfs: {repo: b, glob: \"/(*).txt\", join_on: \"$1\"}"), &fs).unwrap();

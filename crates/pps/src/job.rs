@@ -572,20 +572,35 @@ impl Pps {
                 self.end_job(pipeline, job, &commit, JobState::Failure, reason, None)
                     .await
             }
-            RunEnd::Done(outputs) => {
+            RunEnd::Done(mut outputs) => {
+                // As in Pachyderm 1.9, files several datums wrote at one
+                // path are one file: their contents one after another, in
+                // datum-id order (word_count's reduce relies on it).
+                outputs.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut by_path: BTreeMap<String, (String, FileEntry)> = BTreeMap::new();
                 for (datum, entries) in outputs {
                     for e in entries {
-                        if let Some((other, _)) = by_path.get(&e.path) {
-                            let reason = format!(
-                                "datums {other} and {datum} both wrote '{}'; each output path must come from one datum",
-                                e.path
-                            );
-                            return self
-                                .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
-                                .await;
-                        }
-                        by_path.insert(e.path.clone(), (datum.clone(), e));
+                        let merged = match by_path.remove(&e.path) {
+                            Some((first, earlier)) => (first, earlier.appended(&e)),
+                            None => (datum.clone(), e),
+                        };
+                        by_path.insert(merged.1.path.clone(), merged);
+                    }
+                }
+                // A file cannot also be a directory: one datum's `/x` and
+                // another's `/x/y` fail the job, naming both.
+                for (path, (datum, _)) in &by_path {
+                    let below = format!("{path}/");
+                    if let Some((inner, (other, _))) = by_path.range(below.clone()..).next()
+                        && inner.starts_with(&below)
+                    {
+                        let reason = format!(
+                            "datum {datum} wrote the file '{path}' and datum {other} wrote \
+                             '{inner}' inside it as a directory; a path cannot be both"
+                        );
+                        return self
+                            .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
+                            .await;
                     }
                 }
                 let entries: Vec<FileEntry> = by_path.into_values().map(|(_, e)| e).collect();

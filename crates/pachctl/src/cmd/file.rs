@@ -134,19 +134,17 @@ pub enum Source {
     Url(String),
 }
 
-/// Maps the sources of `put file` onto repo paths.
+/// Maps the sources of `put file` onto repo paths, as Pachyderm 1.9's
+/// pachctl does: without a destination path a source keeps the path it was
+/// named by (`-f data/a.txt` is `/data/a.txt`, `-r -f ID1234` puts
+/// `/ID1234/...`, a URL its URL path); one source with a path goes to that
+/// path (below it with `-r`, or as `PATH/NAME` when PATH ends with `/`);
+/// several sources with a path go below it, each by the path it was named by.
 pub fn plan(
     dest: &str,
     sources: &[String],
     recursive: bool,
 ) -> anyhow::Result<Vec<(Source, String)>> {
-    let join = |dir: &str, name: &str| {
-        if dir.is_empty() || dir == "/" {
-            format!("/{name}")
-        } else {
-            format!("{}/{name}", dir.trim_end_matches('/'))
-        }
-    };
     let many = sources.len() > 1;
     let mut out = Vec::new();
     for s in sources {
@@ -155,41 +153,68 @@ pub fn plan(
                 bail!("put file from stdin needs a file path: REPO@BRANCH:/PATH");
             }
             out.push((Source::Stdin, dest.to_string()));
-        } else if let Some(local) = s.strip_prefix("file://") {
-            out.extend(plan_local(dest, Path::new(local), recursive, many, &join)?);
-        } else if s.contains("://") {
-            let name = s
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or("file")
-                .to_string();
-            let path = if dest.is_empty() || dest.ends_with('/') || many {
-                join(dest, &name)
-            } else {
-                dest.to_string()
-            };
-            out.push((Source::Url(s.clone()), path));
+            continue;
+        }
+        let (source, named_by) = match s.strip_prefix("file://") {
+            Some(local) => (None, local.to_string()),
+            None => match s.split_once("://") {
+                // The URL's path: after the host, before any query.
+                Some((_, rest)) => {
+                    let path = rest.find('/').map_or("", |i| &rest[i..]);
+                    let path = path.split(['?', '#']).next().unwrap_or("");
+                    (Some(Source::Url(s.clone())), path.to_string())
+                }
+                None => (None, s.clone()),
+            },
+        };
+        let name = named_by
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        let is_dir = source.is_none() && Path::new(&named_by).is_dir();
+        let target = if dest.is_empty() || many {
+            repo_path(dest, &named_by)
+        } else if dest.ends_with('/') && !is_dir {
+            repo_path(dest, name)
         } else {
-            out.extend(plan_local(dest, Path::new(s), recursive, many, &join)?);
+            repo_path(dest, "")
+        };
+        match source {
+            Some(_) if target == "/" => {
+                bail!("'{s}' names no file; give a path: REPO@BRANCH:/PATH")
+            }
+            Some(url) => out.push((url, target)),
+            None => out.extend(plan_local(&target, Path::new(&named_by), recursive)?),
         }
     }
     Ok(out)
 }
 
+/// `prefix` joined with `path` as a repo path: `.` and empty components
+/// dropped, `..` taking one back, and what climbs above the top (`../x`)
+/// kept below it, as Pachyderm 1.9 trims leading `../`.
+fn repo_path(prefix: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in prefix.split('/').chain(path.split('/')) {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn plan_local(
-    dest: &str,
+    target: &str,
     local: &Path,
     recursive: bool,
-    many: bool,
-    join: &dyn Fn(&str, &str) -> String,
 ) -> anyhow::Result<Vec<(Source, String)>> {
     let meta =
         std::fs::metadata(local).with_context(|| format!("cannot read '{}'", local.display()))?;
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     if meta.is_dir() {
         if !recursive {
             bail!(
@@ -197,27 +222,23 @@ fn plan_local(
                 local.display()
             );
         }
-        let base = if dest.is_empty() {
-            "/".to_string()
-        } else {
-            dest.to_string()
-        };
         let mut files = Vec::new();
         walk(local, local, &mut files)?;
         return Ok(files
             .into_iter()
-            .map(|(p, rel)| {
-                let path = join(&base, &rel);
-                (Source::Local(p), path)
-            })
+            .map(|(p, rel)| (Source::Local(p), repo_path(target, &rel)))
             .collect());
     }
-    let path = if dest.is_empty() || dest.ends_with('/') || many {
-        join(dest, &name)
-    } else {
-        dest.to_string()
-    };
-    Ok(vec![(Source::Local(local.to_path_buf()), path)])
+    if target == "/" {
+        bail!(
+            "'{}' would be put at the repo's root; name a file path: REPO@BRANCH:/PATH",
+            local.display()
+        );
+    }
+    Ok(vec![(
+        Source::Local(local.to_path_buf()),
+        target.to_string(),
+    )])
 }
 
 /// Regular files below `dir` (following symlinks to files), sorted, with their
@@ -1267,15 +1288,23 @@ mod tests {
             ["/dst/a.txt", "/dst/sub/b.txt"]
         );
         assert_eq!(
-            paths("", std::slice::from_ref(&root_s), true),
+            paths("/", std::slice::from_ref(&root_s), true),
             ["/a.txt", "/sub/b.txt"]
+        );
+        // Without a path, a source keeps the path it was named by.
+        assert_eq!(
+            paths("", std::slice::from_ref(&root_s), true),
+            [format!("{root_s}/a.txt"), format!("{root_s}/sub/b.txt")]
         );
         assert!(
             plan("/dst", std::slice::from_ref(&root_s), false).is_err(),
             "a directory needs -r"
         );
         let file = root.join("a.txt").to_str().unwrap().to_string();
-        assert_eq!(paths("", std::slice::from_ref(&file), false), ["/a.txt"]);
+        assert_eq!(
+            paths("", std::slice::from_ref(&file), false),
+            std::slice::from_ref(&file)
+        );
         assert_eq!(
             paths("/x/", std::slice::from_ref(&file), false),
             ["/x/a.txt"]
@@ -1284,10 +1313,20 @@ mod tests {
             paths("/renamed", std::slice::from_ref(&file), false),
             ["/renamed"]
         );
+        let two = [
+            file.clone(),
+            root.join("sub/b.txt").to_str().unwrap().to_string(),
+        ];
+        assert_eq!(
+            paths("/in", &two, false),
+            [format!("/in{file}"), format!("/in{root_s}/sub/b.txt")]
+        );
         assert_eq!(
             paths("", &["http://h/p/data.csv".to_string()], false),
-            ["/data.csv"]
+            ["/p/data.csv"]
         );
+        assert_eq!(repo_path("", "../../a/./b//c"), "/a/b/c");
+        assert_eq!(repo_path("/d/", "x/../y"), "/d/y");
         assert!(
             plan("", &["-".to_string()], false).is_err(),
             "stdin needs a path"
