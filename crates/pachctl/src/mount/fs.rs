@@ -4,9 +4,10 @@
 //! Which commit: the one `-c repo@commit` names, or the head of the branch it
 //! names (`master` by default), resolved when the repo is first looked at and
 //! kept for the life of the mount, as Pachyderm 1.9 does, so that a reader
-//! sees one consistent commit. Reads stream from pachd by offset (GetFile
-//! with an offset and a size) into a window per open file that doubles while
-//! the reader goes forward; listings are ListFile calls.
+//! sees one consistent commit. Reads fetch from pachd by offset (GetFile
+//! with an offset and a size) in blocks of 2 MiB, and while a reader goes
+//! forward the next blocks are fetched in the background, so that pachd
+//! streams while the reader reads; listings are ListFile calls.
 //!
 //! Writes (with `--write` only): a repo mounted on a branch gets a commit
 //! started on that branch at its first write (or, if the branch's head is
@@ -18,7 +19,7 @@
 //! open are left open. PFS has no empty directories: `mkdir` makes a
 //! directory that exists in this mount until a file is written into it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -32,15 +33,14 @@ use fuser::{
 };
 use pach_api::pfs;
 
-use super::remote::{Remote, local};
+use super::remote::{Block, Remote, local};
 
 /// How long the kernel may keep an answer (names and attributes).
 const TTL: Duration = Duration::from_secs(1);
-/// The first read of a file fetches at least this much from pachd...
-const WINDOW_MIN: u64 = 256 << 10;
-/// ...and each read that goes on where the last window ended twice as much,
-/// up to this.
-const WINDOW_MAX: u64 = 16 << 20;
+/// Reads fetch files from pachd in blocks of this size...
+const BLOCK: u64 = 2 << 20;
+/// ...and, while a reader goes forward, this many blocks ahead of it.
+const AHEAD: u64 = 3;
 
 /// What a repo's directory shows, as the command line asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +72,9 @@ enum Open {
     Read {
         at: Location,
         size: u64,
-        /// Where the window starts, and its bytes.
-        window: (u64, Vec<u8>),
-        /// How much the next fetch asks for.
-        next: u64,
+        /// The blocks fetched or being fetched, by index: those of the last
+        /// read, the one before and the ones ahead.
+        blocks: BTreeMap<u64, Arc<Block>>,
     },
     Write {
         at: Location,
@@ -532,7 +531,7 @@ impl Shared {
     }
 
     fn read(&self, fh: FileHandle, offset: u64, size: u64) -> Result<Vec<u8>, Errno> {
-        let (at, fetch) = {
+        let fetch = {
             let mut s = lock(&self.state);
             match s.open.get_mut(&fh) {
                 Some(Open::Write { copy, at, .. }) => {
@@ -551,44 +550,63 @@ impl Shared {
                 Some(Open::Read {
                     at,
                     size: file_size,
-                    window,
-                    next,
+                    blocks,
                 }) => {
                     let end = (offset + size).min(*file_size);
                     if offset >= end {
                         return Ok(Vec::new());
                     }
-                    let (start, bytes) = &*window;
-                    if offset >= *start && end <= start + bytes.len() as u64 {
-                        let from = (offset - start) as usize;
-                        return Ok(bytes[from..from + (end - offset) as usize].to_vec());
-                    }
-                    // Forward from where the window ended: fetch more at once.
-                    let sequential = offset == start + bytes.len() as u64 && !bytes.is_empty();
-                    *next = if sequential {
-                        (*next * 2).min(WINDOW_MAX)
+                    let first = offset / BLOCK;
+                    let last = (end - 1) / BLOCK;
+                    // The kernel reads ahead with several requests at once,
+                    // which come in any order: a reader goes forward when
+                    // the block before its read is here.
+                    let forward = first == 0 || blocks.contains_key(&(first - 1));
+                    let until = if forward {
+                        (last + AHEAD).min((*file_size - 1) / BLOCK)
                     } else {
-                        WINDOW_MIN
+                        last
                     };
-                    (at.clone(), (*next).max(size))
+                    blocks.retain(|k, _| *k + 1 >= first && *k <= until);
+                    let mut start = Vec::new();
+                    for k in first..=until {
+                        blocks.entry(k).or_insert_with(|| {
+                            let b = Arc::new(Block::default());
+                            start.push((k, b.clone()));
+                            b
+                        });
+                    }
+                    let needed: Vec<(u64, Arc<Block>)> =
+                        (first..=last).map(|k| (k, blocks[&k].clone())).collect();
+                    (at.clone(), start, needed, end)
                 }
                 _ => return Err(Errno::EBADF),
             }
         };
-        let bytes = self
-            .remote
-            .read(&at.repo, &at.commit, &at.path, offset, fetch)?;
-        self.trace(|| {
-            format!(
-                "fetched {}:{} [{offset}, +{})",
-                at.repo,
-                at.path,
-                bytes.len()
-            )
-        });
-        let answer = bytes[..(size as usize).min(bytes.len())].to_vec();
-        if let Some(Open::Read { window, .. }) = lock(&self.state).open.get_mut(&fh) {
-            *window = (offset, bytes);
+        let (at, start, needed, end) = fetch;
+        let remote_at = (at.repo.as_str(), at.commit.as_str(), at.path.as_str());
+        for (k, block) in start {
+            self.trace(|| format!("fetching {}:{} block {k}", at.repo, at.path));
+            self.remote.fetch(remote_at, k * BLOCK, BLOCK, block);
+        }
+        let mut answer = Vec::with_capacity((end - offset) as usize);
+        for (k, block) in needed {
+            let bytes = match block.wait() {
+                Ok(b) => b,
+                Err(e) => {
+                    // The next read asks pachd again.
+                    if let Some(Open::Read { blocks, .. }) = lock(&self.state).open.get_mut(&fh) {
+                        blocks.retain(|_, b| !Arc::ptr_eq(b, &block));
+                    }
+                    return Err(e);
+                }
+            };
+            let block_start = k * BLOCK;
+            let from = (offset.max(block_start) - block_start) as usize;
+            let to = ((end - block_start) as usize).min(bytes.len());
+            if from < to {
+                answer.extend_from_slice(&bytes[from..to]);
+            }
         }
         Ok(answer)
     }
@@ -905,8 +923,7 @@ impl fuser::Filesystem for Filesystem {
                     path,
                 },
                 size,
-                window: (0, Vec::new()),
-                next: WINDOW_MIN,
+                blocks: BTreeMap::new(),
             });
             // A finished commit never changes: the kernel may keep its pages.
             let keep = if view.open {

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use fuser::Errno;
 use futures::TryStreamExt;
@@ -24,6 +24,34 @@ const FRAME: usize = 1 << 20;
 pub struct Remote {
     pfs: pfs::api_client::ApiClient<Conn>,
     runtime: Handle,
+}
+
+/// A piece of a file fetched in the background, waited for by the reads
+/// that need it.
+#[derive(Default)]
+pub struct Block {
+    bytes: Mutex<Option<Result<Arc<Vec<u8>>, Errno>>>,
+    ready: Condvar,
+}
+
+impl Block {
+    /// Its bytes, once fetched.
+    pub fn wait(&self) -> Result<Arc<Vec<u8>>, Errno> {
+        let mut bytes = lock(&self.bytes);
+        loop {
+            if let Some(r) = &*bytes {
+                return r.clone();
+            }
+            bytes = self
+                .ready
+                .wait(bytes)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A failed call: the errno the kernel gets, after the message is printed.
@@ -199,24 +227,32 @@ impl Remote {
         })
     }
 
-    /// `size` bytes of a file from `offset` (fewer at its end).
-    pub fn read(
+    /// Fetches `size` bytes from `offset` in the background into `block`.
+    pub fn fetch(&self, at: (&str, &str, &str), offset: u64, size: u64, block: Arc<Block>) {
+        let call = self.read_call(at, offset, size);
+        self.runtime.spawn(async move {
+            let result = call.await.map(Arc::new);
+            *lock(&block.bytes) = Some(result);
+            block.ready.notify_all();
+        });
+    }
+
+    fn read_call(
         &self,
-        repo: &str,
-        commit: &str,
-        path: &str,
+        (repo, commit, path): (&str, &str, &str),
         offset: u64,
         size: u64,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, Errno>> + Send + 'static {
         let mut c = self.pfs.clone();
-        self.run(async move {
-            let what = format!("read {repo}@{commit}:{path}");
+        let what = format!("read {repo}@{commit}:{path}");
+        let request = pfs::GetFileRequest {
+            file: Some(file(repo, commit, path)),
+            offset_bytes: offset as i64,
+            size_bytes: size as i64,
+        };
+        async move {
             let mut stream = c
-                .get_file(pfs::GetFileRequest {
-                    file: Some(file(repo, commit, path)),
-                    offset_bytes: offset as i64,
-                    size_bytes: size as i64,
-                })
+                .get_file(request)
                 .await
                 .map_err(|s| failed(&what, s))?
                 .into_inner();
@@ -225,7 +261,7 @@ impl Remote {
                 out.extend_from_slice(&part);
             }
             Ok(out)
-        })
+        }
     }
 
     /// The whole file, written into `into` from its start.
@@ -288,9 +324,7 @@ impl Remote {
                     ..Default::default()
                 }),
                 Err(e) => {
-                    if let Ok(mut slot) = errors.lock() {
-                        *slot = Some(e);
-                    }
+                    *lock(&errors) = Some(e);
                     None
                 }
             }
@@ -298,7 +332,7 @@ impl Remote {
         let requests = futures::stream::iter(std::iter::once(first).chain(rest));
         let mut c = self.pfs.clone();
         let result = self.run(async move { c.put_file(requests).await });
-        if let Some(e) = read_error.lock().ok().and_then(|mut e| e.take()) {
+        if let Some(e) = lock(&read_error).take() {
             return Err(local(&what, &e));
         }
         result.map(|_| ()).map_err(|s| failed(&what, s))
