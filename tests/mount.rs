@@ -94,6 +94,19 @@ impl<'a> Mounted<'a> {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// Sends `signal` to `pachctl mount`; returns what it printed on stderr
+    /// once it has exited (successfully).
+    fn stop(mut self, signal: &str) -> String {
+        let child = self.child.as_mut().unwrap();
+        sh_ok(&format!("kill -{signal} {}", child.id()));
+        let status = wait(child, Duration::from_secs(30));
+        self.child = None;
+        let text = self.stderr_text();
+        assert!(status.success(), "pachctl mount failed: {text}");
+        assert!(!is_mounted(&self.dir), "still mounted after SIG{signal}");
+        text
+    }
+
     /// `pachctl unmount DIR`; returns what `pachctl mount` printed on stderr
     /// once it has exited (successfully).
     fn unmount(mut self) -> String {
@@ -126,8 +139,10 @@ impl Drop for Mounted<'_> {
             let _ = child.wait();
         }
         if is_mounted(&self.dir) {
-            // The server is gone: the mount is dead and unmounts at once.
+            // The server is gone: the mount is dead and unmounts at once,
+            // or, if a file of it is still open, is detached.
             let _ = self.pachd.run(&["unmount", self.dir.to_str().unwrap()]);
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         }
     }
 }
@@ -308,6 +323,18 @@ fn mount_write_commits_at_unmount() {
         "into-open\n"
     );
 
+    // Stopped by a signal: the mount goes and its commit is finished.
+    let Some(m) = Mounted::start(&p, mnt.path(), &["-w"]) else {
+        return;
+    };
+    sh_ok(&format!("echo signalled > {root}/images/s.txt"));
+    let out = m.stop("TERM");
+    assert!(out.contains("finished commit images@"), "{out}");
+    assert_eq!(
+        p.ok(&["get", "file", "images@master:/s.txt"]),
+        "signalled\n"
+    );
+
     // A finished commit stays read-only even with -w.
     let Some(m) = Mounted::start(&p, mnt.path(), &["-w", "-c", &arg]) else {
         return;
@@ -373,4 +400,21 @@ fn mount_bad_input_and_unmount_all() {
     assert!(status.success(), "{}", m.stderr_text());
     assert!(!is_mounted(mnt.path()));
     assert_eq!(p.ok_stdin(&["unmount", "-a"], b""), "No mounts found.\n");
+
+    // A mount whose pachctl was killed is dead, and named as such; unmount
+    // removes it.
+    let Some(mut m) = Mounted::start(&p, mnt.path(), &[]) else {
+        return;
+    };
+    let mut child = m.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(is_mounted(mnt.path()));
+    let e = p.fails(&["mount", dir]);
+    assert!(
+        e.contains("server is gone") && e.contains("pachctl unmount"),
+        "{e}"
+    );
+    p.ok(&["unmount", dir]);
+    assert!(!is_mounted(mnt.path()));
 }
