@@ -327,10 +327,10 @@ impl Shared {
         }
         let _one = lock(&self.starting);
         let view = self.view(repo)?;
-        if view.open {
-            if let Some(c) = view.commit {
-                return Ok(c);
-            }
+        if view.open
+            && let Some(c) = view.commit
+        {
+            return Ok(c);
         }
         let branch = match self.sources.get(repo) {
             Some(Source::Commit(_)) => return Err(Errno::EROFS),

@@ -307,15 +307,14 @@ fn unescape(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            if let Some(n) = s
+        if bytes[i] == b'\\'
+            && let Some(n) = s
                 .get(i + 1..i + 4)
                 .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(n);
-                i += 4;
-                continue;
-            }
+        {
+            out.push(n);
+            i += 4;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
