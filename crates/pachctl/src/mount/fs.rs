@@ -96,8 +96,11 @@ struct Location {
 
 #[derive(Default)]
 struct State {
+    /// The paths the kernel holds (from a lookup until it forgets them).
     paths: HashMap<INodeNo, String>,
     inodes: HashMap<String, INodeNo>,
+    /// How many lookups of each the kernel has not forgotten yet.
+    lookups: HashMap<INodeNo, u64>,
     next_inode: u64,
     views: HashMap<String, View>,
     open: HashMap<FileHandle, Open>,
@@ -225,16 +228,59 @@ impl Shared {
         }
     }
 
-    fn inode(&self, key: &str) -> INodeNo {
+    /// The inode of `key`; with `entry`, one more reference the kernel
+    /// holds (an entry is sent), counted in the same step so that a forget
+    /// of an earlier reference cannot drop the path in between.
+    fn inode(&self, key: &str, entry: bool) -> INodeNo {
         let mut s = lock(&self.state);
-        if let Some(i) = s.inodes.get(key) {
+        let i = match s.inodes.get(key) {
+            Some(i) => *i,
+            None => {
+                let i = INodeNo(s.next_inode);
+                s.next_inode += 1;
+                s.inodes.insert(key.to_string(), i);
+                s.paths.insert(i, key.to_string());
+                i
+            }
+        };
+        if entry {
+            *s.lookups.entry(i).or_default() += 1;
+        }
+        i
+    }
+
+    /// The kernel drops `n` references; at none the path is forgotten, so
+    /// that the table holds what the kernel holds, not every path seen.
+    fn forget(&self, ino: INodeNo, n: u64) {
+        let mut s = lock(&self.state);
+        let left = match s.lookups.get_mut(&ino) {
+            Some(count) => {
+                *count = count.saturating_sub(n);
+                *count
+            }
+            None => 0,
+        };
+        if left == 0 && ino != INodeNo::ROOT {
+            s.lookups.remove(&ino);
+            if let Some(key) = s.paths.remove(&ino) {
+                s.inodes.remove(&key);
+                drop(s);
+                self.trace(|| format!("forgot {key}"));
+            }
+        }
+    }
+
+    /// The inode number a listing shows: the kernel's if it holds the path,
+    /// else one derived from the path (a listing creates no reference).
+    fn listed_inode(&self, key: &str) -> INodeNo {
+        if let Some(i) = lock(&self.state).inodes.get(key) {
             return *i;
         }
-        let i = INodeNo(s.next_inode);
-        s.next_inode += 1;
-        s.inodes.insert(key.to_string(), i);
-        s.paths.insert(i, key.to_string());
-        i
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        // Above every number `inode` hands out.
+        INodeNo(hash | 1 << 63)
     }
 
     fn path(&self, ino: INodeNo) -> Result<String, Errno> {
@@ -387,9 +433,11 @@ impl Shared {
         Ok((kind_of(&f), f.size_bytes))
     }
 
-    fn entry_attr(&self, key: &str) -> Result<FileAttr, Errno> {
+    /// The attributes of `key`; with `entry`, for an entry sent to the
+    /// kernel (see [`Shared::inode`]).
+    fn entry_attr(&self, key: &str, entry: bool) -> Result<FileAttr, Errno> {
         let (kind, size) = self.stat(key)?;
-        let ino = self.inode(key);
+        let ino = self.inode(key, entry);
         let writable = !key.is_empty() && self.may_write(split(key).0);
         Ok(self.attr(ino, kind, size, writable))
     }
@@ -435,13 +483,13 @@ impl Shared {
                 }
             }
         }
-        let parent = self.inode(parent_of(key));
+        let parent = self.listed_inode(parent_of(key));
         let mut out = vec![
-            (self.inode(key), FileType::Directory, ".".to_string()),
+            (self.listed_inode(key), FileType::Directory, ".".to_string()),
             (parent, FileType::Directory, "..".to_string()),
         ];
         for (kind, name) in names {
-            out.push((self.inode(&join(key, &name)), kind, name));
+            out.push((self.listed_inode(&join(key, &name)), kind, name));
         }
         Ok(out)
     }
@@ -758,6 +806,14 @@ impl Shared {
     }
 }
 
+/// An answer with attributes, as `--debug` prints it.
+fn shown(r: &Result<FileAttr, Errno>) -> String {
+    match r {
+        Ok(a) => format!("inode {} {:?} {} bytes", a.ino, a.kind, a.size),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
 fn result_empty(r: Result<(), Errno>, reply: ReplyEmpty) {
     match r {
         Ok(()) => reply.ok(),
@@ -775,18 +831,24 @@ impl fuser::Filesystem for Filesystem {
         let fs = &self.0;
         let r = (|| {
             let key = join(&fs.path(parent)?, name_of(name)?);
-            fs.entry_attr(&key)
+            fs.entry_attr(&key, true)
         })();
-        fs.trace(|| format!("lookup {parent} {name:?}: {r:?}"));
+        fs.trace(|| format!("lookup {parent} {name:?}: {}", shown(&r)));
         match r {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Ok(attr) => {
+                reply.entry(&TTL, &attr, Generation(0));
+            }
             Err(e) => reply.error(e),
         }
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.0.forget(ino, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let fs = &self.0;
-        match fs.path(ino).and_then(|k| fs.entry_attr(&k)) {
+        match fs.path(ino).and_then(|k| fs.entry_attr(&k, false)) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
@@ -821,9 +883,9 @@ impl fuser::Filesystem for Filesystem {
             if let Some(len) = size {
                 fs.truncate(&key, fh, len)?;
             }
-            fs.entry_attr(&key)
+            fs.entry_attr(&key, false)
         })();
-        fs.trace(|| format!("setattr {ino} size {size:?}: {r:?}"));
+        fs.trace(|| format!("setattr {ino} size {size:?}: {}", shown(&r)));
         match r {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
@@ -854,11 +916,13 @@ impl fuser::Filesystem for Filesystem {
             }
             fs.writable(split(&key).0)?;
             lock(&fs.state).local_dirs.insert(key.clone());
-            fs.entry_attr(&key)
+            fs.entry_attr(&key, true)
         })();
-        fs.trace(|| format!("mkdir {parent} {name:?}: {r:?}"));
+        fs.trace(|| format!("mkdir {parent} {name:?}: {}", shown(&r)));
         match r {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Ok(attr) => {
+                reply.entry(&TTL, &attr, Generation(0));
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -958,9 +1022,14 @@ impl fuser::Filesystem for Filesystem {
             }
             let key = join(&parent, name_of(name)?);
             let fh = fs.open_write(&key, true, true)?;
-            Ok((fh, fs.entry_attr(&key)?))
+            Ok((fh, fs.entry_attr(&key, true)?))
         })();
-        fs.trace(|| format!("create {parent} {name:?}: {r:?}"));
+        fs.trace(|| {
+            format!(
+                "create {parent} {name:?}: {}",
+                shown(&r.as_ref().map(|(_, a)| *a).map_err(|e| *e))
+            )
+        });
         match r {
             Ok((fh, attr)) => {
                 reply.created(&TTL, &attr, Generation(0), fh, FopenFlags::empty());
