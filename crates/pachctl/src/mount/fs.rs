@@ -1161,3 +1161,19 @@ impl fuser::Filesystem for Filesystem {
         reply.ok();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_repo_and_commit_paths() {
+        assert_eq!(split("images"), ("images", "/".to_string()));
+        assert_eq!(split("images/a/b.txt"), ("images", "/a/b.txt".to_string()));
+        assert_eq!(join("", "images"), "images");
+        assert_eq!(join("images/a", "b.txt"), "images/a/b.txt");
+        assert_eq!(parent_of("images/a/b.txt"), "images/a");
+        assert_eq!(parent_of("images"), "");
+        assert_eq!(base_name("/a/b.txt"), "b.txt");
+    }
+}
