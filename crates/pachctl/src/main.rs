@@ -6,6 +6,7 @@ mod client;
 mod cmd;
 mod compat;
 mod config;
+mod mount;
 mod output;
 mod refs;
 
@@ -108,6 +109,11 @@ enum Verb {
     Run(RunNoun),
     /// Print the logs of a pipeline's, a job's or a datum's user code.
     Logs(job::Logs),
+    /// Mount PFS on a local directory (FUSE): one directory per repo. This
+    /// command blocks until the directory is unmounted.
+    Mount(mount::Mount),
+    /// Unmount PFS mounts.
+    Unmount(mount::Unmount),
     /// Access control: activation, login, tokens, ACLs, admins.
     #[command(subcommand)]
     Auth(auth::AuthCmd),
@@ -529,6 +535,8 @@ async fn run(verb: Verb) -> anyhow::Result<()> {
             path,
         } => misc::completion::<Cli>(&shell, install.then_some(path.as_path())),
         Verb::Fsck { fix } => misc::fsck(fix).await,
+        Verb::Mount(a) => mount::mount(a).await,
+        Verb::Unmount(a) => mount::unmount(a),
         Verb::Extract {
             noun: Some(ExtractNoun::Pipeline(a)),
             ..
