@@ -20,13 +20,32 @@ use crate::spec::{self, PipelineSpec};
 /// How many times a guarded transaction is retried on conflict.
 const MAX_ATTEMPTS: usize = 100;
 
+/// Serves the S3 gateway, as the pipeline named, on a listener a sandbox
+/// handed over; the task ends when aborted.
+pub type ServeGateway =
+    dyn Fn(&str, std::net::TcpListener) -> tokio::task::JoinHandle<()> + Send + Sync;
+
+/// The S3 gateway as pipelines' user code reaches it: inside its own
+/// sandbox, on `127.0.0.1:port` of the sandbox's loopback, where pachd
+/// serves the gateway on a socket the sandbox hands over
+/// (`pach_worker::gateway`), and nothing else of the host.
+#[derive(Clone)]
+pub struct SandboxGateway {
+    /// `http`, or `https` when pachd serves TLS.
+    pub scheme: &'static str,
+    /// The port in each sandbox: the gateway's own port on the host, so
+    /// that `S3_ENDPOINT` reads the same inside and out.
+    pub port: u16,
+    pub serve: Arc<ServeGateway>,
+}
+
 #[derive(Clone)]
 pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
-    /// The S3 gateway's URL, given to user code as `S3_ENDPOINT`.
-    pub(crate) s3_endpoint: Option<String>,
+    /// The S3 gateway user code reaches in its sandbox (`S3_ENDPOINT`).
+    pub(crate) s3_gateway: Option<SandboxGateway>,
     /// What the URLs of specs and egress may name (they come from clients).
     pub(crate) urls: Arc<UrlPolicy>,
     /// The network datums get unless their pipeline needs another.
@@ -45,7 +64,7 @@ impl Pps {
             scratch,
             urls: Arc::new(UrlPolicy::default()),
             datum_network: pach_worker::Network::Loopback,
-            s3_endpoint: None,
+            s3_gateway: None,
             service_host: "127.0.0.1".into(),
         }
     }
@@ -57,10 +76,49 @@ impl Pps {
         self
     }
 
-    /// Tells user code where the S3 gateway is (`S3_ENDPOINT`, a URL).
-    pub fn with_s3_endpoint(mut self, url: String) -> Self {
-        self.s3_endpoint = Some(url);
+    /// Serves the S3 gateway inside every sandbox of user code, and tells
+    /// user code where it is (`S3_ENDPOINT`, a URL).
+    pub fn with_s3_gateway(mut self, gateway: SandboxGateway) -> Self {
+        self.s3_gateway = Some(gateway);
         self
+    }
+
+    /// The gateway's port in a sandbox whose service (if any) listens on
+    /// `service_port`: the gateway's own port, unless the service took it.
+    fn gateway_port(&self, service_port: Option<u16>) -> Option<u16> {
+        let port = self.s3_gateway.as_ref()?.port;
+        Some(match service_port {
+            Some(s) if s == port => port.checked_add(1).unwrap_or(port - 1),
+            _ => port,
+        })
+    }
+
+    /// `sandbox` with the S3 gateway inside, served as the pipeline
+    /// `pipeline` (unchanged when pachd serves no gateway).
+    pub(crate) fn with_gateway(
+        &self,
+        sandbox: pach_worker::Sandbox,
+        pipeline: &str,
+        service_port: Option<u16>,
+    ) -> pach_worker::Sandbox {
+        let (Some(g), Some(port)) = (&self.s3_gateway, self.gateway_port(service_port)) else {
+            return sandbox;
+        };
+        let (serve, pipeline) = (g.serve.clone(), pipeline.to_string());
+        sandbox.with_gateway(pach_worker::Gateway {
+            port,
+            serve: Arc::new(move |listener| serve(&pipeline, listener)),
+        })
+    }
+
+    /// `S3_ENDPOINT` for user code in a sandbox made by [`Pps::with_gateway`].
+    pub(crate) fn s3_endpoint(&self, service_port: Option<u16>) -> Option<(String, String)> {
+        let g = self.s3_gateway.as_ref()?;
+        let port = self.gateway_port(service_port)?;
+        Some((
+            "S3_ENDPOINT".into(),
+            format!("{}://127.0.0.1:{port}", g.scheme),
+        ))
     }
 
     /// The same, opening the URLs of specs and egress under `policy`

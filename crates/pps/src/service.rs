@@ -54,18 +54,17 @@ impl Pps {
             env.push((input.clone(), format!("/pfs/{input}")));
         }
         env.push(("PPS_PIPELINE_NAME".into(), name.clone()));
-        if let Some(url) = &self.s3_endpoint {
-            env.push(("S3_ENDPOINT".into(), url.clone()));
-        }
+        let internal = u16::try_from(service.internal_port).map_err(failed)?;
+        env.extend(self.s3_endpoint(Some(internal)));
         let secrets = self.resolve_secrets(&p.spec).await?;
         env.extend(secrets.env.iter().cloned());
-        let internal = u16::try_from(service.internal_port).map_err(failed)?;
         let (memory, file_size) = crate::spec::enforced_limits(&p.spec);
-        let mut sandbox = self
+        let sandbox = self
             .detect_sandbox()
             .map_err(failed)?
             .with_service_port(internal)
             .with_limits(memory, file_size);
+        let mut sandbox = self.with_gateway(sandbox, &name, Some(internal));
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)

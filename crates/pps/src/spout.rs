@@ -110,10 +110,11 @@ impl Pps {
             .await?;
         let secrets = self.resolve_secrets(&p.spec).await?;
         let (memory, file_size) = crate::spec::enforced_limits(&p.spec);
-        let mut sandbox = self
+        let sandbox = self
             .detect_sandbox()
             .map_err(failed)?
             .with_limits(memory, file_size);
+        let mut sandbox = self.with_gateway(sandbox, &name, None);
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)
@@ -137,9 +138,7 @@ impl Pps {
         let mut env: Vec<(String, String)> =
             t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("PPS_PIPELINE_NAME".into(), name.clone()));
-        if let Some(url) = &self.s3_endpoint {
-            env.push(("S3_ENDPOINT".into(), url.clone()));
-        }
+        env.extend(self.s3_endpoint(None));
         env.extend(secrets.env.iter().cloned());
         let command = Command {
             cmd: t.cmd.clone(),

@@ -18,12 +18,14 @@
 
 pub mod agent;
 mod collect;
+pub mod gateway;
 mod materialise;
 mod network;
 mod sandbox;
 pub mod spout;
 
 pub use collect::collect;
+pub use gateway::{Gateway, ServeListener};
 pub use materialise::{InputMount, Materialised, ReadAhead, materialise};
 pub use network::Network;
 pub use sandbox::{Command, DEFAULT_MAX_PROCESSES, FileMount, Outcome, Sandbox, SandboxSession};
