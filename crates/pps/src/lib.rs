@@ -14,6 +14,7 @@ pub mod logs;
 mod pipeline;
 pub mod records;
 mod run;
+pub mod runlog;
 pub mod secrets;
 mod service;
 pub mod spec;

@@ -153,7 +153,8 @@ impl Pps {
         reprocess: bool,
     ) -> Result<()> {
         // Where the service is published, for `inspect pipeline` to say.
-        if let Some(service) = &mut spec.service
+        let spout_service = spec.spout.as_mut().and_then(|s| s.service.as_mut());
+        if let Some(service) = spec.service.as_mut().or(spout_service)
             && service.ip.is_empty()
         {
             service.ip = self.service_host.clone();
@@ -589,6 +590,7 @@ impl Pps {
             let jobs = self.list_job(Some(t)).await?;
             let mut txn = Txn::new()
                 .delete(pipeline_key(t))
+                .delete(runlog_key(t))
                 .delete_prefix(pipeline_versions_prefix(t))
                 .delete_prefix(cache_prefix(t));
             for j in &jobs {

@@ -44,7 +44,7 @@ use crate::network::{self, Network, Slirp};
 use crate::{Result, WorkerError, io};
 
 /// Logs kept per run; beyond this only the tail is kept.
-const MAX_LOG: u64 = 8 << 20;
+pub const MAX_LOG: u64 = 8 << 20;
 
 /// How many processes (threads included) a datum may have at once: enough
 /// for parallel tools, few enough that a fork bomb leaves the host usable.
@@ -621,6 +621,12 @@ impl SandboxSession {
         self.slot.join("log").join("service.sock")
     }
 
+    /// Where the running command's output goes while it runs, on the host:
+    /// read it with [`read_running_log`], never by opening the path.
+    pub fn log_file(&self) -> PathBuf {
+        self.slot.join("log").join("log")
+    }
+
     /// The slot directory: inputs go under `dir()/pfs/<input>/`.
     pub fn dir(&self) -> &Path {
         &self.slot
@@ -832,6 +838,37 @@ async fn read_log(dir: &Path, log: &mut Vec<u8>) {
         log.extend_from_slice(&bytes);
     }
     let _ = tokio::fs::remove_file(&p).await;
+}
+
+/// What the running command wrote to `log` (a [`SandboxSession::log_file`])
+/// from byte `offset` on, at most [`MAX_LOG`] bytes; nothing when there is
+/// no such file yet. The log directory is writable from the sandbox, so
+/// only a regular file is read, and never through a link.
+pub async fn read_running_log(log: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let log = log.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&log)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let meta = f.metadata()?;
+        if !meta.is_file() || meta.len() <= offset {
+            return Ok(Vec::new());
+        }
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.take(MAX_LOG).read_to_end(&mut buf)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Removes everything below `slot/pfs` except the (emptied) `out` directory.
