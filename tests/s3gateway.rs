@@ -34,9 +34,16 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Gateway {
+        Self::start_with(&[])
+    }
+
+    /// As [`Gateway::start`], with more pachd flags.
+    fn start_with(args: &[&str]) -> Gateway {
         let port = reserve_port();
         let address = format!("127.0.0.1:{}", port.port);
-        let pachd = Pachd::start_with(&["--s3gateway-address", &address]);
+        let mut all = vec!["--s3gateway-address", &address];
+        all.extend_from_slice(args);
+        let pachd = Pachd::start_with(&all);
         Gateway {
             pachd,
             endpoint: format!("http://{address}"),
@@ -564,4 +571,24 @@ fn user_code_reads_its_input_through_the_gateway_in_its_sandbox() {
         p.ok(&["get", "file", "reader@master:/ports"]),
         format!("{api_port} unreachable\n{} unreachable\n", other.port)
     );
+}
+
+/// With outbound network (slirp4netns, the host's loopback refused), user
+/// code still reaches the gateway in its sandbox.
+#[test]
+fn user_code_with_outbound_network_reaches_the_gateway() {
+    let g = Gateway::start_with(&["--datum-network", "outbound"]);
+    let p = &g.pachd;
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/x"], b"outbound");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "fetch"},
+        "transform": {"cmd": ["sh", "-c", "curl -sf \"$S3_ENDPOINT/$in_COMMIT.in/x\" > /pfs/out/x"]},
+        "input": {"pfs": {"repo": "in", "glob": "/"}},
+    });
+    let path = p.dir.path().join("fetch.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    p.ok(&["create", "pipeline", "-f", path.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(p.ok(&["get", "file", "fetch@master:/x"]), "outbound");
 }
