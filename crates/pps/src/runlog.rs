@@ -46,10 +46,9 @@ impl RunLogRecord {
     /// Appends `lines`, stamped now (after the last line), and drops the
     /// oldest lines beyond [`KEPT_BYTES`].
     fn append(&mut self, lines: Vec<String>, now_ns: i64) {
-        let mut ts = now_ns.max(self.lines.last().map_or(0, |l| l.ts_ns + 1));
-        for message in lines {
-            self.lines.push(RunLine { ts_ns: ts, message });
-            ts += 1;
+        let first_ts = now_ns.max(self.lines.last().map_or(0, |l| l.ts_ns + 1));
+        for (ts_ns, message) in (first_ts..).zip(lines) {
+            self.lines.push(RunLine { ts_ns, message });
         }
         let mut size: usize = self.lines.iter().map(|l| l.message.len()).sum();
         let mut first = 0;
