@@ -39,6 +39,15 @@ pub struct SandboxGateway {
     pub serve: Arc<ServeGateway>,
 }
 
+/// The gateway's port in a sandbox: `port`, unless a service listens there
+/// (`service_port`), then the next one (the one before, for 65535).
+fn sandbox_port(port: u16, service_port: Option<u16>) -> u16 {
+    match service_port {
+        Some(s) if s == port => port.checked_add(1).unwrap_or(port - 1),
+        _ => port,
+    }
+}
+
 #[derive(Clone)]
 pub struct Pps {
     pub(crate) pfs: Pfs,
@@ -86,11 +95,7 @@ impl Pps {
     /// The gateway's port in a sandbox whose service (if any) listens on
     /// `service_port`: the gateway's own port, unless the service took it.
     fn gateway_port(&self, service_port: Option<u16>) -> Option<u16> {
-        let port = self.s3_gateway.as_ref()?.port;
-        Some(match service_port {
-            Some(s) if s == port => port.checked_add(1).unwrap_or(port - 1),
-            _ => port,
-        })
+        Some(sandbox_port(self.s3_gateway.as_ref()?.port, service_port))
     }
 
     /// `sandbox` with the S3 gateway inside, served as the pipeline
@@ -735,6 +740,14 @@ fn dag_order(mut records: Vec<PipelineRecord>) -> Vec<PipelineRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateway_makes_way_for_a_service_on_its_port() {
+        assert_eq!(sandbox_port(30600, None), 30600);
+        assert_eq!(sandbox_port(30600, Some(8000)), 30600);
+        assert_eq!(sandbox_port(30600, Some(30600)), 30601);
+        assert_eq!(sandbox_port(65535, Some(65535)), 65534);
+    }
 
     #[test]
     fn cycles_are_found() {
