@@ -216,6 +216,31 @@ http.server.HTTPServer(('127.0.0.1', 8000), H).serve_forever()
         p.ok(&["logs", "--pipeline", "inbox", "--tail", "1"]).trim(),
         "received second"
     );
+    // Followed: a line printed later comes as it is printed.
+    let mut follower = p
+        .pachctl_cmd(&["logs", "--pipeline", "inbox", "-f", "--tail", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, followed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || followed.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(next(), "received second");
+    assert_eq!(body(port, "/third").as_deref(), Some("committed third"));
+    assert_eq!(next(), "received third");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
 
     p.ok(&["stop", "pipeline", "inbox"]);
     wait_for("the spout to stop", 30, || http_get(port, "/x").is_none());
