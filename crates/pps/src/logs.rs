@@ -253,7 +253,7 @@ impl Pps {
         let mut run_sent: i64 = i64::MIN;
         let run_lines = match &r.pipeline {
             Some(p) if r.job.is_none() && r.datum.is_none() && r.data_filters.is_empty() => {
-                (!r.master).then(|| p.clone())
+                Some(p.clone())
             }
             _ => None,
         };
@@ -307,11 +307,12 @@ impl Pps {
             }
             if let Some(pipeline) = &run_lines {
                 for line in self.run_log(pipeline).await? {
-                    if line.ts_ns > run_sent {
+                    if line.ts_ns > run_sent && line.master == r.master {
                         run_sent = line.ts_ns;
                         batch.push(LogMessage {
                             pipeline: pipeline.clone(),
-                            user: true,
+                            user: !line.master,
+                            master: line.master,
                             ts_ns: line.ts_ns,
                             message: line.message,
                             ..Default::default()

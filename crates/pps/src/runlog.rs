@@ -2,7 +2,8 @@
 //! or datum to keep it in: the runner reads it while it is written (every
 //! [`POLL`]) and keeps the last lines, at most [`KEPT_BYTES`] of them, in
 //! one record per pipeline (`pps/runlogs/<pipeline>`), which `logs
-//! --pipeline` reads and follows. Any pachd serves them, whichever one runs
+//! --pipeline` reads and follows, with the runner's own lines about it (it
+//! exited, it is started again) for `logs --master`. Any pachd serves them, whichever one runs
 //! the user code, and they outlive its restarts (Pachyderm 1.9 shows the
 //! live container's output only); deleting the pipeline deletes them.
 //!
@@ -40,15 +41,23 @@ pub struct RunLine {
     /// When the runner read it; strictly increasing within a record.
     pub ts_ns: i64,
     pub message: String,
+    /// Said by the runner (user code exited, is started again), not by
+    /// user code: what `logs --master` prints.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub master: bool,
 }
 
 impl RunLogRecord {
     /// Appends `lines`, stamped now (after the last line), and drops the
     /// oldest lines beyond [`KEPT_BYTES`].
-    fn append(&mut self, lines: Vec<String>, now_ns: i64) {
+    fn append(&mut self, lines: Vec<String>, now_ns: i64, master: bool) {
         let first_ts = now_ns.max(self.lines.last().map_or(0, |l| l.ts_ns + 1));
         for (ts_ns, message) in (first_ts..).zip(lines) {
-            self.lines.push(RunLine { ts_ns, message });
+            self.lines.push(RunLine {
+                ts_ns,
+                message,
+                master,
+            });
         }
         let mut size: usize = self.lines.iter().map(|l| l.message.len()).sum();
         let mut first = 0;
@@ -140,7 +149,7 @@ impl Pps {
         loop {
             tokio::time::sleep(POLL).await;
             let lines = tail.poll().await;
-            self.append_run_log(p.name(), lines).await;
+            self.append_run_log(p.name(), lines, false).await;
         }
     }
 
@@ -153,21 +162,26 @@ impl Pps {
         log: Option<&[u8]>,
     ) {
         let lines = tail.finish(log).await;
-        self.append_run_log(p.name(), lines).await;
+        self.append_run_log(p.name(), lines, false).await;
+    }
+
+    /// Keeps a line of the runner's about `name`'s user code.
+    pub(crate) async fn note_run(&self, name: &str, message: String) {
+        self.append_run_log(name, vec![message], true).await;
     }
 
     /// Appends `lines` to the record of `name`; a failure is logged, never
     /// stops user code.
-    async fn append_run_log(&self, name: &str, lines: Vec<String>) {
+    async fn append_run_log(&self, name: &str, lines: Vec<String>, master: bool) {
         if lines.is_empty() {
             return;
         }
-        if let Err(e) = self.try_append_run_log(name, lines).await {
+        if let Err(e) = self.try_append_run_log(name, lines, master).await {
             tracing::warn!(pipeline = %name, "cannot keep user code's output: {e}");
         }
     }
 
-    async fn try_append_run_log(&self, name: &str, lines: Vec<String>) -> Result<()> {
+    async fn try_append_run_log(&self, name: &str, lines: Vec<String>, master: bool) -> Result<()> {
         let meta = self.pfs.meta();
         for _ in 0..ATTEMPTS {
             let Some((_, pipeline_rev)) =
@@ -178,7 +192,7 @@ impl Pps {
             let (mut record, rev) = load::<RunLogRecord>(&**meta, &runlog_key(name))
                 .await?
                 .unwrap_or_default();
-            record.append(lines.clone(), crate::now_ns());
+            record.append(lines.clone(), crate::now_ns(), master);
             let txn = Txn::new()
                 .expect(pipeline_key(name), pipeline_rev)
                 .expect(runlog_key(name), rev)
@@ -228,12 +242,13 @@ mod tests {
     #[test]
     fn records_keep_the_last_lines_in_order() {
         let mut r = RunLogRecord::default();
-        r.append(vec!["a".into(), "b".into()], 100);
-        r.append(vec!["c".into()], 50);
+        r.append(vec!["a".into(), "b".into()], 100, false);
+        r.append(vec!["c".into()], 50, true);
+        assert!(r.lines[2].master && !r.lines[1].master);
         let ts: Vec<i64> = r.lines.iter().map(|l| l.ts_ns).collect();
         assert_eq!(ts, [100, 101, 102]);
         let big = "x".repeat(KEPT_BYTES / 2);
-        r.append(vec![big.clone(), big.clone(), big], 200);
+        r.append(vec![big.clone(), big.clone(), big], 200, false);
         assert_eq!(r.lines.len(), 2);
         assert!(r.lines.iter().all(|l| l.message.len() == KEPT_BYTES / 2));
     }

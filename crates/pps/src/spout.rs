@@ -61,20 +61,23 @@ impl Pps {
             } else {
                 self.spout_once(&p).await
             };
-            match once {
+            let said = match once {
                 Ok(Ended::Changed) => return Ok(()),
-                Ok(Ended::Exited(code, log)) => tracing::warn!(
-                    pipeline = %name,
-                    "{} user code exited with code {code}; starting it again in {backoff:?}: {}",
-                    kind(&p),
-                    tail(&log)
-                ),
-                Err(e) => tracing::warn!(
-                    pipeline = %name,
-                    "{}: {e}; starting it again in {backoff:?}",
-                    kind(&p)
-                ),
-            }
+                Ok(Ended::Exited(code, log)) => {
+                    let said = format!(
+                        "{} user code exited with code {code}; starting it again in {backoff:?}",
+                        kind(&p)
+                    );
+                    tracing::warn!(pipeline = %name, "{said}: {}", tail(&log));
+                    said
+                }
+                Err(e) => {
+                    let said = format!("{}: {e}; starting it again in {backoff:?}", kind(&p));
+                    tracing::warn!(pipeline = %name, "{said}");
+                    said
+                }
+            };
+            self.note_run(name, said).await;
             if started.elapsed() > MAX_BACKOFF {
                 backoff = FIRST_BACKOFF;
             }
