@@ -100,7 +100,7 @@ impl Pps {
 
     /// `sandbox` with the S3 gateway inside, served as the pipeline
     /// `pipeline` (unchanged when pachd serves no gateway).
-    pub(crate) fn with_gateway(
+    pub(crate) fn sandbox_with_gateway(
         &self,
         sandbox: pach_worker::Sandbox,
         pipeline: &str,
@@ -116,7 +116,7 @@ impl Pps {
         })
     }
 
-    /// `S3_ENDPOINT` for user code in a sandbox made by [`Pps::with_gateway`].
+    /// `S3_ENDPOINT` for user code in a sandbox made by [`Pps::sandbox_with_gateway`].
     pub(crate) fn s3_endpoint(&self, service_port: Option<u16>) -> Option<(String, String)> {
         let g = self.s3_gateway.as_ref()?;
         let port = self.gateway_port(service_port)?;

@@ -67,7 +67,7 @@ impl Pps {
             .map_err(failed)?
             .with_service_port(internal)
             .with_limits(memory, file_size);
-        let mut sandbox = self.with_gateway(sandbox, &name, Some(internal));
+        let mut sandbox = self.sandbox_with_gateway(sandbox, &name, Some(internal));
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)

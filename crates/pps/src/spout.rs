@@ -130,7 +130,7 @@ impl Pps {
             }
             None => (None, None),
         };
-        let mut sandbox = self.with_gateway(sandbox, &name, internal);
+        let mut sandbox = self.sandbox_with_gateway(sandbox, &name, internal);
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)

@@ -251,7 +251,7 @@ impl Pps {
         let (memory, file_size) = crate::spec::enforced_limits(&pipeline.spec);
         let sandbox = sandbox.map(|s| {
             let s = (*s).clone().with_limits(memory, file_size);
-            Arc::new(self.with_gateway(s, pipeline.name(), None))
+            Arc::new(self.sandbox_with_gateway(s, pipeline.name(), None))
         });
         let ctx = JobContext::new(
             pipeline,
