@@ -756,3 +756,42 @@ fn batched_requests_are_checked_and_created_repos_owned() {
         );
     }
 }
+
+/// With auth active, user code reaches the S3 gateway in its sandbox as its
+/// pipeline, `pipeline:NAME`, without a token: it reads its input repo
+/// (READER, granted when the pipeline was created) and is refused a repo
+/// the pipeline was given no access to.
+#[test]
+fn user_code_uses_the_gateway_as_its_pipeline() {
+    let port = pach_e2e::reserve_port();
+    let address = format!("127.0.0.1:{}", port.port);
+    let p = Pachd::start_with(&["--s3gateway-address", &address]);
+    activated(&p);
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/x"], b"mine");
+    p.ok(&["create", "repo", "private"]);
+    p.ok_stdin(&["put", "file", "private@master:/y"], b"not mine");
+    let script = r#"
+get() { curl -s -o "/pfs/out/$1.body" -w '%{http_code}' "$S3_ENDPOINT/master.$1/$2"; }
+echo "in $(get in x) private $(get private y)" > /pfs/out/codes
+"#;
+    let spec = serde_json::json!({
+        "pipeline": {"name": "reader"},
+        "transform": {"cmd": ["sh", "-c", script]},
+        "input": {"pfs": {"repo": "in", "glob": "/"}},
+    });
+    let path = p.dir.path().join("reader.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    p.ok(&["create", "pipeline", "-f", path.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(
+        p.ok(&["get", "file", "reader@master:/codes"]),
+        "in 200 private 403\n"
+    );
+    assert_eq!(p.ok(&["get", "file", "reader@master:/in.body"]), "mine");
+    let refusal = p.ok(&["get", "file", "reader@master:/private.body"]);
+    assert!(
+        refusal.contains("AccessDenied") && refusal.contains("pipeline:reader"),
+        "{refusal}"
+    );
+}

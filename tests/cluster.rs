@@ -525,3 +525,36 @@ fn a_job_keeps_its_spec_when_its_pipeline_is_updated_while_it_waits() {
         2
     );
 }
+
+/// User code running on a `pachd worker` reaches the S3 gateway in its
+/// sandbox, served by that worker (on the gateway's default port, the
+/// worker being given no other).
+#[test]
+fn user_code_on_a_worker_reads_through_the_gateway() {
+    let (_etcd, _bucket, args) = worker_cluster("s3worker");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server_args = args.clone();
+    server_args.extend(["--worker-slots", "0"]);
+    let p = Pachd::start_with(&server_args);
+    let _worker = Worker::start(&args, &[], 1);
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/x"], b"through the worker");
+    let spec = p.dir.path().join("fetch.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "fetch"},
+            "transform": {"cmd": ["sh", "-c", "echo \"$S3_ENDPOINT\" > /pfs/out/endpoint; curl -sf \"$S3_ENDPOINT/$in_COMMIT.in/x\" > /pfs/out/x"]},
+            "input": {"pfs": {"repo": "in", "glob": "/"}}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(
+        p.ok(&["get", "file", "fetch@master:/endpoint"]),
+        "http://127.0.0.1:30600\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "fetch@master:/x"]),
+        "through the worker"
+    );
+}

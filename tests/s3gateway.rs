@@ -34,9 +34,16 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Gateway {
+        Self::start_with(&[])
+    }
+
+    /// As [`Gateway::start`], with more pachd flags.
+    fn start_with(args: &[&str]) -> Gateway {
         let port = reserve_port();
         let address = format!("127.0.0.1:{}", port.port);
-        let pachd = Pachd::start_with(&["--s3gateway-address", &address]);
+        let mut all = vec!["--s3gateway-address", &address];
+        all.extend_from_slice(args);
+        let pachd = Pachd::start_with(&all);
         Gateway {
             pachd,
             endpoint: format!("http://{address}"),
@@ -497,4 +504,91 @@ fn pipelines_user_code_gets_the_gateway_address() {
         p.ok(&["get", "file", "where@master:/endpoint"]).trim(),
         g.endpoint
     );
+}
+
+/// What user code runs in `user_code_reads_its_input_through_the_gateway`:
+/// boto3 against $S3_ENDPOINT, reading the job's input commit as a bucket
+/// (`COMMIT.REPO`), then a connection to each of $OTHER_PORTS on the host.
+const SANDBOX_CLIENT: &str = r#"
+import os, socket, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id="any", aws_secret_access_key="any")
+bucket = os.environ["in_COMMIT"] + ".in"
+listed = s3.list_objects_v2(Bucket=bucket)
+with open("/pfs/out/read", "w") as out:
+    for o in listed["Contents"]:
+        body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode()
+        out.write(o["Key"] + "=" + body + "\n")
+with open("/pfs/out/ports", "w") as out:
+    for port in os.environ["OTHER_PORTS"].split(","):
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
+            out.write(port + " reached\n")
+        except OSError as e:
+            out.write(port + " unreachable\n")
+"#;
+
+/// User code reaches the gateway inside its sandbox (the sandbox's own
+/// network namespace, loopback only), lists and reads its input through it
+/// with boto3, and still reaches no other port of the host: not pachd's API,
+/// not a server the test runs.
+#[test]
+fn user_code_reads_its_input_through_the_gateway_in_its_sandbox() {
+    let g = Gateway::start();
+    let p = &g.pachd;
+    let other = reserve_port();
+    let _listening = std::net::TcpListener::bind(("127.0.0.1", other.port)).unwrap();
+    // Reachable from the host: only the sandbox keeps user code from it.
+    std::net::TcpStream::connect(("127.0.0.1", other.port)).unwrap();
+    let api_port = p.address.rsplit(':').next().unwrap().to_string();
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/a/x.txt"], b"hello");
+    p.ok_stdin(&["put", "file", "in@master:/b.txt"], b"world");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "reader"},
+        "transform": {
+            "cmd": ["python3", "-c", SANDBOX_CLIENT],
+            "env": {"OTHER_PORTS": format!("{api_port},{}", other.port)},
+        },
+        "input": {"pfs": {"repo": "in", "glob": "/"}},
+    });
+    let path = p.dir.path().join("reader.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    p.ok(&["create", "pipeline", "-f", path.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    let logs = p.run(&["logs", "--pipeline", "reader"]);
+    let read = p.run(&["get", "file", "reader@master:/read"]);
+    assert!(
+        read.status.success(),
+        "the job wrote nothing; its logs:\n{}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout),
+        "a/x.txt=hello\nb.txt=world\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "reader@master:/ports"]),
+        format!("{api_port} unreachable\n{} unreachable\n", other.port)
+    );
+}
+
+/// With outbound network (slirp4netns, the host's loopback refused), user
+/// code still reaches the gateway in its sandbox.
+#[test]
+fn user_code_with_outbound_network_reaches_the_gateway() {
+    let g = Gateway::start_with(&["--datum-network", "outbound"]);
+    let p = &g.pachd;
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/x"], b"outbound");
+    let spec = serde_json::json!({
+        "pipeline": {"name": "fetch"},
+        "transform": {"cmd": ["sh", "-c", "curl -sf \"$S3_ENDPOINT/$in_COMMIT.in/x\" > /pfs/out/x"]},
+        "input": {"pfs": {"repo": "in", "glob": "/"}},
+    });
+    let path = p.dir.path().join("fetch.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    p.ok(&["create", "pipeline", "-f", path.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    assert_eq!(p.ok(&["get", "file", "fetch@master:/x"]), "outbound");
 }

@@ -144,3 +144,137 @@ fn service_specs_are_checked() {
         assert!(e.contains(needle), "{service} => {e}");
     }
 }
+
+/// A spout serving a port (Pachyderm 1.9's `spout.service`): each request
+/// on the published port becomes an archive on `/pfs/out`, so a commit of
+/// the spout's repo; what user code prints is in `logs --pipeline`.
+#[test]
+fn spout_serves_a_port_and_commits_what_it_receives() {
+    let p = Pachd::start();
+    let external = reserve_port();
+    let port = external.port;
+    let script = r#"
+import http.server, io, tarfile
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        name = self.path.strip('/')
+        data = ('from ' + name).encode()
+        with open('/pfs/out', 'wb') as out:
+            with tarfile.open(fileobj=out, mode='w|') as tar:
+                info = tarfile.TarInfo(name=name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        print('received', name, flush=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'committed ' + name.encode())
+    def log_message(self, *args):
+        pass
+print('spout listening', flush=True)
+http.server.HTTPServer(('127.0.0.1', 8000), H).serve_forever()
+"#;
+    let spec = serde_json::json!({
+        "pipeline": {"name": "inbox"},
+        "transform": {"cmd": ["python3", "-c", script]},
+        "spout": {"service": {"internal_port": 8000, "external_port": port}}
+    });
+    let f = p.dir.path().join("inbox.json");
+    std::fs::write(&f, spec.to_string()).unwrap();
+    drop(external);
+    p.ok(&["create", "pipeline", "-f", f.to_str().unwrap()]);
+    wait_for("the spout's port", 60, || {
+        body(port, "/first").as_deref() == Some("committed first")
+    });
+    assert_eq!(body(port, "/second").as_deref(), Some("committed second"));
+    wait_for("the commits", 30, || {
+        p.run(&["get", "file", "inbox@master:/second"])
+            .status
+            .success()
+    });
+    assert_eq!(p.ok(&["get", "file", "inbox@master:/first"]), "from first");
+    assert_eq!(
+        p.ok(&["get", "file", "inbox@master:/second"]),
+        "from second"
+    );
+    let info = &p.raw(&["inspect", "pipeline", "inbox"])[0];
+    assert_eq!(info["spout"]["service"]["external_port"], port, "{info}");
+    assert_eq!(info["spout"]["service"]["ip"], "127.0.0.1", "{info}");
+
+    // What user code printed, while it still runs.
+    wait_for("the spout's logs", 30, || {
+        let logs = p.ok(&["logs", "--pipeline", "inbox"]);
+        logs.contains("spout listening") && logs.contains("received second")
+    });
+    let logs = p.ok(&["logs", "--pipeline", "inbox"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(
+        lines,
+        ["spout listening", "received first", "received second"],
+        "{logs}"
+    );
+    assert_eq!(
+        p.ok(&["logs", "--pipeline", "inbox", "--tail", "1"]).trim(),
+        "received second"
+    );
+    // Followed: a line printed later comes as it is printed.
+    let mut follower = p
+        .pachctl_cmd(&["logs", "--pipeline", "inbox", "-f", "--tail", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, followed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || followed.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(next(), "received second");
+    assert_eq!(body(port, "/third").as_deref(), Some("committed third"));
+    assert_eq!(next(), "received third");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+
+    p.ok(&["stop", "pipeline", "inbox"]);
+    wait_for("the spout to stop", 30, || http_get(port, "/x").is_none());
+}
+
+/// A service's user code's output is in `logs --pipeline` while it runs.
+#[test]
+fn service_logs_are_in_logs_pipeline() {
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "in"]);
+    let external = reserve_port();
+    let port = external.port;
+    let script = "import http.server\n\
+                  print('serving the input', flush=True)\n\
+                  http.server.HTTPServer(('127.0.0.1', 8000), http.server.SimpleHTTPRequestHandler).serve_forever()\n";
+    let spec = serde_json::json!({
+        "pipeline": {"name": "web"},
+        "transform": {"cmd": ["python3", "-c", script], "working_dir": "/pfs/in"},
+        "input": {"pfs": {"repo": "in", "glob": "/"}},
+        "service": {"internal_port": 8000, "external_port": port}
+    });
+    let f = p.dir.path().join("web.json");
+    std::fs::write(&f, spec.to_string()).unwrap();
+    drop(external);
+    p.ok(&["create", "pipeline", "-f", f.to_str().unwrap()]);
+    wait_for("the service", 60, || body(port, "/").is_some());
+    wait_for("the service's logs", 30, || {
+        p.ok(&["logs", "--pipeline", "web"])
+            .contains("serving the input")
+    });
+    // A GET shows up in the log (http.server writes each request to stderr).
+    assert!(body(port, "/").is_some());
+    wait_for("the request in the logs", 30, || {
+        p.ok(&["logs", "--pipeline", "web"])
+            .contains("\"GET / HTTP/1.")
+    });
+}

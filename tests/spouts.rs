@@ -163,6 +163,16 @@ raise SystemExit(1)
         "user code was not started again: {messages:?}"
     );
     assert!(p.stderr().contains("spout user code exited with code 1"));
+    // The runner's lines about user code are in `logs --master`.
+    let master = p.ok(&["logs", "--pipeline", "queue", "--master"]);
+    assert!(
+        master.contains("spout user code exited with code 1; starting it again in 1s"),
+        "{master}"
+    );
+    assert!(
+        !p.ok(&["logs", "--pipeline", "queue"]).contains("exited"),
+        "the runner's lines are not user code's"
+    );
 }
 
 #[test]

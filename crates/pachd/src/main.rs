@@ -174,6 +174,16 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         );
     let shutdown = shutdown_signal();
     if let Some(config::Role::Worker { slots }) = config.command {
+        // User code on this worker reaches the gateway in its sandbox, served
+        // by this process (plain HTTP: a worker loads no certificate, and
+        // the connections never leave this host's kernel).
+        let pps = match configured_s3_port(&config) {
+            Some(port) => {
+                let gateway = sandbox_gateway(&pps, None, port);
+                pps.with_s3_gateway(gateway)
+            }
+            None => pps,
+        };
         // Scripts wait for this line on stdout to know the worker is up.
         println!("pachd worker running {} datum(s) at once", slots.max(1));
         tokio::select! {
@@ -283,9 +293,11 @@ async fn start_s3gateway(
         Err(e) if address == config::DEFAULT_S3GATEWAY_ADDRESS => {
             tracing::warn!(
                 %address,
-                "S3 gateway not started: cannot listen on {address} ({e}); choose another with --s3gateway-address HOST:PORT"
+                "S3 gateway not started on the host: cannot listen on {address} ({e}); choose another with --s3gateway-address HOST:PORT (pipelines' user code still reaches it in its sandbox)"
             );
-            return Ok((pps, None));
+            let port = configured_s3_port(config).unwrap_or(DEFAULT_S3_PORT);
+            let gateway = sandbox_gateway(&pps, tls, port);
+            return Ok((pps.with_s3_gateway(gateway), None));
         }
         Err(e) => {
             return Err(e).with_context(|| {
@@ -300,8 +312,8 @@ async fn start_s3gateway(
     } else {
         local
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let pps = pps.with_s3_endpoint(format!("{scheme}://{host}"));
+    let sandboxes = sandbox_gateway(&pps, tls, host.port());
+    let pps = pps.with_s3_gateway(sandboxes);
     let authorizer = s3auth::TokenAuthorizer {
         auth: pach_auth::Auth::new(pps.pfs().meta().clone()),
     };
@@ -317,6 +329,66 @@ async fn start_s3gateway(
         }
     });
     Ok((pps, Some(handle)))
+}
+
+/// Pachyderm 1.9's S3 gateway port.
+const DEFAULT_S3_PORT: u16 = 30600;
+
+/// The port of `--s3gateway-address` (`None` when the gateway is off).
+fn configured_s3_port(config: &Config) -> Option<u16> {
+    let address = config.s3gateway_address.trim();
+    if address.is_empty() {
+        return None;
+    }
+    Some(
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .unwrap_or(DEFAULT_S3_PORT),
+    )
+}
+
+/// The S3 gateway inside pipelines' sandboxes (`docs/s3gateway.md`): on
+/// `port` of each sandbox's loopback, with pachd's certificate when TLS is
+/// on, answering as the pipeline whose sandbox it is.
+fn sandbox_gateway(
+    pps: &pach_pps::Pps,
+    tls: Option<&Arc<pach_tls::cert::ReloadingCert>>,
+    port: u16,
+) -> pach_pps::SandboxGateway {
+    let pfs = pps.pfs().clone();
+    let tls = tls.map(|c| c.server_config(&[b"h2", b"http/1.1"]));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let serve = move |pipeline: &str, listener: std::net::TcpListener| {
+        let authorizer = s3auth::PipelineAuthorizer {
+            auth: pach_auth::Auth::new(pfs.meta().clone()),
+            subject: format!("pipeline:{pipeline}"),
+        };
+        let gateway = pach_s3gateway::Gateway::new(pfs.clone(), Arc::new(authorizer));
+        let (tls, pipeline) = (tls.clone(), pipeline.to_string());
+        tokio::spawn(async move {
+            let incoming = tokio::net::TcpListener::from_std(listener)
+                .and_then(|l| pach_tls::incoming::Incoming::new(l, tls, Arc::new(s3_refusal)));
+            let result = match incoming {
+                Ok(incoming) => {
+                    gateway
+                        .serve(S3Incoming(incoming), std::future::pending())
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(%pipeline, "the S3 gateway in the pipeline's sandbox stopped: {e}");
+            }
+        })
+    };
+    pach_pps::SandboxGateway {
+        scheme,
+        port,
+        serve: Arc::new(serve),
+    }
 }
 
 /// The S3 gateway's connections, as its HTTP server takes them.

@@ -960,9 +960,7 @@ impl Pps {
             ),
             ("PACH_DATUM_ID".to_string(), d.id.clone()),
         ]);
-        if let Some(url) = &self.s3_endpoint {
-            env.push(("S3_ENDPOINT".to_string(), url.clone()));
-        }
+        env.extend(self.s3_endpoint(None));
         env.extend(ctx.secrets.env.iter().cloned());
         for i in &d.inputs {
             let (commit, entries) = ctx.inputs.get(&i.name).ok_or_else(|| {

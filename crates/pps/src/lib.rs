@@ -14,6 +14,7 @@ pub mod logs;
 mod pipeline;
 pub mod records;
 mod run;
+pub mod runlog;
 pub mod secrets;
 mod service;
 pub mod spec;
@@ -24,7 +25,7 @@ mod worker;
 
 pub use error::{PpsError, Result};
 pub use job::JobFilter;
-pub use pipeline::Pps;
+pub use pipeline::{Pps, SandboxGateway, ServeGateway};
 
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()

@@ -7,7 +7,9 @@
 //! code prints (one bucket object per datum that ran, as before); the lines
 //! saying when a datum started and how it ended are made from its record
 //! when logs are read, and the runner's few lines per job live in the job
-//! record. So logs cost datums nothing more than their own output.
+//! record. So logs cost datums nothing more than their own output. Spouts'
+//! and services' user code, which runs outside jobs, has its lines kept in
+//! a record of its pipeline (`runlog`), sent after its jobs' (it has none).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -247,6 +249,14 @@ impl Pps {
         // What was sent: datums by (job, datum), runner lines by (job, count).
         let mut sent: HashSet<(String, String)> = HashSet::new();
         let mut master_sent: HashMap<String, usize> = HashMap::new();
+        // Spouts' and services' user code's lines (`runlog`) up to this time.
+        let mut run_sent: i64 = i64::MIN;
+        let run_lines = match &r.pipeline {
+            Some(p) if r.job.is_none() && r.datum.is_none() && r.data_filters.is_empty() => {
+                Some(p.clone())
+            }
+            _ => None,
+        };
         let mut first = true;
         loop {
             let mut jobs = match &r.job {
@@ -293,6 +303,21 @@ impl Pps {
                     }
                     let output = self.datum_logs(&d).await?;
                     batch.extend(datum_lines(job, &d, &output));
+                }
+            }
+            if let Some(pipeline) = &run_lines {
+                for line in self.run_log(pipeline).await? {
+                    if line.ts_ns > run_sent && line.master == r.master {
+                        run_sent = line.ts_ns;
+                        batch.push(LogMessage {
+                            pipeline: pipeline.clone(),
+                            user: !line.master,
+                            master: line.master,
+                            ts_ns: line.ts_ns,
+                            message: line.message,
+                            ..Default::default()
+                        });
+                    }
                 }
             }
             if first && r.tail > 0 {

@@ -20,13 +20,41 @@ use crate::spec::{self, PipelineSpec};
 /// How many times a guarded transaction is retried on conflict.
 const MAX_ATTEMPTS: usize = 100;
 
+/// Serves the S3 gateway, as the pipeline named, on a listener a sandbox
+/// handed over; the task ends when aborted.
+pub type ServeGateway =
+    dyn Fn(&str, std::net::TcpListener) -> tokio::task::JoinHandle<()> + Send + Sync;
+
+/// The S3 gateway as pipelines' user code reaches it: inside its own
+/// sandbox, on `127.0.0.1:port` of the sandbox's loopback, where pachd
+/// serves the gateway on a socket the sandbox hands over
+/// (`pach_worker::gateway`), and nothing else of the host.
+#[derive(Clone)]
+pub struct SandboxGateway {
+    /// `http`, or `https` when pachd serves TLS.
+    pub scheme: &'static str,
+    /// The port in each sandbox: the gateway's own port on the host, so
+    /// that `S3_ENDPOINT` reads the same inside and out.
+    pub port: u16,
+    pub serve: Arc<ServeGateway>,
+}
+
+/// The gateway's port in a sandbox: `port`, unless a service listens there
+/// (`service_port`), then the next one (the one before, for 65535).
+fn sandbox_port(port: u16, service_port: Option<u16>) -> u16 {
+    match service_port {
+        Some(s) if s == port => port.checked_add(1).unwrap_or(port - 1),
+        _ => port,
+    }
+}
+
 #[derive(Clone)]
 pub struct Pps {
     pub(crate) pfs: Pfs,
     /// Where datums are materialised while they run.
     pub(crate) scratch: PathBuf,
-    /// The S3 gateway's URL, given to user code as `S3_ENDPOINT`.
-    pub(crate) s3_endpoint: Option<String>,
+    /// The S3 gateway user code reaches in its sandbox (`S3_ENDPOINT`).
+    pub(crate) s3_gateway: Option<SandboxGateway>,
     /// What the URLs of specs and egress may name (they come from clients).
     pub(crate) urls: Arc<UrlPolicy>,
     /// The network datums get unless their pipeline needs another.
@@ -45,7 +73,7 @@ impl Pps {
             scratch,
             urls: Arc::new(UrlPolicy::default()),
             datum_network: pach_worker::Network::Loopback,
-            s3_endpoint: None,
+            s3_gateway: None,
             service_host: "127.0.0.1".into(),
         }
     }
@@ -57,10 +85,45 @@ impl Pps {
         self
     }
 
-    /// Tells user code where the S3 gateway is (`S3_ENDPOINT`, a URL).
-    pub fn with_s3_endpoint(mut self, url: String) -> Self {
-        self.s3_endpoint = Some(url);
+    /// Serves the S3 gateway inside every sandbox of user code, and tells
+    /// user code where it is (`S3_ENDPOINT`, a URL).
+    pub fn with_s3_gateway(mut self, gateway: SandboxGateway) -> Self {
+        self.s3_gateway = Some(gateway);
         self
+    }
+
+    /// The gateway's port in a sandbox whose service (if any) listens on
+    /// `service_port`: the gateway's own port, unless the service took it.
+    fn gateway_port(&self, service_port: Option<u16>) -> Option<u16> {
+        Some(sandbox_port(self.s3_gateway.as_ref()?.port, service_port))
+    }
+
+    /// `sandbox` with the S3 gateway inside, served as the pipeline
+    /// `pipeline` (unchanged when pachd serves no gateway).
+    pub(crate) fn sandbox_with_gateway(
+        &self,
+        sandbox: pach_worker::Sandbox,
+        pipeline: &str,
+        service_port: Option<u16>,
+    ) -> pach_worker::Sandbox {
+        let (Some(g), Some(port)) = (&self.s3_gateway, self.gateway_port(service_port)) else {
+            return sandbox;
+        };
+        let (serve, pipeline) = (g.serve.clone(), pipeline.to_string());
+        sandbox.with_gateway(pach_worker::Gateway {
+            port,
+            serve: Arc::new(move |listener| serve(&pipeline, listener)),
+        })
+    }
+
+    /// `S3_ENDPOINT` for user code in a sandbox made by [`Pps::sandbox_with_gateway`].
+    pub(crate) fn s3_endpoint(&self, service_port: Option<u16>) -> Option<(String, String)> {
+        let g = self.s3_gateway.as_ref()?;
+        let port = self.gateway_port(service_port)?;
+        Some((
+            "S3_ENDPOINT".into(),
+            format!("{}://127.0.0.1:{port}", g.scheme),
+        ))
     }
 
     /// The same, opening the URLs of specs and egress under `policy`
@@ -95,7 +158,8 @@ impl Pps {
         reprocess: bool,
     ) -> Result<()> {
         // Where the service is published, for `inspect pipeline` to say.
-        if let Some(service) = &mut spec.service
+        let spout_service = spec.spout.as_mut().and_then(|s| s.service.as_mut());
+        if let Some(service) = spec.service.as_mut().or(spout_service)
             && service.ip.is_empty()
         {
             service.ip = self.service_host.clone();
@@ -531,6 +595,7 @@ impl Pps {
             let jobs = self.list_job(Some(t)).await?;
             let mut txn = Txn::new()
                 .delete(pipeline_key(t))
+                .delete(runlog_key(t))
                 .delete_prefix(pipeline_versions_prefix(t))
                 .delete_prefix(cache_prefix(t));
             for j in &jobs {
@@ -675,6 +740,14 @@ fn dag_order(mut records: Vec<PipelineRecord>) -> Vec<PipelineRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateway_makes_way_for_a_service_on_its_port() {
+        assert_eq!(sandbox_port(30600, None), 30600);
+        assert_eq!(sandbox_port(30600, Some(8000)), 30600);
+        assert_eq!(sandbox_port(30600, Some(30600)), 30601);
+        assert_eq!(sandbox_port(65535, Some(65535)), 65534);
+    }
 
     #[test]
     fn cycles_are_found() {

@@ -33,6 +33,8 @@ pub const CACHE: &str = "pps/cache/";
 pub const TASKS: &str = "pps/tasks/";
 pub const SLOTS: &str = "pps/slots/";
 pub const SECRETS: &str = "pps/secrets/";
+/// Spouts' and services' user code's output (`runlog`).
+pub const RUNLOGS: &str = "pps/runlogs/";
 
 pub fn pipeline_key(name: &str) -> String {
     format!("{PIPELINES}{name}")
@@ -43,6 +45,9 @@ pub fn pipeline_version_key(name: &str, version: u64) -> String {
 }
 pub fn pipeline_versions_prefix(name: &str) -> String {
     format!("{PIPELINES}{name}/")
+}
+pub fn runlog_key(pipeline: &str) -> String {
+    format!("{RUNLOGS}{pipeline}")
 }
 pub fn secret_key(name: &str) -> String {
     format!("{SECRETS}{name}")

@@ -10,7 +10,8 @@
 //!
 //! A service has no jobs and its output branch no provenance: what it
 //! writes to `/pfs/out` is not kept. It runs under the same runner as spouts
-//! (`spout`): restarted when it exits, ended by stop, update or delete.
+//! (`spout`): restarted when it exits, ended by stop, update or delete. A
+//! spout serving a port (`spout.service`) is published the same way.
 
 use std::time::Duration;
 
@@ -20,7 +21,9 @@ use tokio::net::{TcpListener, UnixStream};
 use crate::error::Result;
 use crate::pipeline::Pps;
 use crate::records::PipelineRecord;
-use crate::spout::{Ended, failed, run};
+use crate::runlog::LogTail;
+use crate::spec::Service;
+use crate::spout::{Ended, failed, run, whole_output};
 
 /// How often a service checks its input branches for new commits.
 const INPUT_CHECK: Duration = Duration::from_millis(250);
@@ -54,36 +57,23 @@ impl Pps {
             env.push((input.clone(), format!("/pfs/{input}")));
         }
         env.push(("PPS_PIPELINE_NAME".into(), name.clone()));
-        if let Some(url) = &self.s3_endpoint {
-            env.push(("S3_ENDPOINT".into(), url.clone()));
-        }
+        let internal = u16::try_from(service.internal_port).map_err(failed)?;
+        env.extend(self.s3_endpoint(Some(internal)));
         let secrets = self.resolve_secrets(&p.spec).await?;
         env.extend(secrets.env.iter().cloned());
-        let internal = u16::try_from(service.internal_port).map_err(failed)?;
         let (memory, file_size) = crate::spec::enforced_limits(&p.spec);
-        let mut sandbox = self
+        let sandbox = self
             .detect_sandbox()
             .map_err(failed)?
             .with_service_port(internal)
             .with_limits(memory, file_size);
+        let mut sandbox = self.sandbox_with_gateway(sandbox, &name, Some(internal));
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)
                 .map_err(failed)?;
         }
-        let ip = if service.ip.is_empty() {
-            self.service_host.as_str()
-        } else {
-            service.ip.as_str()
-        };
-        let listener = TcpListener::bind((ip, service.external_port as u16))
-            .await
-            .map_err(|e| {
-                failed(format!(
-                    "cannot listen on {ip}:{} for the service: {e}",
-                    service.external_port
-                ))
-            })?;
+        let listener = self.publish(&name, service).await?;
         let mut session = sandbox
             .start(&slot, self.datum_network(p))
             .await
@@ -97,15 +87,34 @@ impl Pps {
             working_dir: t.working_dir.clone(),
             timeout: None,
         };
-        tracing::info!(pipeline = %name, "service listening on {ip}:{}", service.external_port);
+        let mut log = LogTail::new(session.log_file());
         let ended = tokio::select! {
             r = run(&mut session, &command) => r,
             () = accept(listener, socket) => Ok(Ended::Changed),
+            () = self.keep_user_log(p, &mut log) => Ok(Ended::Changed),
             () = self.await_change(p) => Ok(Ended::Changed),
             r = self.await_new_inputs(p, &heads) => r.map(|()| Ended::Changed),
         };
+        self.finish_user_log(p, &mut log, whole_output(&ended))
+            .await;
         drop(session);
         ended
+    }
+
+    /// Listens where `service` is published on the host (`service.ip`,
+    /// else pachd's own address), for [`accept`] to carry in.
+    pub(crate) async fn publish(&self, name: &str, service: &Service) -> Result<TcpListener> {
+        let ip = if service.ip.is_empty() {
+            self.service_host.as_str()
+        } else {
+            service.ip.as_str()
+        };
+        let port = service.external_port;
+        let listener = TcpListener::bind((ip, port as u16))
+            .await
+            .map_err(|e| failed(format!("cannot listen on {ip}:{port} for the service: {e}")))?;
+        tracing::info!(pipeline = %name, "service listening on {ip}:{port}");
+        Ok(listener)
     }
 
     /// (input name, repo, branch, head commit) of each input of `p`.
@@ -146,7 +155,7 @@ impl Pps {
 }
 
 /// Carries each connection to the service's port into the sandbox.
-async fn accept(listener: TcpListener, socket: std::path::PathBuf) {
+pub(crate) async fn accept(listener: TcpListener, socket: std::path::PathBuf) {
     loop {
         let Ok((mut tcp, _)) = listener.accept().await else {
             continue;

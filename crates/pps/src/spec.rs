@@ -907,27 +907,7 @@ pub fn validate(spec: &PipelineSpec) -> Result<()> {
 /// kinds and combinations this cluster does not run.
 fn validate_kinds(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -> Result<()> {
     if let Some(service) = &spec.service {
-        for (field, port) in [
-            ("service.internal_port", service.internal_port),
-            ("service.external_port", service.external_port),
-        ] {
-            if !(1..=65535).contains(&port) {
-                return Err(err(
-                    field,
-                    format!("{port} is not a TCP port (1 to 65535); a service needs both ports"),
-                ));
-            }
-        }
-        if !matches!(
-            service.kind.as_str(),
-            "" | "NodePort" | "ClusterIP" | "LoadBalancer"
-        ) {
-            // As Pachyderm 1.9.
-            return Err(err(
-                "service.type",
-                format!("the service type {} is not allowed", service.kind),
-            ));
-        }
+        validate_service("service", service, err)?;
         if let Some(p) = &spec.parallelism_spec
             && (p.constant > 1 || p.coefficient > 0.0)
         {
@@ -947,13 +927,8 @@ fn validate_kinds(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -
         }
     }
     if let Some(spout) = &spec.spout {
-        if spout.service.is_some() {
-            return Err(err(
-                "spout.service",
-                "a spout serving a port is not supported by this cluster (services are not); \
-                 remove `spout.service`"
-                    .into(),
-            ));
+        if let Some(service) = &spout.service {
+            validate_service("spout.service", service, err)?;
         }
         if spec.input.is_some() {
             return Err(err(
@@ -977,6 +952,36 @@ fn validate_kinds(spec: &PipelineSpec, err: &dyn Fn(&str, String) -> PpsError) -
                 format!("'{marker}' is not a directory name (letters, digits, '_' or '-')"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A service's ports and type (`field`: where it is in the spec).
+fn validate_service(
+    field: &str,
+    service: &Service,
+    err: &dyn Fn(&str, String) -> PpsError,
+) -> Result<()> {
+    for (name, port) in [
+        ("internal_port", service.internal_port),
+        ("external_port", service.external_port),
+    ] {
+        if !(1..=65535).contains(&port) {
+            return Err(err(
+                &format!("{field}.{name}"),
+                format!("{port} is not a TCP port (1 to 65535); a service needs both ports"),
+            ));
+        }
+    }
+    if !matches!(
+        service.kind.as_str(),
+        "" | "NodePort" | "ClusterIP" | "LoadBalancer"
+    ) {
+        // As Pachyderm 1.9.
+        return Err(err(
+            &format!("{field}.type"),
+            format!("the service type {} is not allowed", service.kind),
+        ));
     }
     Ok(())
 }
@@ -1199,6 +1204,17 @@ pub fn warnings(spec: &PipelineSpec) -> Vec<String> {
     {
         warn(
             "service.annotations",
+            "recorded only; there is no Kubernetes service to annotate",
+        );
+    }
+    if spec
+        .spout
+        .as_ref()
+        .and_then(|s| s.service.as_ref())
+        .is_some_and(|s| !s.annotations.is_empty())
+    {
+        warn(
+            "spout.service.annotations",
             "recorded only; there is no Kubernetes service to annotate",
         );
     }
@@ -1771,7 +1787,12 @@ mod tests {
         let spout = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"overwrite":true},"enable_stats":true}"#;
         assert!(invalid(spout).contains("stats branch"));
         let spout = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"service":{"internal_port":1}}}"#;
-        assert!(invalid(spout).contains("spout.service"));
+        assert!(invalid(spout).contains("spout.service.external_port"));
+        // A spout serving a port.
+        let s = one(
+            r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"service":{"internal_port":1,"external_port":2}}}"#,
+        );
+        assert_eq!(s.spout.unwrap().service.unwrap().external_port, 2);
         // A spout needs no input.
         let s = one(
             r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"overwrite":true}}"#,

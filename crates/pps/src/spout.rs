@@ -14,7 +14,8 @@
 //! deleting the pipeline ends the run: the sandbox is killed with everything
 //! in it, and an archive not yet complete is dropped (its files were never
 //! visible). Invariant: an archive's files reach the branch in one commit or
-//! not at all.
+//! not at all. A spout with `spout.service` also serves a port, published
+//! on the host as a service's (`service`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 use crate::error::{PpsError, Result};
 use crate::pipeline::Pps;
 use crate::records::{PipelineRecord, PipelineState};
+use crate::runlog::LogTail;
 
 /// The first pause before user code that ended is started again.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -59,20 +61,23 @@ impl Pps {
             } else {
                 self.spout_once(&p).await
             };
-            match once {
+            let said = match once {
                 Ok(Ended::Changed) => return Ok(()),
-                Ok(Ended::Exited(code, log)) => tracing::warn!(
-                    pipeline = %name,
-                    "{} user code exited with code {code}; starting it again in {backoff:?}: {}",
-                    kind(&p),
-                    tail(&log)
-                ),
-                Err(e) => tracing::warn!(
-                    pipeline = %name,
-                    "{}: {e}; starting it again in {backoff:?}",
-                    kind(&p)
-                ),
-            }
+                Ok(Ended::Exited(code, log)) => {
+                    let said = format!(
+                        "{} user code exited with code {code}; starting it again in {backoff:?}",
+                        kind(&p)
+                    );
+                    tracing::warn!(pipeline = %name, "{said}: {}", tail(&log));
+                    said
+                }
+                Err(e) => {
+                    let said = format!("{}: {e}; starting it again in {backoff:?}", kind(&p));
+                    tracing::warn!(pipeline = %name, "{said}");
+                    said
+                }
+            };
+            self.note_run(name, said).await;
             if started.elapsed() > MAX_BACKOFF {
                 backoff = FIRST_BACKOFF;
             }
@@ -114,6 +119,18 @@ impl Pps {
             .detect_sandbox()
             .map_err(failed)?
             .with_limits(memory, file_size);
+        // A spout serving a port (`spout.service`): published as a
+        // service's is (`service`).
+        let service = p.spec.spout.as_ref().and_then(|s| s.service.as_ref());
+        let (internal, published) = match service {
+            Some(service) => {
+                let internal = u16::try_from(service.internal_port).map_err(failed)?;
+                sandbox = sandbox.with_service_port(internal);
+                (Some(internal), Some(self.publish(&name, service).await?))
+            }
+            None => (None, None),
+        };
+        let mut sandbox = self.sandbox_with_gateway(sandbox, &name, internal);
         if !secrets.mounts.is_empty() {
             sandbox = sandbox
                 .with_files(&slot.join("secrets"), &secrets.mounts)
@@ -137,9 +154,7 @@ impl Pps {
         let mut env: Vec<(String, String)> =
             t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("PPS_PIPELINE_NAME".into(), name.clone()));
-        if let Some(url) = &self.s3_endpoint {
-            env.push(("S3_ENDPOINT".into(), url.clone()));
-        }
+        env.extend(self.s3_endpoint(internal));
         env.extend(secrets.env.iter().cloned());
         let command = Command {
             cmd: t.cmd.clone(),
@@ -152,8 +167,18 @@ impl Pps {
             let (this, p, marker) = (self.clone(), p.clone(), marker.to_string());
             tokio::spawn(async move { this.commit_archives(&p, &marker, events).await })
         };
+        let socket = session.service_socket();
+        let carry_in = async move {
+            match published {
+                Some(listener) => crate::service::accept(listener, socket).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut log = LogTail::new(session.log_file());
         let mut committed = false;
         let ended = tokio::select! {
+            () = carry_in => Ok(Ended::Changed),
+            () = self.keep_user_log(p, &mut log) => Ok(Ended::Changed),
             r = run(&mut session, &command) => r,
             r = &mut commits => {
                 // Only a failed write ends the commits before the run.
@@ -165,6 +190,8 @@ impl Pps {
         // Everything of this run ends here: user code with its sandbox, then
         // the reader once the pipe is drained; archives it completed are
         // still committed.
+        self.finish_user_log(p, &mut log, whole_output(&ended))
+            .await;
         drop(session);
         stop.store(true, Ordering::SeqCst);
         if let Ok(Err(e)) = reader.await {
@@ -305,6 +332,14 @@ pub(crate) enum Ended {
     Changed,
     /// User code exited (by itself, or killed), with its output.
     Exited(i32, Vec<u8>),
+}
+
+/// User code's whole output, when the run ended by its exit.
+pub(crate) fn whole_output(ended: &Result<Ended>) -> Option<&[u8]> {
+    match ended {
+        Ok(Ended::Exited(_, log)) => Some(log),
+        _ => None,
+    }
 }
 
 pub(crate) async fn run(session: &mut SandboxSession, command: &Command) -> Result<Ended> {

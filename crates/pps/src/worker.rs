@@ -249,12 +249,10 @@ impl Pps {
             Err(reason) => (Default::default(), Err(reason)),
         };
         let (memory, file_size) = crate::spec::enforced_limits(&pipeline.spec);
-        let sandbox = match sandbox {
-            Ok(s) if memory.is_some() || file_size.is_some() => {
-                Ok(Arc::new((*s).clone().with_limits(memory, file_size)))
-            }
-            other => other,
-        };
+        let sandbox = sandbox.map(|s| {
+            let s = (*s).clone().with_limits(memory, file_size);
+            Arc::new(self.sandbox_with_gateway(s, pipeline.name(), None))
+        });
         let ctx = JobContext::new(
             pipeline,
             job_id.to_string(),

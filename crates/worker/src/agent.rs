@@ -15,6 +15,9 @@
 //! kernel kills whatever else the datum left behind before the agent can see
 //! the reaper gone. So no process of a datum outlives it.
 //!
+//! Before anything else it hands the S3 gateway's listening socket over to
+//! pachd when asked to (`crate::gateway`).
+//!
 //! Protocol (the agent's stdin/stdout): `ready` once set up (or `error: …`
 //! and exit); then each `run` line runs `/.pach/run.sh` with `/.pach/stdin`
 //! as its input and its output in `/.pach/log/log`, and is answered by
@@ -75,6 +78,9 @@ pub(crate) struct AgentArgs {
     pub memory: Option<u64>,
     /// RLIMIT_FSIZE (bytes) of each file a datum writes.
     pub file_size: Option<u64>,
+    /// The port on the sandbox's loopback where pachd serves the S3 gateway
+    /// on a socket the agent hands over (`crate::gateway`).
+    pub gateway: Option<u16>,
 }
 
 /// The Unix socket a service's connections come in through, inside the
@@ -101,6 +107,9 @@ impl AgentArgs {
         if let Some(bytes) = self.file_size {
             a.push(format!("file-size={bytes}"));
         }
+        if let Some(port) = self.gateway {
+            a.push(format!("gateway={port}"));
+        }
         if let Some(nft) = &self.nft {
             let ports: Vec<String> = self.refused_ports.iter().map(u16::to_string).collect();
             a.push(nft.clone());
@@ -110,7 +119,7 @@ impl AgentArgs {
     }
 
     fn parse(args: &[String]) -> Result<AgentArgs, String> {
-        let (mut forward, mut memory, mut file_size) = (None, None, None);
+        let (mut forward, mut memory, mut file_size, mut gateway) = (None, None, None, None);
         let mut rest = Vec::new();
         let bytes = |v: &str| v.parse::<u64>().map_err(|_| format!("bad size '{v}'"));
         for a in args {
@@ -120,6 +129,8 @@ impl AgentArgs {
                 memory = Some(bytes(v)?);
             } else if let Some(v) = a.strip_prefix("file-size=") {
                 file_size = Some(bytes(v)?);
+            } else if let Some(p) = a.strip_prefix("gateway=") {
+                gateway = Some(p.parse().map_err(|_| format!("bad port '{p}'"))?);
             } else {
                 rest.push(a.clone());
             }
@@ -153,6 +164,7 @@ impl AgentArgs {
             forward,
             memory,
             file_size,
+            gateway,
         })
     }
 }
@@ -195,6 +207,11 @@ fn main_with(args: Vec<OsString>) -> ! {
 }
 
 fn serve(args: &AgentArgs) -> Result<(), String> {
+    // The gateway's socket goes to pachd first: the descriptor it goes
+    // through is closed with the others just below.
+    if let Some(port) = args.gateway {
+        crate::gateway::hand_over(port)?;
+    }
     // Descriptors bubblewrap or pachd left open must not reach user code.
     // SAFETY: closes descriptors above stderr, none of which this process uses.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
@@ -631,6 +648,7 @@ mod tests {
             forward: Some(8080),
             memory: Some(1 << 30),
             file_size: Some(1 << 20),
+            gateway: Some(30600),
         };
         assert_eq!(AgentArgs::parse(&a.to_args()).unwrap(), a);
         let b = AgentArgs {
@@ -639,6 +657,7 @@ mod tests {
             forward: None,
             memory: None,
             file_size: None,
+            gateway: None,
             ..a
         };
         assert_eq!(AgentArgs::parse(&b.to_args()).unwrap(), b);

@@ -18,15 +18,20 @@
 
 pub mod agent;
 mod collect;
+pub mod gateway;
 mod materialise;
 mod network;
 mod sandbox;
 pub mod spout;
 
 pub use collect::collect;
+pub use gateway::{Gateway, ServeListener};
 pub use materialise::{InputMount, Materialised, ReadAhead, materialise};
 pub use network::Network;
-pub use sandbox::{Command, DEFAULT_MAX_PROCESSES, FileMount, Outcome, Sandbox, SandboxSession};
+pub use sandbox::{
+    Command, DEFAULT_MAX_PROCESSES, FileMount, MAX_LOG, Outcome, Sandbox, SandboxSession,
+    read_running_log,
+};
 
 use std::path::PathBuf;
 

@@ -39,11 +39,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::agent::{AGENT_NAME, AgentArgs};
+use crate::gateway::{self, Gateway};
 use crate::network::{self, Network, Slirp};
 use crate::{Result, WorkerError, io};
 
 /// Logs kept per run; beyond this only the tail is kept.
-const MAX_LOG: u64 = 8 << 20;
+pub const MAX_LOG: u64 = 8 << 20;
 
 /// How many processes (threads included) a datum may have at once: enough
 /// for parallel tools, few enough that a fork bomb leaves the host usable.
@@ -98,6 +99,8 @@ pub struct Sandbox {
     /// ([`Sandbox::with_limits`]).
     memory: Option<u64>,
     file_size: Option<u64>,
+    /// The S3 gateway on the sandbox's loopback ([`Sandbox::with_gateway`]).
+    gateway: Option<Gateway>,
 }
 
 /// Files user code finds in a directory of its own (a secret's keys under
@@ -185,6 +188,7 @@ impl Sandbox {
             forward: None,
             memory: None,
             file_size: None,
+            gateway: None,
         })
     }
 
@@ -211,6 +215,15 @@ impl Sandbox {
     /// sandbox's own loopback, where a service's user code listens.
     pub fn with_service_port(mut self, port: u16) -> Self {
         self.forward = Some(port);
+        self
+    }
+
+    /// This sandbox with pachd's S3 gateway reachable by user code at
+    /// `127.0.0.1:PORT` of the sandbox's own loopback, served by
+    /// `gateway.serve` on the socket the agent hands over (see
+    /// [`crate::gateway`]).
+    pub fn with_gateway(mut self, gateway: Gateway) -> Self {
+        self.gateway = Some(gateway);
         self
     }
 
@@ -335,6 +348,7 @@ impl Sandbox {
             forward: self.forward,
             memory: self.memory,
             file_size: self.file_size,
+            gateway: self.gateway.as_ref().map(|g| g.port),
         };
 
         let mut bwrap = tokio::process::Command::new(&self.bwrap);
@@ -407,6 +421,25 @@ impl Sandbox {
             }
             None => None,
         };
+        // The socket pair the agent hands the gateway's listener over on:
+        // its end becomes the agent's GATEWAY_FD.
+        let channel = match &self.gateway {
+            Some(_) => {
+                let (ours, theirs) = gateway::channel()?;
+                let fd = theirs.as_raw_fd();
+                // SAFETY: dup2 is async-signal-safe; `fd` is at least 10.
+                unsafe {
+                    bwrap.pre_exec(move || {
+                        if libc::dup2(fd, gateway::GATEWAY_FD) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                Some((ours, theirs))
+            }
+            None => None,
+        };
         bwrap
             .args(&self.file_args)
             .arg("--")
@@ -429,12 +462,14 @@ impl Sandbox {
         })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
+        let channel = channel.map(|(ours, _theirs)| ours);
         let mut session = SandboxSession {
             child,
             stdin,
             stdout,
             slot: slot.to_path_buf(),
             slirp: None,
+            gateway: None,
         };
         let ready = tokio::time::timeout(START_TIMEOUT, async {
             if let (Some((r, w)), Some(slirp)) = (info, slirp) {
@@ -454,7 +489,13 @@ impl Sandbox {
                 None => None,
             };
             match line.as_deref() {
-                Some("ready") => Ok(()),
+                Some("ready") => {
+                    if let (Some(ours), Some(g)) = (&channel, &self.gateway) {
+                        let listener = gateway::receive(ours)?;
+                        session.gateway = Some((g.serve)(listener));
+                    }
+                    Ok(())
+                }
                 Some(other) => Err(WorkerError::Agent(
                     other.strip_prefix("error: ").unwrap_or(other).to_string(),
                 )),
@@ -560,6 +601,17 @@ pub struct SandboxSession {
     stdout: Option<Lines<BufReader<ChildStdout>>>,
     slot: PathBuf,
     slirp: Option<Slirp>,
+    /// pachd serving the S3 gateway on the sandbox's socket: it ends with
+    /// the sandbox.
+    gateway: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SandboxSession {
+    fn drop(&mut self) {
+        if let Some(g) = self.gateway.take() {
+            g.abort();
+        }
+    }
 }
 
 impl SandboxSession {
@@ -567,6 +619,12 @@ impl SandboxSession {
     /// connections it forwards to its service, on the host.
     pub fn service_socket(&self) -> PathBuf {
         self.slot.join("log").join("service.sock")
+    }
+
+    /// Where the running command's output goes while it runs, on the host:
+    /// read it with [`read_running_log`], never by opening the path.
+    pub fn log_file(&self) -> PathBuf {
+        self.slot.join("log").join("log")
     }
 
     /// The slot directory: inputs go under `dir()/pfs/<input>/`.
@@ -654,6 +712,9 @@ impl SandboxSession {
         self.stdin = None;
         self.stdout = None;
         self.slirp = None;
+        if let Some(g) = self.gateway.take() {
+            g.abort();
+        }
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
@@ -777,6 +838,37 @@ async fn read_log(dir: &Path, log: &mut Vec<u8>) {
         log.extend_from_slice(&bytes);
     }
     let _ = tokio::fs::remove_file(&p).await;
+}
+
+/// What the running command wrote to `log` (a [`SandboxSession::log_file`])
+/// from byte `offset` on, at most [`MAX_LOG`] bytes; nothing when there is
+/// no such file yet. The log directory is writable from the sandbox, so
+/// only a regular file is read, and never through a link.
+pub async fn read_running_log(log: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let log = log.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&log)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let meta = f.metadata()?;
+        if !meta.is_file() || meta.len() <= offset {
+            return Ok(Vec::new());
+        }
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.take(MAX_LOG).read_to_end(&mut buf)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Removes everything below `slot/pfs` except the (emptied) `out` directory.
