@@ -384,9 +384,41 @@ fn bad_urls_and_branches_are_refused_and_create_nothing() {
                 .contains("not found")
         );
     }
-    // A file:// URL inside an allowed directory works like any remote.
-    let f = spec(&p, "local", &format!(r#"{{"url": "{}"}}"#, src.file_url()));
-    p.ok(&["create", "pipeline", "-f", &f]);
+    // A host without git: the refusal says so and how to get it.
+    let no_git = Pachd::start_with_env(
+        &["--allow-file-url", &allowed],
+        &[("PATH".to_string(), "/nonexistent".to_string())],
+    );
+    let f = spec(
+        &no_git,
+        "local",
+        &format!(r#"{{"url": "{}"}}"#, src.file_url()),
+    );
+    let err = no_git.fails(&["create", "pipeline", "-f", &f]);
+    assert!(
+        err.contains("git is not installed on pachd's host"),
+        "{err}"
+    );
+    assert!(err.contains("install git"), "{err}");
+    assert!(!repos(&no_git).contains(&"served".to_string()));
+
+    // A file:// URL inside an allowed directory works like any remote; a
+    // commit in the spec is ignored as in 1.9, and said.
+    let f = spec(
+        &p,
+        "local",
+        &format!(r#"{{"url": "{}", "commit": "abc"}}"#, src.file_url()),
+    );
+    let out = p
+        .pachctl_cmd(&["create", "pipeline", "-f", &f])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: pipeline 'local': input.git.commit of 'served': ignored"),
+        "{stderr}"
+    );
     wait_for("the first job", 60, || successful_jobs(&p, "local") == 1);
     assert_eq!(p.ok(&["get", "file", "local@master:/hello"]), "one\n");
     // A branch deleted later: polls fail with the reason in pachd's log,
