@@ -432,3 +432,70 @@ fn bad_urls_and_branches_are_refused_and_create_nothing() {
     });
     assert_eq!(p.raw(&["list", "commit", "served@master"]).len(), 1);
 }
+
+/// HMAC-SHA256 of `body` with `secret`, hex, as a git host signs (computed
+/// by openssl, not by pachd's code).
+fn hmac_hex(secret: &str, body: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", secret, "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_webhook_secret_refuses_unsigned_events() {
+    let src = Source::new();
+    let daemon = Daemon::start(src.root.path());
+    let hook = reserve_port();
+    let address = format!("127.0.0.1:{}", hook.port);
+    let p = Pachd::start_with_env(
+        &["--githook-address", &address, "--git-poll-interval", "0s"],
+        &[("PACHD_GITHOOK_SECRET".to_string(), "s3cr3t".to_string())],
+    );
+    let f = spec(&p, "signed", &format!(r#"{{"url": "{}"}}"#, daemon.url()));
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let event = push_event(&daemon.url(), "master");
+    for (headers, needle) in [
+        (vec![], "not signed"),
+        (
+            vec![(
+                "X-Hub-Signature-256",
+                format!("sha256={}", hmac_hex("wrong", &event)),
+            )],
+            "does not match",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, body) = post(hook.port, "/v1/handle/push", &headers, &event);
+        assert_eq!(code, 401, "{body}");
+        assert!(
+            body.contains(needle) && body.contains("--githook-secret"),
+            "{body}"
+        );
+    }
+    assert!(p.raw(&["list", "commit", "served@master"]).is_empty());
+    let signature = format!("sha256={}", hmac_hex("s3cr3t", &event));
+    let (code, body) = post(
+        hook.port,
+        "/v1/handle/push",
+        &[("X-Hub-Signature-256", &signature)],
+        &event,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("committed"), "{body}");
+    wait_for("the job", 60, || successful_jobs(&p, "signed") == 1);
+}

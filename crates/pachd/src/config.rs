@@ -53,6 +53,17 @@ pub struct Config {
     )]
     pub githook_address: String,
 
+    /// The secret of the git host's webhook: when set, a push event must be
+    /// signed with it (GitHub's X-Hub-Signature-256, Gitea's
+    /// X-Gitea-Signature: HMAC-SHA256 of the body), others are refused.
+    /// Prefer the environment, which `ps` does not show.
+    #[arg(
+        long = "githook-secret",
+        env = "PACHD_GITHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub githook_secret: Option<String>,
+
     /// How often pachd fetches the branch of each git input (e.g. 30s, 5m;
     /// 0s: never, only on webhook push events). Local repositories have no
     /// webhooks: polling is how their pushes arrive.
@@ -337,6 +348,15 @@ impl Config {
             ("worker slots", self.worker_slots.to_string()),
             ("githook address", self.githook_address.clone()),
             (
+                "githook secret",
+                if self.githook_secret.is_some() {
+                    "set"
+                } else {
+                    "none"
+                }
+                .to_string(),
+            ),
+            (
                 "git poll interval",
                 humantime::format_duration(self.git_poll_interval).to_string(),
             ),
@@ -402,6 +422,7 @@ mod tests {
             address: String::new(),
             s3gateway_address: String::new(),
             githook_address: String::new(),
+            githook_secret: None,
             git_poll_interval: Duration::from_secs(60),
             storage: None,
             allow_file_url: Vec::new(),

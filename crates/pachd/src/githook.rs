@@ -5,7 +5,10 @@
 //! says what each fetch did; 1.9 answered 200 to everything.
 //!
 //! No token is asked: a request can only make pachd fetch a URL a pipeline
-//! already names, never choose what is fetched or what is committed.
+//! already names, never choose what is fetched or what is committed. With
+//! `--githook-secret`, events must also carry the git host's signature
+//! (HMAC-SHA256 of the body with that secret), so that nobody else can make
+//! pachd fetch.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,18 +23,52 @@ pub const HOOK_PATH: &str = "/v1/handle/push";
 /// GitHub's largest push event (25 MiB).
 const MAX_BODY: usize = 25 << 20;
 
-pub fn router(pps: pach_pps::Pps) -> Router {
+#[derive(Clone)]
+struct Hook {
+    pps: pach_pps::Pps,
+    secret: Option<std::sync::Arc<ring::hmac::Key>>,
+}
+
+pub fn router(pps: pach_pps::Pps, secret: Option<&str>) -> Router {
+    let secret = secret
+        .map(|s| std::sync::Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.as_bytes())));
     Router::new()
         .route(HOOK_PATH, post(push))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(pps)
+        .with_state(Hook { pps, secret })
 }
 
-async fn push(
-    State(pps): State<pach_pps::Pps>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
+/// Whether the event carries the signature of the body with the secret:
+/// GitHub's `X-Hub-Signature-256: sha256=HEX`, or Gitea's and Gogs'
+/// `X-Gitea-Signature`/`X-Gogs-Signature: HEX`.
+fn signed(key: &ring::hmac::Key, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    let given = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("sha256=").unwrap_or(v))
+        .or_else(|| {
+            ["x-gitea-signature", "x-gogs-signature"]
+                .iter()
+                .find_map(|h| headers.get(*h)?.to_str().ok())
+        })
+        .ok_or("the event is not signed (no X-Hub-Signature-256 header)")?;
+    let tag = hex::decode(given.trim()).map_err(|_| "the event's signature is not hex")?;
+    ring::hmac::verify(key, body, &tag).map_err(|_| "the event's signature does not match")
+}
+
+async fn push(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    if let Some(key) = &hook.secret
+        && let Err(why) = signed(key, &headers, &body)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{why}: pachd's git webhook has a secret (--githook-secret); set the same \
+                 secret in the git host's webhook settings\n"
+            ),
+        );
+    }
+    let pps = &hook.pps;
     let event = ["x-github-event", "x-gitea-event", "x-gogs-event"]
         .iter()
         .find_map(|h| headers.get(*h)?.to_str().ok());

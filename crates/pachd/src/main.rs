@@ -374,7 +374,7 @@ async fn start_githook(
     let url = format!("{scheme}://{host}:{}{}", local.port(), githook::HOOK_PATH);
     tracing::info!(address = %local, %url, "git webhook listening");
     let pps = pps.with_githook_url(url);
-    let router = githook::router(pps.clone());
+    let router = githook::router(pps.clone(), config.githook_secret.as_deref());
     let incoming = pach_tls::incoming::Incoming::new(
         listener,
         tls.map(|c| c.server_config(&[b"http/1.1"])),
