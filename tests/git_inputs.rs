@@ -223,9 +223,21 @@ fn polling_turns_each_push_into_a_job_on_the_checked_out_tree() {
     assert!(description.contains(&first), "{commit:?}");
 
     // A push becomes a second input commit and a second job.
+    // Only what changed is written: a file changed, one deleted, one added.
+    std::fs::remove_file(src.work().join("dir/a.txt")).unwrap();
+    std::fs::write(src.work().join("new.txt"), "new\n").unwrap();
+    let pushed = Instant::now();
     let second = src.push("hello.txt", "two\n");
     wait_for("the second job", 60, || successful_jobs(&p, "tree") == 2);
+    eprintln!(
+        "push to finished job, polling every 1s: {:?}",
+        pushed.elapsed()
+    );
     assert_eq!(p.ok(&["get", "file", "tree@master:/hello"]), "two\n");
+    assert_eq!(
+        p.ok(&["get", "file", "tree@master:/tree"]),
+        ".\n./hello.txt\n./new.txt\n"
+    );
     let commits = p.raw(&["list", "commit", "served@master"]);
     assert_eq!(commits.len(), 2, "{commits:?}");
     assert!(

@@ -208,51 +208,67 @@ impl Pps {
             run_git(Some(&cache), &["init", "--quiet", "--bare"], &[]).await?;
         }
         let refspec = format!("refs/heads/{}", g.branch);
-        run_git(
+        let gone = || {
+            PpsError::FailedPrecondition(format!(
+                "'{}' has no branch '{}' any more; push it again, or update the pipeline \
+                 with an existing input.git.branch",
+                g.url, g.branch
+            ))
+        };
+        // One round trip says whether the branch moved: an unchanged branch
+        // costs no fetch (a shallow fetch sends the whole tree again).
+        let listed = run_git(
             Some(&cache),
-            &[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--depth=1",
-                "--",
-                &g.url,
-                &refspec,
-            ],
+            &["ls-remote", "--heads", "--", &g.url, &refspec],
             &[],
         )
-        .await
-        .map_err(|e| match e {
-            PpsError::FailedPrecondition(m) if m.contains("couldn't find remote ref") => {
-                PpsError::FailedPrecondition(format!(
-                    "'{}' has no branch '{}' any more; push it again, or update the pipeline \
-                     with an existing input.git.branch",
-                    g.url, g.branch
-                ))
-            }
-            e => e,
-        })?;
-        let sha = run_git(Some(&cache), &["rev-parse", "FETCH_HEAD^{commit}"], &[])
-            .await?
-            .trim()
-            .to_string();
+        .await?;
+        let remote = listed
+            .lines()
+            .find_map(|l| l.split_once('\t').filter(|(_, r)| *r == refspec))
+            .map(|(sha, _)| sha.to_string())
+            .ok_or_else(gone)?;
         let head = match self.pfs.inspect_branch(&g.name, &g.branch).await {
             Ok(b) => b.record.head,
             Err(pach_pfs::PfsError::BranchNotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        if let Some(h) = &head {
-            let c = self.pfs.inspect_commit(&g.name, h, false).await?;
-            if held_sha(&c.description) == Some(sha.as_str()) {
-                return Ok(Fetched::Unchanged { sha });
+        let held = match &head {
+            Some(h) => {
+                let c = self.pfs.inspect_commit(&g.name, h, false).await?;
+                held_sha(&c.description).map(str::to_string)
             }
+            None => None,
+        };
+        if held.as_deref() == Some(remote.as_str()) {
+            return Ok(Fetched::Unchanged { sha: remote });
+        }
+        // The first fetch takes the head alone; later ones only what is new.
+        let mut fetch = vec!["fetch", "--quiet", "--no-tags"];
+        if !cache.join("shallow").exists() {
+            fetch.push("--depth=1");
+        }
+        fetch.extend(["--", &g.url, &refspec]);
+        run_git(Some(&cache), &fetch, &[])
+            .await
+            .map_err(|e| match e {
+                PpsError::FailedPrecondition(m) if m.contains("couldn't find remote ref") => gone(),
+                e => e,
+            })?;
+        let sha = run_git(Some(&cache), &["rev-parse", "FETCH_HEAD^{commit}"], &[])
+            .await?
+            .trim()
+            .to_string();
+        if held.as_deref() == Some(sha.as_str()) {
+            // Pushed back to what the input holds between the two calls.
+            return Ok(Fetched::Unchanged { sha });
         }
         let work = self
             .scratch
             .join("git")
             .join(format!("checkout-{}", uuid::Uuid::new_v4().simple()));
         let result = self
-            .commit_tree(pipeline, g, &cache, &work, &sha, head)
+            .commit_tree(pipeline, g, &cache, &work, (held.as_deref(), &sha), head)
             .await;
         let _ = std::fs::remove_dir_all(&work);
         match result? {
@@ -266,14 +282,16 @@ impl Pps {
     }
 
     /// Checks `sha` out into `<work>/pfs/out`, stores the files and commits
-    /// them after `head`.
+    /// them after `head`, which holds the tree of `held` when known: then
+    /// only the files that differ between the two are checked out and
+    /// written (git's diff), else the whole tree.
     async fn commit_tree(
         &self,
         pipeline: &str,
         g: &GitInput,
         cache: &Path,
         work: &Path,
-        sha: &str,
+        (held, sha): (Option<&str>, &str),
         head: Option<String>,
     ) -> Result<Option<String>> {
         let tree = work.join("pfs").join("out");
@@ -282,13 +300,37 @@ impl Pps {
         let env = [("GIT_INDEX_FILE", index.as_path())];
         let git_dir = format!("--git-dir={}", cache.display());
         let work_tree = format!("--work-tree={}", tree.display());
+        let diff = match held {
+            Some(held) => tree_diff(cache, held, sha).await?,
+            None => None,
+        };
         run_git(None, &[&git_dir, &work_tree, "read-tree", sha], &env).await?;
-        run_git(
-            None,
-            &[&git_dir, &work_tree, "checkout-index", "--all", "--force"],
-            &env,
-        )
-        .await?;
+        let mut changes = Vec::new();
+        match &diff {
+            Some((deleted, written)) => {
+                changes.extend(deleted.iter().map(|p| Change::Delete(format!("/{p}"))));
+                if !written.is_empty() {
+                    let mut args = vec![
+                        git_dir.as_str(),
+                        &work_tree,
+                        "checkout-index",
+                        "--force",
+                        "--",
+                    ];
+                    args.extend(written.iter().map(String::as_str));
+                    run_git(None, &args, &env).await?;
+                }
+            }
+            None => {
+                changes.push(Change::Delete("/".into()));
+                run_git(
+                    None,
+                    &[&git_dir, &work_tree, "checkout-index", "--all", "--force"],
+                    &env,
+                )
+                .await?;
+            }
+        }
         let mut session = self.pfs.content().session();
         let entries = pach_worker::collect(&mut session, work, &HashMap::new())
             .await
@@ -299,7 +341,6 @@ impl Pps {
                 ))
             })?;
         session.finish().await?;
-        let mut changes = vec![Change::Delete("/".into())];
         changes.extend(entries.into_iter().map(Change::Put));
         let description = format!("{DESCRIPTION_PREFIX}{sha} of {} branch {}", g.url, g.branch);
         Ok(self
@@ -404,6 +445,67 @@ impl Pps {
             tokio::time::sleep(nap.max(Duration::from_millis(50))).await;
         }
     }
+}
+
+/// Most files a push may change and still be written file by file.
+const MAX_DIFF_PATHS: usize = 1000;
+
+/// The files deleted and the files written (added, changed) between the
+/// trees of two git commits, or `None` when the whole tree is to be
+/// written instead: `from` is not in the bare repository (pachd started
+/// afresh), a symbolic link changed (links resolve against the whole
+/// tree), or the push changed more than [`MAX_DIFF_PATHS`] files.
+async fn tree_diff(
+    cache: &Path,
+    from: &str,
+    to: &str,
+) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    let present = run_git(
+        Some(cache),
+        &["cat-file", "-e", &format!("{from}^{{commit}}")],
+        &[],
+    )
+    .await
+    .is_ok();
+    if !present {
+        return Ok(None);
+    }
+    let raw = run_git(
+        Some(cache),
+        &["diff-tree", "-r", "-z", "--no-renames", "--raw", from, to],
+        &[],
+    )
+    .await?;
+    Ok(parse_diff(&raw))
+}
+
+/// `git diff-tree -r -z --raw` output as (deleted, written) paths.
+fn parse_diff(raw: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let (mut deleted, mut written) = (Vec::new(), Vec::new());
+    let mut fields = raw.split('\0').filter(|f| !f.is_empty());
+    while let Some(meta) = fields.next() {
+        let path = fields.next()?;
+        // ":<old mode> <new mode> <old sha> <new sha> <status>"
+        let parts: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+        let [old_mode, new_mode, _, _, status] = parts[..] else {
+            return None;
+        };
+        if old_mode == "120000" || new_mode == "120000" {
+            return None;
+        }
+        match status {
+            "D" => deleted.push(path.to_string()),
+            // Submodules are not fetched: nothing is written for them.
+            _ if new_mode == "160000" => {
+                if old_mode != "000000" && old_mode != "160000" {
+                    deleted.push(path.to_string());
+                }
+            }
+            "A" | "M" | "T" => written.push(path.to_string()),
+            _ => return None,
+        }
+    }
+    (deleted.len() + written.len() <= MAX_DIFF_PATHS).then_some((deleted, written))
 }
 
 /// The git commit a commit of a git input's repo holds, from its description.
@@ -530,6 +632,25 @@ pub(crate) type GitLocks = Arc<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diffs() {
+        let z = "0000000000000000000000000000000000000000";
+        let a = "1111111111111111111111111111111111111111";
+        let raw = format!(
+            ":100644 100644 {a} {a} M\0hello.txt\0:100644 000000 {a} {z} D\0dir/a.txt\0:000000 100755 {z} {a} A\0dir/run.sh\0"
+        );
+        assert_eq!(
+            parse_diff(&raw),
+            Some((
+                vec!["dir/a.txt".to_string()],
+                vec!["hello.txt".to_string(), "dir/run.sh".to_string()]
+            ))
+        );
+        let link = format!(":000000 120000 {z} {a} A\0l\0");
+        assert_eq!(parse_diff(&link), None);
+        assert_eq!(parse_diff(""), Some((vec![], vec![])));
+    }
 
     #[test]
     fn names_urls_and_descriptions() {
