@@ -205,7 +205,7 @@ fn push_event(url: &str, branch: &str) -> String {
 fn polling_turns_each_push_into_a_job_on_the_checked_out_tree() {
     let src = Source::new();
     let daemon = Daemon::start(src.root.path());
-    let p = Pachd::start_with(&["--git-poll-interval", "1s"]);
+    let mut p = Pachd::start_with(&["--git-poll-interval", "1s"]);
     // No name: 1.9's, from the URL ("served"); no branch: master.
     let f = spec(&p, "tree", &format!(r#"{{"URL": "{}"}}"#, daemon.url()));
     p.ok(&["create", "pipeline", "-f", &f]);
@@ -272,6 +272,29 @@ fn polling_turns_each_push_into_a_job_on_the_checked_out_tree() {
     assert_eq!(p.ok(&["get", "file", "tree@master:/hello"]), "two\n");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(p.raw(&["list", "commit", "served@master"]).len(), 2);
+
+    // A push while pachd is down arrives after it starts again (its
+    // scratch, the bare repository with it, is gone: the whole tree).
+    p.stop();
+    std::fs::remove_file(src.work().join("new.txt")).unwrap();
+    let third = src.push("hello.txt", "three\n");
+    p.launch();
+    wait_for("the job after the restart", 60, || {
+        successful_jobs(&p, "tree") == 2
+    });
+    assert_eq!(p.ok(&["get", "file", "tree@master:/hello"]), "three\n");
+    assert_eq!(
+        p.ok(&["get", "file", "tree@master:/tree"]),
+        ".\n./hello.txt\n"
+    );
+    let commits = p.raw(&["list", "commit", "served@master"]);
+    assert_eq!(commits.len(), 3, "{commits:?}");
+    assert!(
+        commits[0]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&third)
+    );
 }
 
 #[test]
