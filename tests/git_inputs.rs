@@ -534,3 +534,53 @@ fn a_webhook_secret_refuses_unsigned_events() {
     assert!(body.contains("committed"), "{body}");
     wait_for("the job", 60, || successful_jobs(&p, "signed") == 1);
 }
+
+/// Two pachd of one cluster (etcd, one bucket): the leader polls, the other
+/// takes the webhook's events, and each push is committed once.
+#[test]
+fn two_pachd_commit_each_push_once() {
+    let src = Source::new();
+    let daemon = Daemon::start(src.root.path());
+    let etcd = pach_e2e::Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/git", etcd.address);
+    let storage = format!("file://{}", bucket.path().display());
+    let (hook_a, hook_b) = (reserve_port(), reserve_port());
+    let start = |hook: &Port| {
+        let address = format!("127.0.0.1:{}", hook.port);
+        Pachd::start_with(&[
+            "--metadata",
+            &metadata,
+            "--storage",
+            &storage,
+            "--githook-address",
+            &address,
+            "--git-poll-interval",
+            "1s",
+        ])
+    };
+    let a = start(&hook_a);
+    let b = start(&hook_b);
+    let f = spec(&a, "pair", &format!(r#"{{"url": "{}"}}"#, daemon.url()));
+    a.ok(&["create", "pipeline", "-f", &f]);
+    wait_for("the first job", 60, || successful_jobs(&a, "pair") == 1);
+    for (i, text) in ["two\n", "three\n"].iter().enumerate() {
+        let sha = src.push("hello.txt", text);
+        // Both endpoints at once, while the leader polls too.
+        let event = push_event(&daemon.url(), "master");
+        let (pa, pb) = (hook_a.port, hook_b.port);
+        let (ea, eb) = (event.clone(), event);
+        let ta = std::thread::spawn(move || post(pa, "/v1/handle/push", &[], &ea));
+        let tb = std::thread::spawn(move || post(pb, "/v1/handle/push", &[], &eb));
+        for (code, body) in [ta.join().unwrap(), tb.join().unwrap()] {
+            assert_eq!(code, 200, "{body}");
+            assert!(body.contains(&sha), "{body}");
+        }
+        wait_for("the job", 60, || successful_jobs(&b, "pair") == i + 2);
+        assert_eq!(b.ok(&["get", "file", "pair@master:/hello"]), *text);
+        let commits = b.raw(&["list", "commit", "served@master"]);
+        assert_eq!(commits.len(), i + 2, "{commits:?}");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(successful_jobs(&a, "pair"), 3);
+}
