@@ -466,6 +466,31 @@ fn bad_urls_and_branches_are_refused_and_create_nothing() {
         p.stderr().contains("has no branch 'master' any more")
     });
     assert_eq!(p.raw(&["list", "commit", "served@master"]).len(), 1);
+    // inspect pipeline says so too (1.9's recent_error), until a fetch works.
+    let info = p.ok(&["inspect", "pipeline", "local"]);
+    assert!(
+        info.contains("Recent Error: ") && info.contains("has no branch 'master' any more"),
+        "{info}"
+    );
+    let raw = p.raw(&["inspect", "pipeline", "local"]);
+    assert!(
+        raw[0]["recent_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no branch"),
+        "{raw:?}"
+    );
+    git(
+        src.root.path().join("served.git").as_path(),
+        &["branch", "-m", "main", "master"],
+    );
+    wait_for("the error to clear", 30, || {
+        p.raw(&["inspect", "pipeline", "local"])[0]["recent_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    });
+    assert_eq!(p.raw(&["list", "commit", "served@master"]).len(), 1);
 }
 
 /// HMAC-SHA256 of `body` with `secret`, hex, as a git host signs (computed

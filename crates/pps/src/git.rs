@@ -28,9 +28,12 @@ use std::time::{Duration, Instant};
 
 use pach_storage::Change;
 
+use pach_meta::Txn;
+use pach_pfs::records::{encode, load, load_all};
+
 use crate::error::{PpsError, Result};
 use crate::pipeline::Pps;
-use crate::records::PipelineState;
+use crate::records::{PipelineState, git_error_key, git_errors_prefix};
 use crate::spec::{GitInput, Input};
 
 /// The transports a git input may use (git's `GIT_ALLOW_PROTOCOL` too).
@@ -119,6 +122,14 @@ struct PushRepository {
     url: Option<String>,
 }
 
+/// The last failed fetch of a git input (`pps/git-errors/<pipeline>/<input>`),
+/// kept while its fetches fail: `inspect pipeline` shows it as
+/// `recent_error`, whichever pachd made the fetch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct GitError {
+    message: String,
+}
+
 /// One git input a push event reached, and what its fetch did.
 #[derive(Debug)]
 pub struct PushOutcome {
@@ -188,8 +199,53 @@ impl Pps {
 
     /// Fetches the input's branch and, when its head is a git commit the
     /// input's repo does not hold yet, commits its tree there, written as
-    /// `pipeline`.
+    /// `pipeline`. A failure is kept for `inspect pipeline` until a fetch
+    /// succeeds.
     pub async fn fetch_git(&self, pipeline: &str, g: &GitInput) -> Result<Fetched> {
+        let fetched = self.fetch_git_once(pipeline, g).await;
+        let message = fetched.as_ref().err().map(|e| e.to_string());
+        if let Err(e) = self.keep_git_error(pipeline, &g.name, message).await {
+            tracing::warn!(pipeline, repo = %g.name, "git input: cannot record the fetch's outcome: {e}");
+        }
+        fetched
+    }
+
+    /// Records (or, with `None`, clears) the last failed fetch of an input;
+    /// writes only when it changes.
+    async fn keep_git_error(
+        &self,
+        pipeline: &str,
+        input: &str,
+        message: Option<String>,
+    ) -> Result<()> {
+        let meta = self.pfs.meta();
+        let key = git_error_key(pipeline, input);
+        let current = load::<GitError>(&**meta, &key).await?;
+        let txn = match (message, current) {
+            (None, None) => return Ok(()),
+            (None, Some((_, rev))) => Txn::new().expect(&key, rev).delete(&key),
+            (Some(m), Some((old, _))) if old.message == m => return Ok(()),
+            (Some(message), current) => Txn::new()
+                .expect(&key, current.map_or(0, |(_, rev)| rev))
+                .put(&key, encode(&GitError { message })),
+        };
+        // A concurrent writer recorded the outcome of its own fetch: as good.
+        meta.commit(txn).await?;
+        Ok(())
+    }
+
+    /// The failures of a pipeline's git inputs that are still failing, one
+    /// line per input.
+    pub async fn git_errors(&self, pipeline: &str) -> Result<String> {
+        let all = load_all::<GitError>(&**self.pfs.meta(), &git_errors_prefix(pipeline)).await?;
+        Ok(all
+            .into_iter()
+            .map(|(e, _)| e.message)
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
+    async fn fetch_git_once(&self, pipeline: &str, g: &GitInput) -> Result<Fetched> {
         self.allowed(g)?;
         let cache = self
             .scratch

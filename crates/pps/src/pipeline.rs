@@ -544,6 +544,7 @@ impl Pps {
             let mut txn = Txn::new()
                 .delete(pipeline_key(t))
                 .delete_prefix(pipeline_versions_prefix(t))
+                .delete_prefix(git_errors_prefix(t))
                 .delete_prefix(cache_prefix(t));
             for j in &jobs {
                 txn = txn

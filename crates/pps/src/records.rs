@@ -33,6 +33,8 @@ pub const CACHE: &str = "pps/cache/";
 pub const TASKS: &str = "pps/tasks/";
 pub const SLOTS: &str = "pps/slots/";
 pub const SECRETS: &str = "pps/secrets/";
+/// The last failed fetch of each git input, while it keeps failing.
+pub const GIT_ERRORS: &str = "pps/git-errors/";
 
 pub fn pipeline_key(name: &str) -> String {
     format!("{PIPELINES}{name}")
@@ -43,6 +45,12 @@ pub fn pipeline_version_key(name: &str, version: u64) -> String {
 }
 pub fn pipeline_versions_prefix(name: &str) -> String {
     format!("{PIPELINES}{name}/")
+}
+pub fn git_errors_prefix(pipeline: &str) -> String {
+    format!("{GIT_ERRORS}{pipeline}/")
+}
+pub fn git_error_key(pipeline: &str, input: &str) -> String {
+    format!("{GIT_ERRORS}{pipeline}/{input}")
 }
 pub fn secret_key(name: &str) -> String {
     format!("{SECRETS}{name}")

@@ -552,6 +552,9 @@ pub async fn inspect(name: &str, format: &Format) -> anyhow::Result<()> {
     if let Some(e) = &p.egress {
         writeln!(out, "Egress: {}", e.url)?;
     }
+    if !p.recent_error.is_empty() {
+        writeln!(out, "Recent Error: {}", p.recent_error)?;
+    }
     if p.enable_stats {
         writeln!(
             out,

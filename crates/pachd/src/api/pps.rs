@@ -326,6 +326,7 @@ fn pipeline_info(
         created_at: timestamp(p.created_ns),
         state: state as i32,
         stopped: p.state == PipelineState::Paused,
+        // The failures of git inputs' fetches, filled in by the caller.
         recent_error: String::new(),
         job_counts,
         last_job_state: jobs.first().map(|j| job_state(j.state) as i32).unwrap_or(0),
@@ -843,11 +844,9 @@ impl Api for PpsService {
         let p = self.pps.inspect_pipeline(&name).await.map_err(pps_status)?;
         let jobs = self.pps.list_job(Some(&name)).await.map_err(pps_status)?;
         let jobs: Vec<&JobRecord> = jobs.iter().collect();
-        Ok(Response::new(pipeline_info(
-            &p,
-            &jobs,
-            self.pps.githook_url(),
-        )))
+        let mut info = pipeline_info(&p, &jobs, self.pps.githook_url());
+        info.recent_error = self.pps.git_errors(&name).await.map_err(pps_status)?;
+        Ok(Response::new(info))
     }
 
     async fn list_pipeline(
@@ -879,13 +878,18 @@ impl Api for PpsService {
                 .get(&name)
                 .map(|v| v.iter().collect())
                 .unwrap_or_default();
+            let recent_error = self.pps.git_errors(&name).await.map_err(pps_status)?;
             for p in &versions {
                 let of_version: Vec<&JobRecord> = mine
                     .iter()
                     .copied()
                     .filter(|j| p.version == versions[0].version || j.pipeline_version == p.version)
                     .collect();
-                pipeline_info_list.push(pipeline_info(p, &of_version, self.pps.githook_url()));
+                let mut info = pipeline_info(p, &of_version, self.pps.githook_url());
+                if p.version == versions[0].version {
+                    info.recent_error = recent_error.clone();
+                }
+                pipeline_info_list.push(info);
             }
         }
         Ok(Response::new(pps::PipelineInfos {
