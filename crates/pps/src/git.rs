@@ -597,10 +597,14 @@ async fn run_git(dir: Option<&Path>, args: &[&str], env: &[(&str, &Path)]) -> Re
         .envs(env.iter().map(|(k, v)| (*k, *v)))
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", TRANSPORTS.join(":"))
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // ssh never asks for a password either, unless the operator chose
+    // their own ssh command (a key, a known_hosts file).
+    if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
     let shown = args.first().copied().unwrap_or_default().to_string();
     let task = tokio::task::spawn_blocking(move || run_blocking(cmd));
     let (status, stdout, stderr) = task
