@@ -249,6 +249,13 @@ impl Pachd {
                 .into_iter()
                 .flatten(),
             )
+            // Nor a git webhook: its default port is one for all too.
+            .args(
+                (!self.args.iter().any(|a| a.starts_with("--githook-address")))
+                    .then_some(["--githook-address", ""])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.args)
             .env("PACHD_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

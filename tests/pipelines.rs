@@ -1029,16 +1029,6 @@ fn spec_fields_work_warn_or_are_refused() {
         let e = p.fails(&["create", "pipeline", "-f", &f]);
         assert!(e.contains(needle), "{extra} => {e}");
     }
-    let f = spec_file(
-        &p,
-        "git.json",
-        r#"{"pipeline": {"name": "refused"}, "transform": {"cmd": ["true"]},
-            "input": {"git": {"url": "https://github.com/pachyderm/test-artifacts.git", "branch": "master"}}}"#,
-    );
-    assert!(
-        p.fails(&["create", "pipeline", "-f", &f])
-            .contains("input.git")
-    );
     assert!(p.fails(&["inspect", "pipeline", "refused"]).contains("not"));
 }
 

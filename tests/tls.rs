@@ -619,6 +619,65 @@ fn s3_gateway_over_https() {
     assert!(!out.status.success());
 }
 
+/// The git webhook serves HTTPS with pachd's certificate, and says so to a
+/// plain HTTP client.
+#[test]
+fn git_webhook_over_https() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = new_pki(certs.path(), "good");
+    let hook = reserve_port();
+    let hook_address = format!("127.0.0.1:{}", hook.port);
+    let _p = tls_pachd(
+        &pki,
+        &[
+            "--githook-address",
+            &hook_address,
+            "--git-poll-interval",
+            "0s",
+        ],
+    );
+    let url = format!("https://{hook_address}/v1/handle/push");
+    let ca = pki.ca.to_str().unwrap();
+    let pong = ok(
+        curl(&[
+            "--fail",
+            "--cacert",
+            ca,
+            "-H",
+            "X-GitHub-Event: ping",
+            "-d",
+            "{}",
+            &url,
+        ]),
+        "ping over https",
+    );
+    assert_eq!(pong, "pong\n");
+    // An event that no input watches, over HTTPS: pachd read it.
+    let out = curl(&[
+        "--cacert",
+        ca,
+        "-d",
+        r#"{"ref": "refs/heads/master", "repository": {"clone_url": "https://example.com/x.git"}}"#,
+        &url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no running pipeline has a git input"),
+        "{text}"
+    );
+    let out = curl(&[
+        "-i",
+        "-d",
+        "{}",
+        &format!("http://{hook_address}/v1/handle/push"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 400") && text.contains(&url),
+        "{text}"
+    );
+}
+
 #[test]
 fn certificates_are_reloaded_when_their_files_change() {
     let certs = tempfile::tempdir().unwrap();

@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 /// Pachyderm 1.9's S3 gateway port, on loopback like pachd's own default.
 pub const DEFAULT_S3GATEWAY_ADDRESS: &str = "localhost:30600";
 
+/// Pachyderm 1.9's githook node port (30000 + 999), on loopback like
+/// pachd's own default.
+pub const DEFAULT_GITHOOK_ADDRESS: &str = "localhost:30999";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pachd",
@@ -36,6 +40,40 @@ pub struct Config {
         default_value = DEFAULT_S3GATEWAY_ADDRESS
     )]
     pub s3gateway_address: String,
+
+    /// Address to serve git inputs' webhook on (HOST:PORT, :PORT for every
+    /// interface; empty: no webhook): POST /v1/handle/push with a push
+    /// event (GitHub's JSON) fetches the git inputs on that repository and
+    /// branch at once. When the default address is taken, pachd goes on
+    /// without it (polling still fetches).
+    #[arg(
+        long = "githook-address",
+        env = "PACHD_GITHOOK_ADDRESS",
+        default_value = DEFAULT_GITHOOK_ADDRESS
+    )]
+    pub githook_address: String,
+
+    /// The secret of the git host's webhook: when set, a push event must be
+    /// signed with it (GitHub's X-Hub-Signature-256, Gitea's
+    /// X-Gitea-Signature: HMAC-SHA256 of the body), others are refused.
+    /// Prefer the environment, which `ps` does not show.
+    #[arg(
+        long = "githook-secret",
+        env = "PACHD_GITHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub githook_secret: Option<String>,
+
+    /// How often pachd fetches the branch of each git input (e.g. 30s, 5m;
+    /// 0s: never, only on webhook push events). Local repositories have no
+    /// webhooks: polling is how their pushes arrive.
+    #[arg(
+        long = "git-poll-interval",
+        env = "PACHD_GIT_POLL_INTERVAL",
+        default_value = "1m",
+        value_parser = humantime::parse_duration
+    )]
+    pub git_poll_interval: Duration,
 
     /// Object store URL for content: a path, file:///path, s3://bucket[/prefix],
     /// az://container or gs://bucket. Default: <data-dir>/objects.
@@ -308,6 +346,20 @@ impl Config {
             ("storage", redact(storage_url)),
             ("metadata cache", format!("{} MiB", self.metadata_cache_mib)),
             ("worker slots", self.worker_slots.to_string()),
+            ("githook address", self.githook_address.clone()),
+            (
+                "githook secret",
+                if self.githook_secret.is_some() {
+                    "set"
+                } else {
+                    "none"
+                }
+                .to_string(),
+            ),
+            (
+                "git poll interval",
+                humantime::format_duration(self.git_poll_interval).to_string(),
+            ),
             ("log level", self.log_level.clone()),
             (
                 "tls",
@@ -369,6 +421,9 @@ mod tests {
             data_dir: None,
             address: String::new(),
             s3gateway_address: String::new(),
+            githook_address: String::new(),
+            githook_secret: None,
+            git_poll_interval: Duration::from_secs(60),
             storage: None,
             allow_file_url: Vec::new(),
             metadata: m.map(str::to_string),

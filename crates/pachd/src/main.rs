@@ -5,6 +5,7 @@
 mod api;
 mod cluster;
 mod config;
+mod githook;
 mod logs;
 mod profile;
 mod s3auth;
@@ -192,7 +193,9 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let pps = pps.with_git_poll(config.git_poll_interval);
     let (pps, gateway) = start_s3gateway(&config, pps, tls.as_ref()).await?;
+    let pps = start_githook(&config, pps, tls.as_ref()).await?;
     tokio::spawn(pps.clone().run_controller());
     if config.worker_slots > 0 {
         tokio::spawn(pps.clone().run_worker(config.worker_slots));
@@ -324,7 +327,10 @@ async fn start_s3gateway(
         Arc::new(s3_refusal),
     )?;
     let handle = tokio::spawn(async move {
-        if let Err(e) = gateway.serve(S3Incoming(incoming), shutdown_signal()).await {
+        if let Err(e) = gateway
+            .serve(HttpIncoming(incoming), shutdown_signal())
+            .await
+        {
             tracing::error!("the S3 gateway stopped: {e}");
         }
     });
@@ -374,7 +380,7 @@ fn sandbox_gateway(
             let result = match incoming {
                 Ok(incoming) => {
                     gateway
-                        .serve(S3Incoming(incoming), std::future::pending())
+                        .serve(HttpIncoming(incoming), std::future::pending())
                         .await
                 }
                 Err(e) => Err(e),
@@ -391,10 +397,86 @@ fn sandbox_gateway(
     }
 }
 
-/// The S3 gateway's connections, as its HTTP server takes them.
-struct S3Incoming(pach_tls::incoming::Incoming);
+/// Starts the webhook endpoint of git inputs when configured, and tells
+/// pipelines its URL (`githook_url`). As for the S3 gateway: the default
+/// address taken leaves pachd without one, an explicit one must be served.
+async fn start_githook(
+    config: &Config,
+    pps: pach_pps::Pps,
+    tls: Option<&Arc<pach_tls::cert::ReloadingCert>>,
+) -> anyhow::Result<pach_pps::Pps> {
+    let address = config.githook_address.trim();
+    if address.is_empty() {
+        return Ok(pps);
+    }
+    let addrs = config::parse_address(address).map_err(|e| {
+        anyhow::anyhow!(
+            "--githook-address: {}",
+            e.to_string().replace("--address", "--githook-address")
+        )
+    })?;
+    let listener = match tokio::net::TcpListener::bind(&addrs[..]).await {
+        Ok(l) => l,
+        Err(e) if address == config::DEFAULT_GITHOOK_ADDRESS => {
+            tracing::warn!(
+                %address,
+                "git webhook not started: cannot listen on {address} ({e}); git inputs are fetched by polling only; choose another address with --githook-address HOST:PORT"
+            );
+            return Ok(pps);
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot serve the git webhook on {address}; choose another with --githook-address HOST:PORT, or '' for none")
+            });
+        }
+    };
+    let local = listener.local_addr()?;
+    // Shown to users, who give it to their git host: a name others reach
+    // when pachd listens on every interface.
+    let host = if local.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into())
+    } else if local.is_ipv6() {
+        format!("[{}]", local.ip())
+    } else {
+        local.ip().to_string()
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{host}:{}{}", local.port(), githook::HOOK_PATH);
+    tracing::info!(address = %local, %url, "git webhook listening");
+    let pps = pps.with_githook_url(url);
+    let router = githook::router(pps.clone(), config.githook_secret.as_deref());
+    let incoming = pach_tls::incoming::Incoming::new(
+        listener,
+        tls.map(|c| c.server_config(&[b"http/1.1"])),
+        Arc::new(githook_refusal),
+    )?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(HttpIncoming(incoming), router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+        {
+            tracing::error!("the git webhook stopped: {e}");
+        }
+    });
+    Ok(pps)
+}
 
-impl pach_s3gateway::Listener for S3Incoming {
+/// What the webhook port answers a client that connected without TLS.
+fn githook_refusal(authority: &str) -> String {
+    format!(
+        "pachd's git webhook serves HTTPS on this port, and this client connected over plain \
+         HTTP: use https://{authority}{} as the webhook's URL",
+        githook::HOOK_PATH
+    )
+}
+
+/// The connections of pachd's HTTP ports (the S3 gateway, the git
+/// webhook), as axum takes them.
+struct HttpIncoming(pach_tls::incoming::Incoming);
+
+impl pach_s3gateway::Listener for HttpIncoming {
     type Io = pach_tls::incoming::Conn;
     type Addr = std::net::SocketAddr;
 

@@ -500,7 +500,7 @@ impl Pfs {
                     };
                     self.stage(commit, rev, key, changes.len() as u64).await?
                 }
-                WriteTarget::Branch(branch) => self.auto_commit(repo, branch, &changes).await?,
+                WriteTarget::Branch(branch) => self.auto_commit(repo, branch, &changes, "").await?,
             };
             if let Some(id) = outcome {
                 return Ok(id);
@@ -572,11 +572,60 @@ impl Pfs {
         Ok(self.meta.commit(txn).await?.map(|_| commit.id))
     }
 
+    /// Writes `changes` as one new finished commit on `branch` (created if
+    /// missing) with `description`, only while the branch's head is still
+    /// `head` (`None`: the branch has no head or does not exist yet). The
+    /// head is compared in the transaction that writes the commit, so of two
+    /// writers that read the same head only one adds a commit; the other
+    /// gets `Ok(None)`. An open commit at the head is refused: the new
+    /// commit would land in it instead of after it.
+    pub async fn write_commit_after(
+        &self,
+        repo: &str,
+        branch: &str,
+        head: Option<&str>,
+        changes: Vec<Change>,
+        description: &str,
+    ) -> Result<Option<String>> {
+        self.repo_record(repo).await?;
+        validate_branch_name(branch)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let found = self.branch_record(repo, branch).await?;
+            let current = found.as_ref().and_then(|(b, _)| b.head.clone());
+            if current.as_deref() != head {
+                return Ok(None);
+            }
+            if let Some(h) = &current
+                && let Some((c, _)) = self.commit_record(repo, h).await?
+                && !c.is_finished()
+            {
+                return Err(PfsError::FailedPrecondition(format!(
+                    "{repo}@{branch} has an open commit {h}; finish it (`pachctl finish commit {repo}@{h}`) or delete it first"
+                )));
+            }
+            let (record, rev) = match found {
+                Some((b, rev)) => (Some(b), rev),
+                None => (None, 0),
+            };
+            let target = (record, rev, branch.to_string());
+            if let Some(id) = self
+                .auto_commit(repo, target, &changes, description)
+                .await?
+            {
+                return Ok(Some(id));
+            }
+        }
+        Err(PfsError::Contention {
+            what: format!("{repo}@{branch}"),
+        })
+    }
+
     async fn auto_commit(
         &self,
         repo: &str,
         (branch, branch_rev, name): (Option<BranchRecord>, u64, String),
         changes: &[Change],
+        description: &str,
     ) -> Result<Option<String>> {
         // Guards first: a refused write costs no index write.
         let txn = self.write_txn().await?;
@@ -623,7 +672,7 @@ impl Pfs {
             parent: parent.as_ref().map(|p| p.id.clone()),
             started_ns: now,
             finished_ns: Some(now),
-            description: String::new(),
+            description: description.to_string(),
             provenance,
             origin: Origin::User,
             base: parent.as_ref().and_then(|p| p.index.clone()),

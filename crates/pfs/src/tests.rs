@@ -1139,3 +1139,65 @@ async fn get_file_of_a_glob_reads_the_matching_files_in_path_order() {
     let err = read(pfs, "r", "master", "/nothing/*").await.unwrap_err();
     assert!(matches!(err, PfsError::FileNotFound { .. }), "{err}");
 }
+
+/// A commit written only while the branch's head is the one read: of two
+/// writers that read the same head, one commits and the other is told.
+#[tokio::test]
+async fn write_commit_after_compares_the_head() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("src", "", false).await.unwrap();
+    let mut session = pfs.content().session();
+    session.begin_file("/a".into(), None);
+    session.write(b"one").await.unwrap();
+    let entry = session.end_file().await.unwrap();
+    session.finish().await.unwrap();
+    let changes = vec![Change::Delete("/".into()), Change::Put(entry)];
+    let first = pfs
+        .write_commit_after("src", "master", None, changes.clone(), "git commit 1")
+        .await
+        .unwrap()
+        .expect("the branch had no head");
+    let c = pfs.inspect_commit("src", &first, false).await.unwrap();
+    assert_eq!(c.description, "git commit 1");
+    assert!(c.is_finished());
+    assert_eq!(read(pfs, "src", "master", "/a").await.unwrap(), b"one");
+    // A second writer that read no head: nothing written.
+    assert_eq!(
+        pfs.write_commit_after("src", "master", None, changes.clone(), "x")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        pfs.list_commit("src", None, None, 0, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // After the head it read: a child of it.
+    let second = pfs
+        .write_commit_after(
+            "src",
+            "master",
+            Some(&first),
+            changes.clone(),
+            "git commit 2",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let c = pfs.inspect_commit("src", &second, false).await.unwrap();
+    assert_eq!(c.parent.as_deref(), Some(first.as_str()));
+    // An open commit at the head is refused, naming it.
+    let open = pfs
+        .start_commit("src", Some("master"), None, "")
+        .await
+        .unwrap();
+    let err = pfs
+        .write_commit_after("src", "master", Some(&open.id), changes, "y")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("open commit"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! The controller: watches pipelines and output commits and runs, for every
 //! running pipeline, the jobs of its open output commits one after another,
 //! oldest first (pipelines run concurrently). Cron inputs get a ticker that
-//! writes a timestamp file into the pipeline's tick repo on schedule; spouts
+//! writes a timestamp file into the pipeline's tick repo on schedule; git
+//! inputs a poller that fetches their branch (`git`); spouts
 //! get a runner that keeps their user code running (`spout`).
 //!
 //! With several pachd on one metadata store, only the holder of the
@@ -109,6 +110,25 @@ impl Pps {
                         tokio::spawn(async move {
                             if let Err(e) = this.run_ticker(&me, &pipeline, &c).await {
                                 tracing::warn!(pipeline = %pipeline, "cron input '{}': {e}", c.name);
+                            }
+                            if let Ok(mut t) = tickers.lock() {
+                                t.remove(&id);
+                            }
+                        });
+                    }
+                }
+                for g in crate::git::git_inputs(input) {
+                    let id = format!("{name}/git/{}", g.name);
+                    if tickers
+                        .lock()
+                        .map(|mut t| t.insert(id.clone()))
+                        .unwrap_or(false)
+                    {
+                        let (this, tickers, g) = (self.clone(), tickers.clone(), g.clone());
+                        let (pipeline, me) = (name.clone(), me.to_string());
+                        tokio::spawn(async move {
+                            if let Err(e) = this.run_git_poller(&me, &pipeline, &g).await {
+                                tracing::warn!(pipeline = %pipeline, "git input '{}': {e}", g.name);
                             }
                             if let Ok(mut t) = tickers.lock() {
                                 t.remove(&id);

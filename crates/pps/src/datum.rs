@@ -92,6 +92,21 @@ fn plan_input(
             .map(|e| vec![e])
             .collect());
     }
+    if let Some(g) = &input.git {
+        // As Pachyderm 1.9: the whole checked-out tree is one datum.
+        let as_pfs = PfsInput {
+            name: g.name.clone(),
+            repo: g.name.clone(),
+            branch: g.branch.clone(),
+            glob: "/".into(),
+            ..Default::default()
+        };
+        let list = files.get(&g.name).unwrap_or(empty);
+        return Ok(matches(&as_pfs, "/", list)?
+            .into_iter()
+            .map(|e| vec![e])
+            .collect());
+    }
     if !input.cross.is_empty() {
         let mut acc: Vec<Vec<Element>> = vec![vec![]];
         for child in &input.cross {

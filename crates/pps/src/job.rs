@@ -54,16 +54,21 @@ pub(crate) struct LeafInput {
 pub(crate) fn leaf_inputs(input: Option<&Input>) -> Vec<LeafInput> {
     let all = input.map(Input::walk).unwrap_or_default();
     all.into_iter()
-        .filter_map(|i| match (&i.pfs, &i.cron) {
-            (Some(p), _) => Some(LeafInput {
+        .filter_map(|i| match (&i.pfs, &i.cron, &i.git) {
+            (Some(p), _, _) => Some(LeafInput {
                 name: p.name.clone(),
                 repo: p.repo.clone(),
                 branch: p.branch.clone(),
             }),
-            (None, Some(c)) => Some(LeafInput {
+            (None, Some(c), _) => Some(LeafInput {
                 name: c.name.clone(),
                 repo: c.repo.clone(),
                 branch: "master".into(),
+            }),
+            (None, None, Some(g)) => Some(LeafInput {
+                name: g.name.clone(),
+                repo: g.name.clone(),
+                branch: g.branch.clone(),
             }),
             _ => None,
         })

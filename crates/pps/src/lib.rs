@@ -7,6 +7,7 @@ mod controller;
 pub mod cron;
 pub mod datum;
 pub mod error;
+pub mod git;
 pub mod glob;
 mod job;
 pub mod leader;

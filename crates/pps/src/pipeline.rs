@@ -61,6 +61,12 @@ pub struct Pps {
     pub(crate) datum_network: pach_worker::Network,
     /// The address services are published on when their spec names none.
     pub(crate) service_host: String,
+    /// How often git inputs are fetched (zero: on push events only).
+    pub(crate) git_poll: std::time::Duration,
+    /// pachd's webhook endpoint, when it serves one.
+    pub(crate) githook_url: Option<String>,
+    /// One fetch at a time per git repository (`git`).
+    pub(crate) git_locks: crate::git::GitLocks,
 }
 
 impl Pps {
@@ -75,6 +81,9 @@ impl Pps {
             datum_network: pach_worker::Network::Loopback,
             s3_gateway: None,
             service_host: "127.0.0.1".into(),
+            git_poll: std::time::Duration::from_secs(60),
+            githook_url: None,
+            git_locks: Arc::default(),
         }
     }
 
@@ -166,6 +175,9 @@ impl Pps {
         }
         self.check_specs(std::slice::from_ref(&spec), update, false)
             .await?;
+        if let Some(input) = &spec.input {
+            self.check_git_inputs(input).await?;
+        }
         let name = spec.pipeline.name.clone();
         let warnings = spec::warnings(&spec);
         self.put_pipeline(spec, update, reprocess, false).await?;
@@ -250,7 +262,7 @@ impl Pps {
             }
             if let Some(input) = &s.input {
                 for (repo, _) in spec::input_repos(input) {
-                    let is_cron = cron_repos(s).contains(&repo);
+                    let is_cron = made_repos(s).contains(&repo);
                     if repo == *name {
                         return Err(PpsError::InvalidSpec(format!(
                             "pipeline '{name}': input repo '{repo}' is the pipeline's own output repo (a cycle)"
@@ -270,7 +282,7 @@ impl Pps {
                 })?;
             }
             repos.insert(name.clone());
-            repos.extend(cron_repos(s));
+            repos.extend(made_repos(s));
             graph.insert(name.clone(), input_repo_names(s));
         }
         if let Some(cycle) = find_cycle(&graph) {
@@ -296,9 +308,9 @@ impl Pps {
         // The pipeline's own writes: never paused, and the only ones allowed
         // on its output branch.
         let pfs = self.pfs.for_pipeline(&name);
-        for repo in cron_repos(&spec) {
+        for (repo, what) in made_repos_described(&spec) {
             match pfs
-                .create_repo(&repo, &format!("Cron tick repo for pipeline {name}"), false)
+                .create_repo(&repo, &format!("{what} for pipeline {name}."), false)
                 .await
             {
                 Ok(()) | Err(PfsError::RepoExists { .. }) => {}
@@ -597,6 +609,7 @@ impl Pps {
                 .delete(pipeline_key(t))
                 .delete(runlog_key(t))
                 .delete_prefix(pipeline_versions_prefix(t))
+                .delete_prefix(git_errors_prefix(t))
                 .delete_prefix(cache_prefix(t));
             for j in &jobs {
                 txn = txn
@@ -606,7 +619,13 @@ impl Pps {
                     .delete_prefix(slots_prefix(&j.id));
             }
             self.pfs.meta().commit(txn).await?;
-            for repo in cron_repos(&record.spec) {
+            // Tick repos go with their pipeline; a git input's repo stays, as
+            // in 1.9 (it may be a repo that was there before the pipeline).
+            let ticks = made_repos_described(&record.spec)
+                .into_iter()
+                .filter(|(_, what)| *what == TICK_REPO)
+                .map(|(r, _)| r);
+            for repo in ticks {
                 match pfs.delete_repo(&repo, false).await {
                     // A tick repo that another branch still reads stays.
                     Ok(())
@@ -649,15 +668,30 @@ pub(crate) fn input_repo_names(spec: &PipelineSpec) -> Vec<String> {
         .collect()
 }
 
-/// The tick repos of a pipeline's cron inputs.
-pub(crate) fn cron_repos(spec: &PipelineSpec) -> Vec<String> {
+/// The repos a pipeline makes for its inputs: its cron inputs' tick repos
+/// and its git inputs' repos.
+pub(crate) fn made_repos(spec: &PipelineSpec) -> Vec<String> {
+    made_repos_described(spec)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect()
+}
+
+const TICK_REPO: &str = "Cron tick repo";
+
+/// [`made_repos`] with what each is, for its description.
+fn made_repos_described(spec: &PipelineSpec) -> Vec<(String, &'static str)> {
     let all = spec
         .input
         .as_ref()
         .map(spec::Input::walk)
         .unwrap_or_default();
     all.into_iter()
-        .filter_map(|i| i.cron.as_ref().map(|c| c.repo.clone()))
+        .filter_map(|i| match (&i.cron, &i.git) {
+            (Some(c), _) => Some((c.repo.clone(), TICK_REPO)),
+            (None, Some(g)) => Some((g.name.clone(), "Git input repo")),
+            _ => None,
+        })
         .collect()
 }
 

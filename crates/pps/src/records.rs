@@ -35,6 +35,8 @@ pub const SLOTS: &str = "pps/slots/";
 pub const SECRETS: &str = "pps/secrets/";
 /// Spouts' and services' user code's output (`runlog`).
 pub const RUNLOGS: &str = "pps/runlogs/";
+/// The last failed fetch of each git input, while it keeps failing.
+pub const GIT_ERRORS: &str = "pps/git-errors/";
 
 pub fn pipeline_key(name: &str) -> String {
     format!("{PIPELINES}{name}")
@@ -48,6 +50,12 @@ pub fn pipeline_versions_prefix(name: &str) -> String {
 }
 pub fn runlog_key(pipeline: &str) -> String {
     format!("{RUNLOGS}{pipeline}")
+}
+pub fn git_errors_prefix(pipeline: &str) -> String {
+    format!("{GIT_ERRORS}{pipeline}/")
+}
+pub fn git_error_key(pipeline: &str, input: &str) -> String {
+    format!("{GIT_ERRORS}{pipeline}/{input}")
 }
 pub fn secret_key(name: &str) -> String {
     format!("{SECRETS}{name}")

@@ -317,13 +317,16 @@ pub struct Input {
     pub git: Option<GitInput>,
 }
 
-/// Pachyderm 1.9's git input (a repository watched through a webhook).
+/// Pachyderm 1.9's git input: a branch of a git repository, fetched on a
+/// webhook's push event or by polling; each new head becomes a commit of
+/// the input's repo (`name`) holding the checked-out tree (`git`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitInput {
     #[serde(default, skip_serializing_if = "is_default")]
     pub name: String,
-    #[serde(default, skip_serializing_if = "is_default")]
+    /// `url` on the wire; 1.9's documentation writes `URL`.
+    #[serde(default, alias = "URL", skip_serializing_if = "is_default")]
     pub url: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub branch: String,
@@ -797,6 +800,14 @@ pub fn normalize(spec: &mut PipelineSpec) {
             && !c.name.is_empty()
         {
             c.repo = format!("{pipeline}_{}", c.name);
+        }
+        if let Some(g) = &mut i.git {
+            if g.branch.is_empty() {
+                g.branch = "master".into();
+            }
+            if g.name.is_empty() {
+                g.name = crate::git::name_from_url(&g.url);
+            }
         }
         for c in i
             .cross
@@ -1280,6 +1291,14 @@ pub fn warnings(spec: &PipelineSpec) -> Vec<String> {
                     "ignored, as in Pachyderm 1.9: each job reads the tick it runs for",
                 );
             }
+            if let Some(g) = &i.git
+                && !g.commit.is_empty()
+            {
+                warn(
+                    &format!("input.git.commit of '{}'", g.name),
+                    "ignored, as in Pachyderm 1.9: each job reads the checked-out tree it runs for",
+                );
+            }
         }
     }
     out
@@ -1395,13 +1414,27 @@ fn validate_input(
             ),
         ));
     }
-    if input.git.is_some() {
-        return Err(err(
-            &format!("{path}.git"),
-            "git inputs are not supported by this cluster; put the repository's files into a \
-             repo (e.g. a cron pipeline that runs `git pull`) and read that repo"
-                .into(),
-        ));
+    if let Some(g) = &input.git {
+        let f = |x: &str| format!("{path}.git.{x}");
+        crate::git::check_url(&g.url).map_err(|e| err(&f("URL"), e))?;
+        if !valid_name(&g.name) || g.name == "out" {
+            return Err(err(
+                &f("name"),
+                format!(
+                    "'{}' is not a valid input name (it names the input's repo too); give \"name\" explicitly",
+                    g.name
+                ),
+            ));
+        }
+        pach_pfs::names::validate_branch_name(&g.branch)
+            .map_err(|e| err(&f("branch"), format!("'{}': {e}", g.branch)))?;
+        if matches!(parent, Some("join") | Some("group")) {
+            return Err(err(
+                path,
+                "a git input cannot be part of a join or group".into(),
+            ));
+        }
+        names.push(g.name.clone());
     }
     if let Some(p) = &input.pfs {
         let f = |x: &str| format!("{path}.pfs.{x}");
@@ -1527,9 +1560,10 @@ fn validate_input(
 pub fn input_repos(input: &Input) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for i in input.walk() {
-        let found = match (&i.pfs, &i.cron) {
-            (Some(p), _) => Some((p.repo.clone(), p.branch.clone())),
-            (None, Some(c)) => Some((c.repo.clone(), String::new())),
+        let found = match (&i.pfs, &i.cron, &i.git) {
+            (Some(p), _, _) => Some((p.repo.clone(), p.branch.clone())),
+            (None, Some(c), _) => Some((c.repo.clone(), String::new())),
+            (None, None, Some(g)) => Some((g.name.clone(), g.branch.clone())),
             _ => None,
         };
         if let Some((repo, branch)) = found {
@@ -1782,8 +1816,37 @@ mod tests {
             let m = invalid(&with(extra));
             assert!(m.contains(needle), "{extra} => {m}");
         }
-        let git = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"input":{"git":{"url":"https://github.com/x/y.git"}}}"#;
-        assert!(invalid(git).contains("input.git"));
+        // Git inputs: 1.9's defaults (branch master, name from the URL), the
+        // documentation's "URL" spelling, and clear refusals.
+        let git = |g: &str| {
+            format!(
+                r#"{{"pipeline":{{"name":"p"}},"transform":{{"cmd":["sh"]}},"input":{{"git":{g}}}}}"#
+            )
+        };
+        let s = one(&git(r#"{"URL":"https://github.com/x/my-code.git"}"#));
+        let g = s.input.as_ref().unwrap().git.clone().unwrap();
+        assert_eq!((g.name.as_str(), g.branch.as_str()), ("my-code", "master"));
+        let s = one(&git(
+            r#"{"url":"file:///srv/r.git","name":"src","branch":"dev"}"#,
+        ));
+        let g = s.input.as_ref().unwrap().git.clone().unwrap();
+        assert_eq!((g.name.as_str(), g.branch.as_str()), ("src", "dev"));
+        for (g, needle) in [
+            (r#"{"url":""}"#, "input.git.URL"),
+            (r#"{"url":"ext::sh -c touch% /tmp/x"}"#, "input.git.URL"),
+            (r#"{"url":"/srv/r.git"}"#, "file://"),
+            (
+                r#"{"url":"https://h/r.git","name":"out"}"#,
+                "input.git.name",
+            ),
+            (
+                r#"{"url":"https://h/r.git","branch":"a b"}"#,
+                "input.git.branch",
+            ),
+        ] {
+            let m = invalid(&git(g));
+            assert!(m.contains(needle), "{g} => {m}");
+        }
         let spout = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"overwrite":true},"enable_stats":true}"#;
         assert!(invalid(spout).contains("stats branch"));
         let spout = r#"{"pipeline":{"name":"p"},"transform":{"cmd":["sh"]},"spout":{"service":{"internal_port":1}}}"#;

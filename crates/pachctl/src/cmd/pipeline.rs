@@ -236,6 +236,9 @@ fn request_of(mut spec: Value, update: bool, reprocess: bool) -> anyhow::Result<
     if !spec.is_object() {
         bail!("a spec is a JSON object or YAML mapping");
     }
+    if let Some(input) = spec.get_mut("input") {
+        git_url_as_written(input);
+    }
     if !uses_later_fields(&spec) {
         let mut r: pps::CreatePipelineRequest = pach_api::json::from_json(spec)?;
         r.update = update;
@@ -266,6 +269,25 @@ fn request_of(mut spec: Value, update: bool, reprocess: bool) -> anyhow::Result<
             project,
         },
     )))
+}
+
+/// Pachyderm 1.9's documentation writes a git input's URL as `URL`, its
+/// messages as `url`: both are taken (1.9's own pachctl refused `URL`).
+fn git_url_as_written(input: &mut Value) {
+    let Some(m) = input.as_object_mut() else {
+        return;
+    };
+    if let Some(g) = m.get_mut("git").and_then(Value::as_object_mut)
+        && !g.contains_key("url")
+        && let Some(url) = g.remove("URL")
+    {
+        g.insert("url".into(), url);
+    }
+    for k in ["cross", "union", "join", "group"] {
+        if let Some(list) = m.get_mut(k).and_then(Value::as_array_mut) {
+            list.iter_mut().for_each(git_url_as_written);
+        }
+    }
 }
 
 fn spec_name(v: &Value) -> String {
@@ -327,6 +349,9 @@ pub fn input_summary(i: Option<&pps::Input>) -> String {
     }
     if let Some(c) = &i.cron {
         return format!("{}:{}", c.name, c.spec);
+    }
+    if let Some(g) = &i.git {
+        return format!("{}:{}", g.name, g.branch);
     }
     for (list, op) in [(&i.cross, " ⨯ "), (&i.union, " ∪ "), (&i.join, " ⋈ ")] {
         if !list.is_empty() {
@@ -519,10 +544,16 @@ pub async fn inspect(name: &str, format: &Format) -> anyhow::Result<()> {
     writeln!(out, "Datum Timeout: {}", duration_text(&p.datum_timeout))?;
     writeln!(out, "Job Timeout: {}", duration_text(&p.job_timeout))?;
     writeln!(out, "Input:\n{}", json(&input))?;
+    if !p.githook_url.is_empty() {
+        writeln!(out, "Githook URL: {}", p.githook_url)?;
+    }
     writeln!(out, "Output Branch: {}", p.output_branch)?;
     writeln!(out, "Transform:\n{}", json(&transform))?;
     if let Some(e) = &p.egress {
         writeln!(out, "Egress: {}", e.url)?;
+    }
+    if !p.recent_error.is_empty() {
+        writeln!(out, "Recent Error: {}", p.recent_error)?;
     }
     if p.enable_stats {
         writeln!(

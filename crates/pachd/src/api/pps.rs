@@ -244,7 +244,16 @@ fn input(i: &Input, commits: &[CommitName]) -> pps::Input {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .and_then(|d| timestamp(d.as_nanos() as i64)),
         }),
-        git: None,
+        git: i.git.as_ref().map(|g| pps::GitInput {
+            name: g.name.clone(),
+            url: g.url.clone(),
+            branch: g.branch.clone(),
+            commit: commits
+                .iter()
+                .find(|x| x.repo == g.name)
+                .map(|x| x.id.clone())
+                .unwrap_or_default(),
+        }),
     }
 }
 
@@ -277,7 +286,14 @@ fn datum_state(s: DatumState) -> pps::DatumState {
 }
 
 /// A pipeline as Pachyderm 1.9 shows it; `jobs` are its jobs, newest first.
-fn pipeline_info(p: &PipelineRecord, jobs: &[&JobRecord]) -> pps::PipelineInfo {
+/// A pipeline as `inspect pipeline` shows it; `githook` is pachd's webhook
+/// URL, shown for pipelines with git inputs (1.9's "pending" when pachd
+/// serves none).
+fn pipeline_info(
+    p: &PipelineRecord,
+    jobs: &[&JobRecord],
+    githook: Option<&str>,
+) -> pps::PipelineInfo {
     let s = &p.spec;
     let running = jobs.iter().any(|j| !j.state.is_terminal());
     let state = match p.state {
@@ -310,6 +326,7 @@ fn pipeline_info(p: &PipelineRecord, jobs: &[&JobRecord]) -> pps::PipelineInfo {
         created_at: timestamp(p.created_ns),
         state: state as i32,
         stopped: p.state == PipelineState::Paused,
+        // The failures of git inputs' fetches, filled in by the caller.
         recent_error: String::new(),
         job_counts,
         last_job_state: jobs.first().map(|j| job_state(j.state) as i32).unwrap_or(0),
@@ -329,7 +346,10 @@ fn pipeline_info(p: &PipelineRecord, jobs: &[&JobRecord]) -> pps::PipelineInfo {
         chunk_spec: message_of(&s.chunk_spec),
         datum_timeout: duration_of(&s.datum_timeout),
         job_timeout: duration_of(&s.job_timeout),
-        githook_url: String::new(),
+        githook_url: match s.input.as_ref().map(pach_pps::git::git_inputs) {
+            Some(g) if !g.is_empty() => githook.unwrap_or("pending").to_string(),
+            _ => String::new(),
+        },
         spec_commit: None,
         standby: s.standby,
         datum_tries: s.datum_tries() as i64,
@@ -342,7 +362,7 @@ fn pipeline_info(p: &PipelineRecord, jobs: &[&JobRecord]) -> pps::PipelineInfo {
 /// The request that creates the pipeline as it is (Pachyderm's
 /// `PipelineReqFromInfo`): what `admin.API` extracts.
 pub(crate) fn pipeline_request(p: &PipelineRecord) -> pps::CreatePipelineRequest {
-    let i = pipeline_info(p, &[]);
+    let i = pipeline_info(p, &[], None);
     pps::CreatePipelineRequest {
         pipeline: i.pipeline,
         tf_job: None,
@@ -824,7 +844,9 @@ impl Api for PpsService {
         let p = self.pps.inspect_pipeline(&name).await.map_err(pps_status)?;
         let jobs = self.pps.list_job(Some(&name)).await.map_err(pps_status)?;
         let jobs: Vec<&JobRecord> = jobs.iter().collect();
-        Ok(Response::new(pipeline_info(&p, &jobs)))
+        let mut info = pipeline_info(&p, &jobs, self.pps.githook_url());
+        info.recent_error = self.pps.git_errors(&name).await.map_err(pps_status)?;
+        Ok(Response::new(info))
     }
 
     async fn list_pipeline(
@@ -856,13 +878,18 @@ impl Api for PpsService {
                 .get(&name)
                 .map(|v| v.iter().collect())
                 .unwrap_or_default();
+            let recent_error = self.pps.git_errors(&name).await.map_err(pps_status)?;
             for p in &versions {
                 let of_version: Vec<&JobRecord> = mine
                     .iter()
                     .copied()
                     .filter(|j| p.version == versions[0].version || j.pipeline_version == p.version)
                     .collect();
-                pipeline_info_list.push(pipeline_info(p, &of_version));
+                let mut info = pipeline_info(p, &of_version, self.pps.githook_url());
+                if p.version == versions[0].version {
+                    info.recent_error = recent_error.clone();
+                }
+                pipeline_info_list.push(info);
             }
         }
         Ok(Response::new(pps::PipelineInfos {
@@ -1116,7 +1143,8 @@ mod tests {
             created_ns: 1_577_836_800_000_000_000,
             updated_ns: 0,
         };
-        let json = pach_api::json::to_json(&pipeline_info(&p, &[]), FieldNames::Proto).unwrap();
+        let json =
+            pach_api::json::to_json(&pipeline_info(&p, &[], None), FieldNames::Proto).unwrap();
         assert_eq!(json["pipeline"]["name"], "wc");
         assert_eq!(json["input"]["cross"][0]["pfs"]["repo"], "docs");
         assert_eq!(json["parallelism_spec"]["constant"], "2");
