@@ -300,12 +300,18 @@ fn failing_datums_fail_the_job_with_logs_then_retry() {
     assert_eq!(get(&p, "picky@master:/good"), "fine\n");
 }
 
-#[test]
-fn files_several_datums_write_at_one_path_are_merged() {
+/// A cluster with repo `in` holding `/a` ("a\n") and `/b` ("b\n").
+fn two_file_repo() -> Pachd {
     let p = Pachd::start();
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
     p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    p
+}
+
+#[test]
+fn files_several_datums_write_at_one_path_are_merged() {
+    let p = two_file_repo();
     let f = spec_file(
         &p,
         "merge.json",
@@ -333,10 +339,7 @@ fn files_several_datums_write_at_one_path_are_merged() {
 
 #[test]
 fn a_file_one_datum_writes_where_another_makes_a_directory_fails_the_job() {
-    let p = Pachd::start();
-    p.ok(&["create", "repo", "in"]);
-    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
-    p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    let p = two_file_repo();
     let f = spec_file(
         &p,
         "clash.json",
