@@ -182,7 +182,9 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (pps, gateway) = start_s3gateway(&config, pps, tls.as_ref()).await?;
+    let auth = pach_auth::Auth::new(pps.pfs().meta().clone());
+    let pps = pps.with_job_access(api::job_access(auth.clone()));
+    let (pps, gateway) = start_s3gateway(&config, pps, auth.clone(), tls.as_ref()).await?;
     tokio::spawn(pps.clone().run_controller());
     if config.worker_slots > 0 {
         tokio::spawn(pps.clone().run_worker(config.worker_slots));
@@ -212,6 +214,7 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
     api::serve(
         api::Server {
             pps,
+            auth,
             spool: data_dir.join("spool"),
             cluster,
             diagnostics: api::Diagnostics {
@@ -272,6 +275,7 @@ fn s3_refusal(authority: &str) -> String {
 async fn start_s3gateway(
     config: &Config,
     pps: pach_pps::Pps,
+    auth: pach_auth::Auth,
     tls: Option<&Arc<pach_tls::cert::ReloadingCert>>,
 ) -> anyhow::Result<(pach_pps::Pps, Option<tokio::task::JoinHandle<()>>)> {
     let address = config.s3gateway_address.trim();
@@ -302,9 +306,7 @@ async fn start_s3gateway(
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let pps = pps.with_s3_endpoint(format!("{scheme}://{host}"));
-    let authorizer = s3auth::TokenAuthorizer {
-        auth: pach_auth::Auth::new(pps.pfs().meta().clone()),
-    };
+    let authorizer = s3auth::TokenAuthorizer { auth };
     let gateway = pach_s3gateway::Gateway::new(pps.pfs().clone(), Arc::new(authorizer));
     let incoming = pach_tls::incoming::Incoming::new(
         listener,

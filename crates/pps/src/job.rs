@@ -503,6 +503,13 @@ impl Pps {
         };
         let pipeline = started_with.as_ref().unwrap_or(current);
         self.save_job(&job).await?;
+        // The pipeline acts as itself: it reads its inputs and writes its
+        // output only while their owners let it.
+        if let Some(reason) = self.job_refusal(pipeline).await? {
+            return self
+                .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
+                .await;
+        }
         let JobInputs {
             files,
             commits: input_commits,
@@ -589,6 +596,12 @@ impl Pps {
                     }
                 }
                 let entries: Vec<FileEntry> = by_path.into_values().map(|(_, e)| e).collect();
+                // Access taken away while the job ran: nothing is written.
+                if let Some(reason) = self.job_refusal(pipeline).await? {
+                    return self
+                        .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
+                        .await;
+                }
                 if let Some(egress) = &pipeline.spec.egress
                     && let Err(e) = self.egress(&egress.url, &entries).await
                 {
@@ -610,6 +623,26 @@ impl Pps {
                 .await
             }
         }
+    }
+
+    /// Why `pipeline` may not run a job now (no access to an input or its
+    /// output), if access is checked and it may not.
+    async fn job_refusal(&self, pipeline: &PipelineRecord) -> Result<Option<String>> {
+        let Some(access) = &self.job_access else {
+            return Ok(None);
+        };
+        let mut inputs: Vec<String> = pipeline
+            .spec
+            .input
+            .as_ref()
+            .map(Input::walk)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.pfs.as_ref().map(|p| p.repo.clone()))
+            .collect();
+        inputs.sort();
+        inputs.dedup();
+        access.refusal(pipeline.name(), &inputs).await
     }
 
     /// Copies a job's output files to the pipeline's egress URL (any object

@@ -24,7 +24,7 @@ mod worker;
 
 pub use error::{PpsError, Result};
 pub use job::JobFilter;
-pub use pipeline::Pps;
+pub use pipeline::{JobAccess, Pps};
 
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()

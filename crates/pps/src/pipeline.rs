@@ -33,6 +33,22 @@ pub struct Pps {
     pub(crate) datum_network: pach_worker::Network,
     /// The address services are published on when their spec names none.
     pub(crate) service_host: String,
+    /// Whether a pipeline may still read its inputs and write its output
+    /// (`None`: no access control; every job may).
+    pub(crate) job_access: Option<Arc<dyn JobAccess>>,
+}
+
+/// Whether a pipeline, acting as itself, may run a job: provided by the
+/// layer that keeps access control (pachd), asked when a job starts and
+/// again before its output is written.
+pub trait JobAccess: Send + Sync + 'static {
+    /// `None` when `pipeline` may read each of `inputs` (repos) and write
+    /// its output repo; otherwise why not, which the job fails with.
+    fn refusal<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<Option<String>>>;
 }
 
 impl Pps {
@@ -47,7 +63,14 @@ impl Pps {
             datum_network: pach_worker::Network::Loopback,
             s3_endpoint: None,
             service_host: "127.0.0.1".into(),
+            job_access: None,
         }
+    }
+
+    /// Checks every job's access through `access` (see [`JobAccess`]).
+    pub fn with_job_access(mut self, access: Arc<dyn JobAccess>) -> Self {
+        self.job_access = Some(access);
+        self
     }
 
     /// Publishes services on `host` (pachd's own listening address) when

@@ -71,8 +71,7 @@ pub(crate) struct Authz {
 }
 
 impl Authz {
-    pub(crate) fn new(pps: Pps) -> Self {
-        let auth = Auth::new(pps.pfs().meta().clone());
+    pub(crate) fn new(pps: Pps, auth: Auth) -> Self {
         Self { auth, pps }
     }
 
@@ -233,6 +232,51 @@ impl Authz {
                 .map_err(auth_status)?;
         }
         Ok(())
+    }
+}
+
+/// What a pipeline's job needs, acting as `pipeline:NAME`: READER on each
+/// input repo, WRITER on its output repo (the grants `pipeline_created`
+/// makes, which an owner may take back).
+fn job_need(pipeline: &str, inputs: &[String]) -> Vec<(String, Scope)> {
+    inputs
+        .iter()
+        .map(|i| (i.clone(), Scope::Reader))
+        .chain(std::iter::once((pipeline.to_string(), Scope::Writer)))
+        .collect()
+}
+
+/// Jobs' access, as PPS asks for it when a job starts and before it writes.
+pub(crate) struct JobAccess {
+    pub(crate) auth: Auth,
+}
+
+impl pach_pps::JobAccess for JobAccess {
+    fn refusal<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, pach_pps::Result<Option<String>>> {
+        Box::pin(async move {
+            let internal = |e: AuthError| pach_pps::PpsError::FailedPrecondition(e.to_string());
+            if !self.auth.is_active().await.map_err(internal)? {
+                return Ok(None);
+            }
+            let me = self
+                .auth
+                .as_subject(&format!("{PIPELINE_PREFIX}{pipeline}"))
+                .await
+                .map_err(internal)?;
+            for (repo, scope) in job_need(pipeline, inputs) {
+                if let Err(e) = self.auth.check(&me, &repo, scope).await {
+                    return match e.kind() {
+                        ErrorKind::PermissionDenied => Ok(Some(e.to_string())),
+                        _ => Err(internal(e)),
+                    };
+                }
+            }
+            Ok(None)
+        })
     }
 }
 
