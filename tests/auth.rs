@@ -764,12 +764,12 @@ fn jobs(p: &Pachd, pipeline: &str) -> Vec<serde_json::Value> {
 
 /// A pipeline acts as `pipeline:NAME`: once an owner takes its READER away
 /// from an input, its next job fails saying so and writes nothing; given
-/// back, the next job runs.
+/// back, the next job runs. A pipeline made before activation gets its
+/// access with it.
 #[test]
 fn a_pipeline_reads_and_writes_as_itself() {
     let p = Pachd::start();
     let dir = tempfile::tempdir().unwrap();
-    activated(&p);
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
     let spec = dir.path().join("copy.json");
@@ -781,7 +781,27 @@ fn a_pipeline_reads_and_writes_as_itself() {
     .unwrap();
     p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
     p.ok(&["flush", "commit", "in@master"]);
-    assert_eq!(jobs(&p, "copy")[0]["state"], "JOB_SUCCESS");
+    activated(&p);
+    assert_eq!(p.ok(&["auth", "get", "in"]).trim(), "pipeline:copy: READER");
+    assert_eq!(
+        p.ok(&["auth", "get", "copy"]).trim(),
+        "pipeline:copy: WRITER"
+    );
+    // A pipeline created with auth active runs its first job at once.
+    let second = dir.path().join("again.json");
+    std::fs::write(
+        &second,
+        r#"{"pipeline":{"name":"again"},"transform":{"cmd":["sh","-c","cp /pfs/in/* /pfs/out/"]},
+            "input":{"pfs":{"repo":"in","glob":"/*"}}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", second.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "again")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    p.ok(&["delete", "pipeline", "again"]);
+    let job = &jobs(&p, "copy")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
     assert_eq!(p.ok(&["get", "file", "copy@master:/a"]), "a\n");
 
     // The owner of the input takes the pipeline's access away.
@@ -819,7 +839,8 @@ fn a_pipeline_reads_and_writes_as_itself() {
     p.ok(&["auth", "set", "pipeline:copy", "writer", "copy"]);
     p.ok_stdin(&["put", "file", "in@master:/d"], b"d\n");
     p.ok(&["flush", "commit", "in@master"]);
-    assert_eq!(jobs(&p, "copy")[0]["state"], "JOB_SUCCESS");
+    let job = &jobs(&p, "copy")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
     assert_eq!(p.raw(&["list", "file", "copy@master:/"]).len(), 4);
     assert_eq!(p.ok(&["get", "file", "copy@master:/b"]), "b\n");
 }

@@ -14,7 +14,7 @@ async fn fresh() -> (tempfile::TempDir, Auth, Arc<RedbStore>) {
 async fn active() -> (tempfile::TempDir, Auth, Arc<RedbStore>, String) {
     let (dir, auth, store) = fresh().await;
     auth.activate_enterprise("any code", None).await.unwrap();
-    let root = auth.activate("robot:root").await.unwrap();
+    let root = auth.activate("robot:root", &[]).await.unwrap();
     (dir, auth, store, root.token)
 }
 
@@ -31,7 +31,7 @@ async fn all_values(store: &RedbStore) -> String {
 async fn activation_needs_enterprise_and_a_robot() {
     let (_dir, auth, _) = fresh().await;
     assert!(matches!(
-        auth.activate("robot:root").await,
+        auth.activate("robot:root", &[]).await,
         Err(AuthError::EnterpriseNotActive)
     ));
     assert!(matches!(
@@ -40,22 +40,22 @@ async fn activation_needs_enterprise_and_a_robot() {
     ));
     auth.activate_enterprise("x", None).await.unwrap();
     assert!(matches!(
-        auth.activate("").await,
+        auth.activate("", &[]).await,
         Err(AuthError::GitHubUnavailable)
     ));
     assert!(matches!(
-        auth.activate("alice").await,
+        auth.activate("alice", &[]).await,
         Err(AuthError::GitHubUnavailable)
     ));
     assert!(matches!(
-        auth.activate("pipeline:p").await,
+        auth.activate("pipeline:p", &[]).await,
         Err(AuthError::InvalidRequest(_))
     ));
     assert!(!auth.is_active().await.unwrap());
-    let root = auth.activate("robot:root").await.unwrap();
+    let root = auth.activate("robot:root", &[]).await.unwrap();
     assert_eq!(root.subject, "robot:root");
     assert!(matches!(
-        auth.activate("robot:other").await,
+        auth.activate("robot:other", &[]).await,
         Err(AuthError::AlreadyActivated)
     ));
     let caller = auth.caller(Some(&root.token)).await.unwrap();
@@ -410,7 +410,7 @@ async fn checks_read_the_store_once_then_from_memory() {
     assert_eq!(store.reads(), before);
 
     auth.activate_enterprise("x", None).await.unwrap();
-    let root = auth.activate("robot:root").await.unwrap();
+    let root = auth.activate("robot:root", &[]).await.unwrap();
     assert!(auth.is_active().await.unwrap());
     let admin = auth.caller(Some(&root.token)).await.unwrap();
     auth.set_scope(&admin, "robot:alice", "repo", Scope::Writer)
@@ -443,7 +443,7 @@ async fn changes_are_enforced_at_once_by_the_writer_and_soon_by_another() {
     let there = Auth::new(store.clone());
     there.cache.wait_live().await;
     here.activate_enterprise("x", None).await.unwrap();
-    let root = here.activate("robot:root").await.unwrap();
+    let root = here.activate("robot:root", &[]).await.unwrap();
     let admin = here.caller(Some(&root.token)).await.unwrap();
     let alice = here.get_auth_token(&admin, "robot:alice", 0).await.unwrap();
     here.set_scope(&admin, "robot:alice", "repo", Scope::Reader)

@@ -5,14 +5,14 @@
 //! stored, as keys and inside the records, where they are compared in
 //! constant time (`blake3::Hash`'s equality is).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use pach_meta::Txn;
 
 use crate::records::{
-    ACTIVATION, ADMINS, ActivationRecord, CLEARED_ON_DEACTIVATE, OtpRecord, SetRecord, TokenRecord,
-    TokenSource, admin_key, members_key, otp_key, token_key,
+    ACTIVATION, ADMINS, AclRecord, ActivationRecord, CLEARED_ON_DEACTIVATE, OtpRecord, Scope,
+    SetRecord, TokenRecord, TokenSource, acl_key, admin_key, members_key, otp_key, token_key,
 };
 use crate::{
     Auth, AuthError, Caller, DEFAULT_OTP_TTL_SECS, DEFAULT_SESSION_TTL_SECS, GITHUB_PREFIX,
@@ -66,7 +66,14 @@ fn expiry(ttl_secs: i64) -> Option<i64> {
 impl Auth {
     /// Activates auth with `subject` (a `robot:NAME`) as its first admin,
     /// and returns that admin's token, which never expires (as 1.9).
-    pub async fn activate(&self, subject: &str) -> Result<TokenInfo> {
+    /// `grants` (repo, subject, scope) are in the ACLs from the same
+    /// transaction on: the access of the pipelines already there, whose
+    /// jobs are checked from then on.
+    pub async fn activate(
+        &self,
+        subject: &str,
+        grants: &[(String, String, Scope)],
+    ) -> Result<TokenInfo> {
         self.require_enterprise().await?;
         if self.is_active().await? {
             return Err(AuthError::AlreadyActivated);
@@ -92,15 +99,38 @@ impl Auth {
             expires: None,
         };
         let activation = ActivationRecord {};
-        let txn = Txn::new()
-            .expect(ACTIVATION, 0)
-            .put(ACTIVATION, encode(&activation))
-            .put(admin_key(&subject), b"{}".to_vec())
-            .put(token_key(&record.hash), encode(&record));
-        if self.commit(txn).await?.is_none() {
-            return Err(AuthError::AlreadyActivated);
-        }
-        Ok(TokenInfo { subject, token })
+        guarded!(self, {
+            if self.meta.get(ACTIVATION).await?.is_some() {
+                return Err(AuthError::AlreadyActivated);
+            }
+            let mut txn = Txn::new()
+                .expect(ACTIVATION, 0)
+                .put(ACTIVATION, encode(&activation))
+                .put(admin_key(&subject), b"{}".to_vec())
+                .put(token_key(&record.hash), encode(&record));
+            let mut acls: BTreeMap<&str, (AclRecord, u64)> = BTreeMap::new();
+            for (repo, who, scope) in grants {
+                if !acls.contains_key(repo.as_str()) {
+                    let kept = self.load(&acl_key(repo)).await?.unwrap_or_default();
+                    acls.insert(repo, kept);
+                }
+                if let Some((acl, _)) = acls.get_mut(repo.as_str()) {
+                    let entry = acl.entries.entry(who.clone()).or_insert(Scope::None);
+                    *entry = (*entry).max(*scope);
+                }
+            }
+            for (repo, (acl, rev)) in acls {
+                let key = acl_key(repo);
+                txn = txn.expect(&key, rev).put(&key, encode(&acl));
+            }
+            Ok((
+                txn,
+                TokenInfo {
+                    subject: subject.clone(),
+                    token: token.clone(),
+                },
+            ))
+        })
     }
 
     /// Deactivates auth: every ACL, token, password, admin, group and the

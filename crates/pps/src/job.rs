@@ -631,17 +631,7 @@ impl Pps {
         let Some(access) = &self.job_access else {
             return Ok(None);
         };
-        let mut inputs: Vec<String> = pipeline
-            .spec
-            .input
-            .as_ref()
-            .map(Input::walk)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|i| i.pfs.as_ref().map(|p| p.repo.clone()))
-            .collect();
-        inputs.sort();
-        inputs.dedup();
+        let inputs = pipeline.spec.pfs_input_repos();
         access.refusal(pipeline.name(), &inputs).await
     }
 

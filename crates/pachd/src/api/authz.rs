@@ -207,36 +207,70 @@ impl Authz {
         Ok(())
     }
 
-    /// After a pipeline is created or updated: a new output repo belongs to
-    /// its creator; the pipeline writes its output and reads its inputs.
-    pub(crate) async fn pipeline_created(
+    /// What the pipelines already there get in the ACLs when auth is
+    /// activated (their jobs are checked from then on): each its job's
+    /// needs, as (repo, `pipeline:NAME`, scope).
+    pub(crate) async fn pipelines_access(&self) -> Result<Vec<(String, String, Scope)>, Status> {
+        let pipelines = self
+            .pps
+            .list_pipeline()
+            .await
+            .map_err(super::status::status)?;
+        let mut grants = Vec::new();
+        for p in pipelines {
+            let me = format!("{PIPELINE_PREFIX}{}", p.name());
+            for (repo, scope) in job_need(p.name(), &p.spec.pfs_input_repos()) {
+                grants.push((repo, me.clone(), scope));
+            }
+        }
+        Ok(grants)
+    }
+
+    /// Creates or updates a pipeline through `create`, with its access
+    /// granted first, since its first job may start (and is checked as
+    /// `pipeline:NAME`) as soon as it exists: a new output repo belongs to
+    /// its creator; the pipeline writes its output and reads its inputs. A
+    /// new pipeline that is not created leaves no ACL behind for its output.
+    pub(crate) async fn create_pipeline(
         &self,
         caller: &Option<Caller>,
         pipeline: &str,
         inputs: &[String],
         update: bool,
+        create: impl std::future::Future<Output = Result<(), Status>>,
     ) -> Result<(), Status> {
-        let Some(caller) = caller else { return Ok(()) };
-        if !update {
+        let Some(caller) = caller else {
+            return create.await;
+        };
+        // A repo of that name already there is not this pipeline's (the
+        // creation then fails): its ACL stays as it is.
+        let new_output = !update && self.pps.pfs().inspect_repo(pipeline).await.is_err();
+        if new_output {
             self.repo_created(&Some(caller.clone()), pipeline).await?;
         }
         let me = format!("{PIPELINE_PREFIX}{pipeline}");
-        self.auth
-            .grant(pipeline, &me, Scope::Writer)
-            .await
-            .map_err(auth_status)?;
+        if new_output || update {
+            self.auth
+                .grant(pipeline, &me, Scope::Writer)
+                .await
+                .map_err(auth_status)?;
+        }
         for input in inputs {
             self.auth
                 .grant(input, &me, Scope::Reader)
                 .await
                 .map_err(auth_status)?;
         }
-        Ok(())
+        let created = create.await;
+        if created.is_err() && new_output {
+            self.auth.forget_repo(pipeline).await.map_err(auth_status)?;
+        }
+        created
     }
 }
 
 /// What a pipeline's job needs, acting as `pipeline:NAME`: READER on each
-/// input repo, WRITER on its output repo (the grants `pipeline_created`
+/// input repo, WRITER on its output repo (the grants `create_pipeline`
 /// makes, which an owner may take back).
 fn job_need(pipeline: &str, inputs: &[String]) -> Vec<(String, Scope)> {
     inputs

@@ -805,12 +805,13 @@ impl Api for PpsService {
         let (spec, update, reprocess) = spec_of(r.into_inner())?;
         let name = spec.pipeline.name.clone();
         let warnings = spec::warnings(&spec);
-        self.pps
-            .create_pipeline(spec, update, reprocess)
-            .await
-            .map_err(pps_status)?;
         self.authz
-            .pipeline_created(&caller, &name, &inputs, update)
+            .create_pipeline(&caller, &name, &inputs, update, async {
+                self.pps
+                    .create_pipeline(spec, update, reprocess)
+                    .await
+                    .map_err(pps_status)
+            })
             .await?;
         Ok(with_warnings(Response::new(()), &warnings))
     }
