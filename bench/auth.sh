@@ -8,7 +8,9 @@
 #   put / get: pachctl put file and get file of MIB MiB of random bytes
 #     (from and to the page cache);
 #   small calls: N (default 500) InspectRepo calls on one connection,
-#     through python-pachyderm 3.1.0, mean latency.
+#     through python-pachyderm 3.1.0, mean latency;
+#   under load: CLIENTS (default 4) such clients at once, each N calls on its
+#     own connection, the mean of their mean latencies.
 #   RUNS (default 3) alternating runs of each, medians.
 # Env: BENCH_DIR (scratch, default /tmp/pach-bench-auth), RUNS, N,
 #      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo).
@@ -17,6 +19,7 @@ cd "$(dirname "$0")/.."
 MIB=${1:-512}
 RUNS=${RUNS:-3}
 N=${N:-500}
+CLIENTS=${CLIENTS:-4}
 W=${BENCH_DIR:-/tmp/pach-bench-auth}
 
 scripts/prereqs.sh
@@ -58,13 +61,15 @@ import python_pachyderm
 port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] or None
 c = python_pachyderm.Client("127.0.0.1", port, auth_token=token)
 c.inspect_repo("big")  # connect before timing
+if len(sys.argv) > 4:  # clients started together wait for one start time
+    time.sleep(max(0.0, float(sys.argv[4]) - time.time()))
 t0 = time.time()
 for _ in range(n):
     c.inspect_repo("big")
 print(f"{(time.time() - t0) / n * 1e6:.0f}")
 PY
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/gen-bytes" "${MIB}M" 5 >"$W/src"
 cat "$W/src" >/dev/null
 for s in open guarded; do pc "$s" create repo big; done
@@ -79,7 +84,17 @@ for run in $(seq "$RUNS"); do
     cmp -s "$W/src" "$W/out" || { echo "get file ($s) returned other bytes" >&2; exit 1; }
     if [ "$s" = open ]; then port=$OPEN; token=""; else port=$GUARDED; token=$TOKEN; fi
     T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$token") "
+    # CLIENTS clients at once, timed from one start time after they connect.
+    at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
+    clients=()
+    for c in $(seq "$CLIENTS"); do
+      pypach "$W/calls.py" "$port" "$N" "$token" "$at" >"$W/load.$c" &
+      clients+=($!)
+    done
+    wait "${clients[@]}"
+    T[$s,load]+="$(cat "$W"/load.* | awk '{s+=$1} END{printf "%.0f", s/NR}') "
   done
 done
 report_pair open guarded "no auth" "auth" "auth/none"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$W"

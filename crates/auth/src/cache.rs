@@ -219,7 +219,8 @@ impl Cache {
     async fn refresh(&self, meta: &dyn MetaStore) {
         let generation = {
             let mut entries = self.lock();
-            entries.values.clear();
+            // A read in flight began before this: not kept either.
+            entries.forget_all();
             entries.generation
         };
         let read = meta.get(ACTIVATION).await;

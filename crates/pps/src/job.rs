@@ -625,9 +625,9 @@ impl Pps {
         }
     }
 
-    /// Why `pipeline` may not run a job now (no access to an input or its
-    /// output), if access is checked and it may not.
-    async fn job_refusal(&self, pipeline: &PipelineRecord) -> Result<Option<String>> {
+    /// Why `pipeline` may not run a job (or a spout write) now: no access
+    /// to an input or its output, when access is checked.
+    pub(crate) async fn job_refusal(&self, pipeline: &PipelineRecord) -> Result<Option<String>> {
         let Some(access) = &self.job_access else {
             return Ok(None);
         };
