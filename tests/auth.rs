@@ -924,3 +924,53 @@ fn replicas_on_one_etcd_enforce_each_others_changes() {
     let err = alice.fails(&["list", "repo"]);
     assert!(err.contains("corrupted or has expired"), "{err}");
 }
+
+/// A spout writes as `pipeline:NAME` too: without WRITER on its output its
+/// archives are not committed (pachd's log says why) until it is given back.
+#[test]
+fn a_spout_writes_only_while_it_may() {
+    let p = Pachd::start();
+    let dir = tempfile::tempdir().unwrap();
+    activated(&p);
+    let spec = dir.path().join("ticker.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline":{"name":"ticker"},"spout":{},
+            "transform":{"cmd":["/bin/sh"],"stdin":[
+              "cd /tmp",
+              "while [ : ]; do sleep 0.2; date +%s%N > tick; tar -cf /pfs/out ./tick; done"]}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    let commits = || p.raw(&["list", "commit", "ticker"]).len();
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for("the spout's first commits", &|| commits() >= 2);
+
+    p.ok(&["auth", "set", "pipeline:ticker", "none", "ticker"]);
+    // One archive past its check when the access went may still land.
+    let before = commits() + 1;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(commits() <= before, "the spout kept writing");
+    assert!(
+        p.stderr().contains(
+            "pipeline:ticker is not authorized to perform this operation on the repo ticker, must have at least WRITER access"
+        ),
+        "{}",
+        p.stderr()
+    );
+
+    p.ok(&["auth", "set", "pipeline:ticker", "writer", "ticker"]);
+    let now = commits();
+    wait_for("the spout's commits once it may write again", &|| {
+        commits() > now
+    });
+}
