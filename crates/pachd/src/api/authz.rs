@@ -244,7 +244,12 @@ impl Authz {
         };
         // A repo of that name already there is not this pipeline's (the
         // creation then fails): its ACL stays as it is.
-        let new_output = !update && self.pps.pfs().inspect_repo(pipeline).await.is_err();
+        let new_output = !update
+            && match self.pps.pfs().inspect_repo(pipeline).await {
+                Ok(_) => false,
+                Err(pach_pfs::PfsError::RepoNotFound { .. }) => true,
+                Err(e) => return Err(super::status::status(e)),
+            };
         if new_output {
             self.repo_created(&Some(caller.clone()), pipeline).await?;
         }
