@@ -974,3 +974,38 @@ fn a_spout_writes_only_while_it_may() {
         commits() > now
     });
 }
+
+/// Pipelines a restore of Pachyderm's own extract creates in a cluster with
+/// auth active get their access as they are created (the stream carries no
+/// ACL): their jobs run.
+#[test]
+fn pipelines_restored_from_pachyderms_extract_run_under_auth() {
+    let p = Pachd::start();
+    activated(&p);
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
+    let out = p
+        .pachctl_cmd(&["restore"])
+        .stdin(std::fs::File::open(&golden).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.ok(&["flush", "commit", "left@master"]);
+    let jobs = p.raw(&["list", "job"]);
+    assert!(!jobs.is_empty());
+    for job in &jobs {
+        assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    }
+    for pipeline in p.raw(&["list", "pipeline"]) {
+        let name = pipeline["pipeline"]["name"].as_str().unwrap();
+        assert!(
+            p.ok(&["auth", "get", name])
+                .contains(&format!("pipeline:{name}: WRITER")),
+            "{name}"
+        );
+    }
+}

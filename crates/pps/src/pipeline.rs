@@ -38,10 +38,19 @@ pub struct Pps {
     pub(crate) job_access: Option<Arc<dyn JobAccess>>,
 }
 
-/// Whether a pipeline, acting as itself, may run a job: provided by the
-/// layer that keeps access control (pachd), asked when a job starts and
+/// A pipeline's access as itself: provided by the layer that keeps access
+/// control (pachd), which gives a pipeline what its jobs need before the
+/// pipeline is written (by a client, an import or an update: its first job
+/// may start as soon as it exists), and is asked when a job starts and
 /// again before its output is written.
 pub trait JobAccess: Send + Sync + 'static {
+    /// Gives `pipeline` what its jobs need: READER on each of `inputs`
+    /// (repos), WRITER on its output repo.
+    fn grant<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<()>>;
     /// `None` when `pipeline` may read each of `inputs` (repos) and write
     /// its output repo; otherwise why not, which the job fails with.
     fn refusal<'a>(
@@ -252,6 +261,9 @@ impl Pps {
         let key = pipeline_key(&name);
         let now = crate::now_ns();
         let existing = load::<PipelineRecord>(&**self.pfs.meta(), &key).await?;
+        if let Some(access) = &self.job_access {
+            access.grant(&name, &spec.pfs_input_repos()).await?;
+        }
         // The pipeline's own writes: never paused, and the only ones allowed
         // on its output branch.
         let pfs = self.pfs.for_pipeline(&name);

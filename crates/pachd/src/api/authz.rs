@@ -226,16 +226,14 @@ impl Authz {
         Ok(grants)
     }
 
-    /// Creates or updates a pipeline through `create`, with its access
-    /// granted first, since its first job may start (and is checked as
-    /// `pipeline:NAME`) as soon as it exists: a new output repo belongs to
-    /// its creator; the pipeline writes its output and reads its inputs. A
+    /// Creates or updates a pipeline through `create`: a new output repo
+    /// belongs to its creator, from before the pipeline exists (PPS then
+    /// grants `pipeline:NAME` its access through `JobAccess::grant`). A
     /// new pipeline that is not created leaves no ACL behind for its output.
     pub(crate) async fn create_pipeline(
         &self,
         caller: &Option<Caller>,
         pipeline: &str,
-        inputs: &[String],
         update: bool,
         create: impl std::future::Future<Output = Result<(), Status>>,
     ) -> Result<(), Status> {
@@ -253,19 +251,6 @@ impl Authz {
         if new_output {
             self.repo_created(&Some(caller.clone()), pipeline).await?;
         }
-        let me = format!("{PIPELINE_PREFIX}{pipeline}");
-        if new_output || update {
-            self.auth
-                .grant(pipeline, &me, Scope::Writer)
-                .await
-                .map_err(auth_status)?;
-        }
-        for input in inputs {
-            self.auth
-                .grant(input, &me, Scope::Reader)
-                .await
-                .map_err(auth_status)?;
-        }
         let created = create.await;
         if created.is_err() && new_output {
             self.auth.forget_repo(pipeline).await.map_err(auth_status)?;
@@ -275,8 +260,8 @@ impl Authz {
 }
 
 /// What a pipeline's job needs, acting as `pipeline:NAME`: READER on each
-/// input repo, WRITER on its output repo (the grants `create_pipeline`
-/// makes, which an owner may take back).
+/// input repo, WRITER on its output repo (what `JobAccess::grant` and
+/// activation give it, and an owner may take back).
 fn job_need(pipeline: &str, inputs: &[String]) -> Vec<(String, Scope)> {
     inputs
         .iter()
@@ -285,19 +270,38 @@ fn job_need(pipeline: &str, inputs: &[String]) -> Vec<(String, Scope)> {
         .collect()
 }
 
-/// Jobs' access, as PPS asks for it when a job starts and before it writes.
+/// Pipelines' access, as PPS gives it when a pipeline is written and asks
+/// for it when a job starts and before it writes.
 pub(crate) struct JobAccess {
     pub(crate) auth: Auth,
 }
 
+fn internal(e: AuthError) -> pach_pps::PpsError {
+    pach_pps::PpsError::FailedPrecondition(e.to_string())
+}
+
 impl pach_pps::JobAccess for JobAccess {
+    fn grant<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, pach_pps::Result<()>> {
+        Box::pin(async move {
+            let me = format!("{PIPELINE_PREFIX}{pipeline}");
+            for (repo, scope) in job_need(pipeline, inputs) {
+                // A no-op while auth is off.
+                self.auth.grant(&repo, &me, scope).await.map_err(internal)?;
+            }
+            Ok(())
+        })
+    }
+
     fn refusal<'a>(
         &'a self,
         pipeline: &'a str,
         inputs: &'a [String],
     ) -> futures::future::BoxFuture<'a, pach_pps::Result<Option<String>>> {
         Box::pin(async move {
-            let internal = |e: AuthError| pach_pps::PpsError::FailedPrecondition(e.to_string());
             if !self.auth.is_active().await.map_err(internal)? {
                 return Ok(None);
             }

@@ -106,7 +106,7 @@ impl PipelineExtension {
             .await?;
         let warnings = pach_pps::spec::warnings(&spec);
         self.authz
-            .create_pipeline(&caller, &name, &inputs, update, async {
+            .create_pipeline(&caller, &name, update, async {
                 self.pps
                     .create_pipeline(spec, update, reprocess)
                     .await
