@@ -7,8 +7,11 @@
 # Usage: bench/auth.sh [MIB]   (default 512)
 #   put / get: pachctl put file and get file of MIB MiB of random bytes
 #     (from and to the page cache);
-#   small calls: N (default 500) InspectRepo calls on one connection,
-#     through python-pachyderm 3.1.0, mean latency.
+#   small calls: N (default 2000) InspectRepo calls to each pachd through
+#     python-pachyderm 3.1.0, one connection to each, in batches of BATCH
+#     (default 100) to one then the other, the median of the batch means;
+#   under load: CLIENTS (default 4) such clients at once, the mean of their
+#     medians.
 #   RUNS (default 3) alternating runs of each, medians.
 # Env: BENCH_DIR (scratch, default /tmp/pach-bench-auth), RUNS, N,
 #      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo).
@@ -16,7 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-512}
 RUNS=${RUNS:-3}
-N=${N:-500}
+N=${N:-2000}
+BATCH=${BATCH:-100}
+CLIENTS=${CLIENTS:-4}
 W=${BENCH_DIR:-/tmp/pach-bench-auth}
 
 scripts/prereqs.sh
@@ -51,20 +56,35 @@ pc guarded enterprise activate bench >/dev/null
 pc guarded auth activate --initial-admin robot:admin >/dev/null
 TOKEN=$(pc guarded auth get-auth-token -q robot:bench)
 echo "$TOKEN" | pc guarded auth use-auth-token 2>/dev/null
+# Small calls: one client per pachd in one process, batches of BATCH calls
+# to each in turn (the order swapped every round), so that the machine's
+# load, which moves a lone client's latency by half, falls on both alike;
+# prints the median of each side's batch means.
 cat >"$W/calls.py" <<'PY'
-import sys, time
+import statistics, sys, time
 import pypach_compat  # noqa: F401
 import python_pachyderm
-port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] or None
-c = python_pachyderm.Client("127.0.0.1", port, auth_token=token)
-c.inspect_repo("big")  # connect before timing
-t0 = time.time()
-for _ in range(n):
-    c.inspect_repo("big")
-print(f"{(time.time() - t0) / n * 1e6:.0f}")
+open_port, guarded_port, token, n, batch = sys.argv[1:6]
+n, batch = int(n), int(batch)
+a = python_pachyderm.Client("127.0.0.1", int(open_port))
+b = python_pachyderm.Client("127.0.0.1", int(guarded_port), auth_token=token)
+a.inspect_repo("big"), b.inspect_repo("big")  # connect before timing
+if len(sys.argv) > 6:  # clients started together wait for one start time
+    time.sleep(max(0.0, float(sys.argv[6]) - time.time()))
+def mean_us(c):
+    t0 = time.perf_counter()
+    for _ in range(batch):
+        c.inspect_repo("big")
+    return (time.perf_counter() - t0) / batch * 1e6
+ta, tb = [], []
+for r in range(max(2, n // batch)):
+    if r % 2 == 0:
+        ta.append(mean_us(a)); tb.append(mean_us(b))
+    else:
+        tb.append(mean_us(b)); ta.append(mean_us(a))
+print(f"{statistics.median(ta):.0f} {statistics.median(tb):.0f}")
 PY
-
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/gen-bytes" "${MIB}M" 5 >"$W/src"
 cat "$W/src" >/dev/null
 for s in open guarded; do pc "$s" create repo big; done
@@ -77,9 +97,20 @@ for run in $(seq "$RUNS"); do
     t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
     T[$s,get]+="$(elapsed "$t0" "$t1") "
     cmp -s "$W/src" "$W/out" || { echo "get file ($s) returned other bytes" >&2; exit 1; }
-    if [ "$s" = open ]; then port=$OPEN; token=""; else port=$GUARDED; token=$TOKEN; fi
-    T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$token") "
   done
+  read -r x y < <(pypach "$W/calls.py" "$OPEN" "$GUARDED" "$TOKEN" "$N" "$BATCH")
+  T[open,call]+="$x "; T[guarded,call]+="$y "
+  # CLIENTS such clients at once, timed from one start time after they connect.
+  at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
+  clients=()
+  for c in $(seq "$CLIENTS"); do
+    pypach "$W/calls.py" "$OPEN" "$GUARDED" "$TOKEN" "$N" "$BATCH" "$at" >"$W/load.$c" &
+    clients+=($!)
+  done
+  wait "${clients[@]}"
+  T[open,load]+="$(cat "$W"/load.* | awk '{s+=$1} END{printf "%.0f", s/NR}') "
+  T[guarded,load]+="$(cat "$W"/load.* | awk '{s+=$2} END{printf "%.0f", s/NR}') "
 done
 report_pair open guarded "no auth" "auth" "auth/none"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$W"

@@ -30,20 +30,27 @@ BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # report_pair A B "A's name" "B's name" "ratio's name": the medians of the
 # put, get and call timings in T[A,op] and T[B,op] (the caller's associative
-# array of space-separated runs, MIB the size moved) side by side, B over A,
-# then every run.
+# array of space-separated runs, MIB the size moved; `load`, calls made by
+# CLIENTS clients at once, when measured) side by side, B over A, then every
+# run.
 report_pair() {
   local a=$1 b=$2 op x y name
   printf '%-32s %12s %12s %8s\n' "operation" "$3" "$4" "$5"
-  for op in put get call; do
+  for op in put get call load; do
+    [ -n "${T[$a,$op]:-}" ] || continue
     # shellcheck disable=SC2086
     x=$(median ${T[$a,$op]}); y=$(median ${T[$b,$op]})
     case $op in
       put) name="put file $MIB MiB (s)" ;;
       get) name="get file $MIB MiB (s)" ;;
       call) name="InspectRepo, mean (us)" ;;
+      load) name="InspectRepo, $CLIENTS at once (us)" ;;
     esac
     printf '%-32s %12s %12s %8s\n' "$name" "$x" "$y" "$(ratio "$y" "$x")"
   done
-  echo "runs: $3 put ${T[$a,put]}/ get ${T[$a,get]}/ call ${T[$a,call]}; $4 put ${T[$b,put]}/ get ${T[$b,get]}/ call ${T[$b,call]}"
+  printf 'runs: %s' "$3"
+  for op in put get call load; do [ -z "${T[$a,$op]:-}" ] || printf ' %s %s/' "$op" "${T[$a,$op]}"; done
+  printf '; %s' "$4"
+  for op in put get call load; do [ -z "${T[$b,$op]:-}" ] || printf ' %s %s/' "$op" "${T[$b,$op]}"; done
+  echo
 }

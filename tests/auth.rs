@@ -795,3 +795,256 @@ echo "in $(get in x) private $(get private y)" > /pfs/out/codes
         "{refusal}"
     );
 }
+
+/// The jobs of `pipeline`, newest first.
+fn jobs(p: &Pachd, pipeline: &str) -> Vec<serde_json::Value> {
+    p.raw(&["list", "job", "-p", pipeline])
+}
+
+/// A pipeline acts as `pipeline:NAME`: once an owner takes its READER away
+/// from an input, its next job fails saying so and writes nothing; given
+/// back, the next job runs. A pipeline made before activation gets its
+/// access with it.
+#[test]
+fn a_pipeline_reads_and_writes_as_itself() {
+    let p = Pachd::start();
+    let dir = tempfile::tempdir().unwrap();
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    let spec = dir.path().join("copy.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline":{"name":"copy"},"transform":{"cmd":["sh","-c","cp /pfs/in/* /pfs/out/"]},
+            "input":{"pfs":{"repo":"in","glob":"/*"}}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    activated(&p);
+    assert_eq!(p.ok(&["auth", "get", "in"]).trim(), "pipeline:copy: READER");
+    assert_eq!(
+        p.ok(&["auth", "get", "copy"]).trim(),
+        "pipeline:copy: WRITER"
+    );
+    // A pipeline created with auth active runs its first job at once.
+    let second = dir.path().join("again.json");
+    std::fs::write(
+        &second,
+        r#"{"pipeline":{"name":"again"},"transform":{"cmd":["sh","-c","cp /pfs/in/* /pfs/out/"]},
+            "input":{"pfs":{"repo":"in","glob":"/*"}}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", second.to_str().unwrap()]);
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "again")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    p.ok(&["delete", "pipeline", "again"]);
+    let job = &jobs(&p, "copy")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    assert_eq!(p.ok(&["get", "file", "copy@master:/a"]), "a\n");
+
+    // The owner of the input takes the pipeline's access away.
+    p.ok(&["auth", "set", "pipeline:copy", "none", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "copy")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "pipeline:copy is not authorized to perform this operation on the repo in, must have at least READER access"
+        ),
+        "{reason}"
+    );
+    let files = p.raw(&["list", "file", "copy@master:/"]);
+    assert_eq!(files.len(), 1, "the failed job wrote {files:?}");
+
+    // Its WRITER on its own output, likewise.
+    p.ok(&["auth", "set", "pipeline:copy", "reader", "in"]);
+    p.ok(&["auth", "set", "pipeline:copy", "reader", "copy"]);
+    p.ok_stdin(&["put", "file", "in@master:/c"], b"c\n");
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "copy")[0];
+    assert_eq!(job["state"], "JOB_FAILURE", "{job}");
+    assert!(
+        job["reason"].as_str().unwrap().contains(
+            "pipeline:copy is not authorized to perform this operation on the repo copy, must have at least WRITER access"
+        ),
+        "{job}"
+    );
+    assert_eq!(p.raw(&["list", "file", "copy@master:/"]).len(), 1);
+
+    // Access given back: the next job runs and writes.
+    p.ok(&["auth", "set", "pipeline:copy", "writer", "copy"]);
+    p.ok_stdin(&["put", "file", "in@master:/d"], b"d\n");
+    p.ok(&["flush", "commit", "in@master"]);
+    let job = &jobs(&p, "copy")[0];
+    assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    assert_eq!(p.raw(&["list", "file", "copy@master:/"]).len(), 4);
+    assert_eq!(p.ok(&["get", "file", "copy@master:/b"]), "b\n");
+}
+
+/// Runs `ok` until it holds, for at most the bound within which a change
+/// made through one pachd is enforced by the others (`pach_auth::MAX_AGE`,
+/// one second, plus a pachctl round trip); says how long it took.
+fn enforced_within_bound(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "{what}: not enforced by the other pachd within the bound"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    eprintln!("{what}: enforced after {:?}", start.elapsed());
+}
+
+/// Cluster mode: two pachds on one etcd. Auth activated through one is
+/// enforced by the other; a token made through one works on the other; a
+/// revocation or an ACL change through one is enforced by the other.
+#[test]
+fn replicas_on_one_etcd_enforce_each_others_changes() {
+    let etcd = pach_e2e::Etcd::start();
+    let bucket = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/auth", etcd.address);
+    let storage = format!("file://{}", bucket.path().display());
+    let args = ["--metadata", &metadata, "--storage", &storage];
+    let a = Pachd::start_with(&args);
+    let b = Pachd::start_with(&args);
+    let dir = tempfile::tempdir().unwrap();
+    // Each pachd's cache is warm before the change: auth is off on both.
+    b.ok(&["list", "repo"]);
+    activated(&a);
+    enforced_within_bound("activation", || !b.run(&["list", "repo"]).status.success());
+    assert!(
+        b.fails(&["list", "repo"])
+            .contains("no authentication token"),
+        "{}",
+        b.fails(&["list", "repo"])
+    );
+
+    let token = |subject: &str| token_of(&a.ok(&["auth", "get-auth-token", "-q", subject]));
+    let alice_token = token("robot:alice");
+    let alice = User::new(&b, &dir, "alice", &alice_token);
+    alice.ok(&["create", "repo", "shared"]);
+    alice.ok_stdin(&["put", "file", "shared@master:/f"], "x");
+    let bob = User::new(&b, &dir, "bob", &token("robot:bob"));
+    bob.denied(
+        &["get", "file", "shared@master:/f"],
+        "robot:bob",
+        "shared",
+        "READER",
+    );
+    // ACL changes through a, enforced by b.
+    a.ok(&["auth", "set", "robot:bob", "reader", "shared"]);
+    enforced_within_bound("a new ACL entry", || {
+        bob.run(&["get", "file", "shared@master:/f"])
+            .status
+            .success()
+    });
+    a.ok(&["auth", "set", "robot:bob", "none", "shared"]);
+    enforced_within_bound("a removed ACL entry", || {
+        !bob.run(&["get", "file", "shared@master:/f"])
+            .status
+            .success()
+    });
+    bob.denied(
+        &["get", "file", "shared@master:/f"],
+        "robot:bob",
+        "shared",
+        "READER",
+    );
+    // A revocation through a, enforced by b.
+    alice.ok(&["list", "repo"]);
+    revoke(&a, &alice_token);
+    enforced_within_bound("a revoked token", || {
+        !alice.run(&["list", "repo"]).status.success()
+    });
+    let err = alice.fails(&["list", "repo"]);
+    assert!(err.contains("corrupted or has expired"), "{err}");
+}
+
+/// A spout writes as `pipeline:NAME` too: without WRITER on its output its
+/// archives are not committed (pachd's log says why) until it is given back.
+#[test]
+fn a_spout_writes_only_while_it_may() {
+    let p = Pachd::start();
+    let dir = tempfile::tempdir().unwrap();
+    activated(&p);
+    let spec = dir.path().join("ticker.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline":{"name":"ticker"},"spout":{},
+            "transform":{"cmd":["/bin/sh"],"stdin":[
+              "cd /tmp",
+              "while [ : ]; do sleep 0.2; date +%s%N > tick; tar -cf /pfs/out ./tick; done"]}}"#,
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    let commits = || p.raw(&["list", "commit", "ticker"]).len();
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for("the spout's first commits", &|| commits() >= 2);
+
+    p.ok(&["auth", "set", "pipeline:ticker", "none", "ticker"]);
+    // One archive past its check when the access went may still land.
+    let before = commits() + 1;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(commits() <= before, "the spout kept writing");
+    assert!(
+        p.stderr().contains(
+            "pipeline:ticker is not authorized to perform this operation on the repo ticker, must have at least WRITER access"
+        ),
+        "{}",
+        p.stderr()
+    );
+
+    p.ok(&["auth", "set", "pipeline:ticker", "writer", "ticker"]);
+    let now = commits();
+    wait_for("the spout's commits once it may write again", &|| {
+        commits() > now
+    });
+}
+
+/// Pipelines a restore of Pachyderm's own extract creates in a cluster with
+/// auth active get their access as they are created (the stream carries no
+/// ACL): their jobs run.
+#[test]
+fn pipelines_restored_from_pachyderms_extract_run_under_auth() {
+    let p = Pachd::start();
+    activated(&p);
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
+    let out = p
+        .pachctl_cmd(&["restore"])
+        .stdin(std::fs::File::open(&golden).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.ok(&["flush", "commit", "left@master"]);
+    let jobs = p.raw(&["list", "job"]);
+    assert!(!jobs.is_empty());
+    for job in &jobs {
+        assert_eq!(job["state"], "JOB_SUCCESS", "{job}");
+    }
+    for pipeline in p.raw(&["list", "pipeline"]) {
+        let name = pipeline["pipeline"]["name"].as_str().unwrap();
+        assert!(
+            p.ok(&["auth", "get", name])
+                .contains(&format!("pipeline:{name}: WRITER")),
+            "{name}"
+        );
+    }
+}

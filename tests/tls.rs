@@ -486,10 +486,12 @@ import python_pachyderm
 fn python_pachyderm_over_tls() {
     let certs = tempfile::tempdir().unwrap();
     let pki = new_pki(certs.path(), "good");
+    let other = new_pki(certs.path(), "other");
     let p = tls_pachd(&pki, &[]);
     let script = format!(
         "{PYTHON_PRELUDE}
 host, port, ca = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], 'rb').read()
+wrong_ca = open(sys.argv[4], 'rb').read()
 c = python_pachyderm.Client(host, port, tls=True, root_certs=ca)
 c.create_repo('py')
 with c.commit('py', 'master') as commit:
@@ -502,6 +504,12 @@ try:
     print('plaintext call answered')
 except Exception as e:
     print('plaintext refused:', e.details())
+# A client trusting another CA does not take pachd's certificate.
+try:
+    python_pachyderm.Client(host, port, tls=True, root_certs=wrong_ca).list_repo()
+    print('wrong CA answered')
+except Exception as e:
+    print('wrong CA refused:', e.code())
 "
     );
     let out = Command::new(python_pachyderm())
@@ -509,9 +517,14 @@ except Exception as e:
         .arg(&script)
         .args(["127.0.0.1", port_of(&p)])
         .arg(&pki.ca)
+        .arg(&other.ca)
         .output()
         .unwrap();
     let stdout = ok(out, "python-pachyderm over TLS");
+    assert!(
+        stdout.contains("wrong CA refused: StatusCode.UNAVAILABLE"),
+        "{stdout}"
+    );
     assert!(stdout.contains("from python over tls"), "{stdout}");
     assert!(stdout.contains("py"), "{stdout}");
     assert!(

@@ -40,8 +40,12 @@ impl Auth {
     /// The caller's own scope on `repo` (admins' ACL entries count as they
     /// are: being an admin is not a scope, as in 1.9).
     pub async fn scope(&self, caller: &Caller, repo: &str) -> Result<Scope> {
-        let (acl, _) = self.acl(repo).await?;
-        Ok(scope_in(&acl, &caller.subject, &caller.groups))
+        Ok(
+            match self.cached::<AclRecord>(&acl_key(repo), true).await? {
+                Some(acl) => scope_in(&acl, &caller.subject, &caller.groups),
+                None => Scope::None,
+            },
+        )
     }
 
     /// Whether the caller may act on `repo` with `scope` (admins always may).
@@ -186,7 +190,7 @@ impl Auth {
     /// Forgets a deleted repo's ACL, so a repo made later under the same
     /// name starts with its creator alone.
     pub async fn forget_repo(&self, repo: &str) -> Result<()> {
-        self.meta.commit(Txn::new().delete(acl_key(repo))).await?;
+        self.commit(Txn::new().delete(acl_key(repo))).await?;
         Ok(())
     }
 

@@ -46,8 +46,7 @@ impl Auth {
             activated_at: now(),
             expires,
         };
-        self.meta
-            .commit(Txn::new().put(ENTERPRISE, encode(&record)))
+        self.commit(Txn::new().put(ENTERPRISE, encode(&record)))
             .await?;
         Ok(record)
     }

@@ -27,7 +27,7 @@ macro_rules! guarded {
         for _ in 0..crate::MAX_ATTEMPTS {
             let attempt: crate::Result<(pach_meta::Txn, _)> = async $body.await;
             let (txn, value) = attempt?;
-            if $auth.meta.commit(txn).await?.is_some() {
+            if $auth.commit(txn).await?.is_some() {
                 outcome = Ok(value);
                 break;
             }
@@ -37,6 +37,7 @@ macro_rules! guarded {
 }
 
 mod acl;
+mod cache;
 mod config;
 mod enterprise;
 mod error;
@@ -46,9 +47,10 @@ mod tokens;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pach_meta::{KeyValue, MetaStore};
+use pach_meta::{KeyValue, MetaStore, Revision, Txn};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use cache::MAX_AGE;
 pub use config::{AuthConfig, IdProvider, IdProviderKind, SamlServiceOptions};
 pub use enterprise::EnterpriseRecord;
 pub use error::{AuthError, ErrorKind, Result};
@@ -81,20 +83,66 @@ pub struct Caller {
     pub groups: Vec<String>,
 }
 
-/// The access-control state of one cluster, over its metadata store.
+/// The access-control state of one cluster, over its metadata store, with
+/// what every call's check reads kept in memory (`cache`). One per process:
+/// clones share the cache and its watch.
 #[derive(Clone)]
 pub struct Auth {
     meta: Arc<dyn MetaStore>,
+    cache: Arc<cache::Cache>,
 }
 
 impl Auth {
+    /// Access control over `meta`; starts the watch that keeps its cache
+    /// (on the current tokio runtime).
     pub fn new(meta: Arc<dyn MetaStore>) -> Self {
-        Self { meta }
+        let cache = cache::Cache::start(meta.clone());
+        Self { meta, cache }
     }
 
-    /// Whether auth is active (every call must then carry a token).
+    /// Whether auth is active (every call must then carry a token). While
+    /// the watch runs this is one atomic load.
     pub async fn is_active(&self) -> Result<bool> {
-        Ok(self.meta.get(records::ACTIVATION).await?.is_some())
+        match self.cache.active() {
+            Some(active) => Ok(active),
+            None => Ok(self.meta.get(records::ACTIVATION).await?.is_some()),
+        }
+    }
+
+    /// Records under `auth/` were written around this crate (a restore):
+    /// what the cache holds is dropped before the caller goes on.
+    pub fn changed_elsewhere(&self) {
+        self.cache.forget_everything();
+    }
+
+    /// Commits an auth transaction; what it touched leaves the cache before
+    /// this returns (on an error, whose outcome is unknown, everything does).
+    async fn commit(&self, txn: Txn) -> Result<Option<Revision>> {
+        let ops = txn.ops.clone();
+        match self.meta.commit(txn).await {
+            Ok(Some(rev)) => {
+                self.cache.wrote(&ops);
+                Ok(Some(rev))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.cache.forget_everything();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The record under `key` as the checks of calls read it: from the
+    /// cache when kept there. `keep_absent`: whether "no record" is kept.
+    async fn cached<T>(&self, key: &str, keep_absent: bool) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.cache
+            .get_or_load(key, keep_absent, async {
+                Ok(self.load::<T>(key).await?.map(|(v, _)| v))
+            })
+            .await
     }
 
     async fn require_active(&self) -> Result<()> {

@@ -14,7 +14,7 @@ async fn fresh() -> (tempfile::TempDir, Auth, Arc<RedbStore>) {
 async fn active() -> (tempfile::TempDir, Auth, Arc<RedbStore>, String) {
     let (dir, auth, store) = fresh().await;
     auth.activate_enterprise("any code", None).await.unwrap();
-    let root = auth.activate("robot:root").await.unwrap();
+    let root = auth.activate("robot:root", &[]).await.unwrap();
     (dir, auth, store, root.token)
 }
 
@@ -31,7 +31,7 @@ async fn all_values(store: &RedbStore) -> String {
 async fn activation_needs_enterprise_and_a_robot() {
     let (_dir, auth, _) = fresh().await;
     assert!(matches!(
-        auth.activate("robot:root").await,
+        auth.activate("robot:root", &[]).await,
         Err(AuthError::EnterpriseNotActive)
     ));
     assert!(matches!(
@@ -40,22 +40,22 @@ async fn activation_needs_enterprise_and_a_robot() {
     ));
     auth.activate_enterprise("x", None).await.unwrap();
     assert!(matches!(
-        auth.activate("").await,
+        auth.activate("", &[]).await,
         Err(AuthError::GitHubUnavailable)
     ));
     assert!(matches!(
-        auth.activate("alice").await,
+        auth.activate("alice", &[]).await,
         Err(AuthError::GitHubUnavailable)
     ));
     assert!(matches!(
-        auth.activate("pipeline:p").await,
+        auth.activate("pipeline:p", &[]).await,
         Err(AuthError::InvalidRequest(_))
     ));
     assert!(!auth.is_active().await.unwrap());
-    let root = auth.activate("robot:root").await.unwrap();
+    let root = auth.activate("robot:root", &[]).await.unwrap();
     assert_eq!(root.subject, "robot:root");
     assert!(matches!(
-        auth.activate("robot:other").await,
+        auth.activate("robot:other", &[]).await,
         Err(AuthError::AlreadyActivated)
     ));
     let caller = auth.caller(Some(&root.token)).await.unwrap();
@@ -341,4 +341,153 @@ fn subjects_are_canonical() {
     assert!(canonical_subject("github:a:b").is_err());
     assert!(canonical_subject("robot:").is_err());
     assert!(canonical_subject("ldap:x").is_err());
+}
+
+/// A store that counts the reads made through it.
+struct Counting {
+    inner: Arc<RedbStore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl MetaStore for Counting {
+    async fn get(&self, key: &str) -> pach_meta::Result<Option<pach_meta::KeyValue>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> pach_meta::Result<Vec<pach_meta::KeyValue>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list(prefix, start_after, limit).await
+    }
+    async fn commit(&self, txn: pach_meta::Txn) -> pach_meta::Result<Option<pach_meta::Revision>> {
+        self.inner.commit(txn).await
+    }
+    async fn watch(
+        &self,
+        prefix: &str,
+    ) -> pach_meta::Result<futures::stream::BoxStream<'static, pach_meta::Result<pach_meta::Event>>>
+    {
+        self.inner.watch(prefix).await
+    }
+    async fn revision(&self) -> pach_meta::Result<pach_meta::Revision> {
+        self.inner.revision().await
+    }
+    async fn snapshot(&self) -> pach_meta::Result<Box<dyn pach_meta::Snapshot>> {
+        self.inner.snapshot().await
+    }
+}
+
+async fn counted() -> (tempfile::TempDir, Auth, Arc<Counting>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Counting {
+        inner: Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap()),
+        reads: Default::default(),
+    });
+    let auth = Auth::new(store.clone());
+    auth.cache.wait_live().await;
+    (dir, auth, store)
+}
+
+#[tokio::test]
+async fn checks_read_the_store_once_then_from_memory() {
+    let (_dir, auth, store) = counted().await;
+    // Auth off: a check is one atomic load, no read at all.
+    let before = store.reads();
+    for _ in 0..100 {
+        assert!(!auth.is_active().await.unwrap());
+    }
+    assert_eq!(store.reads(), before);
+
+    auth.activate_enterprise("x", None).await.unwrap();
+    let root = auth.activate("robot:root", &[]).await.unwrap();
+    assert!(auth.is_active().await.unwrap());
+    let admin = auth.caller(Some(&root.token)).await.unwrap();
+    auth.set_scope(&admin, "robot:alice", "repo", Scope::Writer)
+        .await
+        .unwrap();
+    let alice = auth.get_auth_token(&admin, "robot:alice", 0).await.unwrap();
+    // The first check of alice reads her token, groups, the admins, the ACL;
+    // the next ones read nothing but what a refresh (every `MAX_AGE`) drops.
+    let who = auth.caller(Some(&alice.token)).await.unwrap();
+    auth.check(&who, "repo", Scope::Writer).await.unwrap();
+    let warm = store.reads();
+    for _ in 0..100 {
+        let who = auth.caller(Some(&alice.token)).await.unwrap();
+        auth.check(&who, "repo", Scope::Writer).await.unwrap();
+    }
+    assert!(
+        store.reads() - warm < 20,
+        "{} reads for 100 warm checks",
+        store.reads() - warm
+    );
+    assert!(auth.cache.kept() >= 4);
+}
+
+#[tokio::test]
+async fn changes_are_enforced_at_once_by_the_writer_and_soon_by_another() {
+    let (dir, here, store) = counted().await;
+    // Another `Auth` over the same store stands for a restore or another
+    // part of the process writing around this one: it reaches `here` only
+    // through the watch.
+    let there = Auth::new(store.clone());
+    there.cache.wait_live().await;
+    here.activate_enterprise("x", None).await.unwrap();
+    let root = here.activate("robot:root", &[]).await.unwrap();
+    let admin = here.caller(Some(&root.token)).await.unwrap();
+    let alice = here.get_auth_token(&admin, "robot:alice", 0).await.unwrap();
+    here.set_scope(&admin, "robot:alice", "repo", Scope::Reader)
+        .await
+        .unwrap();
+    let a = here.caller(Some(&alice.token)).await.unwrap();
+    here.check(&a, "repo", Scope::Reader).await.unwrap();
+    // The writer itself: refused on the very next call.
+    here.set_scope(&admin, "robot:alice", "repo", Scope::None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        here.check(&a, "repo", Scope::Reader).await,
+        Err(AuthError::NotAuthorized { .. })
+    ));
+    here.revoke_auth_token(&admin, &alice.token).await.unwrap();
+    assert!(matches!(
+        here.caller(Some(&alice.token)).await,
+        Err(AuthError::BadToken)
+    ));
+    // Through the other: seen as soon as its event arrives.
+    let bob = here.get_auth_token(&admin, "robot:bob", 0).await.unwrap();
+    here.caller(Some(&bob.token)).await.unwrap();
+    let admin_there = there.caller(Some(&root.token)).await.unwrap();
+    there
+        .revoke_auth_token(&admin_there, &bob.token)
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while here.caller(Some(&bob.token)).await.is_ok() {
+        assert!(start.elapsed() < MAX_AGE, "a revocation went unseen");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // Through the watch, not the periodic refresh.
+    assert!(
+        start.elapsed() < MAX_AGE / 4,
+        "seen after {:?}",
+        start.elapsed()
+    );
+    there.deactivate(&admin_there).await.unwrap();
+    let start = std::time::Instant::now();
+    while here.is_active().await.unwrap() {
+        assert!(start.elapsed() < MAX_AGE, "a deactivation went unseen");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(dir);
 }

@@ -5,11 +5,14 @@
 //! stored, as keys and inside the records, where they are compared in
 //! constant time (`blake3::Hash`'s equality is).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
 use pach_meta::Txn;
 
 use crate::records::{
-    ACTIVATION, ActivationRecord, CLEARED_ON_DEACTIVATE, OtpRecord, TokenRecord, TokenSource,
-    admin_key, members_key, otp_key, token_key,
+    ACTIVATION, ADMINS, AclRecord, ActivationRecord, CLEARED_ON_DEACTIVATE, OtpRecord, Scope,
+    SetRecord, TokenRecord, TokenSource, acl_key, admin_key, members_key, otp_key, token_key,
 };
 use crate::{
     Auth, AuthError, Caller, DEFAULT_OTP_TTL_SECS, DEFAULT_SESSION_TTL_SECS, GITHUB_PREFIX,
@@ -63,7 +66,14 @@ fn expiry(ttl_secs: i64) -> Option<i64> {
 impl Auth {
     /// Activates auth with `subject` (a `robot:NAME`) as its first admin,
     /// and returns that admin's token, which never expires (as 1.9).
-    pub async fn activate(&self, subject: &str) -> Result<TokenInfo> {
+    /// `grants` (repo, subject, scope) are in the ACLs from the same
+    /// transaction on: the access of the pipelines already there, whose
+    /// jobs are checked from then on.
+    pub async fn activate(
+        &self,
+        subject: &str,
+        grants: &[(String, String, Scope)],
+    ) -> Result<TokenInfo> {
         self.require_enterprise().await?;
         if self.is_active().await? {
             return Err(AuthError::AlreadyActivated);
@@ -89,15 +99,38 @@ impl Auth {
             expires: None,
         };
         let activation = ActivationRecord {};
-        let txn = Txn::new()
-            .expect(ACTIVATION, 0)
-            .put(ACTIVATION, encode(&activation))
-            .put(admin_key(&subject), b"{}".to_vec())
-            .put(token_key(&record.hash), encode(&record));
-        if self.meta.commit(txn).await?.is_none() {
-            return Err(AuthError::AlreadyActivated);
-        }
-        Ok(TokenInfo { subject, token })
+        guarded!(self, {
+            if self.meta.get(ACTIVATION).await?.is_some() {
+                return Err(AuthError::AlreadyActivated);
+            }
+            let mut txn = Txn::new()
+                .expect(ACTIVATION, 0)
+                .put(ACTIVATION, encode(&activation))
+                .put(admin_key(&subject), b"{}".to_vec())
+                .put(token_key(&record.hash), encode(&record));
+            let mut acls: BTreeMap<&str, (AclRecord, u64)> = BTreeMap::new();
+            for (repo, who, scope) in grants {
+                if !acls.contains_key(repo.as_str()) {
+                    let kept = self.load(&acl_key(repo)).await?.unwrap_or_default();
+                    acls.insert(repo, kept);
+                }
+                if let Some((acl, _)) = acls.get_mut(repo.as_str()) {
+                    let entry = acl.entries.entry(who.clone()).or_insert(Scope::None);
+                    *entry = (*entry).max(*scope);
+                }
+            }
+            for (repo, (acl, rev)) in acls {
+                let key = acl_key(repo);
+                txn = txn.expect(&key, rev).put(&key, encode(&acl));
+            }
+            Ok((
+                txn,
+                TokenInfo {
+                    subject: subject.clone(),
+                    token: token.clone(),
+                },
+            ))
+        })
     }
 
     /// Deactivates auth: every ACL, token, password, admin, group and the
@@ -109,7 +142,7 @@ impl Auth {
         for prefix in CLEARED_ON_DEACTIVATE {
             txn = txn.delete_prefix(prefix);
         }
-        self.meta.commit(txn).await?;
+        self.commit(txn).await?;
         Ok(())
     }
 
@@ -121,40 +154,56 @@ impl Auth {
             .ok_or(AuthError::NotSignedIn)?;
         let presented = hash(token);
         let hex = presented.to_hex();
-        let Some((record, _)) = self.load::<TokenRecord>(&token_key(&hex)).await? else {
+        // An unknown token is not kept: made-up tokens cannot fill the cache.
+        let Some(record) = self.cached::<TokenRecord>(&token_key(&hex), false).await? else {
             return Err(AuthError::BadToken);
         };
         if !same_hash(&record.hash, &presented) || record.expires.is_some_and(|e| e <= now()) {
             return Err(AuthError::BadToken);
         }
-        let groups = self.groups_of(&record.subject).await?;
-        let is_admin = self.is_admin_with(&record.subject, &groups).await?;
+        let mut caller = self.as_subject(&record.subject).await?;
+        caller.expires = record.expires;
+        Ok(caller)
+    }
+
+    /// `subject` as a caller without a token (a pipeline acting as
+    /// `pipeline:NAME`): its groups, and whether it or one of them is an
+    /// admin.
+    pub async fn as_subject(&self, subject: &str) -> Result<Caller> {
+        let groups = self.groups_of(subject).await?;
+        let admins = self.admin_set().await?;
+        let is_admin = admins.contains(subject) || groups.iter().any(|g| admins.contains(g));
         Ok(Caller {
-            subject: record.subject,
+            subject: subject.to_string(),
             is_admin,
-            expires: record.expires,
+            expires: None,
             groups,
         })
     }
 
     pub(crate) async fn groups_of(&self, subject: &str) -> Result<Vec<String>> {
         Ok(self
-            .load::<crate::records::SetRecord>(&members_key(subject))
+            .cached::<SetRecord>(&members_key(subject), true)
             .await?
-            .map(|(r, _)| r.names.into_iter().collect())
+            .map(|r| r.names.iter().cloned().collect())
             .unwrap_or_default())
     }
 
-    async fn is_admin_with(&self, subject: &str, groups: &[String]) -> Result<bool> {
-        if self.meta.get(&admin_key(subject)).await?.is_some() {
-            return Ok(true);
-        }
-        for g in groups {
-            if self.meta.get(&admin_key(g)).await?.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+    /// The cluster admins, as the checks of calls read them.
+    pub(crate) async fn admin_set(&self) -> Result<Arc<BTreeSet<String>>> {
+        let set = self
+            .cache
+            .get_or_load(ADMINS, true, async {
+                let admins = self.meta.list(ADMINS, None, 0).await?;
+                Ok(Some(
+                    admins
+                        .into_iter()
+                        .map(|kv| kv.key[ADMINS.len()..].to_string())
+                        .collect::<BTreeSet<String>>(),
+                ))
+            })
+            .await?;
+        Ok(set.unwrap_or_default())
     }
 
     pub fn who_am_i(&self, caller: &Caller) -> WhoAmI {
@@ -197,8 +246,7 @@ impl Auth {
             source: TokenSource::GetToken,
             expires,
         };
-        self.meta
-            .commit(Txn::new().put(token_key(&record.hash), encode(&record)))
+        self.commit(Txn::new().put(token_key(&record.hash), encode(&record)))
             .await?;
         Ok(TokenInfo { subject, token })
     }
@@ -309,8 +357,7 @@ impl Auth {
             expires: now() + ttl,
             session_expires: now() + session - 1,
         };
-        self.meta
-            .commit(Txn::new().put(otp_key(&record.hash), encode(&record)))
+        self.commit(Txn::new().put(otp_key(&record.hash), encode(&record)))
             .await?;
         Ok(Otp {
             code,

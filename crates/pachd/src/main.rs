@@ -174,13 +174,15 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
                 .map_or_else(|| "127.0.0.1".into(), |a| a.ip().to_string()),
         );
     let shutdown = shutdown_signal();
+    // One cache of who may do what, for every check this process makes.
+    let auth = pach_auth::Auth::new(pps.pfs().meta().clone());
     if let Some(config::Role::Worker { slots }) = config.command {
         // User code on this worker reaches the gateway in its sandbox, served
         // by this process (plain HTTP: a worker loads no certificate, and
         // the connections never leave this host's kernel).
         let pps = match configured_s3_port(&config) {
             Some(port) => {
-                let gateway = sandbox_gateway(&pps, None, port);
+                let gateway = sandbox_gateway(&pps, auth.clone(), None, port);
                 pps.with_s3_gateway(gateway)
             }
             None => pps,
@@ -194,7 +196,8 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
         return Ok(());
     }
     let pps = pps.with_git_poll(config.git_poll_interval);
-    let (pps, gateway) = start_s3gateway(&config, pps, tls.as_ref()).await?;
+    let pps = pps.with_job_access(api::job_access(auth.clone()));
+    let (pps, gateway) = start_s3gateway(&config, pps, auth.clone(), tls.as_ref()).await?;
     let pps = start_githook(&config, pps, tls.as_ref()).await?;
     tokio::spawn(pps.clone().run_controller());
     if config.worker_slots > 0 {
@@ -225,6 +228,7 @@ async fn run(config: Config, recent: logs::RecentLogs) -> anyhow::Result<()> {
     api::serve(
         api::Server {
             pps,
+            auth,
             spool: data_dir.join("spool"),
             cluster,
             diagnostics: api::Diagnostics {
@@ -285,6 +289,7 @@ fn s3_refusal(authority: &str) -> String {
 async fn start_s3gateway(
     config: &Config,
     pps: pach_pps::Pps,
+    auth: pach_auth::Auth,
     tls: Option<&Arc<pach_tls::cert::ReloadingCert>>,
 ) -> anyhow::Result<(pach_pps::Pps, Option<tokio::task::JoinHandle<()>>)> {
     let address = config.s3gateway_address.trim();
@@ -299,7 +304,7 @@ async fn start_s3gateway(
                 "S3 gateway not started on the host: cannot listen on {address} ({e}); choose another with --s3gateway-address HOST:PORT (pipelines' user code still reaches it in its sandbox)"
             );
             let port = configured_s3_port(config).unwrap_or(DEFAULT_S3_PORT);
-            let gateway = sandbox_gateway(&pps, tls, port);
+            let gateway = sandbox_gateway(&pps, auth, tls, port);
             return Ok((pps.with_s3_gateway(gateway), None));
         }
         Err(e) => {
@@ -315,11 +320,9 @@ async fn start_s3gateway(
     } else {
         local
     };
-    let sandboxes = sandbox_gateway(&pps, tls, host.port());
+    let sandboxes = sandbox_gateway(&pps, auth.clone(), tls, host.port());
     let pps = pps.with_s3_gateway(sandboxes);
-    let authorizer = s3auth::TokenAuthorizer {
-        auth: pach_auth::Auth::new(pps.pfs().meta().clone()),
-    };
+    let authorizer = s3auth::TokenAuthorizer { auth };
     let gateway = pach_s3gateway::Gateway::new(pps.pfs().clone(), Arc::new(authorizer));
     let incoming = pach_tls::incoming::Incoming::new(
         listener,
@@ -361,6 +364,7 @@ fn configured_s3_port(config: &Config) -> Option<u16> {
 /// on, answering as the pipeline whose sandbox it is.
 fn sandbox_gateway(
     pps: &pach_pps::Pps,
+    auth: pach_auth::Auth,
     tls: Option<&Arc<pach_tls::cert::ReloadingCert>>,
     port: u16,
 ) -> pach_pps::SandboxGateway {
@@ -369,7 +373,7 @@ fn sandbox_gateway(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let serve = move |pipeline: &str, listener: std::net::TcpListener| {
         let authorizer = s3auth::PipelineAuthorizer {
-            auth: pach_auth::Auth::new(pfs.meta().clone()),
+            auth: auth.clone(),
             subject: format!("pipeline:{pipeline}"),
         };
         let gateway = pach_s3gateway::Gateway::new(pfs.clone(), Arc::new(authorizer));

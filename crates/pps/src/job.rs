@@ -508,6 +508,13 @@ impl Pps {
         };
         let pipeline = started_with.as_ref().unwrap_or(current);
         self.save_job(&job).await?;
+        // The pipeline acts as itself: it reads its inputs and writes its
+        // output only while their owners let it.
+        if let Some(reason) = self.job_refusal(pipeline).await? {
+            return self
+                .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
+                .await;
+        }
         let JobInputs {
             files,
             commits: input_commits,
@@ -609,6 +616,12 @@ impl Pps {
                     }
                 }
                 let entries: Vec<FileEntry> = by_path.into_values().map(|(_, e)| e).collect();
+                // Access taken away while the job ran: nothing is written.
+                if let Some(reason) = self.job_refusal(pipeline).await? {
+                    return self
+                        .end_job(pipeline, job, &commit, JobState::Failure, reason, None)
+                        .await;
+                }
                 if let Some(egress) = &pipeline.spec.egress
                     && let Err(e) = self.egress(&egress.url, &entries).await
                 {
@@ -630,6 +643,16 @@ impl Pps {
                 .await
             }
         }
+    }
+
+    /// Why `pipeline` may not run a job (or a spout write) now: no access
+    /// to an input or its output, when access is checked.
+    pub(crate) async fn job_refusal(&self, pipeline: &PipelineRecord) -> Result<Option<String>> {
+        let Some(access) = &self.job_access else {
+            return Ok(None);
+        };
+        let inputs = pipeline.spec.pfs_input_repos();
+        access.refusal(pipeline.name(), &inputs).await
     }
 
     /// Copies a job's output files to the pipeline's egress URL (any object

@@ -26,7 +26,7 @@ mod worker;
 
 pub use error::{PpsError, Result};
 pub use job::JobFilter;
-pub use pipeline::{Pps, SandboxGateway, ServeGateway};
+pub use pipeline::{JobAccess, Pps, SandboxGateway, ServeGateway};
 
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()

@@ -67,6 +67,31 @@ pub struct Pps {
     pub(crate) githook_url: Option<String>,
     /// One fetch at a time per git repository (`git`).
     pub(crate) git_locks: crate::git::GitLocks,
+    /// Whether a pipeline may still read its inputs and write its output
+    /// (`None`: no access control; every job may).
+    pub(crate) job_access: Option<Arc<dyn JobAccess>>,
+}
+
+/// A pipeline's access as itself: provided by the layer that keeps access
+/// control (pachd), which gives a pipeline what its jobs need before the
+/// pipeline is written (by a client, an import or an update: its first job
+/// may start as soon as it exists), and is asked when a job starts and
+/// again before its output is written.
+pub trait JobAccess: Send + Sync + 'static {
+    /// Gives `pipeline` what its jobs need: READER on each of `inputs`
+    /// (repos), WRITER on its output repo.
+    fn grant<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<()>>;
+    /// `None` when `pipeline` may read each of `inputs` (repos) and write
+    /// its output repo; otherwise why not, which the job fails with.
+    fn refusal<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<Option<String>>>;
 }
 
 impl Pps {
@@ -84,7 +109,14 @@ impl Pps {
             git_poll: std::time::Duration::from_secs(60),
             githook_url: None,
             git_locks: Arc::default(),
+            job_access: None,
         }
+    }
+
+    /// Checks every job's access through `access` (see [`JobAccess`]).
+    pub fn with_job_access(mut self, access: Arc<dyn JobAccess>) -> Self {
+        self.job_access = Some(access);
+        self
     }
 
     /// Publishes services on `host` (pachd's own listening address) when
@@ -305,6 +337,9 @@ impl Pps {
         let key = pipeline_key(&name);
         let now = crate::now_ns();
         let existing = load::<PipelineRecord>(&**self.pfs.meta(), &key).await?;
+        if let Some(access) = &self.job_access {
+            access.grant(&name, &spec.pfs_input_repos()).await?;
+        }
         // The pipeline's own writes: never paused, and the only ones allowed
         // on its output branch.
         let pfs = self.pfs.for_pipeline(&name);

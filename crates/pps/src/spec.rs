@@ -389,6 +389,22 @@ impl CronInput {
 }
 
 impl PipelineSpec {
+    /// The repos of its pfs inputs, sorted, once each: what the pipeline
+    /// reads as `pipeline:NAME` when auth is active.
+    pub fn pfs_input_repos(&self) -> Vec<String> {
+        let mut repos: Vec<String> = self
+            .input
+            .as_ref()
+            .map(Input::walk)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.pfs.as_ref().map(|p| p.repo.clone()))
+            .collect();
+        repos.sort();
+        repos.dedup();
+        repos
+    }
+
     /// Tries per datum before it counts as failed (Pachyderm's default: 3).
     pub fn datum_tries(&self) -> u64 {
         self.datum_tries.filter(|t| *t > 0).unwrap_or(3)

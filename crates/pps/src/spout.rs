@@ -248,6 +248,10 @@ impl Pps {
                         ));
                     }
                     session.flush().await?;
+                    // The spout writes as `pipeline:NAME`, as jobs do.
+                    if let Some(reason) = self.job_refusal(p).await? {
+                        return Err(PpsError::FailedPrecondition(reason));
+                    }
                     self.pfs
                         .for_pipeline(name)
                         .write_changes(name, &p.spec.output_branch, std::mem::take(&mut changes))

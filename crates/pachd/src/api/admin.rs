@@ -214,9 +214,10 @@ impl Api for AdminService {
         };
         if !first.url.is_empty() {
             let reader = super::extension::url_reader(&first.url).await?;
-            pach_admin::restore_any(&self.pps, &self.spool, reader)
-                .await
-                .map_err(status)?;
+            let restored = pach_admin::restore_any(&self.pps, &self.spool, reader).await;
+            // A restore writes access control around `pach_auth`.
+            self.authz.auth.changed_elsewhere();
+            restored.map_err(status)?;
             return Ok(Response::new(()));
         }
         // The ops as Pachyderm's file framing, in a spool file.
@@ -255,9 +256,9 @@ impl Api for AdminService {
             .finish()
             .and_then(|mut w| w.flush())
             .map_err(|e| internal("writing the spool file", e))?;
-        pach_admin::pachyderm::import(&self.pps, &self.spool, spool.path())
-            .await
-            .map_err(status)?;
+        let imported = pach_admin::pachyderm::import(&self.pps, &self.spool, spool.path()).await;
+        self.authz.auth.changed_elsewhere();
+        imported.map_err(status)?;
         Ok(Response::new(()))
     }
 

@@ -138,10 +138,11 @@ impl Api for AuthService {
         if !r.github_token.is_empty() {
             return Err(auth_status(pach_auth::AuthError::GitHubUnavailable));
         }
+        let pipelines = self.authz.pipelines_access().await?;
         let token = self
             .authz
             .auth
-            .activate(&r.subject)
+            .activate(&r.subject, &pipelines)
             .await
             .map_err(auth_status)?;
         Ok(Response::new(pb::ActivateResponse {

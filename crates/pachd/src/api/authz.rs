@@ -71,8 +71,7 @@ pub(crate) struct Authz {
 }
 
 impl Authz {
-    pub(crate) fn new(pps: Pps) -> Self {
-        let auth = Auth::new(pps.pfs().meta().clone());
+    pub(crate) fn new(pps: Pps, auth: Auth) -> Self {
         Self { auth, pps }
     }
 
@@ -208,31 +207,119 @@ impl Authz {
         Ok(())
     }
 
-    /// After a pipeline is created or updated: a new output repo belongs to
-    /// its creator; the pipeline writes its output and reads its inputs.
-    pub(crate) async fn pipeline_created(
+    /// What the pipelines already there get in the ACLs when auth is
+    /// activated (their jobs are checked from then on): each its job's
+    /// needs, as (repo, `pipeline:NAME`, scope).
+    pub(crate) async fn pipelines_access(&self) -> Result<Vec<(String, String, Scope)>, Status> {
+        let pipelines = self
+            .pps
+            .list_pipeline()
+            .await
+            .map_err(super::status::status)?;
+        let mut grants = Vec::new();
+        for p in pipelines {
+            let me = format!("{PIPELINE_PREFIX}{}", p.name());
+            for (repo, scope) in job_need(p.name(), &p.spec.pfs_input_repos()) {
+                grants.push((repo, me.clone(), scope));
+            }
+        }
+        Ok(grants)
+    }
+
+    /// Creates or updates a pipeline through `create`: a new output repo
+    /// belongs to its creator, from before the pipeline exists (PPS then
+    /// grants `pipeline:NAME` its access through `JobAccess::grant`). A
+    /// new pipeline that is not created leaves no ACL behind for its output.
+    pub(crate) async fn create_pipeline(
         &self,
         caller: &Option<Caller>,
         pipeline: &str,
-        inputs: &[String],
         update: bool,
+        create: impl std::future::Future<Output = Result<(), Status>>,
     ) -> Result<(), Status> {
-        let Some(caller) = caller else { return Ok(()) };
-        if !update {
+        let Some(caller) = caller else {
+            return create.await;
+        };
+        // A repo of that name already there is not this pipeline's (the
+        // creation then fails): its ACL stays as it is.
+        let new_output = !update
+            && match self.pps.pfs().inspect_repo(pipeline).await {
+                Ok(_) => false,
+                Err(pach_pfs::PfsError::RepoNotFound { .. }) => true,
+                Err(e) => return Err(super::status::status(e)),
+            };
+        if new_output {
             self.repo_created(&Some(caller.clone()), pipeline).await?;
         }
-        let me = format!("{PIPELINE_PREFIX}{pipeline}");
-        self.auth
-            .grant(pipeline, &me, Scope::Writer)
-            .await
-            .map_err(auth_status)?;
-        for input in inputs {
-            self.auth
-                .grant(input, &me, Scope::Reader)
-                .await
-                .map_err(auth_status)?;
+        let created = create.await;
+        if created.is_err() && new_output {
+            self.auth.forget_repo(pipeline).await.map_err(auth_status)?;
         }
-        Ok(())
+        created
+    }
+}
+
+/// What a pipeline's job needs, acting as `pipeline:NAME`: READER on each
+/// input repo, WRITER on its output repo (what `JobAccess::grant` and
+/// activation give it, and an owner may take back).
+fn job_need(pipeline: &str, inputs: &[String]) -> Vec<(String, Scope)> {
+    inputs
+        .iter()
+        .map(|i| (i.clone(), Scope::Reader))
+        .chain(std::iter::once((pipeline.to_string(), Scope::Writer)))
+        .collect()
+}
+
+/// Pipelines' access, as PPS gives it when a pipeline is written and asks
+/// for it when a job starts and before it writes.
+pub(crate) struct JobAccess {
+    pub(crate) auth: Auth,
+}
+
+fn internal(e: AuthError) -> pach_pps::PpsError {
+    pach_pps::PpsError::FailedPrecondition(e.to_string())
+}
+
+impl pach_pps::JobAccess for JobAccess {
+    fn grant<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, pach_pps::Result<()>> {
+        Box::pin(async move {
+            let me = format!("{PIPELINE_PREFIX}{pipeline}");
+            for (repo, scope) in job_need(pipeline, inputs) {
+                // A no-op while auth is off.
+                self.auth.grant(&repo, &me, scope).await.map_err(internal)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn refusal<'a>(
+        &'a self,
+        pipeline: &'a str,
+        inputs: &'a [String],
+    ) -> futures::future::BoxFuture<'a, pach_pps::Result<Option<String>>> {
+        Box::pin(async move {
+            if !self.auth.is_active().await.map_err(internal)? {
+                return Ok(None);
+            }
+            let me = self
+                .auth
+                .as_subject(&format!("{PIPELINE_PREFIX}{pipeline}"))
+                .await
+                .map_err(internal)?;
+            for (repo, scope) in job_need(pipeline, inputs) {
+                if let Err(e) = self.auth.check(&me, &repo, scope).await {
+                    return match e.kind() {
+                        ErrorKind::PermissionDenied => Ok(Some(e.to_string())),
+                        _ => Err(internal(e)),
+                    };
+                }
+            }
+            Ok(None)
+        })
     }
 }
 

@@ -294,10 +294,12 @@ impl Extension for ExtensionService {
             .require(r.metadata(), super::authz::Need::Admin("Restore"))
             .await?;
         let (reader, bucket) = incoming_stream_with(r.into_inner()).await?;
-        let s =
+        let restored =
             pach_admin::restore_any_with(&self.pipelines.pps, &self.spool, reader, bucket.as_ref())
-                .await
-                .map_err(status)?;
+                .await;
+        // A restore writes access control around `pach_auth`.
+        self.authz.auth.changed_elsewhere();
+        let s = restored.map_err(status)?;
         Ok(Response::new(summary(s, String::new())))
     }
 

@@ -47,6 +47,14 @@ pub struct Server {
     pub spool: PathBuf,
     pub cluster: ClusterInfo,
     pub diagnostics: Diagnostics,
+    /// Access control (one per process: its cache and watch are shared).
+    pub auth: pach_auth::Auth,
+}
+
+/// How PPS asks whether a pipeline's job may read its inputs and write its
+/// output (`authz` decides).
+pub fn job_access(auth: pach_auth::Auth) -> std::sync::Arc<dyn pach_pps::JobAccess> {
+    std::sync::Arc::new(authz::JobAccess { auth })
 }
 
 macro_rules! limits {
@@ -72,7 +80,7 @@ pub async fn serve(
     use tokio_stream::StreamExt;
     let incoming = incoming.map(|conn| conn.map(GrpcConn));
     let pfs = server.pps.pfs().clone();
-    let authz = authz::Authz::new(server.pps.clone());
+    let authz = authz::Authz::new(server.pps.clone(), server.auth.clone());
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
         .initial_connection_window_size(Some(WINDOW * 2))

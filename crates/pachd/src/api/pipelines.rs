@@ -95,12 +95,7 @@ impl PipelineExtension {
         let spec = pach_pps::spec::parse_value(json).map_err(pps_status)?;
         // The same row of the table as pps.API's CreatePipeline, over the
         // parsed spec's pfs inputs.
-        let inputs: Vec<String> = spec
-            .input
-            .iter()
-            .flat_map(|i| i.walk())
-            .filter_map(|i| i.pfs.as_ref().map(|p| p.repo.clone()))
-            .collect();
+        let inputs = spec.pfs_input_repos();
         let name = spec.pipeline.name.clone();
         let caller = self
             .authz
@@ -110,12 +105,13 @@ impl PipelineExtension {
             )
             .await?;
         let warnings = pach_pps::spec::warnings(&spec);
-        self.pps
-            .create_pipeline(spec, update, reprocess)
-            .await
-            .map_err(pps_status)?;
         self.authz
-            .pipeline_created(&caller, &name, &inputs, update)
+            .create_pipeline(&caller, &name, update, async {
+                self.pps
+                    .create_pipeline(spec, update, reprocess)
+                    .await
+                    .map_err(pps_status)
+            })
             .await?;
         Ok(with_warnings(Response::new(()), &warnings))
     }

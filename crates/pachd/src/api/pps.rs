@@ -821,16 +821,16 @@ impl Api for PpsService {
         r: Request<pps::CreatePipelineRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = self.authz.check(&r).await?;
-        let inputs = super::authz::input_repos(&r.get_ref().input);
         let (spec, update, reprocess) = spec_of(r.into_inner())?;
         let name = spec.pipeline.name.clone();
         let warnings = spec::warnings(&spec);
-        self.pps
-            .create_pipeline(spec, update, reprocess)
-            .await
-            .map_err(pps_status)?;
         self.authz
-            .pipeline_created(&caller, &name, &inputs, update)
+            .create_pipeline(&caller, &name, update, async {
+                self.pps
+                    .create_pipeline(spec, update, reprocess)
+                    .await
+                    .map_err(pps_status)
+            })
             .await?;
         Ok(with_warnings(Response::new(()), &warnings))
     }
