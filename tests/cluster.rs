@@ -558,3 +558,74 @@ fn user_code_on_a_worker_reads_through_the_gateway() {
         "through the worker"
     );
 }
+
+/// `restart datum` reaches the `pachd worker` process running the datum:
+/// of two datums blocked on two workers, only the one named is killed and
+/// run again, in the same job.
+#[test]
+fn restart_datum_reaches_the_worker_running_it() {
+    let (_etcd, _bucket, args) = worker_cluster("restart");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server_args = args.clone();
+    server_args.extend(["--worker-slots", "0"]);
+    let p = Pachd::start_with(&server_args);
+    let marker = std::path::Path::new("/var/tmp").join(format!(
+        "pach-e2e-cluster-restart-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
+    p.ok_stdin(&["put", "file", "in@master:/b"], b"b\n");
+    let spec = p.dir.path().join("blocks.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"pipeline": {{"name": "blocks"}}, "parallelism_spec": {{"constant": 2}},
+                "transform": {{"cmd": ["sh", "-c", "echo started on $in; while ! test -e {m}; do sleep 0.1; done; cp $in /pfs/out/"]}},
+                "datum_tries": 1,
+                "input": {{"pfs": {{"repo": "in", "glob": "/*"}}}}}}"#,
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    let workers: Vec<Worker> = (0..2).map(|_| Worker::start(&args, &[], 1)).collect();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        if let Some(j) = p.raw(&["list", "job", "-p", "blocks"]).first() {
+            break j["job"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no job started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = p.run(&["restart", "datum", &id, "a"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::fs::write(&marker, b"").unwrap();
+    let done = &p.raw(&["wait", "job", &id])[0];
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(done["state"], "JOB_SUCCESS", "{done}");
+    assert_eq!(done["data_processed"], "2", "{done}");
+    let logs = p.ok(&["logs", "--job", &id]);
+    assert_eq!(logs.matches("started on /pfs/in/a").count(), 2, "{logs}");
+    assert_eq!(logs.matches("started on /pfs/in/b").count(), 1, "{logs}");
+    assert_eq!(p.ok(&["get", "file", "blocks@master:/a"]), "a\n");
+    assert_eq!(p.ok(&["get", "file", "blocks@master:/b"]), "b\n");
+    drop(workers);
+}

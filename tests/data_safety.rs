@@ -483,3 +483,107 @@ fn a_write_in_flight_does_not_slip_past_a_pause() {
     p.ok(&["resume", "writes"]);
     p.ok_stdin(&["put", "file", "in@master:/late"], b"late\n");
 }
+
+/// `fsck --fix` repairs records that name what is gone, losing nothing:
+/// a repo record lost from under its commits, a branch head naming a
+/// missing commit, a dangling parent. What it cannot fix (missing objects)
+/// it says, with why.
+#[test]
+fn fsck_fix_repairs_dangling_records_without_losing_data() {
+    let mut p = Pachd::start();
+    p.ok(&["create", "repo", "kept"]);
+    p.ok_stdin(&["put", "file", "kept@master:/one"], b"first\n");
+    p.ok_stdin(&["put", "file", "kept@master:/two"], b"second\n");
+    p.ok(&["create", "repo", "lost"]);
+    p.ok_stdin(&["put", "file", "lost@master:/a"], b"still here\n");
+    p.ok(&["create", "branch", "kept@side", "--head", "master"]);
+    p.ok_stdin(&["put", "file", "kept@side:/three"], b"third\n");
+    assert!(p.ok(&["fsck"]).contains("no problems found"));
+    let id = |c: &str| {
+        p.raw(&["inspect", "commit", c])[0]["commit"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (head, side_head) = (id("kept@master"), id("kept@side"));
+
+    // Damage the metadata store as a crash or a hand edit could.
+    p.stop();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use pach_meta::MetaStore;
+        let store = pach_meta::RedbStore::open(&p.data_dir().join("meta.redb")).unwrap();
+        let get = |key: &'static str| {
+            let store = &store;
+            async move {
+                let kv = store.get(key).await.unwrap().unwrap();
+                serde_json::from_slice::<serde_json::Value>(&kv.value).unwrap()
+            }
+        };
+        let mut side = get("pfs/branches/kept/side").await;
+        side["head"] = "0123456789abcdef0123456789abcdef".into();
+        let commit = format!("pfs/commits/kept/{head}");
+        let kv = store.get(&commit).await.unwrap().unwrap();
+        let mut record: serde_json::Value = serde_json::from_slice(&kv.value).unwrap();
+        record["parent"] = "fedcba9876543210fedcba9876543210".into();
+        let txn = pach_meta::Txn::new()
+            .delete("pfs/repos/lost")
+            .put("pfs/branches/kept/side", serde_json::to_vec(&side).unwrap())
+            .put(commit, serde_json::to_vec(&record).unwrap());
+        store.commit(txn).await.unwrap().unwrap();
+    });
+    p.launch();
+
+    let out = p.run(&["fsck"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{said}");
+    for needle in [
+        "commit lost@",
+        "repo does not exist",
+        "branch kept@side: head 0123456789abcdef0123456789abcdef does not exist",
+        "parent fedcba9876543210fedcba9876543210 does not exist",
+        "fsck --fix",
+    ] {
+        assert!(said.contains(needle), "{needle:?} not in {said}");
+    }
+
+    let out = p.run(&["fsck", "--fix"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert_eq!(said.matches("fixed: ").count(), 3, "{said}");
+    assert!(said.contains("made it again"), "{said}");
+    assert!(
+        said.contains(&format!("the head is now {side_head}, its newest commit")),
+        "{said}"
+    );
+    assert!(p.ok(&["fsck"]).contains("no problems found"));
+
+    // Nothing was lost: every file reads back, from every branch.
+    for (file, want) in [
+        ("kept@master:/one", "first\n"),
+        ("kept@master:/two", "second\n"),
+        ("kept@side:/two", "second\n"),
+        ("kept@side:/three", "third\n"),
+        ("lost@master:/a", "still here\n"),
+    ] {
+        assert_eq!(p.ok(&["get", "file", file]), want, "{file}");
+    }
+    assert!(p.ok(&["list", "repo"]).contains("lost"));
+
+    // A missing object is reported, with why --fix cannot help.
+    let packs = p.data_dir().join("objects").join("packs");
+    assert!(
+        packs.is_dir(),
+        "small files are packed under {}",
+        packs.display()
+    );
+    std::fs::remove_dir_all(&packs).unwrap();
+    let out = p.run(&["fsck", "--fix"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("not fixable: the bytes are gone") && said.contains("pachctl restore"),
+        "{said}"
+    );
+    assert!(!said.contains("fixed: "), "{said}");
+}

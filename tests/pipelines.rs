@@ -300,6 +300,105 @@ fn failing_datums_fail_the_job_with_logs_then_retry() {
     assert_eq!(get(&p, "picky@master:/good"), "fine\n");
 }
 
+#[test]
+fn restart_datum_reruns_a_running_datum_in_the_same_job() {
+    let p = Pachd::start();
+    // User code sees the host read-only except /tmp: the marker that lets
+    // the datum finish lives in /var/tmp, made by the test.
+    let marker = std::path::Path::new("/var/tmp").join(format!(
+        "pach-e2e-restart-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let _ = std::fs::remove_file(&marker);
+    p.ok(&["create", "repo", "in"]);
+    p.ok_stdin(&["put", "file", "in@master:/slow"], b"slow\n");
+    // One try only: a restart that counted as a failed try would fail the
+    // datum.
+    let spec = format!(
+        r#"{{"pipeline": {{"name": "blocks"}},
+            "transform": {{"cmd": ["sh", "-c", "echo started on $in; while ! test -e {m}; do sleep 0.1; done; cp $in /pfs/out/"]}},
+            "datum_tries": 1,
+            "input": {{"pfs": {{"repo": "in", "glob": "/*"}}}}}}"#,
+        m = marker.display()
+    );
+    let f = spec_file(&p, "blocks.json", &spec);
+    p.ok(&["create", "pipeline", "-f", &f]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        if let Some(j) = jobs(&p, "blocks").first() {
+            break j["job"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no job started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // Let the user code start (it prints, then waits for the marker).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+
+    // A filter no running datum matches gets 1.9's answer, and the job
+    // runs on.
+    let err = p.fails(&["restart", "datum", &id, "/nothing-like-it"]);
+    assert!(
+        err.contains("could not be found for jobID") && err.contains("list datum"),
+        "{err}"
+    );
+
+    // By input path, as 1.9: the user code is killed and run again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let said = loop {
+        let out = p.run(&["restart", "datum", &id, "/slow"]);
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restart datum never found the running datum: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(said.contains(&format!("of job {id}")), "{said}");
+    let job = &p.raw(&["inspect", "job", &id])[0];
+    assert_eq!(job["state"], "JOB_RUNNING", "{job}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::fs::write(&marker, b"").unwrap();
+    let done = &p.raw(&["wait", "job", &id])[0];
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(done["state"], "JOB_SUCCESS", "{done}");
+    assert_eq!(done["data_processed"], "1", "{done}");
+    assert_eq!(get(&p, "blocks@master:/slow"), "slow\n");
+    // The same job ran the user code twice; the killed run's output and
+    // the runner's line about the restart are in the datum's log.
+    let raw = p.ok(&["logs", "--job", &id, "--raw"]);
+    let lines: Vec<Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect();
+    let started = lines
+        .iter()
+        .filter(|l| l["message"] == "started on /pfs/in/slow")
+        .count();
+    assert_eq!(started, 2, "{raw}");
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("datum try 1 of 1 restarted: "))
+            && l.get("user").is_none()),
+        "{raw}"
+    );
+    assert_eq!(jobs(&p, "blocks").len(), 1);
+
+    // A finished job with no failed datum: a clear error.
+    let err = p.fails(&["restart", "datum", &id, "/slow"]);
+    assert!(
+        err.contains("has finished") && err.contains("no failed datum"),
+        "{err}"
+    );
+}
+
 /// A cluster with repo `in` holding `/a` ("a\n") and `/b` ("b\n").
 fn two_file_repo() -> Pachd {
     let p = Pachd::start();

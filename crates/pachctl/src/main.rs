@@ -146,7 +146,7 @@ enum Verb {
     Resume(ResumeNoun),
     /// Check that every record refers only to objects that exist and are intact.
     Fsck {
-        /// Attempt to fix the problems found (refused: missing objects cannot be fixed).
+        /// Repair records naming what is gone (missing objects cannot be fixed).
         #[arg(short, long)]
         fix: bool,
     },

@@ -151,6 +151,9 @@ pub(crate) struct DatumIo {
     /// Cache lookups done while reading ahead (datum id -> outputs of an
     /// identical datum): a datum that will be reused needs no input read.
     pub looked_up: HashMap<String, Option<CacheRecord>>,
+    /// Changes when `restart datum` asks for the running datum to be run
+    /// again: its user code is killed and it starts over.
+    pub restart: tokio::sync::watch::Receiver<u32>,
 }
 
 /// What one datum produced.
@@ -297,36 +300,36 @@ impl Pps {
             })
     }
 
-    /// Restarts a finished job's failed datums matching `filters` (all of
-    /// them when empty; see [`crate::logs::datum_matches`]): a new job runs
-    /// on the pipeline's current inputs, reusing the datums that succeeded.
-    /// Returns that job's id, or None when no matching datum failed.
-    pub async fn restart_datum(&self, job: &str, filters: &[String]) -> Result<Option<String>> {
+    /// `restart datum`. On a running job, as Pachyderm 1.9: the datums being
+    /// processed whose inputs match every filter (a datum id, or an input
+    /// file's path or hash; no filter matches all) have their user code
+    /// killed and run again in the same job, and the answer names them; when
+    /// none is being processed, 1.9's error. On a finished job (where 1.9
+    /// only errs), its failed datums matching any filter are run again by a
+    /// new job on the pipeline's current inputs, reusing the datums that
+    /// succeeded.
+    pub async fn restart_datum(&self, job: &str, filters: &[String]) -> Result<Restarted> {
         let j = self.inspect_job(job, false).await?;
-        let datums = self.list_datum(job).await?;
-        let matching: Vec<&DatumRecord> = datums
-            .iter()
-            .filter(|d| {
-                filters.is_empty() || filters.iter().any(|f| crate::logs::datum_matches(d, f))
-            })
-            .collect();
-        if matching.is_empty() && !filters.is_empty() {
-            return Err(PpsError::DatumNotFound {
-                job: job.into(),
-                datum: filters.join(","),
-            });
-        }
         if !j.state.is_terminal() {
-            return Err(PpsError::FailedPrecondition(format!(
-                "job {job} is still running; failed datums are retried {} times, and `pachctl stop job {job}` stops it",
-                self.inspect_pipeline(&j.pipeline).await?.spec.datum_tries()
-            )));
+            return self
+                .restart_running(job, filters)
+                .await
+                .map(Restarted::Running);
         }
-        if !matching
+        let datums = self.list_datum(job).await?;
+        let failed = datums
             .iter()
-            .any(|d| matches!(d.state, DatumState::Failed | DatumState::Recovered))
-        {
-            return Ok(None);
+            .filter(|d| matches!(d.state, DatumState::Failed | DatumState::Recovered))
+            .any(|d| {
+                filters.is_empty() || filters.iter().any(|f| crate::logs::datum_matches(d, f))
+            });
+        if !failed {
+            return Err(PpsError::FailedPrecondition(format!(
+                "job {job} has finished ({}) and no failed datum of it matches {filters:?}; \
+                 a finished job's failed datums are run again by a new job, a running \
+                 job's datums in place (`pachctl list datum {job}` shows its datums)",
+                j.state.as_str()
+            )));
         }
         let p = self.inspect_pipeline(&j.pipeline).await?;
         match self
@@ -335,10 +338,72 @@ impl Pps {
             .start_commit(&j.pipeline, Some(&p.spec.output_branch), None, "")
             .await
         {
-            Ok(c) => Ok(Some(c.id)),
-            Err(PfsError::CommitOpen { commit, .. }) => Ok(Some(commit)),
+            Ok(c) => Ok(Restarted::NewJob(c.id)),
+            Err(PfsError::CommitOpen { commit, .. }) => Ok(Restarted::NewJob(commit)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Asks the workers running the job's tasks to restart their running
+    /// datum if it matches `filters`; returns the datums restarted.
+    async fn restart_running(&self, job: &str, filters: &[String]) -> Result<Vec<String>> {
+        let meta = &**self.pfs.meta();
+        let now = crate::tasks::now_ms();
+        let running: std::collections::HashSet<u32> =
+            load_all::<TaskRecord>(meta, &tasks_prefix(job))
+                .await?
+                .into_iter()
+                .map(|(t, _)| t)
+                .filter(|t| t.state == TaskState::Claimed && t.expires_ms > now)
+                .map(|t| t.index)
+                .collect();
+        let not_found = || {
+            PpsError::FailedPrecondition(format!(
+                "datum matching filter {filters:?} could not be found for jobID {job}: \
+                 no datum being processed now has inputs matching every filter \
+                 (`pachctl list datum {job}` shows the job's datums)"
+            ))
+        };
+        if running.is_empty() {
+            return Err(not_found());
+        }
+        let request = uuid::Uuid::new_v4().simple().to_string();
+        meta.commit(Txn::new().put(
+            restart_key(job, &request),
+            encode(&RestartRequest {
+                filters: filters.to_vec(),
+                created_ms: now,
+            }),
+        ))
+        .await?;
+        let answers_prefix = restart_answers_prefix(job, &request);
+        let deadline = tokio::time::Instant::now() + crate::tasks::RESTART_WAIT;
+        let answered = loop {
+            let answers = meta.list(&answers_prefix, None, 0).await?;
+            let all = running.iter().all(|i| {
+                let key = restart_answer_key(job, &request, *i);
+                answers.iter().any(|kv| kv.key == key)
+            });
+            if all || tokio::time::Instant::now() >= deadline {
+                break answers;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        meta.commit(
+            Txn::new()
+                .delete(restart_key(job, &request))
+                .delete_prefix(answers_prefix),
+        )
+        .await?;
+        let mut restarted = Vec::new();
+        for kv in &answered {
+            let a: RestartAnswer = pach_pfs::records::decode(kv)?;
+            restarted.extend(a.restarted);
+        }
+        if restarted.is_empty() {
+            return Err(not_found());
+        }
+        Ok(restarted)
     }
 
     /// Jobs as Pachyderm's `ListJob` selects them, newest first.
@@ -1040,6 +1105,8 @@ impl Pps {
         };
         let mut session: Option<SandboxSession> =
             ctx.sessions.lock().ok().and_then(|mut s| s.pop());
+        let mut restart = io.restart.clone();
+        restart.mark_unchanged();
         let result = loop {
             attempt += 1;
             let step = async {
@@ -1075,10 +1142,36 @@ impl Pps {
                 stats.upload_bytes = entries.iter().map(|e| e.size).sum();
                 Ok(Ok(entries))
             };
+            let restarted = async {
+                // A closed channel: no restart can come.
+                if restart.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             let step: std::result::Result<
                 std::result::Result<Vec<FileEntry>, String>,
                 pach_worker::WorkerError,
-            > = step.await;
+            > = tokio::select! {
+                s = step => s,
+                () = restarted => {
+                    // Killing the sandbox kills the user code; the datum
+                    // starts over in a new one. As asked, not failed: the
+                    // try does not count against datum_tries.
+                    // What the killed run printed stays in the datum's log.
+                    if let Some(s) = &session
+                        && let Ok(printed) = pach_worker::read_running_log(&s.log_file(), 0).await
+                    {
+                        log.extend_from_slice(&printed);
+                    }
+                    session = None;
+                    log.extend_from_slice(
+                        format!("datum try {attempt} of {tries} restarted: restart datum asked for it\n")
+                            .as_bytes(),
+                    );
+                    attempt -= 1;
+                    continue;
+                }
+            };
             match step {
                 Ok(Ok(entries)) => break Some(entries),
                 Ok(Err(r)) => reason = r,
@@ -1191,6 +1284,15 @@ impl Pps {
             .start(&slot, self.datum_network(&ctx.pipeline))
             .await
     }
+}
+
+/// What `restart datum` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restarted {
+    /// These datums of the running job are being run again.
+    Running(Vec<String>),
+    /// This new job runs the finished job's failed datums again.
+    NewJob(String),
 }
 
 /// How a datum that ran ended.

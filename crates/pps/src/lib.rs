@@ -25,7 +25,7 @@ mod tasks;
 mod worker;
 
 pub use error::{PpsError, Result};
-pub use job::JobFilter;
+pub use job::{JobFilter, Restarted};
 pub use pipeline::{JobAccess, Pps, SandboxGateway, ServeGateway};
 
 pub(crate) fn now_ns() -> i64 {

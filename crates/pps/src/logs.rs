@@ -18,6 +18,7 @@ use base64::Engine;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
+use crate::datum::DatumInput;
 use crate::error::{PpsError, Result};
 use crate::pipeline::Pps;
 use crate::records::{DatumRecord, DatumState, JobRecord};
@@ -109,9 +110,15 @@ pub struct LogsRequest {
 }
 
 /// Whether `filter` names datum `d`: its id, or the path (with or without
-/// the leading '/') or hex hash of one of its input files.
+/// the leading '/') or hash (hex, or base64 as 1.9 also takes) of one of its
+/// input files.
 pub(crate) fn datum_matches(d: &DatumRecord, filter: &str) -> bool {
-    if d.id == filter {
+    names_datum(&d.id, &d.inputs, filter)
+}
+
+/// [`datum_matches`] for a datum's id and inputs.
+pub(crate) fn names_datum(id: &str, inputs: &[DatumInput], filter: &str) -> bool {
+    if id == filter {
         return true;
     }
     let path = if filter.starts_with('/') {
@@ -119,10 +126,12 @@ pub(crate) fn datum_matches(d: &DatumRecord, filter: &str) -> bool {
     } else {
         format!("/{filter}")
     };
-    d.inputs
-        .iter()
-        .flat_map(|i| &i.files)
-        .any(|f| f.path == path || f.hash == filter)
+    inputs.iter().flat_map(|i| &i.files).any(|f| {
+        f.path == path
+            || f.hash == filter
+            || hex::decode(&f.hash)
+                .is_ok_and(|h| base64::engine::general_purpose::STANDARD.encode(h) == filter)
+    })
 }
 
 fn datum_files(d: &DatumRecord) -> Vec<LogFile> {
@@ -178,7 +187,8 @@ pub(crate) fn datum_lines(job: &JobRecord, d: &DatumRecord, output: &[u8]) -> Ve
 }
 
 /// Whether a line of a datum's log is one the runner wrote between tries
-/// ("datum try 1 of 3 failed: exit code 2") rather than user code.
+/// ("datum try 1 of 3 failed: exit code 2", or "... restarted: ..." after
+/// `restart datum`) rather than user code.
 fn is_runner_line(l: &str) -> bool {
     let Some(rest) = l.strip_prefix("datum try ") else {
         return false;
@@ -187,7 +197,9 @@ fn is_runner_line(l: &str) -> bool {
     matches!(
         (words.next(), words.next(), words.next(), words.next()),
         (Some(n), Some("of"), Some(m), Some(tail))
-            if n.parse::<u64>().is_ok() && m.parse::<u64>().is_ok() && tail.starts_with("failed: ")
+            if n.parse::<u64>().is_ok()
+                && m.parse::<u64>().is_ok()
+                && (tail.starts_with("failed: ") || tail.starts_with("restarted: "))
     )
 }
 

@@ -651,7 +651,9 @@ impl Pps {
                     .delete(job_key(&j.id))
                     .delete_prefix(datums_prefix(&j.id))
                     .delete_prefix(tasks_prefix(&j.id))
-                    .delete_prefix(slots_prefix(&j.id));
+                    .delete_prefix(slots_prefix(&j.id))
+                    .delete_prefix(restarts_prefix(&j.id))
+                    .delete_prefix(restart_answers_job_prefix(&j.id));
             }
             self.pfs.meta().commit(txn).await?;
             // Tick repos go with their pipeline; a git input's repo stays, as

@@ -37,6 +37,10 @@ pub const SECRETS: &str = "pps/secrets/";
 pub const RUNLOGS: &str = "pps/runlogs/";
 /// The last failed fetch of each git input, while it keeps failing.
 pub const GIT_ERRORS: &str = "pps/git-errors/";
+/// `restart datum` requests on running jobs, and the answers of the workers
+/// running the jobs' tasks.
+pub const RESTARTS: &str = "pps/restarts/";
+pub const RESTART_ANSWERS: &str = "pps/restart-answers/";
 
 pub fn pipeline_key(name: &str) -> String {
     format!("{PIPELINES}{name}")
@@ -80,6 +84,21 @@ pub fn tasks_prefix(job: &str) -> String {
 }
 pub fn task_key(job: &str, index: u32) -> String {
     format!("{TASKS}{job}/{index:06}")
+}
+pub fn restarts_prefix(job: &str) -> String {
+    format!("{RESTARTS}{job}/")
+}
+pub fn restart_key(job: &str, request: &str) -> String {
+    format!("{RESTARTS}{job}/{request}")
+}
+pub fn restart_answers_job_prefix(job: &str) -> String {
+    format!("{RESTART_ANSWERS}{job}/")
+}
+pub fn restart_answers_prefix(job: &str, request: &str) -> String {
+    format!("{RESTART_ANSWERS}{job}/{request}/")
+}
+pub fn restart_answer_key(job: &str, request: &str, task: u32) -> String {
+    format!("{RESTART_ANSWERS}{job}/{request}/{task:06}")
 }
 pub fn slots_prefix(job: &str) -> String {
     format!("{SLOTS}{job}/")
@@ -275,6 +294,24 @@ pub enum TaskState {
     Claimed,
     /// Every datum ended; `result` names the outputs.
     Done,
+}
+
+/// A `restart datum` request on a running job: the workers running its
+/// tasks kill the user code of a running datum whose inputs match every
+/// filter and run it again, and answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestartRequest {
+    pub filters: Vec<String>,
+    /// When it was made (milliseconds since the epoch): workers ignore a
+    /// request its maker left behind.
+    pub created_ms: u64,
+}
+
+/// A worker's answer to a [`RestartRequest`], for one task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestartAnswer {
+    /// The datum it restarted, if its running datum matched.
+    pub restarted: Option<String>,
 }
 
 /// A share of a job's datums. The datums themselves are in the bucket

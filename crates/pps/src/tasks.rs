@@ -35,6 +35,9 @@ use crate::spec::ChunkSpec;
 pub(crate) const LEASE: Duration = Duration::from_secs(5);
 /// How often a worker renews its claims.
 pub(crate) const RENEW: Duration = Duration::from_secs(1);
+/// How long `restart datum` waits for the workers running a job's tasks to
+/// answer (they look for requests at each renewal).
+pub(crate) const RESTART_WAIT: Duration = Duration::from_secs(4);
 /// Tasks per slot: enough to even out slow and fast datums between workers.
 const TASKS_PER_SLOT: usize = 4;
 /// Tasks are published in one transaction; etcd allows 1024 operations.
@@ -202,7 +205,9 @@ impl Pps {
             .commit(
                 Txn::new()
                     .delete_prefix(tasks_prefix(job))
-                    .delete_prefix(slots_prefix(job)),
+                    .delete_prefix(slots_prefix(job))
+                    .delete_prefix(restarts_prefix(job))
+                    .delete_prefix(restart_answers_job_prefix(job)),
             )
             .await?;
         let content = self.pfs.content();

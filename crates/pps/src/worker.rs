@@ -3,7 +3,7 @@
 //! `--worker-slots` tasks at a time (0: none), and `pachd worker` runs one
 //! alone, on any host that reaches the metadata store and the bucket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::job::{DatumIo, DatumOutcome, JobContext};
 use crate::pipeline::Pps;
 use crate::records::*;
-use crate::tasks::{LEASE, RENEW, TaskOutputs, now_ms, result_object};
+use crate::tasks::{LEASE, RENEW, RESTART_WAIT, TaskOutputs, now_ms, result_object};
 
 /// Datum records written per metadata transaction (each may bring a cache
 /// record: two operations, well under etcd's 1024).
@@ -263,6 +263,53 @@ impl Pps {
         Ok(Some(Arc::new(ctx)))
     }
 
+    /// Answers the `restart datum` requests on the task's job that it has
+    /// not answered yet, about its running datum (`id`, `inputs`): whether
+    /// that datum matches every filter of a request (1.9's rule), in which
+    /// case it is restarted (returns true).
+    async fn answer_restarts(
+        &self,
+        task: &TaskRecord,
+        id: &str,
+        inputs: &[crate::datum::DatumInput],
+        answered: &mut HashSet<String>,
+    ) -> Result<bool> {
+        let meta = &**self.pfs.meta();
+        let prefix = restarts_prefix(&task.job);
+        let requests = meta.list(&prefix, None, 0).await?;
+        let mut restart = false;
+        let mut txn = Txn::new();
+        let mut wrote = false;
+        for kv in &requests {
+            let request_id = kv.key[prefix.len()..].to_string();
+            if answered.contains(&request_id) {
+                continue;
+            }
+            let r: RestartRequest = pach_pfs::records::decode(kv)?;
+            answered.insert(request_id.clone());
+            // One its maker left behind (pachd stopped while waiting).
+            if now_ms().saturating_sub(r.created_ms) > RESTART_WAIT.as_millis() as u64 {
+                continue;
+            }
+            let matched = r
+                .filters
+                .iter()
+                .all(|f| crate::logs::names_datum(id, inputs, f));
+            restart |= matched;
+            wrote = true;
+            txn = txn.put(
+                restart_answer_key(&task.job, &request_id, task.index),
+                encode(&RestartAnswer {
+                    restarted: matched.then(|| id.to_string()),
+                }),
+            );
+        }
+        if wrote {
+            meta.commit(txn).await?;
+        }
+        Ok(restart)
+    }
+
     /// Runs a claimed task's datums one after another, renewing the claim and
     /// recording finished datums every [`RENEW`]. Stops as soon as the claim
     /// is lost (the job ended, or the lease ran out and another worker took
@@ -286,8 +333,11 @@ impl Pps {
             out: content.session(),
             ahead: ReadAhead::default(),
             looked_up: HashMap::new(),
+            restart: tokio::sync::watch::channel(0).1,
         };
         let mut next_read = 0;
+        // `restart datum` requests this task answered already.
+        let mut answered: HashSet<String> = HashSet::new();
         let mut recorded = tokio::time::Instant::now();
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RENEW, RENEW);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -312,15 +362,22 @@ impl Pps {
                 next_read += 1;
             }
             let outcome = {
+                let (restart, restarts) = tokio::sync::watch::channel(0u32);
+                io.restart = restarts;
+                let (id, inputs) = (d.id.clone(), d.inputs.clone());
                 let run = self.process_datum(&ctx, d, &mut io);
                 tokio::pin!(run);
                 loop {
                     tokio::select! {
                         o = &mut run => break o?,
-                        // A long datum: keep the claim alive meanwhile.
+                        // A long datum: keep the claim alive meanwhile, and
+                        // answer `restart datum` requests about it.
                         _ = tick.tick() => {
                             if !self.renew(&mut claim, &mut Vec::new(), &mut outputs, false).await? {
                                 return Ok(());
+                            }
+                            if self.answer_restarts(&claim.task, &id, &inputs, &mut answered).await? {
+                                restart.send_modify(|n| *n += 1);
                             }
                         }
                     }

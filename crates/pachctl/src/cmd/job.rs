@@ -486,8 +486,9 @@ pub async fn inspect_datum(job: &str, datum: &str, format: &Format) -> anyhow::R
 }
 
 /// Restarts datums of a job: `filters` are datum ids or input file paths
-/// or hashes, comma-separated (Pachyderm's form). Prints the job that runs
-/// them again.
+/// or hashes, comma-separated (Pachyderm's form). A running job's matching
+/// datums are killed and run again in place (named on stderr); a finished
+/// job's failed ones by a new job, whose id is printed.
 pub async fn restart_datum(job: &str, filters: &str) -> anyhow::Result<()> {
     let data_filters: Vec<String> = filters
         .split(',')
@@ -503,9 +504,12 @@ pub async fn restart_datum(job: &str, filters: &str) -> anyhow::Result<()> {
         })
         .await
         .map_err(status)?;
-    match r.metadata().get("pach-job").and_then(|v| v.to_str().ok()) {
-        Some(id) => println!("{id}"),
-        None => eprintln!("no failed datum of job {job} matches; nothing to restart"),
+    let header = |k: &str| r.metadata().get(k).and_then(|v| v.to_str().ok());
+    if let Some(id) = header("pach-job") {
+        // A finished job: the new job running its failed datums again.
+        println!("{id}");
+    } else if let Some(datums) = header("pach-datums") {
+        eprintln!("restarted datum {datums} of job {job}");
     }
     Ok(())
 }

@@ -332,20 +332,18 @@ fn server_cas_of(file: &std::path::Path) -> anyhow::Result<String> {
     Ok(encoded)
 }
 
-/// `fsck` through pfs.API's Fsck: one line per problem on stderr.
+/// `fsck [--fix]` through pfs.API's Fsck: one line per problem (and per
+/// repair) on stderr.
 pub async fn fsck(fix: bool) -> anyhow::Result<()> {
     use futures::TryStreamExt;
     let mut c = connect().await?;
-    // The check alone: what it finds (missing or damaged objects, records
-    // naming what is gone) is nothing a fix could make up, so --fix only
-    // changes what is said about it.
     let mut stream = c
         .pfs
-        .fsck(pach_api::pfs::FsckRequest { fix: false })
+        .fsck(pach_api::pfs::FsckRequest { fix })
         .await
         .map_err(status)?
         .into_inner();
-    let mut problems = 0usize;
+    let (mut problems, mut fixed) = (0usize, 0usize);
     let mut err = std::io::stderr().lock();
     while let Some(r) = stream.try_next().await.map_err(status)? {
         if !r.error.is_empty() {
@@ -353,20 +351,23 @@ pub async fn fsck(fix: bool) -> anyhow::Result<()> {
             writeln!(err, "{}", crate::client::escape(&r.error))?;
         }
         if !r.fix.is_empty() {
+            fixed += 1;
             writeln!(err, "fixed: {}", crate::client::escape(&r.fix))?;
         }
     }
-    if problems == 0 {
-        println!("no problems found");
-        return Ok(());
+    match (problems, fixed) {
+        (0, 0) => println!("no problems found"),
+        (0, n) => println!("{n} problems fixed; no problems left"),
+        (n, _) if fix => bail!(
+            "{n} problems left that --fix cannot repair (each line says why); missing or \
+             damaged objects come back only from a backup (`pachctl restore`)"
+        ),
+        (n, _) => bail!(
+            "{n} problems found; `pachctl fsck --fix` repairs records naming what is gone, \
+             and `pachctl restore` of a backup brings missing objects back"
+        ),
     }
-    if fix {
-        bail!(
-            "{problems} problems found, which --fix cannot repair: missing or damaged objects come \
-             back only from a backup (`pachctl restore`)"
-        );
-    }
-    bail!("{problems} problems found; `pachctl restore` of a backup brings missing objects back")
+    Ok(())
 }
 
 /// Prints the completion script of `shell`, or with `install` writes it

@@ -983,24 +983,22 @@ impl Api for PfsService {
     ) -> Result<Response<Self::FsckStream>, Status> {
         self.authz.check(&req).await?;
         let fix = req.into_inner().fix;
-        let report = self.pfs.fsck().await.map_err(status)?;
-        if fix && !report.problems.is_empty() {
-            return Err(Status::failed_precondition(format!(
-                "fsck found {} problems, which --fix cannot repair: missing or damaged objects \
-                 come back only from a backup (`pachctl restore`); fsck without --fix lists them",
-                report.problems.len()
-            )));
-        }
-        Ok(Response::new(stream_of(
-            report
-                .problems
-                .into_iter()
-                .map(|error| pfs::FsckResponse {
-                    fix: String::new(),
-                    error,
-                })
-                .collect(),
-        )))
+        let report = if fix {
+            self.writable().await?;
+            self.pfs.fsck_fix().await.map_err(status)?
+        } else {
+            self.pfs.fsck().await.map_err(status)?
+        };
+        // As 1.9: a message per repair (`fix`) and per problem (`error`).
+        let fixed = report.fixed.into_iter().map(|fix| pfs::FsckResponse {
+            fix,
+            error: String::new(),
+        });
+        let problems = report.problems.into_iter().map(|error| pfs::FsckResponse {
+            fix: String::new(),
+            error,
+        });
+        Ok(Response::new(stream_of(fixed.chain(problems).collect())))
     }
 }
 

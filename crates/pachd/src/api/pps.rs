@@ -5,10 +5,11 @@
 //! of `pach_pps::spec`, so that both ways in (this and spec files) meet the
 //! same defaults and validation.
 //!
-//! Two small additions Pachyderm 1.9's clients do not see: `RestartDatum`
-//! and `RunPipeline` name the job they start in the response metadata key
-//! [`JOB_HEADER`] (1.9 answers both with an empty message), which pachctl
-//! prints.
+//! Small additions Pachyderm 1.9's clients do not see: `RestartDatum` (of
+//! a finished job) and `RunPipeline` name the job they start in the
+//! response metadata key [`JOB_HEADER`] (1.9 answers both with an empty
+//! message), and `RestartDatum` of a running job names the datums it
+//! restarted in [`DATUMS_HEADER`]; pachctl prints them.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -23,7 +24,7 @@ use pach_pps::records::{
 };
 use pach_pps::spec::{self, Input, PipelineSpec};
 use pach_pps::stats::StatsDatum;
-use pach_pps::{JobFilter, Pps, PpsError};
+use pach_pps::{JobFilter, Pps, PpsError, Restarted};
 use pps::api_server::Api;
 use tonic::{Request, Response, Status};
 
@@ -31,6 +32,9 @@ use super::status::status;
 
 /// The response metadata key naming the job a call started.
 pub(crate) const JOB_HEADER: &str = "pach-job";
+/// The response metadata key naming the datums `RestartDatum` restarted in
+/// a running job (comma-separated).
+pub(crate) const DATUMS_HEADER: &str = "pach-datums";
 
 /// How old an unreferenced object must be for `GarbageCollect` to delete it
 /// (pachctl garbage-collect's default): uploads in flight are younger.
@@ -808,12 +812,21 @@ impl Api for PpsService {
         self.authz.check(&r).await?;
         let r = r.into_inner();
         let id = job_id(r.job, "restart datum")?;
-        let started = self
+        let restarted = self
             .pps
             .restart_datum(&id, &r.data_filters)
             .await
             .map_err(pps_status)?;
-        Ok(with_job(Response::new(()), started))
+        Ok(match restarted {
+            Restarted::NewJob(job) => with_job(Response::new(()), Some(job)),
+            Restarted::Running(datums) => {
+                let mut response = Response::new(());
+                if let Ok(v) = tonic::metadata::MetadataValue::try_from(datums.join(",")) {
+                    response.metadata_mut().insert(DATUMS_HEADER, v);
+                }
+                response
+            }
+        })
     }
 
     async fn create_pipeline(
