@@ -56,34 +56,7 @@ pc guarded enterprise activate bench >/dev/null
 pc guarded auth activate --initial-admin robot:admin >/dev/null
 TOKEN=$(pc guarded auth get-auth-token -q robot:bench)
 echo "$TOKEN" | pc guarded auth use-auth-token 2>/dev/null
-# Small calls: one client per pachd in one process, batches of BATCH calls
-# to each in turn (the order swapped every round), so that the machine's
-# load, which moves a lone client's latency by half, falls on both alike;
-# prints the median of each side's batch means.
-cat >"$W/calls.py" <<'PY'
-import statistics, sys, time
-import pypach_compat  # noqa: F401
-import python_pachyderm
-open_port, guarded_port, token, n, batch = sys.argv[1:6]
-n, batch = int(n), int(batch)
-a = python_pachyderm.Client("127.0.0.1", int(open_port))
-b = python_pachyderm.Client("127.0.0.1", int(guarded_port), auth_token=token)
-a.inspect_repo("big"), b.inspect_repo("big")  # connect before timing
-if len(sys.argv) > 6:  # clients started together wait for one start time
-    time.sleep(max(0.0, float(sys.argv[6]) - time.time()))
-def mean_us(c):
-    t0 = time.perf_counter()
-    for _ in range(batch):
-        c.inspect_repo("big")
-    return (time.perf_counter() - t0) / batch * 1e6
-ta, tb = [], []
-for r in range(max(2, n // batch)):
-    if r % 2 == 0:
-        ta.append(mean_us(a)); tb.append(mean_us(b))
-    else:
-        tb.append(mean_us(b)); ta.append(mean_us(a))
-print(f"{statistics.median(ta):.0f} {statistics.median(tb):.0f}")
-PY
+export PAIRED_B_TOKEN=$TOKEN
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/gen-bytes" "${MIB}M" 5 >"$W/src"
 cat "$W/src" >/dev/null
@@ -98,13 +71,13 @@ for run in $(seq "$RUNS"); do
     T[$s,get]+="$(elapsed "$t0" "$t1") "
     cmp -s "$W/src" "$W/out" || { echo "get file ($s) returned other bytes" >&2; exit 1; }
   done
-  read -r x y < <(pypach "$W/calls.py" "$OPEN" "$GUARDED" "$TOKEN" "$N" "$BATCH")
+  read -r x y < <(pypach bench/paired_calls.py "$OPEN" "$GUARDED" "$N" "$BATCH")
   T[open,call]+="$x "; T[guarded,call]+="$y "
   # CLIENTS such clients at once, timed from one start time after they connect.
   at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
   clients=()
   for c in $(seq "$CLIENTS"); do
-    pypach "$W/calls.py" "$OPEN" "$GUARDED" "$TOKEN" "$N" "$BATCH" "$at" >"$W/load.$c" &
+    pypach bench/paired_calls.py "$OPEN" "$GUARDED" "$N" "$BATCH" "$at" >"$W/load.$c" &
     clients+=($!)
   done
   wait "${clients[@]}"

@@ -5,17 +5,22 @@
 # Usage: bench/tls.sh [MIB]   (default 512)
 #   put / get: pachctl put file and get file of MIB MiB of random bytes
 #     (from and to the page cache, so that the transport is what differs);
-#   small calls: N (default 500) InspectRepo calls on one connection,
-#     through python-pachyderm 3.1.0 (a pachctl per call would time process
-#     starts), mean latency.
+#   small calls: N (default 2000) InspectRepo calls to each pachd through
+#     python-pachyderm 3.1.0 (a pachctl per call would time process starts),
+#     one connection to each, in batches of BATCH (default 100) to one then
+#     the other, the median of the batch means (bench/paired_calls.py);
+#   under load: CLIENTS (default 4) such clients at once, the mean of their
+#     medians.
 #   RUNS (default 3) alternating runs of each, medians.
-# Env: BENCH_DIR (scratch, default /tmp/pach-bench-tls), RUNS, N,
+# Env: BENCH_DIR (scratch, default /tmp/pach-bench-tls), RUNS, N, BATCH, CLIENTS,
 #      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-512}
 RUNS=${RUNS:-3}
-N=${N:-500}
+N=${N:-2000}
+BATCH=${BATCH:-100}
+CLIENTS=${CLIENTS:-4}
 W=${BENCH_DIR:-/tmp/pach-bench-tls}
 
 scripts/prereqs.sh
@@ -58,23 +63,9 @@ pc() { # plain|secure ARGS...
     PACHD_ADDRESS=grpcs://127.0.0.1:$SECURE PACHD_SERVER_CAS=$W/tls/ca.pem PACH_CONFIG=$W/config.json "$B/pachctl" "$@"
   fi
 }
-cat >"$W/calls.py" <<'PY'
-import sys, time
-import pypach_compat  # noqa: F401
-import python_pachyderm
-port, n, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-if ca:
-    c = python_pachyderm.Client("127.0.0.1", port, tls=True, root_certs=open(ca, "rb").read())
-else:
-    c = python_pachyderm.Client("127.0.0.1", port)
-c.inspect_repo("big")  # connect (and handshake) before timing
-t0 = time.time()
-for _ in range(n):
-    c.inspect_repo("big")
-print(f"{(time.time() - t0) / n * 1e6:.0f}")
-PY
+export PAIRED_B_CA=$W/tls/ca.pem
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr); load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/gen-bytes" "${MIB}M" 5 >"$W/src"
 cat "$W/src" >/dev/null
 for s in plain secure; do pc "$s" create repo big; done
@@ -86,9 +77,20 @@ for run in $(seq "$RUNS"); do
     t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
     T[$s,get]+="$(elapsed "$t0" "$t1") "
     cmp -s "$W/src" "$W/out" || { echo "get file over $s returned other bytes" >&2; exit 1; }
-    if [ "$s" = plain ]; then port=$PLAIN; ca=""; else port=$SECURE; ca=$W/tls/ca.pem; fi
-    T[$s,call]+="$(pypach "$W/calls.py" "$port" "$N" "$ca") "
   done
+  read -r x y < <(pypach bench/paired_calls.py "$PLAIN" "$SECURE" "$N" "$BATCH")
+  T[plain,call]+="$x "; T[secure,call]+="$y "
+  # CLIENTS such clients at once, timed from one start time after they connect.
+  at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
+  clients=()
+  for c in $(seq "$CLIENTS"); do
+    pypach bench/paired_calls.py "$PLAIN" "$SECURE" "$N" "$BATCH" "$at" >"$W/load.$c" &
+    clients+=($!)
+  done
+  wait "${clients[@]}"
+  T[plain,load]+="$(cat "$W"/load.* | awk '{s+=$1} END{printf "%.0f", s/NR}') "
+  T[secure,load]+="$(cat "$W"/load.* | awk '{s+=$2} END{printf "%.0f", s/NR}') "
 done
 report_pair plain secure "plaintext" "TLS" "TLS/plain"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$W"
