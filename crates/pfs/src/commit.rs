@@ -726,7 +726,7 @@ impl Pfs {
         }
         let mut ids = Vec::with_capacity(sets.len());
         let mut last_ns = 0;
-        for changes in sets.iter().copied() {
+        for changes in sets {
             let base = parent
                 .as_ref()
                 .and_then(|p| p.index.as_ref().map(|i| i.root));
