@@ -511,6 +511,41 @@ impl Pfs {
         })
     }
 
+    /// Writes each change set as its own finished commit of `branch`, in
+    /// order, each the parent of the next — as many [`Pfs::write_changes`]
+    /// would, but with one metadata transaction (one durable write) for all
+    /// of them, so a writer with many small commits waiting (a spout) pays
+    /// the store's flush once. When the branch's head is open (the sets are
+    /// staged into it, one by one) or other branches depend on it (each
+    /// commit gets downstream commits of its own), the sets are written one
+    /// by one. Content must already be stored. Returns the commits' ids.
+    pub async fn write_commits(
+        &self,
+        repo: &str,
+        branch: &str,
+        sets: Vec<Vec<Change>>,
+    ) -> Result<Vec<String>> {
+        if sets.len() > 1 {
+            self.repo_record(repo).await?;
+            let slices: Vec<&[Change]> = sets.iter().map(Vec::as_slice).collect();
+            for _ in 0..MAX_ATTEMPTS {
+                let WriteTarget::Branch(target) = self.write_target(repo, branch).await? else {
+                    break;
+                };
+                match self.auto_commits(repo, target, &slices, "").await? {
+                    Batch::Written(ids) => return Ok(ids),
+                    Batch::Downstream => break,
+                    Batch::Raced => {}
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(sets.len());
+        for changes in sets {
+            ids.push(self.write_changes(repo, branch, changes).await?);
+        }
+        Ok(ids)
+    }
+
     pub(crate) async fn write_target(&self, repo: &str, reference: &str) -> Result<WriteTarget> {
         // As in `resolve_commit`: the form of a commit id names a commit.
         let branch = match is_commit_id(reference) {
@@ -623,27 +658,52 @@ impl Pfs {
     async fn auto_commit(
         &self,
         repo: &str,
-        (branch, branch_rev, name): (Option<BranchRecord>, u64, String),
+        target: BranchTarget,
         changes: &[Change],
         description: &str,
     ) -> Result<Option<String>> {
+        Ok(
+            match self
+                .auto_commits(repo, target, &[changes], description)
+                .await?
+            {
+                Batch::Written(mut ids) => ids.pop(),
+                Batch::Raced | Batch::Downstream => None,
+            },
+        )
+    }
+
+    /// Writes each change set in `sets`, in order, as a new finished commit
+    /// on the branch (created if missing), each the parent of the next, in
+    /// one metadata transaction: all of them or none, for one durable write.
+    /// Downstream commits are planned for a single set only; several sets
+    /// on a branch others depend on give [`Batch::Downstream`] (each commit
+    /// must get downstream commits of its own), having written nothing.
+    async fn auto_commits(
+        &self,
+        repo: &str,
+        (branch, branch_rev, name): BranchTarget,
+        sets: &[&[Change]],
+        description: &str,
+    ) -> Result<Batch> {
         // Guards first: a refused write costs no index write.
         let txn = self.write_txn().await?;
-        let txn = self
+        let mut txn = self
             .guard_output(txn, repo, Some(&name), Action::Write)
             .await?;
-        let parent = match branch.as_ref().and_then(|b| b.head.clone()) {
+        let branches = self.all_branches_with_rev().await?;
+        let me = BranchName {
+            repo: repo.into(),
+            name: name.clone(),
+        };
+        let subvenance = Self::direct_subvenance(&branches, &me);
+        if sets.len() > 1 && !subvenance.is_empty() {
+            return Ok(Batch::Downstream);
+        }
+        let mut parent = match branch.as_ref().and_then(|b| b.head.clone()) {
             Some(h) => self.commit_record(repo, &h).await?.map(|(c, _)| c),
             None => None,
         };
-        let base = parent
-            .as_ref()
-            .and_then(|p| p.index.as_ref().map(|i| i.root));
-        let index = self
-            .content
-            .write_index(base.as_ref(), changes.to_vec())
-            .await?;
-        let branches = self.all_branches_with_rev().await?;
         let mut branch = branch.unwrap_or(BranchRecord {
             repo: repo.into(),
             name: name.clone(),
@@ -664,39 +724,50 @@ impl Pfs {
                 });
             }
         }
-        let now = now_ns();
-        let commit = CommitRecord {
-            repo: repo.into(),
-            id: new_commit_id(),
-            branch: Some(name.clone()),
-            parent: parent.as_ref().map(|p| p.id.clone()),
-            started_ns: now,
-            finished_ns: Some(now),
-            description: description.to_string(),
-            provenance,
-            origin: Origin::User,
-            base: parent.as_ref().and_then(|p| p.index.clone()),
-            index: Some(index),
-            writes: 1,
-        };
-        branch.head = Some(commit.id.clone());
+        let mut ids = Vec::with_capacity(sets.len());
+        let mut last_ns = 0;
+        for changes in sets {
+            let base = parent
+                .as_ref()
+                .and_then(|p| p.index.as_ref().map(|i| i.root));
+            let index = self
+                .content
+                .write_index(base.as_ref(), changes.to_vec())
+                .await?;
+            // Commits of one batch keep their order in time as well.
+            let now = now_ns().max(last_ns + 1);
+            last_ns = now;
+            let commit = CommitRecord {
+                repo: repo.into(),
+                id: new_commit_id(),
+                branch: Some(name.clone()),
+                parent: parent.as_ref().map(|p| p.id.clone()),
+                started_ns: now,
+                finished_ns: Some(now),
+                description: description.to_string(),
+                provenance: provenance.clone(),
+                origin: Origin::User,
+                base: parent.as_ref().and_then(|p| p.index.clone()),
+                index: Some(index),
+                writes: 1,
+            };
+            let ckey = commit_key(repo, &commit.id);
+            txn = txn.expect(&ckey, 0).put(&ckey, encode(&commit));
+            ids.push(commit.id.clone());
+            parent = Some(commit);
+        }
+        branch.head = ids.last().cloned();
         let bkey = branch_key(repo, &name);
-        let ckey = commit_key(repo, &commit.id);
-        let me = BranchName {
-            repo: repo.into(),
-            name,
-        };
-        let heads = HashMap::from([(me.clone(), commit.id.clone())]);
-        let downstream = self
-            .plan_downstream(&branches, heads, Self::direct_subvenance(&branches, &me))
-            .await?;
-        let txn = txn
-            .expect(&bkey, branch_rev)
-            .put(&bkey, encode(&branch))
-            .expect(&ckey, 0)
-            .put(&ckey, encode(&commit));
-        let txn = add_downstream(txn, &downstream);
-        Ok(self.meta.commit(txn).await?.map(|_| commit.id))
+        txn = txn.expect(&bkey, branch_rev).put(&bkey, encode(&branch));
+        if let Some(head) = &branch.head {
+            let heads = HashMap::from([(me, head.clone())]);
+            let downstream = self.plan_downstream(&branches, heads, subvenance).await?;
+            txn = add_downstream(txn, &downstream);
+        }
+        Ok(match self.meta.commit(txn).await? {
+            Some(_) => Batch::Written(ids),
+            None => Batch::Raced,
+        })
     }
 
     /// The changes staged into an open commit, in the order they were written.
@@ -1207,6 +1278,16 @@ pub(crate) type BranchTarget = (Option<BranchRecord>, u64, String);
 pub(crate) enum WriteTarget {
     Open(CommitRecord, u64),
     Branch(BranchTarget),
+}
+
+/// How [`Pfs::auto_commits`] ended.
+enum Batch {
+    /// The commits, in order.
+    Written(Vec<String>),
+    /// The branch moved meanwhile: nothing was written; read it again.
+    Raced,
+    /// Several commits on a branch others depend on: nothing was written.
+    Downstream,
 }
 
 #[cfg(test)]

@@ -1201,3 +1201,86 @@ async fn write_commit_after_compares_the_head() {
         .unwrap_err();
     assert!(err.to_string().contains("open commit"), "{err}");
 }
+
+/// Stores `files` and returns their changes (appended to their paths).
+async fn appends(pfs: &Pfs, files: &[(&str, &[u8])]) -> Vec<Change> {
+    let mut session = pfs.content().session();
+    let mut changes = Vec::new();
+    for (path, data) in files {
+        let entry = session
+            .put_bytes((*path).to_string(), None, data)
+            .await
+            .unwrap();
+        changes.push(Change::Append(entry));
+    }
+    session.finish().await.unwrap();
+    changes
+}
+
+#[tokio::test]
+async fn write_commits_makes_a_commit_per_set_in_one_transaction() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("out", "", false).await.unwrap();
+    let first = put(pfs, "out", "master", &[("/log", b"a")]).await.unwrap();
+    let sets = vec![
+        appends(pfs, &[("/log", b"b")]).await,
+        appends(pfs, &[("/log", b"c"), ("/m/1", b"x")]).await,
+        appends(pfs, &[("/log", b"d")]).await,
+    ];
+    let before = pfs.meta().revision().await.unwrap();
+    let ids = pfs.write_commits("out", "master", sets).await.unwrap();
+    assert_eq!(pfs.meta().revision().await.unwrap(), before + 1);
+    assert_eq!(ids.len(), 3);
+    // Each set is its own finished commit, the parent of the next.
+    let mut parent = first;
+    for (id, log) in ids.iter().zip(["ab", "abc", "abcd"]) {
+        let c = pfs.inspect_commit("out", id, false).await.unwrap();
+        assert!(c.is_finished());
+        assert_eq!(c.parent.as_deref(), Some(parent.as_str()));
+        assert_eq!(read(pfs, "out", id, "/log").await.unwrap(), log.as_bytes());
+        parent = id.clone();
+    }
+    assert!(read(pfs, "out", &ids[0], "/m/1").await.is_err());
+    assert_eq!(read(pfs, "out", "master", "/m/1").await.unwrap(), b"x");
+    assert_eq!(
+        pfs.inspect_commit("out", "master", false).await.unwrap().id,
+        ids[2]
+    );
+}
+
+#[tokio::test]
+async fn write_commits_on_a_branch_others_depend_on_gives_each_commit_its_downstream() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("input", "", false).await.unwrap();
+    pfs.create_repo("output", "", false).await.unwrap();
+    put(pfs, "input", "master", &[("/a", b"1")]).await.unwrap();
+    let prov = vec![BranchName {
+        repo: "input".into(),
+        name: "master".into(),
+    }];
+    pfs.create_branch("output", "master", None, Some(prov))
+        .await
+        .unwrap();
+    pfs.finish_commit("output", "master", None).await.unwrap();
+    let sets = vec![
+        appends(pfs, &[("/b", b"2")]).await,
+        appends(pfs, &[("/c", b"3")]).await,
+    ];
+    let ids = pfs.write_commits("input", "master", sets).await.unwrap();
+    // Every input commit has an output commit of its own.
+    let outputs = pfs
+        .list_commit("output", None, None, 0, false)
+        .await
+        .unwrap();
+    for id in &ids {
+        assert!(
+            outputs.iter().any(|o| o.provenance.contains(&CommitName {
+                repo: "input".into(),
+                id: id.clone()
+            })),
+            "no output commit for {id}"
+        );
+    }
+}

@@ -37,6 +37,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often a run checks that its pipeline is unchanged and running.
 const CHECK: Duration = Duration::from_millis(250);
+/// At most this many waiting archives are written in one transaction.
+const MAX_BATCH: usize = 256;
 
 impl Pps {
     /// Runs the spout `name` while it is running, unchanged, and this pachd
@@ -210,7 +212,10 @@ impl Pps {
     }
 
     /// Writes each complete archive of `events` as one commit of the output
-    /// branch. Returns when the reader is gone.
+    /// branch, in order. Archives that complete while earlier ones are being
+    /// written wait, and are then written together: their content flushed
+    /// once and their commits (still one per archive) made durable in one
+    /// metadata transaction. Returns when the reader is gone.
     async fn commit_archives(
         &self,
         p: &PipelineRecord,
@@ -221,9 +226,34 @@ impl Pps {
         let overwrite = p.spec.spout.as_ref().is_some_and(|s| s.overwrite);
         let marker_dir = format!("/{marker}");
         let mut session = self.pfs.content().session();
+        // The archive being read, and the complete ones not yet written.
         let mut changes: Vec<Change> = Vec::new();
+        let mut complete: Vec<Vec<Change>> = Vec::new();
         let mut open: Option<String> = None;
-        while let Some(event) = events.recv().await {
+        loop {
+            // Waits only when no complete archive is waiting to be written.
+            let event = if complete.len() >= MAX_BATCH {
+                None
+            } else if complete.is_empty() {
+                match events.recv().await {
+                    Some(e) => Some(e),
+                    None => break,
+                }
+            } else {
+                events.try_recv().ok()
+            };
+            let Some(event) = event else {
+                session.flush().await?;
+                // The spout writes as `pipeline:NAME`, as jobs do.
+                if let Some(reason) = self.job_refusal(p).await? {
+                    return Err(PpsError::FailedPrecondition(reason));
+                }
+                self.pfs
+                    .for_pipeline(name)
+                    .write_commits(name, &p.spec.output_branch, std::mem::take(&mut complete))
+                    .await?;
+                continue;
+            };
             match event {
                 TarEvent::File(path) => {
                     if let Some(done) = open.take() {
@@ -247,15 +277,7 @@ impl Pps {
                             &marker_dir,
                         ));
                     }
-                    session.flush().await?;
-                    // The spout writes as `pipeline:NAME`, as jobs do.
-                    if let Some(reason) = self.job_refusal(p).await? {
-                        return Err(PpsError::FailedPrecondition(reason));
-                    }
-                    self.pfs
-                        .for_pipeline(name)
-                        .write_changes(name, &p.spec.output_branch, std::mem::take(&mut changes))
-                        .await?;
+                    complete.push(std::mem::take(&mut changes));
                 }
                 TarEvent::Truncated => {
                     tracing::warn!(pipeline = %name, "spout: user code closed /pfs/out in the middle of a file; that archive is dropped");
