@@ -801,6 +801,22 @@ fn jobs(p: &Pachd, pipeline: &str) -> Vec<serde_json::Value> {
     p.raw(&["list", "job", "-p", pipeline])
 }
 
+/// Creates pipeline NAME copying every file of repo `in` to its output.
+fn create_copy_pipeline(p: &Pachd, dir: &std::path::Path, name: &str) {
+    let spec = dir.join(format!("{name}.json"));
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "pipeline": {"name": name},
+            "transform": {"cmd": ["sh", "-c", "cp /pfs/in/* /pfs/out/"]},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+}
+
 /// A pipeline acts as `pipeline:NAME`: once an owner takes its READER away
 /// from an input, its next job fails saying so and writes nothing; given
 /// back, the next job runs. A pipeline made before activation gets its
@@ -811,14 +827,7 @@ fn a_pipeline_reads_and_writes_as_itself() {
     let dir = tempfile::tempdir().unwrap();
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/a"], b"a\n");
-    let spec = dir.path().join("copy.json");
-    std::fs::write(
-        &spec,
-        r#"{"pipeline":{"name":"copy"},"transform":{"cmd":["sh","-c","cp /pfs/in/* /pfs/out/"]},
-            "input":{"pfs":{"repo":"in","glob":"/*"}}}"#,
-    )
-    .unwrap();
-    p.ok(&["create", "pipeline", "-f", spec.to_str().unwrap()]);
+    create_copy_pipeline(&p, dir.path(), "copy");
     p.ok(&["flush", "commit", "in@master"]);
     activated(&p);
     assert_eq!(p.ok(&["auth", "get", "in"]).trim(), "pipeline:copy: READER");
@@ -827,14 +836,7 @@ fn a_pipeline_reads_and_writes_as_itself() {
         "pipeline:copy: WRITER"
     );
     // A pipeline created with auth active runs its first job at once.
-    let second = dir.path().join("again.json");
-    std::fs::write(
-        &second,
-        r#"{"pipeline":{"name":"again"},"transform":{"cmd":["sh","-c","cp /pfs/in/* /pfs/out/"]},
-            "input":{"pfs":{"repo":"in","glob":"/*"}}}"#,
-    )
-    .unwrap();
-    p.ok(&["create", "pipeline", "-f", second.to_str().unwrap()]);
+    create_copy_pipeline(&p, dir.path(), "again");
     p.ok(&["flush", "commit", "in@master"]);
     let job = &jobs(&p, "again")[0];
     assert_eq!(job["state"], "JOB_SUCCESS", "{job}");

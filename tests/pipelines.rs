@@ -226,13 +226,12 @@ input:
     assert_eq!(names.len(), 4);
 }
 
-#[test]
-fn failing_datums_fail_the_job_with_logs_then_retry() {
-    let p = Pachd::start();
-    // User code sees the host read-only except /tmp, which is private to the
-    // sandbox: the marker lives in /var/tmp so that the datum can see it.
+/// A path under /var/tmp, absent, for a test's marker file: user code sees
+/// the host read-only except its own private /tmp, so a marker the test
+/// makes for a datum to see lives there.
+fn marker_file(tag: &str) -> std::path::PathBuf {
     let marker = std::path::Path::new("/var/tmp").join(format!(
-        "pach-e2e-fix-{}-{}",
+        "pach-e2e-{tag}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -240,6 +239,15 @@ fn failing_datums_fail_the_job_with_logs_then_retry() {
             .as_nanos()
     ));
     let _ = std::fs::remove_file(&marker);
+    marker
+}
+
+#[test]
+fn failing_datums_fail_the_job_with_logs_then_retry() {
+    let p = Pachd::start();
+    // User code sees the host read-only except /tmp, which is private to the
+    // sandbox: the marker lives in /var/tmp so that the datum can see it.
+    let marker = marker_file("fix");
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/good"], b"fine\n");
     p.ok_stdin(&["put", "file", "in@master:/bad"], b"broken\n");
@@ -305,15 +313,7 @@ fn restart_datum_reruns_a_running_datum_in_the_same_job() {
     let p = Pachd::start();
     // User code sees the host read-only except /tmp: the marker that lets
     // the datum finish lives in /var/tmp, made by the test.
-    let marker = std::path::Path::new("/var/tmp").join(format!(
-        "pach-e2e-restart-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let _ = std::fs::remove_file(&marker);
+    let marker = marker_file("restart");
     p.ok(&["create", "repo", "in"]);
     p.ok_stdin(&["put", "file", "in@master:/slow"], b"slow\n");
     // One try only: a restart that counted as a failed try would fail the
