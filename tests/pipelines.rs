@@ -397,6 +397,15 @@ fn restart_datum_reruns_a_running_datum_in_the_same_job() {
         err.contains("has finished") && err.contains("no failed datum"),
         "{err}"
     );
+    // Without a filter (python-pachyderm's `restart_datum(job)`): nothing to
+    // do, and no error.
+    let out = p.run(&["restart", "datum", &id, ""]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("nothing to restart"),
+        "{said}"
+    );
+    assert_eq!(jobs(&p, "blocks").len(), 1);
 }
 
 /// A cluster with repo `in` holding `/a` ("a\n") and `/b` ("b\n").

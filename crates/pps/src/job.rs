@@ -307,7 +307,7 @@ impl Pps {
     /// none is being processed, 1.9's error. On a finished job (where 1.9
     /// only errs), its failed datums matching any filter are run again by a
     /// new job on the pipeline's current inputs, reusing the datums that
-    /// succeeded.
+    /// succeeded; without a filter and with no failed datum, nothing is done.
     pub async fn restart_datum(&self, job: &str, filters: &[String]) -> Result<Restarted> {
         let j = self.inspect_job(job, false).await?;
         if !j.state.is_terminal() {
@@ -323,6 +323,9 @@ impl Pps {
             .any(|d| {
                 filters.is_empty() || filters.iter().any(|f| crate::logs::datum_matches(d, f))
             });
+        if !failed && filters.is_empty() {
+            return Ok(Restarted::Nothing);
+        }
         if !failed {
             return Err(PpsError::FailedPrecondition(format!(
                 "job {job} has finished ({}) and no failed datum of it matches {filters:?}; \
@@ -1293,6 +1296,10 @@ pub enum Restarted {
     Running(Vec<String>),
     /// This new job runs the finished job's failed datums again.
     NewJob(String),
+    /// A finished job asked to restart without a filter had no failed datum:
+    /// nothing to run again (python-pachyderm's `restart_datum(job)` expects
+    /// success there).
+    Nothing,
 }
 
 /// How a datum that ran ended.

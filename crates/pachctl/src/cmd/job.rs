@@ -510,6 +510,8 @@ pub async fn restart_datum(job: &str, filters: &str) -> anyhow::Result<()> {
         println!("{id}");
     } else if let Some(datums) = header("pach-datums") {
         eprintln!("restarted datum {datums} of job {job}");
+    } else {
+        eprintln!("job {job} has finished with no failed datum: nothing to restart");
     }
     Ok(())
 }

@@ -819,6 +819,7 @@ impl Api for PpsService {
             .map_err(pps_status)?;
         Ok(match restarted {
             Restarted::NewJob(job) => with_job(Response::new(()), Some(job)),
+            Restarted::Nothing => Response::new(()),
             Restarted::Running(datums) => {
                 let mut response = Response::new(());
                 if let Ok(v) = tonic::metadata::MetadataValue::try_from(datums.join(",")) {
