@@ -63,27 +63,7 @@ cat "$W/src" >/dev/null
 for s in open guarded; do pc "$s" create repo big; done
 [ "$(pc guarded auth get big)" = "robot:bench: OWNER" ] || { echo "robot:bench does not own the repo" >&2; exit 1; }
 declare -A T
-for run in $(seq "$RUNS"); do
-  for s in open guarded; do
-    t0=$(now); pc "$s" put file "big@master:/f$run" -o -f "$W/src"; t1=$(now)
-    T[$s,put]+="$(elapsed "$t0" "$t1") "
-    t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
-    T[$s,get]+="$(elapsed "$t0" "$t1") "
-    cmp -s "$W/src" "$W/out" || { echo "get file ($s) returned other bytes" >&2; exit 1; }
-  done
-  read -r x y < <(pypach bench/paired_calls.py "$OPEN" "$GUARDED" "$N" "$BATCH")
-  T[open,call]+="$x "; T[guarded,call]+="$y "
-  # CLIENTS such clients at once, timed from one start time after they connect.
-  at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
-  clients=()
-  for c in $(seq "$CLIENTS"); do
-    pypach bench/paired_calls.py "$OPEN" "$GUARDED" "$N" "$BATCH" "$at" >"$W/load.$c" &
-    clients+=($!)
-  done
-  wait "${clients[@]}"
-  T[open,load]+="$(cat "$W"/load.* | awk '{s+=$1} END{printf "%.0f", s/NR}') "
-  T[guarded,load]+="$(cat "$W"/load.* | awk '{s+=$2} END{printf "%.0f", s/NR}') "
-done
+measure_pair open "$OPEN" guarded "$GUARDED"
 report_pair open guarded "no auth" "auth" "auth/none"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$W"

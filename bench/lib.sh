@@ -54,3 +54,33 @@ report_pair() {
   for op in put get call load; do [ -z "${T[$b,$op]:-}" ] || printf ' %s %s/' "$op" "${T[$b,$op]}"; done
   echo
 }
+
+# measure_pair A PORT_A B PORT_B: RUNS alternating runs of put file and get
+# file of $W/src through `pc A|B ...` (the caller's pachctl wrapper; each
+# copy checked), then small calls from one client process to both
+# (bench/paired_calls.py) and from CLIENTS such processes at once; into the
+# caller's associative array T, as report_pair reads it.
+measure_pair() {
+  local a=$1 port_a=$2 b=$3 port_b=$4 run s t0 t1 x y at c
+  for run in $(seq "$RUNS"); do
+    for s in "$a" "$b"; do
+      t0=$(now); pc "$s" put file "big@master:/f$run" -o -f "$W/src"; t1=$(now)
+      T[$s,put]+="$(elapsed "$t0" "$t1") "
+      t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
+      T[$s,get]+="$(elapsed "$t0" "$t1") "
+      cmp -s "$W/src" "$W/out" || { echo "get file ($s) returned other bytes" >&2; exit 1; }
+    done
+    read -r x y < <(pypach "$BENCH_LIB_DIR/paired_calls.py" "$port_a" "$port_b" "$N" "$BATCH")
+    T[$a,call]+="$x "; T[$b,call]+="$y "
+    # CLIENTS such clients at once, timed from one start time after they connect.
+    at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
+    local clients=()
+    for c in $(seq "$CLIENTS"); do
+      pypach "$BENCH_LIB_DIR/paired_calls.py" "$port_a" "$port_b" "$N" "$BATCH" "$at" >"$W/load.$c" &
+      clients+=($!)
+    done
+    wait "${clients[@]}"
+    T[$a,load]+="$(cat "$W"/load.* | awk '{s+=$1} END{printf "%.0f", s/NR}') "
+    T[$b,load]+="$(cat "$W"/load.* | awk '{s+=$2} END{printf "%.0f", s/NR}') "
+  done
+}

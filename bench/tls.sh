@@ -70,27 +70,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(un
 cat "$W/src" >/dev/null
 for s in plain secure; do pc "$s" create repo big; done
 declare -A T
-for run in $(seq "$RUNS"); do
-  for s in plain secure; do
-    t0=$(now); pc "$s" put file "big@master:/f$run" -o -f "$W/src"; t1=$(now)
-    T[$s,put]+="$(elapsed "$t0" "$t1") "
-    t0=$(now); pc "$s" get file "big@master:/f$run" >"$W/out"; t1=$(now)
-    T[$s,get]+="$(elapsed "$t0" "$t1") "
-    cmp -s "$W/src" "$W/out" || { echo "get file over $s returned other bytes" >&2; exit 1; }
-  done
-  read -r x y < <(pypach bench/paired_calls.py "$PLAIN" "$SECURE" "$N" "$BATCH")
-  T[plain,call]+="$x "; T[secure,call]+="$y "
-  # CLIENTS such clients at once, timed from one start time after they connect.
-  at=$(awk -v t="$(now)" 'BEGIN{printf "%.3f", t + 3}')
-  clients=()
-  for c in $(seq "$CLIENTS"); do
-    pypach bench/paired_calls.py "$PLAIN" "$SECURE" "$N" "$BATCH" "$at" >"$W/load.$c" &
-    clients+=($!)
-  done
-  wait "${clients[@]}"
-  T[plain,load]+="$(cat "$W"/load.* | awk '{s+=$1} END{printf "%.0f", s/NR}') "
-  T[secure,load]+="$(cat "$W"/load.* | awk '{s+=$2} END{printf "%.0f", s/NR}') "
-done
+measure_pair plain "$PLAIN" secure "$SECURE"
 report_pair plain secure "plaintext" "TLS" "TLS/plain"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$W"
