@@ -13,14 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${1:-20000}
 W=${BENCH_DIR:-/tmp/pach-bench-get}
-if [ -n "${BENCH_BIN:-}" ]; then
-  B=$BENCH_BIN
-else
-  scripts/prereqs.sh
-  cargo build --release -q -p pachd -p pachctl
-  B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
-fi
 . bench/lib.sh
+release_bins
 rm -rf "$W"; mkdir -p "$W/src"
 PORT=$((30000 + RANDOM % 2000))
 "$B/pachd" --data-dir "$W/data" --address "127.0.0.1:$PORT" --log-level warn >"$W/pachd.out" 2>"$W/pachd.log" &

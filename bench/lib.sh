@@ -84,3 +84,15 @@ measure_pair() {
     T[$b,load]+="$(cat "$W"/load.* | awk '{s+=$2} END{printf "%.0f", s/NR}') "
   done
 }
+
+# release_bins: sets B, the directory holding pachd and pachctl: BENCH_BIN
+# when given, else this checkout's release build (built here).
+release_bins() {
+  if [ -n "${BENCH_BIN:-}" ]; then
+    B=$BENCH_BIN
+  else
+    scripts/prereqs.sh
+    cargo build --release -q -p pachd -p pachctl
+    B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
+  fi
+}

@@ -14,14 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-300}
 W=${BENCH_DIR:-/tmp/pach-bench-mount}
-if [ -n "${BENCH_BIN:-}" ]; then
-  B=$BENCH_BIN
-else
-  scripts/prereqs.sh
-  cargo build --release -q -p pachd -p pachctl
-  B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
-fi
 . bench/lib.sh
+release_bins
 [ -e /dev/fuse ] || { echo "bench/mount.sh: /dev/fuse is absent" >&2; exit 1; }
 rm -rf "$W"; mkdir -p "$W/mnt"
 PORT=$((30000 + RANDOM % 2000))
