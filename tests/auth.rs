@@ -564,16 +564,7 @@ fn extract_and_restore_keep_access_control() {
     std::fs::write(&file, &stream).unwrap();
 
     let b = Pachd::start();
-    let out = b
-        .pachctl_cmd(&["restore"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.ok_from_file(&["restore"], &file);
     let alice = User::new(&b, &dir, "alice", &alice_token);
     assert_eq!(alice.ok(&["get", "file", "data@master:/a"]), "hello");
     alice.denied(
@@ -609,16 +600,7 @@ fn extract_and_restore_keep_access_control() {
     // clusters' admins and tokens hold there.
     let c = Pachd::start();
     activated(&c);
-    let out = c
-        .pachctl_cmd(&["restore"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.ok_from_file(&["restore"], &file);
     assert!(c.ok(&["auth", "whoami"]).contains("administrator"));
     let alice = User::new(&c, &dir, "alice-c", &alice_token);
     assert_eq!(alice.ok(&["get", "file", "data@master:/a"]), "hello");
@@ -1025,16 +1007,7 @@ fn pipelines_restored_from_pachyderms_extract_run_under_auth() {
     activated(&p);
     let golden =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/pachyderm-1.7/sort.metadata");
-    let out = p
-        .pachctl_cmd(&["restore"])
-        .stdin(std::fs::File::open(&golden).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.ok_from_file(&["restore"], &golden);
     p.ok(&["flush", "commit", "left@master"]);
     let jobs = p.raw(&["list", "job"]);
     assert!(!jobs.is_empty());

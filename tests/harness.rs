@@ -376,6 +376,23 @@ impl Pachd {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// Runs pachctl with the file at `input` on stdin; requires success,
+    /// returns stdout.
+    pub fn ok_from_file(&self, args: &[&str], input: impl AsRef<std::path::Path>) -> String {
+        let input = input.as_ref();
+        let out = self
+            .pachctl_cmd(args)
+            .stdin(std::fs::File::open(input).unwrap_or_else(|e| panic!("open {input:?}: {e}")))
+            .output()
+            .expect("run pachctl");
+        assert!(
+            out.status.success(),
+            "pachctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs pachctl, requires success, returns stdout as bytes.
     pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
         let out = self.run(args);
