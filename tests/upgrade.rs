@@ -57,7 +57,8 @@ fn a_format_1_0_store_is_upgraded_in_place() {
     p.launch();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("upgraded the metadata store in place from format 1.0 to 1.1"),
+        text.contains("upgraded the metadata store in place from format 1.0 to 1.1")
+            && text.contains("upgraded the metadata store in place from format 1.1 to 1.2"),
         "{text}"
     );
 
@@ -111,13 +112,13 @@ fn a_format_1_0_store_is_upgraded_in_place() {
     assert_eq!(latest["data_skipped"], "2", "{latest}");
     assert_eq!(latest["data_processed"], "1", "{latest}");
 
-    // The store now says 1.1, and a restart does not upgrade again.
+    // The store now says 1.2, and a restart does not upgrade again.
     p.stop();
     p.launch();
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         text.matches("upgraded the metadata store").count(),
-        1,
+        2,
         "{text}"
     );
     p.stop();
@@ -129,5 +130,5 @@ fn a_format_1_0_store_is_upgraded_in_place() {
         serde_json::from_slice::<serde_json::Value>(&kv.value).unwrap()
     });
     assert_eq!(info["format_major"], 1);
-    assert_eq!(info["format_minor"], 1);
+    assert_eq!(info["format_minor"], 2);
 }

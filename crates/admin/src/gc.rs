@@ -194,8 +194,14 @@ async fn resolve(pfs: &Pfs, scratch: &Scratch, marks: Marks) -> Result<Sorted> {
     while let Some(root) = roots.next().await? {
         live.push(content.index_key(&root).as_ref().as_bytes(), b"")
             .await?;
-        for shard in content.index_shards(&root).await? {
+        let (root_shards, overlay) = content.index_parts(&root).await?;
+        for shard in root_shards {
             shards.push(&shard.0, b"").await?;
+        }
+        for e in overlay {
+            for key in content.entry_objects(&e) {
+                live.push(key.as_ref().as_bytes(), b"").await?;
+            }
         }
     }
     let shards = shards.finish().await?;

@@ -9,7 +9,9 @@
 //!
 //! Formats: 1.0, the first. 1.1 adds the task and slot records through which
 //! workers claim datums (`pps/tasks/`, `pps/slots/`); a 1.0 pachd would run
-//! datums itself beside 1.1 workers, so it must not open a 1.1 store.
+//! datums itself beside 1.1 workers, so it must not open a 1.1 store. 1.2
+//! lets an index root carry an overlay of entries (`RootV2`, see
+//! `pach_storage`'s index module), which a 1.1 pachd cannot read.
 
 use anyhow::bail;
 use pach_meta::{MetaStore, Txn};
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// The metadata format this pachd reads and writes.
 pub const FORMAT_MAJOR: u32 = 1;
-pub const FORMAT_MINOR: u32 = 1;
+pub const FORMAT_MINOR: u32 = 2;
 
 /// One in-place upgrade: from a minor version to the next, as the
 /// transaction operations it needs beyond recording the new version.
@@ -28,6 +30,9 @@ type Upgrade = fn(Txn) -> Txn;
 const UPGRADES: [Upgrade; FORMAT_MINOR as usize] = [
     // 1.0 -> 1.1: task and slot records are new keys; a 1.0 store has none,
     // so only the version changes.
+    |txn| txn,
+    // 1.1 -> 1.2: roots with an overlay are new objects, written from now on;
+    // the roots already stored stay valid.
     |txn| txn,
 ];
 const CLUSTER_KEY: &str = "cluster/info";

@@ -108,6 +108,22 @@ impl ChangeSet {
         Ok(set)
     }
 
+    /// Puts an index overlay's entries (see [`crate::index`]) underneath
+    /// these changes, as if they had been made first: the base then is the
+    /// shards alone. An entry a delete covers is gone; one a later change
+    /// edits becomes the edited entry; one a later change sets is replaced.
+    pub(crate) fn absorb_overlay(&mut self, overlay: Vec<FileEntry>) {
+        for entry in overlay {
+            let effect = match self.effects.by_path.remove(&entry.path) {
+                Some(set @ Effect::Set(_)) => set,
+                Some(edit @ Effect::Edit(_)) => Effect::Set(edit.apply(Some(entry.clone()))),
+                None if self.deleted.covers(&entry.path) => continue,
+                None => Effect::Set(Some(entry.clone())),
+            };
+            self.effects.by_path.insert(entry.path, effect);
+        }
+    }
+
     fn splice(&mut self, keep: Option<u64>, tail: FileEntry) {
         let path = tail.path.clone();
         let base_gone = self.deleted.covers(&path);
@@ -174,6 +190,16 @@ impl Effects {
         }
     }
 
+    /// Every effect in path order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Effect)> {
+        self.by_path.iter()
+    }
+
+    /// Removes and returns every effect with its path, in path order.
+    pub(crate) fn drain(self) -> impl Iterator<Item = (String, Effect)> {
+        self.by_path.into_iter()
+    }
+
     #[cfg(test)]
     pub(crate) fn get(&self, path: &str) -> Option<&Effect> {
         self.by_path.get(path)
@@ -199,6 +225,11 @@ impl Deletions {
     /// Whether `Delete("/")` removed every base path.
     pub(crate) fn everything(&self) -> bool {
         self.all
+    }
+
+    /// Whether no delete was seen.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.all && self.ranges.is_empty()
     }
 
     /// Whether base path `path` was removed by a delete.

@@ -83,6 +83,14 @@ async fn collect_references(
             return Ok(refs);
         }
     };
+    for entry in &root.overlay {
+        if let Err(err) = entry.check() {
+            problem(err, "entry", problems)?;
+        }
+        for chunk in &entry.chunks {
+            refs.note(chunk, &entry.path, deep);
+        }
+    }
     for shard in &root.shards {
         let entries = match load_shard(store, layout, &shard.hash).await {
             Ok(entries) => entries,

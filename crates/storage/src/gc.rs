@@ -126,10 +126,13 @@ impl ContentStore {
         Ok(false)
     }
 
-    /// The shards of an index root.
-    pub async fn index_shards(&self, root: &ContentHash) -> Result<Vec<ContentHash>, StorageError> {
+    /// The shards of an index root, and the entries of its overlay.
+    pub async fn index_parts(
+        &self,
+        root: &ContentHash,
+    ) -> Result<(Vec<ContentHash>, Vec<FileEntry>), StorageError> {
         let root = load_root(&**self.object_store(), self.layout(), root).await?;
-        Ok(root.shards.iter().map(|s| s.hash).collect())
+        Ok((root.shards.iter().map(|s| s.hash).collect(), root.overlay))
     }
 
     /// The files an index shard lists.

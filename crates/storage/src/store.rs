@@ -161,6 +161,7 @@ impl ContentStore {
             &self.inner.store,
             &self.inner.layout,
             self.inner.shard_limits,
+            &self.inner.nodes,
             base,
             changes,
         )

@@ -8,13 +8,17 @@
 //! callers often look up neighbouring paths one after another, and roots and
 //! the shards `get` loads are kept in the store's [`NodeCache`], shared by
 //! every reader (a request per small file opens a reader each time).
+//! The root's overlay is consulted first by `get` and merged into `range`'s
+//! stream (its entry wins over a shard's at the same path).
 
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 
-use super::{NodeCache, RootNode, ShardInfo, load_root, load_shard, load_shard_spawned};
+use super::{NodeCache, RootNode, ShardInfo, cached_root, cached_shard, load_shard_spawned};
 use crate::StorageError;
 use crate::hash::ContentHash;
 use crate::layout::Layout;
@@ -46,14 +50,7 @@ impl IndexReader {
         nodes: Arc<NodeCache>,
     ) -> Result<Self, StorageError> {
         let node = match root {
-            Some(hash) => match nodes.root(hash) {
-                Some(node) => node,
-                None => {
-                    let node = Arc::new(load_root(&*store, &layout, hash).await?);
-                    nodes.keep_root(*hash, Arc::clone(&node));
-                    node
-                }
-            },
+            Some(hash) => cached_root(&*store, &layout, &nodes, hash).await?,
             None => Arc::new(RootNode::default()),
         };
         Ok(IndexReader {
@@ -88,14 +85,19 @@ impl IndexReader {
         &self.inner.root.shards
     }
 
+    /// The entries the root keeps over its shards, in path order (for inspection).
+    pub fn overlay(&self) -> &[FileEntry] {
+        &self.inner.root.overlay
+    }
+
     /// The entry at exactly `path`, if any.
     pub async fn get(&self, path: &str) -> Result<Option<FileEntry>, StorageError> {
-        let shards = &self.inner.root.shards;
-        let idx = shards.partition_point(|s| s.last.as_str() < path);
-        match shards.get(idx) {
-            Some(shard) if shard.first.as_str() <= path => {}
-            _ => return Ok(None),
+        if let Some(entry) = self.inner.root.overlay_entry(path) {
+            return Ok(Some(entry.clone()));
         }
+        let Some(idx) = self.inner.root.shard_holding(path) else {
+            return Ok(None);
+        };
         let entries = self.shard_for_get(idx).await?;
         Ok(entries
             .binary_search_by(|e| e.path.as_str().cmp(path))
@@ -114,18 +116,27 @@ impl IndexReader {
         let wanted: Vec<usize> = (first..shards.len())
             .take_while(|&i| end.is_none_or(|end| shards[i].first.as_str() < end))
             .collect();
+        let overlay = &self.inner.root.overlay;
+        let from = overlay.partition_point(|e| e.path.as_str() < start);
+        let to = end.map_or(overlay.len(), |end| {
+            overlay.partition_point(|e| e.path.as_str() < end)
+        });
+        let overlay: VecDeque<FileEntry> = overlay[from..to.max(from)].to_vec().into();
         let inner = Arc::clone(&self.inner);
         let start = start.to_string();
         let end = end.map(str::to_string);
-        stream::iter(wanted)
+        let shards = stream::iter(wanted)
             .map(move |i| {
                 let hash = inner.root.shards[i].hash;
                 load_shard_spawned(Arc::clone(&inner.store), inner.layout.clone(), hash)
             })
             .buffered(PREFETCH)
             .map_ok(move |entries| stream::iter(within(entries, &start, end.as_deref()).map(Ok)))
-            .try_flatten()
-            .boxed()
+            .try_flatten();
+        if overlay.is_empty() {
+            return shards.boxed();
+        }
+        with_overlay(shards, overlay)
     }
 
     async fn shard_for_get(&self, idx: usize) -> Result<Arc<Vec<FileEntry>>, StorageError> {
@@ -133,15 +144,13 @@ impl IndexReader {
             return Ok(entries);
         }
         let hash = self.inner.root.shards[idx].hash;
-        let entries = match self.inner.nodes.shard(&hash) {
-            Some(entries) => entries,
-            None => {
-                let entries =
-                    Arc::new(load_shard(&*self.inner.store, &self.inner.layout, &hash).await?);
-                self.inner.nodes.keep_shard(hash, Arc::clone(&entries));
-                entries
-            }
-        };
+        let entries = cached_shard(
+            &*self.inner.store,
+            &self.inner.layout,
+            &self.inner.nodes,
+            &hash,
+        )
+        .await?;
         if let Ok(mut recent) = self.inner.recent.lock() {
             *recent = Some((idx, Arc::clone(&entries)));
         }
@@ -169,4 +178,55 @@ fn within(
         None => entries.len(),
     };
     entries.into_iter().take(to.max(from)).skip(from)
+}
+
+/// Merges the overlay's entries (sorted, in the listed range) into the
+/// shards' stream: the overlay's entry replaces a shard entry at its path.
+/// The stream ends after its first error.
+fn with_overlay(
+    shards: impl Stream<Item = Result<FileEntry, StorageError>> + Send + 'static,
+    overlay: VecDeque<FileEntry>,
+) -> BoxStream<'static, Result<FileEntry, StorageError>> {
+    struct State<S> {
+        shards: Option<S>,
+        next: Option<FileEntry>,
+        overlay: VecDeque<FileEntry>,
+    }
+    let state = State {
+        shards: Some(Box::pin(shards)),
+        next: None,
+        overlay,
+    };
+    stream::unfold(state, |mut state| async move {
+        if state.next.is_none()
+            && let Some(shards) = state.shards.as_mut()
+        {
+            match shards.next().await {
+                Some(Ok(entry)) => state.next = Some(entry),
+                Some(Err(err)) => {
+                    state.shards = None;
+                    state.overlay.clear();
+                    return Some((Err(err), state));
+                }
+                None => state.shards = None,
+            }
+        }
+        let order = match (&state.next, state.overlay.front()) {
+            (_, None) => Ordering::Greater,
+            (None, Some(_)) => Ordering::Less,
+            (Some(next), Some(first)) => first.path.cmp(&next.path),
+        };
+        if order == Ordering::Equal {
+            // The overlay's entry replaces the shard's.
+            state.next = None;
+        }
+        let from_overlay = order != Ordering::Greater;
+        let entry = if from_overlay {
+            state.overlay.pop_front()
+        } else {
+            state.next.take()
+        }?;
+        Some((Ok(entry), state))
+    })
+    .boxed()
 }

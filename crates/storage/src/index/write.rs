@@ -1,6 +1,12 @@
 //! Building a new index from a base index and a list of changes.
 //!
-//! The changes are folded into a [`ChangeSet`]; then the base root's shards
+//! The changes are folded into a [`ChangeSet`]. When they only put or append
+//! and the base root's overlay has room for them (see the module docs of
+//! [`super`]), they are applied to the overlay and only a root is written:
+//! each path's previous entry comes from the overlay, or from the shard whose
+//! range holds the path (through the shared node cache), or is absent.
+//!
+//! Otherwise the base overlay is folded under the changes and the shards
 //! are walked in order. A shard owns the paths from its first path up to the
 //! next shard's first path (the first shard also owns everything before it),
 //! and the effects on those paths are consumed while it is merged.
@@ -17,15 +23,18 @@
 //! rewrite one shard instead of splitting it; an overfull rewrite is split in
 //! two halves; a rewrite that leaves a tiny shard absorbs its successor.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use object_store::ObjectStore;
 use tokio::task::JoinHandle;
 
-use super::{IndexNodeOut, RootNode, ShardInfo, load_root, load_shard};
+use super::{
+    IndexNodeOut, NodeCache, OVERLAY_UNITS, RootNode, ShardInfo, cached_root, cached_shard,
+    load_shard,
+};
 use crate::StorageError;
-use crate::changes::{ChangeSet, Deletions, Effects};
+use crate::changes::{ChangeSet, Deletions, Effect, Effects};
 use crate::codec::encode_object;
 use crate::hash::ContentHash;
 use crate::layout::Layout;
@@ -68,17 +77,140 @@ pub(crate) async fn write_index(
     store: &Arc<dyn ObjectStore>,
     layout: &Layout,
     limits: ShardLimits,
+    nodes: &NodeCache,
     base: Option<&ContentHash>,
     changes: Vec<Change>,
 ) -> Result<IndexSummary, StorageError> {
+    let mut set = ChangeSet::fold(changes)?;
+    let base = match base {
+        Some(root) if !set.deleted.everything() => {
+            Some(cached_root(&**store, layout, nodes, root).await?)
+        }
+        _ => None,
+    };
+    let (root, written) = match base {
+        Some(base) if set.deleted.is_empty() && fits_overlay(&base, &set.effects) => (
+            with_overlay(&**store, layout, nodes, &base, set.effects).await?,
+            0,
+        ),
+        base => {
+            let base_shards = match base {
+                Some(base) => {
+                    let base = Arc::unwrap_or_clone(base);
+                    set.absorb_overlay(base.overlay);
+                    base.shards
+                }
+                None => Vec::new(),
+            };
+            merge_shards(store, layout, limits, base_shards, set).await?
+        }
+    };
+    let (hash, stored) = root.encode()?;
+    put(&**store, &layout.index(&hash), stored.into()).await?;
+    tracing::debug!(
+        root = %hash,
+        files = root.files,
+        shards = root.shards.len(),
+        overlay = root.overlay.len(),
+        written,
+        "wrote index"
+    );
+    let summary = IndexSummary {
+        root: hash,
+        files: root.files,
+        bytes: root.bytes,
+    };
+    // The next commit of the branch most likely builds on this one.
+    nodes.keep_root(hash, Arc::new(root));
+    Ok(summary)
+}
+
+/// Whether the effects can join the base's overlay: none removes a path,
+/// and together they stay within [`OVERLAY_UNITS`].
+fn fits_overlay(base: &RootNode, effects: &Effects) -> bool {
+    let mut total: usize = base.overlay.iter().map(units).sum();
+    for (path, effect) in effects.iter() {
+        total += match effect {
+            Effect::Set(Some(entry)) => units(entry),
+            Effect::Set(None) => return false,
+            Effect::Edit(splices) => {
+                let tails: usize = splices.iter().map(|s| units(&s.tail)).sum();
+                tails + base.overlay_entry(path).map_or(1, units)
+            }
+        };
+        if total > OVERLAY_UNITS {
+            return false;
+        }
+    }
+    true
+}
+
+/// The base root with the effects applied to its overlay; shards unchanged.
+async fn with_overlay(
+    store: &dyn ObjectStore,
+    layout: &Layout,
+    nodes: &NodeCache,
+    base: &RootNode,
+    effects: Effects,
+) -> Result<RootNode, StorageError> {
+    let mut overlay: BTreeMap<String, FileEntry> = base
+        .overlay
+        .iter()
+        .map(|e| (e.path.clone(), e.clone()))
+        .collect();
+    let (mut files, mut bytes) = (base.files, base.bytes);
+    for (path, effect) in effects.drain() {
+        let previous = match overlay.remove(&path) {
+            Some(entry) => Some(entry),
+            None => match base.shard_holding(&path) {
+                Some(i) => {
+                    let shard = cached_shard(store, layout, nodes, &base.shards[i].hash).await?;
+                    shard
+                        .binary_search_by(|e| e.path.as_str().cmp(&path))
+                        .ok()
+                        .map(|j| shard[j].clone())
+                }
+                None => None,
+            },
+        };
+        let previous_size = previous.as_ref().map(|e| e.size);
+        let Some(entry) = effect.apply(previous) else {
+            // `fits_overlay` sends removals to the shard merge.
+            return Err(StorageError::InvalidEntry {
+                path,
+                reason: "a removal cannot be kept in an index overlay".into(),
+            });
+        };
+        match previous_size {
+            Some(size) => bytes = bytes.saturating_sub(size) + entry.size,
+            None => {
+                files += 1;
+                bytes += entry.size;
+            }
+        }
+        overlay.insert(path, entry);
+    }
+    Ok(RootNode {
+        files,
+        bytes,
+        shards: base.shards.clone(),
+        overlay: overlay.into_values().collect(),
+    })
+}
+
+/// Merges the change set into the base shards: the new root (without
+/// overlay) and how many shards were newly cut.
+async fn merge_shards(
+    store: &Arc<dyn ObjectStore>,
+    layout: &Layout,
+    limits: ShardLimits,
+    base_shards: Vec<ShardInfo>,
+    set: ChangeSet,
+) -> Result<(RootNode, usize), StorageError> {
     let ChangeSet {
         mut effects,
         deleted,
-    } = ChangeSet::fold(changes)?;
-    let base_shards = match base {
-        Some(root) if !deleted.everything() => load_root(&**store, layout, root).await?.shards,
-        _ => Vec::new(),
-    };
+    } = set;
     let mut writer = ShardWriter::new(Arc::clone(store), layout.clone(), limits);
     for (i, shard) in base_shards.iter().enumerate() {
         // Shard i owns the paths before the next shard's first path; earlier ones are consumed.
@@ -100,21 +232,7 @@ pub(crate) async fn write_index(
     // With no base shards, everything is new; otherwise the last shard took the rest.
     merge(Vec::new(), &mut effects, None, &deleted, &mut writer).await?;
     writer.end_group().await?;
-    let (root, written) = writer.finish().await?;
-    let (hash, stored) = encode_object("index root", &IndexNodeOut::Root(&root))?;
-    put(&**store, &layout.index(&hash), stored.into()).await?;
-    tracing::debug!(
-        root = %hash,
-        files = root.files,
-        shards = root.shards.len(),
-        written,
-        "wrote index"
-    );
-    Ok(IndexSummary {
-        root: hash,
-        files: root.files,
-        bytes: root.bytes,
-    })
+    writer.finish().await
 }
 
 /// Merges one base shard's entries with the effects before `owned_until`, in path order.
@@ -250,6 +368,7 @@ impl ShardWriter {
             files: shards.iter().map(|s| s.files).sum(),
             bytes: shards.iter().map(|s| s.bytes).sum(),
             shards,
+            overlay: Vec::new(),
         };
         Ok((root, written))
     }

@@ -159,7 +159,7 @@ async fn big_index(content: &ContentStore, count: usize) -> pach_storage::IndexS
 }
 
 #[tokio::test]
-async fn one_change_rewrites_one_shard() {
+async fn a_small_change_writes_only_a_root_and_a_large_one_rewrites_the_shards_it_touches() {
     for backend in Backend::all() {
         let (counting, content) = counted(&backend);
         let base = big_index(&content, 20_000).await;
@@ -187,20 +187,46 @@ async fn one_change_rewrites_one_shard() {
         let puts = matching(&log, Op::Put, "/index/").count();
         assert_eq!(
             (gets, puts),
-            (2, 2),
-            "{}: root + one shard read, one shard + root written: {log:?}",
+            (1, 1),
+            "{}: the shard holding the replaced file read, a root with both in its overlay written: {log:?}",
             backend.name()
         );
         assert_eq!(next.files, 20_001);
 
         let reader = content.open_index(Some(&next.root)).await.unwrap();
         assert_eq!(reader.shards().len(), shards);
+        assert_eq!(reader.overlay().len(), 2);
         assert_eq!(
             reader.get(&numbered(12_345)).await.unwrap(),
             Some(fake_entry(&numbered(12_345), 99))
         );
         let all = paths(&reader, "", None).await;
         assert_eq!(all.len(), 20_001);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+
+        // Too much for the overlay: it is folded into the shards with the
+        // new change, and only the shards they land in are rewritten.
+        let many = (0..300)
+            .map(|k| Change::Put(fake_entry(&format!("{}-{k:03}", numbered(12_345)), k)))
+            .collect();
+        let last = content.write_index(Some(&next.root), many).await.unwrap();
+        let log = counting.take();
+        let puts = matching(&log, Op::Put, "/index/").count();
+        assert!(
+            puts <= 3,
+            "{}: one or two shards and the root: {log:?}",
+            backend.name()
+        );
+        assert_eq!(last.files, 20_301);
+        let reader = content.open_index(Some(&last.root)).await.unwrap();
+        assert!(reader.overlay().is_empty());
+        assert_eq!(reader.shards().iter().map(|s| s.files).sum::<u64>(), 20_301);
+        assert_eq!(
+            reader.get(&numbered(12_345)).await.unwrap(),
+            Some(fake_entry(&numbered(12_345), 99))
+        );
+        let all = paths(&reader, "", None).await;
+        assert_eq!(all.len(), 20_301);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
     }
 }
@@ -258,7 +284,13 @@ fn assert_shard_sizes(reader: &IndexReader, capacity: u64) {
             .all(|&n| n >= capacity / 4),
         "{sizes:?}"
     );
-    assert_eq!(sizes.iter().sum::<u64>(), reader.files());
+    // Overlay entries replace shard entries or add to them.
+    let in_shards = sizes.iter().sum::<u64>();
+    let files = reader.files();
+    assert!(
+        in_shards <= files && files - in_shards <= reader.overlay().len() as u64,
+        "{in_shards} in shards, {files} files"
+    );
     assert!(shards.windows(2).all(|w| w[0].last < w[1].first));
 }
 
