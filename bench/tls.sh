@@ -13,7 +13,9 @@
 #     medians.
 #   RUNS (default 3) alternating runs of each, medians.
 # Env: BENCH_DIR (scratch, default /tmp/pach-bench-tls), RUNS, N, BATCH, CLIENTS,
-#      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo).
+#      PYPACH_VENV (as bench/clients.sh), CARGO_TARGET_DIR (as for cargo),
+#      BENCH_BIN (a directory holding pachd, pachctl and gen-bytes, to
+#      measure another build; default: this checkout's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-512}
@@ -23,9 +25,13 @@ BATCH=${BATCH:-100}
 CLIENTS=${CLIENTS:-4}
 W=${BENCH_DIR:-/tmp/pach-bench-tls}
 
-scripts/prereqs.sh
-cargo build --release -q -p pachd -p pachctl -p pach-bench
-B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
+if [ -n "${BENCH_BIN:-}" ]; then
+  B=$BENCH_BIN
+else
+  scripts/prereqs.sh
+  cargo build --release -q -p pachd -p pachctl -p pach-bench
+  B=${CARGO_TARGET_DIR:-$(pwd)/target}/release
+fi
 . bench/lib.sh
 pypach_install
 rm -rf "$W"; mkdir -p "$W/tls"

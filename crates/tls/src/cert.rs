@@ -195,7 +195,7 @@ impl ReloadingCert {
             .with_safe_default_protocol_versions();
         // The provider is ours and offers the default versions.
         let Ok(builder) = builder else {
-            unreachable!("aws-lc-rs supports rustls's default protocol versions")
+            unreachable!("ring supports rustls's default protocol versions")
         };
         let mut config = builder
             .with_no_client_auth()
@@ -242,6 +242,64 @@ pub(crate) mod tests {
             .expect("the openssl command is needed by these tests");
         assert!(status.success());
         files
+    }
+
+    /// A CA (its PEM certificate's path) and a certificate for `name`
+    /// signed by it, by the openssl CLI.
+    pub(crate) fn ca_signed(dir: &Path, name: &str) -> (CertFiles, PathBuf) {
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("the openssl command is needed by these tests");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=test-ca"],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &["-subj", &format!("/CN={name}")],
+            &["-keyout", "leaf.key", "-out", "leaf.csr"],
+        ]
+        .concat());
+        std::fs::write(dir.join("ext"), format!("subjectAltName=DNS:{name}\n")).unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+            "-out",
+            "leaf.crt",
+        ]);
+        let files = CertFiles {
+            cert: dir.join("leaf.crt"),
+            key: dir.join("leaf.key"),
+        };
+        (files, dir.join("ca.pem"))
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn client_config(roots: &Roots) -> Result<Arc<rustls::ClientConfig>, TlsErro
     let builder = rustls::ClientConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions();
     let Ok(builder) = builder else {
-        unreachable!("aws-lc-rs supports rustls's default protocol versions")
+        unreachable!("ring supports rustls's default protocol versions")
     };
     let mut config = builder.with_root_certificates(store).with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
