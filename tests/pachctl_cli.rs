@@ -663,20 +663,20 @@ fn put_file_split_over_grpc_as_clients_send_it() {
         delimiter: pfs::Delimiter::Csv as i32,
         target_file_datums: 1,
         header_records: 1,
-        value: b"id,na".to_vec(),
+        value: b"id,na".to_vec().into(),
         ..Default::default()
     };
     let rest: Vec<pfs::PutFileRequest> = [&b"me\n1,\"a\"\n2"[..], b",b\n"]
         .iter()
         .map(|v| pfs::PutFileRequest {
-            value: v.to_vec(),
+            value: v.to_vec().into(),
             ..Default::default()
         })
         .collect();
     let bad = pfs::PutFileRequest {
         file: Some(file("/bad")),
         target_file_bytes: 10,
-        value: b"x\n".to_vec(),
+        value: b"x\n".to_vec().into(),
         ..Default::default()
     };
     let refused = tokio::runtime::Runtime::new()

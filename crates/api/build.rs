@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = prost_build::Config::new();
     config.enable_type_names();
+    // put file's content arrives in messages of up to 64 MiB: as `Bytes`
+    // it is a view of the received buffer instead of a copy of it.
+    config.bytes([".pfs.PutFileRequest.value"]);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("descriptors.bin"))
         .compile_with_config(config, &files, &[PathBuf::from("proto")])?;

@@ -483,7 +483,7 @@ async fn send_files(
         match data {
             Loaded::Whole(bytes) => {
                 let n = bytes.len() as u64;
-                first.value = bytes;
+                first.value = bytes.into();
                 if tx.send(first).await.is_err() {
                     return Ok(());
                 }
@@ -541,7 +541,7 @@ async fn stream_reader(
         let full = buf.len() == FRAME;
         if tx
             .send(pfs::PutFileRequest {
-                value: buf,
+                value: buf.into(),
                 ..Default::default()
             })
             .await

@@ -320,7 +320,7 @@ impl Remote {
             let mut buf = vec![0u8; (len - at).min(FRAME as u64) as usize];
             match from.read_exact_at(&mut buf, at) {
                 Ok(()) => Some(pfs::PutFileRequest {
-                    value: buf,
+                    value: buf.into(),
                     ..Default::default()
                 }),
                 Err(e) => {
