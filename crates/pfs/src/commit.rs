@@ -581,7 +581,7 @@ impl Pfs {
         Ok(WriteTarget::Branch((None, 0, reference.to_string())))
     }
 
-    async fn stage(
+    pub(crate) async fn stage(
         &self,
         mut commit: CommitRecord,
         rev: u64,
@@ -655,7 +655,7 @@ impl Pfs {
         })
     }
 
-    async fn auto_commit(
+    pub(crate) async fn auto_commit(
         &self,
         repo: &str,
         target: BranchTarget,

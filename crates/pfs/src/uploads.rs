@@ -26,6 +26,9 @@
 use pach_storage::{Change, ChunkRef, ContentHash, FileEntry};
 use serde::{Deserialize, Serialize};
 
+use std::future::Future;
+
+use crate::WriteView;
 use crate::error::{PfsError, Result};
 use crate::guard::Action;
 use crate::names::{file_path, validate_branch_name};
@@ -223,6 +226,30 @@ impl Pfs {
         upload: &UploadRecord,
         parts: &[PartRecord],
     ) -> Result<(String, FileEntry)> {
+        let unconditional = |_: WriteView| async { Ok(Ok::<(), std::convert::Infallible>(())) };
+        match self
+            .complete_upload_if(upload, parts, unconditional)
+            .await?
+        {
+            Ok(done) => Ok(done),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Pfs::complete_upload`], on a condition: `check` is asked what the
+    /// branch holds when the file is written ([`Pfs::write_planned`]), and
+    /// when it refuses (`Err(refusal)`) nothing is written and the upload
+    /// stays, to be completed again or aborted.
+    pub async fn complete_upload_if<E, F, Fut>(
+        &self,
+        upload: &UploadRecord,
+        parts: &[PartRecord],
+        mut check: F,
+    ) -> Result<std::result::Result<(String, FileEntry), E>>
+    where
+        F: FnMut(WriteView) -> Fut,
+        Fut: Future<Output = Result<std::result::Result<(), E>>>,
+    {
         self.upload_record(&upload.repo, &upload.id).await?;
         let mut chunks: Vec<ChunkRef> = Vec::new();
         for part in parts {
@@ -231,15 +258,28 @@ impl Pfs {
         // One hash over all chunks: appending part by part would rehash the
         // growing list each time.
         let entry = FileEntry::from_chunks(upload.path.clone(), chunks);
-        let commit = self
-            .write_changes(
-                &upload.repo,
-                &upload.branch,
-                vec![Change::Put(entry.clone())],
-            )
+        let (commit, outcome) = self
+            .write_planned(&upload.repo, &upload.branch, |view| {
+                let checked = check(view);
+                let entry = entry.clone();
+                async move {
+                    Ok(match checked.await? {
+                        Ok(()) => (vec![Change::Put(entry)], Ok(())),
+                        Err(refusal) => (vec![], Err(refusal)),
+                    })
+                }
+            })
             .await?;
+        if let Err(refusal) = outcome {
+            return Ok(Err(refusal));
+        }
+        // A plan with a change always writes it, or fails.
+        let commit = commit.ok_or_else(|| PfsError::Corrupt {
+            key: upload_key(&upload.repo, &upload.id),
+            reason: "its completion wrote no commit".into(),
+        })?;
         self.remove_upload(upload).await?;
-        Ok((commit, entry))
+        Ok(Ok((commit, entry)))
     }
 
     /// Aborts an upload: its records go; its stored parts are left to

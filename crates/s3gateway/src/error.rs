@@ -31,6 +31,10 @@ pub enum S3Error {
     InvalidRange { size: u64 },
     #[error("at least one of the preconditions you gave did not hold")]
     PreconditionFailed,
+    #[error(
+        "another write to '{key}' landed while this conditional one was being made; read the object again and retry"
+    )]
+    ConditionalRequestConflict { key: String },
     #[error("not modified")]
     NotModified,
     #[error(
@@ -115,6 +119,9 @@ impl S3Error {
             BucketNotEmpty { .. } => ("BucketNotEmpty", StatusCode::CONFLICT),
             InvalidRange { .. } => ("InvalidRange", StatusCode::RANGE_NOT_SATISFIABLE),
             PreconditionFailed => ("PreconditionFailed", StatusCode::PRECONDITION_FAILED),
+            ConditionalRequestConflict { .. } => {
+                ("ConditionalRequestConflict", StatusCode::CONFLICT)
+            }
             NotModified => ("NotModified", StatusCode::NOT_MODIFIED),
             InvalidFilePath { .. } => ("InvalidFilePath", StatusCode::BAD_REQUEST),
             KeyTooLong { .. } => ("KeyTooLongError", StatusCode::BAD_REQUEST),
@@ -145,6 +152,15 @@ impl S3Error {
             }
             XAmzContentSha256Mismatch => ("XAmzContentSHA256Mismatch", StatusCode::BAD_REQUEST),
             Internal(_) => ("InternalError", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// [`S3Error::from_pfs`] for a conditional write: a write that could
+    /// not land for other writes landing meanwhile is S3's conflict.
+    pub(crate) fn from_pfs_conditional(e: PfsError, bucket: &str, key: &str) -> S3Error {
+        match e {
+            PfsError::Contention { .. } => S3Error::ConditionalRequestConflict { key: key.into() },
+            e => S3Error::from_pfs(e, bucket, key),
         }
     }
 

@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod bucket;
 mod buckets;
+mod conditional;
 mod dispatch;
 mod error;
 mod multipart;

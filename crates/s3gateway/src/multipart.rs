@@ -12,11 +12,12 @@ use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
 use pach_pfs::uploads::MAX_PART_NUMBER;
-use pach_pfs::{PartRecord, UploadRecord};
+use pach_pfs::{PartRecord, UploadRecord, WriteView};
 use pach_storage::FileEntry;
 
 use crate::bucket::{Bucket, key_path};
 use crate::buckets::{encoding, owner};
+use crate::conditional::{WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::objects::copy_source_entry;
 use crate::request::{Req, set_header, xml_response};
@@ -58,6 +59,11 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
     let key = req.key_name();
     let path = key_path(key)?;
     crate::objects::check_write_headers(req)?;
+    if WriteConditions::of(req).is_some() {
+        return Err(S3Error::InvalidArgument(
+            "If-Match and If-None-Match are conditions of CompleteMultipartUpload, not of CreateMultipartUpload; send them when completing the upload".into(),
+        ));
+    }
     let branch = b.branch()?;
     gw.pfs
         .check_writable(&b.repo, branch)
@@ -222,11 +228,7 @@ pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
 pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
-    if req.header("if-match").is_some() || req.header("if-none-match").is_some() {
-        return Err(S3Error::NotImplemented {
-            what: "conditional writes".into(),
-        });
-    }
+    let conditions = WriteConditions::of(req);
     let upload = upload_of(gw, req, &b).await?;
     let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
@@ -283,11 +285,26 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         }
         chosen.push(part.clone());
     }
+    // The conditions, if any, are checked against what the key holds when
+    // the file is written (see crate::conditional).
+    let conditions = &conditions;
+    let path = &upload.path;
+    let bucket = &b.name;
+    let check = |view: WriteView| async move {
+        let Some(c) = conditions else {
+            return Ok(Ok(()));
+        };
+        let current = current_object(&view, path).await?;
+        Ok(c.check(current.as_ref().map(|(e, _)| e), bucket, key))
+    };
     let (_, entry) = gw
         .pfs
-        .complete_upload(&upload, &chosen)
+        .complete_upload_if(&upload, &chosen, check)
         .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+        .map_err(|e| match conditions {
+            Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
+            None => S3Error::from_pfs(e, &b.name, key),
+        })??;
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{}/{key}", b.name))
         .elem("Bucket", &b.name)

@@ -11,7 +11,8 @@
 //!
 //! What a write would silently drop is refused instead: user metadata
 //! (`x-amz-meta-*`), ACLs beyond the owner's, encryption, tagging, object
-//! lock, storage classes, conditional writes.
+//! lock, storage classes. Conditional writes and deletes are checked as
+//! they land ([`crate::conditional`]).
 
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -23,6 +24,7 @@ use pach_storage::{Change, FileEntry, IndexReader};
 
 use crate::bucket::{Bucket, Target, key_path};
 use crate::buckets::{check_acl_headers, etag};
+use crate::conditional::{DeleteConditions, WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::request::{Req, empty, set_header, xml_response};
 use crate::time::{http_date, iso8601, parse_http_date, whole_seconds};
@@ -88,7 +90,7 @@ fn modified_ns(commit: &CommitRecord) -> i64 {
 }
 
 /// Whether an `If-Match`-style header (a list of ETags, or `*`) matches.
-fn etag_matches(header: &str, tag: &str) -> bool {
+pub(crate) fn etag_matches(header: &str, tag: &str) -> bool {
     let bare = tag.trim_matches('"');
     header.split(',').any(|t| {
         let t = t.trim();
@@ -289,7 +291,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
         match h {
             "x-amz-tagging" => return refuse("object tagging"),
             "x-amz-website-redirect-location" => return refuse("website redirects"),
-            "if-match" | "if-none-match" => return refuse("conditional writes"),
             "cache-control" | "expires" | "content-disposition" | "content-language" => {
                 return refuse(&format!(
                     "the {h} header on writes: Pachyderm keeps file content only"
@@ -358,19 +359,54 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
     // Content is durable before any record names it.
     session.finish().await?;
     let tag = etag(&entry);
-    gw.pfs
-        .write_changes(&b.repo, &branch, vec![Change::Put(entry)])
-        .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    write_object(gw, req, &b, &branch, key, entry).await?;
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "etag", &tag);
     Ok(r)
 }
 
+/// Writes `entry` as the object at `key`: on the request's conditions
+/// (`If-Match`, `If-None-Match`) when it has some, checked against what the
+/// key holds when the write lands (see [`crate::conditional`]).
+async fn write_object(
+    gw: &Gateway,
+    req: &Req,
+    b: &Bucket,
+    branch: &str,
+    key: &str,
+    entry: FileEntry,
+) -> Result<()> {
+    let Some(conditions) = WriteConditions::of(req) else {
+        gw.pfs
+            .write_changes(&b.repo, branch, vec![Change::Put(entry)])
+            .await
+            .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+        return Ok(());
+    };
+    let conditions = &conditions;
+    let (_, outcome) = gw
+        .pfs
+        .write_planned(&b.repo, branch, |view| {
+            let entry = entry.clone();
+            async move {
+                let current = current_object(&view, &entry.path).await?;
+                Ok(
+                    match conditions.check(current.as_ref().map(|(e, _)| e), &b.name, key) {
+                        Ok(()) => (vec![Change::Put(entry)], Ok(())),
+                        Err(refusal) => (vec![], Err(refusal)),
+                    },
+                )
+            }
+        })
+        .await
+        .map_err(|e| S3Error::from_pfs_conditional(e, &b.name, key))?;
+    outcome
+}
+
 /// The changes that delete exactly the file at `path`: PFS deletes a path
 /// with its subtree, so files below `path/` (S3 keys `key/...`, which
 /// are other objects) are put back in the same write.
-async fn delete_changes(index: &IndexReader, path: &str) -> Result<Vec<Change>> {
+async fn delete_changes(index: &IndexReader, path: &str) -> pach_pfs::Result<Vec<Change>> {
     let mut changes = vec![Change::Delete(path.to_string())];
     let mut below = index.range(&format!("{path}/"), Some(&format!("{path}0")));
     while let Some(e) = below.next().await {
@@ -399,34 +435,41 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
     check_delete_version(key, req.param("versionId"))?;
-    if [
-        "if-match",
-        "x-amz-if-match-last-modified-time",
-        "x-amz-if-match-size",
-    ]
-    .iter()
-    .any(|h| req.header(h).is_some())
-    {
-        return Err(S3Error::NotImplemented {
-            what: "conditional deletes".into(),
-        });
-    }
+    let conditions = DeleteConditions::of(req)?;
     let branch = b.branch()?.to_string();
-    let Some((_, index)) = b.contents(&gw.pfs).await? else {
-        return Ok(crate::dispatch::no_content());
-    };
+    b.check_exists(&gw.pfs).await?;
     // Deleting what does not exist succeeds, as in S3, and writes nothing.
     let Ok(path) = key_path(key) else {
         return Ok(crate::dispatch::no_content());
     };
-    if index.get(&path).await?.is_none() {
-        return Ok(crate::dispatch::no_content());
-    }
-    let changes = delete_changes(&index, &path).await?;
-    gw.pfs
-        .write_changes(&b.repo, &branch, changes)
+    let conditions = &conditions;
+    let path = &path;
+    // Planned from the branch as the delete lands: the condition, and the
+    // files below the key that the delete keeps, are those it replaces.
+    let (_, outcome) = gw
+        .pfs
+        .write_planned(&b.repo, &branch, |view| async move {
+            let Some((entry, modified)) = current_object(&view, path).await? else {
+                return Ok((vec![], Ok(())));
+            };
+            if let Some(c) = conditions
+                && let Err(refusal) = c.check(&entry, modified)
+            {
+                return Ok((vec![], Err(refusal)));
+            }
+            let index = view.index().await?;
+            let changes = match &index {
+                Some(index) => delete_changes(index, path).await?,
+                None => vec![],
+            };
+            Ok((changes, Ok(())))
+        })
         .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+        .map_err(|e| match conditions {
+            Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
+            None => S3Error::from_pfs(e, &b.name, key),
+        })?;
+    outcome?;
     Ok(crate::dispatch::no_content())
 }
 
@@ -435,12 +478,12 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
     let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let elements = crate::xml::read_elements(&doc)?;
     let mut quiet = false;
-    // Key, version, and whether the object carries a condition.
-    let mut objects: Vec<(String, Option<String>, bool)> = Vec::new();
+    // Key, version, and the object's conditions.
+    let mut objects: Vec<(String, Option<String>, DeleteConditions)> = Vec::new();
     for (path, text) in elements {
         match path.as_str() {
             "Delete/Quiet" => quiet = text.trim().eq_ignore_ascii_case("true"),
-            "Delete/Object" => objects.push((String::new(), None, false)),
+            "Delete/Object" => objects.push((String::new(), None, DeleteConditions::default())),
             "Delete/Object/Key" => match objects.last_mut() {
                 Some(o) => o.0 = text,
                 None => {
@@ -454,12 +497,13 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
                     o.1 = Some(text);
                 }
             }
-            "Delete/Object/ETag" | "Delete/Object/LastModifiedTime" | "Delete/Object/Size" => {
-                if let Some(o) = objects.last_mut() {
-                    o.2 = true;
+            p => {
+                if let (Some(element), Some(o)) =
+                    (p.strip_prefix("Delete/Object/"), objects.last_mut())
+                {
+                    o.2.set(element, &text)?;
                 }
             }
-            _ => {}
         }
     }
     if objects.is_empty() || objects.len() > MAX_DELETE {
@@ -471,35 +515,44 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
         });
     }
     let branch = b.branch()?.to_string();
-    let index = b.contents(&gw.pfs).await?.map(|(_, i)| i);
-    let mut changes = Vec::new();
-    let mut deleted = Vec::new();
-    let mut errors: Vec<(String, &'static str, String)> = Vec::new();
-    for (key, version, conditional) in &objects {
-        let checked = if *conditional {
-            Err(S3Error::NotImplemented {
-                what: "conditional deletes".into(),
-            })
-        } else {
-            check_delete_version(key, version.as_deref())
-        };
-        if let Err(e) = checked {
-            errors.push((key.clone(), e.code().0, e.to_string()));
-            continue;
+    b.check_exists(&gw.pfs).await?;
+    let objects = &objects;
+    // One write for all the objects, planned from the branch as it lands.
+    let plan = |view: pach_pfs::WriteView| async move {
+        let index = view.index().await?;
+        let modified = view
+            .commit()
+            .map_or(0, |c| c.finished_ns.unwrap_or(c.started_ns));
+        let mut changes = Vec::new();
+        let mut deleted = Vec::new();
+        let mut errors: Vec<(String, &'static str, String)> = Vec::new();
+        for (key, version, conditions) in objects {
+            if let Err(e) = check_delete_version(key, version.as_deref()) {
+                errors.push((key.clone(), e.code().0, e.to_string()));
+                continue;
+            }
+            if let (Some(index), Ok(path)) = (&index, key_path(key))
+                && let Some(entry) = index.get(&path).await?
+            {
+                if let Err(e) = conditions.check(&entry, modified) {
+                    errors.push((key.clone(), e.code().0, e.to_string()));
+                    continue;
+                }
+                changes.extend(delete_changes(index, &path).await?);
+            }
+            deleted.push((key.clone(), version.clone()));
         }
-        if let (Some(index), Ok(path)) = (&index, key_path(key))
-            && index.get(&path).await?.is_some()
-        {
-            changes.extend(delete_changes(index, &path).await?);
-        }
-        deleted.push((key.clone(), version.clone()));
-    }
-    if !changes.is_empty() {
+        Ok((changes, (deleted, errors)))
+    };
+    let conditional = objects.iter().any(|o| o.2 != DeleteConditions::default());
+    let (_, (deleted, errors)) =
         gw.pfs
-            .write_changes(&b.repo, &branch, changes)
+            .write_planned(&b.repo, &branch, plan)
             .await
-            .map_err(|e| S3Error::from_pfs(e, &b.name, ""))?;
-    }
+            .map_err(|e| match conditional {
+                true => S3Error::from_pfs_conditional(e, &b.name, ""),
+                false => S3Error::from_pfs(e, &b.name, ""),
+            })?;
     let mut x = Xml::new("DeleteResult");
     if !quiet {
         for (key, version) in &deleted {
@@ -580,14 +633,7 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
         ));
     }
     let tag = etag(&entry);
-    gw.pfs
-        .write_changes(
-            &b.repo,
-            &branch,
-            vec![Change::Put(FileEntry { path, ..entry })],
-        )
-        .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    write_object(gw, req, &b, &branch, key, FileEntry { path, ..entry }).await?;
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(now_ns()))
         .elem("ETag", &tag);
