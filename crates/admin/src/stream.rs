@@ -3,7 +3,7 @@
 //! ```text
 //! frame   = kind:u8  length:u32le  payload[length]
 //! stream  = header  object*  record*  keys?  trailer
-//! header  = 'H' JSON {"format": "pachyderm-rs extract", "version": "1.1", "objects": bool, "created": RFC 3339,
+//! header  = 'H' JSON {"format": "pachyderm-rs extract", "version": "1.2", "objects": bool, "created": RFC 3339,
 //!                     "producer": version, "cluster_id": id, "checkpoint": token, "since": token or absent}
 //! object  = 'O' key_len:u32le key bytes        (a bucket object, key relative to the cluster prefix)
 //! record  = 'R' key_len:u32le key value        (a metadata record, value as stored)
@@ -30,7 +30,7 @@ use crate::error::{AdminError, Result, io};
 
 pub const FORMAT: &str = "pachyderm-rs extract";
 /// The version this build writes and the newest it reads.
-pub const VERSION: &str = "1.1";
+pub const VERSION: &str = "1.2";
 /// Largest frame accepted (an object is at most a few MiB), but for the key
 /// list, which is read key by key.
 const MAX_FRAME: u32 = 256 << 20;

@@ -9,6 +9,7 @@
 //!   retried on conflict), so concurrent writers each land in their own commit;
 //! - a finished commit never changes; its index is a complete snapshot.
 
+pub mod attrs;
 pub mod branch;
 mod commit;
 pub mod error;
@@ -32,6 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pach_meta::MetaStore;
 use pach_storage::ContentStore;
 
+pub use attrs::AttrsWrite;
 pub use commit::CommitState;
 pub use error::{ErrorKind, PfsError, Result};
 pub use files::{FileDiff, FileInfo, FileWrite};

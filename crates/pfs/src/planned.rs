@@ -15,6 +15,7 @@ use std::future::Future;
 
 use pach_storage::{Change, IndexReader};
 
+use crate::attrs::AttrsWrite;
 use crate::commit::WriteTarget;
 use crate::error::{PfsError, Result};
 use crate::records::CommitRecord;
@@ -47,7 +48,8 @@ impl WriteView {
 impl Pfs {
     /// Writes to `repo@reference` (a branch or an open commit) the changes
     /// `plan` makes from the target's current contents, atomically with
-    /// what the plan saw (see the module docs). The plan returns the
+    /// what the plan saw (see the module docs), and `attrs` (file
+    /// attributes, [`crate::attrs`]) in the same transaction. The plan returns the
     /// changes and an outcome of its own; with no changes nothing is
     /// written. Returns the commit written to (None when nothing was) and
     /// the outcome of the plan that held.
@@ -55,6 +57,7 @@ impl Pfs {
         &self,
         repo: &str,
         reference: &str,
+        attrs: &[AttrsWrite],
         mut plan: F,
     ) -> Result<(Option<String>, T)>
     where
@@ -62,6 +65,10 @@ impl Pfs {
         Fut: Future<Output = Result<(Vec<Change>, T)>>,
     {
         self.repo_record(repo).await?;
+        let records = attrs
+            .iter()
+            .map(|a| a.record(repo))
+            .collect::<Result<Vec<_>>>()?;
         for _ in 0..MAX_ATTEMPTS {
             let target = self.write_target(repo, reference).await?;
             let commit = match &target {
@@ -92,9 +99,13 @@ impl Pfs {
             let written = match target {
                 WriteTarget::Open(commit, rev) => {
                     let key = self.content.write_changes(&changes).await?;
-                    self.stage(commit, rev, key, changes.len() as u64).await?
+                    self.stage(commit, rev, key, changes.len() as u64, &records)
+                        .await?
                 }
-                WriteTarget::Branch(branch) => self.auto_commit(repo, branch, &changes, "").await?,
+                WriteTarget::Branch(branch) => {
+                    self.auto_commit(repo, branch, &changes, "", &records)
+                        .await?
+                }
             };
             if let Some(id) = written {
                 return Ok((Some(id), outcome));

@@ -8,6 +8,8 @@
 //! - `pfs/staging/<repo>/<commit id>/<order>`: a change set written to an open commit
 //! - `pfs/uploads/<repo>/<upload id>` and `pfs/upload-parts/<repo>/<upload id>/<n>`:
 //!   uploads in parts ([`crate::uploads`])
+//! - `pfs/file-attrs/<repo>/<content hash><path>`: attributes kept with a
+//!   file's content at a path ([`crate::attrs`])
 
 use pach_meta::{KeyValue, MetaStore};
 use pach_storage::{ContentHash, IndexSummary};

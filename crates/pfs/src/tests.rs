@@ -602,11 +602,11 @@ async fn uploads_in_parts_complete_into_one_write() {
     let pfs = &f.pfs;
     pfs.create_repo("r", "", false).await.unwrap();
     assert!(matches!(
-        pfs.start_upload("r", "master", "/f").await,
+        pfs.start_upload("r", "master", "/f", None).await,
         Err(PfsError::BranchNotFound { .. })
     ));
     pfs.create_branch("r", "master", None, None).await.unwrap();
-    let upload = pfs.start_upload("r", "master", "/f").await.unwrap();
+    let upload = pfs.start_upload("r", "master", "/f", None).await.unwrap();
     let store = |data: &'static [u8]| async move {
         let mut session = pfs.content().session();
         let e = session.put_bytes("/f".into(), None, data).await.unwrap();
@@ -652,13 +652,13 @@ async fn uploads_in_parts_complete_into_one_write() {
         Err(PfsError::UploadNotFound { .. })
     ));
     // Aborting removes an upload; deleting the repo removes its uploads.
-    let u2 = pfs.start_upload("r", "master", "/g").await.unwrap();
+    let u2 = pfs.start_upload("r", "master", "/g", None).await.unwrap();
     pfs.abort_upload("r", &u2.id).await.unwrap();
     assert!(matches!(
         pfs.abort_upload("r", &u2.id).await,
         Err(PfsError::UploadNotFound { .. })
     ));
-    let u3 = pfs.start_upload("r", "master", "/h").await.unwrap();
+    let u3 = pfs.start_upload("r", "master", "/h", None).await.unwrap();
     pfs.put_upload_part(&u3, 1, store(b"h").await)
         .await
         .unwrap();
@@ -1294,7 +1294,7 @@ async fn put_if_absent(pfs: &Pfs, reference: &str, path: &str, data: &[u8]) -> R
     let entry = session.end_file().await?;
     session.finish().await?;
     let (_, wrote) = pfs
-        .write_planned("r", reference, |view| {
+        .write_planned("r", reference, &[], |view| {
             let entry = entry.clone();
             async move {
                 let exists = match view.index().await? {

@@ -57,7 +57,7 @@ fn part_key(repo: &str, id: &str, number: u32) -> String {
 }
 
 /// An upload in progress: the file it will write, on which branch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UploadRecord {
     pub id: String,
     pub repo: String,
@@ -65,6 +65,9 @@ pub struct UploadRecord {
     /// The file's path in the repo (`/a/b`).
     pub path: String,
     pub started_ns: i64,
+    /// The attributes the file is written with ([`crate::attrs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<serde_json::Value>,
 }
 
 /// One stored part of an upload.
@@ -81,9 +84,15 @@ pub struct PartRecord {
 
 impl Pfs {
     /// Starts an upload of the file at `path` on `repo@branch` (the branch
-    /// must exist). Refused, before any content is sent, where a write would
-    /// be refused.
-    pub async fn start_upload(&self, repo: &str, branch: &str, path: &str) -> Result<UploadRecord> {
+    /// must exist), to be written with `attrs` ([`crate::attrs`]). Refused,
+    /// before any content is sent, where a write would be refused.
+    pub async fn start_upload(
+        &self,
+        repo: &str,
+        branch: &str,
+        path: &str,
+        attrs: Option<serde_json::Value>,
+    ) -> Result<UploadRecord> {
         let path = file_path(path)?;
         validate_branch_name(branch)?;
         self.repo_record(repo).await?;
@@ -99,7 +108,15 @@ impl Pfs {
             branch: branch.into(),
             path,
             started_ns: now_ns(),
+            attrs,
         };
+        // Refuse attributes that could not be kept before any part is sent.
+        crate::AttrsWrite {
+            path: upload.path.clone(),
+            hash: ContentHash::of(b""),
+            attrs: upload.attrs.clone(),
+        }
+        .record(repo)?;
         let key = upload_key(repo, &upload.id);
         for _ in 0..MAX_ATTEMPTS {
             let txn = self.write_txn().await?;
@@ -258,8 +275,13 @@ impl Pfs {
         // One hash over all chunks: appending part by part would rehash the
         // growing list each time.
         let entry = FileEntry::from_chunks(upload.path.clone(), chunks);
+        let attrs = [crate::AttrsWrite {
+            path: entry.path.clone(),
+            hash: entry.hash,
+            attrs: upload.attrs.clone(),
+        }];
         let (commit, outcome) = self
-            .write_planned(&upload.repo, &upload.branch, |view| {
+            .write_planned(&upload.repo, &upload.branch, &attrs, |view| {
                 let checked = check(view);
                 let entry = entry.clone();
                 async move {

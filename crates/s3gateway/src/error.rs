@@ -35,6 +35,10 @@ pub enum S3Error {
         "another write to '{key}' landed while this conditional one was being made; read the object again and retry"
     )]
     ConditionalRequestConflict { key: String },
+    #[error(
+        "the user metadata (x-amz-meta-* names and values) is {size} bytes; at most 2048 are kept"
+    )]
+    MetadataTooLarge { size: usize },
     #[error("not modified")]
     NotModified,
     #[error(
@@ -122,6 +126,7 @@ impl S3Error {
             ConditionalRequestConflict { .. } => {
                 ("ConditionalRequestConflict", StatusCode::CONFLICT)
             }
+            MetadataTooLarge { .. } => ("MetadataTooLarge", StatusCode::BAD_REQUEST),
             NotModified => ("NotModified", StatusCode::NOT_MODIFIED),
             InvalidFilePath { .. } => ("InvalidFilePath", StatusCode::BAD_REQUEST),
             KeyTooLong { .. } => ("KeyTooLongError", StatusCode::BAD_REQUEST),

@@ -28,6 +28,7 @@ mod buckets;
 mod conditional;
 mod dispatch;
 mod error;
+mod metadata;
 mod multipart;
 mod objects;
 mod request;

@@ -19,6 +19,7 @@ use crate::bucket::{Bucket, key_path};
 use crate::buckets::{encoding, owner};
 use crate::conditional::{WriteConditions, current_object};
 use crate::error::{Result, S3Error};
+use crate::metadata::ObjectMetadata;
 use crate::objects::copy_source_entry;
 use crate::request::{Req, set_header, xml_response};
 use crate::time::iso8601;
@@ -64,6 +65,7 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
             "If-Match and If-None-Match are conditions of CompleteMultipartUpload, not of CreateMultipartUpload; send them when completing the upload".into(),
         ));
     }
+    let metadata = ObjectMetadata::of(&req.headers)?;
     let branch = b.branch()?;
     gw.pfs
         .check_writable(&b.repo, branch)
@@ -71,7 +73,7 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
         .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
     let upload = gw
         .pfs
-        .start_upload(&b.repo, branch, &path)
+        .start_upload(&b.repo, branch, &path, metadata.map(|m| m.to_attrs()))
         .await
         .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
     let mut x = Xml::new("InitiateMultipartUploadResult");

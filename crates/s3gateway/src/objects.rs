@@ -9,23 +9,25 @@
 //! takes a path's subtree with it; the subtree is put back in the same
 //! write).
 //!
-//! What a write would silently drop is refused instead: user metadata
-//! (`x-amz-meta-*`), ACLs beyond the owner's, encryption, tagging, object
-//! lock, storage classes. Conditional writes and deletes are checked as
-//! they land ([`crate::conditional`]).
+//! What a write would silently drop is refused instead: ACLs beyond the
+//! owner's, encryption, tagging, object lock, storage classes. Object
+//! metadata is kept as a PFS file attribute ([`crate::metadata`]);
+//! conditional writes and deletes are checked as they land
+//! ([`crate::conditional`]).
 
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures::StreamExt;
 use pach_pfs::names::is_commit_id;
-use pach_pfs::{CommitRecord, PfsError};
+use pach_pfs::{AttrsWrite, CommitRecord, PfsError};
 use pach_storage::{Change, FileEntry, IndexReader};
 
 use crate::bucket::{Bucket, Target, key_path};
 use crate::buckets::{check_acl_headers, etag};
 use crate::conditional::{DeleteConditions, WriteConditions, current_object};
 use crate::error::{Result, S3Error};
+use crate::metadata::ObjectMetadata;
 use crate::request::{Req, empty, set_header, xml_response};
 use crate::time::{http_date, iso8601, parse_http_date, whole_seconds};
 use crate::xml::Xml;
@@ -249,13 +251,15 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
     if let Some(v) = version.filter(|v| *v != "null") {
         set_header(&mut r, "x-amz-version-id", v);
     }
-    set_header(
-        &mut r,
-        "content-type",
-        req.param("response-content-type")
-            .unwrap_or("application/octet-stream"),
-    );
+    let metadata = match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
+        Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs)?,
+        Ok(None) => ObjectMetadata::default(),
+        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
+    };
+    metadata.apply(&mut r);
+    // What a presigned URL asks for overrides what is kept.
     for (param, name) in [
+        ("response-content-type", "content-type"),
         ("response-content-language", "content-language"),
         ("response-expires", "expires"),
         ("response-cache-control", "cache-control"),
@@ -279,9 +283,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
     };
     for h in req.headers.keys() {
         let h = h.as_str();
-        if h.starts_with("x-amz-meta-") {
-            return refuse("object metadata (x-amz-meta-*): Pachyderm keeps file content only");
-        }
         if h.starts_with("x-amz-server-side-encryption") {
             return refuse("server-side encryption");
         }
@@ -291,11 +292,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
         match h {
             "x-amz-tagging" => return refuse("object tagging"),
             "x-amz-website-redirect-location" => return refuse("website redirects"),
-            "cache-control" | "expires" | "content-disposition" | "content-language" => {
-                return refuse(&format!(
-                    "the {h} header on writes: Pachyderm keeps file content only"
-                ));
-            }
             _ => {}
         }
     }
@@ -303,19 +299,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
         && class != "STANDARD"
     {
         return refuse(&format!("the storage class '{class}'"));
-    }
-    if let Some(enc) = req.header("content-encoding") {
-        let others: Vec<&str> = enc
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && *e != "aws-chunked")
-            .collect();
-        if !others.is_empty() {
-            return refuse(&format!(
-                "the content encoding '{}' (it would be served back without it)",
-                others.join(",")
-            ));
-        }
     }
     Ok(())
 }
@@ -341,6 +324,7 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
     let key = req.key_name();
     let path = key_path(key)?;
     check_write_headers(req)?;
+    let metadata = ObjectMetadata::of(&req.headers)?;
     let (branch, base) = write_target(gw, &b).await?;
     let previous = match &base {
         Some(index) => index.get(&path).await?,
@@ -359,47 +343,51 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
     // Content is durable before any record names it.
     session.finish().await?;
     let tag = etag(&entry);
-    write_object(gw, req, &b, &branch, key, entry).await?;
+    let attrs = metadata.map(|m| m.to_attrs());
+    write_object(gw, req, (&b, &branch, key), entry, attrs).await?;
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "etag", &tag);
     Ok(r)
 }
 
-/// Writes `entry` as the object at `key`: on the request's conditions
-/// (`If-Match`, `If-None-Match`) when it has some, checked against what the
-/// key holds when the write lands (see [`crate::conditional`]).
+/// Writes `entry` as the object at `key` of the bucket's branch, with its
+/// metadata (`attrs`; None: none, removing what the same content had at
+/// the key), on the request's conditions (`If-Match`, `If-None-Match`)
+/// when it has some, checked against what the key holds when the write
+/// lands (see [`crate::conditional`]).
 async fn write_object(
     gw: &Gateway,
     req: &Req,
-    b: &Bucket,
-    branch: &str,
-    key: &str,
+    (b, branch, key): (&Bucket, &str, &str),
     entry: FileEntry,
+    attrs: Option<serde_json::Value>,
 ) -> Result<()> {
-    let Some(conditions) = WriteConditions::of(req) else {
-        gw.pfs
-            .write_changes(&b.repo, branch, vec![Change::Put(entry)])
-            .await
-            .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
-        return Ok(());
-    };
+    let conditions = WriteConditions::of(req);
+    let attrs = [AttrsWrite {
+        path: entry.path.clone(),
+        hash: entry.hash,
+        attrs,
+    }];
     let conditions = &conditions;
     let (_, outcome) = gw
         .pfs
-        .write_planned(&b.repo, branch, |view| {
+        .write_planned(&b.repo, branch, &attrs, |view| {
             let entry = entry.clone();
             async move {
-                let current = current_object(&view, &entry.path).await?;
-                Ok(
-                    match conditions.check(current.as_ref().map(|(e, _)| e), &b.name, key) {
-                        Ok(()) => (vec![Change::Put(entry)], Ok(())),
-                        Err(refusal) => (vec![], Err(refusal)),
-                    },
-                )
+                if let Some(c) = conditions {
+                    let current = current_object(&view, &entry.path).await?;
+                    if let Err(refusal) = c.check(current.as_ref().map(|(e, _)| e), &b.name, key) {
+                        return Ok((vec![], Err(refusal)));
+                    }
+                }
+                Ok((vec![Change::Put(entry)], Ok(())))
             }
         })
         .await
-        .map_err(|e| S3Error::from_pfs_conditional(e, &b.name, key))?;
+        .map_err(|e| match conditions {
+            Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
+            None => S3Error::from_pfs(e, &b.name, key),
+        })?;
     outcome
 }
 
@@ -448,7 +436,7 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
     // files below the key that the delete keeps, are those it replaces.
     let (_, outcome) = gw
         .pfs
-        .write_planned(&b.repo, &branch, |view| async move {
+        .write_planned(&b.repo, &branch, &[], |view| async move {
             let Some((entry, modified)) = current_object(&view, path).await? else {
                 return Ok((vec![], Ok(())));
             };
@@ -545,14 +533,14 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
         Ok((changes, (deleted, errors)))
     };
     let conditional = objects.iter().any(|o| o.2 != DeleteConditions::default());
-    let (_, (deleted, errors)) =
-        gw.pfs
-            .write_planned(&b.repo, &branch, plan)
-            .await
-            .map_err(|e| match conditional {
-                true => S3Error::from_pfs_conditional(e, &b.name, ""),
-                false => S3Error::from_pfs(e, &b.name, ""),
-            })?;
+    let (_, (deleted, errors)) = gw
+        .pfs
+        .write_planned(&b.repo, &branch, &[], plan)
+        .await
+        .map_err(|e| match conditional {
+            true => S3Error::from_pfs_conditional(e, &b.name, ""),
+            false => S3Error::from_pfs(e, &b.name, ""),
+        })?;
     let mut x = Xml::new("DeleteResult");
     if !quiet {
         for (key, version) in &deleted {
@@ -627,13 +615,29 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     }
     let (src, src_key, entry) = copy_source_entry(gw, req).await?;
     let (branch, _) = write_target(gw, &b).await?;
+    // COPY keeps the source's metadata; REPLACE takes the request's.
+    let attrs = match replace {
+        true => ObjectMetadata::of(&req.headers)?.map(|m| m.to_attrs()),
+        false => gw
+            .pfs
+            .file_attrs(&src.repo, &entry.path, &entry.hash)
+            .await
+            .map_err(|e| S3Error::from_pfs(e, &src.name, &src_key))?,
+    };
     if src.repo == b.repo && src.target == b.target && src_key == key && !replace {
         return Err(S3Error::InvalidRequest(
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes".into(),
         ));
     }
     let tag = etag(&entry);
-    write_object(gw, req, &b, &branch, key, FileEntry { path, ..entry }).await?;
+    write_object(
+        gw,
+        req,
+        (&b, &branch, key),
+        FileEntry { path, ..entry },
+        attrs,
+    )
+    .await?;
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(now_ns()))
         .elem("ETag", &tag);

@@ -4,25 +4,7 @@
 //! with `If-None-Match: *` on one key exactly one succeeds, and the others
 //! write nothing: no commit, not even an empty one.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Arc;
-
-use pach_meta::RedbStore;
-use pach_pfs::Pfs;
-use pach_s3gateway::{AllowAll, Gateway};
-use pach_storage::ContentStore;
-
-fn python() -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME");
-    let p = PathBuf::from(home).join(".cache/pach-test-tools/s3clients/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/test-tools.sh installs the S3 clients",
-        p.display()
-    );
-    p
-}
+mod common;
 
 const SCRIPT: &str = r#"
 import os, threading
@@ -89,42 +71,8 @@ print("left", [o["Key"] for o in s3.list_objects_v2(Bucket=B).get("Contents", []
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_conditional_writes_hold_as_they_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
-    let store = Arc::new(object_store::memory::InMemory::new());
-    let pfs = Pfs::new(
-        meta,
-        ContentStore::new(store, object_store::path::Path::from("")),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(Gateway::new(pfs.clone(), Arc::new(AllowAll)).serve(
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let script = dir.path().join("conditional.py");
-    std::fs::write(&script, SCRIPT).unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(&script)
-            .env("S3_ENDPOINT", &endpoint)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let served = common::serve().await;
+    let stdout = served.python(SCRIPT).await;
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         [
@@ -152,11 +100,11 @@ async fn boto3_conditional_writes_hold_as_they_land() {
     );
     // Every successful write is one commit, and no refused one left any:
     // two puts, one racer, the completion and two deletes.
-    let commits = pfs
+    let commits = served
+        .pfs
         .list_commit("cond", None, Some("master"), 0, false)
         .await
         .unwrap();
     assert_eq!(commits.len(), 6, "{commits:?}");
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    served.stop().await;
 }
