@@ -244,8 +244,9 @@ impl Pfs {
         parts: &[PartRecord],
     ) -> Result<(String, FileEntry)> {
         let unconditional = |_: WriteView| async { Ok(Ok::<(), std::convert::Infallible>(())) };
+        let attrs = upload.attrs.clone();
         match self
-            .complete_upload_if(upload, parts, unconditional)
+            .complete_upload_if(upload, parts, attrs, unconditional)
             .await?
         {
             Ok(done) => Ok(done),
@@ -253,14 +254,17 @@ impl Pfs {
         }
     }
 
-    /// [`Pfs::complete_upload`], on a condition: `check` is asked what the
-    /// branch holds when the file is written ([`Pfs::write_planned`]), and
-    /// when it refuses (`Err(refusal)`) nothing is written and the upload
-    /// stays, to be completed again or aborted.
+    /// [`Pfs::complete_upload`], with the file's attributes `attrs` (those
+    /// the upload started with, or others), on a condition: `check` is
+    /// asked what the branch holds when the file is written
+    /// ([`Pfs::write_planned`]), and when it refuses (`Err(refusal)`)
+    /// nothing is written and the upload stays, to be completed again or
+    /// aborted.
     pub async fn complete_upload_if<E, F, Fut>(
         &self,
         upload: &UploadRecord,
         parts: &[PartRecord],
+        attrs: Option<serde_json::Value>,
         mut check: F,
     ) -> Result<std::result::Result<(String, FileEntry), E>>
     where
@@ -278,7 +282,7 @@ impl Pfs {
         let attrs = [crate::AttrsWrite {
             path: entry.path.clone(),
             hash: entry.hash,
-            attrs: upload.attrs.clone(),
+            attrs,
         }];
         let (commit, outcome) = self
             .write_planned(&upload.repo, &upload.branch, &attrs, |view| {

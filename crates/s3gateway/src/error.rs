@@ -69,6 +69,8 @@ pub enum S3Error {
         "part {part} was not uploaded, or its ETag does not match; `ListParts` shows the parts"
     )]
     InvalidPart { part: u32 },
+    #[error("the object has {count} part(s); part {part} is not one of them")]
+    NoSuchPart { part: u32, count: usize },
     #[error("the parts must be listed in ascending order of part number")]
     InvalidPartOrder,
     #[error(
@@ -138,6 +140,7 @@ impl S3Error {
             InvalidRequest(_) => ("InvalidRequest", StatusCode::BAD_REQUEST),
             InvalidPart { .. } => ("InvalidPart", StatusCode::BAD_REQUEST),
             InvalidPartOrder => ("InvalidPartOrder", StatusCode::BAD_REQUEST),
+            NoSuchPart { .. } => ("InvalidPart", StatusCode::BAD_REQUEST),
             EntityTooSmall { .. } => ("EntityTooSmall", StatusCode::BAD_REQUEST),
             BadDigest => ("BadDigest", StatusCode::BAD_REQUEST),
             InvalidDigest => ("InvalidDigest", StatusCode::BAD_REQUEST),

@@ -48,6 +48,10 @@ pub(crate) struct ObjectMetadata {
     /// User metadata, by name without `x-amz-meta-` (lower case).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     user: BTreeMap<String, String>,
+    /// The sizes of a multipart upload's parts, in order (GetObject by
+    /// `partNumber`); empty for an object written whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<u64>,
 }
 
 /// A header value's bytes as a string of their code points.
@@ -102,6 +106,35 @@ impl ObjectMetadata {
             return Err(S3Error::MetadataTooLarge { size });
         }
         Ok((m != ObjectMetadata::default()).then_some(m))
+    }
+
+    /// The same metadata, for an object made of parts of these sizes.
+    pub(crate) fn with_parts(self, parts: Vec<u64>) -> ObjectMetadata {
+        ObjectMetadata { parts, ..self }
+    }
+
+    /// The byte range (first, last) of part `number` (from 1) and the
+    /// number of parts, for an object of `size` bytes: an object written
+    /// whole is one part. NoSuchPart past the last part.
+    pub(crate) fn part_range(&self, number: u32, size: u64) -> Result<((u64, u64), usize)> {
+        let sizes = match self.parts.as_slice() {
+            [] => vec![size],
+            parts => parts.to_vec(),
+        };
+        let index = number as usize - 1;
+        let Some(&len) = sizes.get(index) else {
+            return Err(S3Error::NoSuchPart {
+                part: number,
+                count: sizes.len(),
+            });
+        };
+        let first: u64 = sizes[..index].iter().sum();
+        Ok(((first, (first + len).saturating_sub(1)), sizes.len()))
+    }
+
+    /// How many parts the object was uploaded in, if it was.
+    pub(crate) fn parts_count(&self) -> Option<usize> {
+        (!self.parts.is_empty()).then_some(self.parts.len())
     }
 
     /// The PFS attributes document.
@@ -173,6 +206,21 @@ mod tests {
         assert_eq!(got["x-amz-meta-owner"].as_bytes(), b"Hello World\xe9");
         assert_eq!(got["x-amz-meta-empty"], "");
         assert!(got.get("x-amz-content-sha256").is_none());
+    }
+
+    #[test]
+    fn parts() {
+        let whole = ObjectMetadata::default();
+        assert_eq!(whole.part_range(1, 10).unwrap(), ((0, 9), 1));
+        assert!(matches!(
+            whole.part_range(2, 10),
+            Err(S3Error::NoSuchPart { part: 2, count: 1 })
+        ));
+        let m = ObjectMetadata::from_attrs(whole.with_parts(vec![5, 5, 2]).to_attrs()).unwrap();
+        assert_eq!(m.part_range(1, 12).unwrap(), ((0, 4), 3));
+        assert_eq!(m.part_range(3, 12).unwrap(), ((10, 11), 3));
+        assert!(m.part_range(4, 12).is_err());
+        assert_eq!(m.parts_count(), Some(3));
     }
 
     #[test]

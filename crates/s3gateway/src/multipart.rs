@@ -83,7 +83,7 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
     Ok(xml_response(x.finish("InitiateMultipartUploadResult")))
 }
 
-fn part_number(req: &Req) -> Result<u32> {
+pub(crate) fn part_number(req: &Req) -> Result<u32> {
     let raw = req.param("partNumber").unwrap_or("");
     raw.parse::<u32>()
         .ok()
@@ -299,9 +299,17 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         let current = current_object(&view, path).await?;
         Ok(c.check(current.as_ref().map(|(e, _)| e), bucket, key))
     };
+    // The metadata given when the upload started, and the parts' sizes.
+    let metadata = match upload.attrs.clone() {
+        Some(attrs) => ObjectMetadata::from_attrs(attrs)?,
+        None => ObjectMetadata::default(),
+    };
+    let attrs = metadata
+        .with_parts(chosen.iter().map(|p| p.size).collect())
+        .to_attrs();
     let (_, entry) = gw
         .pfs
-        .complete_upload_if(&upload, &chosen, check)
+        .complete_upload_if(&upload, &chosen, Some(attrs), check)
         .await
         .map_err(|e| match conditions {
             Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),

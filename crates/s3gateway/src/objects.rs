@@ -191,11 +191,15 @@ fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>> {
 pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
-    if req.has("partNumber") {
-        return Err(S3Error::NotImplemented {
-            what: "reading one part of an object (partNumber): parts are not kept once an upload completes".into(),
-        });
-    }
+    let part = match req.param("partNumber") {
+        None => None,
+        Some(_) if req.header("range").is_some() => {
+            return Err(S3Error::InvalidRequest(
+                "a request gives a Range or a partNumber, not both".into(),
+            ));
+        }
+        Some(_) => Some(crate::multipart::part_number(req)?),
+    };
     // No object is stored encrypted: encryption parameters apply to none.
     if let Some(h) = req
         .headers
@@ -220,7 +224,19 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
         }
         return Err(e);
     }
-    let range = byte_range(req.header("range"), entry.size)?;
+    let metadata = match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
+        Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs)?,
+        Ok(None) => ObjectMetadata::default(),
+        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
+    };
+    let (range, parts_count) = match part {
+        Some(n) => {
+            let (range, count) = metadata.part_range(n, entry.size)?;
+            // An empty object's one part has no bytes to range over.
+            ((entry.size > 0).then_some(range), Some(count))
+        }
+        None => (byte_range(req.header("range"), entry.size)?, None),
+    };
     let (offset, len) = match range {
         Some((start, end)) => (start, end - start + 1),
         None => (0, entry.size),
@@ -251,12 +267,10 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
     if let Some(v) = version.filter(|v| *v != "null") {
         set_header(&mut r, "x-amz-version-id", v);
     }
-    let metadata = match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
-        Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs)?,
-        Ok(None) => ObjectMetadata::default(),
-        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
-    };
     metadata.apply(&mut r);
+    if let Some(count) = parts_count.and(metadata.parts_count()) {
+        set_header(&mut r, "x-amz-mp-parts-count", &count.to_string());
+    }
     // What a presigned URL asks for overrides what is kept.
     for (param, name) in [
         ("response-content-type", "content-type"),
@@ -616,14 +630,21 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let (src, src_key, entry) = copy_source_entry(gw, req).await?;
     let (branch, _) = write_target(gw, &b).await?;
     // COPY keeps the source's metadata; REPLACE takes the request's.
-    let attrs = match replace {
-        true => ObjectMetadata::of(&req.headers)?.map(|m| m.to_attrs()),
+    let metadata = match replace {
+        true => ObjectMetadata::of(&req.headers)?,
         false => gw
             .pfs
             .file_attrs(&src.repo, &entry.path, &entry.hash)
             .await
-            .map_err(|e| S3Error::from_pfs(e, &src.name, &src_key))?,
+            .map_err(|e| S3Error::from_pfs(e, &src.name, &src_key))?
+            .map(ObjectMetadata::from_attrs)
+            .transpose()?,
     };
+    // A copy is one part, whatever the source was uploaded in.
+    let attrs = metadata
+        .map(|m| m.with_parts(vec![]))
+        .filter(|m| *m != ObjectMetadata::default())
+        .map(|m| m.to_attrs());
     if src.repo == b.repo && src.target == b.target && src_key == key && !replace {
         return Err(S3Error::InvalidRequest(
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes".into(),

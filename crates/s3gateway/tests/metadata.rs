@@ -2,6 +2,8 @@
 //! CopyObject and CreateMultipartUpload are given comes back on GetObject
 //! and HeadObject; it follows the object's content at its key, across
 //! commits that do not touch it, and is gone with other content or the repo.
+//! A multipart object's part sizes are kept with it: GetObject and
+//! HeadObject read one part by `partNumber`.
 
 mod common;
 
@@ -51,6 +53,23 @@ part = s3.upload_part(Bucket=B, Key="mp", UploadId=up, PartNumber=1, Body=b"png"
 s3.complete_multipart_upload(Bucket=B, Key="mp", UploadId=up,
                              MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part}]})
 print(show("mp"))
+# Parts of a multipart object, by partNumber; an object written whole is one part.
+up = s3.create_multipart_upload(Bucket=B, Key="parts")["UploadId"]
+sizes = [5 * 1024 * 1024, 10]
+tags = [s3.upload_part(Bucket=B, Key="parts", UploadId=up, PartNumber=i + 1, Body=bytes([65 + i]) * n)["ETag"]
+        for i, n in enumerate(sizes)]
+s3.complete_multipart_upload(Bucket=B, Key="parts", UploadId=up, MultipartUpload={
+    "Parts": [{"PartNumber": i + 1, "ETag": t} for i, t in enumerate(tags)]})
+p2 = s3.get_object(Bucket=B, Key="parts", PartNumber=2)
+print("part2", p2["PartsCount"], p2["ContentLength"], p2["ContentRange"], p2["Body"].read().decode())
+p1 = s3.head_object(Bucket=B, Key="parts", PartNumber=1)
+print("part1", p1["PartsCount"], p1["ContentLength"])
+print("part3", code(lambda: s3.get_object(Bucket=B, Key="parts", PartNumber=3)))
+print("part-and-range", code(lambda: s3.get_object(Bucket=B, Key="parts", PartNumber=1, Range="bytes=0-1")))
+w = s3.get_object(Bucket=B, Key="plain", PartNumber=1)
+print("whole", w.get("PartsCount"), w["Body"].read().decode())
+s3.copy_object(Bucket=B, Key="parts-copy", CopySource=B + "/parts")
+print("copy", s3.head_object(Bucket=B, Key="parts-copy", PartNumber=1).get("PartsCount"))
 print("too-large", code(lambda: s3.put_object(Bucket=B, Key="big", Body=b"x", Metadata={"big": "x" * 2100})))
 print("too-large-upload", code(lambda: s3.create_multipart_upload(Bucket=B, Key="big", Metadata={"big": "x" * 2100})))
 "#;
@@ -80,6 +99,12 @@ async fn boto3_object_metadata_follows_the_content_at_its_key() {
             "replaced application/octet-stream None None None None None [('x', 'y')]",
             "again application/octet-stream None None None None None []",
             "mp image/png None None None None None [('k', 'v')]",
+            "part2 2 10 bytes 5242880-5242889/5242890 BBBBBBBBBB",
+            "part1 2 5242880",
+            "part3 InvalidPart",
+            "part-and-range InvalidRequest",
+            "whole None x",
+            "copy None",
             "too-large MetadataTooLarge",
             "too-large-upload MetadataTooLarge",
         ],
