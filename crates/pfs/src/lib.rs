@@ -43,7 +43,7 @@ pub use objects::ObjectLocation;
 pub use planned::WriteView;
 pub use put::{PutFiles, PutSummary};
 pub use records::{BranchName, BranchRecord, CommitName, CommitRecord, Origin, RepoRecord};
-pub use uploads::{PartRecord, UploadRecord};
+pub use uploads::{CompletedUpload, PartRecord, UploadRecord};
 
 /// How many times a guarded transaction is retried on conflict before giving up.
 const MAX_ATTEMPTS: usize = 1000;

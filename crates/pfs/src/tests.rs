@@ -644,6 +644,12 @@ async fn uploads_in_parts_complete_into_one_write() {
     // Nothing is visible before completion.
     assert!(pfs.branch_head("r", "master").await.unwrap().is_none());
     let (_, entry) = pfs.complete_upload(&upload, &[p1, p3]).await.unwrap();
+    let done = pfs
+        .completed_upload("r", &upload.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.path.as_str(), done.hash), ("/f", entry.hash));
     assert_eq!(entry.size, 9);
     assert_eq!(read(pfs, "r", "master", "/f").await.unwrap(), b"ONE-three");
     assert!(pfs.list_uploads("r").await.unwrap().is_empty());
@@ -654,6 +660,7 @@ async fn uploads_in_parts_complete_into_one_write() {
     // Aborting removes an upload; deleting the repo removes its uploads.
     let u2 = pfs.start_upload("r", "master", "/g", None).await.unwrap();
     pfs.abort_upload("r", &u2.id).await.unwrap();
+    assert_eq!(pfs.completed_upload("r", &u2.id).await.unwrap(), None);
     assert!(matches!(
         pfs.abort_upload("r", &u2.id).await,
         Err(PfsError::UploadNotFound { .. })
@@ -663,13 +670,12 @@ async fn uploads_in_parts_complete_into_one_write() {
         .await
         .unwrap();
     pfs.delete_repo("r", false).await.unwrap();
-    assert!(
-        pfs.meta()
-            .list(crate::uploads::UPLOAD_PARTS, None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    for prefix in [
+        crate::uploads::UPLOAD_PARTS,
+        crate::uploads::COMPLETED_UPLOADS,
+    ] {
+        assert!(pfs.meta().list(prefix, None, 10).await.unwrap().is_empty());
+    }
 }
 
 /// Puts `data` at `path` through the put-file protocol with an overwrite index.

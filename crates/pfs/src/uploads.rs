@@ -22,6 +22,12 @@
 //! transactions: the file's write, then the removal of the records; after a
 //! crash between them the upload is still listed, and completing it again
 //! writes the same file again.
+//!
+//! A completed upload is remembered for a day
+//! (`pfs/completed-uploads/<repo>/<upload id>`, written with the removal of
+//! its records), so that completing it again answers as the first
+//! completion did, as S3 does; older ones are dropped at the next
+//! completion into the repo, and all of them with the repo.
 
 use pach_storage::{Change, ChunkRef, ContentHash, FileEntry};
 use serde::{Deserialize, Serialize};
@@ -37,6 +43,9 @@ use crate::{MAX_ATTEMPTS, Pfs, new_commit_id, now_ns};
 
 pub const UPLOADS: &str = "pfs/uploads/";
 pub const UPLOAD_PARTS: &str = "pfs/upload-parts/";
+pub const COMPLETED_UPLOADS: &str = "pfs/completed-uploads/";
+/// How long a completed upload is remembered.
+pub const COMPLETED_KEPT_NS: i64 = 24 * 3600 * 1_000_000_000;
 /// Part numbers run from 1 to this (S3's limit).
 pub const MAX_PART_NUMBER: u32 = 10_000;
 
@@ -51,6 +60,12 @@ pub fn parts_prefix(repo: &str, id: &str) -> String {
 }
 pub fn repo_parts_prefix(repo: &str) -> String {
     format!("{UPLOAD_PARTS}{repo}/")
+}
+pub fn completed_key(repo: &str, id: &str) -> String {
+    format!("{COMPLETED_UPLOADS}{repo}/{id}")
+}
+pub fn repo_completed_prefix(repo: &str) -> String {
+    format!("{COMPLETED_UPLOADS}{repo}/")
 }
 fn part_key(repo: &str, id: &str, number: u32) -> String {
     format!("{}{number:05}", parts_prefix(repo, id))
@@ -68,6 +83,18 @@ pub struct UploadRecord {
     /// The attributes the file is written with ([`crate::attrs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attrs: Option<serde_json::Value>,
+}
+
+/// An upload that was completed: where its file went, and its content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub id: String,
+    pub repo: String,
+    pub branch: String,
+    pub path: String,
+    /// The content hash of the file it wrote.
+    pub hash: ContentHash,
+    pub completed_ns: i64,
 }
 
 /// One stored part of an upload.
@@ -304,7 +331,15 @@ impl Pfs {
             key: upload_key(&upload.repo, &upload.id),
             reason: "its completion wrote no commit".into(),
         })?;
-        self.remove_upload(upload).await?;
+        let completed = CompletedUpload {
+            id: upload.id.clone(),
+            repo: upload.repo.clone(),
+            branch: upload.branch.clone(),
+            path: upload.path.clone(),
+            hash: entry.hash,
+            completed_ns: now_ns(),
+        };
+        self.remove_upload(upload, Some(&completed)).await?;
         Ok(Ok((commit, entry)))
     }
 
@@ -312,19 +347,49 @@ impl Pfs {
     /// garbage collection.
     pub async fn abort_upload(&self, repo: &str, id: &str) -> Result<()> {
         let (upload, _) = self.upload_record(repo, id).await?;
-        self.remove_upload(&upload).await
+        self.remove_upload(&upload, None).await
     }
 
-    async fn remove_upload(&self, upload: &UploadRecord) -> Result<()> {
+    /// The upload `id` of `repo` if it was completed within the last day.
+    pub async fn completed_upload(&self, repo: &str, id: &str) -> Result<Option<CompletedUpload>> {
+        Ok(
+            load::<CompletedUpload>(&*self.meta, &completed_key(repo, id))
+                .await?
+                .map(|(c, _)| c),
+        )
+    }
+
+    /// Removes an upload's records; for a completion, remembers it (and
+    /// forgets the repo's completions older than a day).
+    async fn remove_upload(
+        &self,
+        upload: &UploadRecord,
+        completed: Option<&CompletedUpload>,
+    ) -> Result<()> {
         let ukey = upload_key(&upload.repo, &upload.id);
+        let stale = match completed {
+            Some(c) => load_all::<CompletedUpload>(&*self.meta, &repo_completed_prefix(&c.repo))
+                .await?
+                .into_iter()
+                .filter(|(old, _)| old.completed_ns < c.completed_ns - COMPLETED_KEPT_NS)
+                .map(|(old, _)| completed_key(&old.repo, &old.id))
+                .collect(),
+            None => Vec::new(),
+        };
         for _ in 0..MAX_ATTEMPTS {
             let (_, rev) = self.upload_record(&upload.repo, &upload.id).await?;
-            let txn = self
+            let mut txn = self
                 .write_txn()
                 .await?
                 .expect(&ukey, rev)
                 .delete(&ukey)
                 .delete_prefix(parts_prefix(&upload.repo, &upload.id));
+            if let Some(c) = completed {
+                txn = txn.put(completed_key(&c.repo, &c.id), encode(c));
+                for key in &stale {
+                    txn = txn.delete(key);
+                }
+            }
             if self.meta.commit(txn).await?.is_some() {
                 return Ok(());
             }

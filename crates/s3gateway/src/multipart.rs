@@ -231,7 +231,26 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
     let conditions = WriteConditions::of(req);
-    let upload = upload_of(gw, req, &b).await?;
+    let upload = match upload_of(gw, req, &b).await {
+        Ok(upload) => upload,
+        Err(e @ S3Error::NoSuchUpload { .. }) => {
+            // Completed already (within the day PFS remembers it): the
+            // answer the completion gave, as S3 answers.
+            let id = req.param("uploadId").unwrap_or("");
+            let done = gw
+                .pfs
+                .completed_upload(&b.repo, id)
+                .await
+                .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+            return match done {
+                Some(d) if d.branch == b.branch()? && key_path(key).is_ok_and(|p| p == d.path) => {
+                    Ok(completion_result(&b, key, &d.hash))
+                }
+                _ => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
     for (path, text) in crate::xml::read_elements(&doc)? {
@@ -315,12 +334,16 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
             Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
             None => S3Error::from_pfs(e, &b.name, key),
         })??;
+    Ok(completion_result(&b, key, &entry.hash))
+}
+
+fn completion_result(b: &Bucket, key: &str, hash: &pach_storage::ContentHash) -> Response {
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{}/{key}", b.name))
         .elem("Bucket", &b.name)
         .elem("Key", key)
-        .elem("ETag", &part_etag(&entry.hash));
-    Ok(xml_response(x.finish("CompleteMultipartUploadResult")))
+        .elem("ETag", &part_etag(hash));
+    xml_response(x.finish("CompleteMultipartUploadResult"))
 }
 
 pub(crate) async fn abort(gw: &Gateway, req: &Req) -> Result<Response> {

@@ -55,6 +55,12 @@ current = s3.head_object(Bucket=B, Key="k")["ETag"]
 print("complete-if-match", code(lambda: s3.complete_multipart_upload(
     Bucket=B, Key="k", UploadId=up, MultipartUpload=parts, IfMatch=current)))
 print("completed", s3.get_object(Bucket=B, Key="k")["Body"].read().decode())
+# Completing again answers as the completion did, and writes nothing.
+again = s3.complete_multipart_upload(Bucket=B, Key="k", UploadId=up, MultipartUpload=parts)
+print("complete-again", again["ETag"] == s3.head_object(Bucket=B, Key="k")["ETag"])
+print("abort-completed", code(lambda: s3.abort_multipart_upload(Bucket=B, Key="k", UploadId=up)))
+print("complete-elsewhere", code(lambda: s3.complete_multipart_upload(
+    Bucket=B, Key="other", UploadId=up, MultipartUpload=parts)))
 
 # Conditional deletes.
 print("delete-if-match-other", code(lambda: s3.delete_object(Bucket=B, Key="k", IfMatch='"other"')))
@@ -88,6 +94,9 @@ async fn boto3_conditional_writes_hold_as_they_land() {
             "uploads-left 1",
             "complete-if-match ok",
             "completed parts",
+            "complete-again True",
+            "abort-completed NoSuchUpload",
+            "complete-elsewhere NoSuchUpload",
             "delete-if-match-other PreconditionFailed",
             "delete-if-match-size-other PreconditionFailed",
             "delete-if-match-size ok",
