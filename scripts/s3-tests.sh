@@ -10,6 +10,9 @@
 #                                test_headers.py, and write each one's
 #                                outcome to s3-tests-results.txt (to review
 #                                the list)
+#   S3_TESTS_LIST=FILE scripts/s3-tests.sh
+#                                run (and require) the tests listed in FILE
+#                                instead, e.g. one family being worked on
 #
 # The suite comes from shared/peer-suites/s3-tests beside the checkout
 # (S3_TESTS_SUITE overrides), copied out first since that folder is read-only; its Python
@@ -26,7 +29,7 @@ if [ -z "$SUITE" ]; then
 fi
 VENV=$HOME/.cache/pach-test-tools/s3-tests
 PACHD=${CARGO_TARGET_DIR:-$ROOT/target}/debug/pachd
-LIST=$ROOT/tests/s3-tests-pass.txt
+LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-pass.txt}
 MODE=${1:-listed}
 
 [ -n "$SUITE" ] && [ -d "$SUITE" ] || { echo "error: the s3-tests suite is not in ../shared/peer-suites/s3-tests; set S3_TESTS_SUITE to its folder" >&2; exit 1; }

@@ -403,7 +403,11 @@ assert code(lambda: s3.get_object(Bucket="data", Key="a/b.txt", IfNoneMatch=put[
 assert code(lambda: s3.get_object(Bucket="data", Key="a/b.txt", IfMatch='"nope"')) == "PreconditionFailed"
 assert code(lambda: s3.get_object(Bucket="data", Key="nope")) == "NoSuchKey"
 assert code(lambda: s3.get_object(Bucket="master.nothere", Key="x")) == "NoSuchBucket"
-assert code(lambda: s3.put_object(Bucket="data", Key="m", Body=b"", Metadata={"k": "v"})) == "NotImplemented"
+# Metadata is kept; conditions hold.
+s3.put_object(Bucket="data", Key="a/m", Body=b"", Metadata={"k": "v"}, ContentType="text/plain")
+m = s3.head_object(Bucket="data", Key="a/m")
+assert m["Metadata"] == {"k": "v"} and m["ContentType"] == "text/plain", m
+assert code(lambda: s3.put_object(Bucket="data", Key="a/m", Body=b"x", IfNoneMatch="*")) == "PreconditionFailed"
 assert code(lambda: s3.get_bucket_acl(Bucket="data")) == "NotImplemented"
 assert code(lambda: s3.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})) == "NotImplemented"
 assert code(lambda: s3.delete_bucket(Bucket="data")) == "BucketNotEmpty"

@@ -20,6 +20,9 @@ pub(crate) const RECORD_ORDER: &[&str] = &[
     "pfs/commits/",
     "pfs/branches/",
     "pfs/staging/",
+    // Attributes kept with files' content (format 1.2): the S3 gateway's
+    // object metadata.
+    pach_pfs::attrs::FILE_ATTRS,
     "pps/pipelines/",
     "pps/jobs/",
     "pps/datums/",

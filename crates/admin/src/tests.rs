@@ -518,7 +518,10 @@ async fn garbage_collection_keeps_the_parts_of_uploads_in_progress() {
     let pfs = &c.pfs;
     pfs.create_repo("up", "", false).await.unwrap();
     pfs.create_branch("up", "master", None, None).await.unwrap();
-    let upload = pfs.start_upload("up", "master", "/big").await.unwrap();
+    let upload = pfs
+        .start_upload("up", "master", "/big", None)
+        .await
+        .unwrap();
     let mut parts = Vec::new();
     for (n, data) in [(1u32, vec![1u8; 300_000]), (2, vec![2u8; 5_000])] {
         let mut session = pfs.content().session();
@@ -623,4 +626,41 @@ async fn garbage_collection_memory_does_not_grow_with_the_cluster() {
         large <= small + SLACK,
         "the peak heap of a collection grew from {small} to {large} bytes for 10x the commits"
     );
+}
+
+/// Attributes kept with files' content (the S3 gateway's object metadata)
+/// travel with an extract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_attributes_travel_with_an_extract() {
+    let _serial = testkit::serial().await;
+    let a = cluster(Arc::new(object_store::memory::InMemory::new()));
+    a.pfs.create_repo("r", "", false).await.unwrap();
+    let mut session = a.pfs.content().session();
+    let entry = session
+        .put_bytes("/f".to_string(), None, b"data")
+        .await
+        .unwrap();
+    session.finish().await.unwrap();
+    let attrs = serde_json::json!({"headers": {"content-type": "text/csv"}});
+    let write = [pach_pfs::AttrsWrite {
+        path: "/f".into(),
+        hash: entry.hash,
+        attrs: Some(attrs.clone()),
+    }];
+    a.pfs
+        .write_planned("r", "master", &write, |_| {
+            let entry = entry.clone();
+            async move { Ok((vec![pach_storage::Change::Put(entry)], ())) }
+        })
+        .await
+        .unwrap();
+    let stream = a.dir.path().join("attrs.stream");
+    extract_to(&a, true, None, &stream).await;
+    let b = cluster(Arc::new(object_store::memory::InMemory::new()));
+    restore_from(&b, &stream).await.unwrap();
+    assert_eq!(
+        b.pfs.file_attrs("r", "/f", &entry.hash).await.unwrap(),
+        Some(attrs)
+    );
+    assert!(verify_against(&b, &stream).await.is_empty());
 }

@@ -498,9 +498,12 @@ impl Pfs {
                             k
                         }
                     };
-                    self.stage(commit, rev, key, changes.len() as u64).await?
+                    self.stage(commit, rev, key, changes.len() as u64, &[])
+                        .await?
                 }
-                WriteTarget::Branch(branch) => self.auto_commit(repo, branch, &changes, "").await?,
+                WriteTarget::Branch(branch) => {
+                    self.auto_commit(repo, branch, &changes, "", &[]).await?
+                }
             };
             if let Some(id) = outcome {
                 return Ok(id);
@@ -532,7 +535,7 @@ impl Pfs {
                 let WriteTarget::Branch(target) = self.write_target(repo, branch).await? else {
                     break;
                 };
-                match self.auto_commits(repo, target, &slices, "").await? {
+                match self.auto_commits(repo, target, &slices, "", &[]).await? {
                     Batch::Written(ids) => return Ok(ids),
                     Batch::Downstream => break,
                     Batch::Raced => {}
@@ -581,12 +584,13 @@ impl Pfs {
         Ok(WriteTarget::Branch((None, 0, reference.to_string())))
     }
 
-    async fn stage(
+    pub(crate) async fn stage(
         &self,
         mut commit: CommitRecord,
         rev: u64,
         changes: pach_storage::ContentHash,
         count: u64,
+        records: &[RecordOp],
     ) -> Result<Option<String>> {
         let order = format!("{:020}-{}", now_ns(), new_commit_id());
         let skey = format!("{}{}", staging_prefix(&commit.repo, &commit.id), order);
@@ -604,6 +608,7 @@ impl Pfs {
             .expect(&ckey, rev)
             .put(skey, encode(&StagingRecord { changes, count }))
             .put(&ckey, encode(&commit));
+        let txn = with_records(txn, records);
         Ok(self.meta.commit(txn).await?.map(|_| commit.id))
     }
 
@@ -644,7 +649,7 @@ impl Pfs {
             };
             let target = (record, rev, branch.to_string());
             if let Some(id) = self
-                .auto_commit(repo, target, &changes, description)
+                .auto_commit(repo, target, &changes, description, &[])
                 .await?
             {
                 return Ok(Some(id));
@@ -655,16 +660,17 @@ impl Pfs {
         })
     }
 
-    async fn auto_commit(
+    pub(crate) async fn auto_commit(
         &self,
         repo: &str,
         target: BranchTarget,
         changes: &[Change],
         description: &str,
+        records: &[RecordOp],
     ) -> Result<Option<String>> {
         Ok(
             match self
-                .auto_commits(repo, target, &[changes], description)
+                .auto_commits(repo, target, &[changes], description, records)
                 .await?
             {
                 Batch::Written(mut ids) => ids.pop(),
@@ -685,6 +691,7 @@ impl Pfs {
         (branch, branch_rev, name): BranchTarget,
         sets: &[&[Change]],
         description: &str,
+        records: &[RecordOp],
     ) -> Result<Batch> {
         // Guards first: a refused write costs no index write.
         let txn = self.write_txn().await?;
@@ -764,6 +771,7 @@ impl Pfs {
             let downstream = self.plan_downstream(&branches, heads, subvenance).await?;
             txn = add_downstream(txn, &downstream);
         }
+        let txn = with_records(txn, records);
         Ok(match self.meta.commit(txn).await? {
             Some(_) => Batch::Written(ids),
             None => Batch::Raced,
@@ -1274,6 +1282,20 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<
 }
 
 pub(crate) type BranchTarget = (Option<BranchRecord>, u64, String);
+
+/// A record a write sets (`Some` value) or removes (`None`) in its
+/// transaction, besides the commit's own.
+pub(crate) type RecordOp = (String, Option<Vec<u8>>);
+
+fn with_records(mut txn: Txn, records: &[RecordOp]) -> Txn {
+    for (key, value) in records {
+        txn = match value {
+            Some(v) => txn.put(key, v.clone()),
+            None => txn.delete(key),
+        };
+    }
+    txn
+}
 
 pub(crate) enum WriteTarget {
     Open(CommitRecord, u64),

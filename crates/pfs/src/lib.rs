@@ -9,6 +9,7 @@
 //!   retried on conflict), so concurrent writers each land in their own commit;
 //! - a finished commit never changes; its index is a complete snapshot.
 
+pub mod attrs;
 pub mod branch;
 mod commit;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod guard;
 mod items;
 pub mod names;
 mod objects;
+mod planned;
 mod put;
 pub mod records;
 pub mod repo;
@@ -31,15 +33,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pach_meta::MetaStore;
 use pach_storage::ContentStore;
 
+pub use attrs::AttrsWrite;
 pub use commit::CommitState;
 pub use error::{ErrorKind, PfsError, Result};
 pub use files::{FileDiff, FileInfo, FileWrite};
 pub use fsck::FsckReport;
 pub use guard::{PipelineOutput, PipelineOutputs, Writer};
 pub use objects::ObjectLocation;
+pub use planned::WriteView;
 pub use put::{PutFiles, PutSummary};
 pub use records::{BranchName, BranchRecord, CommitName, CommitRecord, Origin, RepoRecord};
-pub use uploads::{PartRecord, UploadRecord};
+pub use uploads::{CompletedUpload, PartRecord, UploadRecord};
 
 /// How many times a guarded transaction is retried on conflict before giving up.
 const MAX_ATTEMPTS: usize = 1000;

@@ -7,7 +7,10 @@
 //! - `pfs/commits/<repo>/<commit id>`
 //! - `pfs/staging/<repo>/<commit id>/<order>`: a change set written to an open commit
 //! - `pfs/uploads/<repo>/<upload id>` and `pfs/upload-parts/<repo>/<upload id>/<n>`:
-//!   uploads in parts ([`crate::uploads`])
+//!   uploads in parts ([`crate::uploads`]), and
+//!   `pfs/completed-uploads/<repo>/<upload id>`: those completed in the last day
+//! - `pfs/file-attrs/<repo>/<content hash><path>`: attributes kept with a
+//!   file's content at a path ([`crate::attrs`])
 
 use pach_meta::{KeyValue, MetaStore};
 use pach_storage::{ContentHash, IndexSummary};

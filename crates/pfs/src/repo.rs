@@ -149,7 +149,9 @@ impl Pfs {
                 .delete_prefix(commits_prefix(name))
                 .delete_prefix(repo_staging_prefix(name))
                 .delete_prefix(crate::uploads::repo_uploads_prefix(name))
-                .delete_prefix(crate::uploads::repo_parts_prefix(name));
+                .delete_prefix(crate::uploads::repo_parts_prefix(name))
+                .delete_prefix(crate::uploads::repo_completed_prefix(name))
+                .delete_prefix(crate::attrs::repo_attrs_prefix(name));
             if self.meta.commit(txn).await?.is_some() {
                 return Ok(());
             }

@@ -602,11 +602,11 @@ async fn uploads_in_parts_complete_into_one_write() {
     let pfs = &f.pfs;
     pfs.create_repo("r", "", false).await.unwrap();
     assert!(matches!(
-        pfs.start_upload("r", "master", "/f").await,
+        pfs.start_upload("r", "master", "/f", None).await,
         Err(PfsError::BranchNotFound { .. })
     ));
     pfs.create_branch("r", "master", None, None).await.unwrap();
-    let upload = pfs.start_upload("r", "master", "/f").await.unwrap();
+    let upload = pfs.start_upload("r", "master", "/f", None).await.unwrap();
     let store = |data: &'static [u8]| async move {
         let mut session = pfs.content().session();
         let e = session.put_bytes("/f".into(), None, data).await.unwrap();
@@ -644,6 +644,12 @@ async fn uploads_in_parts_complete_into_one_write() {
     // Nothing is visible before completion.
     assert!(pfs.branch_head("r", "master").await.unwrap().is_none());
     let (_, entry) = pfs.complete_upload(&upload, &[p1, p3]).await.unwrap();
+    let done = pfs
+        .completed_upload("r", &upload.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.path.as_str(), done.hash), ("/f", entry.hash));
     assert_eq!(entry.size, 9);
     assert_eq!(read(pfs, "r", "master", "/f").await.unwrap(), b"ONE-three");
     assert!(pfs.list_uploads("r").await.unwrap().is_empty());
@@ -652,24 +658,24 @@ async fn uploads_in_parts_complete_into_one_write() {
         Err(PfsError::UploadNotFound { .. })
     ));
     // Aborting removes an upload; deleting the repo removes its uploads.
-    let u2 = pfs.start_upload("r", "master", "/g").await.unwrap();
+    let u2 = pfs.start_upload("r", "master", "/g", None).await.unwrap();
     pfs.abort_upload("r", &u2.id).await.unwrap();
+    assert_eq!(pfs.completed_upload("r", &u2.id).await.unwrap(), None);
     assert!(matches!(
         pfs.abort_upload("r", &u2.id).await,
         Err(PfsError::UploadNotFound { .. })
     ));
-    let u3 = pfs.start_upload("r", "master", "/h").await.unwrap();
+    let u3 = pfs.start_upload("r", "master", "/h", None).await.unwrap();
     pfs.put_upload_part(&u3, 1, store(b"h").await)
         .await
         .unwrap();
     pfs.delete_repo("r", false).await.unwrap();
-    assert!(
-        pfs.meta()
-            .list(crate::uploads::UPLOAD_PARTS, None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    for prefix in [
+        crate::uploads::UPLOAD_PARTS,
+        crate::uploads::COMPLETED_UPLOADS,
+    ] {
+        assert!(pfs.meta().list(prefix, None, 10).await.unwrap().is_empty());
+    }
 }
 
 /// Puts `data` at `path` through the put-file protocol with an overwrite index.
@@ -1283,4 +1289,86 @@ async fn write_commits_on_a_branch_others_depend_on_gives_each_commit_its_downst
             "no output commit for {id}"
         );
     }
+}
+
+/// A plan that writes `path` only while it is absent (S3's
+/// `If-None-Match: *`): `true` when it wrote.
+async fn put_if_absent(pfs: &Pfs, reference: &str, path: &str, data: &[u8]) -> Result<bool> {
+    let mut session = pfs.content().session();
+    session.begin_file(path.to_string(), None);
+    session.write(data).await?;
+    let entry = session.end_file().await?;
+    session.finish().await?;
+    let (_, wrote) = pfs
+        .write_planned("r", reference, &[], |view| {
+            let entry = entry.clone();
+            async move {
+                let exists = match view.index().await? {
+                    Some(index) => index.get(&entry.path).await?.is_some(),
+                    None => false,
+                };
+                Ok(match exists {
+                    true => (vec![], false),
+                    false => (vec![Change::Put(entry)], true),
+                })
+            }
+        })
+        .await?;
+    Ok(wrote)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn planned_writes_racing_on_one_condition_have_one_winner() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    pfs.create_repo("r", "", false).await.unwrap();
+    put(pfs, "r", "master", &[("/other", b"o")]).await.unwrap();
+    let commits = |pfs: Pfs| async move {
+        pfs.list_commit("r", None, Some("master"), 0, false)
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = commits(pfs.clone()).await;
+    // On the branch: each write would be a new commit.
+    let racers: Vec<_> = (0..16u8)
+        .map(|i| {
+            let pfs = pfs.clone();
+            tokio::spawn(async move { put_if_absent(&pfs, "master", "/k", &[i]).await.unwrap() })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        if r.await.unwrap() {
+            won.push(i as u8);
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one writer wins: {won:?}");
+    assert_eq!(read(pfs, "r", "master", "/k").await.unwrap(), won);
+    // The losers wrote no commit, not even an empty one.
+    assert_eq!(commits(pfs.clone()).await, before + 1);
+
+    // Into an open commit: each write would be staged into it.
+    let open = pfs
+        .start_commit("r", Some("master"), None, "")
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..16u8)
+        .map(|i| {
+            let pfs = pfs.clone();
+            tokio::spawn(async move { put_if_absent(&pfs, "master", "/j", &[i]).await.unwrap() })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        if r.await.unwrap() {
+            won.push(i as u8);
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one writer wins: {won:?}");
+    let (commit, _) = pfs.resolve_commit("r", &open.id).await.unwrap();
+    assert_eq!(commit.writes, 1, "one write staged into the open commit");
+    pfs.finish_commit("r", &open.id, None).await.unwrap();
+    assert_eq!(read(pfs, "r", "master", "/j").await.unwrap(), won);
+    assert!(!put_if_absent(pfs, "master", "/j", b"late").await.unwrap());
 }

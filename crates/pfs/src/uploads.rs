@@ -22,10 +22,19 @@
 //! transactions: the file's write, then the removal of the records; after a
 //! crash between them the upload is still listed, and completing it again
 //! writes the same file again.
+//!
+//! A completed upload is remembered for a day
+//! (`pfs/completed-uploads/<repo>/<upload id>`, written with the removal of
+//! its records), so that completing it again answers as the first
+//! completion did, as S3 does; older ones are dropped at the next
+//! completion into the repo, and all of them with the repo.
 
 use pach_storage::{Change, ChunkRef, ContentHash, FileEntry};
 use serde::{Deserialize, Serialize};
 
+use std::future::Future;
+
+use crate::WriteView;
 use crate::error::{PfsError, Result};
 use crate::guard::Action;
 use crate::names::{file_path, validate_branch_name};
@@ -34,6 +43,9 @@ use crate::{MAX_ATTEMPTS, Pfs, new_commit_id, now_ns};
 
 pub const UPLOADS: &str = "pfs/uploads/";
 pub const UPLOAD_PARTS: &str = "pfs/upload-parts/";
+pub const COMPLETED_UPLOADS: &str = "pfs/completed-uploads/";
+/// How long a completed upload is remembered.
+pub const COMPLETED_KEPT_NS: i64 = 24 * 3600 * 1_000_000_000;
 /// Part numbers run from 1 to this (S3's limit).
 pub const MAX_PART_NUMBER: u32 = 10_000;
 
@@ -49,12 +61,18 @@ pub fn parts_prefix(repo: &str, id: &str) -> String {
 pub fn repo_parts_prefix(repo: &str) -> String {
     format!("{UPLOAD_PARTS}{repo}/")
 }
+pub fn completed_key(repo: &str, id: &str) -> String {
+    format!("{COMPLETED_UPLOADS}{repo}/{id}")
+}
+pub fn repo_completed_prefix(repo: &str) -> String {
+    format!("{COMPLETED_UPLOADS}{repo}/")
+}
 fn part_key(repo: &str, id: &str, number: u32) -> String {
     format!("{}{number:05}", parts_prefix(repo, id))
 }
 
 /// An upload in progress: the file it will write, on which branch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UploadRecord {
     pub id: String,
     pub repo: String,
@@ -62,6 +80,21 @@ pub struct UploadRecord {
     /// The file's path in the repo (`/a/b`).
     pub path: String,
     pub started_ns: i64,
+    /// The attributes the file is written with ([`crate::attrs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<serde_json::Value>,
+}
+
+/// An upload that was completed: where its file went, and its content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub id: String,
+    pub repo: String,
+    pub branch: String,
+    pub path: String,
+    /// The content hash of the file it wrote.
+    pub hash: ContentHash,
+    pub completed_ns: i64,
 }
 
 /// One stored part of an upload.
@@ -78,9 +111,15 @@ pub struct PartRecord {
 
 impl Pfs {
     /// Starts an upload of the file at `path` on `repo@branch` (the branch
-    /// must exist). Refused, before any content is sent, where a write would
-    /// be refused.
-    pub async fn start_upload(&self, repo: &str, branch: &str, path: &str) -> Result<UploadRecord> {
+    /// must exist), to be written with `attrs` ([`crate::attrs`]). Refused,
+    /// before any content is sent, where a write would be refused.
+    pub async fn start_upload(
+        &self,
+        repo: &str,
+        branch: &str,
+        path: &str,
+        attrs: Option<serde_json::Value>,
+    ) -> Result<UploadRecord> {
         let path = file_path(path)?;
         validate_branch_name(branch)?;
         self.repo_record(repo).await?;
@@ -96,7 +135,15 @@ impl Pfs {
             branch: branch.into(),
             path,
             started_ns: now_ns(),
+            attrs,
         };
+        // Refuse attributes that could not be kept before any part is sent.
+        crate::AttrsWrite {
+            path: upload.path.clone(),
+            hash: ContentHash::of(b""),
+            attrs: upload.attrs.clone(),
+        }
+        .record(repo)?;
         let key = upload_key(repo, &upload.id);
         for _ in 0..MAX_ATTEMPTS {
             let txn = self.write_txn().await?;
@@ -223,6 +270,34 @@ impl Pfs {
         upload: &UploadRecord,
         parts: &[PartRecord],
     ) -> Result<(String, FileEntry)> {
+        let unconditional = |_: WriteView| async { Ok(Ok::<(), std::convert::Infallible>(())) };
+        let attrs = upload.attrs.clone();
+        match self
+            .complete_upload_if(upload, parts, attrs, unconditional)
+            .await?
+        {
+            Ok(done) => Ok(done),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Pfs::complete_upload`], with the file's attributes `attrs` (those
+    /// the upload started with, or others), on a condition: `check` is
+    /// asked what the branch holds when the file is written
+    /// ([`Pfs::write_planned`]), and when it refuses (`Err(refusal)`)
+    /// nothing is written and the upload stays, to be completed again or
+    /// aborted.
+    pub async fn complete_upload_if<E, F, Fut>(
+        &self,
+        upload: &UploadRecord,
+        parts: &[PartRecord],
+        attrs: Option<serde_json::Value>,
+        mut check: F,
+    ) -> Result<std::result::Result<(String, FileEntry), E>>
+    where
+        F: FnMut(WriteView) -> Fut,
+        Fut: Future<Output = Result<std::result::Result<(), E>>>,
+    {
         self.upload_record(&upload.repo, &upload.id).await?;
         let mut chunks: Vec<ChunkRef> = Vec::new();
         for part in parts {
@@ -231,34 +306,90 @@ impl Pfs {
         // One hash over all chunks: appending part by part would rehash the
         // growing list each time.
         let entry = FileEntry::from_chunks(upload.path.clone(), chunks);
-        let commit = self
-            .write_changes(
-                &upload.repo,
-                &upload.branch,
-                vec![Change::Put(entry.clone())],
-            )
+        let attrs = [crate::AttrsWrite {
+            path: entry.path.clone(),
+            hash: entry.hash,
+            attrs,
+        }];
+        let (commit, outcome) = self
+            .write_planned(&upload.repo, &upload.branch, &attrs, |view| {
+                let checked = check(view);
+                let entry = entry.clone();
+                async move {
+                    Ok(match checked.await? {
+                        Ok(()) => (vec![Change::Put(entry)], Ok(())),
+                        Err(refusal) => (vec![], Err(refusal)),
+                    })
+                }
+            })
             .await?;
-        self.remove_upload(upload).await?;
-        Ok((commit, entry))
+        if let Err(refusal) = outcome {
+            return Ok(Err(refusal));
+        }
+        // A plan with a change always writes it, or fails.
+        let commit = commit.ok_or_else(|| PfsError::Corrupt {
+            key: upload_key(&upload.repo, &upload.id),
+            reason: "its completion wrote no commit".into(),
+        })?;
+        let completed = CompletedUpload {
+            id: upload.id.clone(),
+            repo: upload.repo.clone(),
+            branch: upload.branch.clone(),
+            path: upload.path.clone(),
+            hash: entry.hash,
+            completed_ns: now_ns(),
+        };
+        self.remove_upload(upload, Some(&completed)).await?;
+        Ok(Ok((commit, entry)))
     }
 
     /// Aborts an upload: its records go; its stored parts are left to
     /// garbage collection.
     pub async fn abort_upload(&self, repo: &str, id: &str) -> Result<()> {
         let (upload, _) = self.upload_record(repo, id).await?;
-        self.remove_upload(&upload).await
+        self.remove_upload(&upload, None).await
     }
 
-    async fn remove_upload(&self, upload: &UploadRecord) -> Result<()> {
+    /// The upload `id` of `repo` if it was completed within the last day.
+    pub async fn completed_upload(&self, repo: &str, id: &str) -> Result<Option<CompletedUpload>> {
+        Ok(
+            load::<CompletedUpload>(&*self.meta, &completed_key(repo, id))
+                .await?
+                .map(|(c, _)| c),
+        )
+    }
+
+    /// Removes an upload's records; for a completion, remembers it (and
+    /// forgets the repo's completions older than a day).
+    async fn remove_upload(
+        &self,
+        upload: &UploadRecord,
+        completed: Option<&CompletedUpload>,
+    ) -> Result<()> {
         let ukey = upload_key(&upload.repo, &upload.id);
+        let stale = match completed {
+            Some(c) => load_all::<CompletedUpload>(&*self.meta, &repo_completed_prefix(&c.repo))
+                .await?
+                .into_iter()
+                .filter(|(old, _)| old.completed_ns < c.completed_ns - COMPLETED_KEPT_NS)
+                .map(|(old, _)| completed_key(&old.repo, &old.id))
+                .collect(),
+            None => Vec::new(),
+        };
         for _ in 0..MAX_ATTEMPTS {
             let (_, rev) = self.upload_record(&upload.repo, &upload.id).await?;
-            let txn = self
+            let mut txn = self
                 .write_txn()
                 .await?
                 .expect(&ukey, rev)
                 .delete(&ukey)
                 .delete_prefix(parts_prefix(&upload.repo, &upload.id));
+            if let Some(c) = completed {
+                txn = txn.put(completed_key(&c.repo, &c.id), encode(c));
+                for key in &stale {
+                    txn = txn.delete(key);
+                }
+            }
             if self.meta.commit(txn).await?.is_some() {
                 return Ok(());
             }

@@ -17,17 +17,21 @@ use crate::sigv4::{BodyHash, ChunkSigner, Payload, chunk_context};
 /// Request documents (XML) are small; this bounds what is read of them.
 const MAX_DOCUMENT: usize = 2 * 1024 * 1024;
 
-/// Whether the body is aws-chunked (streaming signature or trailers).
+/// Whether the body is aws-chunked (streaming signature or trailers): a
+/// streaming `x-amz-content-sha256`, or `Content-Encoding: aws-chunked`
+/// with the decoded length. A Content-Encoding naming aws-chunked alone
+/// does not make a body chunked (S3 serves the object without it).
 fn is_aws_chunked(headers: &HeaderMap) -> bool {
     let sha = headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     sha.starts_with("STREAMING-")
-        || headers
-            .get(axum::http::header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked"))
+        || (headers.contains_key("x-amz-decoded-content-length")
+            && headers
+                .get(axum::http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked")))
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>> {

@@ -31,6 +31,14 @@ pub enum S3Error {
     InvalidRange { size: u64 },
     #[error("at least one of the preconditions you gave did not hold")]
     PreconditionFailed,
+    #[error(
+        "another write to '{key}' landed while this conditional one was being made; read the object again and retry"
+    )]
+    ConditionalRequestConflict { key: String },
+    #[error(
+        "the user metadata (x-amz-meta-* names and values) is {size} bytes; at most 2048 are kept"
+    )]
+    MetadataTooLarge { size: usize },
     #[error("not modified")]
     NotModified,
     #[error(
@@ -61,6 +69,8 @@ pub enum S3Error {
         "part {part} was not uploaded, or its ETag does not match; `ListParts` shows the parts"
     )]
     InvalidPart { part: u32 },
+    #[error("the object has {count} part(s); part {part} is not one of them")]
+    NoSuchPart { part: u32, count: usize },
     #[error("the parts must be listed in ascending order of part number")]
     InvalidPartOrder,
     #[error(
@@ -115,6 +125,10 @@ impl S3Error {
             BucketNotEmpty { .. } => ("BucketNotEmpty", StatusCode::CONFLICT),
             InvalidRange { .. } => ("InvalidRange", StatusCode::RANGE_NOT_SATISFIABLE),
             PreconditionFailed => ("PreconditionFailed", StatusCode::PRECONDITION_FAILED),
+            ConditionalRequestConflict { .. } => {
+                ("ConditionalRequestConflict", StatusCode::CONFLICT)
+            }
+            MetadataTooLarge { .. } => ("MetadataTooLarge", StatusCode::BAD_REQUEST),
             NotModified => ("NotModified", StatusCode::NOT_MODIFIED),
             InvalidFilePath { .. } => ("InvalidFilePath", StatusCode::BAD_REQUEST),
             KeyTooLong { .. } => ("KeyTooLongError", StatusCode::BAD_REQUEST),
@@ -126,6 +140,7 @@ impl S3Error {
             InvalidRequest(_) => ("InvalidRequest", StatusCode::BAD_REQUEST),
             InvalidPart { .. } => ("InvalidPart", StatusCode::BAD_REQUEST),
             InvalidPartOrder => ("InvalidPartOrder", StatusCode::BAD_REQUEST),
+            NoSuchPart { .. } => ("InvalidPart", StatusCode::BAD_REQUEST),
             EntityTooSmall { .. } => ("EntityTooSmall", StatusCode::BAD_REQUEST),
             BadDigest => ("BadDigest", StatusCode::BAD_REQUEST),
             InvalidDigest => ("InvalidDigest", StatusCode::BAD_REQUEST),
@@ -145,6 +160,15 @@ impl S3Error {
             }
             XAmzContentSha256Mismatch => ("XAmzContentSHA256Mismatch", StatusCode::BAD_REQUEST),
             Internal(_) => ("InternalError", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// [`S3Error::from_pfs`] for a conditional write: a write that could
+    /// not land for other writes landing meanwhile is S3's conflict.
+    pub(crate) fn from_pfs_conditional(e: PfsError, bucket: &str, key: &str) -> S3Error {
+        match e {
+            PfsError::Contention { .. } => S3Error::ConditionalRequestConflict { key: key.into() },
+            e => S3Error::from_pfs(e, bucket, key),
         }
     }
 

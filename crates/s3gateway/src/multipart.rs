@@ -12,12 +12,14 @@ use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
 use pach_pfs::uploads::MAX_PART_NUMBER;
-use pach_pfs::{PartRecord, UploadRecord};
+use pach_pfs::{PartRecord, UploadRecord, WriteView};
 use pach_storage::FileEntry;
 
 use crate::bucket::{Bucket, key_path};
 use crate::buckets::{encoding, owner};
+use crate::conditional::{WriteConditions, current_object};
 use crate::error::{Result, S3Error};
+use crate::metadata::ObjectMetadata;
 use crate::objects::copy_source_entry;
 use crate::request::{Req, set_header, xml_response};
 use crate::time::iso8601;
@@ -58,6 +60,12 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
     let key = req.key_name();
     let path = key_path(key)?;
     crate::objects::check_write_headers(req)?;
+    if WriteConditions::of(req).is_some() {
+        return Err(S3Error::InvalidArgument(
+            "If-Match and If-None-Match are conditions of CompleteMultipartUpload, not of CreateMultipartUpload; send them when completing the upload".into(),
+        ));
+    }
+    let metadata = ObjectMetadata::of(&req.headers)?;
     let branch = b.branch()?;
     gw.pfs
         .check_writable(&b.repo, branch)
@@ -65,7 +73,7 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
         .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
     let upload = gw
         .pfs
-        .start_upload(&b.repo, branch, &path)
+        .start_upload(&b.repo, branch, &path, metadata.map(|m| m.to_attrs()))
         .await
         .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
     let mut x = Xml::new("InitiateMultipartUploadResult");
@@ -75,7 +83,7 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
     Ok(xml_response(x.finish("InitiateMultipartUploadResult")))
 }
 
-fn part_number(req: &Req) -> Result<u32> {
+pub(crate) fn part_number(req: &Req) -> Result<u32> {
     let raw = req.param("partNumber").unwrap_or("");
     raw.parse::<u32>()
         .ok()
@@ -222,12 +230,27 @@ pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
 pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
-    if req.header("if-match").is_some() || req.header("if-none-match").is_some() {
-        return Err(S3Error::NotImplemented {
-            what: "conditional writes".into(),
-        });
-    }
-    let upload = upload_of(gw, req, &b).await?;
+    let conditions = WriteConditions::of(req);
+    let upload = match upload_of(gw, req, &b).await {
+        Ok(upload) => upload,
+        Err(e @ S3Error::NoSuchUpload { .. }) => {
+            // Completed already (within the day PFS remembers it): the
+            // answer the completion gave, as S3 answers.
+            let id = req.param("uploadId").unwrap_or("");
+            let done = gw
+                .pfs
+                .completed_upload(&b.repo, id)
+                .await
+                .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+            return match done {
+                Some(d) if d.branch == b.branch()? && key_path(key).is_ok_and(|p| p == d.path) => {
+                    Ok(completion_result(&b, key, &d.hash))
+                }
+                _ => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
     for (path, text) in crate::xml::read_elements(&doc)? {
@@ -283,17 +306,44 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         }
         chosen.push(part.clone());
     }
+    // The conditions, if any, are checked against what the key holds when
+    // the file is written (see crate::conditional).
+    let conditions = &conditions;
+    let path = &upload.path;
+    let bucket = &b.name;
+    let check = |view: WriteView| async move {
+        let Some(c) = conditions else {
+            return Ok(Ok(()));
+        };
+        let current = current_object(&view, path).await?;
+        Ok(c.check(current.as_ref().map(|(e, _)| e), bucket, key))
+    };
+    // The metadata given when the upload started, and the parts' sizes.
+    let metadata = match upload.attrs.clone() {
+        Some(attrs) => ObjectMetadata::from_attrs(attrs)?,
+        None => ObjectMetadata::default(),
+    };
+    let attrs = metadata
+        .with_parts(chosen.iter().map(|p| p.size).collect())
+        .to_attrs();
     let (_, entry) = gw
         .pfs
-        .complete_upload(&upload, &chosen)
+        .complete_upload_if(&upload, &chosen, Some(attrs), check)
         .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+        .map_err(|e| match conditions {
+            Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
+            None => S3Error::from_pfs(e, &b.name, key),
+        })??;
+    Ok(completion_result(&b, key, &entry.hash))
+}
+
+fn completion_result(b: &Bucket, key: &str, hash: &pach_storage::ContentHash) -> Response {
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{}/{key}", b.name))
         .elem("Bucket", &b.name)
         .elem("Key", key)
-        .elem("ETag", &part_etag(&entry.hash));
-    Ok(xml_response(x.finish("CompleteMultipartUploadResult")))
+        .elem("ETag", &part_etag(hash));
+    xml_response(x.finish("CompleteMultipartUploadResult"))
 }
 
 pub(crate) async fn abort(gw: &Gateway, req: &Req) -> Result<Response> {

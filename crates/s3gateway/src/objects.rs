@@ -9,21 +9,25 @@
 //! takes a path's subtree with it; the subtree is put back in the same
 //! write).
 //!
-//! What a write would silently drop is refused instead: user metadata
-//! (`x-amz-meta-*`), ACLs beyond the owner's, encryption, tagging, object
-//! lock, storage classes, conditional writes.
+//! What a write would silently drop is refused instead: ACLs beyond the
+//! owner's, encryption, tagging, object lock, storage classes. Object
+//! metadata is kept as a PFS file attribute ([`crate::metadata`]);
+//! conditional writes and deletes are checked as they land
+//! ([`crate::conditional`]).
 
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures::StreamExt;
 use pach_pfs::names::is_commit_id;
-use pach_pfs::{CommitRecord, PfsError};
+use pach_pfs::{AttrsWrite, CommitRecord, PfsError};
 use pach_storage::{Change, FileEntry, IndexReader};
 
 use crate::bucket::{Bucket, Target, key_path};
 use crate::buckets::{check_acl_headers, etag};
+use crate::conditional::{DeleteConditions, WriteConditions, current_object};
 use crate::error::{Result, S3Error};
+use crate::metadata::ObjectMetadata;
 use crate::request::{Req, empty, set_header, xml_response};
 use crate::time::{http_date, iso8601, parse_http_date, whole_seconds};
 use crate::xml::Xml;
@@ -88,7 +92,7 @@ fn modified_ns(commit: &CommitRecord) -> i64 {
 }
 
 /// Whether an `If-Match`-style header (a list of ETags, or `*`) matches.
-fn etag_matches(header: &str, tag: &str) -> bool {
+pub(crate) fn etag_matches(header: &str, tag: &str) -> bool {
     let bare = tag.trim_matches('"');
     header.split(',').any(|t| {
         let t = t.trim();
@@ -187,11 +191,15 @@ fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>> {
 pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
-    if req.has("partNumber") {
-        return Err(S3Error::NotImplemented {
-            what: "reading one part of an object (partNumber): parts are not kept once an upload completes".into(),
-        });
-    }
+    let part = match req.param("partNumber") {
+        None => None,
+        Some(_) if req.header("range").is_some() => {
+            return Err(S3Error::InvalidRequest(
+                "a request gives a Range or a partNumber, not both".into(),
+            ));
+        }
+        Some(_) => Some(crate::multipart::part_number(req)?),
+    };
     // No object is stored encrypted: encryption parameters apply to none.
     if let Some(h) = req
         .headers
@@ -216,7 +224,19 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
         }
         return Err(e);
     }
-    let range = byte_range(req.header("range"), entry.size)?;
+    let metadata = match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
+        Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs)?,
+        Ok(None) => ObjectMetadata::default(),
+        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
+    };
+    let (range, parts_count) = match part {
+        Some(n) => {
+            let (range, count) = metadata.part_range(n, entry.size)?;
+            // An empty object's one part has no bytes to range over.
+            ((entry.size > 0).then_some(range), Some(count))
+        }
+        None => (byte_range(req.header("range"), entry.size)?, None),
+    };
     let (offset, len) = match range {
         Some((start, end)) => (start, end - start + 1),
         None => (0, entry.size),
@@ -247,13 +267,13 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
     if let Some(v) = version.filter(|v| *v != "null") {
         set_header(&mut r, "x-amz-version-id", v);
     }
-    set_header(
-        &mut r,
-        "content-type",
-        req.param("response-content-type")
-            .unwrap_or("application/octet-stream"),
-    );
+    metadata.apply(&mut r);
+    if let Some(count) = parts_count.and(metadata.parts_count()) {
+        set_header(&mut r, "x-amz-mp-parts-count", &count.to_string());
+    }
+    // What a presigned URL asks for overrides what is kept.
     for (param, name) in [
+        ("response-content-type", "content-type"),
         ("response-content-language", "content-language"),
         ("response-expires", "expires"),
         ("response-cache-control", "cache-control"),
@@ -277,9 +297,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
     };
     for h in req.headers.keys() {
         let h = h.as_str();
-        if h.starts_with("x-amz-meta-") {
-            return refuse("object metadata (x-amz-meta-*): Pachyderm keeps file content only");
-        }
         if h.starts_with("x-amz-server-side-encryption") {
             return refuse("server-side encryption");
         }
@@ -289,12 +306,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
         match h {
             "x-amz-tagging" => return refuse("object tagging"),
             "x-amz-website-redirect-location" => return refuse("website redirects"),
-            "if-match" | "if-none-match" => return refuse("conditional writes"),
-            "cache-control" | "expires" | "content-disposition" | "content-language" => {
-                return refuse(&format!(
-                    "the {h} header on writes: Pachyderm keeps file content only"
-                ));
-            }
             _ => {}
         }
     }
@@ -302,19 +313,6 @@ pub(crate) fn check_write_headers(req: &Req) -> Result<()> {
         && class != "STANDARD"
     {
         return refuse(&format!("the storage class '{class}'"));
-    }
-    if let Some(enc) = req.header("content-encoding") {
-        let others: Vec<&str> = enc
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && *e != "aws-chunked")
-            .collect();
-        if !others.is_empty() {
-            return refuse(&format!(
-                "the content encoding '{}' (it would be served back without it)",
-                others.join(",")
-            ));
-        }
     }
     Ok(())
 }
@@ -340,6 +338,7 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
     let key = req.key_name();
     let path = key_path(key)?;
     check_write_headers(req)?;
+    let metadata = ObjectMetadata::of(&req.headers)?;
     let (branch, base) = write_target(gw, &b).await?;
     let previous = match &base {
         Some(index) => index.get(&path).await?,
@@ -358,19 +357,58 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
     // Content is durable before any record names it.
     session.finish().await?;
     let tag = etag(&entry);
-    gw.pfs
-        .write_changes(&b.repo, &branch, vec![Change::Put(entry)])
-        .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    let attrs = metadata.map(|m| m.to_attrs());
+    write_object(gw, req, (&b, &branch, key), entry, attrs).await?;
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "etag", &tag);
     Ok(r)
 }
 
+/// Writes `entry` as the object at `key` of the bucket's branch, with its
+/// metadata (`attrs`; None: none, removing what the same content had at
+/// the key), on the request's conditions (`If-Match`, `If-None-Match`)
+/// when it has some, checked against what the key holds when the write
+/// lands (see [`crate::conditional`]).
+async fn write_object(
+    gw: &Gateway,
+    req: &Req,
+    (b, branch, key): (&Bucket, &str, &str),
+    entry: FileEntry,
+    attrs: Option<serde_json::Value>,
+) -> Result<()> {
+    let conditions = WriteConditions::of(req);
+    let attrs = [AttrsWrite {
+        path: entry.path.clone(),
+        hash: entry.hash,
+        attrs,
+    }];
+    let conditions = &conditions;
+    let (_, outcome) = gw
+        .pfs
+        .write_planned(&b.repo, branch, &attrs, |view| {
+            let entry = entry.clone();
+            async move {
+                if let Some(c) = conditions {
+                    let current = current_object(&view, &entry.path).await?;
+                    if let Err(refusal) = c.check(current.as_ref().map(|(e, _)| e), &b.name, key) {
+                        return Ok((vec![], Err(refusal)));
+                    }
+                }
+                Ok((vec![Change::Put(entry)], Ok(())))
+            }
+        })
+        .await
+        .map_err(|e| match conditions {
+            Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
+            None => S3Error::from_pfs(e, &b.name, key),
+        })?;
+    outcome
+}
+
 /// The changes that delete exactly the file at `path`: PFS deletes a path
 /// with its subtree, so files below `path/` (S3 keys `key/...`, which
 /// are other objects) are put back in the same write.
-async fn delete_changes(index: &IndexReader, path: &str) -> Result<Vec<Change>> {
+async fn delete_changes(index: &IndexReader, path: &str) -> pach_pfs::Result<Vec<Change>> {
     let mut changes = vec![Change::Delete(path.to_string())];
     let mut below = index.range(&format!("{path}/"), Some(&format!("{path}0")));
     while let Some(e) = below.next().await {
@@ -399,34 +437,41 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
     check_delete_version(key, req.param("versionId"))?;
-    if [
-        "if-match",
-        "x-amz-if-match-last-modified-time",
-        "x-amz-if-match-size",
-    ]
-    .iter()
-    .any(|h| req.header(h).is_some())
-    {
-        return Err(S3Error::NotImplemented {
-            what: "conditional deletes".into(),
-        });
-    }
+    let conditions = DeleteConditions::of(req)?;
     let branch = b.branch()?.to_string();
-    let Some((_, index)) = b.contents(&gw.pfs).await? else {
-        return Ok(crate::dispatch::no_content());
-    };
+    b.check_exists(&gw.pfs).await?;
     // Deleting what does not exist succeeds, as in S3, and writes nothing.
     let Ok(path) = key_path(key) else {
         return Ok(crate::dispatch::no_content());
     };
-    if index.get(&path).await?.is_none() {
-        return Ok(crate::dispatch::no_content());
-    }
-    let changes = delete_changes(&index, &path).await?;
-    gw.pfs
-        .write_changes(&b.repo, &branch, changes)
+    let conditions = &conditions;
+    let path = &path;
+    // Planned from the branch as the delete lands: the condition, and the
+    // files below the key that the delete keeps, are those it replaces.
+    let (_, outcome) = gw
+        .pfs
+        .write_planned(&b.repo, &branch, &[], |view| async move {
+            let Some((entry, modified)) = current_object(&view, path).await? else {
+                return Ok((vec![], Ok(())));
+            };
+            if let Some(c) = conditions
+                && let Err(refusal) = c.check(&entry, modified)
+            {
+                return Ok((vec![], Err(refusal)));
+            }
+            let index = view.index().await?;
+            let changes = match &index {
+                Some(index) => delete_changes(index, path).await?,
+                None => vec![],
+            };
+            Ok((changes, Ok(())))
+        })
         .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+        .map_err(|e| match conditions {
+            Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
+            None => S3Error::from_pfs(e, &b.name, key),
+        })?;
+    outcome?;
     Ok(crate::dispatch::no_content())
 }
 
@@ -435,12 +480,12 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
     let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
     let elements = crate::xml::read_elements(&doc)?;
     let mut quiet = false;
-    // Key, version, and whether the object carries a condition.
-    let mut objects: Vec<(String, Option<String>, bool)> = Vec::new();
+    // Key, version, and the object's conditions.
+    let mut objects: Vec<(String, Option<String>, DeleteConditions)> = Vec::new();
     for (path, text) in elements {
         match path.as_str() {
             "Delete/Quiet" => quiet = text.trim().eq_ignore_ascii_case("true"),
-            "Delete/Object" => objects.push((String::new(), None, false)),
+            "Delete/Object" => objects.push((String::new(), None, DeleteConditions::default())),
             "Delete/Object/Key" => match objects.last_mut() {
                 Some(o) => o.0 = text,
                 None => {
@@ -454,12 +499,13 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
                     o.1 = Some(text);
                 }
             }
-            "Delete/Object/ETag" | "Delete/Object/LastModifiedTime" | "Delete/Object/Size" => {
-                if let Some(o) = objects.last_mut() {
-                    o.2 = true;
+            p => {
+                if let (Some(element), Some(o)) =
+                    (p.strip_prefix("Delete/Object/"), objects.last_mut())
+                {
+                    o.2.set(element, &text)?;
                 }
             }
-            _ => {}
         }
     }
     if objects.is_empty() || objects.len() > MAX_DELETE {
@@ -471,35 +517,44 @@ pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Resul
         });
     }
     let branch = b.branch()?.to_string();
-    let index = b.contents(&gw.pfs).await?.map(|(_, i)| i);
-    let mut changes = Vec::new();
-    let mut deleted = Vec::new();
-    let mut errors: Vec<(String, &'static str, String)> = Vec::new();
-    for (key, version, conditional) in &objects {
-        let checked = if *conditional {
-            Err(S3Error::NotImplemented {
-                what: "conditional deletes".into(),
-            })
-        } else {
-            check_delete_version(key, version.as_deref())
-        };
-        if let Err(e) = checked {
-            errors.push((key.clone(), e.code().0, e.to_string()));
-            continue;
+    b.check_exists(&gw.pfs).await?;
+    let objects = &objects;
+    // One write for all the objects, planned from the branch as it lands.
+    let plan = |view: pach_pfs::WriteView| async move {
+        let index = view.index().await?;
+        let modified = view
+            .commit()
+            .map_or(0, |c| c.finished_ns.unwrap_or(c.started_ns));
+        let mut changes = Vec::new();
+        let mut deleted = Vec::new();
+        let mut errors: Vec<(String, &'static str, String)> = Vec::new();
+        for (key, version, conditions) in objects {
+            if let Err(e) = check_delete_version(key, version.as_deref()) {
+                errors.push((key.clone(), e.code().0, e.to_string()));
+                continue;
+            }
+            if let (Some(index), Ok(path)) = (&index, key_path(key))
+                && let Some(entry) = index.get(&path).await?
+            {
+                if let Err(e) = conditions.check(&entry, modified) {
+                    errors.push((key.clone(), e.code().0, e.to_string()));
+                    continue;
+                }
+                changes.extend(delete_changes(index, &path).await?);
+            }
+            deleted.push((key.clone(), version.clone()));
         }
-        if let (Some(index), Ok(path)) = (&index, key_path(key))
-            && index.get(&path).await?.is_some()
-        {
-            changes.extend(delete_changes(index, &path).await?);
-        }
-        deleted.push((key.clone(), version.clone()));
-    }
-    if !changes.is_empty() {
-        gw.pfs
-            .write_changes(&b.repo, &branch, changes)
-            .await
-            .map_err(|e| S3Error::from_pfs(e, &b.name, ""))?;
-    }
+        Ok((changes, (deleted, errors)))
+    };
+    let conditional = objects.iter().any(|o| o.2 != DeleteConditions::default());
+    let (_, (deleted, errors)) = gw
+        .pfs
+        .write_planned(&b.repo, &branch, &[], plan)
+        .await
+        .map_err(|e| match conditional {
+            true => S3Error::from_pfs_conditional(e, &b.name, ""),
+            false => S3Error::from_pfs(e, &b.name, ""),
+        })?;
     let mut x = Xml::new("DeleteResult");
     if !quiet {
         for (key, version) in &deleted {
@@ -574,20 +629,36 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     }
     let (src, src_key, entry) = copy_source_entry(gw, req).await?;
     let (branch, _) = write_target(gw, &b).await?;
+    // COPY keeps the source's metadata; REPLACE takes the request's.
+    let metadata = match replace {
+        true => ObjectMetadata::of(&req.headers)?,
+        false => gw
+            .pfs
+            .file_attrs(&src.repo, &entry.path, &entry.hash)
+            .await
+            .map_err(|e| S3Error::from_pfs(e, &src.name, &src_key))?
+            .map(ObjectMetadata::from_attrs)
+            .transpose()?,
+    };
+    // A copy is one part, whatever the source was uploaded in.
+    let attrs = metadata
+        .map(|m| m.with_parts(vec![]))
+        .filter(|m| *m != ObjectMetadata::default())
+        .map(|m| m.to_attrs());
     if src.repo == b.repo && src.target == b.target && src_key == key && !replace {
         return Err(S3Error::InvalidRequest(
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes".into(),
         ));
     }
     let tag = etag(&entry);
-    gw.pfs
-        .write_changes(
-            &b.repo,
-            &branch,
-            vec![Change::Put(FileEntry { path, ..entry })],
-        )
-        .await
-        .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    write_object(
+        gw,
+        req,
+        (&b, &branch, key),
+        FileEntry { path, ..entry },
+        attrs,
+    )
+    .await?;
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(now_ns()))
         .elem("ETag", &tag);

@@ -45,6 +45,56 @@ pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
     t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
+/// Seconds since the epoch of an ISO 8601 time in UTC, as S3's XML writes
+/// them: `2024-01-02T03:04:05Z`, with or without fractions of a second,
+/// `Z` or `+00:00`.
+pub(crate) fn parse_iso8601(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let s = s
+        .strip_suffix('Z')
+        .or_else(|| s.strip_suffix("+00:00"))
+        .unwrap_or(s);
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, u32, u32) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let time = time.split('.').next()?;
+    let mut t = time.split(':');
+    let (h, mi, sec): (u64, u64, u64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if d.next().is_some()
+        || t.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(y, m, day);
+    u64::try_from(days * 86_400)
+        .ok()
+        .map(|s| s + h * 3600 + mi * 60 + sec)
+}
+
+/// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// `20130524T000000Z`, the form of Signature V4's dates, of seconds since
 /// the epoch.
 pub(crate) fn amz_date(secs: u64) -> String {
@@ -87,5 +137,22 @@ mod tests {
             Some(whole_seconds(ns))
         );
         assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(
+            parse_iso8601("2024-02-29T12:34:56.789Z"),
+            Some(whole_seconds(ns))
+        );
+        assert_eq!(
+            parse_iso8601("2024-02-29T12:34:56+00:00"),
+            Some(whole_seconds(ns))
+        );
+        assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Some(0));
+        for bad in [
+            "2024-02-29",
+            "2024-13-01T00:00:00Z",
+            "2024-02-29T25:00:00Z",
+            "x",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
     }
 }

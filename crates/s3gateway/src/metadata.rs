@@ -1,0 +1,240 @@
+//! Object metadata: `Content-Type`, `Cache-Control`, `Expires`,
+//! `Content-Encoding`, `Content-Disposition`, `Content-Language` and user
+//! metadata (`x-amz-meta-*`) given on PutObject, CreateMultipartUpload and
+//! CopyObject (`x-amz-metadata-directive: REPLACE`), returned by GetObject
+//! and HeadObject.
+//!
+//! They are kept as PFS file attributes ([`pach_pfs::attrs`]): a record
+//! keyed by the object's path and content hash, written in the transaction
+//! of the write, so metadata follows that content at that key (a commit
+//! that does not touch the object keeps it; other content written at the
+//! key, by any client, has none). An object without a record is served as
+//! before: `application/octet-stream`, no other header.
+//!
+//! Header values are kept byte for byte (a value that is not UTF-8, such as
+//! a Latin-1 `é`, comes back as it was sent): each byte is kept as the
+//! character of that code point.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, S3Error};
+
+/// S3's limit on user metadata: the names (without `x-amz-meta-`) and
+/// values, in bytes.
+pub(crate) const MAX_USER_METADATA: usize = 2048;
+
+/// The content type of an object without one.
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The standard headers kept, by their name.
+const STANDARD: [&str; 6] = [
+    "content-type",
+    "cache-control",
+    "expires",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ObjectMetadata {
+    /// The standard headers given, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    /// User metadata, by name without `x-amz-meta-` (lower case).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    user: BTreeMap<String, String>,
+    /// The sizes of a multipart upload's parts, in order (GetObject by
+    /// `partNumber`); empty for an object written whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<u64>,
+}
+
+/// A header value's bytes as a string of their code points.
+fn from_bytes(v: &HeaderValue) -> String {
+    v.as_bytes().iter().map(|&b| char::from(b)).collect()
+}
+
+/// The header value of a string [`from_bytes`] made.
+fn to_value(s: &str) -> Option<HeaderValue> {
+    let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(c).ok()).collect();
+    HeaderValue::from_bytes(&bytes?).ok()
+}
+
+impl ObjectMetadata {
+    /// The metadata a write's headers give; None when they give none to
+    /// keep (the default content type alone is not kept).
+    /// MetadataTooLarge past S3's 2 KiB of user metadata.
+    pub(crate) fn of(headers: &HeaderMap) -> Result<Option<ObjectMetadata>> {
+        let mut m = ObjectMetadata::default();
+        for name in STANDARD {
+            let Some(v) = headers.get(name) else {
+                continue;
+            };
+            let mut value = from_bytes(v);
+            // aws-chunked is how the body was sent, not what it is: it is
+            // taken out of the list (which is kept as given otherwise).
+            if name == "content-encoding" && value.split(',').any(|e| e.trim() == "aws-chunked") {
+                value = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty() && *e != "aws-chunked")
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if value.is_empty() {
+                    continue;
+                }
+            }
+            if name == "content-type" && value == DEFAULT_CONTENT_TYPE {
+                continue;
+            }
+            m.headers.insert(name.to_string(), value);
+        }
+        let mut size = 0;
+        for (name, v) in headers {
+            if let Some(user) = name.as_str().strip_prefix("x-amz-meta-") {
+                let value = from_bytes(v);
+                size += user.len() + v.as_bytes().len();
+                m.user.insert(user.to_string(), value);
+            }
+        }
+        if size > MAX_USER_METADATA {
+            return Err(S3Error::MetadataTooLarge { size });
+        }
+        Ok((m != ObjectMetadata::default()).then_some(m))
+    }
+
+    /// The same metadata, for an object made of parts of these sizes.
+    pub(crate) fn with_parts(self, parts: Vec<u64>) -> ObjectMetadata {
+        ObjectMetadata { parts, ..self }
+    }
+
+    /// The byte range (first, last) of part `number` (from 1) and the
+    /// number of parts, for an object of `size` bytes: an object written
+    /// whole is one part. NoSuchPart past the last part.
+    pub(crate) fn part_range(&self, number: u32, size: u64) -> Result<((u64, u64), usize)> {
+        let sizes = match self.parts.as_slice() {
+            [] => vec![size],
+            parts => parts.to_vec(),
+        };
+        let index = number as usize - 1;
+        let Some(&len) = sizes.get(index) else {
+            return Err(S3Error::NoSuchPart {
+                part: number,
+                count: sizes.len(),
+            });
+        };
+        let first: u64 = sizes[..index].iter().sum();
+        Ok(((first, (first + len).saturating_sub(1)), sizes.len()))
+    }
+
+    /// How many parts the object was uploaded in, if it was.
+    pub(crate) fn parts_count(&self) -> Option<usize> {
+        (!self.parts.is_empty()).then_some(self.parts.len())
+    }
+
+    /// The PFS attributes document.
+    pub(crate) fn to_attrs(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The metadata of a PFS attributes document; a document this gateway
+    /// did not write is an internal error.
+    pub(crate) fn from_attrs(attrs: serde_json::Value) -> Result<ObjectMetadata> {
+        serde_json::from_value(attrs)
+            .map_err(|e| S3Error::Internal(format!("unreadable object metadata: {e}")))
+    }
+
+    /// Sets the response's headers: the content type (the default when none
+    /// was given), the other standard headers and user metadata given.
+    pub(crate) fn apply(&self, r: &mut Response) {
+        let h = r.headers_mut();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static(DEFAULT_CONTENT_TYPE),
+        );
+        let user = self
+            .user
+            .iter()
+            .map(|(n, v)| (format!("x-amz-meta-{n}"), v));
+        let standard = self.headers.iter().map(|(n, v)| (n.clone(), v));
+        for (name, value) in standard.chain(user) {
+            if let (Ok(name), Some(value)) = (HeaderName::try_from(name), to_value(value)) {
+                h.insert(name, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.insert(
+                HeaderName::try_from(*n).unwrap(),
+                HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn kept_and_served_byte_for_byte() {
+        let h = headers(&[
+            ("content-type", b"text/csv"),
+            ("cache-control", b"max-age=60"),
+            ("content-encoding", b"aws-chunked, deflate,gzip"),
+            ("x-amz-meta-owner", b"Hello World\xe9"),
+            ("x-amz-meta-empty", b""),
+            ("x-amz-content-sha256", b"UNSIGNED-PAYLOAD"),
+        ]);
+        let m = ObjectMetadata::of(&h).unwrap().unwrap();
+        let m = ObjectMetadata::from_attrs(m.to_attrs()).unwrap();
+        let mut r = Response::new(axum::body::Body::empty());
+        m.apply(&mut r);
+        let got = r.headers();
+        assert_eq!(got["content-type"], "text/csv");
+        assert_eq!(got["cache-control"], "max-age=60");
+        assert_eq!(got["content-encoding"], "deflate, gzip");
+        assert_eq!(got["x-amz-meta-owner"].as_bytes(), b"Hello World\xe9");
+        assert_eq!(got["x-amz-meta-empty"], "");
+        assert!(got.get("x-amz-content-sha256").is_none());
+    }
+
+    #[test]
+    fn parts() {
+        let whole = ObjectMetadata::default();
+        assert_eq!(whole.part_range(1, 10).unwrap(), ((0, 9), 1));
+        assert!(matches!(
+            whole.part_range(2, 10),
+            Err(S3Error::NoSuchPart { part: 2, count: 1 })
+        ));
+        let m = ObjectMetadata::from_attrs(whole.with_parts(vec![5, 5, 2]).to_attrs()).unwrap();
+        assert_eq!(m.part_range(1, 12).unwrap(), ((0, 4), 3));
+        assert_eq!(m.part_range(3, 12).unwrap(), ((10, 11), 3));
+        assert!(m.part_range(4, 12).is_err());
+        assert_eq!(m.parts_count(), Some(3));
+    }
+
+    #[test]
+    fn nothing_to_keep_and_too_much() {
+        let h = headers(&[
+            ("content-type", b"application/octet-stream"),
+            ("content-encoding", b"aws-chunked"),
+        ]);
+        assert_eq!(ObjectMetadata::of(&h).unwrap(), None);
+        let big = vec![b'x'; 2046];
+        let h = headers(&[("x-amz-meta-big", &big)]);
+        assert!(matches!(
+            ObjectMetadata::of(&h),
+            Err(S3Error::MetadataTooLarge { size: 2049 })
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! A gateway over a real metadata store on loopback, and boto3 (installed
+//! by `scripts/test-tools.sh`) to drive it.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use pach_meta::RedbStore;
+use pach_pfs::Pfs;
+use pach_s3gateway::{AllowAll, Gateway};
+use pach_storage::ContentStore;
+
+pub struct Served {
+    pub pfs: Pfs,
+    pub endpoint: String,
+    pub dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A gateway without auth over a fresh PFS.
+pub async fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let pfs = Pfs::new(
+        meta,
+        ContentStore::new(store, object_store::path::Path::from("")),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(Gateway::new(pfs.clone(), Arc::new(AllowAll)).serve(
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Served {
+        pfs,
+        endpoint,
+        dir,
+        stop,
+        server,
+    }
+}
+
+impl Served {
+    /// Runs a Python script with boto3, `S3_ENDPOINT` naming the gateway;
+    /// its standard output.
+    pub async fn python(&self, script: &str) -> String {
+        let home = std::env::var("HOME").expect("HOME");
+        let python = PathBuf::from(home).join(".cache/pach-test-tools/s3clients/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: scripts/test-tools.sh installs the S3 clients",
+            python.display()
+        );
+        let path = self.dir.path().join("script.py");
+        std::fs::write(&path, script).unwrap();
+        let endpoint = self.endpoint.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(python)
+                .arg(&path)
+                .env("S3_ENDPOINT", &endpoint)
+                .env("AWS_CONFIG_FILE", "/dev/null")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .output()
+                .expect("run python")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "python failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.server.await.unwrap().unwrap();
+    }
+}
