@@ -11,7 +11,9 @@
 //! workers claim datums (`pps/tasks/`, `pps/slots/`); a 1.0 pachd would run
 //! datums itself beside 1.1 workers, so it must not open a 1.1 store. 1.2
 //! lets an index root carry an overlay of entries (`RootV2`, see
-//! `pach_storage`'s index module), which a 1.1 pachd cannot read.
+//! `pach_storage`'s index module), which a 1.1 pachd cannot read, and adds
+//! the S3 gateway's records (`pfs/file-attrs/`, `pfs/completed-uploads/`),
+//! which a 1.1 pachd would neither keep right nor delete with their repo.
 
 use anyhow::bail;
 use pach_meta::{MetaStore, Txn};
