@@ -1317,6 +1317,25 @@ async fn put_if_absent(pfs: &Pfs, reference: &str, path: &str, data: &[u8]) -> R
     Ok(wrote)
 }
 
+/// 16 writers put `[i]` at `path` of master if nothing is there; asserts
+/// that exactly one wins and returns what it wrote.
+async fn race_to_put(pfs: &Pfs, path: &'static str) -> Vec<u8> {
+    let racers: Vec<_> = (0..16u8)
+        .map(|i| {
+            let pfs = pfs.clone();
+            tokio::spawn(async move { put_if_absent(&pfs, "master", path, &[i]).await.unwrap() })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        if r.await.unwrap() {
+            won.push(i as u8);
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one writer wins: {won:?}");
+    won
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn planned_writes_racing_on_one_condition_have_one_winner() {
     let f = fixture();
@@ -1331,19 +1350,7 @@ async fn planned_writes_racing_on_one_condition_have_one_winner() {
     };
     let before = commits(pfs.clone()).await;
     // On the branch: each write would be a new commit.
-    let racers: Vec<_> = (0..16u8)
-        .map(|i| {
-            let pfs = pfs.clone();
-            tokio::spawn(async move { put_if_absent(&pfs, "master", "/k", &[i]).await.unwrap() })
-        })
-        .collect();
-    let mut won = Vec::new();
-    for (i, r) in racers.into_iter().enumerate() {
-        if r.await.unwrap() {
-            won.push(i as u8);
-        }
-    }
-    assert_eq!(won.len(), 1, "exactly one writer wins: {won:?}");
+    let won = race_to_put(pfs, "/k").await;
     assert_eq!(read(pfs, "r", "master", "/k").await.unwrap(), won);
     // The losers wrote no commit, not even an empty one.
     assert_eq!(commits(pfs.clone()).await, before + 1);
@@ -1353,19 +1360,7 @@ async fn planned_writes_racing_on_one_condition_have_one_winner() {
         .start_commit("r", Some("master"), None, "")
         .await
         .unwrap();
-    let racers: Vec<_> = (0..16u8)
-        .map(|i| {
-            let pfs = pfs.clone();
-            tokio::spawn(async move { put_if_absent(&pfs, "master", "/j", &[i]).await.unwrap() })
-        })
-        .collect();
-    let mut won = Vec::new();
-    for (i, r) in racers.into_iter().enumerate() {
-        if r.await.unwrap() {
-            won.push(i as u8);
-        }
-    }
-    assert_eq!(won.len(), 1, "exactly one writer wins: {won:?}");
+    let won = race_to_put(pfs, "/j").await;
     let (commit, _) = pfs.resolve_commit("r", &open.id).await.unwrap();
     assert_eq!(commit.writes, 1, "one write staged into the open commit");
     pfs.finish_commit("r", &open.id, None).await.unwrap();

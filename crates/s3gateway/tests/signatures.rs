@@ -4,14 +4,11 @@
 //! a gateway whose authorizer knows one key's secret and lets that key read
 //! and write one repo only.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
-use pach_meta::RedbStore;
-use pach_pfs::Pfs;
-use pach_s3gateway::{Access, Authorizer, Caller, Gateway, S3Error};
-use pach_storage::ContentStore;
+use pach_s3gateway::{Access, Authorizer, Caller, S3Error};
+
+mod common;
 
 const KEY: &str = "AKIDPACHYDERMTEST";
 const SECRET: &str = "the-secret/with+signs";
@@ -39,17 +36,6 @@ impl Authorizer for OneKey {
         }
         Err(S3Error::AccessDenied(format!("no access to repo '{repo}'")))
     }
-}
-
-fn python() -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME");
-    let p = PathBuf::from(home).join(".cache/pach-test-tools/s3clients/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/test-tools.sh installs the S3 clients",
-        p.display()
-    );
-    p
 }
 
 const SCRIPT: &str = r#"
@@ -162,48 +148,10 @@ print("chunked", put("/master.open/chunked", [b"a" * 65536, b"b" * 1000]))
 print("chunked-corrupt", put("/master.open/corrupt", [b"a" * 65536, b"b" * 1000], corrupt=True))
 "#;
 
-fn run(script: &str, endpoint: &str, dir: &std::path::Path) -> String {
-    let path = dir.join("script.py");
-    std::fs::write(&path, script).unwrap();
-    let out = Command::new(python())
-        .arg(&path)
-        .env("S3_ENDPOINT", endpoint)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
-    let store = Arc::new(object_store::memory::InMemory::new());
-    let pfs = Pfs::new(
-        meta,
-        ContentStore::new(store, object_store::path::Path::from("")),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        Gateway::new(pfs.clone(), Arc::new(OneKey)).serve(listener, async {
-            let _ = stopped.await;
-        }),
-    );
-
-    let (endpoint2, path) = (endpoint.clone(), dir.path().to_path_buf());
-    let out = tokio::task::spawn_blocking(move || run(SCRIPT, &endpoint2, &path))
-        .await
-        .unwrap();
+    let served = common::serve_with(Arc::new(OneKey)).await;
+    let out = served.python(SCRIPT).await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines,
@@ -223,10 +171,7 @@ async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
         ],
         "{out}"
     );
-    let (endpoint2, path) = (endpoint.clone(), dir.path().to_path_buf());
-    let out = tokio::task::spawn_blocking(move || run(CHUNKED, &endpoint2, &path))
-        .await
-        .unwrap();
+    let out = served.python(CHUNKED).await;
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
@@ -237,11 +182,11 @@ async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
     );
     // What was refused wrote nothing: the corrupted upload and the wrong
     // secret's put are not files; the chunked upload is, whole.
+    let pfs = &served.pfs;
     let (_, index) = pfs.branch_head("open", "master").await.unwrap().unwrap();
     assert!(index.get("/b").await.unwrap().is_none());
     assert!(index.get("/corrupt").await.unwrap().is_none());
     assert_eq!(index.get("/chunked").await.unwrap().unwrap().size, 66536);
     assert!(pfs.inspect_repo("closed").await.is_err());
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    served.stop().await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pach_meta::RedbStore;
 use pach_pfs::Pfs;
-use pach_s3gateway::{AllowAll, Gateway};
+use pach_s3gateway::{AllowAll, Authorizer, Gateway};
 use pach_storage::ContentStore;
 
 pub struct Served {
@@ -19,7 +19,13 @@ pub struct Served {
 }
 
 /// A gateway without auth over a fresh PFS.
+#[allow(dead_code)] // not every test file that includes this module calls it
 pub async fn serve() -> Served {
+    serve_with(Arc::new(AllowAll)).await
+}
+
+/// A gateway whose callers `auth` authorizes, over a fresh PFS.
+pub async fn serve_with(auth: Arc<dyn Authorizer>) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
     let store = Arc::new(object_store::memory::InMemory::new());
@@ -30,12 +36,9 @@ pub async fn serve() -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(Gateway::new(pfs.clone(), Arc::new(AllowAll)).serve(
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(Gateway::new(pfs.clone(), auth).serve(listener, async {
+        let _ = stopped.await;
+    }));
     Served {
         pfs,
         endpoint,
