@@ -319,6 +319,70 @@ fn golden_streams_keep_restoring() {
     assert!(!p.ok(&["fsck"]).to_lowercase().contains("missing"));
 }
 
+/// The golden 1.1 stream (written by the release that introduced 1.1: auth
+/// active, `robot:reader` a READER of `golden`) restores with who may do
+/// what: its tokens, stored hashed, still log in; the reader reads and may
+/// not write.
+#[test]
+fn golden_stream_1_1_keeps_its_access_control() {
+    // The tokens the 1.1 cluster issued (a throwaway cluster's).
+    const ADMIN: &str = "5875ae4f148f4902bef233af775f75c6";
+    const READER: &str = "aeb76cceecc34a44a6ec2493d57bd02d";
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/extract-1.1.stream");
+    let p = Pachd::start();
+    let out = restore_from(&p, &golden);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = p.fails(&["list", "repo"]);
+    assert!(refused.to_lowercase().contains("auth"), "{refused}");
+    p.ok_stdin(&["auth", "use-auth-token"], ADMIN.as_bytes());
+    assert!(p.ok(&["auth", "whoami"]).contains("robot:golden-admin"));
+    assert_eq!(
+        p.raw(&["inspect", "repo", "golden"])[0]["description"],
+        "golden stream 1.1"
+    );
+    let ids: Vec<String> = p
+        .raw(&["list", "commit", "golden"])
+        .iter()
+        .map(|c| c["commit"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "30004e6490294806b9c18f2eba075bfd",
+            "491914127c6140c185c6c201b5e122f3",
+            "cfe0bf14114b479292707d076e7a25a6"
+        ]
+    );
+    assert!(
+        p.ok(&["auth", "get", "golden"])
+            .contains("robot:reader: READER")
+    );
+
+    p.ok_stdin(&["auth", "use-auth-token"], READER.as_bytes());
+    assert_eq!(
+        p.ok(&["get", "file", "golden@master:/a.txt"]),
+        "golden a, second version\n"
+    );
+    assert_eq!(
+        p.ok(&["get", "file", "golden@master:/dir/b.txt"]),
+        "golden b\n"
+    );
+    let c = p.dir.path().join("c.txt");
+    std::fs::write(&c, "c\n").unwrap();
+    let denied = p.fails(&[
+        "put",
+        "file",
+        "golden@master:/c.txt",
+        "-f",
+        c.to_str().unwrap(),
+    ]);
+    assert!(denied.contains("golden"), "{denied}");
+}
+
 #[test]
 fn paused_writes_are_refused_retryably_and_resume() {
     let p = Pachd::start();
