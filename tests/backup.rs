@@ -269,11 +269,10 @@ fn bad_streams_are_refused_before_any_change() {
     );
 }
 
-/// Every released stream format keeps restoring: the golden streams in
-/// tests/golden were written by the release that introduced their format.
-#[test]
-fn golden_streams_keep_restoring() {
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/extract-1.0.stream");
+/// A fresh pachd with tests/golden/extract-VERSION.stream restored into it.
+fn restored_golden(version: &str) -> Pachd {
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("golden/extract-{version}.stream"));
     let p = Pachd::start();
     let out = restore_from(&p, &golden);
     assert!(
@@ -281,15 +280,26 @@ fn golden_streams_keep_restoring() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let repo = &p.raw(&["inspect", "repo", "golden"])[0];
-    assert_eq!(repo["description"], "golden stream 1.0");
-    let ids: Vec<String> = p
-        .raw(&["list", "commit", "golden"])
+    p
+}
+
+/// The ids of a repo's commits, newest first.
+fn commit_ids(p: &Pachd, repo: &str) -> Vec<String> {
+    p.raw(&["list", "commit", repo])
         .iter()
         .map(|c| c["commit"]["id"].as_str().unwrap().to_string())
-        .collect();
+        .collect()
+}
+
+/// Every released stream format keeps restoring: the golden streams in
+/// tests/golden were written by the release that introduced their format.
+#[test]
+fn golden_streams_keep_restoring() {
+    let p = restored_golden("1.0");
+    let repo = &p.raw(&["inspect", "repo", "golden"])[0];
+    assert_eq!(repo["description"], "golden stream 1.0");
     assert_eq!(
-        ids,
+        commit_ids(&p, "golden"),
         [
             "e6c7dc1f0b2a4afcb7f95a29d901f00b",
             "563f327a22ca491084ad9fcc5ad635e9",
@@ -328,14 +338,7 @@ fn golden_stream_1_1_keeps_its_access_control() {
     // The tokens the 1.1 cluster issued (a throwaway cluster's).
     const ADMIN: &str = "5875ae4f148f4902bef233af775f75c6";
     const READER: &str = "aeb76cceecc34a44a6ec2493d57bd02d";
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/extract-1.1.stream");
-    let p = Pachd::start();
-    let out = restore_from(&p, &golden);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let p = restored_golden("1.1");
     let refused = p.fails(&["list", "repo"]);
     assert!(refused.to_lowercase().contains("auth"), "{refused}");
     p.ok_stdin(&["auth", "use-auth-token"], ADMIN.as_bytes());
@@ -344,13 +347,8 @@ fn golden_stream_1_1_keeps_its_access_control() {
         p.raw(&["inspect", "repo", "golden"])[0]["description"],
         "golden stream 1.1"
     );
-    let ids: Vec<String> = p
-        .raw(&["list", "commit", "golden"])
-        .iter()
-        .map(|c| c["commit"]["id"].as_str().unwrap().to_string())
-        .collect();
     assert_eq!(
-        ids,
+        commit_ids(&p, "golden"),
         [
             "30004e6490294806b9c18f2eba075bfd",
             "491914127c6140c185c6c201b5e122f3",

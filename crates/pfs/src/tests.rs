@@ -233,10 +233,9 @@ async fn pfs_concurrency(pfs: &Pfs) {
     );
 }
 
-#[tokio::test]
-async fn provenance_starts_downstream_commits_and_flush_waits() {
-    let f = fixture();
-    let pfs = &f.pfs;
+/// Repos `input` (with `/a` on master) and `output`, whose master has
+/// `input@master` as provenance.
+async fn input_feeding_output(pfs: &Pfs) {
     pfs.create_repo("input", "", false).await.unwrap();
     pfs.create_repo("output", "", false).await.unwrap();
     put(pfs, "input", "master", &[("/a", b"1")]).await.unwrap();
@@ -244,9 +243,16 @@ async fn provenance_starts_downstream_commits_and_flush_waits() {
         repo: "input".into(),
         name: "master".into(),
     }];
-    pfs.create_branch("output", "master", None, Some(prov.clone()))
+    pfs.create_branch("output", "master", None, Some(prov))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn provenance_starts_downstream_commits_and_flush_waits() {
+    let f = fixture();
+    let pfs = &f.pfs;
+    input_feeding_output(pfs).await;
     assert!(
         pfs.create_branch(
             "input",
@@ -1259,16 +1265,7 @@ async fn write_commits_makes_a_commit_per_set_in_one_transaction() {
 async fn write_commits_on_a_branch_others_depend_on_gives_each_commit_its_downstream() {
     let f = fixture();
     let pfs = &f.pfs;
-    pfs.create_repo("input", "", false).await.unwrap();
-    pfs.create_repo("output", "", false).await.unwrap();
-    put(pfs, "input", "master", &[("/a", b"1")]).await.unwrap();
-    let prov = vec![BranchName {
-        repo: "input".into(),
-        name: "master".into(),
-    }];
-    pfs.create_branch("output", "master", None, Some(prov))
-        .await
-        .unwrap();
+    input_feeding_output(pfs).await;
     pfs.finish_commit("output", "master", None).await.unwrap();
     let sets = vec![
         appends(pfs, &[("/b", b"2")]).await,

@@ -114,13 +114,14 @@ impl ChangeSet {
     /// edits becomes the edited entry; one a later change sets is replaced.
     pub(crate) fn absorb_overlay(&mut self, overlay: Vec<FileEntry>) {
         for entry in overlay {
-            let effect = match self.effects.by_path.remove(&entry.path) {
+            let path = entry.path.clone();
+            let effect = match self.effects.by_path.remove(&path) {
                 Some(set @ Effect::Set(_)) => set,
-                Some(edit @ Effect::Edit(_)) => Effect::Set(edit.apply(Some(entry.clone()))),
-                None if self.deleted.covers(&entry.path) => continue,
-                None => Effect::Set(Some(entry.clone())),
+                Some(edit @ Effect::Edit(_)) => Effect::Set(edit.apply(Some(entry))),
+                None if self.deleted.covers(&path) => continue,
+                None => Effect::Set(Some(entry)),
             };
-            self.effects.by_path.insert(entry.path, effect);
+            self.effects.by_path.insert(path, effect);
         }
     }
 
