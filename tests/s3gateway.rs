@@ -391,7 +391,7 @@ def code(f):
 s3.create_bucket(Bucket="master.data")
 s3.create_bucket(Bucket="dev.data")
 names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-assert names == ["dev.data", "master.data"], names
+assert names == ["dev.data", "master.data", "master.made_here"], names
 
 put = s3.put_object(Bucket="data", Key="a/b.txt", Body=b"0123456789")
 head = s3.head_object(Bucket="master.data", Key="a/b.txt")
@@ -413,6 +413,13 @@ assert code(lambda: s3.put_bucket_versioning(Bucket="data", VersioningConfigurat
 assert code(lambda: s3.delete_bucket(Bucket="data")) == "BucketNotEmpty"
 # Creating a bucket that exists succeeds, as in us-east-1, and keeps it as it is.
 s3.create_bucket(Bucket="master.data")
+# New buckets follow S3's naming rules, and nothing is created for a refused
+# name; a repo of another Pachyderm name (made with pachctl) is served.
+for bad in ["raw_data", "ab", "Data", "master.data-", "192.168.5.123"]:
+    assert code(lambda: s3.create_bucket(Bucket=bad)) == "InvalidBucketName", bad
+assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["dev.data", "master.data", "master.made_here"]
+s3.create_bucket(Bucket="made_here")
+s3.put_object(Bucket="made_here", Key="k", Body=b"v")
 assert s3.get_object(Bucket="data", Key="a/b.txt")["Body"].read() == b"0123456789"
 
 # A key and a "directory" of the same name are two objects.
@@ -447,7 +454,10 @@ print("ok")
 #[test]
 fn boto3_reads_writes_lists_and_gets_s3_errors() {
     let g = Gateway::start();
+    g.pachd.ok(&["create", "repo", "made_here"]);
+    g.pachd.ok(&["create", "branch", "made_here@master"]);
     assert_eq!(g.python(BOTO3).trim(), "ok");
+    assert_eq!(g.pachd.ok(&["get", "file", "made_here@master:/k"]), "v");
     // dev.data got one commit (the copy); master.data one per write.
     assert_eq!(
         g.pachd.ok(&["get", "file", "data@dev:/copied"]),

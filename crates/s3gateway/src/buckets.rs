@@ -172,6 +172,19 @@ pub(crate) async fn create_bucket(gw: &Gateway, req: &Req, body: Body) -> Result
     } else {
         gw.allow(req, Access::CreateRepo(&b.repo)).await?;
     }
+    let exists = repo_exists && gw.pfs.inspect_branch(&b.repo, branch).await.is_ok();
+    if !exists && let Some(problem) = s3_naming_problem(&b.name) {
+        return Err(S3Error::InvalidBucketName {
+            bucket: b.name.clone(),
+            reason: format!(
+                "{problem}. The gateway only creates buckets under S3's naming rules (3 to 63 \
+                 lowercase letters, digits, '.' and '-', starting and ending with a letter or \
+                 digit), so that every S3 client can address them; other Pachyderm names are \
+                 served once they exist: create them with `pachctl create repo` / `pachctl \
+                 create branch`"
+            ),
+        });
+    }
     let exists = match gw.pfs.create_repo(&b.repo, "", false).await {
         Ok(()) => false,
         Err(PfsError::RepoExists { .. }) => gw.pfs.inspect_branch(&b.repo, branch).await.is_ok(),
@@ -188,6 +201,31 @@ pub(crate) async fn create_bucket(gw: &Gateway, req: &Req, body: Body) -> Result
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "location", &format!("/{}", b.name));
     Ok(r)
+}
+
+/// Why S3 would refuse `name` for a new bucket (its general-purpose bucket
+/// rules), or None.
+fn s3_naming_problem(name: &str) -> Option<String> {
+    if !(3..=63).contains(&name.len()) {
+        return Some(format!("it is {} characters long", name.len()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-')))
+    {
+        return Some(format!("{c:?} is not allowed"));
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge(name.chars().next()) || !edge(name.chars().last()) {
+        return Some("it must start and end with a letter or a digit".into());
+    }
+    if let Some(pair) = ["..", ".-", "-."].into_iter().find(|p| name.contains(p)) {
+        return Some(format!("it contains {pair:?}"));
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some("it is formatted as an IP address".into());
+    }
+    None
 }
 
 /// Deletes an empty bucket: its branch, and its repo with it when that was
@@ -594,6 +632,28 @@ pub(crate) async fn list_versions(gw: &Gateway, req: &Req) -> Result<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_buckets_follow_s3_naming_rules() {
+        for good in ["abc", "master.images", "dev-2.raw-data", &"a".repeat(63)] {
+            assert_eq!(s3_naming_problem(good), None, "{good:?}");
+        }
+        for bad in [
+            "a",
+            "aa",
+            &"a".repeat(64),
+            "foo_bar",
+            "Images",
+            "_abc",
+            "foo-",
+            "foo..bar",
+            "foo.-bar",
+            "foo-.bar",
+            "192.168.5.123",
+        ] {
+            assert!(s3_naming_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn successors_bound_every_extension() {
