@@ -530,7 +530,7 @@ async fn garbage_collection_keeps_the_parts_of_uploads_in_progress() {
             .await
             .unwrap();
         session.finish().await.unwrap();
-        parts.push(pfs.put_upload_part(&upload, n, entry).await.unwrap());
+        parts.push(pfs.put_upload_part(&upload, n, entry, None).await.unwrap());
     }
     let report = crate::garbage_collect(pfs, std::time::Duration::ZERO)
         .await
