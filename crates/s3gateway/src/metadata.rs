@@ -56,8 +56,9 @@ pub(crate) struct ObjectMetadata {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     user: BTreeMap<String, String>,
     /// The sizes of a multipart upload's parts, in order (GetObject by
-    /// `partNumber`); empty for an object written whole.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `partNumber`); empty for an object written whole. Kept in runs of
+    /// equal sizes ([`part_sizes`]), so that 10,000 parts fit the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "part_sizes")]
     parts: Vec<u64>,
     /// The object's checksum, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +70,51 @@ pub(crate) struct ObjectMetadata {
     /// An upload in progress: the algorithm and type it was started with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upload_checksum: Option<(Algorithm, ChecksumType)>,
+}
+
+/// Part sizes as kept: a list whose items are a size, or `[size, count]`
+/// for a run of `count` parts of that size (records written before runs
+/// hold sizes only, which read the same).
+mod part_sizes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        One(u64),
+        Run(u64, u64),
+    }
+
+    pub(super) fn serialize<S: Serializer>(sizes: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        let mut items: Vec<Item> = Vec::new();
+        for &size in sizes {
+            match items.last_mut() {
+                Some(Item::Run(last, count)) if *last == size => *count += 1,
+                Some(Item::One(last)) if *last == size => {
+                    *items.last_mut().expect("an item") = Item::Run(size, 2)
+                }
+                _ => items.push(Item::One(size)),
+            }
+        }
+        items.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let items = Vec::<Item>::deserialize(d)?;
+        let mut sizes = Vec::new();
+        for item in items {
+            match item {
+                Item::One(size) => sizes.push(size),
+                Item::Run(size, count) => {
+                    if sizes.len() as u64 + count > u64::from(pach_pfs::uploads::MAX_PART_NUMBER) {
+                        return Err(serde::de::Error::custom("more parts than an upload has"));
+                    }
+                    sizes.extend(std::iter::repeat_n(size, count as usize));
+                }
+            }
+        }
+        Ok(sizes)
+    }
 }
 
 /// A header value's bytes as a string of their code points.
@@ -323,6 +369,24 @@ mod tests {
         assert_eq!(m.part_range(3, 12).unwrap(), ((10, 11), 3));
         assert!(m.part_range(4, 12).is_err());
         assert_eq!(m.parts_count(), Some(3));
+    }
+
+    /// 10,000 parts of equal size fit the record; records of sizes only
+    /// (written before runs) read the same.
+    #[test]
+    fn many_parts() {
+        let mut sizes = vec![5 << 20; 9_999];
+        sizes.push(7);
+        let m = ObjectMetadata::default().with_parts(sizes.clone(), vec![], None);
+        let attrs = m.to_attrs();
+        assert_eq!(attrs["parts"], serde_json::json!([[5 << 20, 9_999], 7]));
+        assert_eq!(ObjectMetadata::from_attrs(attrs).unwrap().parts, sizes);
+        let old = serde_json::json!({"parts": [5, 5, 2]});
+        assert_eq!(ObjectMetadata::from_attrs(old).unwrap().parts, [5, 5, 2]);
+        let m = ObjectMetadata::default().with_parts(vec![5, 5, 2], vec![], None);
+        assert_eq!(m.to_attrs()["parts"], serde_json::json!([[5, 2], 2]));
+        let too_many = serde_json::json!({"parts": [[1, 10_001]]});
+        assert!(ObjectMetadata::from_attrs(too_many).is_err());
     }
 
     /// Checksums are kept with the rest; a record written before them

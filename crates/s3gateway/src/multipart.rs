@@ -18,6 +18,7 @@
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
+use pach_pfs::attrs::MAX_ATTRS_BYTES;
 use pach_pfs::uploads::MAX_PART_NUMBER;
 use pach_pfs::{PartRecord, UploadRecord, WriteView};
 use pach_storage::FileEntry;
@@ -516,13 +517,8 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         let current = current_object(&view, path).await?;
         Ok(c.check(current.as_ref().map(|(e, _)| e), bucket, key))
     };
-    let attrs = metadata
-        .with_parts(
-            chosen.iter().map(|p| p.size).collect(),
-            part_checksums,
-            checksum.clone(),
-        )
-        .to_attrs();
+    let sizes = chosen.iter().map(|p| p.size).collect();
+    let attrs = object_attrs(metadata, sizes, part_checksums, checksum.clone());
     let (_, entry) = gw
         .pfs
         .complete_upload_if(&upload, &chosen, Some(attrs), check)
@@ -532,6 +528,25 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
             None => S3Error::from_pfs(e, &b.name, key),
         })??;
     Ok(completion_result(&b, key, &entry.hash, checksum.as_ref()))
+}
+
+/// The attributes of a completed upload's object: its metadata, parts'
+/// sizes and checksum, and its parts' checksums while the record can hold
+/// them (about 170 SHA-256 ones); past that, without them.
+fn object_attrs(
+    metadata: ObjectMetadata,
+    sizes: Vec<u64>,
+    part_checksums: Vec<String>,
+    checksum: Option<Checksum>,
+) -> serde_json::Value {
+    let attrs = metadata
+        .clone()
+        .with_parts(sizes.clone(), part_checksums, checksum.clone())
+        .to_attrs();
+    if serde_json::to_vec(&attrs).map_or(0, |v| v.len()) <= MAX_ATTRS_BYTES {
+        return attrs;
+    }
+    metadata.with_parts(sizes, vec![], checksum).to_attrs()
 }
 
 /// The checksum a completion sends (`x-amz-checksum-<alg>`, and
@@ -690,4 +705,40 @@ pub(crate) async fn list_uploads(gw: &Gateway, req: &Req) -> Result<Response> {
             .close("CommonPrefixes");
     }
     Ok(xml_response(x.finish("ListMultipartUploadsResult")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many parts' checksums do not fit the record: the object keeps its
+    /// own, and its parts' sizes.
+    #[test]
+    fn part_checksums_while_they_fit() {
+        let sha = |i: usize| Algorithm::Sha256.of(&i.to_be_bytes());
+        let whole = Checksum {
+            algorithm: Algorithm::Sha256,
+            value: "w-2".into(),
+            kind: ChecksumType::Composite,
+        };
+        let few = object_attrs(
+            ObjectMetadata::default(),
+            vec![5, 1],
+            vec![sha(0), sha(1)],
+            Some(whole.clone()),
+        );
+        let few = ObjectMetadata::from_attrs(few).unwrap();
+        assert_eq!(few.part_checksum(2).unwrap().value, sha(1));
+        let n = 1000;
+        let many = object_attrs(
+            ObjectMetadata::default(),
+            vec![5; n],
+            (0..n).map(sha).collect(),
+            Some(whole.clone()),
+        );
+        let many = ObjectMetadata::from_attrs(many).unwrap();
+        assert_eq!(many.checksum(), Some(&whole));
+        assert_eq!(many.parts_count(), Some(n));
+        assert_eq!(many.part_checksum(2), None);
+    }
 }
