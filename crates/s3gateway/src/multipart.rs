@@ -29,7 +29,7 @@ use crate::checksum::{self, Algorithm, Announced, Checksum, ChecksumType};
 use crate::conditional::{WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::metadata::ObjectMetadata;
-use crate::objects::copy_source_entry;
+use crate::objects::{copy_checksum, copy_source_entry};
 use crate::request::{Req, set_header, xml_response};
 use crate::time::iso8601;
 use crate::xml::Xml;
@@ -237,31 +237,7 @@ async fn copy_part(
     let Some(range) = req.header("x-amz-copy-source-range") else {
         let checksum = match algorithm {
             None => None,
-            Some(a) => {
-                let kept = match gw
-                    .pfs
-                    .file_attrs(&src.repo, &source.path, &source.hash)
-                    .await
-                {
-                    Ok(attrs) => attrs.map(ObjectMetadata::from_attrs).transpose()?,
-                    Err(e) => return Err(S3Error::from_pfs(e, &src.name, &src_key)),
-                };
-                let kept = kept
-                    .and_then(|m| m.checksum().cloned())
-                    .filter(|c| c.algorithm == a && c.kind == ChecksumType::FullObject);
-                let value = match kept {
-                    Some(c) => c.value,
-                    None => {
-                        let mut h = a.hasher();
-                        let mut bytes = gw.pfs.content().read_file(&source, 0, None);
-                        while let Some(chunk) = bytes.next().await {
-                            h.update(&chunk?);
-                        }
-                        h.finish()
-                    }
-                };
-                Some((a, value))
-            }
+            Some(a) => Some((a, copy_checksum(gw, (&src, &src_key), &source, a).await?)),
         };
         let entry = FileEntry {
             path: upload.path.clone(),

@@ -25,7 +25,7 @@ use pach_storage::{Change, FileEntry, IndexReader};
 
 use crate::bucket::{Bucket, Target, key_path};
 use crate::buckets::{check_acl_headers, etag};
-use crate::checksum::{Announced, Checksum, ChecksumType};
+use crate::checksum::{self, Algorithm, Announced, Checksum, ChecksumType};
 use crate::conditional::{DeleteConditions, WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::metadata::ObjectMetadata;
@@ -755,6 +755,30 @@ pub(crate) async fn copy_source_entry(
     Ok((src, key, entry))
 }
 
+/// The checksum of `algorithm` of a copy's source (`entry`, at `key` of
+/// `bucket`): the full-object one it is kept with, or computed by reading
+/// it.
+pub(crate) async fn copy_checksum(
+    gw: &Gateway,
+    (bucket, key): (&Bucket, &str),
+    entry: &FileEntry,
+    algorithm: Algorithm,
+) -> Result<String> {
+    let kept = object_metadata(gw, bucket, key, entry).await?;
+    if let Some(c) = kept.checksum()
+        && c.algorithm == algorithm
+        && c.kind == ChecksumType::FullObject
+    {
+        return Ok(c.value.clone());
+    }
+    let mut h = algorithm.hasher();
+    let mut bytes = gw.pfs.content().read_file(entry, 0, None);
+    while let Some(chunk) = bytes.next().await {
+        h.update(&chunk?);
+    }
+    Ok(h.finish())
+}
+
 pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
@@ -778,17 +802,25 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let (src, src_key, entry) = copy_source_entry(gw, req).await?;
     let (branch, _) = write_target(gw, &b).await?;
     // COPY keeps the source's metadata; REPLACE takes the request's. The
-    // content's checksum is the source's either way. A copy is one part,
+    // content's checksum is the source's either way, or the one of the
+    // algorithm asked for (`x-amz-checksum-algorithm`). A copy is one part,
     // whatever the source was uploaded in.
     let source = object_metadata(gw, &src, &src_key, &entry)
         .await?
         .for_copy();
-    let metadata = match replace {
-        true => ObjectMetadata::of(&req.headers)?
-            .unwrap_or_default()
-            .with_checksum(source.checksum().cloned()),
-        false => source,
+    let checksum = match checksum::algorithm_header(&req.headers, "x-amz-checksum-algorithm")? {
+        Some(a) => Some(Checksum {
+            algorithm: a,
+            value: copy_checksum(gw, (&src, &src_key), &entry, a).await?,
+            kind: ChecksumType::FullObject,
+        }),
+        None => source.checksum().cloned(),
     };
+    let metadata = match replace {
+        true => ObjectMetadata::of(&req.headers)?.unwrap_or_default(),
+        false => source,
+    }
+    .with_checksum(checksum.clone());
     let attrs = metadata.kept().map(|m| m.to_attrs());
     if src.repo == b.repo && src.target == b.target && src_key == key && !replace {
         return Err(S3Error::InvalidRequest(
@@ -807,6 +839,10 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(now_ns()))
         .elem("ETag", &tag);
+    if let Some(c) = &checksum {
+        x.elem(c.algorithm.element(), &c.value)
+            .elem("ChecksumType", c.kind.name());
+    }
     Ok(xml_response(x.finish("CopyObjectResult")))
 }
 

@@ -115,6 +115,16 @@ r = s3.complete_multipart_upload(Bucket=B, Key="full", UploadId=up["UploadId"], 
 print("full", r["ChecksumCRC32"] == crc32(b"".join(parts)), r["ChecksumType"])
 g = s3.get_object(Bucket=B, Key="full", ChecksumMode="ENABLED")
 print("get-full", g["ChecksumCRC32"] == crc32(g["Body"].read()))
+# Copies: the source's checksum, or the one asked for; a composite one does
+# not describe a one-part copy.
+s3.copy_object(Bucket=B, Key="a-copy", CopySource=B + "/a")
+h = s3.head_object(Bucket=B, Key="a-copy", ChecksumMode="ENABLED")
+print("copy", h["ChecksumSHA256"] == sha256(body))
+r = s3.copy_object(Bucket=B, Key="a-crc", CopySource=B + "/a", ChecksumAlgorithm="CRC32")
+h = s3.head_object(Bucket=B, Key="a-crc", ChecksumMode="ENABLED")
+print("copy-crc", r["CopyObjectResult"]["ChecksumCRC32"] == crc32(body), h["ChecksumCRC32"] == crc32(body))
+s3.copy_object(Bucket=B, Key="mp-copy", CopySource=B + "/mp")
+print("copy-mp", [k for k in s3.head_object(Bucket=B, Key="mp-copy", ChecksumMode="ENABLED") if k.startswith("Checksum")])
 print("sha-full", code(lambda: s3.create_multipart_upload(Bucket=B, Key="x", ChecksumAlgorithm="SHA1",
                                                           ChecksumType="FULL_OBJECT")))
 "#;
@@ -149,6 +159,9 @@ async fn boto3_checksums_are_verified_kept_and_returned() {
             "attributes True 2 [True, True] 5242980",
             "full True FULL_OBJECT",
             "get-full True",
+            "copy True",
+            "copy-crc True True",
+            "copy-mp []",
             "sha-full InvalidRequest",
         ],
         "{out}"
