@@ -168,12 +168,19 @@ fn decoding(chunked: bool, payload: Payload) -> Result<(Option<ChunkedDecoder>, 
     })
 }
 
-/// Reads a small request document whole (aws-chunked framing removed).
+/// Reads a small request document whole (aws-chunked framing removed),
+/// verifying the checksum sent with it when `body_checksum` (not for
+/// CompleteMultipartUpload, where `x-amz-checksum-*` are the object's).
 pub(crate) async fn read_document(
     headers: &HeaderMap,
     payload: Payload,
     body: Body,
+    body_checksum: bool,
 ) -> Result<Bytes> {
+    let announced = match body_checksum {
+        true => Announced::of(headers)?,
+        false => None,
+    };
     let (mut decoder, mut body_hash) = decoding(is_aws_chunked(headers), payload)?;
     let mut out = BytesMut::new();
     let mut stream = body.into_data_stream();
@@ -206,6 +213,12 @@ pub(crate) async fn read_document(
         if got != want {
             return Err(S3Error::BadDigest);
         }
+    }
+    if let Some(a) = announced {
+        let trailed = decoder
+            .as_ref()
+            .and_then(|d| d.trailer(a.algorithm.header()));
+        a.check(&a.algorithm.of(&out), trailed)?;
     }
     Ok(out.freeze())
 }

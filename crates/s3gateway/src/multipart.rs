@@ -369,7 +369,7 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         }
         Err(e) => return Err(e),
     };
-    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body, false).await?;
     // Each part listed: its number, ETag and checksums.
     let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
     let mut listed_checksums: Vec<Vec<(Algorithm, String)>> = Vec::new();

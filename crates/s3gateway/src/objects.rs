@@ -625,7 +625,7 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
 
 pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
-    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body, true).await?;
     let elements = crate::xml::read_elements(&doc)?;
     let mut quiet = false;
     // Key, version, and the object's conditions.
