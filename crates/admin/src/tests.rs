@@ -530,7 +530,7 @@ async fn garbage_collection_keeps_the_parts_of_uploads_in_progress() {
             .await
             .unwrap();
         session.finish().await.unwrap();
-        parts.push(pfs.put_upload_part(&upload, n, entry).await.unwrap());
+        parts.push(pfs.put_upload_part(&upload, n, entry, None).await.unwrap());
     }
     let report = crate::garbage_collect(pfs, std::time::Duration::ZERO)
         .await
@@ -641,7 +641,11 @@ async fn file_attributes_travel_with_an_extract() {
         .await
         .unwrap();
     session.finish().await.unwrap();
-    let attrs = serde_json::json!({"headers": {"content-type": "text/csv"}});
+    // As the S3 gateway writes them: headers, and the content's checksum.
+    let attrs = serde_json::json!({
+        "headers": {"content-type": "text/csv"},
+        "checksum": {"algorithm": "CRC32", "value": "rfPzYw==", "type": "FULL_OBJECT"},
+    });
     let write = [pach_pfs::AttrsWrite {
         path: "/f".into(),
         hash: entry.hash,

@@ -620,24 +620,24 @@ async fn uploads_in_parts_complete_into_one_write() {
         e
     };
     let p3 = pfs
-        .put_upload_part(&upload, 3, store(b"three").await)
+        .put_upload_part(&upload, 3, store(b"three").await, None)
         .await
         .unwrap();
     let p1 = pfs
-        .put_upload_part(&upload, 1, store(b"one-").await)
+        .put_upload_part(&upload, 1, store(b"one-").await, None)
         .await
         .unwrap();
     // A part uploaded again replaces the earlier one.
     let p1 = {
         let again = pfs
-            .put_upload_part(&upload, 1, store(b"ONE-").await)
+            .put_upload_part(&upload, 1, store(b"ONE-").await, None)
             .await
             .unwrap();
         assert_ne!(again.hash, p1.hash);
         again
     };
     assert!(
-        pfs.put_upload_part(&upload, 0, store(b"x").await)
+        pfs.put_upload_part(&upload, 0, store(b"x").await, None)
             .await
             .is_err()
     );
@@ -660,7 +660,8 @@ async fn uploads_in_parts_complete_into_one_write() {
     assert_eq!(read(pfs, "r", "master", "/f").await.unwrap(), b"ONE-three");
     assert!(pfs.list_uploads("r").await.unwrap().is_empty());
     assert!(matches!(
-        pfs.put_upload_part(&upload, 2, store(b"late").await).await,
+        pfs.put_upload_part(&upload, 2, store(b"late").await, None)
+            .await,
         Err(PfsError::UploadNotFound { .. })
     ));
     // Aborting removes an upload; deleting the repo removes its uploads.
@@ -672,7 +673,7 @@ async fn uploads_in_parts_complete_into_one_write() {
         Err(PfsError::UploadNotFound { .. })
     ));
     let u3 = pfs.start_upload("r", "master", "/h", None).await.unwrap();
-    pfs.put_upload_part(&u3, 1, store(b"h").await)
+    pfs.put_upload_part(&u3, 1, store(b"h").await, None)
         .await
         .unwrap();
     pfs.delete_repo("r", false).await.unwrap();

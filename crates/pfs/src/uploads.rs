@@ -107,6 +107,10 @@ pub struct PartRecord {
     /// The content hash of the part's bytes (as a file's hash).
     pub hash: ContentHash,
     pub stored_ns: i64,
+    /// What the client keeps with the part (the S3 gateway: its checksum),
+    /// given when it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<serde_json::Value>,
 }
 
 impl Pfs {
@@ -208,6 +212,7 @@ impl Pfs {
         upload: &UploadRecord,
         number: u32,
         entry: FileEntry,
+        attrs: Option<serde_json::Value>,
     ) -> Result<PartRecord> {
         check_part_number(number)?;
         let part = PartRecord {
@@ -216,6 +221,7 @@ impl Pfs {
             size: entry.size,
             hash: entry.hash,
             stored_ns: now_ns(),
+            attrs,
         };
         let changes = self.content.write_changes(&[Change::Put(entry)]).await?;
         let part = PartRecord { changes, ..part };

@@ -1,7 +1,8 @@
 //! Request bodies: object content streamed into content storage as it
 //! arrives (never buffered whole: a 5 GiB part goes through in chunks), with
 //! the aws-chunked framing that streaming signers and checksum trailers use
-//! removed, the announced lengths checked and `Content-MD5` verified; and
+//! removed, the announced lengths checked, `Content-MD5` and additional
+//! checksums ([`crate::checksum`], from a header or a trailer) verified; and
 //! small XML documents read whole under a size limit.
 
 use axum::body::Body;
@@ -11,6 +12,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use pach_storage::{FileEntry, PutSession};
 
+use crate::checksum::Announced;
 use crate::error::{Result, S3Error};
 use crate::sigv4::{BodyHash, ChunkSigner, Payload, chunk_context};
 
@@ -60,18 +62,27 @@ fn content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>> {
     Ok(Some(digest))
 }
 
+/// A stored body: its file entry (valid once the session is finished) and
+/// its checksum (base64), when one was announced.
+pub(crate) struct Stored {
+    pub(crate) entry: FileEntry,
+    pub(crate) checksum: Option<String>,
+}
+
 /// Streams the body of a PUT into `session` as the open file, and ends the
-/// file. Returns its entry (valid once the session is finished). `payload`
-/// is what the request's signature says of the body: it is checked as the
-/// body arrives (each signed chunk) and at its end (the signed SHA-256).
+/// file. `payload` is what the request's signature says of the body: it is
+/// checked as the body arrives (each signed chunk) and at its end (the
+/// signed SHA-256). `checksum`, the checksum announced, is computed as the
+/// body arrives and compared at its end (BadDigest: the caller writes
+/// nothing).
 pub(crate) async fn store_body(
     headers: &HeaderMap,
     payload: Payload,
     body: Body,
     session: &mut PutSession,
-    path: String,
-    previous: Option<FileEntry>,
-) -> Result<FileEntry> {
+    (path, previous): (String, Option<FileEntry>),
+    checksum: Option<&Announced>,
+) -> Result<Stored> {
     let chunked = is_aws_chunked(headers);
     let expected = if chunked {
         header_u64(headers, "x-amz-decoded-content-length")?
@@ -80,6 +91,7 @@ pub(crate) async fn store_body(
     };
     let want_md5 = content_md5(headers)?;
     let mut md5 = want_md5.map(|_| Md5::new());
+    let mut hasher = checksum.map(Announced::hasher);
     let (mut decoder, mut body_hash) = decoding(chunked, payload)?;
     let mut received: u64 = 0;
     session.begin_file(path, previous);
@@ -94,6 +106,9 @@ pub(crate) async fn store_body(
             received += piece.len() as u64;
             if let Some(m) = &mut md5 {
                 m.update(&piece);
+            }
+            if let Some(h) = &mut hasher {
+                h.update(&piece);
             }
             if let Some(h) = &mut body_hash {
                 h.update(&piece);
@@ -120,7 +135,21 @@ pub(crate) async fn store_body(
             return Err(S3Error::BadDigest);
         }
     }
-    Ok(session.end_file().await?)
+    let checksum = match (checksum, hasher) {
+        (Some(announced), Some(h)) => {
+            let computed = h.finish();
+            let trailed = decoder
+                .as_ref()
+                .and_then(|d| d.trailer(announced.algorithm.header()));
+            announced.check(&computed, trailed)?;
+            Some(computed)
+        }
+        _ => None,
+    };
+    Ok(Stored {
+        entry: session.end_file().await?,
+        checksum,
+    })
 }
 
 /// How a body is decoded and checked: the aws-chunked decoder (verifying
@@ -139,12 +168,19 @@ fn decoding(chunked: bool, payload: Payload) -> Result<(Option<ChunkedDecoder>, 
     })
 }
 
-/// Reads a small request document whole (aws-chunked framing removed).
+/// Reads a small request document whole (aws-chunked framing removed),
+/// verifying the checksum sent with it when `body_checksum` (not for
+/// CompleteMultipartUpload, where `x-amz-checksum-*` are the object's).
 pub(crate) async fn read_document(
     headers: &HeaderMap,
     payload: Payload,
     body: Body,
+    body_checksum: bool,
 ) -> Result<Bytes> {
+    let announced = match body_checksum {
+        true => Announced::of(headers)?,
+        false => None,
+    };
     let (mut decoder, mut body_hash) = decoding(is_aws_chunked(headers), payload)?;
     let mut out = BytesMut::new();
     let mut stream = body.into_data_stream();
@@ -178,6 +214,12 @@ pub(crate) async fn read_document(
             return Err(S3Error::BadDigest);
         }
     }
+    if let Some(a) = announced {
+        let trailed = decoder
+            .as_ref()
+            .and_then(|d| d.trailer(a.algorithm.header()));
+        a.check(&a.algorithm.of(&out), trailed)?;
+    }
     Ok(out.freeze())
 }
 
@@ -185,12 +227,14 @@ pub(crate) async fn read_document(
 /// repeated, a zero-size chunk, then optional trailer lines and `\r\n`.
 /// Data is passed on as slices of the input, without copying. A signed
 /// body's chunk signatures are verified as each chunk ends; trailers (the
-/// checksums some clients send) are read past, not kept.
+/// checksums some clients send) are kept, to be compared with the body's.
 #[derive(Default)]
 struct ChunkedDecoder {
     pending: BytesMut,
     state: ChunkState,
     signed: Option<SignedChunks>,
+    /// The trailer lines, name (lower case) and value.
+    trailers: Vec<(String, String)>,
 }
 
 /// The state of chunk signature verification.
@@ -319,6 +363,12 @@ impl ChunkedDecoder {
                             if line.is_empty() {
                                 ChunkState::Done
                             } else {
+                                if let Some((name, value)) = line.split_once(':') {
+                                    self.trailers.push((
+                                        name.trim().to_ascii_lowercase(),
+                                        value.trim().to_string(),
+                                    ));
+                                }
                                 ChunkState::Trailer
                             }
                         }
@@ -326,6 +376,14 @@ impl ChunkedDecoder {
                 }
             }
         }
+    }
+
+    /// The value of the trailer `name` (lower case), if it came.
+    fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn finish(&self) -> Result<()> {
@@ -399,6 +457,10 @@ mod tests {
                 "{piece}"
             );
         }
+        let mut d = ChunkedDecoder::default();
+        d.push(Bytes::copy_from_slice(body)).unwrap();
+        assert_eq!(d.trailer("x-amz-checksum-crc32"), Some("AAAA"));
+        assert_eq!(d.trailer("x-amz-checksum-sha1"), None);
         let unsigned = b"3\r\nabc\r\n0\r\n\r\n";
         assert_eq!(decode_in_pieces(unsigned, 1).unwrap(), b"abc");
     }

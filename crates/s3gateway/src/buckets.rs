@@ -156,7 +156,7 @@ pub(crate) async fn create_bucket(gw: &Gateway, req: &Req, body: Body) -> Result
             what: "object lock".into(),
         });
     }
-    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body, true).await?;
     if !doc.iter().all(u8::is_ascii_whitespace) {
         // The location constraint is accepted whatever it says: a cluster
         // has one location.

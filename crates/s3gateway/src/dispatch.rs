@@ -48,7 +48,6 @@ const OBJECT_FEATURES: &[&str] = &[
     "retention",
     "legal-hold",
     "torrent",
-    "attributes",
     "restore",
     "select",
 ];
@@ -161,6 +160,7 @@ async fn object_operation(gw: &Gateway, req: Req, body: Body) -> Result<Response
     let copy = req.header("x-amz-copy-source").is_some();
     match req.method {
         Method::GET if req.has("uploadId") => multipart::list_parts(gw, &req).await,
+        Method::GET if req.has("attributes") => objects::get_object_attributes(gw, &req).await,
         Method::GET => objects::get_object(gw, &req, false).await,
         Method::HEAD => objects::get_object(gw, &req, true).await,
         Method::PUT if req.has("uploadId") || req.has("partNumber") => {

@@ -79,6 +79,8 @@ pub enum S3Error {
     EntityTooSmall { part: u32, size: u64 },
     #[error("the Content-MD5 you gave is not the MD5 of the body")]
     BadDigest,
+    #[error("{0}")]
+    ChecksumMismatch(String),
     #[error("the Content-MD5 you gave is not a base64 MD5 digest")]
     InvalidDigest,
     #[error("the body ended before the length it announced ({0})")]
@@ -142,7 +144,7 @@ impl S3Error {
             InvalidPartOrder => ("InvalidPartOrder", StatusCode::BAD_REQUEST),
             NoSuchPart { .. } => ("InvalidPart", StatusCode::BAD_REQUEST),
             EntityTooSmall { .. } => ("EntityTooSmall", StatusCode::BAD_REQUEST),
-            BadDigest => ("BadDigest", StatusCode::BAD_REQUEST),
+            BadDigest | ChecksumMismatch(_) => ("BadDigest", StatusCode::BAD_REQUEST),
             InvalidDigest => ("InvalidDigest", StatusCode::BAD_REQUEST),
             IncompleteBody(_) => ("IncompleteBody", StatusCode::BAD_REQUEST),
             MissingContentLength => ("MissingContentLength", StatusCode::LENGTH_REQUIRED),

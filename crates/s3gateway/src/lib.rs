@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod bucket;
 mod buckets;
+mod checksum;
 mod conditional;
 mod dispatch;
 mod error;

@@ -7,20 +7,29 @@
 //! S3's rules hold: parts are numbered 1 to 10,000, a completion lists them
 //! in ascending order with the ETags the uploads returned, and every part
 //! but the last is at least 5 MiB.
+//!
+//! Checksums ([`crate::checksum`]): an upload started with
+//! `x-amz-checksum-algorithm` computes that checksum of every part (and
+//! checks it against the one sent), keeps it in the part's record, and its
+//! object gets the COMPOSITE or FULL_OBJECT checksum of them, checked
+//! against the completion's. Parts of an upload without one keep the
+//! checksum they were sent with (verified), which the object does not get.
 
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
+use pach_pfs::attrs::MAX_ATTRS_BYTES;
 use pach_pfs::uploads::MAX_PART_NUMBER;
 use pach_pfs::{PartRecord, UploadRecord, WriteView};
 use pach_storage::FileEntry;
 
 use crate::bucket::{Bucket, key_path};
 use crate::buckets::{encoding, owner};
+use crate::checksum::{self, Algorithm, Announced, Checksum, ChecksumType};
 use crate::conditional::{WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::metadata::ObjectMetadata;
-use crate::objects::copy_source_entry;
+use crate::objects::{copy_checksum, copy_source_entry};
 use crate::request::{Req, set_header, xml_response};
 use crate::time::iso8601;
 use crate::xml::Xml;
@@ -65,7 +74,25 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
             "If-Match and If-None-Match are conditions of CompleteMultipartUpload, not of CreateMultipartUpload; send them when completing the upload".into(),
         ));
     }
-    let metadata = ObjectMetadata::of(&req.headers)?;
+    let upload_checksum = match checksum::algorithm_header(
+        &req.headers,
+        "x-amz-checksum-algorithm",
+    )? {
+        Some(a) => Some((
+            a,
+            checksum::upload_type(a, req.header("x-amz-checksum-type"))?,
+        )),
+        None if req.header("x-amz-checksum-type").is_some() => {
+            return Err(S3Error::InvalidRequest(
+                "x-amz-checksum-type is given with x-amz-checksum-algorithm, the algorithm of the parts' checksums".into(),
+            ));
+        }
+        None => None,
+    };
+    let metadata = ObjectMetadata::of(&req.headers)?
+        .unwrap_or_default()
+        .with_upload_checksum(upload_checksum)
+        .kept();
     let branch = b.branch()?;
     gw.pfs
         .check_writable(&b.repo, branch)
@@ -80,7 +107,29 @@ pub(crate) async fn create(gw: &Gateway, req: &Req) -> Result<Response> {
     x.elem("Bucket", &b.name)
         .elem("Key", key)
         .elem("UploadId", &upload.id);
-    Ok(xml_response(x.finish("InitiateMultipartUploadResult")))
+    let mut r = xml_response(x.finish("InitiateMultipartUploadResult"));
+    if let Some((algorithm, kind)) = upload_checksum {
+        set_header(&mut r, "x-amz-checksum-algorithm", algorithm.name());
+        set_header(&mut r, "x-amz-checksum-type", kind.name());
+    }
+    Ok(r)
+}
+
+/// The metadata an upload's object is written with.
+fn upload_metadata(upload: &UploadRecord) -> Result<ObjectMetadata> {
+    match upload.attrs.clone() {
+        Some(attrs) => ObjectMetadata::from_attrs(attrs),
+        None => Ok(ObjectMetadata::default()),
+    }
+}
+
+/// The checksum kept with a part, if any.
+fn part_checksum(part: &PartRecord) -> Result<Option<Checksum>> {
+    part.attrs
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| S3Error::Internal(format!("unreadable part checksum: {e}")))
 }
 
 pub(crate) fn part_number(req: &Req) -> Result<u32> {
@@ -103,26 +152,57 @@ pub(crate) async fn upload_part(gw: &Gateway, req: &Req, body: Body) -> Result<R
         .check_upload_writable(&upload)
         .await
         .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    let algorithm = upload_metadata(&upload)?.upload_checksum().map(|(a, _)| a);
     let copy = req.header("x-amz-copy-source").is_some();
-    let entry = if copy {
-        copy_part(gw, req, &upload).await?
+    let (entry, checksum) = if copy {
+        copy_part(gw, req, &upload, algorithm).await?
     } else {
+        // The checksum sent, which must be of the upload's algorithm if it
+        // has one; that algorithm's, computed, when none is sent.
+        let announced = match (Announced::of(&req.headers)?, algorithm) {
+            (Some(a), Some(want)) if a.algorithm != want => {
+                return Err(S3Error::InvalidRequest(format!(
+                    "the upload was started with the checksum algorithm {}; its parts carry {}, not {}",
+                    want.name(),
+                    want.header(),
+                    a.algorithm.header()
+                )));
+            }
+            (Some(a), _) => Some(a),
+            (None, Some(algorithm)) => Some(Announced {
+                algorithm,
+                value: None,
+                trailer: false,
+            }),
+            (None, None) => None,
+        };
         let mut session = gw.pfs.content().session();
-        let entry = body::store_body(
+        let stored = body::store_body(
             &req.headers,
             req.take_payload(),
             body,
             &mut session,
-            upload.path.clone(),
-            None,
+            (upload.path.clone(), None),
+            announced.as_ref(),
         )
         .await?;
         session.finish().await?;
-        entry
+        let checksum = announced
+            .zip(stored.checksum)
+            .map(|(a, value)| (a.algorithm, value));
+        (stored.entry, checksum)
     };
+    let checksum = checksum.map(|(algorithm, value)| Checksum {
+        algorithm,
+        value,
+        kind: ChecksumType::FullObject,
+    });
+    let attrs = checksum
+        .as_ref()
+        .map(|c| serde_json::to_value(c).unwrap_or_default());
     let part = gw
         .pfs
-        .put_upload_part(&upload, number, entry)
+        .put_upload_part(&upload, number, entry, attrs)
         .await
         .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
     let tag = part_etag(&part.hash);
@@ -130,22 +210,40 @@ pub(crate) async fn upload_part(gw: &Gateway, req: &Req, body: Body) -> Result<R
         let mut x = Xml::new("CopyPartResult");
         x.elem("LastModified", &iso8601(part.stored_ns))
             .elem("ETag", &tag);
+        if let Some(c) = &checksum {
+            x.elem(c.algorithm.element(), &c.value);
+        }
         return Ok(xml_response(x.finish("CopyPartResult")));
     }
     let mut r = crate::request::empty(axum::http::StatusCode::OK);
     set_header(&mut r, "etag", &tag);
+    if let Some(c) = &checksum {
+        set_header(&mut r, c.algorithm.header(), &c.value);
+    }
     Ok(r)
 }
 
 /// UploadPartCopy: the whole source by reference, or a byte range of it
-/// (`x-amz-copy-source-range`) read and stored again.
-async fn copy_part(gw: &Gateway, req: &Req, upload: &UploadRecord) -> Result<FileEntry> {
-    let (_, _, source) = copy_source_entry(gw, req).await?;
+/// (`x-amz-copy-source-range`) read and stored again; with the checksum
+/// of `algorithm` of the part (the source's full-object one when it has
+/// it, otherwise computed from the bytes).
+async fn copy_part(
+    gw: &Gateway,
+    req: &Req,
+    upload: &UploadRecord,
+    algorithm: Option<Algorithm>,
+) -> Result<(FileEntry, Option<(Algorithm, String)>)> {
+    let (src, src_key, source) = copy_source_entry(gw, req).await?;
     let Some(range) = req.header("x-amz-copy-source-range") else {
-        return Ok(FileEntry {
+        let checksum = match algorithm {
+            None => None,
+            Some(a) => Some((a, copy_checksum(gw, (&src, &src_key), &source, a).await?)),
+        };
+        let entry = FileEntry {
             path: upload.path.clone(),
             ..source
-        });
+        };
+        return Ok((entry, checksum));
     };
     let invalid = || {
         S3Error::InvalidArgument(format!(
@@ -167,16 +265,21 @@ async fn copy_part(gw: &Gateway, req: &Req, upload: &UploadRecord) -> Result<Fil
     }
     let mut session = gw.pfs.content().session();
     session.begin_file(upload.path.clone(), None);
+    let mut hasher = algorithm.map(Algorithm::hasher);
     let mut bytes = gw
         .pfs
         .content()
         .read_file(&source, first, Some(last - first + 1));
     while let Some(chunk) = bytes.next().await {
-        session.write(&chunk?).await?;
+        let chunk = chunk?;
+        if let Some(h) = &mut hasher {
+            h.update(&chunk);
+        }
+        session.write(&chunk).await?;
     }
     let entry = session.end_file().await?;
     session.finish().await?;
-    Ok(entry)
+    Ok((entry, algorithm.zip(hasher.map(|h| h.finish()))))
 }
 
 pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
@@ -200,6 +303,7 @@ pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
         .upload_parts(&upload)
         .await
         .map_err(|e| S3Error::from_pfs(e, &b.name, req.key_name()))?;
+    let upload_checksum = upload_metadata(&upload)?.upload_checksum();
     let after: Vec<&PartRecord> = parts.iter().filter(|p| p.number > marker).collect();
     let shown = &after[..after.len().min(max)];
     let truncated = after.len() > shown.len();
@@ -216,13 +320,20 @@ pub(crate) async fn list_parts(gw: &Gateway, req: &Req) -> Result<Response> {
     }
     x.elem("MaxParts", &max.to_string())
         .elem("IsTruncated", if truncated { "true" } else { "false" });
+    if let Some((algorithm, kind)) = upload_checksum {
+        x.elem("ChecksumAlgorithm", algorithm.name())
+            .elem("ChecksumType", kind.name());
+    }
     for p in shown {
         x.open("Part")
             .elem("PartNumber", &p.number.to_string())
             .elem("LastModified", &iso8601(p.stored_ns))
             .elem("ETag", &part_etag(&p.hash))
-            .elem("Size", &p.size.to_string())
-            .close("Part");
+            .elem("Size", &p.size.to_string());
+        if let Some(c) = part_checksum(p)? {
+            x.elem(c.algorithm.element(), &c.value);
+        }
+        x.close("Part");
     }
     Ok(xml_response(x.finish("ListPartsResult")))
 }
@@ -244,18 +355,39 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
                 .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
             return match done {
                 Some(d) if d.branch == b.branch()? && key_path(key).is_ok_and(|p| p == d.path) => {
-                    Ok(completion_result(&b, key, &d.hash))
+                    let checksum = match gw.pfs.file_attrs(&b.repo, &d.path, &d.hash).await {
+                        Ok(attrs) => attrs
+                            .map(ObjectMetadata::from_attrs)
+                            .transpose()?
+                            .and_then(|m| m.checksum().cloned()),
+                        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
+                    };
+                    Ok(completion_result(&b, key, &d.hash, checksum.as_ref()))
                 }
                 _ => Err(e),
             };
         }
         Err(e) => return Err(e),
     };
-    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body, false).await?;
+    // Each part listed: its number, ETag and checksums.
     let mut listed: Vec<(Option<u32>, Option<String>)> = Vec::new();
+    let mut listed_checksums: Vec<Vec<(Algorithm, String)>> = Vec::new();
     for (path, text) in crate::xml::read_elements(&doc)? {
+        if let Some(element) = path.strip_prefix("CompleteMultipartUpload/Part/Checksum")
+            && let Some(c) = listed_checksums.last_mut()
+        {
+            let algorithm = Algorithm::parse(element).ok_or_else(|| S3Error::MalformedXml {
+                reason: format!("Checksum{element} is not a checksum of CRC32, CRC32C, CRC64NVME, SHA1 or SHA256"),
+            })?;
+            c.push((algorithm, text.trim().to_string()));
+            continue;
+        }
         match path.as_str() {
-            "CompleteMultipartUpload/Part" => listed.push((None, None)),
+            "CompleteMultipartUpload/Part" => {
+                listed.push((None, None));
+                listed_checksums.push(Vec::new());
+            }
             "CompleteMultipartUpload/Part/PartNumber" => {
                 if let Some(p) = listed.last_mut() {
                     p.0 = Some(text.trim().parse().map_err(|_| S3Error::MalformedXml {
@@ -304,8 +436,51 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
                 size: part.size,
             });
         }
+        // A checksum listed is the one the part was stored with.
+        let kept = part_checksum(part)?;
+        for (algorithm, value) in &listed_checksums[i] {
+            if kept
+                .as_ref()
+                .is_none_or(|k| k.algorithm != *algorithm || k.value != *value)
+            {
+                return Err(S3Error::InvalidPart { part: number });
+            }
+        }
         chosen.push(part.clone());
     }
+    // The metadata given when the upload started, the parts' sizes, and
+    // the object's checksum from the parts' when the upload has an
+    // algorithm (checked against the one sent with the completion).
+    let metadata = upload_metadata(&upload)?;
+    let mut part_checksums = Vec::new();
+    let checksum = match metadata.upload_checksum() {
+        None => None,
+        Some((algorithm, kind)) => {
+            let mut parts = Vec::with_capacity(chosen.len());
+            for p in &chosen {
+                let c = part_checksum(p)?
+                    .filter(|c| c.algorithm == algorithm)
+                    .ok_or_else(|| {
+                        S3Error::InvalidRequest(format!(
+                            "part {} has no {} checksum; upload it again",
+                            p.number,
+                            algorithm.name()
+                        ))
+                    })?;
+                parts.push((c.value, p.size));
+            }
+            let value = checksum::combine(algorithm, kind, &parts).ok_or_else(|| {
+                S3Error::Internal("a part's kept checksum is not of its algorithm".into())
+            })?;
+            part_checksums = parts.into_iter().map(|(v, _)| v).collect();
+            Some(Checksum {
+                algorithm,
+                value,
+                kind,
+            })
+        }
+    };
+    check_completion_checksum(req, checksum.as_ref())?;
     // The conditions, if any, are checked against what the key holds when
     // the file is written (see crate::conditional).
     let conditions = &conditions;
@@ -318,14 +493,8 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         let current = current_object(&view, path).await?;
         Ok(c.check(current.as_ref().map(|(e, _)| e), bucket, key))
     };
-    // The metadata given when the upload started, and the parts' sizes.
-    let metadata = match upload.attrs.clone() {
-        Some(attrs) => ObjectMetadata::from_attrs(attrs)?,
-        None => ObjectMetadata::default(),
-    };
-    let attrs = metadata
-        .with_parts(chosen.iter().map(|p| p.size).collect())
-        .to_attrs();
+    let sizes = chosen.iter().map(|p| p.size).collect();
+    let attrs = object_attrs(metadata, sizes, part_checksums, checksum.clone());
     let (_, entry) = gw
         .pfs
         .complete_upload_if(&upload, &chosen, Some(attrs), check)
@@ -334,15 +503,83 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
             Some(_) => S3Error::from_pfs_conditional(e, &b.name, key),
             None => S3Error::from_pfs(e, &b.name, key),
         })??;
-    Ok(completion_result(&b, key, &entry.hash))
+    Ok(completion_result(&b, key, &entry.hash, checksum.as_ref()))
 }
 
-fn completion_result(b: &Bucket, key: &str, hash: &pach_storage::ContentHash) -> Response {
+/// The attributes of a completed upload's object: its metadata, parts'
+/// sizes and checksum, and its parts' checksums while the record can hold
+/// them (about 170 SHA-256 ones); past that, without them.
+fn object_attrs(
+    metadata: ObjectMetadata,
+    sizes: Vec<u64>,
+    part_checksums: Vec<String>,
+    checksum: Option<Checksum>,
+) -> serde_json::Value {
+    let attrs = metadata
+        .clone()
+        .with_parts(sizes.clone(), part_checksums, checksum.clone())
+        .to_attrs();
+    if serde_json::to_vec(&attrs).map_or(0, |v| v.len()) <= MAX_ATTRS_BYTES {
+        return attrs;
+    }
+    metadata.with_parts(sizes, vec![], checksum).to_attrs()
+}
+
+/// The checksum a completion sends (`x-amz-checksum-<alg>`, and
+/// `x-amz-checksum-type`) must be the object's: BadDigest otherwise, and
+/// nothing is written.
+fn check_completion_checksum(req: &Req, checksum: Option<&Checksum>) -> Result<()> {
+    if let (Some(t), Some(c)) = (req.header("x-amz-checksum-type"), checksum)
+        && !t.trim().eq_ignore_ascii_case(c.kind.name())
+    {
+        return Err(S3Error::InvalidRequest(format!(
+            "x-amz-checksum-type '{t}' is not the upload's, {}",
+            c.kind.name()
+        )));
+    }
+    for algorithm in checksum::ALGORITHMS {
+        let Some(sent) = req.header(algorithm.header()) else {
+            continue;
+        };
+        match checksum {
+            Some(c) if c.algorithm == algorithm && c.value == sent.trim() => {}
+            Some(c) if c.algorithm == algorithm => {
+                return Err(S3Error::ChecksumMismatch(format!(
+                    "the {} you specified did not match the object's checksum ({}); nothing was written",
+                    algorithm.header(),
+                    c.value
+                )));
+            }
+            _ => {
+                return Err(S3Error::ChecksumMismatch(format!(
+                    "the {} you specified is not the checksum of the upload, which was started {}; nothing was written",
+                    algorithm.header(),
+                    match checksum {
+                        Some(c) => format!("with {}", c.algorithm.name()),
+                        None => "without x-amz-checksum-algorithm".into(),
+                    }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn completion_result(
+    b: &Bucket,
+    key: &str,
+    hash: &pach_storage::ContentHash,
+    checksum: Option<&Checksum>,
+) -> Response {
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("/{}/{key}", b.name))
         .elem("Bucket", &b.name)
         .elem("Key", key)
         .elem("ETag", &part_etag(hash));
+    if let Some(c) = checksum {
+        x.elem(c.algorithm.element(), &c.value)
+            .elem("ChecksumType", c.kind.name());
+    }
     xml_response(x.finish("CompleteMultipartUploadResult"))
 }
 
@@ -444,4 +681,40 @@ pub(crate) async fn list_uploads(gw: &Gateway, req: &Req) -> Result<Response> {
             .close("CommonPrefixes");
     }
     Ok(xml_response(x.finish("ListMultipartUploadsResult")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many parts' checksums do not fit the record: the object keeps its
+    /// own, and its parts' sizes.
+    #[test]
+    fn part_checksums_while_they_fit() {
+        let sha = |i: usize| Algorithm::Sha256.of(&i.to_be_bytes());
+        let whole = Checksum {
+            algorithm: Algorithm::Sha256,
+            value: "w-2".into(),
+            kind: ChecksumType::Composite,
+        };
+        let few = object_attrs(
+            ObjectMetadata::default(),
+            vec![5, 1],
+            vec![sha(0), sha(1)],
+            Some(whole.clone()),
+        );
+        let few = ObjectMetadata::from_attrs(few).unwrap();
+        assert_eq!(few.part_checksum(2).unwrap().value, sha(1));
+        let n = 1000;
+        let many = object_attrs(
+            ObjectMetadata::default(),
+            vec![5; n],
+            (0..n).map(sha).collect(),
+            Some(whole.clone()),
+        );
+        let many = ObjectMetadata::from_attrs(many).unwrap();
+        assert_eq!(many.checksum(), Some(&whole));
+        assert_eq!(many.parts_count(), Some(n));
+        assert_eq!(many.part_checksum(2), None);
+    }
 }

@@ -25,6 +25,7 @@ use pach_storage::{Change, FileEntry, IndexReader};
 
 use crate::bucket::{Bucket, Target, key_path};
 use crate::buckets::{check_acl_headers, etag};
+use crate::checksum::{self, Algorithm, Announced, Checksum, ChecksumType};
 use crate::conditional::{DeleteConditions, WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::metadata::ObjectMetadata;
@@ -224,11 +225,7 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
         }
         return Err(e);
     }
-    let metadata = match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
-        Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs)?,
-        Ok(None) => ObjectMetadata::default(),
-        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
-    };
+    let metadata = object_metadata(gw, &b, key, &entry).await?;
     let (range, parts_count) = match part {
         Some(n) => {
             let (range, count) = metadata.part_range(n, entry.size)?;
@@ -271,6 +268,18 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
     if let Some(count) = parts_count.and(metadata.parts_count()) {
         set_header(&mut r, "x-amz-mp-parts-count", &count.to_string());
     }
+    // The checksum, when asked for, of what is served: the object's, or
+    // the part's; a byte range has none.
+    if checksum_mode(req)? {
+        let checksum = match (part, req.header("range")) {
+            (Some(n), _) => metadata.part_checksum(n),
+            (None, None) => metadata.checksum().cloned(),
+            (None, Some(_)) => None,
+        };
+        if let Some(c) = checksum {
+            ObjectMetadata::apply_checksum(&c, &mut r);
+        }
+    }
     // What a presigned URL asks for overrides what is kept.
     for (param, name) in [
         ("response-content-type", "content-type"),
@@ -285,6 +294,131 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
         }
     }
     Ok(r)
+}
+
+/// The attributes GetObjectAttributes returns.
+const OBJECT_ATTRIBUTES: [&str; 5] = [
+    "ETag",
+    "Checksum",
+    "ObjectParts",
+    "StorageClass",
+    "ObjectSize",
+];
+
+/// GetObjectAttributes (`GET ?attributes`): the attributes named in
+/// `x-amz-object-attributes` of the object (or `versionId`); a multipart
+/// object's parts a page at a time (`x-amz-max-parts`,
+/// `x-amz-part-number-marker`), with their checksums when its upload had
+/// an algorithm.
+pub(crate) async fn get_object_attributes(gw: &Gateway, req: &Req) -> Result<Response> {
+    let b = Bucket::parse(req.bucket_name())?;
+    let key = req.key_name();
+    let named: Vec<&str> = req
+        .header("x-amz-object-attributes")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if named.is_empty() {
+        return Err(S3Error::InvalidArgument(format!(
+            "x-amz-object-attributes names no attribute; name some of {}",
+            OBJECT_ATTRIBUTES.join(", ")
+        )));
+    }
+    if let Some(a) = named.iter().find(|a| !OBJECT_ATTRIBUTES.contains(a)) {
+        return Err(S3Error::InvalidArgument(format!(
+            "x-amz-object-attributes names '{a}', which is not one of {}",
+            OBJECT_ATTRIBUTES.join(", ")
+        )));
+    }
+    let number = |name: &str, default: u32| -> Result<u32> {
+        match req.header(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| S3Error::InvalidArgument(format!("{name} '{v}' is not a number"))),
+        }
+    };
+    let max = number("x-amz-max-parts", 1000)?.min(1000);
+    let marker = number("x-amz-part-number-marker", 0)?;
+    let version = req.param("versionId");
+    let (commit, entry) = find_object(gw, &b, key, version).await?;
+    let metadata = object_metadata(gw, &b, key, &entry).await?;
+    let wants = |a: &str| named.contains(&a);
+    let mut x = Xml::new("GetObjectAttributesResponse");
+    if wants("ETag") {
+        x.elem("ETag", etag(&entry).trim_matches('"'));
+    }
+    if let (true, Some(c)) = (wants("Checksum"), metadata.checksum()) {
+        x.open("Checksum")
+            .elem(c.algorithm.element(), &c.value)
+            .elem("ChecksumType", c.kind.name())
+            .close("Checksum");
+    }
+    let (sizes, checksums) = metadata.parts();
+    if wants("ObjectParts") && !sizes.is_empty() {
+        let after = sizes.iter().enumerate().skip(marker as usize);
+        let shown: Vec<(usize, &u64)> = after.clone().take(max as usize).collect();
+        let truncated = after.count() > shown.len();
+        x.open("ObjectParts")
+            .elem("PartsCount", &sizes.len().to_string())
+            .elem("PartNumberMarker", &marker.to_string());
+        if let Some((last, _)) = shown.last() {
+            x.elem("NextPartNumberMarker", &(last + 1).to_string());
+        }
+        x.elem("MaxParts", &max.to_string())
+            .elem("IsTruncated", if truncated { "true" } else { "false" });
+        for (i, size) in shown {
+            x.open("Part")
+                .elem("PartNumber", &(i + 1).to_string())
+                .elem("Size", &size.to_string());
+            if let (Some(c), Some(value)) = (metadata.checksum(), checksums.get(i)) {
+                x.elem(c.algorithm.element(), value);
+            }
+            x.close("Part");
+        }
+        x.close("ObjectParts");
+    }
+    if wants("StorageClass") {
+        x.elem("StorageClass", "STANDARD");
+    }
+    if wants("ObjectSize") {
+        x.elem("ObjectSize", &entry.size.to_string());
+    }
+    let mut r = xml_response(x.finish("GetObjectAttributesResponse"));
+    set_header(&mut r, "last-modified", &http_date(modified_ns(&commit)));
+    if let Some(v) = version.filter(|v| *v != "null") {
+        set_header(&mut r, "x-amz-version-id", v);
+    }
+    Ok(r)
+}
+
+/// The metadata kept with the object's content at its key.
+async fn object_metadata(
+    gw: &Gateway,
+    b: &Bucket,
+    key: &str,
+    entry: &FileEntry,
+) -> Result<ObjectMetadata> {
+    match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
+        Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs),
+        Ok(None) => Ok(ObjectMetadata::default()),
+        Err(e) => Err(S3Error::from_pfs(e, &b.name, key)),
+    }
+}
+
+/// Whether a read asks for the object's checksum
+/// (`x-amz-checksum-mode: ENABLED`).
+fn checksum_mode(req: &Req) -> Result<bool> {
+    match req.header("x-amz-checksum-mode") {
+        None => Ok(false),
+        Some(m) if m.trim().eq_ignore_ascii_case("ENABLED") => Ok(true),
+        Some(m) => Err(S3Error::InvalidArgument(format!(
+            "x-amz-checksum-mode '{m}' is not ENABLED (the one mode there is)"
+        ))),
+    }
 }
 
 /// Refuses request headers whose meaning the gateway cannot keep.
@@ -339,28 +473,42 @@ pub(crate) async fn put_object(gw: &Gateway, req: &Req, body: Body) -> Result<Re
     let path = key_path(key)?;
     check_write_headers(req)?;
     let metadata = ObjectMetadata::of(&req.headers)?;
+    let announced = Announced::of(&req.headers)?;
     let (branch, base) = write_target(gw, &b).await?;
     let previous = match &base {
         Some(index) => index.get(&path).await?,
         None => None,
     };
     let mut session = gw.pfs.content().session();
-    let entry = body::store_body(
+    let stored = body::store_body(
         &req.headers,
         req.take_payload(),
         body,
         &mut session,
-        path,
-        previous,
+        (path, previous),
+        announced.as_ref(),
     )
     .await?;
     // Content is durable before any record names it.
     session.finish().await?;
+    let entry = stored.entry;
     let tag = etag(&entry);
-    let attrs = metadata.map(|m| m.to_attrs());
+    let checksum = announced.zip(stored.checksum).map(|(a, value)| Checksum {
+        algorithm: a.algorithm,
+        value,
+        kind: ChecksumType::FullObject,
+    });
+    let attrs = metadata
+        .unwrap_or_default()
+        .with_checksum(checksum.clone())
+        .kept()
+        .map(|m| m.to_attrs());
     write_object(gw, req, (&b, &branch, key), entry, attrs).await?;
     let mut r = empty(StatusCode::OK);
     set_header(&mut r, "etag", &tag);
+    if let Some(c) = &checksum {
+        ObjectMetadata::apply_checksum(c, &mut r);
+    }
     Ok(r)
 }
 
@@ -477,7 +625,7 @@ pub(crate) async fn delete_object(gw: &Gateway, req: &Req) -> Result<Response> {
 
 pub(crate) async fn delete_objects(gw: &Gateway, req: &Req, body: Body) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
-    let doc = body::read_document(&req.headers, req.take_payload(), body).await?;
+    let doc = body::read_document(&req.headers, req.take_payload(), body, true).await?;
     let elements = crate::xml::read_elements(&doc)?;
     let mut quiet = false;
     // Key, version, and the object's conditions.
@@ -607,6 +755,30 @@ pub(crate) async fn copy_source_entry(
     Ok((src, key, entry))
 }
 
+/// The checksum of `algorithm` of a copy's source (`entry`, at `key` of
+/// `bucket`): the full-object one it is kept with, or computed by reading
+/// it.
+pub(crate) async fn copy_checksum(
+    gw: &Gateway,
+    (bucket, key): (&Bucket, &str),
+    entry: &FileEntry,
+    algorithm: Algorithm,
+) -> Result<String> {
+    let kept = object_metadata(gw, bucket, key, entry).await?;
+    if let Some(c) = kept.checksum()
+        && c.algorithm == algorithm
+        && c.kind == ChecksumType::FullObject
+    {
+        return Ok(c.value.clone());
+    }
+    let mut h = algorithm.hasher();
+    let mut bytes = gw.pfs.content().read_file(entry, 0, None);
+    while let Some(chunk) = bytes.next().await {
+        h.update(&chunk?);
+    }
+    Ok(h.finish())
+}
+
 pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let b = Bucket::parse(req.bucket_name())?;
     let key = req.key_name();
@@ -629,22 +801,27 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     }
     let (src, src_key, entry) = copy_source_entry(gw, req).await?;
     let (branch, _) = write_target(gw, &b).await?;
-    // COPY keeps the source's metadata; REPLACE takes the request's.
-    let metadata = match replace {
-        true => ObjectMetadata::of(&req.headers)?,
-        false => gw
-            .pfs
-            .file_attrs(&src.repo, &entry.path, &entry.hash)
-            .await
-            .map_err(|e| S3Error::from_pfs(e, &src.name, &src_key))?
-            .map(ObjectMetadata::from_attrs)
-            .transpose()?,
+    // COPY keeps the source's metadata; REPLACE takes the request's. The
+    // content's checksum is the source's either way, or the one of the
+    // algorithm asked for (`x-amz-checksum-algorithm`). A copy is one part,
+    // whatever the source was uploaded in.
+    let source = object_metadata(gw, &src, &src_key, &entry)
+        .await?
+        .for_copy();
+    let checksum = match checksum::algorithm_header(&req.headers, "x-amz-checksum-algorithm")? {
+        Some(a) => Some(Checksum {
+            algorithm: a,
+            value: copy_checksum(gw, (&src, &src_key), &entry, a).await?,
+            kind: ChecksumType::FullObject,
+        }),
+        None => source.checksum().cloned(),
     };
-    // A copy is one part, whatever the source was uploaded in.
-    let attrs = metadata
-        .map(|m| m.with_parts(vec![]))
-        .filter(|m| *m != ObjectMetadata::default())
-        .map(|m| m.to_attrs());
+    let metadata = match replace {
+        true => ObjectMetadata::of(&req.headers)?.unwrap_or_default(),
+        false => source,
+    }
+    .with_checksum(checksum.clone());
+    let attrs = metadata.kept().map(|m| m.to_attrs());
     if src.repo == b.repo && src.target == b.target && src_key == key && !replace {
         return Err(S3Error::InvalidRequest(
             "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes".into(),
@@ -662,6 +839,10 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     let mut x = Xml::new("CopyObjectResult");
     x.elem("LastModified", &iso8601(now_ns()))
         .elem("ETag", &tag);
+    if let Some(c) = &checksum {
+        x.elem(c.algorithm.element(), &c.value)
+            .elem("ChecksumType", c.kind.name());
+    }
     Ok(xml_response(x.finish("CopyObjectResult")))
 }
 
