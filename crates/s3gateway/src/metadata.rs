@@ -78,6 +78,10 @@ pub(crate) struct ObjectMetadata {
 mod part_sizes {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    /// Up to this many parts the sizes are written as a plain list, which
+    /// the release before runs reads too (and which fits the record).
+    pub(super) const PLAIN_UP_TO: usize = 512;
+
     #[derive(Serialize, Deserialize)]
     #[serde(untagged)]
     enum Item {
@@ -86,6 +90,9 @@ mod part_sizes {
     }
 
     pub(super) fn serialize<S: Serializer>(sizes: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        if sizes.len() <= PLAIN_UP_TO {
+            return sizes.serialize(s);
+        }
         let mut items: Vec<Item> = Vec::new();
         for &size in sizes {
             match items.last_mut() {
@@ -372,7 +379,7 @@ mod tests {
     }
 
     /// 10,000 parts of equal size fit the record; records of sizes only
-    /// (written before runs) read the same.
+    /// (written before runs, or of up to 512 parts) read the same.
     #[test]
     fn many_parts() {
         let mut sizes = vec![5 << 20; 9_999];
@@ -383,8 +390,13 @@ mod tests {
         assert_eq!(ObjectMetadata::from_attrs(attrs).unwrap().parts, sizes);
         let old = serde_json::json!({"parts": [5, 5, 2]});
         assert_eq!(ObjectMetadata::from_attrs(old).unwrap().parts, [5, 5, 2]);
+        // Up to 512 parts, a plain list, as the release before runs reads.
         let m = ObjectMetadata::default().with_parts(vec![5, 5, 2], vec![], None);
-        assert_eq!(m.to_attrs()["parts"], serde_json::json!([[5, 2], 2]));
+        assert_eq!(m.to_attrs()["parts"], serde_json::json!([5, 5, 2]));
+        let m = ObjectMetadata::default().with_parts(vec![5; 512], vec![], None);
+        assert_eq!(m.to_attrs()["parts"], serde_json::json!(vec![5; 512]));
+        let m = ObjectMetadata::default().with_parts(vec![5; 513], vec![], None);
+        assert_eq!(m.to_attrs()["parts"], serde_json::json!([[5, 513]]));
         let too_many = serde_json::json!({"parts": [[1, 10_001]]});
         assert!(ObjectMetadata::from_attrs(too_many).is_err());
     }
