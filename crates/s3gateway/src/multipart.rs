@@ -413,11 +413,19 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
         .upload_parts(&upload)
         .await
         .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
+    // A part number listed twice in a row (a client that sent a part again
+    // while the first upload of it was still running, and kept both
+    // answers) counts once, by its last entry, as in Ceph.
+    let superseded =
+        |i: usize| listed[i].0.is_some() && listed.get(i + 1).is_some_and(|n| n.0 == listed[i].0);
     let mut chosen: Vec<PartRecord> = Vec::with_capacity(listed.len());
     for (i, (number, tag)) in listed.iter().enumerate() {
         let number = number.ok_or_else(|| S3Error::MalformedXml {
             reason: "a Part without a PartNumber".into(),
         })?;
+        if superseded(i) {
+            continue;
+        }
         if chosen.last().is_some_and(|p| p.number >= number) {
             return Err(S3Error::InvalidPartOrder);
         }
