@@ -22,6 +22,7 @@ mod gc;
 mod hash;
 mod index;
 mod layout;
+mod local;
 mod model;
 mod open;
 mod session;

@@ -299,7 +299,7 @@ fn open_local(
             url: url.to_string(),
             source,
         })?;
-    Ok((Arc::new(store), key))
+    Ok((Arc::new(crate::local::LocalFiles(store)), key))
 }
 
 /// How long a bucket may take to answer the start-up check when credentials
