@@ -7,22 +7,8 @@
 mod common;
 
 const SCRIPT: &str = r#"
-import os, threading
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
-                  aws_access_key_id="any", aws_secret_access_key="any",
-                  config=Config(max_pool_connections=32, retries={"max_attempts": 1}))
+import threading
 B = "master.cond"
-
-def code(f):
-    try:
-        f()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return "ok"
 
 s3.create_bucket(Bucket=B)
 etag = s3.put_object(Bucket=B, Key="k", Body=b"one", IfNoneMatch="*")["ETag"]

@@ -8,20 +8,8 @@
 mod common;
 
 const WRITE: &str = r#"
-import os, datetime
-import boto3
-from botocore.exceptions import ClientError
-
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
-                  aws_access_key_id="any", aws_secret_access_key="any")
+import datetime
 B = "master.meta"
-
-def code(f):
-    try:
-        f()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return "ok"
 
 def show(key):
     h = s3.head_object(Bucket=B, Key=key)
@@ -75,10 +63,6 @@ print("too-large-upload", code(lambda: s3.create_multipart_upload(Bucket=B, Key=
 "#;
 
 const READ: &str = r#"
-import os
-import boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
-                  aws_access_key_id="any", aws_secret_access_key="any")
 for key in ["m", "copied"]:
     h = s3.head_object(Bucket="master.meta", Key=key)
     print(key, h["ContentType"], sorted(h["Metadata"].items()))

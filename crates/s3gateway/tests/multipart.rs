@@ -6,22 +6,7 @@
 mod common;
 
 const SCRIPT: &str = r#"
-import os
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
-                  aws_access_key_id="any", aws_secret_access_key="any",
-                  config=Config(retries={"total_max_attempts": 1}))
 B = "master.resent"
-
-def code(f):
-    try:
-        f()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return "ok"
 
 s3.create_bucket(Bucket=B)
 up = s3.create_multipart_upload(Bucket=B, Key="k")["UploadId"]

@@ -48,9 +48,31 @@ pub async fn serve_with(auth: Arc<dyn Authorizer>) -> Served {
     }
 }
 
+/// What every script starts with: `s3`, a boto3 client of the gateway
+/// (any credentials; one attempt per request, since botocore retries some
+/// refusals such as BadDigest for seconds and the tests check the first
+/// answer), and `code(f)`, the S3 error code of calling `f`, or "ok".
+const PRELUDE: &str = r#"
+import os
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id="any", aws_secret_access_key="any",
+                  config=Config(max_pool_connections=32, retries={"total_max_attempts": 1}))
+
+def code(f):
+    try:
+        f()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return "ok"
+"#;
+
 impl Served {
-    /// Runs a Python script with boto3, `S3_ENDPOINT` naming the gateway;
-    /// its standard output.
+    /// Runs a Python script after [`PRELUDE`], `S3_ENDPOINT` naming the
+    /// gateway; its standard output.
     pub async fn python(&self, script: &str) -> String {
         let home = std::env::var("HOME").expect("HOME");
         let python = PathBuf::from(home).join(".cache/pach-test-tools/s3clients/bin/python");
@@ -60,7 +82,7 @@ impl Served {
             python.display()
         );
         let path = self.dir.path().join("script.py");
-        std::fs::write(&path, script).unwrap();
+        std::fs::write(&path, format!("{PRELUDE}{script}")).unwrap();
         let endpoint = self.endpoint.clone();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(python)
