@@ -39,10 +39,7 @@ impl Authorizer for OneKey {
 }
 
 const SCRIPT: &str = r#"
-import os, sys, urllib.request, urllib.error
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
+import sys, urllib.request, urllib.error
 
 endpoint = os.environ["S3_ENDPOINT"]
 
@@ -50,13 +47,6 @@ def client(secret, **config):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id="AKIDPACHYDERMTEST", aws_secret_access_key=secret,
                         config=Config(**config))
-
-def code(f):
-    try:
-        f()
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return "ok"
 
 good = client("the-secret/with+signs")
 bad = client("not-the-secret")
