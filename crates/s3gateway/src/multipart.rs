@@ -29,7 +29,7 @@ use crate::checksum::{self, Algorithm, Announced, Checksum, ChecksumType};
 use crate::conditional::{WriteConditions, current_object};
 use crate::error::{Result, S3Error};
 use crate::metadata::ObjectMetadata;
-use crate::objects::{copy_checksum, copy_source_entry};
+use crate::objects::{copy_checksum, copy_source_entry, object_metadata};
 use crate::request::{Req, set_header, xml_response};
 use crate::time::iso8601;
 use crate::xml::Xml;
@@ -237,7 +237,11 @@ async fn copy_part(
     let Some(range) = req.header("x-amz-copy-source-range") else {
         let checksum = match algorithm {
             None => None,
-            Some(a) => Some((a, copy_checksum(gw, (&src, &src_key), &source, a).await?)),
+            Some(a) => {
+                let kept =
+                    object_metadata(gw, &src, &src_key, (&source.path, &source.hash)).await?;
+                Some((a, copy_checksum(gw, &source, kept.checksum(), a).await?))
+            }
         };
         let entry = FileEntry {
             path: upload.path.clone(),
@@ -355,14 +359,8 @@ pub(crate) async fn complete(gw: &Gateway, req: &Req, body: Body) -> Result<Resp
                 .map_err(|e| S3Error::from_pfs(e, &b.name, key))?;
             return match done {
                 Some(d) if d.branch == b.branch()? && key_path(key).is_ok_and(|p| p == d.path) => {
-                    let checksum = match gw.pfs.file_attrs(&b.repo, &d.path, &d.hash).await {
-                        Ok(attrs) => attrs
-                            .map(ObjectMetadata::from_attrs)
-                            .transpose()?
-                            .and_then(|m| m.checksum().cloned()),
-                        Err(e) => return Err(S3Error::from_pfs(e, &b.name, key)),
-                    };
-                    Ok(completion_result(&b, key, &d.hash, checksum.as_ref()))
+                    let kept = object_metadata(gw, &b, key, (&d.path, &d.hash)).await?;
+                    Ok(completion_result(&b, key, &d.hash, kept.checksum()))
                 }
                 _ => Err(e),
             };

@@ -21,7 +21,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use pach_pfs::names::is_commit_id;
 use pach_pfs::{AttrsWrite, CommitRecord, PfsError};
-use pach_storage::{Change, FileEntry, IndexReader};
+use pach_storage::{Change, ContentHash, FileEntry, IndexReader};
 
 use crate::bucket::{Bucket, Target, key_path};
 use crate::buckets::{check_acl_headers, etag};
@@ -225,7 +225,7 @@ pub(crate) async fn get_object(gw: &Gateway, req: &Req, head: bool) -> Result<Re
         }
         return Err(e);
     }
-    let metadata = object_metadata(gw, &b, key, &entry).await?;
+    let metadata = object_metadata(gw, &b, key, (&entry.path, &entry.hash)).await?;
     let (range, parts_count) = match part {
         Some(n) => {
             let (range, count) = metadata.part_range(n, entry.size)?;
@@ -345,7 +345,7 @@ pub(crate) async fn get_object_attributes(gw: &Gateway, req: &Req) -> Result<Res
     let marker = number("x-amz-part-number-marker", 0)?;
     let version = req.param("versionId");
     let (commit, entry) = find_object(gw, &b, key, version).await?;
-    let metadata = object_metadata(gw, &b, key, &entry).await?;
+    let metadata = object_metadata(gw, &b, key, (&entry.path, &entry.hash)).await?;
     let wants = |a: &str| named.contains(&a);
     let mut x = Xml::new("GetObjectAttributesResponse");
     if wants("ETag") {
@@ -396,13 +396,13 @@ pub(crate) async fn get_object_attributes(gw: &Gateway, req: &Req) -> Result<Res
 }
 
 /// The metadata kept with the object's content at its key.
-async fn object_metadata(
+pub(crate) async fn object_metadata(
     gw: &Gateway,
     b: &Bucket,
     key: &str,
-    entry: &FileEntry,
+    (path, hash): (&str, &ContentHash),
 ) -> Result<ObjectMetadata> {
-    match gw.pfs.file_attrs(&b.repo, &entry.path, &entry.hash).await {
+    match gw.pfs.file_attrs(&b.repo, path, hash).await {
         Ok(Some(attrs)) => ObjectMetadata::from_attrs(attrs),
         Ok(None) => Ok(ObjectMetadata::default()),
         Err(e) => Err(S3Error::from_pfs(e, &b.name, key)),
@@ -755,17 +755,16 @@ pub(crate) async fn copy_source_entry(
     Ok((src, key, entry))
 }
 
-/// The checksum of `algorithm` of a copy's source (`entry`, at `key` of
-/// `bucket`): the full-object one it is kept with, or computed by reading
-/// it.
+/// The checksum of `algorithm` of a copy's source (`entry`, kept with
+/// checksum `kept`): the kept one when it is that algorithm's full-object
+/// checksum, or computed by reading the source.
 pub(crate) async fn copy_checksum(
     gw: &Gateway,
-    (bucket, key): (&Bucket, &str),
     entry: &FileEntry,
+    kept: Option<&Checksum>,
     algorithm: Algorithm,
 ) -> Result<String> {
-    let kept = object_metadata(gw, bucket, key, entry).await?;
-    if let Some(c) = kept.checksum()
+    if let Some(c) = kept
         && c.algorithm == algorithm
         && c.kind == ChecksumType::FullObject
     {
@@ -805,13 +804,13 @@ pub(crate) async fn copy_object(gw: &Gateway, req: &Req) -> Result<Response> {
     // content's checksum is the source's either way, or the one of the
     // algorithm asked for (`x-amz-checksum-algorithm`). A copy is one part,
     // whatever the source was uploaded in.
-    let source = object_metadata(gw, &src, &src_key, &entry)
+    let source = object_metadata(gw, &src, &src_key, (&entry.path, &entry.hash))
         .await?
         .for_copy();
     let checksum = match checksum::algorithm_header(&req.headers, "x-amz-checksum-algorithm")? {
         Some(a) => Some(Checksum {
             algorithm: a,
-            value: copy_checksum(gw, (&src, &src_key), &entry, a).await?,
+            value: copy_checksum(gw, &entry, source.checksum(), a).await?,
             kind: ChecksumType::FullObject,
         }),
         None => source.checksum().cloned(),
