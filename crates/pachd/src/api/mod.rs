@@ -16,6 +16,7 @@ mod health;
 mod pfs;
 mod pipelines;
 mod pps;
+mod put_frames;
 pub(crate) mod status;
 mod transaction;
 mod version;
@@ -92,6 +93,7 @@ pub async fn serve(
         .initial_connection_window_size(Some(WINDOW * 2))
         .max_frame_size(Some(MAX_FRAME))
         .layer(status::SafeStatusLayer)
+        .layer(put_frames::SplitPutFileLayer)
         .add_service(versionpb::api_server::ApiServer::new(
             version::VersionService,
         ))
