@@ -705,3 +705,82 @@ fn put_file_split_over_grpc_as_clients_send_it() {
         named("/rows", &["id,name\n1,a\n", "id,name\n2,b\n"])
     );
 }
+
+/// What python-pachyderm's `put_file_bytes` sends for a large file: the
+/// file named on a first 20 MiB-class message, then content-only messages
+/// as large. pachd passes the large content-only messages on in pieces as
+/// they arrive; a file is still the concatenation of its puts (one object
+/// per put), and a split put still cuts records across the messages.
+#[test]
+fn large_put_file_messages_as_python_sends_them() {
+    use pach_api::pfs;
+    let p = Pachd::start();
+    p.ok(&["create", "repo", "big"]);
+    let address = format!("http://{}", p.address);
+    let file = |path: &str| pfs::File {
+        commit: Some(pfs::Commit {
+            repo: Some(pfs::Repo { name: "big".into() }),
+            id: "master".into(),
+        }),
+        path: path.into(),
+    };
+    let bytes = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed))
+            .collect()
+    };
+    let (a, b, c) = (
+        bytes(3 << 20, 1),
+        bytes((5 << 20) + 7, 2),
+        bytes((3 << 20) + 1, 3),
+    );
+    // Lines of 100 bytes, cut mid-line between messages.
+    let line = |i: usize| format!("{i:099}\n");
+    let lines: Vec<u8> = (0..70_000).flat_map(|i| line(i).into_bytes()).collect();
+    let (l1, l2) = lines.split_at((3 << 20) + 50);
+    let content = |v: &[u8]| pfs::PutFileRequest {
+        value: v.to_vec().into(),
+        ..Default::default()
+    };
+    let requests = vec![
+        pfs::PutFileRequest {
+            file: Some(file("/data")),
+            value: a.clone().into(),
+            ..Default::default()
+        },
+        content(&b),
+        content(&c),
+        pfs::PutFileRequest {
+            file: Some(file("/lines")),
+            delimiter: pfs::Delimiter::Line as i32,
+            target_file_datums: 10_000,
+            value: l1.to_vec().into(),
+            ..Default::default()
+        },
+        content(l2),
+    ];
+    let info = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let mut client = pfs::api_client::ApiClient::connect(address).await.unwrap();
+            client.put_file(tokio_stream::iter(requests)).await.unwrap();
+            client
+                .inspect_file(pfs::InspectFileRequest {
+                    file: Some(file("/data")),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        });
+    let whole: Vec<u8> = [a, b, c].concat();
+    assert_eq!(info.size_bytes, whole.len() as u64);
+    assert_eq!(info.objects.len(), 1, "one put, one object");
+    assert!(p.ok_bytes(&["get", "file", "big@master:/data"]) == whole);
+    let split = p.raw(&["list", "file", "big@master:/lines"]);
+    assert_eq!(split.len(), 7, "70,000 lines in files of 10,000");
+    let last = p.ok_bytes(&["get", "file", "big@master:/lines/0000000000000006"]);
+    let expected: Vec<u8> = (60_000..70_000)
+        .flat_map(|i| line(i).into_bytes())
+        .collect();
+    assert!(last == expected);
+}

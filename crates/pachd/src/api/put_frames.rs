@@ -251,7 +251,7 @@ fn content_only(start: &[u8], len: usize) -> Peeked {
             };
         }
     }
-    if start.len() >= 1 + MAX_VARINT {
+    if start.len() > MAX_VARINT {
         Peeked::Other
     } else {
         Peeked::NeedMore
