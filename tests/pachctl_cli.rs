@@ -775,6 +775,11 @@ fn large_put_file_messages_as_python_sends_them() {
     let whole: Vec<u8> = [a, b, c].concat();
     assert_eq!(info.size_bytes, whole.len() as u64);
     assert_eq!(info.objects.len(), 1, "one put, one object");
+    // Past its first MiBs a piece's SHA-512 is computed beside the put.
+    assert_eq!(
+        info.objects[0].hash,
+        pach_storage::Sha512::of(&whole).to_hex()
+    );
     assert!(p.ok_bytes(&["get", "file", "big@master:/data"]) == whole);
     let split = p.raw(&["list", "file", "big@master:/lines"]);
     assert_eq!(split.len(), 7, "70,000 lines in files of 10,000");

@@ -15,6 +15,7 @@
 mod changes;
 mod chunker;
 mod codec;
+mod digest;
 mod error;
 mod fetch;
 mod fsck;

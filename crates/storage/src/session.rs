@@ -2,7 +2,8 @@
 //!
 //! A session turns byte streams into [`FileEntry`]s. Each file is cut into
 //! content-defined chunks as bytes arrive, and its SHA-512 is computed as
-//! they pass (Pachyderm names a piece by it); a file longer than
+//! they pass (Pachyderm names a piece by it; beyond a piece's first MiBs on
+//! a thread of its own, [`crate::digest`]); a file longer than
 //! [`PIECE_MAX`] becomes several pieces, each chunked on its own. Every
 //! chunk is hashed on the caller's task and then either
 //!
@@ -39,7 +40,8 @@ use object_store::ObjectStore;
 use crate::StorageError;
 use crate::chunker::Chunker;
 use crate::codec::ChunkEncoder;
-use crate::hash::{ContentHash, PieceHasher, file_hash};
+use crate::digest::PieceDigest;
+use crate::hash::{ContentHash, file_hash};
 use crate::layout::Layout;
 use crate::model::{ChunkLocation, ChunkRef, FileEntry, PIECE_MAX, Piece};
 use crate::upload::Uploader;
@@ -70,7 +72,7 @@ struct OpenFile {
     pieces: Vec<Piece>,
     /// The piece being written: its length so far and its digest state.
     piece_len: u64,
-    hasher: PieceHasher,
+    digest: PieceDigest,
 }
 
 /// Where chunks go once cut and hashed.
@@ -134,7 +136,7 @@ impl PutSession {
             chunks: Vec::new(),
             pieces: Vec::new(),
             piece_len: 0,
-            hasher: PieceHasher::new(),
+            digest: PieceDigest::default(),
         });
     }
 
@@ -155,7 +157,7 @@ impl PutSession {
             }
             let part = &rest[..rest.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
             let taken = self.chunker.push(part);
-            file.hasher.update(&part[..taken]);
+            file.digest.update(&part[..taken]).await?;
             file.piece_len += taken as u64;
             rest = &rest[taken..];
             while let Some(range) = self.chunker.next_ready() {
@@ -179,7 +181,7 @@ impl PutSession {
         }
         let last = Piece {
             len: file.piece_len,
-            sha512: Some(std::mem::take(&mut file.hasher).finish()),
+            sha512: Some(std::mem::take(&mut file.digest).finish().await?),
         };
         file.pieces.push(last);
         if let Some(unchanged) = unchanged_entry(&file, &tail) {
@@ -243,7 +245,7 @@ async fn end_piece(
     chunker.reset();
     file.pieces.push(Piece {
         len: file.piece_len,
-        sha512: Some(std::mem::take(&mut file.hasher).finish()),
+        sha512: Some(std::mem::take(&mut file.digest).finish().await?),
     });
     file.piece_len = 0;
     Ok(())
