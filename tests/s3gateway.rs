@@ -402,6 +402,12 @@ assert code(lambda: s3.get_object(Bucket="data", Key="a/b.txt", Range="bytes=10-
 assert code(lambda: s3.get_object(Bucket="data", Key="a/b.txt", IfNoneMatch=put["ETag"])) == "304"
 assert code(lambda: s3.get_object(Bucket="data", Key="a/b.txt", IfMatch='"nope"')) == "PreconditionFailed"
 assert code(lambda: s3.get_object(Bucket="data", Key="nope")) == "NoSuchKey"
+# A key that cannot be a file path: refused on writes, named by no object on
+# reads; one with control characters is an unparsable URI to S3.
+assert code(lambda: s3.put_object(Bucket="data", Key="a//b", Body=b"x")) == "InvalidFilePath"
+assert code(lambda: s3.get_object(Bucket="data", Key="a//b")) == "NoSuchKey"
+assert code(lambda: s3.put_object(Bucket="data", Key="\xae\x8a-", Body=b"x")) == "InvalidFilePath"
+assert code(lambda: s3.get_object(Bucket="data", Key="\xae\x8a-")) == "InvalidURI"
 assert code(lambda: s3.get_object(Bucket="master.nothere", Key="x")) == "NoSuchBucket"
 # Metadata is kept; conditions hold.
 s3.put_object(Bucket="data", Key="a/m", Body=b"", Metadata={"k": "v"}, ContentType="text/plain")

@@ -47,6 +47,10 @@ pub enum S3Error {
     InvalidFilePath { key: String, reason: String },
     #[error("the key is {len} bytes long; keys are at most 1024 bytes")]
     KeyTooLong { len: usize },
+    /// A read of a key holding control characters: S3's answer, in S3's
+    /// words (clients match them); the error's `Resource` names the key.
+    #[error("Couldn't parse the specified URI.")]
+    InvalidUri,
     #[error("{what} is not implemented by Pachyderm's S3 gateway")]
     NotImplemented { what: String },
     #[error(
@@ -134,6 +138,7 @@ impl S3Error {
             NotModified => ("NotModified", StatusCode::NOT_MODIFIED),
             InvalidFilePath { .. } => ("InvalidFilePath", StatusCode::BAD_REQUEST),
             KeyTooLong { .. } => ("KeyTooLongError", StatusCode::BAD_REQUEST),
+            InvalidUri => ("InvalidURI", StatusCode::BAD_REQUEST),
             NotImplemented { .. } => ("NotImplemented", StatusCode::NOT_IMPLEMENTED),
             ReadOnlyBucket { .. } => ("AccessDenied", StatusCode::FORBIDDEN),
             WriteToOutputBranch(_) => ("WriteToOutputBranch", StatusCode::BAD_REQUEST),

@@ -52,8 +52,15 @@ async fn find_object(
     key: &str,
     version: Option<&str>,
 ) -> Result<(CommitRecord, FileEntry)> {
-    // A key that cannot be a path names no object.
-    let path = key_path(key).map_err(|_| no_such_key(b, key))?;
+    // A key that cannot be a path names no object; one with control
+    // characters is refused as S3 refuses it.
+    let path = key_path(key).map_err(|_| {
+        if key.chars().any(char::is_control) {
+            S3Error::InvalidUri
+        } else {
+            no_such_key(b, key)
+        }
+    })?;
     let (commit, index) = match version {
         None | Some("null") => b.contents(&gw.pfs).await?,
         Some(v) if is_commit_id(v) => {
