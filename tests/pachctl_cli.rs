@@ -642,6 +642,18 @@ fn logs_and_datums_as_1_9() {
     assert_eq!(p.raw(&["list", "datum", &job]).len(), 3);
 }
 
+/// `path` on the master branch of `repo`, as a gRPC client names it.
+fn master_file(repo: &str, path: &str) -> pach_api::pfs::File {
+    use pach_api::pfs;
+    pfs::File {
+        commit: Some(pfs::Commit {
+            repo: Some(pfs::Repo { name: repo.into() }),
+            id: "master".into(),
+        }),
+        path: path.into(),
+    }
+}
+
 /// What python-pachyderm's `put_file_bytes(..., delimiter=CSV,
 /// target_file_datums=1, header_records=1)` sends: the split fields on the
 /// first message, the bytes in several messages cut anywhere.
@@ -651,13 +663,7 @@ fn put_file_split_over_grpc_as_clients_send_it() {
     let p = Pachd::start();
     p.ok(&["create", "repo", "g"]);
     let address = format!("http://{}", p.address);
-    let file = |path: &str| pfs::File {
-        commit: Some(pfs::Commit {
-            repo: Some(pfs::Repo { name: "g".into() }),
-            id: "master".into(),
-        }),
-        path: path.into(),
-    };
+    let file = |path: &str| master_file("g", path);
     let first = pfs::PutFileRequest {
         file: Some(file("/rows")),
         delimiter: pfs::Delimiter::Csv as i32,
@@ -717,13 +723,7 @@ fn large_put_file_messages_as_python_sends_them() {
     let p = Pachd::start();
     p.ok(&["create", "repo", "big"]);
     let address = format!("http://{}", p.address);
-    let file = |path: &str| pfs::File {
-        commit: Some(pfs::Commit {
-            repo: Some(pfs::Repo { name: "big".into() }),
-            id: "master".into(),
-        }),
-        path: path.into(),
-    };
+    let file = |path: &str| master_file("big", path);
     let bytes = |n: usize, seed: u8| -> Vec<u8> {
         (0..n)
             .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed))
