@@ -414,7 +414,18 @@ s3.put_object(Bucket="data", Key="a/m", Body=b"", Metadata={"k": "v"}, ContentTy
 m = s3.head_object(Bucket="data", Key="a/m")
 assert m["Metadata"] == {"k": "v"} and m["ContentType"] == "text/plain", m
 assert code(lambda: s3.put_object(Bucket="data", Key="a/m", Body=b"x", IfNoneMatch="*")) == "PreconditionFailed"
-assert code(lambda: s3.get_bucket_acl(Bucket="data")) == "NotImplemented"
+# Without auth every caller is the one owner, with full control of
+# everything: the ACLs say so, and setting them to that changes nothing.
+acl = s3.get_bucket_acl(Bucket="data")
+owner = acl["Owner"]["ID"]
+assert [(g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]] == [(owner, "FULL_CONTROL")], acl
+assert s3.list_objects(Bucket="data")["Contents"][0]["Owner"]["ID"] == owner
+s3.put_bucket_acl(Bucket="data", ACL="private")
+s3.put_object_acl(Bucket="data", Key="a/b.txt", ACL="private")
+assert s3.get_object_acl(Bucket="data", Key="a/b.txt")["Grants"] == acl["Grants"]
+assert code(lambda: s3.put_bucket_acl(Bucket="data", ACL="public-read")) == "NotImplemented"
+assert code(lambda: s3.get_object_acl(Bucket="data", Key="nope")) == "NoSuchKey"
+assert code(lambda: s3.get_bucket_acl(Bucket="master.nothere")) == "NoSuchBucket"
 assert code(lambda: s3.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})) == "NotImplemented"
 assert code(lambda: s3.delete_bucket(Bucket="data")) == "BucketNotEmpty"
 # Creating a bucket that exists succeeds, as in us-east-1, and keeps it as it is.

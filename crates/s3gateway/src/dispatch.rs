@@ -13,13 +13,12 @@ use crate::auth::{Access, Wire};
 use crate::bucket::Bucket;
 use crate::error::{Result, S3Error};
 use crate::request::{Req, error_response, set_header};
-use crate::{Gateway, auth, buckets, multipart, objects};
+use crate::{Gateway, acl, auth, buckets, multipart, objects};
 
-/// Bucket subresources of features not implemented (ACLs, policies,
-/// lifecycle, tagging, CORS, website, logging, replication, encryption,
-/// object lock...).
+/// Bucket subresources of features not implemented (policies, lifecycle,
+/// tagging, CORS, website, logging, replication, encryption, object
+/// lock...).
 const BUCKET_FEATURES: &[&str] = &[
-    "acl",
     "policy",
     "policyStatus",
     "lifecycle",
@@ -43,7 +42,6 @@ const BUCKET_FEATURES: &[&str] = &[
 
 /// Object subresources of features not implemented.
 const OBJECT_FEATURES: &[&str] = &[
-    "acl",
     "tagging",
     "retention",
     "legal-hold",
@@ -131,6 +129,9 @@ fn not_implemented(req: &Req, features: &[&str], of: &str) -> Result<()> {
 }
 
 async fn bucket_operation(gw: &Gateway, req: Req, body: Body) -> Result<Response> {
+    if req.has("acl") {
+        return acl_operation(gw, req, body).await;
+    }
     not_implemented(&req, BUCKET_FEATURES, "bucket")?;
     match req.method {
         Method::GET if req.has("location") => buckets::location(gw, &req).await,
@@ -156,6 +157,9 @@ async fn bucket_operation(gw: &Gateway, req: Req, body: Body) -> Result<Response
 }
 
 async fn object_operation(gw: &Gateway, req: Req, body: Body) -> Result<Response> {
+    if req.has("acl") {
+        return acl_operation(gw, req, body).await;
+    }
     not_implemented(&req, OBJECT_FEATURES, "object")?;
     let copy = req.header("x-amz-copy-source").is_some();
     match req.method {
@@ -178,6 +182,15 @@ async fn object_operation(gw: &Gateway, req: Req, body: Body) -> Result<Response
         Method::OPTIONS => Err(S3Error::NotImplemented {
             what: "CORS".into(),
         }),
+        _ => Err(S3Error::MethodNotAllowed),
+    }
+}
+
+/// `?acl` on a bucket or an object.
+async fn acl_operation(gw: &Gateway, req: Req, body: Body) -> Result<Response> {
+    match req.method {
+        Method::GET | Method::HEAD => acl::get_acl(gw, &req).await,
+        Method::PUT => acl::put_acl(gw, &req, body).await,
         _ => Err(S3Error::MethodNotAllowed),
     }
 }

@@ -21,6 +21,7 @@
 //! `buckets` serves the service and bucket operations and listings,
 //! `objects` the object operations, `multipart` uploads in parts.
 
+mod acl;
 mod auth;
 mod body;
 mod bucket;

@@ -46,7 +46,7 @@ fn no_such_key(b: &Bucket, key: &str) -> S3Error {
 
 /// The commit an object is read from and its file entry: the bucket's
 /// commit, or for `version` a commit id, the file in that commit.
-async fn find_object(
+pub(crate) async fn find_object(
     gw: &Gateway,
     b: &Bucket,
     key: &str,

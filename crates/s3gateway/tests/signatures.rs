@@ -74,6 +74,8 @@ print("unknown-key", code(lambda: boto3.client("s3", endpoint_url=endpoint, regi
 # A known key is refused a repo it has no access to.
 print("other-repo", code(lambda: good.create_bucket(Bucket="master.closed")))
 print("listed", [b["Name"] for b in good.list_buckets()["Buckets"]])
+# With auth active a repo's access is its Pachyderm ACL, not an S3 one.
+print("acl", code(lambda: good.get_bucket_acl(Bucket="master.open")))
 
 # Presigned URLs: valid, tampered with, and for the wrong secret.
 url = good.generate_presigned_url("get_object", Params={"Bucket": "master.open", "Key": "a.txt"}, ExpiresIn=600)
@@ -151,6 +153,7 @@ async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
             "unknown-key InvalidAccessKeyId",
             "other-repo AccessDenied",
             "listed ['master.open']",
+            "acl NotImplemented",
             "presigned hello a.txt",
             "presigned-tampered 403",
             "presigned-wrong-secret 403",
