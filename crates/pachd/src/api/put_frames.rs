@@ -261,17 +261,13 @@ fn content_only(start: &[u8], len: usize) -> Peeked {
 /// The head of a content-only message carrying `n` bytes of content: gRPC's
 /// message head, then `value`'s tag and length.
 fn content_head(n: usize) -> Bytes {
-    let mut field = vec![VALUE_TAG];
-    let mut v = n as u64;
-    while v >= 0x80 {
-        field.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    field.push(v as u8);
-    let mut head = Vec::with_capacity(HEAD + field.len());
+    use prost::encoding::{encode_varint, encoded_len_varint};
+    let field_head = 1 + encoded_len_varint(n as u64);
+    let mut head = Vec::with_capacity(HEAD + field_head);
     head.push(0);
-    head.extend_from_slice(&((field.len() + n) as u32).to_be_bytes());
-    head.extend_from_slice(&field);
+    head.extend_from_slice(&((field_head + n) as u32).to_be_bytes());
+    head.push(VALUE_TAG);
+    encode_varint(n as u64, &mut head);
     head.into()
 }
 
