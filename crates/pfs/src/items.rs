@@ -3,7 +3,7 @@
 //! once per chunk, and never spanning two pieces, so that a client sees the
 //! pieces a file was put in (python-pachyderm's `get_file` yields them).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use pach_storage::FileEntry;
 
@@ -34,7 +34,11 @@ pub fn piece_lengths(entries: &[FileEntry], offset: u64, len: Option<u64>) -> Ve
 
 /// `items` (each within one piece) regrouped into items of at most
 /// [`ITEM_MAX`] bytes that end where pieces end. An item from `items` larger
-/// than that passes whole.
+/// than that passes whole, and so does one that ends a piece on its own.
+///
+/// A regrouped item is gathered into a buffer of its own, so that the
+/// caller can take it as a `Vec` without copying it again (gRPC's message
+/// type for content).
 pub fn regroup(
     items: BoxStream<'static, Result<Bytes>>,
     pieces: Vec<u64>,
@@ -44,14 +48,20 @@ pub fn regroup(
         pieces: std::vec::IntoIter<u64>,
         /// Bytes of the current piece not yet taken in.
         left: u64,
-        held: BytesMut,
+        held: Vec<u8>,
+        /// An item that did not fit in `held`, for the next round.
+        next: Option<Bytes>,
         done: bool,
+    }
+    fn take(held: &mut Vec<u8>) -> Bytes {
+        Bytes::from(std::mem::take(held))
     }
     let state = State {
         items,
         pieces: pieces.into_iter(),
         left: 0,
-        held: BytesMut::new(),
+        held: Vec::new(),
+        next: None,
         done: false,
     };
     stream::unfold(state, |mut s| async move {
@@ -61,21 +71,31 @@ pub fn regroup(
             }
             if s.left == 0 {
                 if !s.held.is_empty() {
-                    return Some((Ok(s.held.split().freeze()), s));
+                    return Some((Ok(take(&mut s.held)), s));
                 }
                 s.left = s.pieces.next().unwrap_or(u64::MAX);
             }
-            match s.items.next().await {
+            let next = match s.next.take() {
+                Some(item) => Some(Ok(item)),
+                None => s.items.next().await,
+            };
+            match next {
                 Some(Ok(item)) => {
+                    if !s.held.is_empty() && s.held.len() + item.len() > ITEM_MAX {
+                        s.next = Some(item);
+                        return Some((Ok(take(&mut s.held)), s));
+                    }
                     let n = item.len() as u64;
                     s.left = s.left.saturating_sub(n);
-                    if s.held.is_empty() && (s.left == 0 || item.len() >= ITEM_MAX) {
-                        return Some((Ok(item), s));
+                    if s.held.is_empty() {
+                        if s.left == 0 || item.len() >= ITEM_MAX {
+                            return Some((Ok(item), s));
+                        }
+                        let rest = usize::try_from(s.left).unwrap_or(usize::MAX);
+                        s.held
+                            .reserve_exact(ITEM_MAX.min(item.len().saturating_add(rest)));
                     }
                     s.held.extend_from_slice(&item);
-                    if s.held.len() >= ITEM_MAX {
-                        return Some((Ok(s.held.split().freeze()), s));
-                    }
                 }
                 Some(Err(e)) => {
                     s.done = true;
@@ -84,7 +104,7 @@ pub fn regroup(
                 None => {
                     s.done = true;
                     if !s.held.is_empty() {
-                        return Some((Ok(s.held.split().freeze()), s));
+                        return Some((Ok(take(&mut s.held)), s));
                     }
                     return None;
                 }
@@ -140,8 +160,32 @@ mod tests {
             regrouped(&[ITEM_MAX + 1, 5], &[ITEM_MAX as u64 + 6]).await,
             [ITEM_MAX + 1, 5]
         );
+        // An item never grows past the limit: a chunk that would not fit
+        // starts the next one.
+        let chunks = vec![700 * K; 5];
+        assert_eq!(
+            regrouped(&chunks, &[3500 * K as u64]).await,
+            [1400 * K, 1400 * K, 700 * K]
+        );
         // Nothing in, nothing out.
         assert!(regrouped(&[], &[]).await.is_empty());
+    }
+
+    /// A gathered item owns its buffer: taking it as a `Vec` (as gRPC's
+    /// content messages are) copies nothing.
+    #[tokio::test]
+    async fn gathered_items_become_vecs_without_a_copy() {
+        let items: Vec<Result<Bytes>> = vec![
+            Ok(Bytes::from(vec![1u8; 1000])),
+            Ok(Bytes::from(vec![2u8; 1000])),
+        ];
+        let mut out = regroup(stream::iter(items).boxed(), vec![2000]);
+        let item = out.next().await.unwrap().unwrap();
+        assert_eq!(item.len(), 2000);
+        let at = item.as_ptr();
+        let v = Vec::from(item);
+        assert_eq!(v.as_ptr(), at, "the item was copied");
+        assert!(out.next().await.is_none());
     }
 
     #[test]
