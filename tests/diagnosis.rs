@@ -114,3 +114,93 @@ fn version_prints_both_and_honours_its_timeout() {
     assert!(out.status.success());
     drop(silent);
 }
+
+/// A stand-in for an analysis tool on PATH: records its arguments and
+/// whether the files it was given exist and are not empty.
+fn recording_tool(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let record = dir.join(format!("{name}.args"));
+    let script = dir.join(name);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {rec}\nfor f in \"$@\"; do case \"$f\" in tool|pprof) ;; *) test -s \"$f\" || exit 3;; esac; done\n",
+            rec = record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    record
+}
+
+#[test]
+fn pprof_fetches_profile_and_binary_and_opens_them() {
+    let p = Pachd::start();
+    let tools = p.dir.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let (profile, binary) = (p.dir.path().join("cpu.pb"), p.dir.path().join("pachd.bin"));
+    let args = [
+        "debug",
+        "pprof",
+        "cpu",
+        "-d",
+        "1s",
+        "--profile-file",
+        profile.to_str().unwrap(),
+        "--binary-file",
+        binary.to_str().unwrap(),
+    ];
+    let run = |path: &std::path::Path| p.pachctl_cmd(&args).env("PATH", path).output().unwrap();
+
+    // Neither Go nor pprof: the files are written, and the error says how
+    // to open them.
+    let out = run(&tools);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("neither `go` nor `pprof` is on PATH")
+            && err.contains(&format!("pprof {} {}", binary.display(), profile.display())),
+        "{err}"
+    );
+    let running = std::fs::read(pach_e2e::bin("pachd")).unwrap();
+    assert!(
+        std::fs::read(&binary).unwrap() == running,
+        "not pachd's binary"
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(&profile).unwrap()).into_owned();
+    assert!(
+        text.contains("cpu") && text.contains("nanoseconds"),
+        "not a CPU profile"
+    );
+
+    // A standalone pprof gets the binary, then the profile.
+    std::fs::remove_file(&profile).unwrap();
+    let record = recording_tool(&tools, "pprof");
+    let out = run(&tools);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap().trim(),
+        format!("{} {}", binary.display(), profile.display())
+    );
+
+    // Go's own is preferred when Go is there, as in 1.9.
+    let record = recording_tool(&tools, "go");
+    let out = run(&tools);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap().trim(),
+        format!("tool pprof {} {}", binary.display(), profile.display())
+    );
+
+    // The 1.8 name, and a profile that does not exist.
+    let err = p.fails(&["debug-pprof", "heap"]);
+    assert!(err.contains("profile 'heap' is not available"), "{err}");
+}

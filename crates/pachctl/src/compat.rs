@@ -52,6 +52,7 @@ const ALIASES: &[(&str, &[&str], Args)] = &[
     ("debug-dump", &["debug", "dump"], Args::Same),
     ("debug-profile", &["debug", "profile"], Args::Same),
     ("debug-binary", &["debug", "binary"], Args::Same),
+    ("debug-pprof", &["debug", "pprof"], Args::Same),
     ("delete-all", &["delete", "all"], Args::Same),
     ("start-commit", &["start", "commit"], Args::RepoBranch),
     ("finish-commit", &["finish", "commit"], Args::RepoBranch),

@@ -1,5 +1,6 @@
 //! `debug dump`, `debug profile cpu` and `debug binary`: what pachd tells
-//! about itself for diagnosis (`debug.Debug`), written to stdout or a file.
+//! about itself for diagnosis (`debug.Debug`), written to stdout or a file;
+//! `debug pprof`, both of the last two opened in pprof.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ pub enum DebugVerb {
     Profile(Profile),
     /// Write the binary pachd is running (to read a profile with).
     Binary(Output),
+    /// Take a profile of pachd and fetch its binary (to files), then open
+    /// both in pprof: `go tool pprof`, or a standalone `pprof`.
+    Pprof(Pprof),
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +44,36 @@ pub struct Profile {
     pub output: Output,
 }
 
+#[derive(Debug, Args)]
+pub struct Pprof {
+    /// The profile to take: cpu.
+    pub profile: String,
+    /// How long to sample the CPU, e.g. 30s or 1m.
+    #[arg(short, long, default_value = "1m")]
+    pub duration: String,
+    /// The file to write the profile to.
+    #[arg(long, default_value = "profile")]
+    pub profile_file: PathBuf,
+    /// The file to write pachd's binary to.
+    #[arg(long, default_value = "binary")]
+    pub binary_file: PathBuf,
+}
+
+/// `--duration` as the request carries it; only the CPU profile exists.
+fn profile_request(profile: &str, duration: &str) -> anyhow::Result<pb::ProfileRequest> {
+    let parsed = humantime::parse_duration(duration)
+        .with_context(|| format!("--duration '{duration}' is not a duration like 30s or 1m"))?;
+    if profile != "cpu" {
+        anyhow::bail!(
+            "profile '{profile}' is not available; `pachctl debug profile cpu` takes a CPU profile"
+        );
+    }
+    Ok(pb::ProfileRequest {
+        profile: profile.to_string(),
+        duration: Some(prost_types::Duration::try_from(parsed).context("--duration is too long")?),
+    })
+}
+
 pub async fn run(verb: DebugVerb) -> anyhow::Result<()> {
     match verb {
         DebugVerb::Dump(o) => {
@@ -52,30 +86,10 @@ pub async fn run(verb: DebugVerb) -> anyhow::Result<()> {
             write_out(replies.into_inner(), &o, false).await
         }
         DebugVerb::Profile(p) => {
-            let duration = humantime::parse_duration(&p.duration).with_context(|| {
-                format!(
-                    "--duration '{}' is not a duration like 30s or 1m",
-                    p.duration
-                )
-            })?;
-            if p.profile != "cpu" {
-                anyhow::bail!(
-                    "profile '{}' is not available; `pachctl debug profile cpu` takes a CPU profile",
-                    p.profile
-                );
-            }
+            let request = profile_request(&p.profile, &p.duration)?;
             refuse_terminal(&p.output, "the profile")?;
             let mut c = connect().await?;
-            let duration =
-                prost_types::Duration::try_from(duration).context("--duration is too long")?;
-            let replies = c
-                .debug
-                .profile(pb::ProfileRequest {
-                    profile: p.profile,
-                    duration: Some(duration),
-                })
-                .await
-                .map_err(status)?;
+            let replies = c.debug.profile(request).await.map_err(status)?;
             write_out(replies.into_inner(), &p.output, true).await
         }
         DebugVerb::Binary(o) => {
@@ -84,7 +98,82 @@ pub async fn run(verb: DebugVerb) -> anyhow::Result<()> {
             let replies = c.debug.binary(pb::BinaryRequest {}).await.map_err(status)?;
             write_out(replies.into_inner(), &o, true).await
         }
+        DebugVerb::Pprof(p) => pprof(p).await,
     }
+}
+
+/// Fetches the profile and the binary at once, then hands both to pprof
+/// (as 1.9's `debug pprof` does with `go tool pprof`), which takes over the
+/// terminal. Without Go or pprof the files stay, and the error says how to
+/// open them elsewhere.
+async fn pprof(p: Pprof) -> anyhow::Result<()> {
+    let request = profile_request(&p.profile, &p.duration)?;
+    let c = connect().await?;
+    eprintln!(
+        "Downloading the {} profile (this takes {}) and pachd's binary...",
+        p.profile, p.duration
+    );
+    let (mut for_profile, mut for_binary) = (c.debug.clone(), c.debug);
+    let profile = async {
+        let replies = for_profile.profile(request).await.map_err(status)?;
+        let output = Output {
+            output: Some(p.profile_file.clone()),
+        };
+        write_out(replies.into_inner(), &output, true).await
+    };
+    let binary = async {
+        let replies = for_binary
+            .binary(pb::BinaryRequest {})
+            .await
+            .map_err(status)?;
+        let output = Output {
+            output: Some(p.binary_file.clone()),
+        };
+        write_out(replies.into_inner(), &output, true).await
+    };
+    tokio::try_join!(profile, binary)?;
+    let (binary, profile) = (&p.binary_file, &p.profile_file);
+    let (program, args): (_, &[&std::ffi::OsStr]) = if on_path("go") {
+        (
+            "go",
+            &[
+                "tool".as_ref(),
+                "pprof".as_ref(),
+                binary.as_ref(),
+                profile.as_ref(),
+            ],
+        )
+    } else if on_path("pprof") {
+        ("pprof", &[binary.as_ref(), profile.as_ref()])
+    } else {
+        anyhow::bail!(
+            "the profile is in {} and pachd's binary in {}, but neither `go` nor `pprof` is on PATH to open them: \
+             install Go and run `go tool pprof {} {}`, or pprof (`go install github.com/google/pprof@latest`)",
+            profile.display(),
+            binary.display(),
+            binary.display(),
+            profile.display()
+        );
+    };
+    let exit = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !exit.success() {
+        anyhow::bail!("{program} ended with {exit}");
+    }
+    Ok(())
+}
+
+/// Whether `program` is an executable file in one of PATH's directories.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Binary output to a terminal would garble it: ask for a redirect.
