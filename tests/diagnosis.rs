@@ -173,32 +173,23 @@ fn pprof_fetches_profile_and_binary_and_opens_them() {
         "not a CPU profile"
     );
 
-    // A standalone pprof gets the binary, then the profile.
+    // A standalone pprof gets the binary, then the profile; Go's own is
+    // preferred when Go is there, as in 1.9.
     std::fs::remove_file(&profile).unwrap();
-    let record = recording_tool(&tools, "pprof");
-    let out = run(&tools);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(&record).unwrap().trim(),
-        format!("{} {}", binary.display(), profile.display())
-    );
-
-    // Go's own is preferred when Go is there, as in 1.9.
-    let record = recording_tool(&tools, "go");
-    let out = run(&tools);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(&record).unwrap().trim(),
-        format!("tool pprof {} {}", binary.display(), profile.display())
-    );
+    let files = format!("{} {}", binary.display(), profile.display());
+    for (tool, expected) in [
+        ("pprof", files.clone()),
+        ("go", format!("tool pprof {files}")),
+    ] {
+        let record = recording_tool(&tools, tool);
+        let out = run(&tools);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&record).unwrap().trim(), expected);
+    }
 
     // The 1.8 name, and a profile that does not exist.
     let err = p.fails(&["debug-pprof", "heap"]);
