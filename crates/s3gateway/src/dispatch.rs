@@ -94,6 +94,7 @@ async fn route(gw: &Gateway, mut req: Req, raw: &RawRequest, body: Body) -> Resu
     let authenticated =
         auth::authenticate(&gw.auth, &wire, &req.query, std::time::SystemTime::now()).await?;
     req.authenticated(authenticated.caller, authenticated.payload);
+    expected_owner(&req)?;
     // What the request does to its bucket's repo (CreateBucket and
     // DeleteBucket ask for themselves: whether they create or delete the
     // repo depends on what exists). A bucket name that names no repo is
@@ -117,6 +118,27 @@ async fn route(gw: &Gateway, mut req: Req, raw: &RawRequest, body: Body) -> Resu
         (Some(_), None) => bucket_operation(gw, req, body).await,
         (Some(_), Some(_)) => object_operation(gw, req, body).await,
     }
+}
+
+/// A client that names the account it expects to own the bucket (or a
+/// copy's source bucket) is refused when another one does, as S3 refuses
+/// it, instead of the check passing unseen. Every bucket here has the one
+/// owner that listings name.
+fn expected_owner(req: &Req) -> Result<()> {
+    for header in [
+        "x-amz-expected-bucket-owner",
+        "x-amz-source-expected-bucket-owner",
+    ] {
+        if let Some(expected) = req.header(header)
+            && expected != buckets::OWNER_ID
+        {
+            return Err(S3Error::AccessDenied(format!(
+                "{header} is '{expected}', but the bucket's owner is '{}'",
+                buckets::OWNER_ID
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn not_implemented(req: &Req, features: &[&str], of: &str) -> Result<()> {

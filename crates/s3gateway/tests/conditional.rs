@@ -2,7 +2,8 @@
 //! by `scripts/test-tools.sh`) against a gateway over a real metadata store.
 //! Conditions are checked as the write lands, so of many writers racing
 //! with `If-None-Match: *` on one key exactly one succeeds, and the others
-//! write nothing: no commit, not even an empty one.
+//! write nothing: no commit, not even an empty one. So do writes that
+//! expect another bucket owner (`x-amz-expected-bucket-owner`).
 
 mod common;
 
@@ -12,6 +13,14 @@ B = "master.cond"
 
 s3.create_bucket(Bucket=B)
 etag = s3.put_object(Bucket=B, Key="k", Body=b"one", IfNoneMatch="*")["ETag"]
+# The owner a client expects: the one listings name passes, another is
+# refused, and the refused write or copy lands nothing.
+owner = s3.list_buckets()["Owner"]["ID"]
+print("expected-owner", code(lambda: s3.list_objects_v2(Bucket=B, ExpectedBucketOwner=owner)))
+print("expected-owner-other", code(lambda: s3.put_object(Bucket=B, Key="o", Body=b"x",
+                                                          ExpectedBucketOwner="111122223333")))
+print("expected-source-owner-other", code(lambda: s3.copy_object(
+    Bucket=B, Key="o", CopySource=B + "/k", ExpectedSourceBucketOwner="111122223333")))
 print("put-if-none-match-again", code(lambda: s3.put_object(Bucket=B, Key="k", Body=b"two", IfNoneMatch="*")))
 print("put-if-none-match-etag", code(lambda: s3.put_object(Bucket=B, Key="k", Body=b"two", IfNoneMatch=etag)))
 print("put-if-match-other", code(lambda: s3.put_object(Bucket=B, Key="k", Body=b"two", IfMatch='"other"')))
@@ -68,6 +77,9 @@ async fn boto3_conditional_writes_hold_as_they_land() {
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         [
+            "expected-owner ok",
+            "expected-owner-other AccessDenied",
+            "expected-source-owner-other AccessDenied",
             "put-if-none-match-again PreconditionFailed",
             "put-if-none-match-etag PreconditionFailed",
             "put-if-match-other PreconditionFailed",
