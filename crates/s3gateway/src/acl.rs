@@ -17,7 +17,7 @@ use axum::response::Response;
 
 use crate::Gateway;
 use crate::bucket::Bucket;
-use crate::buckets::{OWNER_ID, OWNER_NAME, check_acl_headers, owner};
+use crate::buckets::{check_acl_headers, owner, owner_fields};
 use crate::error::{Result, S3Error};
 use crate::request::{Req, empty, xml_response};
 use crate::xml::Xml;
@@ -31,17 +31,13 @@ pub(crate) async fn get_acl(gw: &Gateway, req: &Req) -> Result<Response> {
     target_exists(gw, req).await?;
     let mut x = Xml::new("AccessControlPolicy");
     owner(&mut x, "Owner");
-    x.open("AccessControlList")
-        .open("Grant")
-        .open(
-            r#"Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser""#,
-        )
-        .elem("ID", OWNER_ID)
-        .elem("DisplayName", OWNER_NAME)
-        .close("Grantee")
-        .elem("Permission", "FULL_CONTROL")
-        .close("Grant")
-        .close("AccessControlList");
+    owner_fields(x.open("AccessControlList").open("Grant").open(
+        r#"Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser""#,
+    ))
+    .close("Grantee")
+    .elem("Permission", "FULL_CONTROL")
+    .close("Grant")
+    .close("AccessControlList");
     Ok(xml_response(x.finish("AccessControlPolicy")))
 }
 

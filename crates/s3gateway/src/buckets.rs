@@ -33,7 +33,7 @@ use crate::{Gateway, LOCATION, body};
 /// The owner every bucket and object is reported with (there are no users
 /// without auth), as Pachyderm 1.9's gateway reported it.
 pub(crate) const OWNER_ID: &str = "00000000000000000000000000000000";
-pub(crate) const OWNER_NAME: &str = "pachyderm";
+const OWNER_NAME: &str = "pachyderm";
 
 /// S3's page size limit for listings.
 const MAX_KEYS: usize = 1000;
@@ -41,10 +41,12 @@ const MAX_KEYS: usize = 1000;
 const SCAN_BEFORE_SEEK: usize = 256;
 
 pub(crate) fn owner(x: &mut Xml, tag: &str) {
-    x.open(tag)
-        .elem("ID", OWNER_ID)
-        .elem("DisplayName", OWNER_NAME)
-        .close(tag);
+    owner_fields(x.open(tag)).close(tag);
+}
+
+/// The owner's `ID` and `DisplayName`, inside an element the caller opened.
+pub(crate) fn owner_fields(x: &mut Xml) -> &mut Xml {
+    x.elem("ID", OWNER_ID).elem("DisplayName", OWNER_NAME)
 }
 
 fn pfs_err(b: &Bucket) -> impl Fn(PfsError) -> S3Error + '_ {

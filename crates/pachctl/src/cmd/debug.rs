@@ -113,25 +113,23 @@ async fn pprof(p: Pprof) -> anyhow::Result<()> {
         "Downloading the {} profile (this takes {}) and pachd's binary...",
         p.profile, p.duration
     );
+    let to_file = async |replies: Result<tonic::Response<_>, tonic::Status>, path: &PathBuf| {
+        let output = Output {
+            output: Some(path.clone()),
+        };
+        write_out(replies.map_err(status)?.into_inner(), &output, true).await
+    };
     let (mut for_profile, mut for_binary) = (c.debug.clone(), c.debug);
-    let profile = async {
-        let replies = for_profile.profile(request).await.map_err(status)?;
-        let output = Output {
-            output: Some(p.profile_file.clone()),
-        };
-        write_out(replies.into_inner(), &output, true).await
-    };
-    let binary = async {
-        let replies = for_binary
-            .binary(pb::BinaryRequest {})
+    tokio::try_join!(
+        async { to_file(for_profile.profile(request).await, &p.profile_file).await },
+        async {
+            to_file(
+                for_binary.binary(pb::BinaryRequest {}).await,
+                &p.binary_file,
+            )
             .await
-            .map_err(status)?;
-        let output = Output {
-            output: Some(p.binary_file.clone()),
-        };
-        write_out(replies.into_inner(), &output, true).await
-    };
-    tokio::try_join!(profile, binary)?;
+        },
+    )?;
     let (binary, profile) = (&p.binary_file, &p.profile_file);
     let (program, args): (_, &[&std::ffi::OsStr]) = if on_path("go") {
         (
