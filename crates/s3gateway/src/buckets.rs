@@ -170,7 +170,16 @@ pub(crate) async fn create_bucket(gw: &Gateway, req: &Req, body: Body) -> Result
         Err(e) => return Err(pfs_err(&b)(e)),
     };
     if repo_exists {
-        gw.allow(req, Access::Write(&b.repo)).await?;
+        if let Err(denied) = gw.allow(req, Access::Write(&b.repo)).await {
+            // Bucket names are shared by every user, as in S3: one that
+            // exists and is not the caller's to write is taken.
+            if req.caller.verified && gw.pfs.inspect_branch(&b.repo, branch).await.is_ok() {
+                return Err(S3Error::BucketAlreadyExists {
+                    bucket: b.name.clone(),
+                });
+            }
+            return Err(denied);
+        }
     } else {
         gw.allow(req, Access::CreateRepo(&b.repo)).await?;
     }

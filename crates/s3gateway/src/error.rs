@@ -24,6 +24,10 @@ pub enum S3Error {
     #[error("bucket '{bucket}' already exists")]
     BucketAlreadyOwnedByYou { bucket: String },
     #[error(
+        "bucket '{bucket}' already exists and you may not write to it (its repo's owner can grant it: `pachctl auth set USER writer REPO`); pick another name"
+    )]
+    BucketAlreadyExists { bucket: String },
+    #[error(
         "bucket '{bucket}' is not empty; delete its objects first (`aws s3 rm --recursive s3://{bucket}`)"
     )]
     BucketNotEmpty { bucket: String },
@@ -128,6 +132,7 @@ impl S3Error {
             NoSuchUpload { .. } => ("NoSuchUpload", StatusCode::NOT_FOUND),
             InvalidBucketName { .. } => ("InvalidBucketName", StatusCode::BAD_REQUEST),
             BucketAlreadyOwnedByYou { .. } => ("BucketAlreadyOwnedByYou", StatusCode::CONFLICT),
+            BucketAlreadyExists { .. } => ("BucketAlreadyExists", StatusCode::CONFLICT),
             BucketNotEmpty { .. } => ("BucketNotEmpty", StatusCode::CONFLICT),
             InvalidRange { .. } => ("InvalidRange", StatusCode::RANGE_NOT_SATISFIABLE),
             PreconditionFailed => ("PreconditionFailed", StatusCode::PRECONDITION_FAILED),

@@ -487,9 +487,9 @@ pub(crate) fn verify_v2(
         })
         .collect();
     sub.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut resource = wire.path.to_string();
-    if !sub.is_empty() {
-        resource.push('?');
+    let subresources: String = if sub.is_empty() {
+        String::new()
+    } else {
         let joined: Vec<String> = sub
             .iter()
             .map(|(k, v)| match v {
@@ -497,20 +497,29 @@ pub(crate) fn verify_v2(
                 None => k.clone(),
             })
             .collect();
-        resource.push_str(&joined.join("&"));
+        format!("?{}", joined.join("&"))
+    };
+    // A request to a bucket itself, `/BUCKET`, is signed as `/BUCKET/` by
+    // clients that build the resource from the bucket (botocore, as S3's own
+    // virtual-host form writes it), and as sent by others.
+    let mut paths = vec![wire.path.to_string()];
+    if wire.path.len() > 1 && !wire.path[1..].contains('/') {
+        paths.push(format!("{}/", wire.path));
     }
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
-    for date in dates {
-        let to_sign = format!(
-            "{}\n{}\n{}\n{date}\n{amz_lines}{resource}",
-            wire.method,
-            header("content-md5"),
-            header("content-type"),
-        );
-        let expected = base64::engine::general_purpose::STANDARD
-            .encode(hmac::sign(&key, to_sign.as_bytes()).as_ref());
-        if constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
-            return Ok(());
+    for date in &dates {
+        for path in &paths {
+            let to_sign = format!(
+                "{}\n{}\n{}\n{date}\n{amz_lines}{path}{subresources}",
+                wire.method,
+                header("content-md5"),
+                header("content-type"),
+            );
+            let expected = base64::engine::general_purpose::STANDARD
+                .encode(hmac::sign(&key, to_sign.as_bytes()).as_ref());
+            if constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+                return Ok(());
+            }
         }
     }
     Err(S3Error::SignatureDoesNotMatch(
@@ -816,6 +825,42 @@ mod tests {
         assert!(matches!(
             verify_v2(&wire, &[], SECRET, false, now + Duration::from_secs(3600)),
             Err(S3Error::RequestTimeTooSkewed)
+        ));
+    }
+
+    #[test]
+    fn aws_example_v2_list_signed_as_bucket_root() {
+        // AWS's "List" example signs the resource `/johnsmith/`; sent
+        // path-style, the request's path is `/johnsmith` (as botocore sends
+        // it) or `/johnsmith/`, and both verify.
+        let h = headers(&[
+            ("host", "s3.amazonaws.com"),
+            ("date", "Tue, 27 Mar 2007 19:42:41 +0000"),
+            (
+                "authorization",
+                "AWS AKIAIOSFODNN7EXAMPLE:htDYFYduRNen8P9ZfE/s9SuKy0U=",
+            ),
+        ]);
+        let now = UNIX_EPOCH + Duration::from_secs(1_175_024_561);
+        for path in ["/johnsmith", "/johnsmith/"] {
+            let wire = Wire {
+                method: "GET",
+                path,
+                query: "prefix=photos&max-keys=50&marker=puppy",
+                headers: &h,
+            };
+            verify_v2(&wire, &[], SECRET, false, now).unwrap();
+        }
+        // A key's path is signed as it is.
+        let wire = Wire {
+            method: "GET",
+            path: "/johnsmith/x",
+            query: "",
+            headers: &h,
+        };
+        assert!(matches!(
+            verify_v2(&wire, &[], SECRET, false, now),
+            Err(S3Error::SignatureDoesNotMatch(_))
         ));
     }
 

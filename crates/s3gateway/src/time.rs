@@ -33,16 +33,46 @@ pub(crate) fn whole_seconds(ns: i64) -> u64 {
     (ns.max(0) / 1_000_000_000) as u64
 }
 
-/// An HTTP date (RFC 7231's three forms; RFC 2822's `+0000` zone is taken
-/// for `GMT`, as clients that format dates by hand write it).
+/// An HTTP date (RFC 7231's three forms). In the usual one, `Sun, 06 Nov
+/// 1994 08:49:37 GMT`, the weekday's name is not checked against the date,
+/// as S3 and Go's parser do not (clients that write dates by hand get it
+/// wrong, and the date then still says when), and RFC 2822's `+0000` and
+/// `-0000` zones are taken for `GMT`, as Python's `formatdate` writes them.
 pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
     let s = s.trim();
-    let s = match s.strip_suffix(" +0000") {
-        Some(rest) => format!("{rest} GMT"),
-        None => s.to_string(),
-    };
-    let t = httpdate::parse_http_date(&s).ok()?;
+    if let Some((weekday, rest)) = s.split_once(", ")
+        && weekday.len() == 3
+        && weekday.bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        return parse_day_month_year(rest);
+    }
+    let t = httpdate::parse_http_date(s).ok()?;
     t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// `06 Nov 1994 08:49:37 GMT`.
+fn parse_day_month_year(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut fields = s.split(' ');
+    let (day, month, year, time, zone) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    if fields.next().is_some()
+        || day.len() != 2
+        || year.len() != 4
+        || !matches!(zone, "GMT" | "+0000" | "-0000")
+    {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let (h, mi, sec) = parse_clock(time)?;
+    seconds_since_epoch(year.parse().ok()?, month, day.parse().ok()?, h, mi, sec)
 }
 
 /// Seconds since the epoch of an ISO 8601 time in UTC, as S3's XML writes
@@ -61,21 +91,28 @@ pub(crate) fn parse_iso8601(s: &str) -> Option<u64> {
         d.next()?.parse().ok()?,
         d.next()?.parse().ok()?,
     );
-    let time = time.split('.').next()?;
+    if d.next().is_some() {
+        return None;
+    }
+    let (h, mi, sec) = parse_clock(time.split('.').next()?)?;
+    seconds_since_epoch(y, m, day, h, mi, sec)
+}
+
+/// `08:49:37`.
+fn parse_clock(time: &str) -> Option<(u64, u64, u64)> {
     let mut t = time.split(':');
-    let (h, mi, sec): (u64, u64, u64) = (
+    let clock = (
         t.next()?.parse().ok()?,
         t.next()?.parse().ok()?,
         t.next()?.parse().ok()?,
     );
-    if d.next().is_some()
-        || t.next().is_some()
-        || !(1..=12).contains(&m)
-        || !(1..=31).contains(&day)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
+    t.next().is_none().then_some(clock)
+}
+
+/// A UTC date and time as seconds since the epoch; None when a field is out
+/// of range or the time is before 1970.
+fn seconds_since_epoch(y: i64, m: u32, day: u32, h: u64, mi: u64, sec: u64) -> Option<u64> {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     let days = days_from_civil(y, m, day);
@@ -137,6 +174,27 @@ mod tests {
             Some(whole_seconds(ns))
         );
         assert_eq!(parse_http_date("yesterday"), None);
+        // The weekday's name is not checked (29 Feb 2024 was a Thursday);
+        // RFC 2822's zones are GMT; the other two forms of RFC 7231 parse.
+        for same in [
+            "Mon, 29 Feb 2024 12:34:56 GMT",
+            "Thu, 29 Feb 2024 12:34:56 +0000",
+            "Thu, 29 Feb 2024 12:34:56 -0000",
+            "Thursday, 29-Feb-24 12:34:56 GMT",
+            "Thu Feb 29 12:34:56 2024",
+        ] {
+            assert_eq!(parse_http_date(same), Some(whole_seconds(ns)), "{same}");
+        }
+        for bad in [
+            "Thu, 29 Feb 2024 12:34:56 +0100",
+            "Thu, 29 Feb 2024 12:34:56",
+            "Thu, 29 Foo 2024 12:34:56 GMT",
+            "Thu, 29 Feb 2024 25:34:56 GMT",
+            "Thu, 29 Feb 1950 12:34:56 GMT",
+            "Thu, 1 Feb 2024 12:34:56 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
         assert_eq!(
             parse_iso8601("2024-02-29T12:34:56.789Z"),
             Some(whole_seconds(ns))

@@ -40,6 +40,7 @@ impl Authorizer for OneKey {
 
 const SCRIPT: &str = r#"
 import sys, urllib.request, urllib.error
+from email.utils import formatdate
 
 endpoint = os.environ["S3_ENDPOINT"]
 
@@ -73,9 +74,19 @@ print("unknown-key", code(lambda: boto3.client("s3", endpoint_url=endpoint, regi
       aws_access_key_id="NOBODY", aws_secret_access_key="x").list_buckets()))
 # A known key is refused a repo it has no access to.
 print("other-repo", code(lambda: good.create_bucket(Bucket="master.closed")))
-print("listed", [b["Name"] for b in good.list_buckets()["Buckets"]])
+# A bucket that exists and is not the key's to write is taken.
+print("taken", code(lambda: good.create_bucket(Bucket="master.taken")))
+print("listed", [b["Name"] for b in good.list_buckets()["Buckets"] if b["Name"] != "master.taken"])
 # With auth active a repo's access is its Pachyderm ACL, not an S3 one.
 print("acl", code(lambda: good.get_bucket_acl(Bucket="master.open")))
+
+# Signature V4 dated by a Date header alone, as Python's formatdate writes
+# it (`-0000`): botocore then signs with that header, without x-amz-date.
+dated = client("the-secret/with+signs")
+dated.meta.events.register("before-call.s3.PutObject",
+                           lambda **kw: kw["params"]["headers"].update({"Date": formatdate()}))
+dated.put_object(Bucket="master.open", Key="dated", Body=b"by date")
+print("date-header", good.get_object(Bucket="master.open", Key="dated")["Body"].read().decode())
 
 # Presigned URLs: valid, tampered with, and for the wrong secret.
 url = good.generate_presigned_url("get_object", Params={"Bucket": "master.open", "Key": "a.txt"}, ExpiresIn=600)
@@ -93,6 +104,9 @@ print("presigned-wrong-secret", fetch(bad.generate_presigned_url("get_object", P
 v2 = client("the-secret/with+signs", signature_version="s3")
 v2.put_object(Bucket="master.open", Key="v2", Body=b"two")
 print("v2", v2.get_object(Bucket="master.open", Key="v2")["Body"].read().decode())
+# botocore signs a request to a bucket itself as `/BUCKET/` but sends `/BUCKET`.
+v2.create_bucket(Bucket="master.open")
+print("v2-bucket", len(v2.list_objects(Bucket="master.open")["Contents"]))
 print("v2-wrong-secret", code(lambda: client("nope", signature_version="s3").get_object(Bucket="master.open", Key="v2")))
 v2url = v2.generate_presigned_url("get_object", Params={"Bucket": "master.open", "Key": "v2"})
 print("v2-presigned", urllib.request.urlopen(v2url).read().decode())
@@ -143,6 +157,12 @@ print("chunked-corrupt", put("/master.open/corrupt", [b"a" * 65536, b"b" * 1000]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
     let served = common::serve_with(Arc::new(OneKey)).await;
+    served.pfs.create_repo("taken", "", false).await.unwrap();
+    served
+        .pfs
+        .create_branch("taken", "master", None, None)
+        .await
+        .unwrap();
     let out = served.python(SCRIPT).await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -152,12 +172,15 @@ async fn boto3_signatures_are_verified_against_the_authorizers_secret() {
             "wrong-secret-put SignatureDoesNotMatch",
             "unknown-key InvalidAccessKeyId",
             "other-repo AccessDenied",
+            "taken BucketAlreadyExists",
             "listed ['master.open']",
             "acl NotImplemented",
+            "date-header by date",
             "presigned hello a.txt",
             "presigned-tampered 403",
             "presigned-wrong-secret 403",
             "v2 two",
+            "v2-bucket 6",
             "v2-wrong-secret SignatureDoesNotMatch",
             "v2-presigned two",
             "v2-presigned-tampered 403",
