@@ -13,6 +13,13 @@
 #   S3_TESTS_LIST=FILE scripts/s3-tests.sh
 #                                run (and require) the tests listed in FILE
 #                                instead, e.g. one family being worked on
+#   S3_TESTS_AUTH=1 scripts/s3-tests.sh [--all]
+#                                with Pachyderm's auth active: the suite's
+#                                main user is the cluster admin and its alt and tenant
+#                                users robots without any access, each
+#                                signing with its pachd token (as access key
+#                                and secret); the list is then
+#                                tests/s3-tests-auth-pass.txt
 #
 # The suite comes from shared/peer-suites/s3-tests beside the checkout
 # (S3_TESTS_SUITE overrides), copied out first since that folder is read-only; its Python
@@ -29,12 +36,19 @@ if [ -z "$SUITE" ]; then
 fi
 VENV=$HOME/.cache/pach-test-tools/s3-tests
 PACHD=${CARGO_TARGET_DIR:-$ROOT/target}/debug/pachd
-LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-pass.txt}
+AUTH=${S3_TESTS_AUTH:-0}
+if [ "$AUTH" = 1 ]; then
+  LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-auth-pass.txt}
+else
+  LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-pass.txt}
+fi
 MODE=${1:-listed}
 
 [ -n "$SUITE" ] && [ -d "$SUITE" ] || { echo "error: the s3-tests suite is not in ../shared/peer-suites/s3-tests; set S3_TESTS_SUITE to its folder" >&2; exit 1; }
 [ "$MODE" = "--all" ] || [ -s "$LIST" ] || { echo "error: $LIST is missing" >&2; exit 1; }
 [ -x "$PACHD" ] || { echo "error: $PACHD is missing; run \`cargo build --bins\` first" >&2; exit 1; }
+PACHCTL=$(dirname "$PACHD")/pachctl
+[ "$AUTH" != 1 ] || [ -x "$PACHCTL" ] || { echo "error: $PACHCTL is missing; run \`cargo build --bins\` first" >&2; exit 1; }
 [ -x "$VENV/bin/pytest" ] || scripts/test-tools.sh
 
 WORK=$(mktemp -d)
@@ -59,8 +73,21 @@ for _ in $(seq 100); do
 done
 grep -q listening "$WORK/pachd.out" || { cat "$WORK/pachd.log" >&2; echo "error: pachd did not start" >&2; exit 1; }
 
+# The suite's users: without auth any credentials are accepted; with it,
+# each signs with a token of its own (as access key and secret).
+MAIN_KEY=main MAIN_SECRET=main-secret ALT_KEY=alt ALT_SECRET=alt-secret
+TENANT_KEY=tenant TENANT_SECRET=tenant-secret
+if [ "$AUTH" = 1 ]; then
+  pc() { PACH_CONFIG=$WORK/config.json PACHD_ADDRESS=127.0.0.1:$API "$PACHCTL" "$@"; }
+  pc enterprise activate any-code-activates >/dev/null
+  MAIN_KEY=$(pc auth activate --initial-admin robot:s3-main | tail -n 1)
+  ALT_KEY=$(pc auth get-auth-token -q robot:s3-alt)
+  TENANT_KEY=$(pc auth get-auth-token -q robot:s3-tenant)
+  MAIN_SECRET=$MAIN_KEY ALT_SECRET=$ALT_KEY TENANT_SECRET=$TENANT_KEY
+fi
+
 # Buckets are BRANCH.REPO: the suite's buckets are branches `master` of
-# fresh repos. Without auth there is one owner, the one the gateway reports.
+# fresh repos. There is one owner, the one the gateway reports.
 cat >"$WORK/s3tests.conf" <<CONF
 [DEFAULT]
 host = 127.0.0.1
@@ -76,21 +103,21 @@ display_name = pachyderm
 user_id = 00000000000000000000000000000000
 email = main@example.com
 api_name = PACHYDERM
-access_key = main
-secret_key = main-secret
+access_key = $MAIN_KEY
+secret_key = $MAIN_SECRET
 
 [s3 alt]
 display_name = pachyderm
 user_id = 00000000000000000000000000000000
 email = alt@example.com
-access_key = alt
-secret_key = alt-secret
+access_key = $ALT_KEY
+secret_key = $ALT_SECRET
 
 [s3 tenant]
 display_name = pachyderm
 user_id = 00000000000000000000000000000000
-access_key = tenant
-secret_key = tenant-secret
+access_key = $TENANT_KEY
+secret_key = $TENANT_SECRET
 email = tenant@example.com
 tenant = testx
 
@@ -123,6 +150,7 @@ if [ "$MODE" = "--all" ]; then
     s3tests/functional/test_s3.py s3tests/functional/test_headers.py >"$WORK/pytest.out" 2>&1
   set -e
   out=${CARGO_TARGET_DIR:-$ROOT/target}/s3-tests-results.txt
+  [ "$AUTH" != 1 ] || out=${out%-results.txt}-auth-results.txt
   cp "$WORK/pytest.out" "${out%.txt}.log"
   cp "$WORK/pachd.log" "${out%-results.txt}-pachd.log"
 else

@@ -2,7 +2,8 @@
 # Runs every test: unit tests of each crate, the end-to-end tests that drive
 # the real pachd and pachctl binaries on loopback, python-pachyderm 3.1.0's
 # own suite against a fresh pachd (scripts/python-suite.sh), and ceph's
-# s3-tests against the S3 gateway (scripts/s3-tests.sh).
+# s3-tests against the S3 gateway (scripts/s3-tests.sh); the peer suites
+# twice, without auth and with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prereqs.sh
@@ -17,5 +18,7 @@ if [ $# -eq 0 ]; then
   # Once more with auth active, every call carrying an admin's token.
   PYSUITE_AS_ADMIN=1 scripts/python-suite.sh || status=$?
   scripts/s3-tests.sh || status=$?
+  # Once more with auth active, every request signed with a pachd token.
+  S3_TESTS_AUTH=1 scripts/s3-tests.sh || status=$?
 fi
 exit $status
