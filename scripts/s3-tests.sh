@@ -13,13 +13,17 @@
 #   S3_TESTS_LIST=FILE scripts/s3-tests.sh
 #                                run (and require) the tests listed in FILE
 #                                instead, e.g. one family being worked on
-#   S3_TESTS_AUTH=1 scripts/s3-tests.sh [--all]
-#                                with Pachyderm's auth active: the suite's
-#                                main user is the cluster admin and its alt and tenant
-#                                users robots without any access, each
-#                                signing with its pachd token (as access key
-#                                and secret); the list is then
-#                                tests/s3-tests-auth-pass.txt
+#   S3_TESTS_SECURE=1 scripts/s3-tests.sh [--all]
+#                                as a cluster that others reach is run:
+#                                Pachyderm's auth active and pachd serving
+#                                TLS. The suite's main user is the cluster
+#                                admin and its alt and tenant users robots
+#                                without any access, each signing with its
+#                                pachd token (as access key and secret); the
+#                                certificate is a throwaway CA's, made with
+#                                openssl (the suite encrypts but does not
+#                                verify: it trusts certifi's roots only). The
+#                                list is then tests/s3-tests-secure-pass.txt
 #
 # The suite comes from shared/peer-suites/s3-tests beside the checkout
 # (S3_TESTS_SUITE overrides), copied out first since that folder is read-only; its Python
@@ -36,9 +40,9 @@ if [ -z "$SUITE" ]; then
 fi
 VENV=$HOME/.cache/pach-test-tools/s3-tests
 PACHD=${CARGO_TARGET_DIR:-$ROOT/target}/debug/pachd
-AUTH=${S3_TESTS_AUTH:-0}
-if [ "$AUTH" = 1 ]; then
-  LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-auth-pass.txt}
+SECURE=${S3_TESTS_SECURE:-0}
+if [ "$SECURE" = 1 ]; then
+  LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-secure-pass.txt}
 else
   LIST=${S3_TESTS_LIST:-$ROOT/tests/s3-tests-pass.txt}
 fi
@@ -48,7 +52,7 @@ MODE=${1:-listed}
 [ "$MODE" = "--all" ] || [ -s "$LIST" ] || { echo "error: $LIST is missing" >&2; exit 1; }
 [ -x "$PACHD" ] || { echo "error: $PACHD is missing; run \`cargo build --bins\` first" >&2; exit 1; }
 PACHCTL=$(dirname "$PACHD")/pachctl
-[ "$AUTH" != 1 ] || [ -x "$PACHCTL" ] || { echo "error: $PACHCTL is missing; run \`cargo build --bins\` first" >&2; exit 1; }
+[ "$SECURE" != 1 ] || [ -x "$PACHCTL" ] || { echo "error: $PACHCTL is missing; run \`cargo build --bins\` first" >&2; exit 1; }
 [ -x "$VENV/bin/pytest" ] || scripts/test-tools.sh
 
 WORK=$(mktemp -d)
@@ -63,8 +67,22 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 API=$(free_port)
 S3=$(free_port)
 cp -r "$SUITE" "$WORK/s3-tests"
+TLS_ARGS=() SCHEME=grpc HTTPS=False CAS=
+if [ "$SECURE" = 1 ]; then
+  (
+    cd "$WORK"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj /CN=s3-tests-ca -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj /CN=127.0.0.1 -keyout tls.key -out tls.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >ext
+    openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile ext -out tls.crt 2>/dev/null
+  )
+  TLS_ARGS=(--tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key") SCHEME=grpcs HTTPS=True CAS=$WORK/ca.pem
+fi
 "$PACHD" --data-dir "$WORK/data" --address "127.0.0.1:$API" \
-  --s3gateway-address "127.0.0.1:$S3" --worker-slots 0 \
+  --s3gateway-address "127.0.0.1:$S3" --worker-slots 0 "${TLS_ARGS[@]}" \
   >"$WORK/pachd.out" 2>"$WORK/pachd.log" &
 PID=$!
 for _ in $(seq 100); do
@@ -77,8 +95,9 @@ grep -q listening "$WORK/pachd.out" || { cat "$WORK/pachd.log" >&2; echo "error:
 # each signs with a token of its own (as access key and secret).
 MAIN_KEY=main MAIN_SECRET=main-secret ALT_KEY=alt ALT_SECRET=alt-secret
 TENANT_KEY=tenant TENANT_SECRET=tenant-secret
-if [ "$AUTH" = 1 ]; then
-  pc() { PACH_CONFIG=$WORK/config.json PACHD_ADDRESS=127.0.0.1:$API "$PACHCTL" "$@"; }
+if [ "$SECURE" = 1 ]; then
+  pc() { env PACH_CONFIG="$WORK/config.json" PACHD_ADDRESS="$SCHEME://127.0.0.1:$API" \
+    ${CAS:+PACHD_SERVER_CAS="$CAS"} "$PACHCTL" "$@"; }
   pc enterprise activate any-code-activates >/dev/null
   MAIN_KEY=$(pc auth activate --initial-admin robot:s3-main | tail -n 1)
   ALT_KEY=$(pc auth get-auth-token -q robot:s3-alt)
@@ -92,7 +111,7 @@ cat >"$WORK/s3tests.conf" <<CONF
 [DEFAULT]
 host = 127.0.0.1
 port = $S3
-is_secure = False
+is_secure = $HTTPS
 ssl_verify = False
 
 [fixtures]
@@ -150,7 +169,7 @@ if [ "$MODE" = "--all" ]; then
     s3tests/functional/test_s3.py s3tests/functional/test_headers.py >"$WORK/pytest.out" 2>&1
   set -e
   out=${CARGO_TARGET_DIR:-$ROOT/target}/s3-tests-results.txt
-  [ "$AUTH" != 1 ] || out=${out%-results.txt}-auth-results.txt
+  [ "$SECURE" != 1 ] || out=${out%-results.txt}-secure-results.txt
   cp "$WORK/pytest.out" "${out%.txt}.log"
   cp "$WORK/pachd.log" "${out%-results.txt}-pachd.log"
 else
