@@ -10,6 +10,9 @@
 # `aws s3 sync` for Garage.
 #
 #   bench/s3.sh            (builds pachd --release; SIZE_MIB / OBJECTS to scale)
+#   AUTH=1 bench/s3.sh     with Pachyderm's auth active, so that the gateway,
+#                          like Garage, verifies every request's signature
+#                          (the aws CLI signs each body's SHA-256 over HTTP)
 #
 # Needs Garage (~/.cargo/bin/garage) and the aws CLI venv that
 # scripts/test-tools.sh installs. Everything it writes goes under one
@@ -80,11 +83,19 @@ PACHD_PID=$!
 PIDS+=($PACHD_PID)
 wait_port "$G_S3"; wait_port "$P_S3"; sleep 1
 
+pachctl() { PACHD_ADDRESS=127.0.0.1:$P_API PACH_CONFIG=$W/pachctl.json "$PACHCTL" "$@"; }
+# Without auth the gateway takes any credentials; with it, the access key
+# and the secret are both a pachd token (pachctl keeps the admin's).
+P_KEY=any AUTH_STATE="no auth: the gateway checks no signature"
+if [ "${AUTH:-0}" = 1 ]; then
+  pachctl enterprise activate any-code-activates >/dev/null
+  P_KEY=$(pachctl auth activate --initial-admin robot:bench | tail -n 1)
+  AUTH_STATE="auth active: the gateway verifies every signature"
+fi
 aws_g() { AWS_ACCESS_KEY_ID=$G_KEY AWS_SECRET_ACCESS_KEY=$G_SECRET AWS_DEFAULT_REGION=garage \
   AWS_CONFIG_FILE=/dev/null "$AWS" --endpoint-url "http://127.0.0.1:$G_S3" "$@"; }
-aws_p() { AWS_ACCESS_KEY_ID=any AWS_SECRET_ACCESS_KEY=any AWS_DEFAULT_REGION=us-east-1 \
+aws_p() { AWS_ACCESS_KEY_ID=$P_KEY AWS_SECRET_ACCESS_KEY=$P_KEY AWS_DEFAULT_REGION=us-east-1 \
   AWS_CONFIG_FILE=/dev/null "$AWS" --endpoint-url "http://127.0.0.1:$P_S3" "$@"; }
-pachctl() { PACHD_ADDRESS=127.0.0.1:$P_API PACH_CONFIG=$W/pachctl.json "$PACHCTL" "$@"; }
 aws_p s3 mb s3://master.bench >/dev/null
 
 echo "writing a ${SIZE_MIB} MiB file of random bytes..." >&2
@@ -123,7 +134,7 @@ lsr_p=$(timed aws_p s3 ls --recursive s3://master.bench/list/)
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
 cat <<EOF
 
-S3 gateway vs Garage ($(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB RAM), aws CLI $("$AWS" --version 2>&1 | cut -d' ' -f1)
+S3 gateway vs Garage ($(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB RAM), aws CLI $("$AWS" --version 2>&1 | cut -d' ' -f1); $AUTH_STATE
 operation                                   gateway     Garage   Garage/gateway
 aws s3 cp in, ${SIZE_MIB} MiB                       ${cp_in_p}s     ${cp_in_g}s    $(ratio "$cp_in_g" "$cp_in_p")
 aws s3 cp out, ${SIZE_MIB} MiB                      ${cp_out_p}s     ${cp_out_g}s    $(ratio "$cp_out_g" "$cp_out_p")
