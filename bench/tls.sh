@@ -34,19 +34,10 @@ else
 fi
 . bench/lib.sh
 pypach_install
-rm -rf "$W"; mkdir -p "$W/tls"
+rm -rf "$W"; mkdir -p "$W"
 
 # A CA and a certificate for 127.0.0.1 signed by it.
-(
-  cd "$W/tls"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=bench-ca -keyout ca.key -out ca.pem 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj /CN=127.0.0.1 -keyout tls.key -out tls.csr 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\n' >ext
-  openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile ext -out tls.crt 2>/dev/null
-)
+scripts/loopback-ca.sh "$W/tls"
 
 PLAIN=$((30000 + RANDOM % 1000)); SECURE=$((PLAIN + 1000))
 PIDS=()

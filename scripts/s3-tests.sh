@@ -20,10 +20,11 @@
 #                                admin and its alt and tenant users robots
 #                                without any access, each signing with its
 #                                pachd token (as access key and secret); the
-#                                certificate is a throwaway CA's, made with
-#                                openssl (the suite encrypts but does not
-#                                verify: it trusts certifi's roots only). The
-#                                list is then tests/s3-tests-secure-pass.txt
+#                                certificate is a throwaway CA's
+#                                (scripts/loopback-ca.sh; the suite encrypts
+#                                but does not verify: it trusts certifi's
+#                                roots only). The list is then
+#                                tests/s3-tests-secure-pass.txt
 #
 # The suite comes from shared/peer-suites/s3-tests beside the checkout
 # (S3_TESTS_SUITE overrides), copied out first since that folder is read-only; its Python
@@ -69,17 +70,8 @@ S3=$(free_port)
 cp -r "$SUITE" "$WORK/s3-tests"
 TLS_ARGS=() SCHEME=grpc HTTPS=False CAS=
 if [ "$SECURE" = 1 ]; then
-  (
-    cd "$WORK"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-      -subj /CN=s3-tests-ca -keyout ca.key -out ca.pem 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-      -subj /CN=127.0.0.1 -keyout tls.key -out tls.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\n' >ext
-    openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile ext -out tls.crt 2>/dev/null
-  )
-  TLS_ARGS=(--tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key") SCHEME=grpcs HTTPS=True CAS=$WORK/ca.pem
+  scripts/loopback-ca.sh "$WORK/tls"
+  TLS_ARGS=(--tls-cert "$WORK/tls/tls.crt" --tls-key "$WORK/tls/tls.key") SCHEME=grpcs HTTPS=True CAS=$WORK/tls/ca.pem
 fi
 "$PACHD" --data-dir "$WORK/data" --address "127.0.0.1:$API" \
   --s3gateway-address "127.0.0.1:$S3" --worker-slots 0 "${TLS_ARGS[@]}" \
