@@ -618,15 +618,10 @@ fn s3_gateway_takes_tokens_as_access_keys() {
     let alice_token = token_of(&p.ok(&["auth", "get-auth-token", "-q", "robot:alice"]));
     p.ok(&["create", "repo", "data"]);
     p.ok_stdin(&["put", "file", "data@master:/a"], b"hello");
-    let aws = |key: &str, secret: &str| {
+    let aws_args = |key: &str, secret: &str, args: &[&str]| {
         std::process::Command::new("aws")
-            .args([
-                "--endpoint-url",
-                &format!("http://{address}"),
-                "s3",
-                "ls",
-                "s3://master.data/",
-            ])
+            .args(["--endpoint-url", &format!("http://{address}")])
+            .args(args)
             .env("AWS_ACCESS_KEY_ID", key)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -636,6 +631,7 @@ fn s3_gateway_takes_tokens_as_access_keys() {
             .output()
             .expect("run aws")
     };
+    let aws = |key: &str, secret: &str| aws_args(key, secret, &["s3", "ls", "s3://master.data/"]);
     let refused = |key: &str, secret: &str, code: &str| {
         let out = aws(key, secret);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
@@ -658,6 +654,39 @@ fn s3_gateway_takes_tokens_as_access_keys() {
         String::from_utf8_lossy(&out.stdout).contains(" a"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Uploads over plain HTTP carry the body's signed SHA-256: the admin's
+    // is written; a reader's, and one signed with another secret, are
+    // refused and write nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let upload = dir.path().join("up.bin");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&upload, &content).unwrap();
+    let cp = |key: &str, secret: &str, to: &str| {
+        aws_args(key, secret, &["s3", "cp", upload.to_str().unwrap(), to])
+    };
+    let out = cp(&admin_token, &admin_token, "s3://master.data/up.bin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(p.ok_bytes(&["get", "file", "data@master:/up.bin"]), content);
+    for (key, secret, code) in [
+        (&alice_token, &alice_token, "AccessDenied"),
+        (
+            &admin_token,
+            &"another-secret".to_string(),
+            "SignatureDoesNotMatch",
+        ),
+    ] {
+        let out = cp(key, secret, "s3://master.data/refused.bin");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(code), "{code}: {err}");
+    }
+    assert!(
+        !p.ok(&["list", "file", "data@master"])
+            .contains("refused.bin")
     );
     let anonymous = std::process::Command::new("curl")
         .args(["-s", &format!("http://{address}/master.data/a")])
